@@ -1,0 +1,46 @@
+# Two commands do all set-up on a fresh Debian machine with Python 3.11:
+#   make demo   creates .venv, installs migkit, runs the main job on the bundled example survey
+#   make test   installs what the tests need (Python packages, Java, GNU PSPP) and runs the suite
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.migkit-installed
+
+.PHONY: demo test system-deps lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Reinstall only when the dependency list changes.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+# Java runs ODK Validate and JavaRosa; GNU PSPP reads back every .sav we write. Installed with apt when missing
+# and we are root; otherwise the tests that need them fail with a message naming the package.
+system-deps:
+	@missing=""; \
+	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
+	command -v pspp >/dev/null 2>&1 || missing="$$missing pspp"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "warning: missing$$missing (install them with apt-get; the tests that need them will fail)"; \
+	  fi; \
+	fi
+
+demo: $(STAMP)
+	$(BIN)/migkit forms build --strict
+	$(BIN)/migkit forms lint forms/household.xlsx
+
+test: $(STAMP) system-deps
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check toolkit tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info

@@ -1,0 +1,35 @@
+"""Shared test helpers: compiling markdown-table forms, and where the shared fixtures are."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+FORMS_DIR = REPO / "forms"
+
+
+def write_md_form(tmp_path: Path, md: str, name: str = "form.md") -> Path:
+    """Write a pyxform markdown-table form to a file and return its path."""
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(md).strip() + "\n", encoding="utf-8")
+    return path
+
+
+def require_tool(name: str, package: str) -> str:
+    """Return the path of a command-line tool, failing (not skipping) when it is missing: CI must have it."""
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is required for this test; install the Debian package {package} (make test does).")
+    return found
+
+
+@pytest.fixture
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.fail(f"the shared reference folder is missing: {SHARED}")
+    return SHARED

@@ -1,0 +1,52 @@
+"""The `migkit` command line: a thin Typer layer over the library.
+
+Each stage's commands live in a module of this package and register themselves on `app` when imported.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from toolkit import __version__
+from toolkit.cli._common import state
+
+app = typer.Typer(
+    name="migkit",
+    help="Offline toolkit for household migration surveys: forms, decryption, validation, weights, exports.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"migkit {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """migkit: XLSForm templates, ODK decryption, skip-logic validation, survey weights, labelled exports."""
+    state.debug = debug
+
+
+# Command modules register on `app` when imported (one module per stage).
+from toolkit.cli import forms as _forms  # noqa: E402,F401
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point; returns the exit code."""
+    try:
+        app(args=argv, prog_name="migkit")
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    return 0

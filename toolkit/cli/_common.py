@@ -1,0 +1,99 @@
+"""What every command shares: consoles, the `--json` option, JSON printing and the error guard.
+
+Commands parse, call one library function, render and return an exit code. The guard turns a `ToolkitError` into
+one line on stderr plus its exit code, and any unexpected exception into one line (the traceback only with
+`migkit --debug`), so that no local variable, key or decrypted answer is ever printed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import sys
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from typer.exceptions import TyperException
+
+from toolkit.errors import EXIT_CANNOT_RUN, EXIT_USAGE, ToolkitError
+
+# Machine output (JSON, tables asked for) goes to stdout; messages and progress go to stderr.
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+class _State:
+    debug: bool = False
+
+
+state = _State()
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+OutDirOption = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _to_jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_to_jsonable(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def print_json(value: Any) -> None:
+    """Print a result object (dataclass, dict, list) as JSON on stdout, non-ASCII text kept as it is."""
+    sys.stdout.write(json.dumps(_to_jsonable(value), ensure_ascii=False, indent=2, default=str))
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
+def guarded(command: F) -> F:
+    """Wrap a command: its return value is the exit code; errors become one line and an exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            code = command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, TyperException):
+            raise
+        except ToolkitError as exc:
+            err.print(f"[bold red]error[/]: {exc.issue.format()}", markup=True, highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted")
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            if type(exc).__module__.startswith("typer."):
+                raise  # usage errors from the (vendored) click layer keep their own exit code 2
+            if state.debug:
+                err.print_exception(show_locals=False)
+            else:
+                err.print(
+                    f"[bold red]unexpected error[/]: {type(exc).__name__}: {exc}. "
+                    "Run again with `migkit --debug ...` for the traceback, and report it.",
+                    markup=True,
+                    highlight=False,
+                )
+            raise typer.Exit(EXIT_CANNOT_RUN) from None
+        raise typer.Exit(int(code or 0))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def usage_error(message: str) -> typer.Exit:
+    """Print a usage problem and return the Exit to raise (exit code 2)."""
+    err.print(f"[bold red]usage error[/]: {message}", markup=True, highlight=False)
+    return typer.Exit(EXIT_USAGE)

@@ -1,0 +1,126 @@
+"""One vocabulary for problems: `Issue` records with stable codes, and `ToolkitError` for runs that cannot go on.
+
+Every stage defines its codes here-through `define()` at import time, so the catalogue is complete, codes are unique,
+and a code once published is never reused for a different meaning. Data problems travel as `Issue`s inside result
+objects; only a problem that stops the whole run is raised, wrapped in `ToolkitError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+# Exit codes shared by every CLI command.
+EXIT_OK = 0
+EXIT_DATA_PROBLEMS = 1
+EXIT_USAGE = 2
+EXIT_CANNOT_RUN = 3
+
+CATALOGUE: dict[str, str] = {}
+
+
+def define(code: str, title: str) -> str:
+    """Register a stable issue code with a one-line title and return the code.
+
+    Parameters:
+        code: the stable identifier, topic-prefixed where the contract allows (``lint.sm_equals``).
+        title: what the code means, shown in ``migkit codes`` and the documentation.
+    """
+    known = CATALOGUE.get(code)
+    if known is not None and known != title:
+        raise ValueError(f"issue code {code!r} is already defined as {known!r}")
+    CATALOGUE[code] = title
+    return code
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a problem is: any combination of file, sheet, row, column, variable, instance and node path."""
+
+    file: str | None = None
+    sheet: str | None = None
+    row: int | None = None  # spreadsheet row number, header = row 1; or a data row number (1-based)
+    column: str | None = None
+    variable: str | None = None
+    instance: str | None = None
+    path: str | None = None
+    expression: str | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.file:
+            parts.append(self.file)
+        if self.sheet:
+            parts.append(f"sheet {self.sheet}")
+        if self.row is not None:
+            parts.append(f"row {self.row}")
+        if self.column:
+            parts.append(f"column {self.column}")
+        if self.instance:
+            parts.append(f"instance {self.instance}")
+        if self.path:
+            parts.append(self.path)
+        elif self.variable:
+            parts.append(f"variable {self.variable}")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A problem found in a form, a key, a submission or a table.
+
+    The message says what is wrong and how to fix it; `location` says where.
+    """
+
+    code: str
+    severity: Severity
+    message: str
+    location: Location = field(default_factory=Location)
+    value: Any = None
+
+    def format(self) -> str:
+        where = self.location.describe()
+        return f"{where}: {self.message} [{self.code}]" if where else f"{self.message} [{self.code}]"
+
+    def flatten(self) -> dict[str, Any]:
+        flat: dict[str, Any] = {"code": self.code, "severity": str(self.severity), "message": self.message}
+        flat.update(dataclasses.asdict(self.location))
+        if self.value is not None:
+            flat["value"] = self.value
+        return flat
+
+
+def error(code: str, message: str, **where: Any) -> Issue:
+    """Build an error-level Issue; keyword arguments are Location fields (and `value`)."""
+    value = where.pop("value", None)
+    return Issue(code, Severity.ERROR, message, Location(**where), value)
+
+
+def warning(code: str, message: str, **where: Any) -> Issue:
+    """Build a warning-level Issue; keyword arguments are Location fields (and `value`)."""
+    value = where.pop("value", None)
+    return Issue(code, Severity.WARNING, message, Location(**where), value)
+
+
+class ToolkitError(Exception):
+    """Raised when a run cannot go on (missing input, unreadable key). Carries the Issue and the exit code."""
+
+    def __init__(self, issue: Issue, exit_code: int = EXIT_CANNOT_RUN) -> None:
+        super().__init__(issue.format())
+        self.issue = issue
+        self.exit_code = exit_code
+
+
+# Codes used across stages.
+INPUT_MISSING = define("input.missing", "An input file or folder does not exist")
+INPUT_UNREADABLE = define("input.unreadable", "An input file exists but cannot be read or parsed")
+OUTPUT_UNWRITABLE = define("output.unwritable", "An output file or folder cannot be written")

@@ -1,0 +1,61 @@
+"""Defaults and the limits of the file formats migkit writes.
+
+Each limit is named after the format rule it enforces; the comments say where the rule comes from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# --- Stata (.dta release 118, written with pyreadstat write_dta(version=14)) -----------------------------------
+# Names: 1-32 characters, letter or underscore first (stata.com help varname). We keep to ASCII.
+STATA_NAME_MAX_CHARS = 32
+# pyreadstat names each value-label set <varname><running index>, and a label-set name may have at most 32
+# characters; a 28-character name leaves room for a four-digit index.
+STATA_LABELLED_NAME_MAX_CHARS = 28
+# Variable and dataset labels: at most 80 characters (pyreadstat raises on 81).
+STATA_VARIABLE_LABEL_MAX_CHARS = 80
+STATA_DATASET_LABEL_MAX_CHARS = 80
+# Value-label keys must be integers in the range Stata keeps (IBM "Saving data in Stata format").
+STATA_VALUE_LABEL_KEY_MAX = 2_147_483_647
+# Fixed-width strings go up to str2045; longer values become strL.
+STATA_STR_MAX_BYTES = 2045
+# Stata/BE opens at most 2,048 variables.
+STATA_BE_MAX_VARIABLES = 2048
+# Names that ReadStat refuses for Stata (case-sensitive, as Stata names are), plus str1..str2045.
+STATA_RESERVED_NAMES = frozenset(
+    "_all _b byte _coef _cons double float if in int long _n _N _pi _pred _rc _skip strL using with".split()
+) | frozenset(f"str{n}" for n in range(1, 2046))
+
+# --- SPSS (.sav) ---------------------------------------------------------------------------------------------
+# Names: at most 64 bytes in the file's encoding (UTF-8 here), unique without regard to case.
+SPSS_NAME_MAX_BYTES = 64
+# SPSS silently cuts variable labels at 256 bytes and value labels at 120 bytes; we cut first, at a UTF-8
+# character boundary, end with an ellipsis and warn.
+SPSS_VARIABLE_LABEL_MAX_BYTES = 256
+SPSS_VALUE_LABEL_MAX_BYTES = 120
+# String variables hold at most 32,767 bytes.
+SPSS_STRING_MAX_BYTES = 32_767
+# Up to three discrete user-missing values, or one range plus one discrete value.
+SPSS_MAX_DISCRETE_MISSING = 3
+# Reserved words, refused in any case (SPSS 13 User Guide, "Variable Names").
+SPSS_RESERVED_WORDS = frozenset("ALL AND BY EQ GE GT LE LT NE NOT OR TO WITH".split())
+
+# --- Questionnaire conventions (specs/questionnaire.md section 4) ---------------------------------------------
+CHOICE_OTHER = "96"
+CHOICE_DONT_KNOW = "98"
+CHOICE_REFUSED = "99"
+NUMERIC_DONT_KNOW = -98
+NUMERIC_REFUSED = -99
+DEFAULT_LANGUAGE = "English (en)"
+SURVEY_LANGUAGES = (
+    "English (en)",
+    "Russian (ru)",
+    "Kazakh (kk)",
+    "Kyrgyz (ky)",
+    "Tajik (tg)",
+    "Uzbek (uz)",
+)
+
+# --- Where things are ----------------------------------------------------------------------------------------
+PACKAGE_DIR = Path(__file__).resolve().parent
