@@ -39,8 +39,9 @@ def _root(
     state.debug = debug
 
 
-# Command modules register on `app` when imported (one module per stage).
+# Command modules register on `app` when imported (one module per stage). One line each.
 from toolkit.cli import forms as _forms  # noqa: E402,F401
+# (add new stage CLI modules below this line)
 
 
 def main(argv: list[str] | None = None) -> int:
