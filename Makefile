@@ -42,5 +42,10 @@ test: $(STAMP) system-deps
 lint: $(STAMP)
 	$(BIN)/ruff check toolkit tests bench
 
+# Regenerate forms/*.xlsx from their text sources in forms/src/ (the .xlsx are never edited by hand).
+.PHONY: forms
+forms: $(STAMP)
+	$(BIN)/python forms/build_templates.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
