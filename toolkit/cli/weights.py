@@ -1,0 +1,309 @@
+"""`migkit weights DATA`, `migkit weights rake TABLE` and `migkit estimate TABLE`."""
+
+from __future__ import annotations
+
+import math
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from typer.core import TyperGroup
+
+from toolkit import estimate as est
+from toolkit.cli import app
+from toolkit.cli._common import JsonOption, err, guarded, out, print_json, usage_error
+from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Issue, Severity
+from toolkit.weights import WeightingError, compute_weights, rake_file, weight_summary
+
+
+class _RunByDefault(TyperGroup):
+    """`migkit weights DATA ...` runs the hidden `run` command; `migkit weights rake ...` the rake command."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+weights_app = typer.Typer(
+    cls=_RunByDefault,
+    help="Survey weights: `migkit weights DATA --design design.toml` runs the full chain; `migkit weights rake "
+    "TABLE ...` rakes any table.",
+    no_args_is_help=True,
+)
+app.add_typer(weights_app, name="weights")
+
+
+class OnNonConvergence(str, Enum):
+    error = "error"
+    warn = "warn"
+
+
+class RepMethod(str, Enum):
+    jkn = "jkn"
+    jk1 = "jk1"
+    bootstrap = "bootstrap"
+    brr = "brr"
+
+
+class LonelyPsu(str, Enum):
+    error = "error"
+    adjust = "adjust"
+    average = "average"
+    certainty = "certainty"
+
+
+def _print_issues(issues: tuple[Issue, ...] | list[Issue]) -> None:
+    for issue in issues:
+        colour = "red" if issue.severity == Severity.ERROR else "yellow"
+        err.print(f"[{colour}]{issue.severity}[/]: {issue.format()}", markup=True, highlight=False)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.6g}" if math.isfinite(value) else "nan"
+    return str(value)
+
+
+def _summary_table(title: str, rows: list[tuple[str, dict[str, Any]]]) -> Table:
+    table = Table(title=title)
+    for col in (
+        "step",
+        "n",
+        "sum",
+        "min",
+        "median",
+        "max",
+        "max/min",
+        "CV",
+        "deff_w",
+        "n_eff",
+        "factor min–max",
+    ):
+        table.add_column(col, justify="right" if col != "step" else "left")
+    for name, s in rows:
+        f = s.get("factor")
+        table.add_row(
+            name,
+            _fmt(s.get("n")),
+            _fmt(s.get("sum")),
+            _fmt(s.get("min")),
+            _fmt(s.get("median")),
+            _fmt(s.get("max")),
+            _fmt(s.get("max_min_ratio")),
+            _fmt(s.get("cv")),
+            _fmt(s.get("deff_kish")),
+            _fmt(s.get("n_eff")),
+            f"{f['min']:.3g}–{f['max']:.3g}" if f else "",
+        )
+    return table
+
+
+@weights_app.command("run", hidden=True)
+@guarded
+def weights(
+    data: Annotated[Path, typer.Argument(help="The DATA folder written by `migkit ingest`.")],
+    design: Annotated[Path, typer.Option("--design", help="design.toml (see docs/weights.md).")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output folder (default: DATA).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> int:
+    """Compute household and person weights for an ingested survey from a design file."""
+    with Progress(
+        TextColumn("replicates"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("replicates", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            result = compute_weights(data, design, out_dir=out_dir, progress=progress)
+        except WeightingError as exc:
+            _print_issues(exc.issues)
+            return EXIT_DATA_PROBLEMS
+    if as_json:
+        print_json(result)
+    else:
+        out.print(
+            _summary_table(
+                "Weight diagnostics after every step", [(s["step"], s["summary"]) for s in result.steps]
+            )
+        )
+        for s in result.steps:
+            if "margins" in s:
+                worst = max((m["rel_error"] for m in s["margins"]), default=0.0)
+                out.print(
+                    f"{s['step']}: {s.get('method')} in {s.get('iterations')} iteration(s), "
+                    f"converged={s.get('converged')}, max relative margin error {worst:.2e}"
+                )
+            if s["step"] == "nonresponse" and s.get("collapsed"):
+                out.print(f"nonresponse classes collapsed: {s['collapsed']}")
+        out.print(
+            f"wrote {result.household_table}" + (f", {result.person_table}" if result.person_table else "")
+        )
+        out.print(f"report {result.report}, histogram {result.histogram}")
+        if result.replicates:
+            out.print(
+                f"replicate weights: {result.replicates['n']} × {result.replicates['method']} "
+                f"({result.replicates['columns']}); estimate with: {result.replicates['estimate']}"
+            )
+        _print_issues(result.issues)
+    return EXIT_OK
+
+
+@weights_app.command("rake")
+@guarded
+def rake_command(
+    table: Annotated[Path, typer.Argument(help="Table to rake: CSV, Parquet, .sav or .dta.")],
+    weight: Annotated[str, typer.Option("--weight", help="Starting weight column.")],
+    margins: Annotated[Path, typer.Option("--margins", help="CSV with columns variable,level,target.")],
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="Output table (format from the extension).")],
+    tol: Annotated[float, typer.Option("--tol", help="Stop when max |Σw−T|/T ≤ tol.")] = 1e-6,
+    max_iter: Annotated[int, typer.Option("--max-iter", help="Maximum sweeps.")] = 100,
+    name: Annotated[str, typer.Option("--name", help="Name of the new weight column.")] = "weight_raked",
+    on_nonconvergence: Annotated[
+        OnNonConvergence, typer.Option("--on-nonconvergence", help="error (exit 1) or warn.")
+    ] = OnNonConvergence.error,
+    as_json: JsonOption = False,
+) -> int:
+    """Rake any table to one-way margins (iterative proportional fitting), refusing inconsistent margins."""
+    try:
+        res = rake_file(
+            table,
+            weight=weight,
+            margins=margins,
+            out=out_path,
+            tol=tol,
+            max_iter=max_iter,
+            name=name,
+            on_nonconvergence=on_nonconvergence.value,
+        )
+    except WeightingError as exc:
+        _print_issues(exc.issues)
+        if as_json:
+            print_json({"ok": False, "issues": [i.flatten() for i in exc.issues]})
+        return EXIT_DATA_PROBLEMS
+    cal = res.calibration
+    diag = weight_summary(cal.weights)
+    if as_json:
+        print_json(
+            {
+                "ok": True,
+                "output": str(res.output),
+                "column": res.column,
+                "iterations": cal.iterations,
+                "converged": cal.converged,
+                "max_rel_error": cal.max_rel_error,
+                "diagnostics": diag,
+                "margins": list(cal.margins),
+                "issues": [i.flatten() for i in cal.issues],
+            }
+        )
+    else:
+        table_out = Table(
+            title=f"Raking: {cal.iterations} iterations, converged={cal.converged}, "
+            f"max relative margin error {cal.max_rel_error:.2e}"
+        )
+        for col in ("variable", "level", "target", "achieved", "rel. error"):
+            table_out.add_column(col, justify="left" if col in ("variable", "level") else "right")
+        for m in cal.margins:
+            table_out.add_row(
+                m["variable"], m["level"], _fmt(m["target"]), _fmt(m["achieved"]), f"{m['rel_error']:.2e}"
+            )
+        out.print(table_out)
+        out.print(_summary_table("Weights", [(res.column, cal.diagnostics)]))
+        out.print(f"wrote {res.output} (column {res.column})")
+    _print_issues(cal.issues)
+    return EXIT_OK if cal.converged else EXIT_DATA_PROBLEMS
+
+
+@app.command("estimate")
+@guarded
+def estimate_command(
+    table: Annotated[Path, typer.Argument(help="Table: CSV, Parquet, .sav or .dta.")],
+    weight: Annotated[str, typer.Option("--weight", help="Analysis weight column.")],
+    strata: Annotated[str | None, typer.Option("--strata", help="Stratum column.")] = None,
+    psu: Annotated[str | None, typer.Option("--psu", help="PSU (cluster) column.")] = None,
+    mean: Annotated[str | None, typer.Option("--mean", help="Estimate the mean of VAR.")] = None,
+    total: Annotated[str | None, typer.Option("--total", help="Estimate the total of VAR.")] = None,
+    proportion: Annotated[
+        str | None, typer.Option("--proportion", help="Proportions of every level of VAR.")
+    ] = None,
+    ratio: Annotated[
+        tuple[str, str] | None,
+        typer.Option("--ratio", help="Ratio of weighted totals NUM/DEN.", metavar="NUM DEN"),
+    ] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Domain column (no subsetting).")] = None,
+    replicate_weights: Annotated[
+        str | None, typer.Option("--replicate-weights", help="Prefix of the replicate weight columns.")
+    ] = None,
+    method: Annotated[RepMethod | None, typer.Option("--method", help="Replicate method.")] = None,
+    fay: Annotated[float, typer.Option("--fay", help="Fay's coefficient ρ for BRR.")] = 0.0,
+    mse: Annotated[
+        bool, typer.Option("--mse", help="Centre replicate variances on the full-sample estimate.")
+    ] = False,
+    lonely_psu: Annotated[
+        LonelyPsu, typer.Option("--lonely-psu", help="Single-PSU strata: error, adjust, average, certainty.")
+    ] = LonelyPsu.error,
+    as_json: JsonOption = False,
+) -> int:
+    """Design-based mean, total, proportion or ratio with Taylor or replicate standard errors (95% t intervals)."""
+    chosen = [
+        (k, v)
+        for k, v in (("mean", mean), ("total", total), ("proportion", proportion), ("ratio", ratio))
+        if v is not None
+    ]
+    if len(chosen) != 1:
+        raise usage_error("give exactly one of --mean, --total, --proportion, --ratio")
+    if (replicate_weights is None) != (method is None):
+        raise usage_error("--replicate-weights and --method go together")
+    if fay and (method is None or method != RepMethod.brr):
+        raise usage_error("--fay applies to --method brr only")
+    statistic, target = chosen[0]
+    variable, denominator = target if statistic == "ratio" else (target, None)  # type: ignore[misc]
+    result = est.estimate_file(
+        table,
+        weight=weight,
+        statistic=statistic,
+        variable=variable,
+        denominator=denominator,
+        by=by,
+        strata=strata,
+        psu=psu,
+        replicate_prefix=replicate_weights,
+        method=method.value if method else None,
+        fay=fay,
+        mse=mse,
+        lonely_psu=lonely_psu.value,
+    )
+    if as_json:
+        print_json(list(result.rows))
+    else:
+        t = Table(title=f"Estimates ({result.method}; 95% t intervals)")
+        for col in ("domain", "statistic", "variable", "estimate", "se", "ci_low", "ci_high", "df", "n"):
+            t.add_column(col, justify="left" if col in ("domain", "statistic", "variable") else "right")
+        for r in result.rows:
+            t.add_row(
+                r.domain,
+                r.statistic,
+                r.variable,
+                _fmt(r.estimate),
+                _fmt(r.se),
+                _fmt(r.ci_low),
+                _fmt(r.ci_high),
+                str(r.df),
+                str(r.n),
+            )
+        out.print(t)
+    _print_issues(result.issues)
+    return EXIT_OK

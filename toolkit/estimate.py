@@ -1,0 +1,539 @@
+"""Design-based estimates: means, totals, proportions and ratios with Taylor or replicate standard errors.
+
+Formulas (specs/weights.md §4.7). For R̂ = Σwy/Σwx the linearised variable is z_i = w_i(y_i − R̂x_i)/Σwx (a mean has
+x = 1; a total has z_i = w_i·y_i). PSU totals z_hi give v = Σ_h n_h/(n_h−1)·Σ_i (z_hi − z̄_h)² (with-replacement PSU
+approximation, no fpc: the R `survey`, Stata and DHS default), df = #PSU − #strata and t-based confidence intervals.
+Domains are estimated without subsetting: y = x = 0 outside the domain, so every PSU of the design stays in the variance
+(R `svyby`, Stata `subpop`). Replicate variances follow the coefficients of R `svrepdesign`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import NormalDist
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_USAGE, Issue, ToolkitError, define, error, warning
+
+Statistic = Literal["mean", "total", "proportion", "ratio"]
+LonelyPsu = Literal["error", "adjust", "average", "certainty"]
+ReplicateMethod = Literal["jkn", "jk1", "bootstrap", "brr"]
+
+LONELY_PSU = define(
+    "estimate.lonely_psu", "A stratum has a single PSU, so its variance contribution cannot be estimated"
+)
+COLUMN_MISSING = define(
+    "estimate.column_missing", "A column named in the estimate options is not in the table"
+)
+WEIGHT_INVALID = define(
+    "estimate.weight_invalid", "The weight column has missing, negative or non-numeric values"
+)
+NOT_NUMERIC = define("estimate.not_numeric", "The analysis variable is not numeric")
+EMPTY_DOMAIN = define("estimate.empty_domain", "A domain has no sample cases or a zero weighted denominator")
+REPLICATES_MISSING = define(
+    "estimate.replicates_missing", "No replicate weight columns start with the given prefix"
+)
+BRR_DESIGN = define("estimate.brr_design", "BRR and Fay's method need exactly 2 PSUs in every stratum")
+
+
+@dataclass(frozen=True)
+class EstimateRow:
+    """One estimate: a statistic of a variable (or a level of it) in a domain.
+
+    Parameters:
+        domain: the domain value (as text) or "all".
+        statistic: mean, total, proportion or ratio.
+        variable: the variable; for a proportion `var=level`; for a ratio `num/den`.
+        estimate, se: the point estimate and its standard error.
+        ci_low, ci_high: the t-based confidence interval.
+        df: degrees of freedom used for the interval.
+        n: unweighted number of sample cases in the domain with a non-missing value.
+    """
+
+    domain: str
+    statistic: str
+    variable: str
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    df: int
+    n: int
+
+
+@dataclass(frozen=True)
+class EstimateResult:
+    """Rows of estimates, the variance method and any warnings."""
+
+    rows: tuple[EstimateRow, ...]
+    method: str
+    issues: tuple[Issue, ...] = ()
+
+
+# --- Student t quantile (no scipy at run time) --------------------------------------------------------------
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    # Continued fraction of the incomplete beta function (modified Lentz), Numerical Recipes §6.4.
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 400):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c
+        c = c if abs(c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-15:
+            break
+    return h
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    lbeta = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(lbeta) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(lbeta) * _betacf(b, a, 1.0 - x) / b
+
+
+def t_cdf(t: float, df: float) -> float:
+    """Student t distribution function (df > 0)."""
+    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
+    return 1.0 - tail if t > 0 else tail
+
+
+def t_quantile(p: float, df: float) -> float:
+    """Quantile of Student's t with `df` degrees of freedom (normal when df is infinite); NaN when df < 1."""
+    if not math.isfinite(df):
+        return NormalDist().inv_cdf(p)
+    if df < 1:
+        return math.nan
+    if p == 0.5:
+        return 0.0
+    upper = p > 0.5
+    q = p if upper else 1.0 - p
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, df) < q:
+        hi *= 2.0
+    for _ in range(200):  # bisection to machine precision
+        mid = 0.5 * (lo + hi)
+        if t_cdf(mid, df) < q:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-14 * max(1.0, hi):
+            break
+    value = 0.5 * (lo + hi)
+    return value if upper else -value
+
+
+# --- Design structure ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Design:
+    """Strata and PSU codes of a table, as integer indexes.
+
+    Parameters:
+        stratum_of_psu: stratum index of every PSU (length P).
+        psu: PSU index of every row (0..P-1); PSUs are nested in strata.
+        stratum_labels: the stratum values, for messages.
+    """
+
+    psu: np.ndarray
+    stratum_of_psu: np.ndarray
+    stratum_labels: tuple[str, ...]
+
+    @property
+    def n_psu(self) -> int:
+        return len(self.stratum_of_psu)
+
+    @property
+    def n_strata(self) -> int:
+        return len(self.stratum_labels)
+
+    @property
+    def df(self) -> int:
+        return self.n_psu - self.n_strata
+
+    def psus_per_stratum(self) -> np.ndarray:
+        return np.bincount(self.stratum_of_psu, minlength=self.n_strata)
+
+
+def make_design(n: int, strata: np.ndarray | pd.Series | None, psu: np.ndarray | pd.Series | None) -> Design:
+    """Index strata and PSUs (PSU ids may repeat across strata: the PSU is the pair stratum×PSU).
+
+    Parameters:
+        n: number of rows.
+        strata: stratum value of each row, or None for an unstratified design.
+        psu: PSU value of each row, or None when every row is its own PSU.
+    """
+    if strata is None:
+        s_codes = np.zeros(n, dtype=np.int64)
+        s_labels: tuple[str, ...] = ("all",)
+    else:
+        codes, uniques = pd.factorize(pd.Series(strata), sort=True)
+        s_codes = codes.astype(np.int64)
+        s_labels = tuple(str(u) for u in uniques)
+    p_raw = (
+        np.arange(n, dtype=np.int64)
+        if psu is None
+        else pd.factorize(pd.Series(psu), sort=True)[0].astype(np.int64)
+    )
+    pair = s_codes * (int(p_raw.max(initial=0)) + 1) + p_raw
+    psu_codes, pair_uniques = pd.factorize(pair, sort=True)
+    stratum_of_psu = (np.asarray(pair_uniques) // (int(p_raw.max(initial=0)) + 1)).astype(np.int64)
+    return Design(psu=psu_codes.astype(np.int64), stratum_of_psu=stratum_of_psu, stratum_labels=s_labels)
+
+
+def taylor_variance(psu_totals: np.ndarray, design: Design, *, lonely_psu: LonelyPsu = "error") -> np.ndarray:
+    """Variance of linearised totals from their PSU totals (P×k) by the with-replacement formula.
+
+    Parameters:
+        psu_totals: array (P, k): column j holds Σ z over the rows of each PSU for estimate j.
+        design: the strata/PSU structure.
+        lonely_psu: what to do with strata that have a single PSU: "error" (raise), "certainty" (no
+            contribution), "adjust" (centre on the mean of all PSU totals, R `survey.lonely.psu="adjust"`),
+            "average" (the mean contribution of the other strata).
+    """
+    totals = np.asarray(psu_totals, dtype=float)
+    if totals.ndim == 1:
+        totals = totals[:, None]
+    nh = design.psus_per_stratum().astype(float)
+    s = design.stratum_of_psu
+    lonely = nh[s] == 1
+    if (nh == 1).any() and lonely_psu == "error":
+        names = [design.stratum_labels[h] for h in np.flatnonzero(nh == 1)]
+        raise ToolkitError(
+            error(
+                LONELY_PSU,
+                f"{len(names)} stratum(s) have a single PSU ({', '.join(names[:10])}); the variance needs at least 2 "
+                "PSUs per stratum. Collapse the stratum with a neighbour, or choose --lonely-psu "
+                "adjust|average|certainty.",
+            ),
+            EXIT_DATA_PROBLEMS,
+        )
+    k = totals.shape[1]
+    sums = np.zeros((design.n_strata, k))
+    np.add.at(sums, s, totals)
+    means = sums / np.maximum(nh, 1)[:, None]
+    dev = totals - means[s]
+    if lonely_psu == "adjust":
+        grand = totals.mean(axis=0)
+        dev[lonely] = totals[lonely] - grand
+    sq = np.zeros((design.n_strata, k))
+    np.add.at(sq, s, dev * dev)
+    factor = np.where(nh > 1, nh / np.maximum(nh - 1, 1), 0.0)
+    if lonely_psu == "adjust":
+        factor = np.where(nh == 1, 1.0, factor)
+    contrib = sq * factor[:, None]
+    if lonely_psu == "average" and (nh == 1).any():
+        ok = nh > 1
+        avg = contrib[ok].mean(axis=0) if ok.any() else np.zeros(k)
+        contrib[~ok] = avg
+    return contrib.sum(axis=0)
+
+
+# --- Point estimates and linearised variables --------------------------------------------------------------
+
+
+def _numeric(table: pd.DataFrame, column: str) -> np.ndarray:
+    if column not in table.columns:
+        raise ToolkitError(
+            error(
+                COLUMN_MISSING,
+                f"column {column!r} is not in the table; columns are: "
+                f"{', '.join(map(str, table.columns[:30]))}",
+                variable=column,
+            ),
+            EXIT_USAGE,
+        )
+    series = table[column]
+    if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
+        converted = pd.to_numeric(series, errors="coerce")
+        if converted.notna().sum() < series.notna().sum():
+            raise ToolkitError(
+                error(
+                    NOT_NUMERIC,
+                    f"column {column!r} has non-numeric values; use --proportion for a categorical variable",
+                    variable=column,
+                ),
+                EXIT_DATA_PROBLEMS,
+            )
+        series = converted
+    return series.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _weights(table: pd.DataFrame, column: str) -> np.ndarray:
+    w = _numeric(table, column)
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():
+        raise ToolkitError(
+            error(
+                WEIGHT_INVALID,
+                f"weight column {column!r} has {int(bad.sum())} missing or negative value(s) "
+                f"(first at data row {int(np.flatnonzero(bad)[0]) + 1}); every row needs a weight ≥ 0",
+                variable=column,
+                row=int(np.flatnonzero(bad)[0]) + 1,
+            ),
+            EXIT_DATA_PROBLEMS,
+        )
+    return w
+
+
+@dataclass(frozen=True)
+class _Spec:
+    label: str  # variable label for the output row
+    statistic: str
+    y: np.ndarray
+    x: np.ndarray | None  # None: total; ones: mean/proportion
+
+
+def _specs(table: pd.DataFrame, statistic: Statistic, variable: str, denominator: str | None) -> list[_Spec]:
+    if statistic == "proportion":
+        if variable not in table.columns:
+            _numeric(table, variable)  # raises the column message
+        col = table[variable]
+        levels = sorted(col.dropna().unique().tolist(), key=lambda v: (str(type(v)), v))
+        valid = col.notna().to_numpy()
+        specs = []
+        for level in levels:
+            y = np.where(valid, (col == level).fillna(False).to_numpy(dtype=bool).astype(float), np.nan)
+            specs.append(_Spec(f"{variable}={level}", "proportion", y, np.ones(len(table))))
+        return specs
+    y = _numeric(table, variable)
+    if statistic == "total":
+        return [_Spec(variable, "total", y, None)]
+    if statistic == "mean":
+        return [_Spec(variable, "mean", y, np.ones(len(table)))]
+    if denominator is None:
+        raise ToolkitError(error(COLUMN_MISSING, "a ratio needs a denominator variable"), EXIT_USAGE)
+    return [_Spec(f"{variable}/{denominator}", "ratio", y, _numeric(table, denominator))]
+
+
+def _domain_codes(table: pd.DataFrame, by: str | None) -> tuple[np.ndarray, list[str]]:
+    if by is None:
+        return np.zeros(len(table), dtype=np.int64), ["all"]
+    if by not in table.columns:
+        _numeric(table, by)
+    codes, uniques = pd.factorize(table[by], sort=True)
+    return codes.astype(np.int64), [str(u) for u in uniques]
+
+
+def _ratio_parts(
+    spec: _Spec, w: np.ndarray, dom: np.ndarray, n_dom: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Estimates per domain, the linearised z per row (for the row's own domain), the used-row mask and n."""
+    y = spec.y
+    x = np.ones_like(y) if spec.x is None else spec.x
+    used = np.isfinite(y) & np.isfinite(x) & (dom >= 0)
+    d = np.where(used, dom, 0)
+    wy = np.where(used, w * np.nan_to_num(y), 0.0)
+    ty = np.bincount(d, weights=wy, minlength=n_dom)
+    n = np.bincount(d, weights=used.astype(float), minlength=n_dom)
+    if spec.x is None:
+        return ty, wy, used, n
+    wx = np.where(used, w * np.nan_to_num(x), 0.0)
+    tx = np.bincount(d, weights=wx, minlength=n_dom)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = ty / tx
+        z = np.where(used, (wy - r[d] * wx) / tx[d], 0.0)
+    return r, z, used, n
+
+
+def estimate(
+    table: pd.DataFrame,
+    *,
+    weight: str,
+    statistic: Statistic,
+    variable: str,
+    denominator: str | None = None,
+    by: str | None = None,
+    strata: str | None = None,
+    psu: str | None = None,
+    replicate_prefix: str | None = None,
+    method: ReplicateMethod | None = None,
+    fay: float = 0.0,
+    mse: bool = False,
+    lonely_psu: LonelyPsu = "error",
+    level: float = 0.95,
+) -> EstimateResult:
+    """Estimate a mean, total, proportion (every level) or ratio, overall or by domain, with its standard error.
+
+    Parameters:
+        table: the data (one row per unit).
+        weight: the analysis weight column.
+        statistic: "mean", "total", "proportion" or "ratio".
+        variable: the analysis variable (the numerator of a ratio).
+        denominator: the denominator variable of a ratio.
+        by: a domain column; domains are estimated without subsetting the design.
+        strata, psu: design columns for Taylor linearisation (and to find JKn coefficients).
+        replicate_prefix: use the replicate weight columns starting with this prefix instead of Taylor.
+        method: replicate method: "jkn", "jk1", "bootstrap" or "brr" (Fay with `fay` > 0).
+        fay: Fay's coefficient ρ for BRR (0 = classical BRR).
+        mse: centre replicate variances on the full-sample estimate instead of the replicate mean.
+        lonely_psu: single-PSU strata handling for Taylor: "error", "adjust", "average", "certainty".
+        level: confidence level of the t-based interval.
+    """
+    w = _weights(table, weight)
+    dom, dom_labels = _domain_codes(table, by)
+    n_dom = len(dom_labels)
+    issues: list[Issue] = []
+    specs = _specs(table, statistic, variable, denominator)
+    for col in (strata, psu):
+        if col is not None and col not in table.columns:
+            _numeric(table, col)
+    design = make_design(
+        len(table),
+        None if strata is None else table[strata].to_numpy(),
+        None if psu is None else table[psu].to_numpy(),
+    )
+    if replicate_prefix is not None:
+        rep_cols = [c for c in table.columns if str(c).startswith(replicate_prefix) and c != weight]
+        if not rep_cols:
+            raise ToolkitError(
+                error(
+                    REPLICATES_MISSING,
+                    f"no column starts with {replicate_prefix!r}; pass the common prefix of "
+                    "the replicate weight columns (e.g. repw_)",
+                    variable=replicate_prefix,
+                ),
+                EXIT_USAGE,
+            )
+        rep_cols = sorted(rep_cols, key=_natural_key)
+        reps = np.column_stack([_weights(table, c) for c in rep_cols])
+        coefs, centre_on_mean, df = _replicate_setup(
+            reps, w, method or "jkn", fay=fay, design=design if (strata or psu) else None
+        )
+        centre_on_mean = centre_on_mean and not mse
+        method_name = f"replicate:{method}" + (f"(fay={fay})" if method == "brr" and fay else "")
+    else:
+        coefs, centre_on_mean, df, reps = None, False, design.df, None
+        method_name = "taylor"
+    tq = t_quantile(0.5 + level / 2.0, df) if df >= 1 else math.nan
+    rows: list[EstimateRow] = []
+    for spec in specs:
+        est, z, used, n = _ratio_parts(spec, w, dom, n_dom)
+        if reps is None:
+            idx = design.psu * n_dom + np.where(used, dom, 0)
+            totals = np.bincount(idx, weights=z, minlength=design.n_psu * n_dom).reshape(design.n_psu, n_dom)
+            var = taylor_variance(totals, design, lonely_psu=lonely_psu)
+        else:
+            rep_est = np.column_stack(
+                [_ratio_parts(spec, reps[:, r], dom, n_dom)[0] for r in range(reps.shape[1])]
+            )
+            centre = rep_est.mean(axis=1, keepdims=True) if centre_on_mean else est[:, None]
+            var = ((rep_est - centre) ** 2 * coefs[None, :]).sum(axis=1)
+        se = np.sqrt(var)
+        for j, label in enumerate(dom_labels):
+            if n[j] == 0 or not np.isfinite(est[j]):
+                issues.append(
+                    warning(
+                        EMPTY_DOMAIN,
+                        f"domain {label!r} of {by or 'all'} has no usable cases for "
+                        f"{spec.label}; its estimate is missing",
+                        variable=spec.label,
+                    )
+                )
+            rows.append(
+                EstimateRow(
+                    domain=label,
+                    statistic=spec.statistic,
+                    variable=spec.label,
+                    estimate=float(est[j]),
+                    se=float(se[j]),
+                    ci_low=float(est[j] - tq * se[j]),
+                    ci_high=float(est[j] + tq * se[j]),
+                    df=int(df),
+                    n=int(n[j]),
+                )
+            )
+    return EstimateResult(rows=tuple(rows), method=method_name, issues=tuple(issues))
+
+
+def _natural_key(name: object) -> tuple[object, ...]:
+    import re
+
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(name)))
+
+
+def _replicate_setup(
+    reps: np.ndarray, w: np.ndarray, method: str, *, fay: float, design: Design | None
+) -> tuple[np.ndarray, bool, int]:
+    """Per-replicate variance coefficients, whether to centre on the replicate mean, and the df."""
+    n_rep = reps.shape[1]
+    if method == "jk1":
+        return np.full(n_rep, (n_rep - 1) / n_rep), False, n_rep - 1
+    if method == "bootstrap":
+        return np.full(n_rep, 1.0 / n_rep), True, n_rep - 1
+    if method == "brr":
+        return (
+            np.full(n_rep, 1.0 / (n_rep * (1.0 - fay) ** 2)),
+            False,
+            n_rep - 1 if design is None else design.df,
+        )
+    # JKn: replicate r drops one PSU of stratum h and multiplies the other PSUs of h by n_h/(n_h−1); its
+    # coefficient is (n_h−1)/n_h. With the design we find h from the dropped PSU; without it we read
+    # n_h/(n_h−1) off the weights (the factor applied to the kept PSUs of h).
+    coefs = np.empty(n_rep)
+    positive = w > 0
+    for r in range(n_rep):
+        dropped = positive & (reps[:, r] == 0)
+        if design is not None and dropped.any():
+            h = design.stratum_of_psu[design.psu[np.flatnonzero(dropped)[0]]]
+            nh = design.psus_per_stratum()[h]
+            coefs[r] = (nh - 1) / nh
+            continue
+        changed = positive & (reps[:, r] > 0) & ~np.isclose(reps[:, r], w, rtol=1e-9)
+        if not changed.any():
+            coefs[r] = (n_rep - 1) / n_rep
+            continue
+        factor = float(np.median(reps[changed, r] / w[changed]))
+        coefs[r] = 1.0 / factor if factor > 1 else (n_rep - 1) / n_rep
+    df = design.df if design is not None else n_rep - 1
+    return coefs, False, df
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV, Parquet, SPSS .sav or Stata .dta table (see `toolkit.weights.io.read_table`)."""
+    from toolkit.weights.io import read_table as _read
+
+    return _read(path)
+
+
+def estimate_file(path: Path, **options: object) -> EstimateResult:
+    """Read a table file and call `estimate` with the given keyword options."""
+    return estimate(read_table(path), **options)  # type: ignore[arg-type]
+
+
+__all__: Sequence[str] = (
+    "Design",
+    "EstimateResult",
+    "EstimateRow",
+    "estimate",
+    "estimate_file",
+    "make_design",
+    "t_quantile",
+    "taylor_variance",
+)

@@ -1,0 +1,63 @@
+"""Survey weights: base weights, nonresponse adjustment, trimming, calibration, replicates (specs/weights.md).
+
+`core` holds the numpy routines that work on any table, `design` the full chain driven by design.toml for an
+ingested survey, `replicates` the PSU-level replicate factors and `io` the table readers and writers.
+"""
+
+from toolkit.weights.core import (
+    AdjustmentResult,
+    CalibrationResult,
+    Margin,
+    TrimResult,
+    WeightingError,
+    calibrate,
+    check_margins,
+    first_stage_probabilities,
+    margins_from_frame,
+    nonresponse_adjust,
+    poststratify,
+    rake,
+    summary_by,
+    trim,
+    trim_cap,
+    weight_summary,
+)
+from toolkit.weights.design import (
+    RakeFileResult,
+    WeightDesign,
+    WeightResult,
+    compute_weights,
+    derive_columns,
+    rake_file,
+)
+from toolkit.weights.io import read_table, write_table
+from toolkit.weights.replicates import ReplicateFactors, replicate_factors
+
+__all__ = [
+    "AdjustmentResult",
+    "CalibrationResult",
+    "Margin",
+    "RakeFileResult",
+    "ReplicateFactors",
+    "TrimResult",
+    "WeightDesign",
+    "WeightResult",
+    "WeightingError",
+    "calibrate",
+    "check_margins",
+    "compute_weights",
+    "derive_columns",
+    "first_stage_probabilities",
+    "margins_from_frame",
+    "nonresponse_adjust",
+    "poststratify",
+    "rake",
+    "rake_file",
+    "read_table",
+    "replicate_factors",
+    "summary_by",
+    "trim",
+    "trim_cap",
+    "weight_summary",
+    "write_table",
+]

@@ -1,0 +1,979 @@
+"""`migkit weights DATA --design design.toml`: the full weighting chain for an ingested survey.
+
+base weights (two-stage PPS with listing, §4.2) → eligibility and nonresponse adjustment by weighting classes (§4.3)
+→ optional trimming with trim–calibrate cycles (§4.4) → household calibration → person weights (household weight ×
+k when one member was selected among k) → person calibration (§4.5), with diagnostics after every step (§4.6) and
+optional replicate weights that rerun the chain from the base weights on (§4.7). The design file format is in
+docs/weights.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from toolkit.errors import EXIT_USAGE, INPUT_MISSING, Issue, ToolkitError, define, error, warning
+from toolkit.estimate import make_design
+from toolkit.weights.core import (
+    EN,
+    ER,
+    IN,
+    LISTING_SHORT,
+    PROBABILITY_INVALID,
+    UE,
+    CalibrationResult,
+    WeightingError,
+    calibrate,
+    first_stage_probabilities,
+    level_label,
+    margins_from_frame,
+    nonresponse_adjust,
+    poststratify,
+    rake,
+    summary_by,
+    trim,
+    trim_cap,
+    weight_summary,
+)
+from toolkit.weights.io import atomic_write, read_table, write_table
+from toolkit.weights.replicates import replicate_factors
+
+DESIGN_INVALID = define("weights.design_invalid", "The design file is missing a setting or has a wrong value")
+RESULT_UNMAPPED = define(
+    "weights.result_unmapped", "A result code is not mapped to ER/EN/IN/UE in the design file"
+)
+PSU_UNKNOWN = define(
+    "weights.psu_unknown", "A household's PSU is not in the PSU sample file or the listing file"
+)
+TABLE_MISSING = define("weights.table_missing", "The household (or roster) table is not in the DATA folder")
+SELECTION_COUNT = define(
+    "weights.selection_count", "A PSU has a different number of households than were selected"
+)
+STRATUM_CHECK = define("weights.stratum_check", "Σ base weights of a stratum is far from its frame count")
+
+REPORT_NAME = "weights-report.json"
+HISTOGRAM_NAME = "weights-histogram.png"
+
+
+# --- The design file ---------------------------------------------------------------------------------------------
+
+
+def _bad(message: str, source: Path) -> ToolkitError:
+    return ToolkitError(error(DESIGN_INVALID, message, file=str(source)), EXIT_USAGE)
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """One calibration step: method, margins file, derived variables, tolerance, bounds."""
+
+    method: str = "none"
+    margins: Path | None = None
+    derive: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    tol: float = 1e-6
+    max_iter: int = 100
+    bounds: tuple[float, float] = (0.0, math.inf)
+    on_nonconvergence: str = "error"
+
+
+@dataclass(frozen=True)
+class WeightDesign:
+    """The parsed design.toml (paths resolved against its folder). See docs/weights.md for every key."""
+
+    source: Path
+    form_id: str | None
+    roster: str
+    columns: Mapping[str, str]
+    psu_sample: Mapping[str, Any]
+    listing: Mapping[str, Any]
+    disposition: Mapping[str, tuple[str, ...]]
+    noninterview_file: Path | None
+    nonresponse: Mapping[str, Any]
+    trimming: Mapping[str, Any]
+    households: CalibrationSpec
+    persons: CalibrationSpec
+    replicates: Mapping[str, Any]
+    output: Mapping[str, str]
+
+    @classmethod
+    def from_file(cls, path: Path | str) -> WeightDesign:
+        """Load and check a design.toml.
+
+        Parameters:
+            path: the design file; relative file names inside it are resolved against its folder.
+        """
+        source = Path(path)
+        if not source.is_file():
+            raise ToolkitError(error(INPUT_MISSING, "design file not found", file=str(source)), EXIT_USAGE)
+        try:
+            raw = tomllib.loads(source.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise _bad(f"not valid TOML: {exc}", source) from exc
+        base = source.parent
+
+        def path_of(value: Any, what: str, required: bool = True) -> Path | None:
+            if not value:
+                if required:
+                    raise _bad(f"{what} is required", source)
+                return None
+            p = (base / str(value)).resolve()
+            if not p.is_file():
+                raise _bad(f"{what} = {value!r}: file not found ({p})", source)
+            return p
+
+        survey = raw.get("survey", {})
+        columns = {
+            "key": "KEY",
+            "parent_key": "PARENT_KEY",
+            "hh_id": "hh_id",
+            "stratum": "id_stratum",
+            "psu": "id_psu",
+            "hh_no": "id_hh_no",
+            "result": "hh_result",
+            "listing_group": "",
+            "selected_among": "",
+        }
+        unknown = set(raw.get("columns", {})) - set(columns)
+        if unknown:
+            raise _bad(f"unknown key(s) in [columns]: {', '.join(sorted(unknown))}", source)
+        columns.update({k: str(v) for k, v in raw.get("columns", {}).items()})
+        psu = {
+            "stratum": "stratum",
+            "psu": "psu",
+            "mos": "mos",
+            "stratum_mos": "",
+            "n_h": "",
+            "certainty": "",
+            "segments": "",
+            "segment_mos": "",
+            "p1": "",
+            "frame_file": "",
+            "frame_stratum": "stratum",
+            "frame_mos": "mos",
+        }
+        psu.update(raw.get("psu_sample", {}))
+        psu["file"] = path_of(raw.get("psu_sample", {}).get("file"), "[psu_sample] file")
+        psu["frame_file"] = path_of(psu.get("frame_file"), "[psu_sample] frame_file", required=False)
+        if not psu["stratum_mos"] and psu["frame_file"] is None:
+            raise _bad(
+                "[psu_sample] needs stratum_mos (a column with M_h) or frame_file (the full frame)", source
+            )
+        listing = {"psu": "psu", "group": "", "listed": "listed", "selected": "selected"}
+        listing.update(raw.get("listing", {}))
+        listing["file"] = path_of(raw.get("listing", {}).get("file"), "[listing] file")
+        disp_raw = raw.get("disposition", {})
+        disposition = {}
+        for key, status in (("respondent", ER), ("nonrespondent", EN), ("ineligible", IN), ("unknown", UE)):
+            disposition[status] = tuple(level_label(v) for v in disp_raw.get(key, []))
+        if not disposition[ER]:
+            raise _bad(
+                "[disposition] respondent = [...] must list the result code(s) of completed interviews",
+                source,
+            )
+        codes = [c for v in disposition.values() for c in v]
+        if len(codes) != len(set(codes)):
+            raise _bad("[disposition]: a result code is listed under two statuses", source)
+        nonresponse = {
+            "classes": [],
+            "unknown_to_ineligible": True,
+            "min_respondents": 20,
+            "max_factor": 2.0,
+            "collapse": {},
+        }
+        nonresponse.update(raw.get("nonresponse", {}))
+        trimming = {"method": "none", "value": 3.5, "classes": [], "cycles": 5}
+        trimming.update(raw.get("trimming", {}))
+        if trimming["method"] not in ("none", "absolute", "median", "quantile"):
+            raise _bad("[trimming] method must be none, absolute, median or quantile", source)
+        cal = raw.get("calibration", {})
+
+        def cal_spec(section: str) -> CalibrationSpec:
+            c = cal.get(section, {})
+            method = c.get("method", "none")
+            if method not in ("none", "rake", "poststratify", "linear", "linear_bounded", "logit"):
+                raise _bad(
+                    f"[calibration.{section}] method must be none, rake, poststratify, linear, "
+                    "linear_bounded or logit",
+                    source,
+                )
+            bounds = tuple(float(b) for b in c.get("bounds", (0.0, math.inf)))
+            if len(bounds) != 2 or not bounds[0] < 1 < bounds[1]:
+                raise _bad(f"[calibration.{section}] bounds must be [L, U] with L < 1 < U", source)
+            return CalibrationSpec(
+                method=method,
+                margins=path_of(
+                    c.get("margins"), f"[calibration.{section}] margins", required=method != "none"
+                ),
+                derive=c.get("derive", {}),
+                tol=float(c.get("tol", 1e-6)),
+                max_iter=int(c.get("max_iter", 100)),
+                bounds=(bounds[0], bounds[1]),
+                on_nonconvergence=c.get("on_nonconvergence", "error"),
+            )
+
+        replicates = {"method": "none", "n": 200, "seed": 20260101, "fay": 0.0, "prefix": "repw_"}
+        replicates.update(raw.get("replicates", {}))
+        if replicates["method"] not in ("none", "jkn", "jk1", "bootstrap", "brr"):
+            raise _bad("[replicates] method must be none, jkn, jk1, bootstrap or brr", source)
+        output = {
+            "base_weight": "weight_base",
+            "status": "weight_status",
+            "household_weight": "weight_hh",
+            "person_weight": "weight_person",
+        }
+        output.update({k: str(v) for k, v in raw.get("output", {}).items()})
+        return cls(
+            source=source,
+            form_id=survey.get("form_id"),
+            roster=str(survey.get("roster", "hl")),
+            columns=columns,
+            psu_sample=psu,
+            listing=listing,
+            disposition=disposition,
+            noninterview_file=path_of(
+                disp_raw.get("noninterview_file"), "[disposition] noninterview_file", required=False
+            ),
+            nonresponse=nonresponse,
+            trimming=trimming,
+            households=cal_spec("households"),
+            persons=cal_spec("persons"),
+            replicates=replicates,
+            output=output,
+        )
+
+
+# --- Inputs --------------------------------------------------------------------------------------------------------
+
+
+def _find_tables(data_dir: Path, design: WeightDesign) -> tuple[Path, Path | None]:
+    if not data_dir.is_dir():
+        raise ToolkitError(
+            error(INPUT_MISSING, "DATA folder not found; run `migkit ingest` first", file=str(data_dir)),
+            EXIT_USAGE,
+        )
+    form_id = design.form_id
+    if form_id is None:
+        mains = [
+            p
+            for p in sorted(data_dir.glob("*.parquet"))
+            if any(q.name.startswith(p.stem + "-") for q in data_dir.glob("*.parquet"))
+        ]
+        if not mains:
+            mains = [p for p in sorted(data_dir.glob("*.parquet")) if "-" not in p.stem]
+        if len(mains) != 1:
+            raise ToolkitError(
+                error(
+                    TABLE_MISSING,
+                    "cannot tell which table is the household level; set [survey] form_id in the design file",
+                    file=str(data_dir),
+                ),
+                EXIT_USAGE,
+            )
+        form_id = mains[0].stem
+    hh = data_dir / f"{form_id}.parquet"
+    if not hh.is_file():
+        raise ToolkitError(
+            error(TABLE_MISSING, f"household table {hh.name} not found", file=str(data_dir)), EXIT_USAGE
+        )
+    roster = data_dir / f"{form_id}-{design.roster}.parquet"
+    return hh, roster if roster.is_file() else None
+
+
+def _labels(series: pd.Series) -> np.ndarray:
+    return series.map(lambda v: None if pd.isna(v) else level_label(v)).to_numpy(dtype=object)
+
+
+def _require(frame: pd.DataFrame, cols: list[str], where: str) -> None:
+    missing = [c for c in cols if c and c not in frame.columns]
+    if missing:
+        raise WeightingError(
+            [
+                error(
+                    DESIGN_INVALID,
+                    f"{where} has no column(s) {', '.join(missing)}; fix the column names in the design file",
+                    file=where,
+                )
+            ]
+        )
+
+
+def derive_columns(frame: pd.DataFrame, derive: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Add calibration variables: `breaks`/`labels` cut a numeric column, `map` recodes, plain `from` copies.
+
+    Parameters:
+        frame: the table.
+        derive: new column → {from = column, breaks = [...], labels = [...]} or {from, map = {code = label}}.
+    """
+    out = frame.copy()
+    for name, rule in derive.items():
+        src = rule.get("from")
+        if src not in out.columns:
+            raise WeightingError(
+                [
+                    error(
+                        DESIGN_INVALID,
+                        f"derived variable {name!r}: source column {src!r} is not in the table",
+                        variable=name,
+                    )
+                ]
+            )
+        if "breaks" in rule:
+            values = pd.to_numeric(out[src], errors="coerce").astype(float)
+            labels = rule.get("labels")
+            out[name] = pd.cut(values, bins=list(rule["breaks"]), labels=labels, right=False).astype(object)
+            out[name] = out[name].where(out[name].notna(), None)
+        elif "map" in rule:
+            mapping = {level_label(k): v for k, v in rule["map"].items()}
+            out[name] = [None if pd.isna(v) else mapping.get(level_label(v)) for v in out[src]]
+        else:
+            out[name] = out[src]
+    return out
+
+
+@dataclass
+class _Units:
+    frame: pd.DataFrame  # one row per selected household (data rows first, then non-interview rows)
+    status: np.ndarray
+    base: np.ndarray
+    psu_key: np.ndarray
+    stratum: np.ndarray
+    n_data: int
+
+
+def _base_weights(
+    design: WeightDesign, hh: pd.DataFrame, issues: list[Issue]
+) -> tuple[_Units, dict[str, Any]]:
+    c = design.columns
+    ps = design.psu_sample
+    _require(hh, [c["psu"], c["result"], c["listing_group"]], "household table")
+    units = hh.copy()
+    units["_source"] = "data"
+    if design.noninterview_file is not None:
+        extra = read_table(design.noninterview_file)
+        _require(extra, [c["psu"], c["result"]], design.noninterview_file.name)
+        extra = extra.copy()
+        extra["_source"] = "noninterview"
+        units = pd.concat([units, extra], ignore_index=True)
+    # Disposition → ER/EN/IN/UE.
+    code_to_status = {code: st for st, codes in design.disposition.items() for code in codes}
+    results = _labels(units[c["result"]])
+    status = np.array([code_to_status.get(r) for r in results], dtype=object)
+    unmapped = sorted({str(r) for r, s in zip(results, status, strict=True) if s is None})
+    if unmapped:
+        raise WeightingError(
+            [
+                error(
+                    RESULT_UNMAPPED,
+                    f"result code(s) {', '.join(unmapped)} of {c['result']} are not "
+                    "in [disposition]; map each to respondent, nonrespondent, ineligible or unknown",
+                    variable=c["result"],
+                )
+            ]
+        )
+    # First stage.
+    sample = read_table(ps["file"])
+    _require(
+        sample,
+        [
+            ps["stratum"],
+            ps["psu"],
+            ps["mos"],
+            ps["stratum_mos"],
+            ps["n_h"],
+            ps["certainty"],
+            ps["segments"],
+            ps["segment_mos"],
+            ps["p1"],
+        ],
+        ps["file"].name,
+    )
+    s_lab = _labels(sample[ps["stratum"]])
+    if ps["frame_file"] is not None:
+        frame = read_table(ps["frame_file"])
+        _require(frame, [ps["frame_stratum"], ps["frame_mos"]], ps["frame_file"].name)
+        m_h = (
+            pd.Series(pd.to_numeric(frame[ps["frame_mos"]]).to_numpy(float))
+            .groupby(_labels(frame[ps["frame_stratum"]]))
+            .sum()
+            .to_dict()
+        )
+    else:
+        m_h = (
+            pd.Series(pd.to_numeric(sample[ps["stratum_mos"]]).to_numpy(float))
+            .groupby(s_lab)
+            .first()
+            .to_dict()
+        )
+    if ps["n_h"]:
+        n_h = pd.Series(pd.to_numeric(sample[ps["n_h"]]).to_numpy(float)).groupby(s_lab).first().to_dict()
+    else:
+        n_h = pd.Series(s_lab).value_counts().astype(float).to_dict()
+    mos = pd.to_numeric(sample[ps["mos"]]).to_numpy(float)
+    cert = sample[ps["certainty"]].fillna(0).astype(bool).to_numpy() if ps["certainty"] else None
+    p1, cert_flags, p_issues = first_stage_probabilities(s_lab, mos, n_h, m_h, certainty=cert)
+    issues.extend(p_issues)
+    if ps["p1"]:
+        given = pd.to_numeric(sample[ps["p1"]], errors="coerce").to_numpy(float)
+        p1 = np.where(np.isfinite(given), given, p1)
+    if ps["segment_mos"]:
+        seg_mos = pd.to_numeric(sample[ps["segment_mos"]], errors="coerce").to_numpy(float)
+        p1 = np.where(np.isfinite(seg_mos), p1 * seg_mos / mos, p1)
+    elif ps["segments"]:
+        segs = pd.to_numeric(sample[ps["segments"]], errors="coerce").fillna(1).to_numpy(float)
+        p1 = p1 / np.maximum(segs, 1)
+    bad = ~((p1 > 0) & (p1 <= 1 + 1e-12))
+    if bad.any():
+        raise WeightingError(
+            [
+                error(
+                    PROBABILITY_INVALID,
+                    f"PSU {level_label(sample[ps['psu']].iloc[i])}: p1 = {p1[i]:.6g} "
+                    "is outside (0, 1]; check mos, stratum_mos and n_h",
+                    file=ps["file"].name,
+                    row=int(i) + 2,
+                )
+                for i in np.flatnonzero(bad)[:20]
+            ]
+        )
+    psu_ids = _labels(sample[ps["psu"]])
+    psu_info = pd.DataFrame({"_psu": psu_ids, "_stratum": s_lab, "_p1": p1, "_certainty": cert_flags})
+    # Second stage (listing).
+    li = design.listing
+    listing = read_table(li["file"])
+    _require(listing, [li["psu"], li["group"], li["listed"], li["selected"]], li["file"].name)
+    lst = pd.DataFrame(
+        {
+            "_psu": _labels(listing[li["psu"]]),
+            "_group": _labels(listing[li["group"]]) if li["group"] else "",
+            "_L": pd.to_numeric(listing[li["listed"]]).to_numpy(float),
+            "_m": pd.to_numeric(listing[li["selected"]]).to_numpy(float),
+        }
+    )
+    short = lst["_L"] < lst["_m"]
+    for row in lst[short].itertuples():
+        issues.append(
+            warning(
+                LISTING_SHORT,
+                f"PSU {row._1} group {row._2 or '-'}: {int(row._4)} selected but only "
+                f"{int(row._3)} listed; p2 set to 1",
+                file=li["file"].name,
+                row=int(row.Index) + 2,
+            )
+        )
+    lst["_p2"] = np.where(lst["_L"] <= lst["_m"], 1.0, lst["_m"] / lst["_L"])
+    # Join to the households.
+    units["_psu"] = _labels(units[c["psu"]])
+    units["_group"] = _labels(units[c["listing_group"]]) if c["listing_group"] else ""
+    merged = units.merge(psu_info, on="_psu", how="left", validate="many_to_one")
+    merged = merged.merge(lst, on=["_psu", "_group"], how="left", validate="many_to_one")
+    lost = merged["_p1"].isna() | merged["_p2"].isna()
+    if lost.any():
+        bad_psus = sorted(set(merged.loc[lost, "_psu"].astype(str)))
+        raise WeightingError(
+            [
+                error(
+                    PSU_UNKNOWN,
+                    f"{int(lost.sum())} household(s) are in PSU/listing group(s) missing "
+                    f"from the PSU sample or listing file: {', '.join(bad_psus[:20])}",
+                    variable=c["psu"],
+                )
+            ]
+        )
+    # Psu-level columns (e.g. urban/rural) become available for weighting classes.
+    for col in sample.columns:
+        if col not in merged.columns:
+            merged[col] = merged["_psu"].map(dict(zip(psu_ids, sample[col], strict=True)))
+    base = 1.0 / (merged["_p1"].to_numpy(float) * merged["_p2"].to_numpy(float))
+    # Households selected vs found, per PSU × group (data + non-interview log should equal m).
+    found = merged.groupby(["_psu", "_group"]).size()
+    planned = lst.set_index(["_psu", "_group"])["_m"]
+    for key, n in found.items():
+        if key in planned.index and int(planned[key]) != int(n):
+            issues.append(
+                warning(
+                    SELECTION_COUNT,
+                    f"PSU {key[0]} group {key[1] or '-'}: {n} households in the data and "
+                    f"non-interview log, {int(planned[key])} selected; complete the non-interview log",
+                    value=key[0],
+                )
+            )
+    stratum = merged["_stratum"].to_numpy(dtype=object)
+    sums = pd.Series(base).groupby(stratum).sum()
+    check = {
+        h: {
+            "sum_base": float(sums[h]),
+            "frame_count": float(m_h.get(h, math.nan)),
+            "ratio": float(sums[h] / m_h[h]) if m_h.get(h) else math.nan,
+        }
+        for h in sums.index
+    }
+    for h, row in check.items():
+        if math.isfinite(row["ratio"]) and not 0.5 <= row["ratio"] <= 2.0:
+            issues.append(
+                warning(
+                    STRATUM_CHECK,
+                    f"stratum {h}: Σ base weights {row['sum_base']:,.0f} vs frame count "
+                    f"{row['frame_count']:,.0f} (ratio {row['ratio']:.2f}); check the MOS units and "
+                    "listing counts",
+                    value=h,
+                )
+            )
+    out = _Units(
+        merged,
+        status,
+        base,
+        merged["_psu"].to_numpy(dtype=object),
+        stratum,
+        int((merged["_source"] == "data").sum()),
+    )
+    return out, {"p1": psu_info.to_dict(orient="list"), "stratum_check": check}
+
+
+# --- The chain -----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _ChainOut:
+    hh_final: np.ndarray  # per unit
+    person_final: np.ndarray | None
+    steps: list[dict[str, Any]]
+    issues: list[Issue]
+
+
+def _calibrate_step(spec: CalibrationSpec, table: pd.DataFrame, w: np.ndarray) -> CalibrationResult:
+    margins = margins_from_frame(read_table(spec.margins), source=spec.margins.name)  # type: ignore[arg-type]
+    on = "warn" if spec.on_nonconvergence == "warn" else "error"
+    if spec.method == "rake":
+        return rake(
+            table,
+            w,
+            margins,
+            tol=spec.tol,
+            max_iter=spec.max_iter,
+            on_nonconvergence=on,
+            source=spec.margins.name,
+        )  # type: ignore[union-attr]
+    if spec.method == "poststratify":
+        if len(margins) != 1:
+            raise WeightingError(
+                [
+                    error(
+                        DESIGN_INVALID,
+                        "post-stratification takes one variable (derive a crossed "
+                        "variable for cells of several)",
+                        file=str(spec.margins),
+                    )
+                ]
+            )
+        return poststratify(table, w, margins[0], source=spec.margins.name)  # type: ignore[union-attr]
+    return calibrate(
+        table,
+        w,
+        margins,
+        method=spec.method,
+        bounds=spec.bounds,  # type: ignore[arg-type]
+        tol=min(spec.tol, 1e-8),
+        max_iter=spec.max_iter,
+        on_nonconvergence=on,
+        source=spec.margins.name,
+    )  # type: ignore[union-attr]
+
+
+def _run_chain(
+    design: WeightDesign,
+    units: _Units,
+    base: np.ndarray,
+    hh_cal: pd.DataFrame | None,
+    persons: pd.DataFrame | None,
+    person_unit: np.ndarray | None,
+    k_factor: np.ndarray | None,
+    *,
+    record: bool,
+) -> _ChainOut:
+    steps: list[dict[str, Any]] = []
+    issues: list[Issue] = []
+
+    def step(name: str, w: np.ndarray, previous: np.ndarray | None, **extra: Any) -> None:
+        if record:
+            steps.append({"step": name, "summary": weight_summary(w, previous), **extra})
+
+    step("base", base, None)
+    nr = design.nonresponse
+    classes_cols = list(nr["classes"])
+    frame = units.frame
+    if classes_cols:
+        missing = [col for col in classes_cols if col not in frame.columns]
+        if missing:
+            raise WeightingError(
+                [
+                    error(
+                        DESIGN_INVALID,
+                        f"[nonresponse] classes: no column(s) {', '.join(missing)} in "
+                        "the household table or the PSU sample file",
+                    )
+                ]
+            )
+        cls = frame[classes_cols].astype(str).agg("|".join, axis=1).to_numpy(dtype=object)
+    else:
+        cls = np.full(len(frame), "all", dtype=object)
+    adj = nonresponse_adjust(
+        base,
+        units.status,
+        cls,
+        unknown_to_ineligible=bool(nr["unknown_to_ineligible"]),
+        min_respondents=int(nr["min_respondents"]),
+        max_factor=float(nr["max_factor"]),
+        collapse={str(k): str(v) for k, v in dict(nr["collapse"]).items()},
+    )
+    issues.extend(adj.issues)
+    w = adj.weights
+    step("nonresponse", w, base, classes=list(adj.classes), collapsed=[list(p) for p in adj.collapsed])
+    er = units.status == ER
+    w_er = w[er]
+    tr = design.trimming
+    cap = None
+    if tr["method"] != "none":
+        cap = trim_cap(w_er, method=tr["method"], value=float(tr["value"]))
+    cycles = int(tr["cycles"]) if cap is not None else 1
+    cal_result = None
+    for cycle in range(max(cycles, 1)):
+        if cap is not None:
+            tcls = (
+                frame.loc[er, list(tr["classes"])].astype(str).agg("|".join, axis=1).to_numpy()
+                if tr["classes"]
+                else None
+            )
+            before = w_er
+            t = trim(w_er, cap=cap, classes=tcls)
+            issues.extend(t.issues)
+            w_er = t.weights
+            step(f"trim[{cycle + 1}]", w_er, before, cap=cap, n_trimmed=t.n_trimmed, mass_moved=t.mass_moved)
+        if design.households.method != "none" and hh_cal is not None:
+            before = w_er
+            cal_result = _calibrate_step(design.households, hh_cal, w_er)
+            issues.extend(cal_result.issues)
+            w_er = cal_result.weights
+            step(
+                f"calibrate_households[{cycle + 1}]" if cap is not None else "calibrate_households",
+                w_er,
+                before,
+                method=cal_result.method,
+                iterations=cal_result.iterations,
+                converged=cal_result.converged,
+                max_rel_error=cal_result.max_rel_error,
+                margins=list(cal_result.margins),
+            )
+        if cap is None or w_er.max(initial=0) <= cap * (1 + 1e-6) or cal_result is None:
+            break
+    hh_final = np.zeros(len(base))
+    hh_final[er] = w_er
+    person_final = None
+    if persons is not None and person_unit is not None:
+        pw = hh_final[person_unit] * (k_factor if k_factor is not None else 1.0)
+        step("persons", pw[pw > 0], None)
+        if design.persons.method != "none":
+            keep = pw > 0
+            res = _calibrate_step(design.persons, persons.loc[keep], pw[keep])
+            issues.extend(res.issues)
+            new = pw.copy()
+            new[keep] = res.weights
+            step(
+                "calibrate_persons",
+                res.weights,
+                pw[keep],
+                method=res.method,
+                iterations=res.iterations,
+                converged=res.converged,
+                max_rel_error=res.max_rel_error,
+                margins=list(res.margins),
+            )
+            pw = new
+        person_final = pw
+    return _ChainOut(hh_final, person_final, steps, issues)
+
+
+@dataclass(frozen=True)
+class WeightResult:
+    """What `compute_weights` wrote and found.
+
+    Parameters:
+        household_table, person_table: the tables with weight columns added.
+        report: the diagnostics JSON; histogram: the PNG of the final weights.
+        steps: diagnostics after every step (base, nonresponse, trim, calibrate..., persons).
+        stratum_check: Σ base weights vs frame count per stratum.
+        replicates: method, number, columns and coefficients of the replicate weights (or None).
+        issues: warnings collected on the way.
+    """
+
+    household_table: Path
+    person_table: Path | None
+    report: Path
+    histogram: Path
+    steps: tuple[dict[str, Any], ...]
+    stratum_check: Mapping[str, Any]
+    replicates: Mapping[str, Any] | None
+    issues: tuple[Issue, ...]
+
+
+def compute_weights(
+    data_dir: Path | str,
+    design: WeightDesign | Path | str,
+    *,
+    out_dir: Path | str | None = None,
+    progress: Any = None,
+) -> WeightResult:
+    """Compute household and person weights for an ingested survey and write them with a diagnostics report.
+
+    Parameters:
+        data_dir: the DATA folder written by `migkit ingest`.
+        design: a `WeightDesign` or the path of design.toml.
+        out_dir: where to write the weighted tables and the report (default: `data_dir`, tables updated in place
+            atomically).
+        progress: optional callable(done, total) called after every replicate.
+    """
+    d = design if isinstance(design, WeightDesign) else WeightDesign.from_file(design)
+    data = Path(data_dir)
+    out = Path(out_dir) if out_dir is not None else data
+    hh_path, roster_path = _find_tables(data, d)
+    hh = pd.read_parquet(hh_path)
+    issues: list[Issue] = []
+    units, base_info = _base_weights(d, hh, issues)
+    c = d.columns
+    er = units.status == ER
+    hh_cal = None
+    if d.households.method != "none":
+        hh_cal = derive_columns(units.frame.loc[er].reset_index(drop=True), d.households.derive)
+    persons = person_unit = k_factor = None
+    roster = None
+    if roster_path is not None:
+        roster = pd.read_parquet(roster_path)
+        _require(roster, [c["parent_key"], c["selected_among"]], roster_path.name)
+        _require(hh, [c["key"]], hh_path.name)
+        key_to_unit = {k: i for i, k in enumerate(units.frame[c["key"]].iloc[: units.n_data])}
+        person_unit = roster[c["parent_key"]].map(key_to_unit).to_numpy()
+        if pd.isna(person_unit).any():
+            raise WeightingError(
+                [
+                    error(
+                        DESIGN_INVALID,
+                        f"{int(pd.isna(person_unit).sum())} roster row(s) have a "
+                        f"{c['parent_key']} that is not a household KEY",
+                        file=roster_path.name,
+                    )
+                ]
+            )
+        person_unit = person_unit.astype(np.int64)
+        if c["selected_among"]:
+            k_factor = pd.to_numeric(roster[c["selected_among"]], errors="coerce").fillna(0).to_numpy(float)
+        hh_cols = [
+            col for col in units.frame.columns if col not in roster.columns and not col.startswith("_")
+        ]
+        persons = pd.concat(
+            [roster.reset_index(drop=True), units.frame[hh_cols].iloc[person_unit].reset_index(drop=True)],
+            axis=1,
+        )
+        persons = derive_columns(persons, d.persons.derive) if d.persons.method != "none" else persons
+    chain = _run_chain(d, units, units.base, hh_cal, persons, person_unit, k_factor, record=True)
+    issues.extend(chain.issues)
+    rep_info = None
+    hh_reps = person_reps = None
+    if d.replicates["method"] != "none":
+        des = make_design(len(units.psu_key), units.stratum, units.psu_key)
+        rf = replicate_factors(
+            des,
+            d.replicates["method"],
+            n_replicates=int(d.replicates["n"]),
+            fay=float(d.replicates["fay"]),
+            seed=int(d.replicates["seed"]),
+        )
+        n_rep = rf.factors.shape[1]
+        hh_reps = np.zeros((len(units.base), n_rep))
+        person_reps = np.zeros((len(persons), n_rep)) if persons is not None else None
+        for r in range(n_rep):
+            rb = units.base * rf.factors[des.psu, r]
+            rc = _run_chain(d, units, rb, hh_cal, persons, person_unit, k_factor, record=False)
+            hh_reps[:, r] = rc.hh_final
+            if person_reps is not None and rc.person_final is not None:
+                person_reps[:, r] = rc.person_final
+            if progress is not None:
+                progress(r + 1, n_rep)
+        prefix = str(d.replicates["prefix"])
+        rep_info = {
+            "method": rf.method,
+            "n": n_rep,
+            "fay": rf.fay,
+            "seed": int(d.replicates["seed"]),
+            "columns": f"{prefix}1..{prefix}{n_rep}",
+            "coefficients": rf.coefficients.tolist(),
+            "centre_on_mean": rf.centre_on_mean,
+            "estimate": f"migkit estimate TABLE --weight W --strata {c['stratum']} --psu {c['psu']} "
+            f"--replicate-weights {prefix} --method {rf.method}"
+            + (f" --fay {rf.fay}" if rf.method == "brr" and rf.fay else ""),
+        }
+    # Write the tables.
+    o = d.output
+    hh_out = hh.copy()
+    n = units.n_data
+    hh_out[o["base_weight"]] = units.base[:n]
+    hh_out[o["status"]] = units.status[:n].astype(str)
+    hh_out[o["household_weight"]] = chain.hh_final[:n]
+    if hh_reps is not None:
+        reps = pd.DataFrame(
+            hh_reps[:n], columns=[f"{d.replicates['prefix']}{i + 1}" for i in range(hh_reps.shape[1])]
+        )
+        hh_out = pd.concat([hh_out.reset_index(drop=True), reps], axis=1)
+    out.mkdir(parents=True, exist_ok=True)
+    hh_target = out / hh_path.name
+    write_table(hh_out, hh_target)
+    person_target = None
+    if roster is not None and chain.person_final is not None:
+        p_out = roster.copy()
+        p_out[o["household_weight"]] = chain.hh_final[person_unit]
+        p_out[o["person_weight"]] = chain.person_final
+        if person_reps is not None:
+            reps = pd.DataFrame(
+                person_reps, columns=[f"{d.replicates['prefix']}{i + 1}" for i in range(person_reps.shape[1])]
+            )
+            p_out = pd.concat([p_out.reset_index(drop=True), reps], axis=1)
+        person_target = out / roster_path.name  # type: ignore[union-attr]
+        write_table(p_out, person_target)
+    if out.resolve() != data.resolve():
+        for extra in data.iterdir():
+            if extra.is_file() and not (out / extra.name).exists() and extra.suffix in (".json", ".parquet"):
+                shutil.copy2(extra, out / extra.name)
+    final_hh = chain.hh_final[er]
+    by_stratum = summary_by(final_hh, units.stratum[er])
+    report = {
+        "design": str(d.source),
+        "data": str(data),
+        "steps": chain.steps,
+        "by_stratum": by_stratum,
+        "stratum_check": base_info["stratum_check"],
+        "replicates": rep_info,
+        "issues": [i.flatten() for i in issues],
+        "columns": dict(o),
+    }
+    report_path = out / REPORT_NAME
+    atomic_write(
+        report_path,
+        lambda p: p.write_text(
+            json.dumps(report, indent=2, ensure_ascii=False, default=_jsonable), encoding="utf-8"
+        ),
+    )
+    hist_path = out / HISTOGRAM_NAME
+    histogram(
+        final_hh,
+        chain.person_final[chain.person_final > 0] if chain.person_final is not None else None,
+        hist_path,
+    )
+    return WeightResult(
+        hh_target,
+        person_target,
+        report_path,
+        hist_path,
+        tuple(chain.steps),
+        base_info["stratum_check"],
+        rep_info,
+        tuple(issues),
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def histogram(household: np.ndarray, person: np.ndarray | None, path: Path) -> None:
+    """PNG histogram of the final household (and person) weights (matplotlib, Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("household weights", household)] + ([("person weights", person)] if person is not None else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
+    for ax, (title, w) in zip(axes[0], panels, strict=True):
+        ax.hist(w, bins=40, color="#4472c4", edgecolor="white")
+        s = weight_summary(w)
+        ax.set_title(f"{title}: n={s.get('n', 0)}, deff_w={s.get('deff_kish', float('nan')):.3f}")
+        ax.set_xlabel("weight")
+        ax.set_ylabel("units")
+    fig.tight_layout()
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=100))
+    plt.close(fig)
+
+
+# --- `migkit weights rake` -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RakeFileResult:
+    """`rake_file` output: where the table was written and the calibration result."""
+
+    output: Path
+    column: str
+    calibration: CalibrationResult
+
+
+def rake_file(
+    table: Path | str,
+    *,
+    weight: str,
+    margins: Path | str,
+    out: Path | str,
+    tol: float = 1e-6,
+    max_iter: int = 100,
+    name: str = "weight_raked",
+    on_nonconvergence: str = "error",
+) -> RakeFileResult:
+    """Rake any table file to margins read from a CSV (variable, level, target) and write it with a new column.
+
+    Parameters:
+        table: CSV, Parquet, .sav or .dta file.
+        weight: the starting weight column.
+        margins: the margins CSV.
+        out: output file (format from its extension).
+        tol, max_iter: stopping rule (max relative margin error) and sweep limit.
+        name: the new weight column.
+        on_nonconvergence: "error" or "warn".
+    """
+    frame = read_table(table)
+    if weight not in frame.columns:
+        raise WeightingError(
+            [
+                error(
+                    DESIGN_INVALID,
+                    f"weight column {weight!r} is not in the table",
+                    file=str(table),
+                    variable=weight,
+                )
+            ]
+        )
+    w = pd.to_numeric(frame[weight], errors="coerce").to_numpy(float)
+    m = margins_from_frame(read_table(margins), source=Path(margins).name)
+    res = rake(
+        frame,
+        w,
+        m,
+        tol=tol,
+        max_iter=max_iter,
+        on_nonconvergence="warn" if on_nonconvergence == "warn" else "error",
+        source=Path(margins).name,
+    )
+    result = frame.copy()
+    result[name] = res.weights
+    write_table(result, out)
+    return RakeFileResult(Path(out), name, res)
