@@ -56,6 +56,18 @@ SURVEY_LANGUAGES = (
     "Tajik (tg)",
     "Uzbek (uz)",
 )
+# A choice list whose names are not integers (countries as ISO alpha-3, section 4 item 7) carries its integer
+# value-label code in this extra choices column (ISO 3166-1 / ISO 4217 numeric).
+CHOICE_NUMERIC_CODE_COLUMN = "iso_num"
+
+# --- Names the exports derive from a question's name (forms lint checks them, export writes them) -----------
+# A select_multiple becomes one 0/1 dummy per choice: <name>_<choice name>.
+SELECT_MULTIPLE_DUMMY_SEPARATOR = "_"
+# A geopoint splits into four numeric columns (ODK Central's order; formpack says _precision for _accuracy).
+GEOPOINT_EXPORT_SUFFIXES = ("_latitude", "_longitude", "_altitude", "_accuracy")
+# Wide repeat output appends _<instance> per nesting level: 2 characters up to 9 instances, 3 up to 99
+# (iefieldkit ietestform "TOO LONG FIELD NAMES WITH REPEAT SUFFIX (double digit)").
+WIDE_REPEAT_SUFFIX_CHARS = 3
 
 # --- Where things are ----------------------------------------------------------------------------------------
 PACKAGE_DIR = Path(__file__).resolve().parent

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from toolkit import forms
@@ -28,7 +29,9 @@ def _verdict(form: forms.CompiledForm) -> str:
 @forms_app.command("build")
 @guarded
 def build(
-    form_files: Annotated[list[Path] | None, typer.Argument(help="XLSForms; default every form in forms/.")] = None,
+    form_files: Annotated[
+        list[Path] | None, typer.Argument(help="XLSForms; default every form in forms/.")
+    ] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for the XForms.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Treat pyxform warnings as errors.")] = False,
     no_validate: Annotated[bool, typer.Option("--no-validate", help="Skip ODK Validate.")] = False,
@@ -65,7 +68,12 @@ def build(
             n_err = sum(i.severity == Severity.ERROR for i in f.issues)
             n_warn = sum(i.severity == Severity.WARNING for i in f.issues)
             table.add_row(
-                Path(f.source).name, f.form_id or "", f.version or "", _verdict(f), str(n_err), str(n_warn),
+                Path(f.source).name,
+                f.form_id or "",
+                f.version or "",
+                _verdict(f),
+                str(n_err),
+                str(n_warn),
                 f.xform_path or "",
             )
         out.print(table)
@@ -77,3 +85,69 @@ def build(
         err.print("No XLSForms found.")
         return EXIT_DATA_PROBLEMS
     return EXIT_OK if result.ok else EXIT_DATA_PROBLEMS
+
+
+@forms_app.command("lint")
+@guarded
+def lint(
+    form_file: Annotated[Path, typer.Argument(help="The XLSForm (.xlsx, .xls, .md or .csv).")],
+    as_json: JsonOption = False,
+) -> int:
+    """Check skip logic and export readiness (selects, forward and repeat references, names, codes, translations)."""
+    report = forms.lint_form(form_file)
+    if as_json:
+        print_json(
+            {
+                "valid": report.valid,
+                "stats": report.stats,
+                "findings": [
+                    {
+                        "code": i.code,
+                        "severity": str(i.severity),
+                        "message": i.message,
+                        "file": i.location.file,
+                        "sheet": i.location.sheet,
+                        "row": i.location.row,
+                        "column": i.location.column,
+                        "variable": i.location.variable,
+                        "expression": i.location.expression,
+                    }
+                    for i in report.issues
+                ],
+            }
+        )
+    else:
+        stats = report.stats
+        table = Table(
+            title=f"{form_file.name}: {stats['questions']} questions, {stats['choice_lists']} choice lists, "
+            f"languages: {', '.join(stats['languages']) or 'one (no language columns)'}"
+        )
+        table.add_column("where", no_wrap=True)
+        table.add_column("code", no_wrap=True)
+        table.add_column("finding", ratio=1, overflow="fold")
+        for i in report.issues:
+            colour = "red" if i.severity == Severity.ERROR else "yellow"
+            where = " ".join(
+                part
+                for part in (
+                    i.location.sheet,
+                    None if i.location.row is None else f"row {i.location.row}",
+                    i.location.column,
+                )
+                if part
+            )
+            table.add_row(
+                where,
+                f"[{colour}]{i.code}[/]",
+                escape(i.message)
+                + (f"\n[dim]{escape(i.location.expression)}[/]" if i.location.expression else ""),
+            )
+        if report.issues:
+            out.print(table)
+        verdict = (
+            "[green]no problems[/]"
+            if not report.issues
+            else (f"[red]{len(report.errors)} error(s)[/], [yellow]{len(report.warnings)} warning(s)[/]")
+        )
+        err.print(f"{form_file}: {verdict}", markup=True, highlight=False)
+    return EXIT_OK if report.valid else EXIT_DATA_PROBLEMS

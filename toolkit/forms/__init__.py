@@ -81,7 +81,7 @@ def _issue_from_pyxform(message: str, source: str, severity: Severity, code: str
     return Issue(code, severity, text, _location(source, sheet, row))
 
 
-def _location(source: str, sheet: str | None, row: int | None):  # noqa: ANN202 - Location, kept local
+def _location(source: str, sheet: str | None, row: int | None):
     from toolkit.errors import Location
 
     return Location(file=source, sheet=sheet, row=row)
@@ -246,3 +246,27 @@ def build_forms(
             )
         compiled.append(form)
     return BuildResult(tuple(compiled))
+
+
+# `migkit forms lint` lives in toolkit.forms.lint; its entry point and codes are part of this module's API.
+from toolkit.forms.lint import (  # noqa: E402, F401 - re-exported, imported after the compile API lint uses
+    LINT_CHOICE_DUPLICATE_LABEL,
+    LINT_CHOICE_DUPLICATE_NAME,
+    LINT_CHOICE_NOT_INTEGER,
+    LINT_CHOICE_UNKNOWN,
+    LINT_EXPRESSION_INVALID,
+    LINT_FORM_INVALID,
+    LINT_FORWARD_REFERENCE,
+    LINT_LIST_UNUSED,
+    LINT_NAME_CASE_COLLISION,
+    LINT_NAME_INVALID,
+    LINT_NAME_TOO_LONG,
+    LINT_NAME_TOO_LONG_WIDE,
+    LINT_NO_PUBLIC_KEY,
+    LINT_REPEAT_REFERENCE,
+    LINT_RESERVED_WORD,
+    LINT_SELECT_MULTIPLE_EQUALS,
+    LINT_TRANSLATION_MISSING,
+    LINT_TYPE_MISMATCH,
+    lint_form,
+)

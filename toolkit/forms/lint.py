@@ -1,0 +1,1102 @@
+"""`migkit forms lint`: static checks of skip logic and export readiness that pyxform does not make.
+
+The XLSForm is read with pyxform's own sheet readers and header parser (so aliases such as `relevance` or
+`label::English (en)` mean what they mean to pyxform) while keeping spreadsheet row numbers (header = row 1).
+Expressions are parsed into trees (toolkit.forms.expression) and the rules walk those trees.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
+from pathlib import Path
+from typing import Any
+
+from pyxform import aliases, constants
+from pyxform.errors import PyXFormError
+from pyxform.parsing.sheet_headers import process_header
+from pyxform.question import MultipleChoiceQuestion, Option
+from pyxform.question_type_dictionary import QUESTION_TYPE_DICT
+from pyxform.survey import Survey
+from pyxform.xls2json import RE_BEGIN_CONTROL, RE_END_CONTROL, RE_SELECT
+from pyxform.xls2json_backends import get_xlsform
+from pyxform.xls2xform import convert
+
+from toolkit import settings
+from toolkit.errors import (
+    INPUT_MISSING,
+    INPUT_UNREADABLE,
+    Issue,
+    Location,
+    Severity,
+    ToolkitError,
+    define,
+    error,
+)
+from toolkit.forms import FORM_SUFFIXES, PYXFORM_VERSION, _issue_from_pyxform
+from toolkit.forms.expression import ExpressionError, Node, parse_expression
+from toolkit.report import Report
+
+LINT_SELECT_MULTIPLE_EQUALS = define(
+    "lint.select_multiple_equals", "A select_multiple is compared with = or != instead of selected()"
+)
+LINT_CHOICE_UNKNOWN = define(
+    "lint.choice_unknown", "A literal compared with a select is not a choice name of its list"
+)
+LINT_FORWARD_REFERENCE = define(
+    "lint.forward_reference", "A relevant or constraint refers to a question that comes later in the form"
+)
+LINT_TYPE_MISMATCH = define(
+    "lint.type_mismatch", "A numeric question is compared with text, or a text question with a number"
+)
+LINT_REPEAT_REFERENCE = define(
+    "lint.repeat_reference",
+    "A reference to a field of a repeat the row is not inside, without indexed-repeat()",
+)
+LINT_NAME_TOO_LONG = define("lint.name_too_long", "An exported variable name is longer than Stata allows")
+LINT_NAME_TOO_LONG_WIDE = define(
+    "lint.name_too_long_wide", "A variable name is too long for Stata once wide repeat suffixes are added"
+)
+LINT_NAME_INVALID = define(
+    "lint.name_invalid",
+    "An exported variable name is not a plain ASCII letter followed by letters, digits or _",
+)
+LINT_NAME_CASE_COLLISION = define(
+    "lint.name_case_collision", "Two exported variables of one table have the same name ignoring case (SPSS)"
+)
+LINT_RESERVED_WORD = define("lint.reserved_word", "A variable name is an SPSS or Stata reserved word")
+LINT_CHOICE_NOT_INTEGER = define(
+    "lint.choice_not_integer",
+    "A choice name of a coded list is not an integer (value labels need integer codes)",
+)
+LINT_CHOICE_DUPLICATE_NAME = define(
+    "lint.choice_duplicate_name", "Two choices of one list have the same name/code"
+)
+LINT_CHOICE_DUPLICATE_LABEL = define(
+    "lint.choice_duplicate_label", "Two choices of one list have the same label"
+)
+LINT_LIST_UNUSED = define("lint.list_unused", "A choice list is not used by any question")
+LINT_TRANSLATION_MISSING = define(
+    "lint.translation_missing", "A text is missing in one of the form's languages"
+)
+LINT_NO_PUBLIC_KEY = define(
+    "lint.no_public_key", "The form has no public_key: submissions are not encrypted on the device"
+)
+LINT_EXPRESSION_INVALID = define("lint.expression_invalid", "An expression cannot be parsed")
+LINT_FORM_INVALID = define("lint.form_invalid", "pyxform rejects the form structure (e.g. unbalanced groups)")
+
+
+# --- Reading the XLSForm with its spreadsheet row numbers -----------------------------------------------------
+
+# pyxform's canonical header tokens for the columns lint reads (after its alias handling).
+_EXPRESSION_COLUMNS: dict[tuple[str, ...], str] = {
+    ("bind", "relevant"): "relevant",
+    ("bind", "constraint"): "constraint",
+    ("bind", "required"): "required",
+    ("bind", "calculate"): "calculation",
+    ("choice_filter",): "choice_filter",
+    ("control", "jr:count"): "repeat_count",
+}
+# Families of translatable columns: pyxform tokens without the language part.
+_TRANSLATABLE_FAMILIES: dict[str, frozenset[tuple[str, ...]]] = {
+    "survey": frozenset(
+        {
+            ("label",),
+            ("hint",),
+            ("guidance_hint",),
+            ("media", "image"),
+            ("media", "big-image"),
+            ("media", "audio"),
+            ("media", "video"),
+            ("bind", "jr:constraintMsg"),
+            ("bind", "jr:requiredMsg"),
+        }
+    ),
+    "choices": frozenset(
+        {("label",), ("media", "image"), ("media", "big-image"), ("media", "audio"), ("media", "video")}
+    ),
+}
+# Functions that take a whole node-set, so a reference to every instance of a repeated field is meant.
+_NODESET_FUNCTIONS = frozenset({"count", "sum", "min", "max", "join", "count-non-empty", "distinct-values"})
+_MEDIA_EXTENSIONS = (".csv", ".xml", ".geojson")
+_INTEGER_NAME = re.compile(r"-?[0-9]+")
+_EXPORT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class _Sheet:
+    """One XLSForm sheet: original headers with pyxform's parsed tokens, and non-empty rows by spreadsheet row."""
+
+    name: str
+    columns: dict[str, tuple[str, ...]]
+    rows: tuple[tuple[int, dict[str, str]], ...]
+
+    def header(self, *tokens: str) -> str | None:
+        """The original header whose pyxform tokens are `tokens` (e.g. 'relevance' for ('bind', 'relevant'))."""
+        return next((h for h, t in self.columns.items() if t == tokens), None)
+
+
+@dataclass
+class _Element:
+    """A survey row: a question, a group or repeat boundary, with where it sits."""
+
+    row: int
+    order: int
+    name: str | None
+    kind: str  # question, note, begin_group, begin_repeat, end, unknown
+    value_type: str | None  # select_one, select_multiple, rank, numeric, text, geopoint, other
+    list_name: str | None = None
+    list_source: str | None = None  # choices, file, repeat, external
+    or_other: bool = False
+    repeats: tuple[str, ...] = ()  # enclosing repeats, outermost first; a begin_repeat row includes itself
+    cells: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def coded(self) -> bool:
+        """Answers are codes from the choices sheet, exported with value labels."""
+        return self.value_type in {"select_one", "select_multiple"} and self.list_source == "choices"
+
+
+@dataclass(frozen=True)
+class _Choice:
+    row: int
+    list_name: str
+    name: str | None
+    cells: dict[str, str]
+
+
+@dataclass
+class _Form:
+    source: str
+    survey: _Sheet
+    choices: _Sheet | None
+    settings: _Sheet | None
+    elements: list[_Element]
+    by_name: dict[str, _Element]
+    lists: dict[str, list[_Choice]]
+
+
+def _cannot_read(source: str, message: str) -> ToolkitError:
+
+    return ToolkitError(error(INPUT_UNREADABLE, message, file=source))
+
+
+def _sheet(
+    name: str,
+    rows: Sequence[dict[str, str]] | None,
+    header: Sequence[dict[str, Any]] | None,
+    aliases: dict[str, Any],
+    known: set[str],
+) -> _Sheet:
+
+    headers = list(header[0]) if header else list(dict.fromkeys(k for r in rows or () for k in r))
+    double_colon = any("::" in h for h in headers)
+    columns = {
+        h: process_header(
+            header=h, use_double_colon=double_colon, header_aliases=aliases, header_columns=known
+        )[1]
+        for h in headers
+    }
+    # The pyxform readers keep blank rows between data rows (and drop trailing ones), so list index i is
+    # spreadsheet row i + 2 (header = row 1); markdown and CSV tables are counted the same way within the table.
+    kept = tuple(
+        (index + 2, {k: str(v).strip() for k, v in row.items() if v is not None and str(v).strip()})
+        for index, row in enumerate(rows or ())
+    )
+    return _Sheet(name, columns, tuple((n, r) for n, r in kept if r))
+
+
+def _read_form(path: Path) -> tuple[_Form, Any]:
+
+    source = str(path)
+    if not path.is_file():
+        raise ToolkitError(
+            error(INPUT_MISSING, "The XLSForm file does not exist; check the path.", file=source)
+        )
+    if path.suffix.lower() not in FORM_SUFFIXES:
+        raise _cannot_read(source, f"Not an XLSForm: the file name must end in {', '.join(FORM_SUFFIXES)}.")
+    try:
+        data = get_xlsform(path, file_type=path.suffix.lower())
+    except Exception as exc:  # pyxform's readers raise PyXFormError, openpyxl/xlrd their own errors
+        raise _cannot_read(
+            source,
+            f"This file cannot be read as an XLSForm ({' '.join(str(exc).split())}). Open and re-save it "
+            "as .xlsx, or check that it is the questionnaire and not a data export.",
+        ) from None
+    if not data.survey:
+        sheets = ", ".join(data.sheet_names or ()) or "none"
+        raise _cannot_read(source, f"Not an XLSForm: there is no sheet named survey (sheets: {sheets}).")
+    survey = _sheet(
+        "survey",
+        data.survey,
+        data.survey_header,
+        aliases.survey_header,
+        set(MultipleChoiceQuestion.get_slot_names()),
+    )
+    if survey.header("type") is None or survey.header("name") is None:
+        raise _cannot_read(
+            source,
+            "Not an XLSForm: the survey sheet has no 'type' and 'name' columns in its first row "
+            f"(found: {', '.join(list(survey.columns)[:8]) or 'nothing'}).",
+        )
+    choices = (
+        _sheet(
+            "choices", data.choices, data.choices_header, aliases.list_header, set(Option.get_slot_names())
+        )
+        if data.choices
+        else None
+    )
+    settings = (
+        _sheet(
+            "settings",
+            data.settings,
+            data.settings_header,
+            aliases.settings_header,
+            set(Survey.get_slot_names()),
+        )
+        if data.settings
+        else None
+    )
+    elements = _survey_elements(survey)
+    by_name: dict[str, _Element] = {}
+    for element in elements:
+        if element.name and element.kind != "end":
+            by_name.setdefault(element.name, element)
+    lists: dict[str, list[_Choice]] = {}
+    if choices is not None:
+        list_col = choices.header(constants.LIST_NAME_S)
+        name_col = choices.header("name")
+        for row_no, cells in choices.rows:
+            list_name = cells.get(list_col or "")
+            if list_name:
+                lists.setdefault(list_name, []).append(
+                    _Choice(row_no, list_name, cells.get(name_col or ""), cells)
+                )
+    return _Form(source, survey, choices, settings, elements, by_name, lists), data
+
+
+def _survey_elements(survey: _Sheet) -> list[_Element]:
+
+    type_col, name_col = survey.header("type"), survey.header("name")
+    elements: list[_Element] = []
+    stack: list[tuple[str, str | None]] = []  # (control type, name) of the open groups and repeats
+    for order, (row_no, cells) in enumerate(survey.rows):
+        type_text = " ".join(cells.get(type_col or "", "").split())
+        name = cells.get(name_col or "") or None
+        repeats = tuple(n or "" for kind, n in stack if kind == constants.REPEAT)
+        begin = RE_BEGIN_CONTROL.search(type_text)
+        end = RE_END_CONTROL.search(type_text)
+        select = RE_SELECT.search(type_text)
+        if not type_text:
+            continue
+        if begin:
+            control = aliases.control[begin.group("type")]
+            is_repeat = control == constants.REPEAT
+            stack.append((control, name))
+            elements.append(
+                _Element(
+                    row_no,
+                    order,
+                    name,
+                    "begin_repeat" if is_repeat else "begin_group",
+                    None,
+                    repeats=(*repeats, name or "") if is_repeat else repeats,
+                    cells=cells,
+                )
+            )
+        elif end:
+            if stack:  # unbalanced begin/end pairs are reported from pyxform's own check
+                stack.pop()
+            elements.append(_Element(row_no, order, name, "end", None, repeats=repeats, cells=cells))
+        elif select:
+            command = aliases.select[select.group("select_command")]
+            list_name = select.group("list_name")
+            value_type = {
+                constants.SELECT_ONE: "select_one",
+                constants.SELECT_ONE_EXTERNAL: "select_one",
+                constants.SELECT_ALL_THAT_APPLY: "select_multiple",
+                constants.RANK: "rank",
+            }[command]
+            if command == constants.SELECT_ONE_EXTERNAL:
+                source = "external"
+            elif list_name.startswith("${"):
+                source = "repeat"
+            elif list_name.lower().endswith(_MEDIA_EXTENSIONS):
+                source = "file"
+            else:
+                source = "choices"
+            elements.append(
+                _Element(
+                    row_no,
+                    order,
+                    name,
+                    "question",
+                    value_type,
+                    list_name,
+                    source,
+                    bool(select.group("specify_other")),
+                    repeats,
+                    cells,
+                )
+            )
+        else:
+            qtype = aliases._type_alias_map.get(type_text, type_text)
+            definition = QUESTION_TYPE_DICT.get(qtype)
+            if definition is None:
+                elements.append(_Element(row_no, order, name, "unknown", None, repeats=repeats, cells=cells))
+                continue
+            bind = definition.get("bind", {})
+            control = definition.get("control", {})
+            if bind.get("readonly") == "true()" and control.get("tag") == "input":
+                kind, value_type = "note", None
+            elif bind.get("type") in {"int", "decimal"}:
+                kind, value_type = "question", "numeric"
+            elif bind.get("type") == "string" and control.get("tag") == "input":
+                kind, value_type = "question", "text"
+            elif bind.get("type") == "geopoint":
+                kind, value_type = "question", "geopoint"
+            else:
+                kind, value_type = "question", "other"
+            elements.append(_Element(row_no, order, name, kind, value_type, repeats=repeats, cells=cells))
+    return elements
+
+
+# --- Rules on expressions -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Expression:
+    element: _Element
+    column: str  # the header as written in the sheet
+    role: str  # relevant, constraint, required, calculation, choice_filter, repeat_count
+    text: str
+    tree: Node
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if value == value else None  # noqa: PLR0124 - NaN is not a number here
+
+
+def _at(expr: _Expression, variable: str | None) -> dict[str, Any]:
+    """Location fields of a finding about an expression."""
+    return {
+        "sheet": "survey",
+        "row": expr.element.row,
+        "column": expr.column,
+        "variable": variable,
+        "expression": expr.text,
+    }
+
+
+def _walk_with_calls(
+    node: Node, calls: tuple[tuple[str, int], ...] = ()
+) -> Iterable[tuple[Node, tuple[tuple[str, int], ...]]]:
+    """Every node with the (function, argument index) pairs it sits inside, innermost last."""
+    yield node, calls
+    for index, child in enumerate(node.children):
+        inner = (*calls, (node.text, index)) if node.kind == "call" else calls
+        yield from _walk_with_calls(child, inner)
+
+
+class _Linter:
+    def __init__(self, form: _Form) -> None:
+        self.form = form
+        self.issues: list[Issue] = []
+        self.expressions: list[_Expression] = []
+
+    def add(
+        self,
+        code: str,
+        severity: Severity,
+        message: str,
+        *,
+        sheet: str,
+        row: int | None,
+        column: str | None = None,
+        variable: str | None = None,
+        expression: str | None = None,
+    ) -> None:
+
+        self.issues.append(
+            Issue(
+                code,
+                severity,
+                message,
+                Location(
+                    file=self.form.source,
+                    sheet=sheet,
+                    row=row,
+                    column=column,
+                    variable=variable,
+                    expression=expression,
+                ),
+            )
+        )
+
+    # -- parsing ------------------------------------------------------------------------------------------------
+
+    def parse_expressions(self) -> None:
+
+        for element in self.form.elements:
+            for header, tokens in self.form.survey.columns.items():
+                role = _EXPRESSION_COLUMNS.get(tokens)
+                text = element.cells.get(header)
+                if role is None or not text:
+                    continue
+                if role == "required" and text in aliases.yes_no:
+                    continue
+                try:
+                    tree = parse_expression(text)
+                except ExpressionError as exc:
+                    self.add(
+                        LINT_EXPRESSION_INVALID,
+                        Severity.ERROR,
+                        f"The {role} of {element.name or 'this row'} does not parse at character "
+                        f"{exc.position + 1}: {exc}. Fix the XPath syntax (quotes, parentheses, ${{name}}).",
+                        sheet="survey",
+                        row=element.row,
+                        column=header,
+                        variable=element.name,
+                        expression=text,
+                    )
+                    continue
+                self.expressions.append(_Expression(element, header, role, text, tree))
+
+    # -- helpers ------------------------------------------------------------------------------------------------
+
+    def resolve(self, node: Node, expr: _Expression) -> _Element | None:
+        if node.kind == "ref" and not node.text.startswith("last-saved#"):
+            return self.form.by_name.get(node.text)
+        if node.kind == "context" and node.text == "." and expr.role not in {"choice_filter", "repeat_count"}:
+            return expr.element if expr.element.kind == "question" else None
+        return None
+
+    @staticmethod
+    def literal(node: Node) -> str | float | None:
+        if node.kind == "string":
+            return node.text
+        if node.kind == "number":
+            return float(node.text)
+        if node.kind == "unary" and node.children[0].kind == "number":
+            return -float(node.children[0].text)
+        return None
+
+    def choice_names(self, element: _Element) -> set[str]:
+        names = {c.name for c in self.form.lists.get(element.list_name or "", []) if c.name}
+        if element.or_other:
+            names.add("other")
+        return names
+
+    @staticmethod
+    def show(node: Node, element: _Element | None) -> str:
+        if node.kind == "context":
+            return f". ({element.name})" if element is not None else "."
+        return f"${{{element.name}}}" if element is not None else node.text
+
+    def comparisons(self, expr: _Expression) -> Iterable[tuple[Node, Node, Node]]:
+        """(comparison, question side, other side) for every comparison with a question on one side."""
+        for node in expr.tree.walk():
+            if node.kind == "binary" and node.text in {"=", "!=", "<", ">", "<=", ">="}:
+                left, right = node.children
+                if self.resolve(left, expr) is not None:
+                    yield node, left, right
+                if self.resolve(right, expr) is not None:
+                    yield node, right, left
+
+    # -- the rules ----------------------------------------------------------------------------------------------
+
+    def check_comparisons(self, expr: _Expression) -> None:
+        for comparison, side, other in self.comparisons(expr):
+            question = self.resolve(side, expr)
+            assert question is not None
+            literal = self.literal(other)
+            if literal is None or literal == "":
+                continue  # `!= ''` asks whether the question was answered; fine for every type
+            shown = self.show(side, question)
+            lit_text = f"'{literal}'" if isinstance(literal, str) else f"{literal:g}"
+            where = _at(expr, question.name)
+            if comparison.text in {"=", "!="} and question.value_type == "select_multiple":
+                fix = f"selected({shown}, '{literal if isinstance(literal, str) else f'{literal:g}'}')"
+                if comparison.text == "!=":
+                    fix = f"not({fix})"
+                self.add(
+                    LINT_SELECT_MULTIPLE_EQUALS,
+                    Severity.ERROR,
+                    f"{shown} is a select_multiple, so '{comparison.text}' compares the whole space-separated "
+                    f"answer with {lit_text} and is wrong once two choices are ticked. Use {fix} instead.",
+                    **where,
+                )
+                continue
+            if comparison.text in {"=", "!="} and question.coded:
+                self.check_choice(expr, question, shown, literal, where)
+            if expr.role in {"relevant", "constraint"}:
+                self.check_type(expr, question, shown, literal, where)
+
+    def check_choice(
+        self, expr: _Expression, question: _Element, shown: str, literal: str | float, where: dict[str, Any]
+    ) -> None:
+        names = self.choice_names(question)
+        if isinstance(literal, str):
+            known = literal in names
+        else:  # XPath compares a number with the answer converted to a number
+            known = any(_number(n) == literal for n in names)
+        if not known:
+            lit_text = f"'{literal}'" if isinstance(literal, str) else f"{literal:g}"
+            listed = ", ".join(sorted(names, key=lambda n: (_number(n) is None, _number(n) or 0, n))[:12])
+            self.add(
+                LINT_CHOICE_UNKNOWN,
+                Severity.ERROR,
+                f"The {expr.role} compares {shown} with {lit_text}, which is not a choice name of list "
+                f"'{question.list_name}' (names: {listed}{', ...' if len(names) > 12 else ''}), so it can "
+                "never match. Use one of the list's names, or add the choice.",
+                **where,
+            )
+
+    def check_type(
+        self, expr: _Expression, question: _Element, shown: str, literal: str | float, where: dict[str, Any]
+    ) -> None:
+        if question.value_type == "numeric" and isinstance(literal, str) and _number(literal) is None:
+            self.add(
+                LINT_TYPE_MISMATCH,
+                Severity.ERROR,
+                f"{shown} is a number question but the {expr.role} compares it with the text '{literal}', "
+                "which XPath turns into NaN, so the comparison is always false (or always true with !=). "
+                "Compare with a number.",
+                **where,
+            )
+        elif question.value_type == "text" and not isinstance(literal, str):
+            self.add(
+                LINT_TYPE_MISMATCH,
+                Severity.ERROR,
+                f"{shown} is a text question but the {expr.role} compares it with the number {literal:g}, "
+                "which converts the answer to a number (NaN for anything but digits). Quote the value: "
+                f"'{literal:g}'.",
+                **where,
+            )
+
+    def check_selected_calls(self, expr: _Expression) -> None:
+        for node in expr.tree.walk():
+            if node.kind != "call" or node.text not in {"selected", "selected-at"} or not node.children:
+                continue
+            question = self.resolve(node.children[0], expr)
+            if question is None or not question.coded:
+                continue
+            shown = self.show(node.children[0], question)
+            where = _at(expr, question.name)
+            if node.text == "selected" and len(node.children) == 2:
+                literal = self.literal(node.children[1])
+                if isinstance(literal, float):
+                    literal = f"{literal:g}"
+                if literal and literal.strip():
+                    self.check_choice(expr, question, shown, literal.strip(), where)
+
+    def check_selected_at_comparisons(self, expr: _Expression) -> None:
+        for node in expr.tree.walk():
+            if node.kind != "binary" or node.text not in {"=", "!="}:
+                continue
+            for side, other in (node.children, node.children[::-1]):
+                if side.kind == "call" and side.text == "selected-at" and side.children:
+                    question = self.resolve(side.children[0], expr)
+                    literal = self.literal(other)
+                    if question is not None and question.coded and literal not in (None, ""):
+                        where = _at(expr, question.name)
+                        self.check_choice(
+                            expr, question, self.show(side.children[0], question), literal, where
+                        )
+
+    def check_references(self, expr: _Expression) -> None:
+        element = expr.element
+        context_repeats = element.repeats
+        if expr.role == "repeat_count" and element.kind == "begin_repeat":
+            context_repeats = element.repeats[:-1]  # the count is evaluated outside the repeat it sizes
+        source_repeats: tuple[str, ...] | None = None
+        if expr.role == "choice_filter" and element.list_source == "repeat":
+            source = self.form.by_name.get((element.list_name or "")[2:-1])
+            source_repeats = source.repeats if source else None
+        reported: set[tuple[str, str]] = set()
+        for node, calls in _walk_with_calls(expr.tree):
+            if node.kind != "ref" or node.text.startswith("last-saved#"):
+                continue
+            target = self.form.by_name.get(node.text)
+            if target is None:
+                continue  # pyxform reports unknown names (lint.form_invalid)
+            where = _at(expr, node.text)
+            if (
+                expr.role in {"relevant", "constraint"}
+                and target.row > element.row
+                and target is not element
+                and ("forward", node.text) not in reported
+            ):
+                reported.add(("forward", node.text))
+                self.add(
+                    LINT_FORWARD_REFERENCE,
+                    Severity.ERROR,
+                    f"The {expr.role} of {element.name or 'this row'} (row {element.row}) refers to "
+                    f"${{{node.text}}}, which is asked later (row {target.row}), so it is still empty when "
+                    "this is evaluated. Move the question before this row, or change the logic.",
+                    **where,
+                )
+            target_repeats = target.repeats
+            if context_repeats[: len(target_repeats)] == target_repeats:
+                continue  # same repeat instance or an ancestor: one value
+            if target_repeats == source_repeats:
+                continue  # a choice_filter over a repeat-sourced list filters that repeat's own rows
+            if any(
+                f in _NODESET_FUNCTIONS or (f == "indexed-repeat" and (i == 0 or i % 2 == 1))
+                for f, i in calls
+            ):
+                continue
+            if ("repeat", node.text) in reported:
+                continue
+            reported.add(("repeat", node.text))
+            outer = next(
+                r
+                for i, r in enumerate(target_repeats)
+                if i >= len(context_repeats) or context_repeats[i] != r
+            )
+            inside = f"inside repeat {context_repeats[-1]}" if context_repeats else "outside every repeat"
+            self.add(
+                LINT_REPEAT_REFERENCE,
+                Severity.ERROR,
+                f"The {expr.role} of {element.name or 'this row'} ({inside}) refers to ${{{node.text}}} in "
+                f"repeat {outer}, which has one value per {outer} entry: ODK Collect stops with 'This field is "
+                f"repeated' once there are two. Use indexed-repeat(${{{node.text}}}, ${{{outer}}}, n) to pick "
+                "one entry, or an aggregate such as count() or sum().",
+                **where,
+            )
+
+    def lists_named_in_expressions(self) -> set[str]:
+        named: set[str] = set()
+        for expr in self.expressions:
+            for node in expr.tree.walk():
+                if (
+                    node.kind == "call"
+                    and node.text == "instance"
+                    and node.children
+                    and node.children[0].kind == "string"
+                ):
+                    named.add(node.children[0].text)
+        return named
+
+    # -- export names -------------------------------------------------------------------------------------------
+
+    def export_variables(self, element: _Element) -> list[tuple[str, bool]]:
+        """The columns an export makes of a question: (name, carries value labels)."""
+
+        name = element.name
+        if element.kind != "question" or not name:
+            return []
+        if element.value_type == "select_multiple":
+            dummies = (
+                [
+                    (f"{name}{settings.SELECT_MULTIPLE_DUMMY_SEPARATOR}{c.name}", True)
+                    for c in self.form.lists.get(element.list_name or "", [])
+                    if c.name
+                ]
+                if element.coded
+                else []
+            )
+            return [(name, False), *dummies]
+        if element.value_type == "geopoint":
+            return [(name, False), *((name + suffix, False) for suffix in settings.GEOPOINT_EXPORT_SUFFIXES)]
+        return [(name, element.coded)]
+
+    def check_names(self) -> None:
+
+        name_col = self.form.survey.header("name")
+        by_table: dict[str, dict[str, list[tuple[str, _Element]]]] = {}
+        for element in self.form.elements:
+            variables = self.export_variables(element)
+            if not variables:
+                continue
+            where = {"sheet": "survey", "row": element.row, "column": name_col, "variable": element.name}
+            for variable, _ in variables:
+                if not _EXPORT_NAME.fullmatch(variable):
+                    what = "" if variable == element.name else f" (the export column {variable})"
+                    self.add(
+                        LINT_NAME_INVALID,
+                        Severity.ERROR,
+                        f"The name {variable!r}{what} is not valid in SPSS and Stata: use ASCII letters, "
+                        "digits and _, starting with a letter.",
+                        **where,
+                    )
+                    break
+            for variable, _ in variables:
+                spss = variable.upper() in settings.SPSS_RESERVED_WORDS
+                stata = variable in settings.STATA_RESERVED_NAMES
+                if spss or stata:
+                    system = " and ".join(s for s, hit in (("SPSS", spss), ("Stata", stata)) if hit)
+                    self.add(
+                        LINT_RESERVED_WORD,
+                        Severity.ERROR,
+                        f"{variable!r} is a reserved word in {system}; the export cannot use it as a variable "
+                        "name. Rename the question (e.g. with its module prefix).",
+                        **where,
+                    )
+            too_long = [(v, lab) for v, lab in variables if len(v) > _name_limit(lab)]
+            if too_long:
+                variable, labelled = max(too_long, key=lambda item: len(item[0]))
+                limit = _name_limit(labelled)
+                why = (
+                    f"a labelled variable may have at most {limit} characters (pyreadstat adds a label-set "
+                    "number)"
+                    if labelled
+                    else f"Stata allows {limit} characters"
+                )
+                more = f" and {len(too_long) - 1} more" if len(too_long) > 1 else ""
+                self.add(
+                    LINT_NAME_TOO_LONG,
+                    Severity.ERROR,
+                    f"The export variable {variable} ({len(variable)} characters){more} is too long: {why}. "
+                    f"Shorten {element.name} by at least {len(variable) - limit} characters.",
+                    **where,
+                )
+            elif element.repeats:
+                extra = settings.WIDE_REPEAT_SUFFIX_CHARS * len(element.repeats)
+                wide = [(v, lab) for v, lab in variables if len(v) + extra > _name_limit(lab)]
+                if wide:
+                    variable, labelled = max(wide, key=lambda item: len(item[0]))
+                    self.add(
+                        LINT_NAME_TOO_LONG_WIDE,
+                        Severity.WARNING,
+                        f"{variable} is inside {len(element.repeats)} repeat(s); a wide export adds up to "
+                        f"{extra} characters (_<entry> per repeat, entries up to 99), giving "
+                        f"{len(variable) + extra} > {_name_limit(labelled)}. The long (KEY/PARENT_KEY) export "
+                        f"is fine; shorten {element.name} if you need wide files.",
+                        **where,
+                    )
+            table = by_table.setdefault(element.repeats[-1] if element.repeats else "", {})
+            for variable, _ in variables:
+                table.setdefault(variable.lower(), []).append((variable, element))
+        for table_name, names in by_table.items():
+            for entries in names.values():
+                first_variable, first = entries[0]
+                for variable, element in entries[1:]:
+                    same = (
+                        "the same name as"
+                        if variable == first_variable
+                        else "a name that differs only in case from"
+                    )
+                    table = f"repeat {table_name}" if table_name else "the main table"
+                    self.add(
+                        LINT_NAME_CASE_COLLISION,
+                        Severity.ERROR,
+                        f"The export variable {variable} (from {element.name}) has {same} {first_variable} "
+                        f"(from {first.name}, row {first.row}) in {table}; SPSS names are unique without "
+                        "regard to case. Rename one of them.",
+                        sheet="survey",
+                        row=element.row,
+                        column=self.form.survey.header("name"),
+                        variable=element.name,
+                    )
+
+    # -- choice lists -------------------------------------------------------------------------------------------
+
+    def check_choices(self) -> None:
+
+        choices = self.form.choices
+        if choices is None:
+            return
+        name_col = choices.header("name")
+        list_col = choices.header(constants.LIST_NAME_S)
+        code_col = choices.header(settings.CHOICE_NUMERIC_CODE_COLUMN)
+        users: dict[str, list[_Element]] = {}
+        for element in self.form.elements:
+            if element.list_source == "choices" and element.list_name:
+                users.setdefault(element.list_name, []).append(element)
+        named = self.lists_named_in_expressions()
+        allow_duplicates = aliases.yes_no.get(self.setting("allow_choice_duplicates") or "no", False)
+        label_cols = [h for h, t in choices.columns.items() if t[0] == "label"]
+        for list_name, items in self.form.lists.items():
+            coded = [e for e in users.get(list_name, []) if e.coded]
+            if list_name not in users and list_name not in named:
+                self.add(
+                    LINT_LIST_UNUSED,
+                    Severity.WARNING,
+                    f"The choice list '{list_name}' ({len(items)} choices) is not used by any question or "
+                    "instance() expression. Delete it or use it.",
+                    sheet="choices",
+                    row=items[0].row,
+                    column=list_col,
+                )
+            if coded:
+                self.check_codes(list_name, items, coded[0], name_col, code_col)
+            seen: dict[str, _Choice] = {}
+            for item in items:
+                if item.name is None:
+                    continue
+                first = seen.get(item.name)
+                if first is None:
+                    seen[item.name] = item
+                elif coded or not allow_duplicates:
+                    self.add(
+                        LINT_CHOICE_DUPLICATE_NAME,
+                        Severity.ERROR,
+                        f"The choice name '{item.name}' appears twice in list '{list_name}' (rows {first.row} "
+                        f"and {item.row}); answers and value labels cannot tell them apart. Give each choice "
+                        "its own name.",
+                        sheet="choices",
+                        row=item.row,
+                        column=name_col,
+                    )
+            for header in label_cols:
+                labels: dict[str, _Choice] = {}
+                for item in items:
+                    text = item.cells.get(header)
+                    if not text:
+                        continue
+                    key = " ".join(text.casefold().split())
+                    first = labels.setdefault(key, item)
+                    if first is not item:
+                        self.add(
+                            LINT_CHOICE_DUPLICATE_LABEL,
+                            Severity.WARNING,
+                            f"Choices '{first.name}' (row {first.row}) and '{item.name}' of list '{list_name}' "
+                            f"have the same {header} {text!r}; enumerators and tables cannot tell them apart. "
+                            "Reword one of the labels.",
+                            sheet="choices",
+                            row=item.row,
+                            column=header,
+                        )
+
+    def check_codes(
+        self, list_name: str, items: list[_Choice], user: _Element, name_col: str | None, code_col: str | None
+    ) -> None:
+        """Value labels need integer codes: the choice names, or the numeric-code column when the names are not."""
+
+        def as_code(text: str | None) -> int | None:
+            if text is None or not _INTEGER_NAME.fullmatch(text):
+                return None
+            value = int(text)
+            return value if abs(value) <= settings.STATA_VALUE_LABEL_KEY_MAX else None
+
+        names_are_codes = all(as_code(item.name) is not None for item in items if item.name is not None)
+        use_code_col = not names_are_codes and code_col is not None
+        column = code_col if use_code_col else name_col
+        codes: dict[int, _Choice] = {}
+        for item in items:
+            if item.name is None:
+                continue
+            text = item.cells.get(code_col or "") if use_code_col else item.name
+            code = as_code(text)
+            if code is None:
+                where_code = (
+                    f"its {code_col} value {text!r} is not"
+                    if use_code_col and text
+                    else f"it has no {code_col} value, and its name is not"
+                    if use_code_col
+                    else "it is not"
+                )
+                self.add(
+                    LINT_CHOICE_NOT_INTEGER,
+                    Severity.ERROR,
+                    f"Choice '{item.name}' of list '{list_name}' (used by {user.value_type} {user.name}, "
+                    f"row {user.row}): {where_code} an integer, and SPSS/Stata value labels need integer "
+                    f"codes. Use numeric names (1..n, {settings.CHOICE_OTHER} other, {settings.CHOICE_DONT_KNOW} "
+                    f"don't know, {settings.CHOICE_REFUSED} refused) or give every choice an integer "
+                    f"{settings.CHOICE_NUMERIC_CODE_COLUMN} column.",
+                    sheet="choices",
+                    row=item.row,
+                    column=column,
+                )
+                continue
+            first = codes.setdefault(code, item)
+            if first is not item and first.name != item.name:
+                self.add(
+                    LINT_CHOICE_DUPLICATE_NAME,
+                    Severity.ERROR,
+                    f"Choices '{first.name}' (row {first.row}) and '{item.name}' of list '{list_name}' both "
+                    f"become the value-label code {code}. Give each choice its own code.",
+                    sheet="choices",
+                    row=item.row,
+                    column=column,
+                )
+        if user.or_other:
+            self.add(
+                LINT_CHOICE_NOT_INTEGER,
+                Severity.ERROR,
+                f"{user.name} uses 'or_other', which adds the choice name 'other' (not an integer code). "
+                f"Add a choice {settings.CHOICE_OTHER} and a {user.name}_oth text question instead.",
+                sheet="survey",
+                row=user.row,
+                column=self.form.survey.header("type"),
+                variable=user.name,
+            )
+
+    # -- translations, settings ---------------------------------------------------------------------------------
+
+    def setting(self, key: str) -> str | None:
+        sheet = self.form.settings
+        if sheet is None or not sheet.rows:
+            return None
+        header = sheet.header(key)
+        return sheet.rows[0][1].get(header) if header else None
+
+    def languages(self) -> list[str]:
+        found: set[str] = set()
+        for sheet in (self.form.survey, self.form.choices):
+            if sheet is None:
+                continue
+            for tokens in sheet.columns.values():
+                if tokens[:-1] in _TRANSLATABLE_FAMILIES[sheet.name]:
+                    found.add(tokens[-1])
+        return sorted(found)
+
+    def check_translations(self, languages: list[str]) -> None:
+        if not languages:
+            return
+        default = self.setting("default_language")
+        for sheet in (self.form.survey, self.form.choices):
+            if sheet is None:
+                continue
+            for family in sorted(_TRANSLATABLE_FAMILIES[sheet.name]):
+                by_language: dict[str | None, str] = {}
+                for header, tokens in sheet.columns.items():
+                    if tokens[:-1] == family:
+                        by_language[tokens[-1]] = header
+                    elif (
+                        tokens == family
+                    ):  # no language: pyxform files it under default_language or "default"
+                        by_language[default if default in languages else None] = header
+                if not by_language:
+                    continue
+                shown = {
+                    ("bind", "jr:constraintMsg"): "constraint_message",
+                    ("bind", "jr:requiredMsg"): "required_message",
+                }.get(family, family[-1])
+                absent_rows: dict[str, list[int]] = {}
+                for row_no, cells in sheet.rows:
+                    present = [lang for lang, h in by_language.items() if cells.get(h)]
+                    if not present:
+                        continue
+                    have = ", ".join(lang or "the column without a language" for lang in present)
+                    for lang in languages:
+                        if lang in present:
+                            continue
+                        if lang not in by_language:
+                            absent_rows.setdefault(lang, []).append(row_no)
+                            continue
+                        self.add(
+                            LINT_TRANSLATION_MISSING,
+                            Severity.WARNING,
+                            f"This row has a {shown} in {have} but none in {lang}; ODK Collect shows nothing "
+                            f"(or '-') in {lang}. Add the {lang} text.",
+                            sheet=sheet.name,
+                            row=row_no,
+                            column=by_language[lang],
+                            variable=cells.get(sheet.header("name") or ""),
+                        )
+                for lang, rows in absent_rows.items():
+                    self.add(
+                        LINT_TRANSLATION_MISSING,
+                        Severity.WARNING,
+                        f"The {sheet.name} sheet has no column {shown}::{lang}, but {len(rows)} row(s) have a "
+                        f"{shown} in other languages (first: row {rows[0]}). Add the column and translate them.",
+                        sheet=sheet.name,
+                        row=1,
+                        column=f"{shown}::{lang}",
+                    )
+
+    def check_public_key(self) -> None:
+        if not self.setting("public_key"):
+            self.add(
+                LINT_NO_PUBLIC_KEY,
+                Severity.WARNING,
+                "The settings sheet has no public_key, so ODK Collect stores and sends submissions "
+                "unencrypted. Add the project's RSA public key (base64 on one line) in a public_key column before fieldwork.",
+                sheet="settings",
+                row=2 if self.form.settings is not None else None,
+                column="public_key",
+            )
+
+
+def _name_limit(labelled: bool) -> int:
+
+    return settings.STATA_LABELLED_NAME_MAX_CHARS if labelled else settings.STATA_NAME_MAX_CHARS
+
+
+_COLUMN_IN_MESSAGE = re.compile(r"the '([^']+)' (?:value|column)", re.IGNORECASE)
+
+
+def _structure_issues(form: _Form, data: Any) -> list[Issue]:
+    """Compile with pyxform (no ODK Validate) and turn its first error into lint.form_invalid."""
+
+    workbook = {f.name: copy.deepcopy(getattr(data, f.name)) for f in dataclass_fields(data)}
+    try:
+        convert(xlsform=workbook, warnings=[], validate=False)
+    except Exception as exc:  # PyXFormError, and plain exceptions on malformed input
+        issue = _issue_from_pyxform(str(exc), form.source, Severity.ERROR, LINT_FORM_INVALID)
+        column = _COLUMN_IN_MESSAGE.search(str(exc))
+        text = (
+            issue.message if isinstance(exc, PyXFormError) else f"pyxform failed: {type(exc).__name__}: {exc}"
+        )
+        return [
+            Issue(
+                LINT_FORM_INVALID,
+                Severity.ERROR,
+                f"pyxform rejects the form: {text}",
+                Location(
+                    file=form.source,
+                    sheet=issue.location.sheet,
+                    row=issue.location.row,
+                    column=column.group(1) if column else None,
+                ),
+            )
+        ]
+    return []
+
+
+_SHEET_ORDER = {"survey": 0, "choices": 1, "settings": 2}
+
+
+def lint_form(path: str | os.PathLike[str], *, structure: bool = True) -> Report:
+    """Check an XLSForm's skip logic and export readiness beyond what pyxform checks.
+
+    Parameters:
+        path: the XLSForm (.xlsx, .xls, .md or .csv).
+        structure: also compile with pyxform (no ODK Validate) and report its error as lint.form_invalid.
+
+    Returns a Report whose issues carry file, sheet, spreadsheet row (header = row 1), column, variable and
+    expression. Raises ToolkitError (exit 3) when the file is missing or is not an XLSForm at all.
+    """
+    form, data = _read_form(Path(path))
+    linter = _Linter(form)
+    linter.parse_expressions()
+    for expr in linter.expressions:
+        linter.check_comparisons(expr)
+        linter.check_selected_calls(expr)
+        linter.check_selected_at_comparisons(expr)
+        linter.check_references(expr)
+    linter.check_names()
+    linter.check_choices()
+    languages = linter.languages()
+    linter.check_translations(languages)
+    linter.check_public_key()
+    issues = sorted(
+        linter.issues, key=lambda i: (_SHEET_ORDER.get(i.location.sheet or "", 3), i.location.row or 0)
+    )
+    if structure:
+        pyxform_issues = _structure_issues(form, data)
+        ours = {(i.location.sheet, i.location.row) for i in issues if i.code == LINT_CHOICE_DUPLICATE_NAME}
+        issues = [i for i in pyxform_issues if (i.location.sheet, i.location.row) not in ours] + issues
+    stats = {
+        "file": form.source,
+        "questions": sum(e.kind == "question" for e in form.elements),
+        "groups": sum(e.kind == "begin_group" for e in form.elements),
+        "repeats": sum(e.kind == "begin_repeat" for e in form.elements),
+        "choice_lists": len(form.lists),
+        "languages": languages,
+        "expressions": len(linter.expressions),
+        "errors": sum(i.severity == Severity.ERROR for i in issues),
+        "warnings": sum(i.severity == Severity.WARNING for i in issues),
+        "pyxform_version": PYXFORM_VERSION,
+    }
+    return Report.from_issues(issues, stats)
