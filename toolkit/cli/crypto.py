@@ -1,0 +1,153 @@
+"""`migkit keys new`, `migkit keys attach` and `migkit decrypt`.
+
+Passphrases come from --passphrase-file, the environment variable MIGKIT_PASSPHRASE, or a hidden prompt when
+stdin is a terminal; never from the command line, where other users could read them in the process list.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from toolkit import crypto
+from toolkit.cli import app
+from toolkit.cli._common import JsonOption, err, guarded, out, print_json
+from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK
+
+keys_app = typer.Typer(help="Make RSA key pairs for encrypted forms and attach public keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+PassphraseFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--passphrase-file",
+        help=f"File holding the passphrase (else ${crypto.PASSPHRASE_ENV}, else a hidden prompt on a terminal).",
+        exists=True,
+        dir_okay=False,
+    ),
+]
+
+
+def _passphrase(passphrase_file: Path | None, *, prompt: str | None) -> bytes | None:
+    """The passphrase from the file, the environment, or (on a terminal only) a hidden prompt."""
+    if passphrase_file is not None:
+        return crypto.read_passphrase_file(passphrase_file)
+    from_env = os.environ.get(crypto.PASSPHRASE_ENV)
+    if from_env:
+        return from_env.encode("utf-8")
+    if prompt and sys.stdin.isatty():
+        return getpass.getpass(prompt, stream=sys.stderr).encode("utf-8") or None
+    return None
+
+
+@keys_app.command("new")
+@guarded
+def keys_new(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for private.pem and public.pem.")],
+    bits: Annotated[int, typer.Option("--bits", help="RSA key size: 2048, 3072 or 4096.")] = 2048,
+    passphrase_file: PassphraseFileOption = None,
+) -> int:
+    """Make an RSA key pair; print the one-line public key for the XLSForm setting `public_key`."""
+    if bits not in crypto.KEY_SIZES:
+        err.print(f"[bold red]usage error[/]: --bits must be one of {', '.join(map(str, crypto.KEY_SIZES))}.")
+        return 2
+    secret = _passphrase(passphrase_file, prompt=None)
+    result = crypto.generate_keypair(out_dir, bits=bits, passphrase=secret)
+    protection = "protected by the passphrase" if result.encrypted else "NOT protected by a passphrase"
+    err.print(f"wrote {result.private_path} ({result.bits}-bit, PKCS#8, mode 0600, {protection}) and {result.public_path}")
+    err.print("Keep private.pem off the tablets and back it up: without it the submissions cannot be decrypted.")
+    err.print("Put this line in the settings sheet, column public_key (or run `migkit keys attach`):")
+    typer.echo(result.public_key_base64)
+    return EXIT_OK
+
+
+@keys_app.command("attach")
+@guarded
+def keys_attach(
+    form: Annotated[Path, typer.Argument(help="The XLSForm (.xlsx).", exists=True, dir_okay=False)],
+    public: Annotated[Path, typer.Option("--public", help="public.pem made by `migkit keys new`.", exists=True)],
+) -> int:
+    """Set `public_key` on the settings sheet of an XLSForm (written to a temporary file, then renamed)."""
+    result = crypto.attach_public_key(form, public_pem=public)
+    what = "replaced the previous public_key" if result.replaced else "set public_key"
+    err.print(f"{result.form}: {what} on the settings sheet. Rebuild the form and upload it as a new version.")
+    return EXIT_OK
+
+
+_STYLE = {
+    "ok": "green",
+    "plaintext": "cyan",
+    "duplicate": "cyan",
+    "signature_invalid": "yellow",
+    "incomplete": "yellow",
+    "conflict": "yellow",
+    "failed": "red",
+}
+
+
+@app.command("decrypt")
+@guarded
+def decrypt_command(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="Folders (searched recursively) and .zip files with submissions.")
+    ],
+    key: Annotated[
+        Path,
+        typer.Option("--key", help="Private key PEM (PKCS#1/PKCS#8) or a Central managed-key JSON record.",
+                     exists=True, dir_okay=False),
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    passphrase_file: PassphraseFileOption = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Processes decrypting in parallel.")] = 1,
+    as_json: JsonOption = False,
+) -> int:
+    """Decrypt ODK encrypted submissions with your private key, offline; write OUT/<instance>/ and a log."""
+    secret = None
+    if crypto.key_needs_passphrase(key):
+        secret = _passphrase(passphrase_file, prompt=f"Passphrase for {key.name}: ")
+    loaded = crypto.load_private_key(key, passphrase=secret)
+    problems: list[crypto.SubmissionResult] = []
+
+    def remember(result: crypto.SubmissionResult) -> None:
+        if not result.good and len(problems) < 1000:
+            problems.append(result)
+
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} submissions"),
+        TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal,
+    ) as progress:
+        task = progress.add_task("decrypting", total=None)
+
+        def on_result(result: crypto.SubmissionResult) -> None:
+            remember(result)
+            progress.advance(task)
+
+        result = crypto.decrypt(inputs, key=loaded, out_dir=out_dir, workers=workers, keep_results=as_json,
+                                on_result=on_result)
+    if as_json:
+        print_json([r.row() for r in result.submissions])
+    else:
+        table = Table(title=f"Decryption into {result.out_dir}")
+        table.add_column("status")
+        table.add_column("submissions", justify="right")
+        for status, count in result.counts.items():
+            if count:
+                table.add_row(f"[{_STYLE.get(status, 'white')}]{status}[/]", str(count))
+        out.print(table)
+    for problem in problems:
+        colour = _STYLE.get(str(problem.status), "white")
+        who = problem.instance_id or "?"
+        err.print(f"[{colour}]{problem.status}[/] {who} ({problem.source}): {problem.message} [{problem.reason_code}]",
+                  markup=True, highlight=False)
+    err.print(f"log: {result.log_path}")
+    if result.total == 0:
+        err.print("No submissions found in the inputs (looked for .xml manifests and instances, and .zip files).")
+        return EXIT_DATA_PROBLEMS
+    return EXIT_OK if result.ok else EXIT_DATA_PROBLEMS
