@@ -674,7 +674,9 @@ def calibrate(
         norm = float(np.abs(misfit).sum())
         for _ in range(30):
             g_try, _ = _calfun(kind, x @ (lam + step), low, up)
-            if float(np.abs(t - x.T @ (dw * g_try)).sum()) < norm or kind == "linear":
+            with np.errstate(over="ignore", invalid="ignore"):
+                trial = float(np.abs(t - x.T @ (dw * g_try)).sum())
+            if trial < norm or kind == "linear":
                 break
             step = step / 2.0
         lam = lam + step
@@ -948,6 +950,7 @@ def first_stage_probabilities(
     stratum_mos: Mapping[str, float],
     *,
     certainty: np.ndarray | Sequence[bool] | None = None,
+    ids: Sequence[Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[Issue]]:
     """PPS inclusion probabilities p1 = n_h·M_hi/M_h of the selected PSUs, with certainty units removed iteratively.
 
@@ -960,6 +963,7 @@ def first_stage_probabilities(
         n_h: PSUs selected per stratum (including certainty units).
         stratum_mos: M_h, the total measure of size of the stratum's frame.
         certainty: PSUs flagged as certainty in the sample file (forced to p1 = 1).
+        ids: PSU ids, for messages.
     Returns: p1, the certainty flags and warnings.
     """
     strata = np.array([level_label(s) for s in stratum], dtype=object)
@@ -984,13 +988,9 @@ def first_stage_probabilities(
         free = idx[~cert[idx]]
         p1[free] = n * m[free] / total if total > 0 else math.nan
     for i in np.flatnonzero(cert):
-        issues.append(
-            warning(
-                CERTAINTY_PSU,
-                f"PSU {i + 1} of stratum {strata[i]} is a certainty unit (p1 = 1)",
-                row=int(i) + 2,
-            )
-        )
+        name = level_label(ids[i]) if ids is not None else f"#{i + 1}"
+        issues.append(warning(CERTAINTY_PSU, f"PSU {name} of stratum {strata[i]} is a certainty unit (p1 = 1): it is "
+                              "its own stratum for variance estimation", row=int(i) + 2, value=name))
     return p1, cert, issues
 
 

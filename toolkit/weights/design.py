@@ -228,6 +228,8 @@ class WeightDesign:
             "status": "weight_status",
             "household_weight": "weight_hh",
             "person_weight": "weight_person",
+            "variance_stratum": "var_stratum",
+            "variance_psu": "var_psu",
         }
         output.update({k: str(v) for k, v in raw.get("output", {}).items()})
         return cls(
@@ -418,7 +420,9 @@ def _base_weights(
         n_h = pd.Series(s_lab).value_counts().astype(float).to_dict()
     mos = pd.to_numeric(sample[ps["mos"]]).to_numpy(float)
     cert = sample[ps["certainty"]].fillna(0).astype(bool).to_numpy() if ps["certainty"] else None
-    p1, cert_flags, p_issues = first_stage_probabilities(s_lab, mos, n_h, m_h, certainty=cert)
+    p1, cert_flags, p_issues = first_stage_probabilities(
+        s_lab, mos, n_h, m_h, certainty=cert, ids=list(sample[ps["psu"]])
+    )
     issues.extend(p_issues)
     if ps["p1"]:
         given = pd.to_numeric(sample[ps["p1"]], errors="coerce").to_numpy(float)
@@ -635,8 +639,8 @@ def _run_chain(
     )
     issues.extend(adj.issues)
     w = adj.weights
-    step("nonresponse", w, base, classes=list(adj.classes), collapsed=[list(p) for p in adj.collapsed])
     er = units.status == ER
+    step("nonresponse", w[er], base[er], classes=list(adj.classes), collapsed=[list(p) for p in adj.collapsed])
     w_er = w[er]
     tr = design.trimming
     cap = None
@@ -785,8 +789,13 @@ def compute_weights(
     issues.extend(chain.issues)
     rep_info = None
     hh_reps = person_reps = None
+    # Variance units: a certainty EA is a stratum of its own whose PSUs are its households.
+    cert = units.frame["_certainty"].fillna(False).to_numpy(dtype=bool)
+    var_stratum = np.where(cert, [f"{h}:{p}" for h, p in zip(units.stratum, units.psu_key, strict=True)],
+                           units.stratum.astype(str))
+    var_psu = np.where(cert, [f"{p}:{i}" for i, p in enumerate(units.psu_key)], units.psu_key.astype(str))
     if d.replicates["method"] != "none":
-        des = make_design(len(units.psu_key), units.stratum, units.psu_key)
+        des = make_design(len(units.psu_key), var_stratum, var_psu)
         rf = replicate_factors(
             des,
             d.replicates["method"],
@@ -814,14 +823,18 @@ def compute_weights(
             "columns": f"{prefix}1..{prefix}{n_rep}",
             "coefficients": rf.coefficients.tolist(),
             "centre_on_mean": rf.centre_on_mean,
-            "estimate": f"migkit estimate TABLE --weight W --strata {c['stratum']} --psu {c['psu']} "
+            "estimate": f"migkit estimate TABLE --weight W --strata {d.output['variance_stratum']} "
+            f"--psu {d.output['variance_psu']} "
             f"--replicate-weights {prefix} --method {rf.method}"
             + (f" --fay {rf.fay}" if rf.method == "brr" and rf.fay else ""),
         }
     # Write the tables.
     o = d.output
-    hh_out = hh.copy()
+    prefix = str(d.replicates["prefix"])
+    hh_out = hh.drop(columns=[col for col in hh.columns if str(col).startswith(prefix)])
     n = units.n_data
+    hh_out[o["variance_stratum"]] = var_stratum[:n]
+    hh_out[o["variance_psu"]] = var_psu[:n]
     hh_out[o["base_weight"]] = units.base[:n]
     hh_out[o["status"]] = units.status[:n].astype(str)
     hh_out[o["household_weight"]] = chain.hh_final[:n]
@@ -835,7 +848,9 @@ def compute_weights(
     write_table(hh_out, hh_target)
     person_target = None
     if roster is not None and chain.person_final is not None:
-        p_out = roster.copy()
+        p_out = roster.drop(columns=[col for col in roster.columns if str(col).startswith(prefix)])
+        p_out[o["variance_stratum"]] = var_stratum[person_unit]
+        p_out[o["variance_psu"]] = var_psu[person_unit]
         p_out[o["household_weight"]] = chain.hh_final[person_unit]
         p_out[o["person_weight"]] = chain.person_final
         if person_reps is not None:
