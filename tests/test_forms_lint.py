@@ -524,3 +524,21 @@ def test_cli_unbalanced_group_exits_1_naming_row(tmp_path: Path) -> None:
     assert result.exit_code == 1
     (finding,) = json.loads(result.stdout)["findings"]
     assert (finding["code"], finding["sheet"], finding["row"]) == (forms.LINT_FORM_INVALID, "survey", 5)
+
+
+def test_forward_reference_looks_through_calculations(tmp_path: Path) -> None:
+    # A calculate computes wherever it sits; what counts is when its inputs are answered.
+    fine = form("""
+    | | integer | kids | Kids | ${n_adults} > 0 and ${today} != '' | | | | |
+    | | calculate | n_adults | | | | | ${age} - 1 | |
+    | | today | today | | | | | | |
+    """)
+    assert lint(tmp_path, fine).issues == ()
+    late = form("""
+    | | calculate | n_adults | | | | | ${later} + 1 | |
+    | | integer | kids | Kids | ${n_adults} > 0 | | | | |
+    | | integer | later | Later | | | | | |
+    """)
+    report = lint(tmp_path, late, "late.md")
+    assert found(report, forms.LINT_FORWARD_REFERENCE) == [("survey", 6, "relevant")]
+    assert "${later}" in report.issues[0].message

@@ -154,6 +154,9 @@ class _Element:
     or_other: bool = False
     repeats: tuple[str, ...] = ()  # enclosing repeats, outermost first; a begin_repeat row includes itself
     cells: dict[str, str] = field(default_factory=dict)
+    # False for rows without a control: calculate/hidden (computed whenever their inputs change, wherever the
+    # row is) and preloaded metadata such as start or today (set when the form opens).
+    answered: bool = True
 
     @property
     def coded(self) -> bool:
@@ -361,7 +364,10 @@ def _survey_elements(survey: _Sheet) -> list[_Element]:
                 kind, value_type = "question", "geopoint"
             else:
                 kind, value_type = "question", "other"
-            elements.append(_Element(row_no, order, name, kind, value_type, repeats=repeats, cells=cells))
+            elements.append(
+                _Element(row_no, order, name, kind, value_type, repeats=repeats, cells=cells,
+                         answered="control" in definition)
+            )
     return elements
 
 
@@ -629,19 +635,25 @@ class _Linter:
             if target is None:
                 continue  # pyxform reports unknown names (lint.form_invalid)
             where = _at(expr, node.text)
+            answer = self.answered_by(target)
             if (
                 expr.role in {"relevant", "constraint"}
-                and target.row > element.row
-                and target is not element
+                and answer is not None
+                and answer.row > element.row
+                and element not in (target, answer)
                 and ("forward", node.text) not in reported
             ):
                 reported.add(("forward", node.text))
+                what = (
+                    f"which is asked later (row {answer.row})" if answer is target
+                    else f"a calculation that uses ${{{answer.name}}}, asked later (row {answer.row})"
+                )
                 self.add(
                     LINT_FORWARD_REFERENCE,
                     Severity.ERROR,
                     f"The {expr.role} of {element.name or 'this row'} (row {element.row}) refers to "
-                    f"${{{node.text}}}, which is asked later (row {target.row}), so it is still empty when "
-                    "this is evaluated. Move the question before this row, or change the logic.",
+                    f"${{{node.text}}}, {what}, so it is still empty when this is evaluated. Move the question "
+                    "before this row, or change the logic.",
                     **where,
                 )
             target_repeats = target.repeats
@@ -672,6 +684,26 @@ class _Linter:
                 "one entry, or an aggregate such as count() or sum().",
                 **where,
             )
+
+    def answered_by(self, target: _Element, seen: frozenset[str] = frozenset()) -> _Element | None:
+        """The last-asked question a value depends on: the question itself, or for a calculation the latest
+        question among its inputs (ODK recomputes calculations wherever they sit); None for preloaded metadata."""
+        if target.answered or target.kind != "question":
+            return target
+        if target.name is None or target.name in seen:
+            return None
+        latest: _Element | None = None
+        for expr in self.expressions:
+            if expr.element is not target or expr.role != "calculation":
+                continue
+            for node in expr.tree.walk():
+                dependency = self.form.by_name.get(node.text) if node.kind == "ref" else None
+                if dependency is None or dependency is target:
+                    continue
+                answer = self.answered_by(dependency, seen | {target.name})
+                if answer is not None and (latest is None or answer.row > latest.row):
+                    latest = answer
+        return latest
 
     def lists_named_in_expressions(self) -> set[str]:
         named: set[str] = set()
