@@ -1,0 +1,115 @@
+"""`migkit ingest`: submissions -> the DATA folder of tables (docs/tables.md)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from toolkit import ingest as ingest_stage
+from toolkit.cli import app
+from toolkit.cli._common import JsonOption, err, guarded, out, print_json
+from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Severity
+from toolkit.xform import load_form
+
+# Show a progress bar from this many submission files on.
+_PROGRESS_MIN_FILES = 500
+_ISSUES_SHOWN = 20
+
+
+@app.command("ingest")
+@guarded
+def ingest_command(  # noqa: PLR0917 (Typer maps each parameter to an option)
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Folders of submissions (migkit decrypt output or any tree of "
+            "instance XMLs), zips of them, or ODK Central CSV export zips."
+        ),
+    ],
+    form: Annotated[
+        list[Path],
+        typer.Option(
+            "--form",
+            "-f",
+            help="The form (XLSForm .xlsx/.xls/.md or XForm .xml); "
+            "repeat it for older versions, newest first, to merge them.",
+        ),
+    ],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="The DATA folder to write the tables into.")],
+    csv: Annotated[
+        bool, typer.Option("--csv", help="Also write each table as CSV (UTF-8 with BOM).")
+    ] = False,
+    media: Annotated[Path | None, typer.Option("--media", help="Copy attachments into this folder.")] = None,
+    as_json: JsonOption = False,
+) -> int:
+    """Turn submissions into one table per level of the form (main level and each repeat), Parquet plus tables.json."""
+    models = [load_form(path) for path in form]
+    with Progress(
+        TextColumn("reading submissions"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = None
+
+        def progress(done: int, total: int) -> None:
+            nonlocal task
+            if total < _PROGRESS_MIN_FILES:
+                return
+            if task is None:
+                task = bar.add_task("ingest", total=total)
+            bar.update(task, completed=done)
+
+        result = ingest_stage.ingest(inputs, models, media_dir=media, progress=progress)
+    written = ingest_stage.write_tables(result, out_dir, csv=csv)
+    by_code = result.counts_by_code()
+    if as_json:
+        print_json(
+            {
+                "ok": result.valid,
+                "form_id": result.form_id,
+                "form_versions": list(result.form_versions),
+                "out": str(out_dir),
+                "files": [str(p) for p in written],
+                "tables": {
+                    name: {"rows": len(frame), "columns": len(frame.columns)}
+                    for name, frame in result.tables.items()
+                },
+                "stats": result.stats,
+                "issues_by_code": by_code,
+                "issues": [issue.flatten() for issue in result.issues],
+            }
+        )
+    else:
+        table = Table(
+            title=f"{result.form_id}: {result.stats.get('submissions', 0)} submissions -> {out_dir}"
+        )
+        for column in ("table", "level", "rows", "columns"):
+            table.add_column(column, justify="right" if column in {"rows", "columns"} else "left")
+        for name, frame in result.tables.items():
+            table.add_row(name, result.table_paths[name], str(len(frame)), str(len(frame.columns)))
+        out.print(table)
+        if by_code:
+            issue_table = Table(title="Issues")
+            for column in ("code", "severity", "count"):
+                issue_table.add_column(column)
+            counts = Counter((issue.code, str(issue.severity)) for issue in result.issues)
+            for (code, severity), count in counts.most_common():
+                issue_table.add_row(code, severity, str(count))
+            out.print(issue_table)
+        for issue in result.issues[:_ISSUES_SHOWN]:
+            colour = "red" if issue.severity == Severity.ERROR else "yellow"
+            err.print(f"[{colour}]{issue.severity}[/]: {issue.format()}", markup=True, highlight=False)
+        if len(result.issues) > _ISSUES_SHOWN:
+            err.print(
+                f"... and {len(result.issues) - _ISSUES_SHOWN} more; all are listed in "
+                f"{out_dir / ingest_stage.MANIFEST} and with --json."
+            )
+    return EXIT_OK if result.valid else EXIT_DATA_PROBLEMS
