@@ -36,6 +36,10 @@ SPSS_VARIABLE_LABEL_MAX_BYTES = 256
 SPSS_VALUE_LABEL_MAX_BYTES = 120
 # String variables hold at most 32,767 bytes.
 SPSS_STRING_MAX_BYTES = 32_767
+# Strings over 255 bytes are stored as 252-byte segments with generated ("ghost") names (ReadStat#380).
+SPSS_SHORT_STRING_MAX_BYTES = 255
+# The file label in the .sav header is 64 bytes.
+SPSS_FILE_LABEL_MAX_BYTES = 64
 # Up to three discrete user-missing values, or one range plus one discrete value.
 SPSS_MAX_DISCRETE_MISSING = 3
 # Reserved words, refused in any case (SPSS 13 User Guide, "Variable Names").

@@ -1,0 +1,475 @@
+"""Labelled .sav/.dta/.csv export: name rules, labels, missing values, dates, companion syntax.
+
+Every .sav is read back by GNU PSPP (an independent reader; no warnings allowed) and every .dta by pandas' pure-Python
+Stata reader; pyreadstat is only the writer.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import require_tool, write_md_form
+from toolkit.cli import app
+from toolkit.errors import ToolkitError
+from toolkit.export import (
+    MissingCodes,
+    assign_names,
+    export_tables,
+    spss_ghost_conflicts,
+    spss_name,
+    stata_name,
+    transliterate,
+    truncate_bytes,
+    truncate_chars,
+)
+from toolkit.xform import load_form
+
+LONG_LABEL = "Сколько денег " + "очень " * 60 + "конец?"
+
+FORM = f"""
+| survey |
+| | type | name | label::English (en) | label::Russian (ru) | relevant | calculation | constraint |
+| | start | start | | | | | |
+| | end | end | | | | | |
+| | select_one yn | consent | Consent? | Согласие? | | | |
+| | integer | n | How many? | Сколько? | ${{consent}}='1' | | . >= 0 or . = -98 |
+| | decimal | income | {LONG_LABEL} | {LONG_LABEL} | | | |
+| | begin_repeat | hl | Member | Член | | | |
+| | text | hl_name | Name | Имя | | | |
+| | select_multiple fruit | fav | Fruits | Фрукты | | | |
+| | select_one country | by | Country | Страна | | | |
+| | select_one rel | hl_relationship_to_the_head_of_household | Relationship | Отношение | | | |
+| | end_repeat | | | | | | |
+| | geopoint | gps | GPS | GPS | | | |
+| | date | d | Date | Дата | | | |
+| | note | nt | Note | Заметка | | | |
+| | calculate | calc | | | | ${{n}} * 2 | |
+| | text | comment | Comment with $x and `y` /* z */ | Комментарий $x `y` /* z */ | | | |
+| choices |
+| | list_name | name | label::English (en) | label::Russian (ru) |
+| | yn | 1 | Yes | Да |
+| | yn | 2 | No | Нет |
+| | yn | 98 | Don't know | Не знаю |
+| | yn | 99 | Refused | Отказ |
+| | fruit | 1 | Apple | Яблоко |
+| | fruit | 2 | Pear | Груша |
+| | fruit | 3 | Plum | Слива |
+| | country | RUS | Russia | Россия |
+| | country | KAZ | Kazakhstan | Казахстан |
+| | rel | 01 | Head | Глава |
+| | rel | 02 | Spouse | Супруг(а) |
+| settings |
+| | form_id | version | default_language | title |
+| | exp | 2026112701 | English (en) | Export test |
+"""
+
+
+def _tables() -> dict[str, pd.DataFrame]:
+    main = pd.DataFrame({
+        "KEY": ["uuid:a", "uuid:b", "uuid:c"],
+        "hh_id": pd.array([1, 2, 3], dtype="Int64"),
+        "FormVersion": ["2026112701"] * 3,
+        "start": ["2026-11-27T10:15:00.000+03:00", None, "2026-11-27T23:30:05.5-05:30"],
+        "end": ["2026-11-27T11:00:00.000+03:00", None, None],
+        "consent": ["1", "98", None],
+        "n": pd.array([2, -98, None], dtype="Int64"),
+        "income": pd.array([1.5, -99.0, None], dtype="Float64"),
+        "gps": ["41.3 69.2 400 5", None, "1 2"],
+        "d": pd.to_datetime(["2026-01-02", None, "2026-03-04"]).astype("datetime64[s]"),
+        "calc": ["4", "-196", None],
+        "comment": ["Київ " * 80, None, "ok"],
+        "instanceID": ["uuid:a", "uuid:b", "uuid:c"],
+        "w_final": [1.5, 2.0, 3.0],
+    })
+    hl = pd.DataFrame({
+        "KEY": ["uuid:a/hl[1]", "uuid:a/hl[2]", "uuid:c/hl[1]"],
+        "PARENT_KEY": ["uuid:a", "uuid:a", "uuid:c"],
+        "hh_id": pd.array([1, 1, 3], dtype="Int64"),
+        "hl_no": pd.array([1, 2, 1], dtype="Int64"),
+        "hl_name": ["Иван", "Мария", None],
+        "fav": ["1 3", "2", None],
+        "by": ["RUS", "KAZ", "XXX"],
+        "hl_relationship_to_the_head_of_household": ["01", "02", None],
+    })
+    return {"exp": main, "exp-hl": hl}
+
+
+@pytest.fixture(scope="module")
+def form(tmp_path_factory):
+    return load_form(write_md_form(tmp_path_factory.mktemp("form"), FORM))
+
+
+@pytest.fixture(scope="module")
+def exported(form, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    return export_tables(_tables(), form, out_dir=out, language="ru"), out
+
+
+def _data_folder(tmp_path: Path, tables: dict[str, pd.DataFrame], form_id: str = "exp") -> Path:
+    """A DATA folder in the docs/tables.md format (parquet + tables.json)."""
+    manifest = {"form_id": form_id, "form_versions": ["2026112701"], "tables": {}}
+    for name, frame in tables.items():
+        frame.to_parquet(tmp_path / f"{name}.parquet")
+        manifest["tables"][name] = {
+            "file": f"{name}.parquet", "rows": len(frame),
+            "path": "/data" if name == form_id else "/data/hl", "parent": None if name == form_id else form_id,
+            "columns": [{"name": c, "path": "", "question_type": "", "dtype": str(frame[c].dtype)} for c in frame],
+        }
+    (tmp_path / "tables.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return tmp_path
+
+
+# --- PSPP and pandas readers ---------------------------------------------------------------------------------
+
+def pspp_dictionary(sav: Path) -> tuple[str, str]:
+    """(stdout, stderr) of PSPP's DISPLAY DICTIONARY/DOCUMENTS and LIST on a .sav, in CSV output format."""
+    pspp = require_tool("pspp", "pspp")
+    script = sav.with_suffix(".check.sps")
+    script.write_text(
+        f"GET FILE='{sav.name}'.\nDISPLAY FILE LABEL.\nDISPLAY DOCUMENTS.\nDISPLAY DICTIONARY.\nLIST.\n",
+        encoding="utf-8",
+    )
+    run = subprocess.run([pspp, "-O", "format=csv", script.name], capture_output=True, text=True, cwd=sav.parent,
+                         check=False)
+    script.unlink()
+    return run.stdout, run.stderr
+
+
+def assert_no_pspp_warnings(stdout: str, stderr: str) -> None:
+    # PSPP prints warnings such as "Renaming variable with invalid name" on stdout or stderr.
+    assert "warning" not in stdout.lower() and "error" not in stdout.lower(), stdout
+    assert stderr.strip() == "", stderr
+
+
+def stata_read(path: Path):
+    reader = pd.io.stata.StataReader(path)
+    data = reader.read(convert_categoricals=False, convert_missing=True, convert_dates=False)
+    return data, reader.variable_labels(), reader.value_labels(), dict(zip(data.columns, reader._lbllist))
+
+
+# --- name and label rules (pure functions) -------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("name", "labelled", "expected"),
+    [
+        ("hl_sex", False, "hl_sex"),
+        ("доход", False, "dokhod"),
+        ("Қала_ұлы", False, "Qala_uly"),
+        ("_geo_latitude", False, "v_geo_latitude"),
+        ("1st", False, "v_1st"),
+        ("a-b.c", False, "a_b_c"),
+        ("in", False, "in_v"),
+        ("IF", False, "IF"),
+        ("strL", False, "strL_v"),
+        ("str12", False, "str12_v"),
+        ("x" * 40, False, "x" * 32),
+        ("x" * 40, True, "x" * 28),
+        ("€", False, "v"),
+    ],
+)
+def test_stata_name(name, labelled, expected) -> None:
+    assert stata_name(name, labelled=labelled) == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("hl_sex", "hl_sex"),
+        ("by", "by_v"),
+        ("With", "With_v"),
+        ("TO", "TO_v"),
+        ("q_", "q"),
+        ("_x", "v_x"),
+        ("имя", "imya"),
+        ("y" * 70, "y" * 64),
+        ("a&b", "a_b"),
+    ],
+)
+def test_spss_name(name, expected) -> None:
+    assert spss_name(name) == expected
+
+
+@pytest.mark.parametrize(
+    ("names", "candidates", "limit", "expected"),
+    [
+        (["a", "A"], ["a", "A"], 32, ["a", "A_2"]),
+        (["x" * 40, "x" * 33, "x" * 32], ["x" * 32, "x" * 32, "x" * 32], 32, ["x" * 30 + "_2", "x" * 30 + "_3", "x" * 32]),
+        (["q", "q_2", "Q"], ["q", "q_2", "Q"], 32, ["q", "q_2", "Q_3"]),
+        (["a-b", "a_b"], ["a_b", "a_b"], 32, ["a_b_2", "a_b"]),
+    ],
+)
+def test_assign_names_is_deterministic_and_case_insensitive(names, candidates, limit, expected) -> None:
+    assert assign_names(names, candidates, [limit] * len(names)) == expected
+    assert assign_names(names, candidates, [limit] * len(names)) == expected
+
+
+@pytest.mark.parametrize(
+    ("names", "widths", "expected"),
+    [
+        (["t"], [32_767], [0]),  # segment 24 is named TO
+        (["comment"], [32_767], []),
+        (["short"], [200], []),
+        (["abcde", "ABCDE1"], [600, 0], [0]),  # ghost ABCDE1 equals the other variable's short name
+    ],
+)
+def test_spss_ghost_conflicts(names, widths, expected) -> None:
+    assert spss_ghost_conflicts(names, widths) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected", "cut"),
+    [
+        ("abc", 3, "abc", False),
+        ("абв", 6, "абв", False),
+        ("абвг", 6, "а…", True),  # 8 bytes; the ellipsis takes 3 and the cut falls on a character boundary
+        ("abcdef", 5, "ab…", True),
+    ],
+)
+def test_truncate_bytes(text, limit, expected, cut) -> None:
+    assert truncate_bytes(text, limit) == (expected, cut)
+    assert len(truncate_bytes(text, limit)[0].encode("utf-8")) <= limit
+
+
+def test_truncate_chars_and_transliterate() -> None:
+    assert truncate_chars("д" * 81, 80) == ("д" * 79 + "…", True)
+    assert transliterate("Щука Ёж Ҳа") == "Shchuka Yozh Ha"
+
+
+# --- SPSS through PSPP --------------------------------------------------------------------------------------
+
+def test_sav_opens_in_pspp_with_labels_and_missing_values(exported) -> None:
+    result, out = exported
+    stdout, stderr = pspp_dictionary(out / "exp.sav")
+    assert_no_pspp_warnings(stdout, stderr)
+    assert "Export test - exp" in stdout  # file label
+    assert "Form exp version 2026112701: Export test" in stdout  # documents
+    rows = {line.split(",")[0]: line for line in stdout.splitlines() if line.count(",") >= 8}
+    assert rows["consent"].split(",")[2] == "Согласие?"
+    assert rows["consent"].endswith("98; 99")
+    assert "-99; -98" in rows["n"] and "Scale" in rows["n"]
+    assert "DATETIME20" in rows["start"] and "DATE11" in rows["d"]
+    assert ",Не знаю" in stdout and ",Отказ" in stdout and "98[a]" in stdout
+    # Local wall-clock time of the device and its offset, not UTC.
+    assert "27-NOV-2026 10:15:00,180" in stdout
+    assert "27-NOV-2026 23:30:05,-330" in stdout
+    # The long Cyrillic label was cut at a character boundary with a warning.
+    assert any(i.code == "export.label_truncated" and i.location.variable == "income" for i in result.issues)
+    assert "Київ Київ" in stdout
+    assert "notes" not in {r.split(",")[0] for r in rows.values()}
+    assert "nt" not in rows  # notes are dropped
+
+
+def test_sav_repeat_table_dummies_and_renames(exported) -> None:
+    result, out = exported
+    stdout, stderr = pspp_dictionary(out / "exp-hl.sav")
+    assert_no_pspp_warnings(stdout, stderr)
+    assert "fav_3,9,Фрукты: Слива" in stdout
+    assert "by_v," in stdout  # `by` is reserved in SPSS in any case
+    lines = stdout.splitlines()
+    data = lines[lines.index("Table: Data List") + 1:]
+    header = data[0].split(",")
+    first = dict(zip(header, data[1].split(",")))
+    assert (first["fav"], first["fav_1"], first["fav_2"], first["fav_3"]) == ("1 3", "1", "0", "1")
+    third = dict(zip(header, data[3].split(",")))
+    assert third["fav_1"].strip() == "."  # not asked: system-missing, not 0
+    assert first["hl_relationship_to_the_head_of_household"] == "1"
+
+
+def test_pspp_convert_labels_match(exported) -> None:
+    _, out = exported
+    convert = require_tool("pspp-convert", "pspp")
+    target = out / "hl-labels.csv"
+    run = subprocess.run([convert, "--labels", str(out / "exp-hl.sav"), str(target)], capture_output=True, text=True,
+                         check=False)
+    assert run.returncode == 0 and run.stderr.strip() == "", run.stderr
+    labelled = pd.read_csv(target, dtype=str)
+    assert labelled["fav_1"].tolist()[:2] == ["Да", "Нет"]
+    assert labelled["by_v"].tolist() == ["Россия", "Казахстан", "XXX"]
+    ours = pd.read_csv(out / "exp-hl-labelled.csv", dtype=str, encoding="utf-8-sig")
+    assert ours["by"].tolist() == labelled["by_v"].tolist()
+    assert ours["fav_2"].tolist()[:2] == labelled["fav_2"].tolist()[:2]
+
+
+def test_sps_companion_runs_in_pspp(exported) -> None:
+    _, out = exported
+    pspp = require_tool("pspp", "pspp")
+    script = out / "exp-hl.sps"
+    text = script.read_text(encoding="utf-8")
+    assert "MRSETS" in text and "$fav" in text and "VARIABLES=fav_1 fav_2 fav_3" in text
+    check = out / "mr.sps"
+    check.write_text(text + "MRSETS /DISPLAY NAME=ALL.\nSHOW WEIGHT.\n", encoding="utf-8")
+    run = subprocess.run([pspp, "-O", "format=csv", check.name], capture_output=True, text=True, cwd=out, check=False)
+    assert_no_pspp_warnings(run.stdout, run.stderr)
+    assert "$fav" in run.stdout and "Фрукты" in run.stdout
+    main = (out / "exp.sps").read_text(encoding="utf-8")
+    assert "WEIGHT BY w_final." in main and "DOCUMENT" in main
+    run = subprocess.run([pspp, "exp.sps"], capture_output=True, text=True, cwd=out, check=False)
+    assert_no_pspp_warnings(run.stdout, run.stderr)
+
+
+# --- Stata through pandas -----------------------------------------------------------------------------------
+
+def test_dta_release_118_labels_and_extended_missing(exported) -> None:
+    _, out = exported
+    assert (out / "exp.dta").read_bytes()[:28] == b"<stata_dta><header><release>"
+    assert (out / "exp.dta").read_bytes()[28:31] == b"118"
+    data, var_labels, value_labels, label_sets = stata_read(out / "exp.dta")
+    assert var_labels["consent"] == "Согласие?"
+    assert len(var_labels["income"]) == 80 and var_labels["income"].endswith("…")
+    assert value_labels[label_sets["consent"]][1] == "Да"
+    assert str(data["consent"][1]) == ".d"
+    assert str(data["n"][1]) == ".d" and str(data["income"][1]) == ".r"
+    assert str(data["n"][2]) == "."  # skipped: plain system missing
+    converted = pd.read_stata(out / "exp.dta")
+    assert converted["consent"][0] == "Да"
+    assert converted["start"][0] == pd.Timestamp("2026-11-27 10:15:00")
+    assert converted["d"][2] == pd.Timestamp("2026-03-04")
+    assert converted["comment"][0].startswith("Київ")
+
+
+def test_dta_repeat_names_fit_pyreadstat_label_sets(exported) -> None:
+    result, out = exported
+    _, var_labels, value_labels, label_sets = stata_read(out / "exp-hl.dta")
+    long = "hl_relationship_to_the_head_of_household"
+    entry = next(r for r in result.renames if r.name == long)
+    assert len(entry.stata_name) <= 28 and entry.spss_name == long
+    assert var_labels[entry.stata_name] == "Отношение"
+    assert value_labels[label_sets[entry.stata_name]] == {1: "Глава", 2: "Супруг(а)"}
+    assert var_labels["fav_2"] == "Фрукты: Груша"
+    assert value_labels[label_sets["by"]][3] == "XXX"
+
+
+def test_do_companion_has_notes_chars_and_svyset(exported) -> None:
+    _, out = exported
+    do = (out / "exp.do").read_text(encoding="utf-8")
+    assert f"notes income: {LONG_LABEL}" in do  # full text, not the 80-character label
+    assert "char n[Odk_relevant] \\${consent} ='1'" in do
+    assert "char n[Odk_constraint] . >= 0 or . = -98" in do
+    assert "char calc[Odk_calculate] \\${n} * 2" in do
+    assert "svyset _n [pweight=w_final]" in do
+    assert "\\$x" in do and "\\`y\\`" in do and "/*" not in do.split("use ", 1)[1]
+
+
+# --- rename map, recodes, CSV -------------------------------------------------------------------------------
+
+def test_rename_map_and_value_map(exported) -> None:
+    result, out = exported
+    rename = pd.read_csv(out / "exp-rename-map.csv", dtype=str, keep_default_na=False)
+    assert list(rename.columns) == ["table", "original_name", "xlsform_path", "spss_name", "stata_name", "reason"]
+    row = rename[(rename.table == "exp-hl") & (rename.original_name == "by")].iloc[0]
+    assert (row.spss_name, row.stata_name, row.reason) == ("by_v", "by", "SPSS: reserved word")
+    assert len(rename) == sum(1 for _ in result.renames)
+    values = pd.read_csv(out / "exp-value-map.csv", dtype=str)
+    assert values[values.choice_list == "country"][["choice_name", "code"]].values.tolist() == [["RUS", "1"],
+                                                                                                 ["KAZ", "2"]]
+    codes = {i.code for i in result.issues}
+    assert {"export.choices_recoded", "export.unknown_choice", "export.renamed"} <= codes
+
+
+def test_csv_and_labelled_csv(exported) -> None:
+    _, out = exported
+    raw = (out / "exp.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    plain = pd.read_csv(out / "exp.csv", dtype=str, encoding="utf-8-sig")
+    labelled = pd.read_csv(out / "exp-labelled.csv", dtype=str, encoding="utf-8-sig")
+    assert plain["consent"].tolist()[:2] == ["1", "98"]
+    assert labelled["consent"].tolist()[:2] == ["Да", "Не знаю"]
+    assert plain["start"][0] == "2026-11-27 10:15:00" and plain["d"][0] == "2026-01-02"
+    assert plain["gps_latitude"][0] == "41.3" and pd.isna(plain["gps_altitude"][2])
+
+
+# --- configuration, languages, inputs ----------------------------------------------------------------------
+
+def test_configured_not_applicable_code_becomes_dot_n(form, tmp_path) -> None:
+    tables = _tables()
+    codes = MissingCodes.parse("98=d,99=r,2=n", "-98=d,-99=r")
+    export_tables(tables, form, formats=["dta", "sav"], out_dir=tmp_path, missing_codes=codes)
+    data, *_ = stata_read(tmp_path / "exp-hl.dta")
+    relationship = next(c for c in data.columns if c.startswith("hl_relationship"))
+    assert str(data[relationship][1]) == ".n"
+    stdout, stderr = pspp_dictionary(tmp_path / "exp.sav")
+    assert_no_pspp_warnings(stdout, stderr)
+    assert "2; 98; 99" in stdout
+
+
+def test_default_language_and_unknown_language(form, tmp_path) -> None:
+    result = export_tables(_tables(), form, formats=["dta"], out_dir=tmp_path)
+    assert result.language == "English (en)"
+    _, var_labels, *_ = stata_read(tmp_path / "exp.dta")
+    assert var_labels["consent"] == "Consent?"
+    with pytest.raises(ToolkitError, match="no language 'German'"):
+        export_tables(_tables(), form, formats=["dta"], out_dir=tmp_path, language="German")
+    with pytest.raises(ToolkitError, match="Unknown export format"):
+        export_tables(_tables(), form, formats=["xpt"], out_dir=tmp_path)
+
+
+def test_reads_a_data_folder_and_cli_json(form, tmp_path) -> None:
+    data = _data_folder(tmp_path / "DATA" if (tmp_path / "DATA").mkdir() is None else tmp_path, _tables())
+    form_file = write_md_form(tmp_path, FORM)
+    runner = CliRunner()
+    outcome = runner.invoke(app, ["export", str(data), "--form", str(form_file), "--format", "sav,dta",
+                                  "--lang", "ru", "--out", str(tmp_path / "OUT"), "--json"])
+    assert outcome.exit_code == 0, outcome.output
+    payload = json.loads(outcome.stdout)
+    kinds = sorted({f["kind"] for f in payload["files"]})
+    assert kinds == ["do", "dta", "rename-map", "sav", "sps", "value-map"]
+    assert payload["language"] == "Russian (ru)"
+    assert any(r["name"] == "by" for r in payload["renamed"])
+    stdout, stderr = pspp_dictionary(tmp_path / "OUT" / "exp.sav")
+    assert_no_pspp_warnings(stdout, stderr)
+    table = runner.invoke(app, ["export", str(data), "--form", str(form_file), "--format", "csv",
+                                "--out", str(tmp_path / "OUT2")])
+    assert table.exit_code == 0 and "exp-labelled.csv" in table.stdout
+    bad = runner.invoke(app, ["export", str(data), "--form", str(form_file), "--format", "xls"])
+    assert bad.exit_code == 2
+    missing = runner.invoke(app, ["export", str(tmp_path / "nope"), "--form", str(form_file)])
+    assert missing.exit_code == 3
+
+
+def test_long_text_with_a_short_name_is_renamed_for_spss(tmp_path) -> None:
+    md = """
+    | survey |
+    | | type | name | label |
+    | | text | t | Long text |
+    | | text | by | Reserved |
+    | | text | ALL | Reserved too |
+    | | integer | a | A |
+    | | integer | A_ | Case twin |
+    """
+    form = load_form(write_md_form(tmp_path, md))
+    root = form.form_id
+    frame = pd.DataFrame({"KEY": ["uuid:1"], "t": ["ж" * 20_000], "by": ["x"], "ALL": ["y"],
+                          "a": pd.array([1], dtype="Int64"), "A_": pd.array([2], dtype="Int64")})
+    result = export_tables({root: frame}, form, formats=["sav", "dta"], out_dir=tmp_path / "out")
+    names = {r.name: r.spss_name for r in result.renames}
+    assert names["t"] == "t_txt" and names["by"] == "by_v" and names["ALL"] == "ALL_v"
+    assert names["a"] == "a" and names["A_"].lower() != "a"
+    stdout, stderr = pspp_dictionary(tmp_path / "out" / f"{root}.sav")
+    assert_no_pspp_warnings(stdout, stderr)
+    assert "ж" * 100 in stdout
+    data = pd.read_stata(tmp_path / "out" / f"{root}.dta")
+    assert data["t"][0] == "ж" * 20_000
+
+
+def test_orphan_repeat_rows_are_reported(form, tmp_path) -> None:
+    tables = _tables()
+    tables["exp-hl"].loc[2, "PARENT_KEY"] = "uuid:zzz"
+    result = export_tables(tables, form, formats=["csv"], out_dir=tmp_path)
+    assert any(i.code == "export.orphan_rows" for i in result.issues)
+
+
+def test_select_multiple_dummies_come_from_the_form_not_the_data(form, tmp_path) -> None:
+    tables = _tables()
+    tables["exp-hl"]["fav"] = [None, None, None]  # nobody chose anything: the dummies still exist
+    result = export_tables(tables, form, formats=["csv"], out_dir=tmp_path)
+    columns = pd.read_csv(tmp_path / "exp-hl.csv", encoding="utf-8-sig").columns
+    assert {"fav_1", "fav_2", "fav_3"} <= set(columns)
+    assert result.ok
+    assert np.isnan(pd.read_csv(tmp_path / "exp-hl.csv", encoding="utf-8-sig")["fav_1"]).all()

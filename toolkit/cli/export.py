@@ -1,0 +1,85 @@
+"""`migkit export DATA --form FORM --format sav,dta,csv [--lang L] [--out OUT] [--json]`."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from toolkit import export as export_lib
+from toolkit.cli import app
+from toolkit.cli._common import JsonOption, err, guarded, out, print_json, usage_error
+from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Severity
+from toolkit.xform import load_form
+
+
+@app.command("export")
+@guarded
+def export(
+    data_dir: Annotated[Path, typer.Argument(help="The DATA folder written by `migkit ingest`.")],
+    form: Annotated[Path, typer.Option("--form", "-f", help="The XLSForm or XForm of the data.")],
+    formats: Annotated[str, typer.Option("--format", help="Comma-separated: sav, dta, csv.")] = "sav,dta,csv",
+    lang: Annotated[
+        str | None,
+        typer.Option("--lang", help='Label language, e.g. "Russian (ru)" or ru; default the form\'s.'),
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output folder; default DATA/export.")
+    ] = None,
+    choice_missing: Annotated[
+        str | None,
+        typer.Option(
+            "--choice-missing", help='Choice codes that are missing, e.g. "98=d,99=r,97=n" (Stata letters).'
+        ),
+    ] = None,
+    number_missing: Annotated[
+        str | None, typer.Option("--number-missing", help='Numeric sentinels, e.g. "-98=d,-99=r".')
+    ] = None,
+    as_json: JsonOption = False,
+) -> int:
+    """Labelled SPSS (.sav) and Stata 14+ (.dta) files, CSV, and companion .sps/.do syntax, one per table."""
+    try:
+        codes = export_lib.MissingCodes.parse(choice_missing, number_missing)
+    except ValueError as exc:
+        raise usage_error(str(exc)) from None
+    model = load_form(form)
+    result = export_lib.export_tables(
+        data_dir,
+        model,
+        formats=formats.split(","),
+        language=lang,
+        out_dir=out_dir or data_dir / "export",
+        missing_codes=codes,
+    )
+    if as_json:
+        print_json(
+            {
+                "ok": result.ok,
+                "form_id": result.form_id,
+                "language": result.language,
+                "out_dir": result.out_dir,
+                "files": result.files,
+                "renamed": [r for r in result.renames if r.reason],
+                "recodes": result.recodes,
+                "issues": [issue.flatten() for issue in result.issues],
+            }
+        )
+    else:
+        table = Table(title=f"Export of {result.form_id} (labels: {result.language or 'form default'})")
+        for column in ("file", "kind", "rows", "variables"):
+            table.add_column(column, justify="right" if column in {"rows", "variables"} else "left")
+        for file in result.files:
+            table.add_row(Path(file.path).name, file.kind, str(file.rows or ""), str(file.variables or ""))
+        out.print(table)
+        counts = Counter(issue.code for issue in result.issues)
+        for issue in result.issues[:50]:
+            colour = "red" if issue.severity == Severity.ERROR else "yellow"
+            err.print(f"[{colour}]{issue.severity}[/]: {issue.format()}", markup=True, highlight=False)
+        if len(result.issues) > 50:
+            err.print(f"... {len(result.issues) - 50} more; use --json for all.")
+        if counts:
+            err.print("warnings: " + ", ".join(f"{code} x{n}" for code, n in sorted(counts.items())))
+    return EXIT_OK if result.ok else EXIT_DATA_PROBLEMS
