@@ -542,3 +542,14 @@ def test_forward_reference_looks_through_calculations(tmp_path: Path) -> None:
     report = lint(tmp_path, late, "late.md")
     assert found(report, forms.LINT_FORWARD_REFERENCE) == [("survey", 6, "relevant")]
     assert "${later}" in report.issues[0].message
+
+
+def test_numeric_code_column_falls_back_to_integer_names_and_catches_clashes(tmp_path: Path) -> None:
+    head = "| survey |\n| | type | name | label |\n| | select_one countries | cob | Born in |"
+    good = ("| choices |\n| | list_name | name | label | iso_num |\n"
+            "| | countries | KAZ | Kazakhstan | 398 |\n| | countries | 98 | Don't know | |")
+    assert lint(tmp_path, form(head=head, choices=good)).issues == ()
+    clash = good + "\n| | countries | BRN | Brunei | 098 |"  # not Brunei's real code: a clash with 98 don't know
+    assert found(lint(tmp_path, form(head=head, choices=clash), "bad.md"), forms.LINT_CHOICE_DUPLICATE_NAME) == [
+        ("choices", 4, "iso_num")
+    ]

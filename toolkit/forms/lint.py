@@ -417,6 +417,8 @@ class _Linter:
         self.form = form
         self.issues: list[Issue] = []
         self.expressions: list[_Expression] = []
+        self.calculations: dict[str | None, Node] | None = None  # calculation tree by question name, built lazily
+        self.answers: dict[str, _Element | None] = {}  # answered_by() of each calculation
 
     def add(
         self,
@@ -692,17 +694,21 @@ class _Linter:
             return target
         if target.name is None or target.name in seen:
             return None
+        if target.name in self.answers:
+            return self.answers[target.name]
         latest: _Element | None = None
-        for expr in self.expressions:
-            if expr.element is not target or expr.role != "calculation":
-                continue
-            for node in expr.tree.walk():
+        if self.calculations is None:
+            self.calculations = {e.element.name: e.tree for e in self.expressions if e.role == "calculation"}
+        tree = self.calculations.get(target.name)
+        if tree is not None:
+            for node in tree.walk():
                 dependency = self.form.by_name.get(node.text) if node.kind == "ref" else None
                 if dependency is None or dependency is target:
                     continue
                 answer = self.answered_by(dependency, seen | {target.name})
                 if answer is not None and (latest is None or answer.row > latest.row):
                     latest = answer
+        self.answers[target.name] = latest
         return latest
 
     def lists_named_in_expressions(self) -> set[str]:
@@ -912,20 +918,17 @@ class _Linter:
 
         names_are_codes = all(as_code(item.name) is not None for item in items if item.name is not None)
         use_code_col = not names_are_codes and code_col is not None
-        column = code_col if use_code_col else name_col
         codes: dict[int, _Choice] = {}
         for item in items:
             if item.name is None:
                 continue
-            text = item.cells.get(code_col or "") if use_code_col else item.name
-            code = as_code(text)
+            # With a code column, a choice without a code there (98 don't know) keeps its integer name as code.
+            text = item.cells.get(code_col or "") if use_code_col else None
+            column = code_col if text else name_col
+            code = as_code(text or item.name)
             if code is None:
-                where_code = (
-                    f"its {code_col} value {text!r} is not"
-                    if use_code_col and text
-                    else f"it has no {code_col} value, and its name is not"
-                    if use_code_col
-                    else "it is not"
+                where_code = f"its {code_col} value {text!r} is not" if text else (
+                    f"it has no {code_col} value, and its name is not" if use_code_col else "it is not"
                 )
                 self.add(
                     LINT_CHOICE_NOT_INTEGER,
@@ -937,7 +940,7 @@ class _Linter:
                     f"{settings.CHOICE_NUMERIC_CODE_COLUMN} column.",
                     sheet="choices",
                     row=item.row,
-                    column=column,
+                    column=code_col if use_code_col else name_col,
                 )
                 continue
             first = codes.setdefault(code, item)
