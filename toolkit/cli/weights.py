@@ -83,7 +83,7 @@ def _summary_table(title: str, rows: list[tuple[str, dict[str, Any]]]) -> Table:
         "n_eff",
         "factor min–max",
     ):
-        table.add_column(col, justify="right" if col != "step" else "left")
+        table.add_column(col, justify="right" if col != "step" else "left", overflow="fold")
     for name, s in rows:
         f = s.get("factor")
         table.add_row(
@@ -215,7 +215,7 @@ def rake_command(
             f"max relative margin error {cal.max_rel_error:.2e}"
         )
         for col in ("variable", "level", "target", "achieved", "rel. error"):
-            table_out.add_column(col, justify="left" if col in ("variable", "level") else "right")
+            table_out.add_column(col, justify="left" if col in ("variable", "level") else "right", overflow="fold")
         for m in cal.margins:
             table_out.add_row(
                 m["variable"], m["level"], _fmt(m["target"]), _fmt(m["achieved"]), f"{m['rel_error']:.2e}"
@@ -291,7 +291,7 @@ def estimate_command(
     else:
         t = Table(title=f"Estimates ({result.method}; 95% t intervals)")
         for col in ("domain", "statistic", "variable", "estimate", "se", "ci_low", "ci_high", "df", "n"):
-            t.add_column(col, justify="left" if col in ("domain", "statistic", "variable") else "right")
+            t.add_column(col, justify="left" if col in ("domain", "statistic", "variable") else "right", overflow="fold")
         for r in result.rows:
             t.add_row(
                 r.domain,
