@@ -553,3 +553,28 @@ def test_numeric_code_column_falls_back_to_integer_names_and_catches_clashes(tmp
     assert found(lint(tmp_path, form(head=head, choices=clash), "bad.md"), forms.LINT_CHOICE_DUPLICATE_NAME) == [
         ("choices", 4, "iso_num")
     ]
+
+
+def test_csv_form_rows_count_within_each_sheet(tmp_path: Path) -> None:
+    path = tmp_path / "form.csv"
+    path.write_text(
+        "survey,,,,\n,type,name,label,relevant\n,select_multiple uses,uses,Uses,\n,text,u_oth,Other,${uses} = '2'\n"
+        "choices,,,,\n,list_name,name,label,\n,uses,1,A,\n,uses,2,B,\n"
+        "settings,,,,\n,form_id,public_key,,\n,t,abc,,\n",
+        encoding="utf-8",
+    )
+    report = forms.lint_form(path)
+    assert [(i.code, i.location.sheet, i.location.row) for i in report.issues] == [
+        (forms.LINT_SELECT_MULTIPLE_EQUALS, "survey", 3)
+    ]
+
+
+def test_single_sheet_workbook_without_type_column_exits_3(tmp_path: Path) -> None:
+    book = Workbook()
+    book.active.append(["household", "income"])
+    book.active.append([1, 200])
+    path = tmp_path / "export.xlsx"
+    book.save(path)
+    result = runner.invoke(app, ["forms", "lint", str(path)])
+    assert result.exit_code == 3
+    assert "no 'type' and 'name' columns" in " ".join(result.output.split())

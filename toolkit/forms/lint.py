@@ -184,7 +184,6 @@ class _Form:
 
 
 def _cannot_read(source: str, message: str) -> ToolkitError:
-
     return ToolkitError(error(INPUT_UNREADABLE, message, file=source))
 
 
@@ -192,7 +191,7 @@ def _sheet(
     name: str,
     rows: Sequence[dict[str, str]] | None,
     header: Sequence[dict[str, Any]] | None,
-    aliases: dict[str, Any],
+    header_aliases: dict[str, Any],
     known: set[str],
 ) -> _Sheet:
 
@@ -200,7 +199,7 @@ def _sheet(
     double_colon = any("::" in h for h in headers)
     columns = {
         h: process_header(
-            header=h, use_double_colon=double_colon, header_aliases=aliases, header_columns=known
+            header=h, use_double_colon=double_colon, header_aliases=header_aliases, header_columns=known
         )[1]
         for h in headers
     }
@@ -214,7 +213,6 @@ def _sheet(
 
 
 def _read_form(path: Path) -> tuple[_Form, Any]:
-
     source = str(path)
     if not path.is_file():
         raise ToolkitError(
@@ -230,7 +228,7 @@ def _read_form(path: Path) -> tuple[_Form, Any]:
             f"This file cannot be read as an XLSForm ({' '.join(str(exc).split())}). Open and re-save it "
             "as .xlsx, or check that it is the questionnaire and not a data export.",
         ) from None
-    if not data.survey:
+    if not data.survey and not data.survey_header:
         sheets = ", ".join(data.sheet_names or ()) or "none"
         raise _cannot_read(source, f"Not an XLSForm: there is no sheet named survey (sheets: {sheets}).")
     survey = _sheet(
@@ -283,7 +281,6 @@ def _read_form(path: Path) -> tuple[_Form, Any]:
 
 
 def _survey_elements(survey: _Sheet) -> list[_Element]:
-
     type_col, name_col = survey.header("type"), survey.header("name")
     elements: list[_Element] = []
     stack: list[tuple[str, str | None]] = []  # (control type, name) of the open groups and repeats
@@ -365,8 +362,16 @@ def _survey_elements(survey: _Sheet) -> list[_Element]:
             else:
                 kind, value_type = "question", "other"
             elements.append(
-                _Element(row_no, order, name, kind, value_type, repeats=repeats, cells=cells,
-                         answered="control" in definition)
+                _Element(
+                    row_no,
+                    order,
+                    name,
+                    kind,
+                    value_type,
+                    repeats=repeats,
+                    cells=cells,
+                    answered="control" in definition,
+                )
             )
     return elements
 
@@ -417,7 +422,9 @@ class _Linter:
         self.form = form
         self.issues: list[Issue] = []
         self.expressions: list[_Expression] = []
-        self.calculations: dict[str | None, Node] | None = None  # calculation tree by question name, built lazily
+        self.calculations: dict[str | None, Node] | None = (
+            None  # calculation tree by question name, built lazily
+        )
         self.answers: dict[str, _Element | None] = {}  # answered_by() of each calculation
 
     def add(
@@ -452,7 +459,6 @@ class _Linter:
     # -- parsing ------------------------------------------------------------------------------------------------
 
     def parse_expressions(self) -> None:
-
         for element in self.form.elements:
             for header, tokens in self.form.survey.columns.items():
                 role = _EXPRESSION_COLUMNS.get(tokens)
@@ -647,7 +653,8 @@ class _Linter:
             ):
                 reported.add(("forward", node.text))
                 what = (
-                    f"which is asked later (row {answer.row})" if answer is target
+                    f"which is asked later (row {answer.row})"
+                    if answer is target
                     else f"a calculation that uses ${{{answer.name}}}, asked later (row {answer.row})"
                 )
                 self.add(
@@ -748,7 +755,6 @@ class _Linter:
         return [(name, element.coded)]
 
     def check_names(self) -> None:
-
         name_col = self.form.survey.header("name")
         by_table: dict[str, dict[str, list[tuple[str, _Element]]]] = {}
         for element in self.form.elements:
@@ -839,7 +845,6 @@ class _Linter:
     # -- choice lists -------------------------------------------------------------------------------------------
 
     def check_choices(self) -> None:
-
         choices = self.form.choices
         if choices is None:
             return
@@ -927,8 +932,10 @@ class _Linter:
             column = code_col if text else name_col
             code = as_code(text or item.name)
             if code is None:
-                where_code = f"its {code_col} value {text!r} is not" if text else (
-                    f"it has no {code_col} value, and its name is not" if use_code_col else "it is not"
+                where_code = (
+                    f"its {code_col} value {text!r} is not"
+                    if text
+                    else (f"it has no {code_col} value, and its name is not" if use_code_col else "it is not")
                 )
                 self.add(
                     LINT_CHOICE_NOT_INTEGER,
@@ -1054,7 +1061,6 @@ class _Linter:
 
 
 def _name_limit(labelled: bool) -> int:
-
     return settings.STATA_LABELLED_NAME_MAX_CHARS if labelled else settings.STATA_NAME_MAX_CHARS
 
 
