@@ -578,3 +578,9 @@ def test_single_sheet_workbook_without_type_column_exits_3(tmp_path: Path) -> No
     result = runner.invoke(app, ["forms", "lint", str(path)])
     assert result.exit_code == 3
     assert "no 'type' and 'name' columns" in " ".join(result.output.split())
+
+
+def test_select_multiple_compared_with_an_unknown_choice_gets_both_findings(tmp_path: Path) -> None:
+    report = lint(tmp_path, form("| | select_multiple uses | u2 | Uses | | . != '7' | | | |"))
+    assert [i.code for i in report.issues] == [forms.LINT_SELECT_MULTIPLE_EQUALS, forms.LINT_CHOICE_UNKNOWN]
+    assert "not(selected(., '7'))" in report.issues[0].message

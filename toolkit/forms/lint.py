@@ -538,7 +538,9 @@ class _Linter:
             lit_text = f"'{literal}'" if isinstance(literal, str) else f"{literal:g}"
             where = _at(expr, question.name)
             if comparison.text in {"=", "!="} and question.value_type == "select_multiple":
-                fix = f"selected({shown}, '{literal if isinstance(literal, str) else f'{literal:g}'}')"
+                code = literal if isinstance(literal, str) else f"{literal:g}"
+                ref = "." if side.kind == "context" else f"${{{question.name}}}"
+                fix = f"selected({ref}, '{code}')"
                 if comparison.text == "!=":
                     fix = f"not({fix})"
                 self.add(
@@ -548,6 +550,8 @@ class _Linter:
                     f"answer with {lit_text} and is wrong once two choices are ticked. Use {fix} instead.",
                     **where,
                 )
+                if question.coded:  # the fix compares choice names as text, so check the name as text
+                    self.check_choice(expr, question, shown, code.strip(), where)
                 continue
             if comparison.text in {"=", "!="} and question.coded:
                 self.check_choice(expr, question, shown, literal, where)
