@@ -1800,6 +1800,10 @@ class _Committer:
             stamp = _read_stamp(existing)
             if stamp is not None and _content_digest(stamp.get("outputs") or {}) == outcome.digest:
                 shutil.rmtree(tmp, ignore_errors=True)
+                if result.status == Status.INCOMPLETE:  # still incomplete: say so rather than "duplicate"
+                    return _replace(result, folder=existing.name,
+                                    message=f"{result.message}; the same partial content is already in "
+                                    f"{existing.name}, nothing new written")
                 return self._dup(result, existing.name)
         target = self.out_dir / outcome.folder
         if not target.exists():
