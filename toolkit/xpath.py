@@ -93,7 +93,9 @@ class XNode:
     `dtype` is the bind type (int, decimal, date, dateTime, boolean, string, ...) that types the node's value.
     """
 
-    __slots__ = ("_repeat_names", "_value", "attrs", "children", "dtype", "index", "is_attr", "name", "parent", "text")
+    __slots__ = (
+        "_repeat_names", "_value", "attrs", "children", "dtype", "index", "is_attr", "name", "parent", "relevant", "text",
+    )
 
     def __init__(self, name: str, text: str | None = None, parent: XNode | None = None, dtype: str | None = None):
         self.name = name
@@ -106,6 +108,8 @@ class XNode:
         self.is_attr = False
         self._value: Any = None
         self._repeat_names: frozenset[str] | None = None
+        # JavaRosa reads a non-relevant node (or one inside a non-relevant group) as empty in every expression.
+        self.relevant = True
 
     def append(self, child: XNode) -> XNode:
         child.parent = self
@@ -123,13 +127,16 @@ class XNode:
     def string(self) -> str:
         return self.text or ""
 
-    def set(self, text: str | None) -> None:
+    def set(self, text: str | None, typed: Any = None) -> None:
+        """Replace the node's text; `typed` is its in-memory value when it differs from the text's (a calculation)."""
         self.text = text
-        self._value = None
+        self._value = typed
 
     @property
     def value(self) -> Any:
-        """The node's value as JavaRosa's XPathPathExpr.getRefValue gives it (typed by `dtype`)."""
+        """The node's value as JavaRosa's XPathPathExpr.getRefValue gives it (typed by `dtype`; "" if non-relevant)."""
+        if not self.relevant:
+            return ""
         cached = self._value
         if cached is None:
             cached = self._value = _typed_value(self.text, self.dtype)
@@ -1024,7 +1031,8 @@ def _compile_path(node: tuple) -> Fn:
                     current = [c for x in current for c in x.children if c.name == name]
                 if not current:
                     return current
-            return current
+            # JavaRosa drops non-relevant nodes from every path's result (XPathPathExprEval).
+            return [x for x in current if x.relevant]
 
         return plain_absolute
     compiled_steps = [_compile_step(step) for step in steps]
@@ -1048,7 +1056,8 @@ def _compile_path(node: tuple) -> Fn:
                 return current
         if absolute and base is None and current and current[0].name == "#document":
             return [e.root]
-        return current
+        # JavaRosa drops non-relevant nodes from every path's result (XPathPathExprEval).
+        return [x for x in current if x.relevant]
 
     return evaluate_path
 
@@ -1227,9 +1236,7 @@ def _compile_function(raw_name: str, arg_asts: tuple) -> Fn:
             return float(nodes[0].index + 1) if nodes else 0.0
 
         return position
-    if name == "last":
-        _arity(name, args, 0)
-        return lambda n, p, s, e: float(s)
+    # last() is XPath 1.0 but JavaRosa does not implement it (Collect fails on it): unsupported here too.
     if name == "once":
         _arity(name, args, 1)
         (inner,) = args
@@ -1428,10 +1435,17 @@ def _f_selected_at(e: EvalEnv, selection: Any, index: Any) -> str:
 def _f_choice_name(e: EvalEnv, value: Any, question: Any) -> str:
     if e.choice_name is None:
         raise XPathEvalError("jr:choice-name(): no choice lists available")
-    ref = question
-    if isinstance(ref, list):
-        ref = unpack(ref)
-    return e.choice_name(to_string(value, e.tz), to_string(ref, e.tz))
+    ref = re.sub(r"\[[^\]]*\]", "", to_string(question, e.tz)).strip()
+    if not ref.startswith("/"):
+        # JavaRosa anchors a relative question reference at the context node.
+        parts = [x for x in (e.current.generic_path() if e.current is not None else "").split("/") if x]
+        for step in ref.split("/"):
+            if step == "..":
+                parts = parts[:-1]
+            elif step not in (".", ""):
+                parts.append(step)
+        ref = "/" + "/".join(parts)
+    return e.choice_name(to_string(value, e.tz), ref)
 
 
 def _f_pulldata(e: EvalEnv, *args: Any) -> str:
@@ -1617,8 +1631,7 @@ _SIMPLE: dict[str, tuple[Callable[[str, tuple], None], Callable[..., Any]]] = {
     "int": (_any(1), lambda e, a: to_int(a, e.tz)),
     "string": (_any(1), lambda e, a: to_string(a, e.tz)),
     "round": (_any(1, 2), _f_round),
-    "floor": (_any(1), lambda e, a: float(math.floor(x)) if math.isfinite(x := to_number(a, e.tz)) else x),
-    "ceiling": (_any(1), lambda e, a: float(math.ceil(x)) if math.isfinite(x := to_number(a, e.tz)) else x),
+    # floor() and ceiling() are XPath 1.0 but JavaRosa does not implement them: Collect fails on them, so do we.
     "abs": (_any(1), _java_math(abs)),
     "acos": (_any(1), _java_math(math.acos)),
     "asin": (_any(1), _java_math(math.asin)),
@@ -1710,6 +1723,62 @@ def _walk(ast: tuple) -> Iterable[tuple]:
                 yield from _walk(pred)
 
 
+class _Unresolvable(Exception):
+    pass
+
+
+def _collect_refs(ast: tuple, context: list[str], current: list[str], found: set[str]) -> None:
+    kind = ast[0]
+    if kind in ("num", "str"):
+        return
+    if kind == "bin":
+        _collect_refs(ast[2], context, current, found)
+        _collect_refs(ast[3], context, current, found)
+    elif kind == "neg":
+        _collect_refs(ast[1], context, current, found)
+    elif kind == "union":
+        _collect_refs(ast[1], context, current, found)
+        _collect_refs(ast[2], context, current, found)
+    elif kind == "func":
+        if ast[1] in ("instance",):
+            return
+        if ast[1] in ("string-length", "normalize-space", "once") and not ast[2] or ast[1] == "once":
+            found.add("/" + "/".join(context))
+        for arg in ast[2]:
+            _collect_refs(arg, context, current, found)
+    elif kind == "filter":
+        _collect_refs(ast[1], context, current, found)
+        for pred in ast[2]:
+            _collect_refs(pred, context, current, found)
+    elif kind == "path":
+        _, absolute, steps, base = ast
+        if base is not None:
+            if base[0] == "func" and base[1] == "instance":
+                names = ["#instance"]  # secondary instances never change; only their predicates may read the form
+            elif base[0] == "func" and base[1] == "current":
+                names = list(current)
+            else:
+                raise _Unresolvable
+        else:
+            names = [] if absolute else list(context)
+        for axis, name, preds in steps:
+            if axis == "self":
+                pass
+            elif axis == "parent":
+                if not names:
+                    raise _Unresolvable
+                names.pop()
+            elif axis == "child" and not name.startswith("*") and name != "*":
+                names.append(name.split(":", 1)[-1])
+            elif axis == "attribute":
+                return
+            else:
+                raise _Unresolvable
+            for pred in preds:
+                _collect_refs(pred, list(names), current, found)
+            found.add("/" + "/".join(names))
+
+
 @dataclass(frozen=True)
 class CompiledExpr:
     """An expression parsed and compiled once.
@@ -1746,6 +1815,20 @@ class CompiledExpr:
 
     def evaluate_string(self, context: XNode | None = None, *, env: EvalEnv) -> str:
         return to_string(self.evaluate(context, env=env), env.tz)
+
+    def dependencies(self, context_path: str) -> frozenset[str] | None:
+        """Generic paths of the nodes the expression reads when evaluated at `context_path`.
+
+        Relative paths, `current()` and predicates are resolved; returns None when a dependency cannot be known
+        statically (descendant axes, wildcards, paths from a function result other than current()/instance()).
+        """
+        found: set[str] = set()
+        base = [x for x in context_path.split("/") if x]
+        try:
+            _collect_refs(self.ast, base, base, found)
+        except _Unresolvable:
+            return None
+        return frozenset(p for p in found if not p.startswith("/#instance"))
 
     def references(self) -> tuple[str, ...]:
         """Absolute plain paths the expression reads (for dependency ordering); relative ones are skipped."""

@@ -1,0 +1,838 @@
+"""Check submissions against the questionnaire: skip logic, required answers, constraints, types, choices.
+
+For every submission this answers "would ODK Collect accept this instance as it is?", with JavaRosa's rules:
+
+- relevance is inherited: a node is relevant only when its own `relevant` holds and every enclosing group and
+  repeat instance is relevant; an answer in a non-relevant node is `nonrelevant_answered` (Collect leaves
+  non-relevant nodes out of a submission);
+- calculations are recomputed from the answers in dependency order, as Collect does when it opens a saved
+  instance; a stored value that differs is `calculate_mismatch` (except expressions with now(), today(), random(),
+  uuid() or once(), whose value legitimately changes), and later expressions read the recomputed values;
+- `required` and constraints apply only to relevant nodes; a constraint is checked only on a non-empty answer;
+- values must parse as their bind type (`type_invalid`) and select answers must be in the choice list
+  (`choice_unknown`); an instanceID seen twice is `duplicate_instance`.
+
+Expressions that cannot be evaluated are findings too (`expression_unsupported`, `expression_error`), never a crash.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import re
+import time
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from toolkit.errors import (
+    INPUT_MISSING,
+    INPUT_UNREADABLE,
+    Issue,
+    Location,
+    Severity,
+    ToolkitError,
+    define,
+    error,
+    warning,
+)
+from toolkit.report import Report
+from toolkit.xform import JR, XF, FormModel, Node, load_form
+from toolkit.xpath import (
+    CompiledExpr,
+    EvalEnv,
+    XNode,
+    XPathError,
+    XPathUnsupportedError,
+    build_tree,
+    compile_xpath,
+    java_double_str,
+    load_secondary_instance,
+    to_boolean,
+    to_string,
+    unpack,
+)
+
+NONRELEVANT_ANSWERED = define("nonrelevant_answered", "A question is answered although its skip logic makes it not relevant")
+REQUIRED_MISSING = define("required_missing", "A required question is relevant but has no answer")
+CONSTRAINT_VIOLATED = define("constraint_violated", "An answer breaks the question's constraint")
+TYPE_INVALID = define("type_invalid", "A value does not parse as the question's type")
+CHOICE_UNKNOWN = define("choice_unknown", "A select answer is not in the question's choice list")
+CALCULATE_MISMATCH = define("calculate_mismatch", "A stored calculation differs from its value recomputed from the answers")
+DUPLICATE_INSTANCE = define("duplicate_instance", "The same instanceID occurs in more than one submission")
+EXPRESSION_UNSUPPORTED = define("expression_unsupported", "An expression uses a function migkit cannot evaluate")
+EXPRESSION_ERROR = define("expression_error", "An expression fails on this submission (JavaRosa would fail too)")
+INSTANCE_UNREADABLE = define("instance_unreadable", "A submission file is not a readable instance of the form")
+INSTANCE_OTHER_FORM = define("instance_other_form", "A submission belongs to another form (root element differs)")
+
+# Question types whose value the device fills in; they are never recomputed or required.
+_PRELOADED = {"start", "end", "today", "deviceid", "subscriberid", "simserial", "phonenumber", "username", "email",
+              "instance_id", "audit", "start-geopoint"}
+# Body controls without a value of their own.
+_NO_VALUE = {"note", "acknowledge"}
+
+_INT_RE = re.compile(r"^\s*[-+]?\d+\s*$")
+_DEC_RE = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIME_RE = re.compile(r"^\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?$")
+_DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?$")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One violation in one submission.
+
+    `path` is the node's absolute path with 1-based indexes on repeat instances (``/data/trips[2]/dest``, the
+    notation of JavaRosa references); `value` the stored value; `expression` the rule that failed.
+    """
+
+    instance_id: str | None
+    path: str
+    code: str
+    value: str | None
+    expression: str | None
+    message: str
+    severity: str = "error"
+    variable: str | None = None
+    source: str | None = None
+    enumerator: str | None = None
+
+    def to_issue(self) -> Issue:
+        return Issue(
+            self.code, Severity(self.severity), self.message,
+            Location(file=self.source, variable=self.variable, instance=self.instance_id, path=self.path,
+                     expression=self.expression),
+            self.value,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "instance_id": self.instance_id, "path": self.path, "code": self.code, "value": self.value,
+            "expression": self.expression, "message": self.message, "severity": self.severity,
+            "variable": self.variable, "source": self.source, "enumerator": self.enumerator,
+        }
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """Findings of a validation run, statistics and whether every submission obeys the form."""
+
+    valid: bool
+    stats: dict[str, Any]
+    findings: tuple[Finding, ...]
+    issues: tuple[Issue, ...] = ()
+
+    def to_report(self) -> Report:
+        return Report(valid=self.valid, stats=self.stats, issues=tuple(f.to_issue() for f in self.findings))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"valid": self.valid, "stats": self.stats, "findings": [f.to_dict() for f in self.findings]}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The compiled form: every bind expression compiled once
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Rule:
+    node: Node
+    relevant: CompiledExpr | None = None
+    required: CompiledExpr | None = None
+    constraint: CompiledExpr | None = None
+    calculate: CompiledExpr | None = None
+    choices: frozenset[str] | None = None
+    is_question: bool = False
+
+
+@dataclass
+class CompiledForm:
+    """A form model with its expressions compiled and its secondary instances loaded."""
+
+    model: FormModel
+    rules: dict[str, _Rule]
+    order: list[tuple[str, str]]
+    needs_fixpoint: bool
+    types: dict[str, str]
+    repeats: frozenset[str]
+    secondary: dict[str, XNode]
+    media_dir: Path | None
+    problems: list[Finding] = field(default_factory=list)
+    labels: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def choice_name(self, value: str, question: str) -> str:
+        return self.labels.get((question, value), "")
+
+
+def _compile_bind(expr: str | None, node: Node, kind: str, problems: list[Finding]) -> CompiledExpr | None:
+    if expr is None:
+        return None
+    try:
+        return compile_xpath(expr)
+    except XPathUnsupportedError as exc:
+        problems.append(Finding(
+            None, node.path, EXPRESSION_UNSUPPORTED, None, expr,
+            f"{node.name}: the {kind} expression uses {exc.function}(), which migkit cannot evaluate; "
+            "this rule is not checked.", "warning", node.name,
+        ))
+    except XPathError as exc:
+        problems.append(Finding(
+            None, node.path, EXPRESSION_UNSUPPORTED, None, expr,
+            f"{node.name}: the {kind} expression does not parse ({exc}); this rule is not checked.", "warning",
+            node.name,
+        ))
+    return None
+
+
+def _media_candidates(model: FormModel, media_dir: Path | None) -> list[Path]:
+    dirs = []
+    if media_dir is not None:
+        dirs.append(Path(media_dir))
+    if model.source:
+        src = Path(model.source)
+        dirs.extend([src.parent / f"{src.stem}-media", src.parent])
+    return [d for d in dirs if d.is_dir()]
+
+
+def _load_secondary(model: FormModel, media_dir: Path | None, problems: list[Finding]) -> dict[str, XNode]:
+    """Inline secondary instances from the XForm, plus external ones (CSV/XML attachments) from the media folders."""
+    secondary: dict[str, XNode] = {}
+    if model.xform:
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+        html = etree.fromstring(model.xform.encode("utf-8"), parser)
+        for inst in html.iter(f"{{{XF}}}instance"):
+            ident = inst.get("id")
+            if ident and inst.get("src") is None and len(inst):
+                secondary[ident] = build_tree(inst[0])
+    folders = _media_candidates(model, media_dir)
+    for ident, src in model.secondary_instances.items():
+        if src is None or ident in secondary:
+            continue
+        filename = src.rsplit("/", 1)[-1]
+        found = next((d / filename for d in folders if (d / filename).is_file()), None)
+        if found is None:
+            problems.append(Finding(
+                None, model.root, EXPRESSION_UNSUPPORTED, None, f"instance('{ident}')",
+                f"The attachment {filename} (secondary instance '{ident}') was not found; pass its folder with "
+                "--media. Questions and expressions that read it are not checked.", "warning",
+            ))
+            continue
+        try:
+            secondary[ident] = load_secondary_instance(found)
+        except (OSError, XPathError, etree.XMLSyntaxError, csv.Error) as exc:
+            problems.append(Finding(
+                None, model.root, EXPRESSION_UNSUPPORTED, None, f"instance('{ident}')",
+                f"The attachment {filename} cannot be read ({exc}).", "warning",
+            ))
+    return secondary
+
+
+def _choice_labels(model: FormModel) -> dict[tuple[str, str], str]:
+    labels: dict[tuple[str, str], str] = {}
+    language = model.default_language
+    for node in model.fields():
+        lst = model.choices_for(node.path) if node.choice_list else None
+        if lst is None:
+            continue
+        for choice in lst.choices:
+            labels[(node.path, choice.name)] = choice.label(language)
+    return labels
+
+
+def compile_form(model: FormModel, *, media_dir: Path | None = None) -> CompiledForm:
+    """Compile every bind of the form once and load its secondary instances.
+
+    Parameters:
+        model: the form model.
+        media_dir: folder of the form's attachments (CSV/XML for select_one_from_file, pulldata()).
+    """
+    problems: list[Finding] = []
+    rules: dict[str, _Rule] = {}
+    secondary = _load_secondary(model, media_dir, problems)
+    for node in model.nodes.values():
+        if node.path == model.root:
+            continue
+        rule = _Rule(node=node)
+        rule.relevant = _compile_bind(node.relevant, node, "relevant", problems)
+        if node.kind == "field":
+            rule.is_question = node.question_type not in _PRELOADED | {"calculate", "hidden"} | _NO_VALUE
+            rule.required = _compile_bind(node.required, node, "required", problems) if rule.is_question else None
+            rule.constraint = _compile_bind(node.constraint, node, "constraint", problems)
+            if node.calculate is not None and node.question_type not in _PRELOADED:
+                rule.calculate = _compile_bind(node.calculate, node, "calculation", problems)
+            rule.choices = _static_choices(model, node, secondary)
+        rules[node.path] = rule
+    order, unresolved = _triggerable_order(model, rules)
+    types = {n.path: n.data_type for n in model.fields() if n.data_type}
+    return CompiledForm(
+        model=model, rules=rules, order=order, needs_fixpoint=unresolved, types=types,
+        repeats=frozenset(n.path for n in model.repeats()), secondary=secondary,
+        media_dir=(_media_candidates(model, media_dir) or [None])[0], problems=problems,
+        labels=_choice_labels(model),
+    )
+
+
+def _static_choices(model: FormModel, node: Node, secondary: Mapping[str, XNode]) -> frozenset[str] | None:
+    """The allowed values of a select whose list does not depend on the answers (None when unknown)."""
+    if not node.is_select:
+        return None
+    if node.choice_source == "list" and node.choice_list in model.choice_lists:
+        return frozenset(model.choice_lists[node.choice_list].names)
+    if node.choice_source == "file" and node.choice_list in secondary:
+        value_name = (node.choice_value_ref or "name").strip().split("/")[-1] or "name"
+        items = [c for c in secondary[node.choice_list].children]
+        return frozenset(item.child(value_name).string for item in items if item.child(value_name) is not None)
+    return None
+
+
+def _triggerable_order(model: FormModel, rules: Mapping[str, _Rule]) -> tuple[list[tuple[str, str]], bool]:
+    """Relevance conditions and calculations in dependency order, as JavaRosa's triggerable DAG runs them.
+
+    Returns the (kind, path) items, kind "relevant" or "calculate", and whether some dependency could not be
+    resolved statically (then the evaluation repeats until nothing changes).
+    """
+    items: list[tuple[str, str]] = []
+    for path, rule in rules.items():
+        if rule.relevant is not None:
+            items.append(("relevant", path))
+        if rule.calculate is not None:
+            items.append(("calculate", path))
+    present = set(items)
+    unresolved = False
+    deps: dict[tuple[str, str], set[tuple[str, str]]] = {}
+    for item in items:
+        kind, path = item
+        expr = rules[path].relevant if kind == "relevant" else rules[path].calculate
+        assert expr is not None
+        refs = expr.dependencies(path)
+        needs: set[tuple[str, str]] = set()
+        if refs is None:
+            unresolved = True
+            refs = frozenset()
+        for ref in refs:
+            if ("calculate", ref) in present:
+                needs.add(("calculate", ref))
+            cursor = ref
+            while cursor.count("/") > 1:
+                if ("relevant", cursor) in present:
+                    needs.add(("relevant", cursor))
+                cursor = cursor.rsplit("/", 1)[0]
+        needs.discard(item)
+        deps[item] = needs
+    ordered: list[tuple[str, str]] = []
+    state: dict[tuple[str, str], int] = {}
+
+    def visit(item: tuple[str, str]) -> None:
+        nonlocal unresolved
+        if state.get(item) == 2:
+            return
+        if state.get(item) == 1:
+            unresolved = True  # a cycle (JavaRosa refuses such forms): fall back to repeating until stable
+            return
+        state[item] = 1
+        for dep in sorted(deps[item], key=lambda x: (model.nodes[x[1]].order, x[0])):
+            visit(dep)
+        state[item] = 2
+        ordered.append(item)
+
+    for item in items:
+        visit(item)
+    return ordered, unresolved
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One submission
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _safe_parse(data: bytes) -> etree._Element:
+    if b"<!DOCTYPE" in data[:4096] or b"<!ENTITY" in data:
+        raise ValueError("the file declares a DOCTYPE or entities; refusing it")
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+                             remove_comments=True)
+    return etree.fromstring(data, parser)
+
+
+def _complete(form: CompiledForm, node: XNode, path: str) -> None:
+    """Add the form's nodes missing from a submission as empty (JavaRosa fills a saved instance from the template)."""
+    fnode = form.model.nodes.get(path)
+    if fnode is None:
+        return
+    present = {c.name for c in node.children}
+    for child_path in fnode.children:
+        cnode = form.model.nodes[child_path]
+        if cnode.name not in present and cnode.kind != "repeat":
+            node.append(XNode(cnode.name, None, node, form.types.get(child_path)))
+    for child in node.children:
+        if child.children or form.model.nodes.get(f"{path}/{child.name}", None) is not None:
+            child_path = f"{path}/{child.name}"
+            if child_path in form.model.nodes and form.model.nodes[child_path].kind != "field":
+                _complete(form, child, child_path)
+
+
+def _iter_nodes(node: XNode, path: str) -> Iterator[tuple[XNode, str]]:
+    for child in node.children:
+        child_path = f"{path}/{child.name}"
+        yield child, child_path
+        if child.children:
+            yield from _iter_nodes(child, child_path)
+
+
+def _type_ok(text: str, node: Node) -> bool:
+    dtype = node.data_type or "string"
+    if dtype == "int":
+        return bool(_INT_RE.match(text)) and -2147483648 <= int(text) <= 2147483647
+    if dtype == "decimal":
+        return bool(_DEC_RE.match(text))
+    if dtype == "date":
+        if not _DATE_RE.match(text.strip()):
+            return False
+        try:
+            date.fromisoformat(text.strip())
+        except ValueError:
+            return False
+        return True
+    if dtype == "dateTime":
+        return bool(_DATETIME_RE.match(text.strip()))
+    if dtype == "time":
+        return bool(_TIME_RE.match(text.strip()))
+    if dtype == "boolean":
+        return text.strip().lower() in ("true", "false", "1", "0")
+    if dtype in ("geopoint", "geotrace", "geoshape"):
+        points = [p for p in text.split(";") if p.strip()]
+        for point in points:
+            parts = point.split()
+            if len(parts) not in (2, 3, 4) or not all(_DEC_RE.match(x) for x in parts):
+                return False
+            if not (-90 <= float(parts[0]) <= 90 and -180 <= float(parts[1]) <= 180):
+                return False
+        return bool(points)
+    return True
+
+
+def wrap_calculated(result: Any, dtype: str | None, tz: tzinfo = UTC) -> tuple[str, Any]:
+    """What JavaRosa stores for a calculation's result in a node of this bind type (IAnswerData.wrapData).
+
+    Returns the serialized text (as written to the instance XML, "" for no value) and the in-memory value later
+    expressions read (booleans stay booleans, numbers numbers, dates dates).
+    """
+    if isinstance(result, list):
+        result = unpack(result)
+    if (isinstance(result, str) and result == "") or (isinstance(result, float) and math.isnan(result)):
+        return "", ""
+    dtype = dtype or "string"
+    if dtype == "boolean" or isinstance(result, bool):
+        flag = to_boolean(result)
+        return ("1" if flag else "0"), flag
+    if isinstance(result, float):
+        if math.isinf(result):
+            return ("Infinity" if result > 0 else "-Infinity"), result
+        whole = int(result)
+        if dtype == "int":
+            whole = max(-2147483648, min(2147483647, whole))
+            return str(whole), float(whole)
+        if abs(result - whole) < 1.0e-9:
+            return str(whole), float(whole)
+        return java_double_str(result), result
+    if isinstance(result, datetime | date):
+        if dtype == "date":
+            day = result.astimezone(tz).date() if isinstance(result, datetime) else result
+            return day.isoformat(), day
+        moment = result if isinstance(result, datetime) else datetime(result.year, result.month, result.day, tzinfo=tz)
+        moment = moment.astimezone(tz)
+        offset = moment.strftime("%z")
+        offset = "Z" if offset in ("+0000", "") else f"{offset[:3]}:{offset[3:]}"
+        text = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}" + offset
+        return text, moment
+    text = to_string(result, tz)
+    if not text.strip():
+        return "", ""
+    return text, text
+
+
+def _same_value(stored: str, computed: str, dtype: str | None) -> bool:
+    if stored == computed:
+        return True
+    a, b = stored.strip(), computed.strip()
+    if a == b:
+        return True
+    if _DEC_RE.match(a) and _DEC_RE.match(b):
+        x, y = float(a), float(b)
+        return math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9)
+    truthy = {"true": True, "1": True, "false": False, "0": False}
+    if dtype == "boolean" and a.lower() in truthy and b.lower() in truthy:
+        return truthy[a.lower()] == truthy[b.lower()]
+    if _DATETIME_RE.match(a) and _DATETIME_RE.match(b):
+        from toolkit.xpath import _parse_datetime
+
+        pa, pb = _parse_datetime(a), _parse_datetime(b)
+        return pa is not None and pa == pb
+    return False
+
+
+@dataclass
+class _Context:
+    form: CompiledForm
+    env: EvalEnv
+    instance_id: str | None
+    source: str | None
+    enumerator: str | None
+    findings: list[Finding]
+    errors_seen: set[tuple[str, str]]
+
+    def add(self, code: str, xnode: XNode | None, node: Node, value: str | None, expr: str | None, message: str,
+            severity: str = "error", path: str | None = None) -> None:
+        self.findings.append(Finding(
+            self.instance_id, path or (xnode.path() if xnode is not None else node.path), code, value, expr,
+            message, severity, node.name, self.source, self.enumerator,
+        ))
+
+    def evaluate(self, expr: CompiledExpr, xnode: XNode, node: Node, kind: str) -> Any:
+        self.env.current = xnode
+        try:
+            return expr.evaluate(xnode, env=self.env)
+        except XPathError as exc:
+            key = (xnode.path(), kind)
+            if key not in self.errors_seen:
+                self.errors_seen.add(key)
+                self.add(EXPRESSION_ERROR, xnode, node, xnode.text, expr.source,
+                         f"{node.name}: the {kind} expression fails on this submission: {exc}", "warning")
+            raise
+
+
+def _enumerator(root: XNode) -> str | None:
+    for name in ("id_int", "deviceid"):
+        for node in root.iter():
+            if node.name == name and node.string:
+                return node.string
+    return None
+
+
+def validate_tree(
+    form: CompiledForm,
+    root: XNode,
+    *,
+    source: str | None = None,
+    today: date | None = None,
+    now: datetime | None = None,
+    tz: tzinfo = UTC,
+    verdicts: list[tuple[str, bool, bool, str, str]] | None = None,
+) -> list[Finding]:
+    """Findings for one submission (an instance tree built with the form's types), in document order.
+
+    Parameters:
+        form: the compiled form (`compile_form`).
+        root: the submission's root node; it is completed with missing nodes and its calculations recomputed.
+        source: where the submission came from, for messages.
+        today, now: the dates today() and now() return (default: the current ones).
+        tz: the time zone of the devices (dates without offset are read in it).
+        verdicts: when given, receives per node (path, relevant, required, constraint "1"/"0"/"-", value) in
+            document order: the same view JavaRosa gives (tests compare the two).
+    """
+    model = form.model
+    instance_id = None
+    meta = root.child("meta")
+    if meta is not None and meta.child("instanceID") is not None:
+        instance_id = meta.child("instanceID").string or None
+    env = EvalEnv(root=root, secondary=form.secondary, today=today, now=now, tz=tz,
+                  choice_name=form.choice_name, media_dir=form.media_dir)
+    ctx = _Context(form, env, instance_id, source, _enumerator(root), [], set())
+    _complete(form, root, model.root)
+
+    # 1. Types (before anything reads the values) and the stored calculations.
+    stored: dict[int, str] = {}
+    bad_type: set[int] = set()
+    for xnode, path in _iter_nodes(root, model.root):
+        rule = form.rules.get(path)
+        if rule is None or rule.node.kind != "field":
+            continue
+        text = xnode.text
+        if text is not None and text != "" and not _type_ok(text, rule.node):
+            bad_type.add(id(xnode))
+            ctx.add(TYPE_INVALID, xnode, rule.node, text, None,
+                    f"{rule.node.name}: {text!r} is not a valid {rule.node.data_type}.")
+        if rule.calculate is not None:
+            stored[id(xnode)] = text or ""
+
+    # 2. Relevance and calculations in JavaRosa's dependency order, over every instance of each node.
+    by_path: dict[str, list[XNode]] = {}
+    for xnode, path in _iter_nodes(root, model.root):
+        by_path.setdefault(path, []).append(xnode)
+    own: dict[int, bool] = {}
+    computed_ok: set[int] = set()
+    for _ in range(_MAX_PASSES):
+        changed = False
+        for kind, path in form.order:
+            rule = form.rules[path]
+            if kind == "relevant":
+                assert rule.relevant is not None
+                for xnode in by_path.get(path, ()):
+                    try:
+                        value = to_boolean(ctx.evaluate(rule.relevant, xnode, rule.node, "relevant"))
+                    except XPathError:
+                        value = True
+                    if own.get(id(xnode), True) != value:
+                        own[id(xnode)] = value
+                        changed = True
+                        _inherit(xnode, own)
+            else:
+                assert rule.calculate is not None
+                for xnode in by_path.get(path, ()):
+                    try:
+                        result = ctx.evaluate(rule.calculate, xnode, rule.node, "calculation")
+                    except XPathError:
+                        continue
+                    text, typed = wrap_calculated(result, rule.node.data_type, tz)
+                    computed_ok.add(id(xnode))
+                    if (text or None) != xnode.text or typed != xnode._value:
+                        xnode.set(text or None, typed)
+                        changed = True
+        if not form.needs_fixpoint or not changed:
+            break
+
+    # 3. Required, constraints, choices and calculation mismatches, with the relevance found above.
+    for xnode, path in _iter_nodes(root, model.root):
+        rule = form.rules.get(path)
+        if rule is None:
+            continue
+        node = rule.node
+        relevant = xnode.relevant
+        if verdicts is not None:
+            verdicts.append(_verdict(ctx, rule, xnode))
+        if node.kind != "field":
+            continue
+        text = stored.get(id(xnode), xnode.text) if rule.calculate is not None else xnode.text
+        answered = text is not None and text != ""
+        if not relevant:
+            if answered:
+                ctx.add(NONRELEVANT_ANSWERED, xnode, node, text, _relevance_chain(model, node),
+                        f"{node.name}: answered ({text!r}) but not relevant, so Collect would not have kept it.")
+            continue
+        if rule.calculate is not None and id(xnode) in computed_ok and not rule.calculate.volatile:
+            computed = xnode.text or ""
+            if not _same_value(stored.get(id(xnode), ""), computed, node.data_type):
+                ctx.add(CALCULATE_MISMATCH, xnode, node, stored.get(id(xnode), ""), rule.calculate.source,
+                        f"{node.name}: stored {stored.get(id(xnode), '')!r} but the calculation gives {computed!r}.")
+        if rule.required is not None and not answered:
+            try:
+                required = to_boolean(ctx.evaluate(rule.required, xnode, node, "required"))
+            except XPathError:
+                required = False
+            if required:
+                ctx.add(REQUIRED_MISSING, xnode, node, None, node.required,
+                        f"{node.name}: required and relevant, but empty.")
+        if not answered or id(xnode) in bad_type:
+            continue
+        if rule.choices is not None:
+            values = text.split() if node.question_type in ("select_multiple", "rank") else [text.strip()]
+            unknown = [v for v in values if v not in rule.choices]
+            if unknown:
+                ctx.add(CHOICE_UNKNOWN, xnode, node, text, node.itemset,
+                        f"{node.name}: {' '.join(unknown)!r} is not in the choice list {node.choice_list!r}.")
+        if rule.constraint is not None:
+            try:
+                ok = to_boolean(ctx.evaluate(rule.constraint, xnode, node, "constraint"))
+            except XPathError:
+                ok = True
+            if not ok:
+                ctx.add(CONSTRAINT_VIOLATED, xnode, node, text, node.constraint,
+                        f"{node.name}: {text!r} breaks the constraint {node.constraint}.")
+    return ctx.findings
+
+
+_MAX_PASSES = 12
+
+
+def _verdict(ctx: _Context, rule: _Rule, xnode: XNode) -> tuple[str, bool, bool, str, str]:
+    required = False
+    if rule.required is not None:
+        try:
+            required = to_boolean(ctx.evaluate(rule.required, xnode, rule.node, "required"))
+        except XPathError:
+            required = False
+    constraint = "-"
+    if rule.constraint is not None and xnode.text:
+        saved = xnode.relevant
+        xnode.relevant = True  # JavaRosa checks a constraint against the candidate value itself
+        try:
+            constraint = "1" if to_boolean(ctx.evaluate(rule.constraint, xnode, rule.node, "constraint")) else "0"
+        except XPathError:
+            constraint = "E"
+        finally:
+            xnode.relevant = saved
+    return (xnode.path(), xnode.relevant, required, constraint, xnode.text or "")
+
+
+def _inherit(xnode: XNode, own: Mapping[int, bool]) -> None:
+    """Set the inherited relevance of a node and its descendants from their own relevance flags."""
+    parent = xnode.parent
+    xnode.relevant = (parent.relevant if parent is not None else True) and own.get(id(xnode), True)
+    for child in xnode.children:
+        _inherit(child, own)
+
+
+def _relevance_chain(model: FormModel, node: Node) -> str | None:
+    exprs = [a.relevant for a in model.ancestors(node.path) if a.relevant] + ([node.relevant] if node.relevant else [])
+    return " and ".join(f"({e})" for e in exprs) if exprs else None
+
+
+def instance_tree(form: CompiledForm, data: bytes) -> XNode:
+    """Parse a submission (safely) into an instance tree typed by the form's binds."""
+    element = _safe_parse(data)
+    return build_tree(element, types=form.types, repeats=form.repeats)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Many submissions
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def iter_instance_files(input_path: Path) -> Iterator[tuple[str, bytes]]:
+    """(name, XML bytes) of every submission in a folder (recursively) or a zip of instance XMLs."""
+    if input_path.is_dir():
+        for path in sorted(input_path.rglob("*.xml")):
+            if path.name.endswith("-media") or path.parent.name.endswith("-media"):
+                continue
+            yield str(path.relative_to(input_path)), path.read_bytes()
+        return
+    if zipfile.is_zipfile(input_path):
+        with zipfile.ZipFile(input_path) as archive:
+            for info in archive.infolist():
+                if info.filename.lower().endswith(".xml") and not info.is_dir():
+                    yield info.filename, archive.read(info)
+        return
+    if input_path.suffix.lower() == ".xml":
+        yield input_path.name, input_path.read_bytes()
+        return
+    raise ToolkitError(error(INPUT_UNREADABLE, "Expected a folder of submissions, a zip or an instance XML.",
+                             file=str(input_path)))
+
+
+def validate_submissions(
+    form: CompiledForm,
+    submissions: Iterable[tuple[str, bytes]],
+    *,
+    today: date | None = None,
+    now: datetime | None = None,
+    tz: tzinfo = UTC,
+    progress: Callable[[int], None] | None = None,
+) -> ValidationResult:
+    """Validate submissions given as (source name, instance XML bytes).
+
+    Parameters:
+        form: the compiled form.
+        submissions: the submissions; their order decides which copy of a duplicate is reported.
+        today, now: fixed dates for today() and now().
+        tz: the devices' time zone.
+        progress: called with the number of submissions done so far.
+    """
+    started = time.perf_counter()
+    findings: list[Finding] = list(form.problems)
+    seen: dict[str, tuple[str, str]] = {}
+    count = 0
+    root_name = form.model.root[1:]
+    for source, data in submissions:
+        count += 1
+        try:
+            element = _safe_parse(data)
+        except (etree.XMLSyntaxError, ValueError) as exc:
+            findings.append(Finding(None, "", INSTANCE_UNREADABLE, None, None,
+                                    f"{source}: not a readable instance ({exc}).", "error", None, source))
+            continue
+        if etree.QName(element).localname != root_name:
+            findings.append(Finding(None, "/" + etree.QName(element).localname, INSTANCE_OTHER_FORM, None, None,
+                                    f"{source}: the root element is <{etree.QName(element).localname}>, the form's "
+                                    f"is <{root_name}>; use the matching form.", "error", None, source))
+            continue
+        root = build_tree(element, types=form.types, repeats=form.repeats)
+        instance_findings = validate_tree(form, root, source=source, today=today, now=now, tz=tz)
+        instance_id = next((f.instance_id for f in instance_findings if f.instance_id), None) or _instance_id(root)
+        if instance_id:
+            digest = hashlib.sha256(data).hexdigest()
+            if instance_id in seen:
+                first_source, first_digest = seen[instance_id]
+                same = "identical to" if digest == first_digest else "different from"
+                findings.append(Finding(
+                    instance_id, form.model.root + "/meta/instanceID", DUPLICATE_INSTANCE, instance_id, None,
+                    f"{source}: instanceID {instance_id} was already seen in {first_source} ({same} it); keep one.",
+                    "error", "instanceID", source, _enumerator(root),
+                ))
+            else:
+                seen[instance_id] = (source, digest)
+        findings.extend(instance_findings)
+        if progress is not None:
+            progress(count)
+    return _result(findings, count, time.perf_counter() - started)
+
+
+def _instance_id(root: XNode) -> str | None:
+    meta = root.child("meta")
+    node = meta.child("instanceID") if meta is not None else None
+    return node.string or None if node is not None else None
+
+
+def _result(findings: list[Finding], count: int, elapsed: float) -> ValidationResult:
+    by_code = Counter(f.code for f in findings)
+    by_variable = Counter(f.variable for f in findings if f.variable and f.instance_id is not None)
+    instances_with = len({f.instance_id for f in findings if f.instance_id is not None and f.severity == "error"})
+    stats = {
+        "instances": count,
+        "instances_with_findings": instances_with,
+        "findings": len(findings),
+        "by_code": dict(sorted(by_code.items())),
+        "by_variable": dict(by_variable.most_common()),
+        "seconds": round(elapsed, 3),
+        "instances_per_second": round(count / elapsed, 1) if elapsed > 0 else None,
+    }
+    valid = not any(f.severity == "error" for f in findings)
+    return ValidationResult(valid=valid, stats=stats, findings=tuple(findings))
+
+
+def validate(
+    input_path: Path,
+    form_path: Path,
+    *,
+    media_dir: Path | None = None,
+    today: date | None = None,
+    tz: tzinfo = UTC,
+    progress: Callable[[int], None] | None = None,
+) -> ValidationResult:
+    """Validate the submissions in `input_path` against the form in `form_path`.
+
+    Parameters:
+        input_path: a folder of instance XMLs (e.g. `migkit decrypt` output), a zip of them, or one XML.
+        form_path: the XLSForm (.xlsx/.xls/.md) or compiled XForm (.xml).
+        media_dir: folder of the form's attachments; default the form's `<form>-media/` folder or its own folder.
+        today: the date today() returns (default: the current date).
+        tz: the devices' time zone.
+        progress: called with the number of submissions done so far.
+    """
+    if not input_path.exists():
+        raise ToolkitError(error(INPUT_MISSING, "The submissions input does not exist; check the path.",
+                                 file=str(input_path)))
+    model = load_form(form_path)
+    form = compile_form(model, media_dir=media_dir)
+    return validate_submissions(form, iter_instance_files(input_path), today=today, tz=tz, progress=progress)
+
+
+__all__ = [
+    "CompiledForm",
+    "Finding",
+    "ValidationResult",
+    "compile_form",
+    "instance_tree",
+    "iter_instance_files",
+    "validate",
+    "validate_submissions",
+    "validate_tree",
+    "wrap_calculated",
+]
+
+_unused = (warning, JR)
