@@ -1,8 +1,8 @@
-"""Benchmark: `migkit forms lint` on a large synthetic XLSForm (N questions in nested repeats, 6 languages, a
-250-country list), against pyxform's own XLSForm -> XForm conversion of the same file (the reference).
+"""Benchmark: `migkit forms lint` on a large synthetic XLSForm (N questions in nested repeats, 6 languages,
+a 250-country list), against pyxform's own XLSForm -> XForm conversion of the same file (the reference).
 
-lint reads the workbook with pyxform's readers and then compiles it with pyxform for structure errors, so its time
-is reported as a whole and without the pyxform compile step (`structure=False`). Target: the rules themselves cost
+lint reads the workbook with pyxform's readers and then compiles it with pyxform for structure errors, so its
+time is reported as a whole and without the pyxform compile step (`structure=False`). Target: the rules cost
 less than the pyxform conversion, so linting stays interactive on full questionnaires.
 
     .venv/bin/python bench/forms_lint.py [N]
@@ -29,7 +29,9 @@ def make_form(path: Path, n: int) -> None:
     book = Workbook()
     survey = book.active
     survey.title = "survey"
-    survey.append(["type", "name", *(f"label::{lang}" for lang in LANGUAGES), "relevant", "constraint", "calculation"])
+    survey.append(
+        ["type", "name", *(f"label::{lang}" for lang in LANGUAGES), "relevant", "constraint", "calculation"]
+    )
     labels = [f"Q {lang}" for lang in LANGUAGES]
     open_repeats = 0
     for i in range(0, n, 4):
@@ -41,10 +43,31 @@ def make_form(path: Path, n: int) -> None:
             open_repeats += 1
         survey.append(["select_one yn", f"q{i}", *labels, "", "", ""])
         survey.append(["select_multiple uses", f"q{i + 1}", *labels, f"${{q{i}}} = '1'", "", ""])
-        survey.append(["integer", f"q{i + 2}", *labels, f"selected(${{q{i + 1}}}, '2')",
-                       "(. >= 0 and . <= 120) or . = -98", ""])
-        survey.append(["calculate", f"q{i + 3}", "", "", "", "", "", "", "", "",
-                       f"if(${{q{i + 2}}} >= 0, ${{q{i + 2}}} * 12, '')"])
+        survey.append(
+            [
+                "integer",
+                f"q{i + 2}",
+                *labels,
+                f"selected(${{q{i + 1}}}, '2')",
+                "(. >= 0 and . <= 120) or . = -98",
+                "",
+            ]
+        )
+        survey.append(
+            [
+                "calculate",
+                f"q{i + 3}",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                "",
+                f"if(${{q{i + 2}}} >= 0, ${{q{i + 2}}} * 12, '')",
+            ]
+        )
     for _ in range(open_repeats):
         survey.append(["end_repeat", ""])
     choices = book.create_sheet("choices")
@@ -54,7 +77,9 @@ def make_form(path: Path, n: int) -> None:
     for code in range(1, 14):
         choices.append(["uses", str(code), *(f"use {code} {lang}" for lang in LANGUAGES)])
     for code in range(250):
-        choices.append(["countries", f"C{code:02d}", *(f"country {code} {lang}" for lang in LANGUAGES), 100 + code])
+        choices.append(
+            ["countries", f"C{code:02d}", *(f"country {code} {lang}" for lang in LANGUAGES), 100 + code]
+        )
     survey.append(["select_one countries", "cob", *labels])
     settings = book.create_sheet("settings")
     settings.append(["form_id", "version", "public_key"])

@@ -46,8 +46,12 @@ HEAD = """
 
 def form(rows: str = "", choices: str = CHOICES, settings: str = SETTINGS, head: str = HEAD) -> str:
     """A markdown XLSForm: HEAD's survey rows, then `rows` (row 5 onwards), then the choices and settings."""
-    parts = [textwrap.dedent(head).strip(), textwrap.dedent(rows).strip(), textwrap.dedent(choices).strip(),
-             textwrap.dedent(settings).strip()]
+    parts = [
+        textwrap.dedent(head).strip(),
+        textwrap.dedent(rows).strip(),
+        textwrap.dedent(choices).strip(),
+        textwrap.dedent(settings).strip(),
+    ]
     return "\n".join(p for p in parts if p)
 
 
@@ -60,11 +64,14 @@ def found(report: Report, code: str) -> list[tuple[str | None, int | None, str |
 
 
 def test_clean_form_has_no_findings(tmp_path: Path) -> None:
-    report = lint(tmp_path, form("""
+    report = lint(
+        tmp_path,
+        form("""
         | | text | name_first | First name | ${age} >= 0 and ${sex} = '1' | | | | |
         | | integer | hours | Hours | selected(${uses}, '2') | (. >= 0 and . <= 24) or . = -98 | yes | | |
         | | calculate | hours_wk | | | | | if(${hours} >= 0, ${hours} * 7, '') | |
-    """))
+    """),
+    )
     assert report.issues == ()
     assert report.valid
     assert report.stats["questions"] == 6 and report.stats["choice_lists"] == 2
@@ -72,66 +79,96 @@ def test_clean_form_has_no_findings(tmp_path: Path) -> None:
 
 # (rule, failing rows, passing rows, expected (code, sheet, row, column) of the failing form's finding)
 RULES = [
-    ("select_multiple with =",
-     "| | text | u_oth | Other | ${uses} = '2' | | | | |",
-     "| | text | u_oth | Other | selected(${uses}, '2') | | | | |",
-     (forms.LINT_SELECT_MULTIPLE_EQUALS, "survey", 5, "relevant")),
-    ("select_multiple with != on the right",
-     "| | text | u_oth | Other | '98' != ${uses} | | | | |",
-     "| | text | u_oth | Other | not(selected(${uses}, '98')) and ${uses} != '' | | | | |",
-     (forms.LINT_SELECT_MULTIPLE_EQUALS, "survey", 5, "relevant")),
-    ("selected() on a select_one is fine, = on it too",
-     "| | text | s_oth | Other | selected(${sex}, '3') | | | | |",
-     "| | text | s_oth | Other | selected(${sex}, '2') or ${sex} = '1' | | | | |",
-     (forms.LINT_CHOICE_UNKNOWN, "survey", 5, "relevant")),
-    ("typo in a relevant",
-     "| | text | s_oth | Other | ${sex} = '3' | | | | |",
-     "| | text | s_oth | Other | ${sex} = '2' | | | | |",
-     (forms.LINT_CHOICE_UNKNOWN, "survey", 5, "relevant")),
-    ("typo as a number",
-     "| | text | s_oth | Other | ${sex} = 3 | | | | |",
-     "| | text | s_oth | Other | ${sex} = 2 | | | | |",
-     (forms.LINT_CHOICE_UNKNOWN, "survey", 5, "relevant")),
-    ("typo in a constraint on the select itself",
-     "| | select_multiple uses | u2 | Uses again | | not(selected(., '99') and count-selected(.) > 1) | | | |",
-     "| | select_multiple uses | u2 | Uses again | | not(selected(., '98') and count-selected(.) > 1) | | | |",
-     (forms.LINT_CHOICE_UNKNOWN, "survey", 5, "constraint")),
-    ("typo in required",
-     "| | text | s_oth | Other | | | ${sex} = '0' | | |",
-     "| | text | s_oth | Other | | | ${sex} = '1' | | |",
-     (forms.LINT_CHOICE_UNKNOWN, "survey", 5, "required")),
-    ("typo in a calculation",
-     "| | calculate | female | | | | | if(${sex} = 'f', 1, 0) | |",
-     "| | calculate | female | | | | | if(${sex} = '2', 1, 0) | |",
-     (forms.LINT_CHOICE_UNKNOWN, "survey", 5, "calculation")),
-    ("typo in a choice_filter",
-     "| | select_one uses | u1 | Main use | | | | | ${sex} = 'M' or name != '98' |",
-     "| | select_one uses | u1 | Main use | | | | | ${sex} = '1' or name != '98' |",
-     (forms.LINT_CHOICE_UNKNOWN, "survey", 5, "choice_filter")),
-    ("typo compared with selected-at()",
-     "| | calculate | first | | | | | selected-at(${uses}, 0) = '3' | |",
-     "| | calculate | first | | | | | selected-at(${uses}, 0) = '2' | |",
-     (forms.LINT_CHOICE_UNKNOWN, "survey", 5, "calculation")),
-    ("forward reference in a relevant",
-     "| | integer | before | Before | ${after} > 1 | | | | |\n| | integer | after | After | | | | | |",
-     "| | integer | after | After | | | | | |\n| | integer | before | Before | ${after} > 1 | | | | |",
-     (forms.LINT_FORWARD_REFERENCE, "survey", 5, "relevant")),
-    ("forward reference in a constraint (a calculation may look ahead)",
-     "| | integer | before | Before | | . <= ${after} | | | |\n| | integer | after | After | | | | | |",
-     "| | calculate | before | | | | | ${after} + 1 | |\n| | integer | after | After | | . >= 0 | | | |",
-     (forms.LINT_FORWARD_REFERENCE, "survey", 5, "constraint")),
-    ("integer compared with text",
-     "| | integer | kids | Kids | ${age} > 'ten' | | | | |",
-     "| | integer | kids | Kids | ${age} > '10' or ${age} = -98 or ${age} != '' | | | | |",
-     (forms.LINT_TYPE_MISMATCH, "survey", 5, "relevant")),
-    ("text compared with a number",
-     "| | text | city | City | | | | | |\n| | integer | dist | Distance | ${city} = 1 | | | | |",
-     "| | text | city | City | | | | | |\n| | integer | dist | Distance | ${city} = '1' | | | | |",
-     (forms.LINT_TYPE_MISMATCH, "survey", 6, "relevant")),
-    ("constraint on . with text",
-     "| | decimal | amount | Amount | | . >= 0 or . = 'DK' | | | |",
-     "| | decimal | amount | Amount | | . >= 0 or . = -98 | | | |",
-     (forms.LINT_TYPE_MISMATCH, "survey", 5, "constraint")),
+    (
+        "select_multiple with =",
+        "| | text | u_oth | Other | ${uses} = '2' | | | | |",
+        "| | text | u_oth | Other | selected(${uses}, '2') | | | | |",
+        (forms.LINT_SELECT_MULTIPLE_EQUALS, "survey", 5, "relevant"),
+    ),
+    (
+        "select_multiple with != on the right",
+        "| | text | u_oth | Other | '98' != ${uses} | | | | |",
+        "| | text | u_oth | Other | not(selected(${uses}, '98')) and ${uses} != '' | | | | |",
+        (forms.LINT_SELECT_MULTIPLE_EQUALS, "survey", 5, "relevant"),
+    ),
+    (
+        "selected() on a select_one is fine, = on it too",
+        "| | text | s_oth | Other | selected(${sex}, '3') | | | | |",
+        "| | text | s_oth | Other | selected(${sex}, '2') or ${sex} = '1' | | | | |",
+        (forms.LINT_CHOICE_UNKNOWN, "survey", 5, "relevant"),
+    ),
+    (
+        "typo in a relevant",
+        "| | text | s_oth | Other | ${sex} = '3' | | | | |",
+        "| | text | s_oth | Other | ${sex} = '2' | | | | |",
+        (forms.LINT_CHOICE_UNKNOWN, "survey", 5, "relevant"),
+    ),
+    (
+        "typo as a number",
+        "| | text | s_oth | Other | ${sex} = 3 | | | | |",
+        "| | text | s_oth | Other | ${sex} = 2 | | | | |",
+        (forms.LINT_CHOICE_UNKNOWN, "survey", 5, "relevant"),
+    ),
+    (
+        "typo in a constraint on the select itself",
+        "| | select_multiple uses | u2 | Uses | | not(selected(., '99') and count-selected(.) > 1) | | | |",
+        "| | select_multiple uses | u2 | Uses | | not(selected(., '98') and count-selected(.) > 1) | | | |",
+        (forms.LINT_CHOICE_UNKNOWN, "survey", 5, "constraint"),
+    ),
+    (
+        "typo in required",
+        "| | text | s_oth | Other | | | ${sex} = '0' | | |",
+        "| | text | s_oth | Other | | | ${sex} = '1' | | |",
+        (forms.LINT_CHOICE_UNKNOWN, "survey", 5, "required"),
+    ),
+    (
+        "typo in a calculation",
+        "| | calculate | female | | | | | if(${sex} = 'f', 1, 0) | |",
+        "| | calculate | female | | | | | if(${sex} = '2', 1, 0) | |",
+        (forms.LINT_CHOICE_UNKNOWN, "survey", 5, "calculation"),
+    ),
+    (
+        "typo in a choice_filter",
+        "| | select_one uses | u1 | Main use | | | | | ${sex} = 'M' or name != '98' |",
+        "| | select_one uses | u1 | Main use | | | | | ${sex} = '1' or name != '98' |",
+        (forms.LINT_CHOICE_UNKNOWN, "survey", 5, "choice_filter"),
+    ),
+    (
+        "typo compared with selected-at()",
+        "| | calculate | first | | | | | selected-at(${uses}, 0) = '3' | |",
+        "| | calculate | first | | | | | selected-at(${uses}, 0) = '2' | |",
+        (forms.LINT_CHOICE_UNKNOWN, "survey", 5, "calculation"),
+    ),
+    (
+        "forward reference in a relevant",
+        "| | integer | before | Before | ${after} > 1 | | | | |\n| | integer | after | After | | | | | |",
+        "| | integer | after | After | | | | | |\n| | integer | before | Before | ${after} > 1 | | | | |",
+        (forms.LINT_FORWARD_REFERENCE, "survey", 5, "relevant"),
+    ),
+    (
+        "forward reference in a constraint (a calculation may look ahead)",
+        "| | integer | before | Before | | . <= ${after} | | | |\n| | integer | after | After | | | | | |",
+        "| | calculate | before | | | | | ${after} + 1 | |\n| | integer | after | After | | . >= 0 | | | |",
+        (forms.LINT_FORWARD_REFERENCE, "survey", 5, "constraint"),
+    ),
+    (
+        "integer compared with text",
+        "| | integer | kids | Kids | ${age} > 'ten' | | | | |",
+        "| | integer | kids | Kids | ${age} > '10' or ${age} = -98 or ${age} != '' | | | | |",
+        (forms.LINT_TYPE_MISMATCH, "survey", 5, "relevant"),
+    ),
+    (
+        "text compared with a number",
+        "| | text | city | City | | | | | |\n| | integer | dist | Distance | ${city} = 1 | | | | |",
+        "| | text | city | City | | | | | |\n| | integer | dist | Distance | ${city} = '1' | | | | |",
+        (forms.LINT_TYPE_MISMATCH, "survey", 6, "relevant"),
+    ),
+    (
+        "constraint on . with text",
+        "| | decimal | amount | Amount | | . >= 0 or . = 'DK' | | | |",
+        "| | decimal | amount | Amount | | . >= 0 or . = -98 | | | |",
+        (forms.LINT_TYPE_MISMATCH, "survey", 5, "constraint"),
+    ),
 ]
 
 REPEATS = """
@@ -144,19 +181,32 @@ REPEATS = """
 | | end_repeat | | | | | | | |
 """
 RULES += [
-    ("repeat field from a sibling repeat",
-     REPEATS.format(ab="| | calculate | ab_name | | | | | ${hl_name} | |"),
-     REPEATS.format(ab="| | calculate | ab_name | | | | | indexed-repeat(${hl_name}, ${hl}, position(..)) | |"),
-     (forms.LINT_REPEAT_REFERENCE, "survey", 10, "calculation")),
-    ("repeat field from outside any repeat (aggregates are fine)",
-     REPEATS.format(ab="") + "| | integer | n_f | Women | ${hl_sex} = '2' | | | | |",
-     REPEATS.format(ab="") + "| | integer | n_f | Women | count(${hl_name}) > 0 and sum(${hl_sex}) > 1 | | | | |",
-     (forms.LINT_REPEAT_REFERENCE, "survey", 11, "relevant")),
-    ("a choice_filter over a repeat-sourced list filters that repeat",
-     REPEATS.format(ab="| | select_one ${hl_name} | ab_line | Who | | | | | ${hl_sex} = '2' and ${age} > 1 |"
-                       "\n| | integer | ab_x | X | ${hl_sex} = '2' | | | | |"),
-     REPEATS.format(ab="| | select_one ${hl_name} | ab_line | Who | | | | | ${hl_sex} = '2' and ${age} > 1 |"),
-     (forms.LINT_REPEAT_REFERENCE, "survey", 11, "relevant")),
+    (
+        "repeat field from a sibling repeat",
+        REPEATS.format(ab="| | calculate | ab_name | | | | | ${hl_name} | |"),
+        REPEATS.format(
+            ab="| | calculate | ab_name | | | | | indexed-repeat(${hl_name}, ${hl}, position(..)) | |"
+        ),
+        (forms.LINT_REPEAT_REFERENCE, "survey", 10, "calculation"),
+    ),
+    (
+        "repeat field from outside any repeat (aggregates are fine)",
+        REPEATS.format(ab="") + "| | integer | n_f | Women | ${hl_sex} = '2' | | | | |",
+        REPEATS.format(ab="")
+        + "| | integer | n_f | Women | count(${hl_name}) > 0 and sum(${hl_sex}) > 1 | | | | |",
+        (forms.LINT_REPEAT_REFERENCE, "survey", 11, "relevant"),
+    ),
+    (
+        "a choice_filter over a repeat-sourced list filters that repeat",
+        REPEATS.format(
+            ab="| | select_one ${hl_name} | ab_line | Who | | | | | ${hl_sex} = '2' and ${age} > 1 |"
+            "\n| | integer | ab_x | X | ${hl_sex} = '2' | | | | |"
+        ),
+        REPEATS.format(
+            ab="| | select_one ${hl_name} | ab_line | Who | | | | | ${hl_sex} = '2' and ${age} > 1 |"
+        ),
+        (forms.LINT_REPEAT_REFERENCE, "survey", 11, "relevant"),
+    ),
 ]
 
 
@@ -183,42 +233,60 @@ def test_finding_carries_expression_variable_and_fix(tmp_path: Path) -> None:
 
 
 NAME_RULES = [
-    ("name over 32 characters",
-     "| | integer | q_" + "x" * 31 + " | Q | | | | | |",
-     "| | integer | q_" + "x" * 30 + " | Q | | | | | |",
-     (forms.LINT_NAME_TOO_LONG, "survey", 5, "name")),
-    ("labelled select_one over 28 characters",
-     "| | select_one sex | s_" + "x" * 27 + " | Q | | | | | |",
-     "| | select_one sex | s_" + "x" * 26 + " | Q | | | | | |",
-     (forms.LINT_NAME_TOO_LONG, "survey", 5, "name")),
-    ("select_multiple dummy <name>_<choice> over 28",
-     "| | select_multiple uses | m_" + "x" * 24 + " | Q | | | | | |",  # m_xx..._98 has 29 characters
-     "| | select_multiple uses | m_" + "x" * 23 + " | Q | | | | | |",
-     (forms.LINT_NAME_TOO_LONG, "survey", 5, "name")),
-    ("geopoint _longitude suffix",
-     "| | geopoint | g_" + "x" * 21 + " | Q | | | | | |",
-     "| | geopoint | g_" + "x" * 20 + " | Q | | | | | |",
-     (forms.LINT_NAME_TOO_LONG, "survey", 5, "name")),
-    ("same name ignoring case in two groups",
-     "| | begin_group | g1 | G | | | | | |\n| | integer | Age | Age | | | | | |\n| | end_group | | | | | | | |",
-     "| | begin_group | g1 | G | | | | | |\n| | integer | age2 | Age | | | | | |\n| | end_group | | | | | | | |",
-     (forms.LINT_NAME_CASE_COLLISION, "survey", 6, "name")),
-    ("a question named like a select_multiple dummy",
-     "| | integer | USES_2 | Q | | | | | |",
-     "| | integer | uses_n | Q | | | | | |",
-     (forms.LINT_NAME_CASE_COLLISION, "survey", 5, "name")),
-    ("SPSS reserved word in any case",
-     "| | integer | With | Q | | | | | |",
-     "| | integer | with_kids | Q | | | | | |",
-     (forms.LINT_RESERVED_WORD, "survey", 5, "name")),
-    ("Stata reserved word (case-sensitive)",
-     "| | integer | long | Q | | | | | |",
-     "| | integer | LONG | Q | | | | | |",
-     (forms.LINT_RESERVED_WORD, "survey", 5, "name")),
-    ("name not valid for SPSS/Stata",
-     "| | integer | a-b | Q | | | | | |",
-     "| | integer | a_b | Q | | | | | |",
-     (forms.LINT_NAME_INVALID, "survey", 5, "name")),
+    (
+        "name over 32 characters",
+        "| | integer | q_" + "x" * 31 + " | Q | | | | | |",
+        "| | integer | q_" + "x" * 30 + " | Q | | | | | |",
+        (forms.LINT_NAME_TOO_LONG, "survey", 5, "name"),
+    ),
+    (
+        "labelled select_one over 28 characters",
+        "| | select_one sex | s_" + "x" * 27 + " | Q | | | | | |",
+        "| | select_one sex | s_" + "x" * 26 + " | Q | | | | | |",
+        (forms.LINT_NAME_TOO_LONG, "survey", 5, "name"),
+    ),
+    (
+        "select_multiple dummy <name>_<choice> over 28",
+        "| | select_multiple uses | m_" + "x" * 24 + " | Q | | | | | |",  # m_xx..._98 has 29 characters
+        "| | select_multiple uses | m_" + "x" * 23 + " | Q | | | | | |",
+        (forms.LINT_NAME_TOO_LONG, "survey", 5, "name"),
+    ),
+    (
+        "geopoint _longitude suffix",
+        "| | geopoint | g_" + "x" * 21 + " | Q | | | | | |",
+        "| | geopoint | g_" + "x" * 20 + " | Q | | | | | |",
+        (forms.LINT_NAME_TOO_LONG, "survey", 5, "name"),
+    ),
+    (
+        "same name ignoring case in two groups",
+        "| | begin_group | g1 | G | | | | | |\n| | integer | Age | Age | | | | | |\n| | end_group |",
+        "| | begin_group | g1 | G | | | | | |\n| | integer | age2 | Age | | | | | |\n| | end_group |",
+        (forms.LINT_NAME_CASE_COLLISION, "survey", 6, "name"),
+    ),
+    (
+        "a question named like a select_multiple dummy",
+        "| | integer | USES_2 | Q | | | | | |",
+        "| | integer | uses_n | Q | | | | | |",
+        (forms.LINT_NAME_CASE_COLLISION, "survey", 5, "name"),
+    ),
+    (
+        "SPSS reserved word in any case",
+        "| | integer | With | Q | | | | | |",
+        "| | integer | with_kids | Q | | | | | |",
+        (forms.LINT_RESERVED_WORD, "survey", 5, "name"),
+    ),
+    (
+        "Stata reserved word (case-sensitive)",
+        "| | integer | long | Q | | | | | |",
+        "| | integer | LONG | Q | | | | | |",
+        (forms.LINT_RESERVED_WORD, "survey", 5, "name"),
+    ),
+    (
+        "name not valid for SPSS/Stata",
+        "| | integer | a-b | Q | | | | | |",
+        "| | integer | a_b | Q | | | | | |",
+        (forms.LINT_NAME_INVALID, "survey", 5, "name"),
+    ),
 ]
 
 
@@ -232,7 +300,9 @@ def test_repeat_suffix_makes_a_warning_not_an_error(tmp_path: Path) -> None:
     report = lint(tmp_path, form(rows))
     assert found(report, forms.LINT_NAME_TOO_LONG_WIDE) == [("survey", 10, "name")]
     assert report.valid
-    short = lint(tmp_path, form(REPEATS.format(ab="| | integer | ab_" + "x" * 26 + " | Q | | | | | |")), "ok.md")
+    short = lint(
+        tmp_path, form(REPEATS.format(ab="| | integer | ab_" + "x" * 26 + " | Q | | | | | |")), "ok.md"
+    )
     assert short.issues == ()
 
 
@@ -243,26 +313,36 @@ def test_same_name_in_two_repeats_is_two_tables(tmp_path: Path) -> None:
 
 
 CHOICE_RULES = [
-    ("non-integer choice name in a coded list",
-     "| | sex | 1 | Male |\n| | sex | f | Female |",
-     "| | sex | 1 | Male |\n| | sex | 2 | Female |",
-     (forms.LINT_CHOICE_NOT_INTEGER, "choices", 3, "name")),
-    ("duplicate choice name",
-     "| | sex | 1 | Male |\n| | sex | 1 | Female |",
-     "| | sex | 1 | Male |\n| | sex | 2 | Female |",
-     (forms.LINT_CHOICE_DUPLICATE_NAME, "choices", 3, "name")),
-    ("two names that are one integer code",
-     "| | sex | 1 | Male |\n| | sex | 01 | Female |",
-     "| | sex | 01 | Male |\n| | sex | 02 | Female |",
-     (forms.LINT_CHOICE_DUPLICATE_NAME, "choices", 3, "name")),
-    ("duplicate label",
-     "| | sex | 1 | Male |\n| | sex | 2 | male |",
-     "| | sex | 1 | Male |\n| | sex | 2 | Female |",
-     (forms.LINT_CHOICE_DUPLICATE_LABEL, "choices", 3, "label")),
-    ("unused list",
-     "| | sex | 1 | Male |\n| | sex | 2 | Female |\n| | yn | 1 | Yes |",
-     "| | sex | 1 | Male |\n| | sex | 2 | Female |",
-     (forms.LINT_LIST_UNUSED, "choices", 4, "list_name")),
+    (
+        "non-integer choice name in a coded list",
+        "| | sex | 1 | Male |\n| | sex | f | Female |",
+        "| | sex | 1 | Male |\n| | sex | 2 | Female |",
+        (forms.LINT_CHOICE_NOT_INTEGER, "choices", 3, "name"),
+    ),
+    (
+        "duplicate choice name",
+        "| | sex | 1 | Male |\n| | sex | 1 | Female |",
+        "| | sex | 1 | Male |\n| | sex | 2 | Female |",
+        (forms.LINT_CHOICE_DUPLICATE_NAME, "choices", 3, "name"),
+    ),
+    (
+        "two names that are one integer code",
+        "| | sex | 1 | Male |\n| | sex | 01 | Female |",
+        "| | sex | 01 | Male |\n| | sex | 02 | Female |",
+        (forms.LINT_CHOICE_DUPLICATE_NAME, "choices", 3, "name"),
+    ),
+    (
+        "duplicate label",
+        "| | sex | 1 | Male |\n| | sex | 2 | male |",
+        "| | sex | 1 | Male |\n| | sex | 2 | Female |",
+        (forms.LINT_CHOICE_DUPLICATE_LABEL, "choices", 3, "label"),
+    ),
+    (
+        "unused list",
+        "| | sex | 1 | Male |\n| | sex | 2 | Female |\n| | yn | 1 | Yes |",
+        "| | sex | 1 | Male |\n| | sex | 2 | Female |",
+        (forms.LINT_LIST_UNUSED, "choices", 4, "list_name"),
+    ),
 ]
 
 
@@ -270,20 +350,29 @@ CHOICE_RULES = [
 def test_choice_rules(tmp_path: Path, rule: str, bad: str, good: str, expected: tuple) -> None:
     head = "| survey |\n| | type | name | label |\n| | select_one sex | sex | Sex |"
     header = "| choices |\n| | list_name | name | label |\n"
-    assert_rule(tmp_path, form(head=head, choices=header + bad), form(head=head, choices=header + good), expected)
+    assert_rule(
+        tmp_path, form(head=head, choices=header + bad), form(head=head, choices=header + good), expected
+    )
 
 
 def test_duplicate_choice_is_reported_once_not_again_by_pyxform(tmp_path: Path) -> None:
     head = "| survey |\n| | type | name | label |\n| | select_one sex | sex | Sex |"
-    report = lint(tmp_path, form(head=head, choices="| choices |\n| | list_name | name | label |\n"
-                                                   "| | sex | 1 | M |\n| | sex | 1 | F |"))
+    report = lint(
+        tmp_path,
+        form(
+            head=head,
+            choices="| choices |\n| | list_name | name | label |\n| | sex | 1 | M |\n| | sex | 1 | F |",
+        ),
+    )
     assert [i.code for i in report.issues] == [forms.LINT_CHOICE_DUPLICATE_NAME]
 
 
 def test_numeric_code_column_makes_alpha_names_exportable(tmp_path: Path) -> None:
     head = "| survey |\n| | type | name | label |\n| | select_one countries | cob | Born in |"
-    good = ("| choices |\n| | list_name | name | label | iso_num |\n"
-            "| | countries | KAZ | Kazakhstan | 398 |\n| | countries | RUS | Russia | 643 |")
+    good = (
+        "| choices |\n| | list_name | name | label | iso_num |\n"
+        "| | countries | KAZ | Kazakhstan | 398 |\n| | countries | RUS | Russia | 643 |"
+    )
     assert lint(tmp_path, form(head=head, choices=good)).issues == ()
     bad = good.replace("| 643 |", "| |")
     assert found(lint(tmp_path, form(head=head, choices=bad), "bad.md"), forms.LINT_CHOICE_NOT_INTEGER) == [
@@ -292,8 +381,10 @@ def test_numeric_code_column_makes_alpha_names_exportable(tmp_path: Path) -> Non
 
 
 def test_list_used_only_through_instance_is_used(tmp_path: Path) -> None:
-    head = ("| survey |\n| | type | name | label | calculation |\n| | select_one sex | sex | Sex | |\n"
-            "| | calculate | rate | | instance('fx')/root/item[name = ${sex}]/label |")
+    head = (
+        "| survey |\n| | type | name | label | calculation |\n| | select_one sex | sex | Sex | |\n"
+        "| | calculate | rate | | instance('fx')/root/item[name = ${sex}]/label |"
+    )
     choices = CHOICES + "| | fx | 1 | 1.5 |\n"
     assert found(lint(tmp_path, form(head=head, choices=choices)), forms.LINT_LIST_UNUSED) == [
         ("choices", 4, "list_name")  # 'uses' is unused here; 'fx' is used by instance('fx')
@@ -320,10 +411,13 @@ TRANSLATED = """
 def test_missing_translation_per_row(tmp_path: Path) -> None:
     bad = lint(tmp_path, form(head="", choices="", rows=TRANSLATED.format(hint_ru="", no_ru="")), "bad.md")
     assert found(bad, forms.LINT_TRANSLATION_MISSING) == [
-        ("survey", 2, "hint::Russian (ru)"), ("choices", 3, "label::Russian (ru)"),
+        ("survey", 2, "hint::Russian (ru)"),
+        ("choices", 3, "label::Russian (ru)"),
     ]
     assert bad.valid  # warnings only (and the unused list)
-    good = lint(tmp_path, form(head="", choices="", rows=TRANSLATED.format(hint_ru="лет", no_ru="Нет")), "ok.md")
+    good = lint(
+        tmp_path, form(head="", choices="", rows=TRANSLATED.format(hint_ru="лет", no_ru="Нет")), "ok.md"
+    )
     assert found(good, forms.LINT_TRANSLATION_MISSING) == []
 
 
@@ -337,7 +431,10 @@ def test_missing_translation_column_is_one_finding(tmp_path: Path) -> None:
     report = lint(tmp_path, form(head="", choices="", rows=md))
     (issue,) = report.issues
     assert (issue.code, issue.location.row, issue.location.column) == (
-        forms.LINT_TRANSLATION_MISSING, 1, "hint::Russian (ru)")
+        forms.LINT_TRANSLATION_MISSING,
+        1,
+        "hint::Russian (ru)",
+    )
     assert "2 row(s)" in issue.message
 
 
@@ -356,7 +453,9 @@ def test_unparseable_expression_names_sheet_row_column(tmp_path: Path) -> None:
 
 
 def test_unbalanced_group_is_form_invalid_with_row(tmp_path: Path) -> None:
-    report = lint(tmp_path, form("| | begin_group | g | G | | | | | |\n| | integer | kids | Kids | | | | | |"))
+    report = lint(
+        tmp_path, form("| | begin_group | g | G | | | | | |\n| | integer | kids | Kids | | | | | |")
+    )
     (issue,) = report.issues
     assert issue.code == forms.LINT_FORM_INVALID and issue.location.row == 5
     assert "begin_group" in issue.message
@@ -434,9 +533,10 @@ def test_parser_precedence() -> None:
     assert right.children[1].children[0].children[1].text == "*"
 
 
-# --- CLI -------------------------------------------------------------------------------------------------------
+# --- CLI ----------------------------------------------------------------------------------------------------
 
-BROKEN = form("""
+BROKEN = form(
+    """
 | | text | u_oth | Other | ${uses} = '2' | | | | |
 | | text | s_oth | Other | ${sex} = '3' and ${later} > 1 | | | | |
 | | integer | later | Later | | . = 'x' | | | |
@@ -448,8 +548,11 @@ BROKEN = form("""
 | | integer | q_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx | Q | | | | | |
 | | integer | AGE | Q | | | | | |
 | | integer | to | Q | | | | | |
-""", choices=CHOICES + "| | sex | x | Other |\n| | sex | 2 | Female again |\n| | uses | 3 | school |\n| | none | 1 | A |\n",
-    settings="| settings |\n| | form_id |\n| | t |")
+""",
+    choices=CHOICES
+    + "| | sex | x | Other |\n| | sex | 2 | Female again |\n| | uses | 3 | school |\n| | none | 1 | A |\n",
+    settings="| settings |\n| | form_id |\n| | t |",
+)
 
 
 def test_cli_flags_every_rule_on_a_broken_form(tmp_path: Path) -> None:
@@ -460,11 +563,20 @@ def test_cli_flags_every_rule_on_a_broken_form(tmp_path: Path) -> None:
     assert payload["valid"] is False
     codes = {f["code"] for f in payload["findings"]}
     assert codes >= {
-        forms.LINT_SELECT_MULTIPLE_EQUALS, forms.LINT_CHOICE_UNKNOWN, forms.LINT_FORWARD_REFERENCE,
-        forms.LINT_TYPE_MISMATCH, forms.LINT_REPEAT_REFERENCE, forms.LINT_NAME_TOO_LONG,
-        forms.LINT_NAME_CASE_COLLISION, forms.LINT_RESERVED_WORD, forms.LINT_CHOICE_NOT_INTEGER,
-        forms.LINT_CHOICE_DUPLICATE_NAME, forms.LINT_CHOICE_DUPLICATE_LABEL, forms.LINT_LIST_UNUSED,
-        forms.LINT_NO_PUBLIC_KEY, forms.LINT_EXPRESSION_INVALID,
+        forms.LINT_SELECT_MULTIPLE_EQUALS,
+        forms.LINT_CHOICE_UNKNOWN,
+        forms.LINT_FORWARD_REFERENCE,
+        forms.LINT_TYPE_MISMATCH,
+        forms.LINT_REPEAT_REFERENCE,
+        forms.LINT_NAME_TOO_LONG,
+        forms.LINT_NAME_CASE_COLLISION,
+        forms.LINT_RESERVED_WORD,
+        forms.LINT_CHOICE_NOT_INTEGER,
+        forms.LINT_CHOICE_DUPLICATE_NAME,
+        forms.LINT_CHOICE_DUPLICATE_LABEL,
+        forms.LINT_LIST_UNUSED,
+        forms.LINT_NO_PUBLIC_KEY,
+        forms.LINT_EXPRESSION_INVALID,
     }, codes
     first = payload["findings"][0]
     assert set(first) >= {"code", "severity", "message", "sheet", "row", "column", "expression", "variable"}
@@ -494,8 +606,9 @@ def test_cli_warnings_only_exit_0_and_table(tmp_path: Path) -> None:
         ("plain.md", "no tables here", "cannot be read"),
     ],
 )
-def test_cli_unreadable_input_exits_3_in_one_line(tmp_path: Path, name: str, content: str | None,
-                                                  words: str) -> None:
+def test_cli_unreadable_input_exits_3_in_one_line(
+    tmp_path: Path, name: str, content: str | None, words: str
+) -> None:
     path = tmp_path / name
     if content is not None:
         path.write_text(content, encoding="utf-8")
@@ -546,19 +659,24 @@ def test_forward_reference_looks_through_calculations(tmp_path: Path) -> None:
 
 def test_numeric_code_column_falls_back_to_integer_names_and_catches_clashes(tmp_path: Path) -> None:
     head = "| survey |\n| | type | name | label |\n| | select_one countries | cob | Born in |"
-    good = ("| choices |\n| | list_name | name | label | iso_num |\n"
-            "| | countries | KAZ | Kazakhstan | 398 |\n| | countries | 98 | Don't know | |")
+    good = (
+        "| choices |\n| | list_name | name | label | iso_num |\n"
+        "| | countries | KAZ | Kazakhstan | 398 |\n| | countries | 98 | Don't know | |"
+    )
     assert lint(tmp_path, form(head=head, choices=good)).issues == ()
-    clash = good + "\n| | countries | BRN | Brunei | 098 |"  # not Brunei's real code: a clash with 98 don't know
-    assert found(lint(tmp_path, form(head=head, choices=clash), "bad.md"), forms.LINT_CHOICE_DUPLICATE_NAME) == [
-        ("choices", 4, "iso_num")
-    ]
+    clash = (
+        good + "\n| | countries | BRN | Brunei | 098 |"
+    )  # not Brunei's real code: a clash with 98 don't know
+    assert found(
+        lint(tmp_path, form(head=head, choices=clash), "bad.md"), forms.LINT_CHOICE_DUPLICATE_NAME
+    ) == [("choices", 4, "iso_num")]
 
 
 def test_csv_form_rows_count_within_each_sheet(tmp_path: Path) -> None:
     path = tmp_path / "form.csv"
     path.write_text(
-        "survey,,,,\n,type,name,label,relevant\n,select_multiple uses,uses,Uses,\n,text,u_oth,Other,${uses} = '2'\n"
+        "survey,,,,\n,type,name,label,relevant\n,select_multiple uses,uses,Uses,\n"
+        ",text,u_oth,Other,${uses} = '2'\n"
         "choices,,,,\n,list_name,name,label,\n,uses,1,A,\n,uses,2,B,\n"
         "settings,,,,\n,form_id,public_key,,\n,t,abc,,\n",
         encoding="utf-8",

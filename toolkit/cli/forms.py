@@ -93,7 +93,7 @@ def lint(
     form_file: Annotated[Path, typer.Argument(help="The XLSForm (.xlsx, .xls, .md or .csv).")],
     as_json: JsonOption = False,
 ) -> int:
-    """Check skip logic and export readiness (selects, forward and repeat references, names, codes, translations)."""
+    """Check skip logic and export readiness: selects, forward/repeat references, names, codes, languages."""
     report = forms.lint_form(form_file)
     if as_json:
         print_json(

@@ -26,7 +26,11 @@ class Token:
     pos: int
 
 
-_NCNAME = r"[A-Za-z_\u00c0-\u02ff\u0370-\u1fff\u200c-\u200d\u2070-\u218f\u2c00-\u2fef\u3001-\ud7ff\uf900-\ufdcf\ufdf0-\ufffd][\w.\-\u00b7\u0300-\u036f\u203f-\u2040]*"
+# XML NCName (XML 1.0 NameStartChar / NameChar without ':'), as pyxform accepts in names and ${references}.
+_NCNAME = (
+    r"[A-Za-z_\u00c0-\u02ff\u0370-\u1fff\u200c-\u200d\u2070-\u218f\u2c00-\u2fef\u3001-\ud7ff\uf900-\ufdcf"
+    r"\ufdf0-\ufffd][\w.\-\u00b7\u0300-\u036f\u203f-\u2040]*"
+)
 _TOKEN_RE = re.compile(
     rf"""
     (?P<ws>\s+)
@@ -45,7 +49,7 @@ _TOKEN_RE = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-# After these tokens an operator cannot follow, so `*` is a wildcard and `and`/`div` are names (XPath 1.0 §3.7).
+# After these tokens no operator can follow, so `*` is a wildcard and `and`/`div` are names (XPath 1.0 §3.7).
 _NO_OPERAND_BEFORE = {"(", "[", ",", "@", "::", "OP", "/", "//", None}
 _OPERATOR_NAMES = {"and", "or", "div", "mod"}
 _SMART_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
@@ -138,7 +142,7 @@ _NODE_TYPE_TESTS = frozenset({"node", "text", "comment", "processing-instruction
 
 
 class _Parser:
-    """Recursive-descent parser for the XPath 1.0 expression grammar (with ${name} as a primary expression)."""
+    """Recursive-descent parser for the XPath 1.0 expression grammar, with ${name} as a primary expression."""
 
     def __init__(self, text: str) -> None:
         self.tokens = tokenize(text)

@@ -90,7 +90,7 @@ LINT_EXPRESSION_INVALID = define("lint.expression_invalid", "An expression canno
 LINT_FORM_INVALID = define("lint.form_invalid", "pyxform rejects the form structure (e.g. unbalanced groups)")
 
 
-# --- Reading the XLSForm with its spreadsheet row numbers -----------------------------------------------------
+# --- Reading the XLSForm with its spreadsheet row numbers -------------------------------------------------
 
 # pyxform's canonical header tokens for the columns lint reads (after its alias handling).
 _EXPRESSION_COLUMNS: dict[tuple[str, ...], str] = {
@@ -129,14 +129,14 @@ _EXPORT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 @dataclass(frozen=True)
 class _Sheet:
-    """One XLSForm sheet: original headers with pyxform's parsed tokens, and non-empty rows by spreadsheet row."""
+    """One XLSForm sheet: original headers with pyxform's parsed tokens, non-empty rows by spreadsheet row."""
 
     name: str
     columns: dict[str, tuple[str, ...]]
     rows: tuple[tuple[int, dict[str, str]], ...]
 
     def header(self, *tokens: str) -> str | None:
-        """The original header whose pyxform tokens are `tokens` (e.g. 'relevance' for ('bind', 'relevant'))."""
+        """The original header with these pyxform tokens (e.g. 'relevance' for ('bind', 'relevant'))."""
         return next((h for h, t in self.columns.items() if t == tokens), None)
 
 
@@ -204,7 +204,7 @@ def _sheet(
         for h in headers
     }
     # The pyxform readers keep blank rows between data rows (and drop trailing ones), so list index i is
-    # spreadsheet row i + 2 (header = row 1); markdown and CSV tables are counted the same way within the table.
+    # spreadsheet row i + 2 (header = row 1); markdown and CSV tables count the same way within the table.
     kept = tuple(
         (index + 2, {k: str(v).strip() for k, v in row.items() if v is not None and str(v).strip()})
         for index, row in enumerate(rows or ())
@@ -376,7 +376,7 @@ def _survey_elements(survey: _Sheet) -> list[_Element]:
     return elements
 
 
-# --- Rules on expressions -------------------------------------------------------------------------------------
+# --- Rules on expressions ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -456,7 +456,7 @@ class _Linter:
             )
         )
 
-    # -- parsing ------------------------------------------------------------------------------------------------
+    # -- parsing --------------------------------------------------------------------------------------------
 
     def parse_expressions(self) -> None:
         for element in self.form.elements:
@@ -484,7 +484,7 @@ class _Linter:
                     continue
                 self.expressions.append(_Expression(element, header, role, text, tree))
 
-    # -- helpers ------------------------------------------------------------------------------------------------
+    # -- helpers --------------------------------------------------------------------------------------------
 
     def resolve(self, node: Node, expr: _Expression) -> _Element | None:
         if node.kind == "ref" and not node.text.startswith("last-saved#"):
@@ -525,7 +525,7 @@ class _Linter:
                 if self.resolve(right, expr) is not None:
                     yield node, right, left
 
-    # -- the rules ----------------------------------------------------------------------------------------------
+    # -- the rules ------------------------------------------------------------------------------------------
 
     def check_comparisons(self, expr: _Expression) -> None:
         for comparison, side, other in self.comparisons(expr):
@@ -546,7 +546,8 @@ class _Linter:
                 self.add(
                     LINT_SELECT_MULTIPLE_EQUALS,
                     Severity.ERROR,
-                    f"{shown} is a select_multiple, so '{comparison.text}' compares the whole space-separated "
+                    f"{shown} is a select_multiple, so '{comparison.text}' compares the whole "
+                    "space-separated "
                     f"answer with {lit_text} and is wrong once two choices are ticked. Use {fix} instead.",
                     **where,
                 )
@@ -562,10 +563,8 @@ class _Linter:
         self, expr: _Expression, question: _Element, shown: str, literal: str | float, where: dict[str, Any]
     ) -> None:
         names = self.choice_names(question)
-        if isinstance(literal, str):
-            known = literal in names
-        else:  # XPath compares a number with the answer converted to a number
-            known = any(_number(n) == literal for n in names)
+        # XPath compares a number with the answer converted to a number, a string with the answer as text
+        known = literal in names if isinstance(literal, str) else any(_number(n) == literal for n in names)
         if not known:
             lit_text = f"'{literal}'" if isinstance(literal, str) else f"{literal:g}"
             listed = ", ".join(sorted(names, key=lambda n: (_number(n) is None, _number(n) or 0, n))[:12])
@@ -665,7 +664,8 @@ class _Linter:
                     LINT_FORWARD_REFERENCE,
                     Severity.ERROR,
                     f"The {expr.role} of {element.name or 'this row'} (row {element.row}) refers to "
-                    f"${{{node.text}}}, {what}, so it is still empty when this is evaluated. Move the question "
+                    f"${{{node.text}}}, {what}, so it is still empty when this is evaluated. Move the "
+                    "question "
                     "before this row, or change the logic.",
                     **where,
                 )
@@ -692,15 +692,20 @@ class _Linter:
                 LINT_REPEAT_REFERENCE,
                 Severity.ERROR,
                 f"The {expr.role} of {element.name or 'this row'} ({inside}) refers to ${{{node.text}}} in "
-                f"repeat {outer}, which has one value per {outer} entry: ODK Collect stops with 'This field is "
-                f"repeated' once there are two. Use indexed-repeat(${{{node.text}}}, ${{{outer}}}, n) to pick "
+                f"repeat {outer}, which has one value per {outer} entry: ODK Collect stops with 'This field "
+                "is "
+                f"repeated' once there are two. Use indexed-repeat(${{{node.text}}}, ${{{outer}}}, n) to "
+                "pick "
                 "one entry, or an aggregate such as count() or sum().",
                 **where,
             )
 
     def answered_by(self, target: _Element, seen: frozenset[str] = frozenset()) -> _Element | None:
-        """The last-asked question a value depends on: the question itself, or for a calculation the latest
-        question among its inputs (ODK recomputes calculations wherever they sit); None for preloaded metadata."""
+        """The last-asked question a value depends on.
+
+        That is the question itself, or for a calculation the latest question among its inputs (ODK recomputes
+        calculations wherever they sit); None for preloaded metadata such as today.
+        """
         if target.answered or target.kind != "question":
             return target
         if target.name is None or target.name in seen:
@@ -735,7 +740,7 @@ class _Linter:
                     named.add(node.children[0].text)
         return named
 
-    # -- export names -------------------------------------------------------------------------------------------
+    # -- export names ---------------------------------------------------------------------------------------
 
     def export_variables(self, element: _Element) -> list[tuple[str, bool]]:
         """The columns an export makes of a question: (name, carries value labels)."""
@@ -785,7 +790,8 @@ class _Linter:
                     self.add(
                         LINT_RESERVED_WORD,
                         Severity.ERROR,
-                        f"{variable!r} is a reserved word in {system}; the export cannot use it as a variable "
+                        f"{variable!r} is a reserved word in {system}; the export cannot use it as a "
+                        "variable "
                         "name. Rename the question (e.g. with its module prefix).",
                         **where,
                     )
@@ -817,7 +823,8 @@ class _Linter:
                         Severity.WARNING,
                         f"{variable} is inside {len(element.repeats)} repeat(s); a wide export adds up to "
                         f"{extra} characters (_<entry> per repeat, entries up to 99), giving "
-                        f"{len(variable) + extra} > {_name_limit(labelled)}. The long (KEY/PARENT_KEY) export "
+                        f"{len(variable) + extra} > {_name_limit(labelled)}. The long (KEY/PARENT_KEY) "
+                        "export "
                         f"is fine; shorten {element.name} if you need wide files.",
                         **where,
                     )
@@ -846,7 +853,7 @@ class _Linter:
                         variable=element.name,
                     )
 
-    # -- choice lists -------------------------------------------------------------------------------------------
+    # -- choice lists ---------------------------------------------------------------------------------------
 
     def check_choices(self) -> None:
         choices = self.form.choices
@@ -887,7 +894,8 @@ class _Linter:
                     self.add(
                         LINT_CHOICE_DUPLICATE_NAME,
                         Severity.ERROR,
-                        f"The choice name '{item.name}' appears twice in list '{list_name}' (rows {first.row} "
+                        f"The choice name '{item.name}' appears twice in list '{list_name}' (rows "
+                        f"{first.row} "
                         f"and {item.row}); answers and value labels cannot tell them apart. Give each choice "
                         "its own name.",
                         sheet="choices",
@@ -906,8 +914,10 @@ class _Linter:
                         self.add(
                             LINT_CHOICE_DUPLICATE_LABEL,
                             Severity.WARNING,
-                            f"Choices '{first.name}' (row {first.row}) and '{item.name}' of list '{list_name}' "
-                            f"have the same {header} {text!r}; enumerators and tables cannot tell them apart. "
+                            f"Choices '{first.name}' (row {first.row}) and '{item.name}' of list "
+                            f"'{list_name}' "
+                            f"have the same {header} {text!r}; enumerators and tables cannot tell them "
+                            "apart. "
                             "Reword one of the labels.",
                             sheet="choices",
                             row=item.row,
@@ -917,7 +927,7 @@ class _Linter:
     def check_codes(
         self, list_name: str, items: list[_Choice], user: _Element, name_col: str | None, code_col: str | None
     ) -> None:
-        """Value labels need integer codes: the choice names, or the numeric-code column when the names are not."""
+        """Value labels need integer codes: the choice names, or the numeric-code column if names are not."""
 
         def as_code(text: str | None) -> int | None:
             if text is None or not _INTEGER_NAME.fullmatch(text):
@@ -931,7 +941,7 @@ class _Linter:
         for item in items:
             if item.name is None:
                 continue
-            # With a code column, a choice without a code there (98 don't know) keeps its integer name as code.
+            # With a code column, a choice without a code there (98 don't know) keeps its integer name.
             text = item.cells.get(code_col or "") if use_code_col else None
             column = code_col if text else name_col
             code = as_code(text or item.name)
@@ -946,7 +956,8 @@ class _Linter:
                     Severity.ERROR,
                     f"Choice '{item.name}' of list '{list_name}' (used by {user.value_type} {user.name}, "
                     f"row {user.row}): {where_code} an integer, and SPSS/Stata value labels need integer "
-                    f"codes. Use numeric names (1..n, {settings.CHOICE_OTHER} other, {settings.CHOICE_DONT_KNOW} "
+                    f"codes. Use numeric names (1..n, {settings.CHOICE_OTHER} other, "
+                    f"{settings.CHOICE_DONT_KNOW} "
                     f"don't know, {settings.CHOICE_REFUSED} refused) or give every choice an integer "
                     f"{settings.CHOICE_NUMERIC_CODE_COLUMN} column.",
                     sheet="choices",
@@ -977,7 +988,7 @@ class _Linter:
                 variable=user.name,
             )
 
-    # -- translations, settings ---------------------------------------------------------------------------------
+    # -- translations, settings -----------------------------------------------------------------------------
 
     def setting(self, key: str) -> str | None:
         sheet = self.form.settings
@@ -1044,8 +1055,10 @@ class _Linter:
                     self.add(
                         LINT_TRANSLATION_MISSING,
                         Severity.WARNING,
-                        f"The {sheet.name} sheet has no column {shown}::{lang}, but {len(rows)} row(s) have a "
-                        f"{shown} in other languages (first: row {rows[0]}). Add the column and translate them.",
+                        f"The {sheet.name} sheet has no column {shown}::{lang}, but {len(rows)} row(s) have "
+                        "a "
+                        f"{shown} in other languages (first: row {rows[0]}). Add the column and translate "
+                        "them.",
                         sheet=sheet.name,
                         row=1,
                         column=f"{shown}::{lang}",
@@ -1057,7 +1070,8 @@ class _Linter:
                 LINT_NO_PUBLIC_KEY,
                 Severity.WARNING,
                 "The settings sheet has no public_key, so ODK Collect stores and sends submissions "
-                "unencrypted. Add the project's RSA public key (base64 on one line) in a public_key column before fieldwork.",
+                "unencrypted. Add the project's RSA public key (base64 on one line) in a public_key column "
+                "before fieldwork.",
                 sheet="settings",
                 row=2 if self.form.settings is not None else None,
                 column="public_key",
