@@ -66,6 +66,7 @@ from toolkit.settings import (
     STATA_NAME_MAX_CHARS,
     STATA_RESERVED_NAMES,
     STATA_VALUE_LABEL_KEY_MAX,
+    STATA_STR_MAX_BYTES,
     STATA_VARIABLE_LABEL_MAX_CHARS,
 )
 from toolkit.xform import FormModel, Node
@@ -569,6 +570,10 @@ class TablePlan:
                 columns[name] = _tagged(series, var.missing)
                 letters = sorted(set(var.missing.values()))
                 missing[name] = letters
+            elif var.kind == "string" and var.width >= STATA_STR_MAX_BYTES:
+                # pyreadstat 1.3.7 fails on a strL column that holds a missing value ("A registered string
+                # reference was never inserted into any row"); Stata's missing string is "" anyway.
+                columns[name] = series.fillna("")
             else:
                 columns[name] = series
             text, cut = truncate_chars(var.label, STATA_VARIABLE_LABEL_MAX_CHARS)

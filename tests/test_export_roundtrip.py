@@ -1,0 +1,145 @@
+"""Round-trip properties of the export: whatever the names, labels and text, the files open and read back intact.
+
+Forms are generated as XForms (Cyrillic names are legal XML names, and ODK accepts them), exported, then read back by
+pandas' own Stata reader and by GNU PSPP.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import require_tool
+from toolkit.export import export_tables, truncate_bytes, truncate_chars
+from toolkit.settings import (
+    SPSS_RESERVED_WORDS,
+    SPSS_VALUE_LABEL_MAX_BYTES,
+    SPSS_VARIABLE_LABEL_MAX_BYTES,
+    STATA_RESERVED_NAMES,
+    STATA_VARIABLE_LABEL_MAX_CHARS,
+)
+from toolkit.xform import parse_xform
+
+LETTERS = "abcxyzABCXYZабвгджзийклмнопрстуфхцчшщыэюяёАБВЖЯқғұүөәһҳҷӣӯ"
+NAME = st.builds(
+    lambda first, rest: first + rest,
+    st.sampled_from(LETTERS + "_"),
+    st.text(alphabet=LETTERS + "0123456789_", max_size=70),
+) | st.sampled_from(sorted({"by", "BY", "with", "all", "TO", "in", "if", "int", "long", "strL", "str9", "_n"}))
+# Labels: any printable text, Cyrillic heavy, sometimes long; XML cannot carry control characters.
+LABEL = st.text(
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"), blacklist_characters="\x85"),
+    min_size=1, max_size=400,
+) | st.text(alphabet="Жжщ ЫЁё€😀аб", min_size=1, max_size=300)
+VALUE = st.none() | st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), max_size=40) | st.text(
+    alphabet="Київ ", min_size=200, max_size=3000
+)
+
+
+def _xform(fields: list[tuple[str, str]], choices: list[str]) -> str:
+    texts = "".join(
+        f'<text id="/data/{name}:label"><value>{escape(label)}</value></text>' for name, label in fields
+    ) + "".join(f'<text id="c-{i}"><value>{escape(label)}</value></text>' for i, label in enumerate(choices))
+    instance = "".join(f"<{name}/>" for name, _ in fields)
+    items = "".join(f"<item><itextId>c-{i}</itextId><name>{i + 1}</name></item>" for i in range(len(choices)))
+    binds = "".join(f'<bind nodeset="/data/{name}" type="string"/>' for name, _ in fields)
+    body = "".join(
+        f'<input ref="/data/{name}"><label ref="jr:itext(\'/data/{name}:label\')"/></input>' for name, _ in fields[1:]
+    )
+    first = fields[0][0]
+    select = (
+        f'<select1 ref="/data/{first}"><label ref="jr:itext(\'/data/{first}:label\')"/>'
+        '<itemset nodeset="instance(\'c\')/root/item"><value ref="name"/><label ref="jr:itext(itextId)"/></itemset>'
+        "</select1>"
+    )
+    return (
+        '<h:html xmlns="http://www.w3.org/2002/xforms" xmlns:h="http://www.w3.org/1999/xhtml" '
+        'xmlns:jr="http://openrosa.org/javarosa"><h:head><h:title>Round trip</h:title><model>'
+        f'<itext><translation lang="Russian (ru)" default="true()">{texts}</translation></itext>'
+        f'<instance><data id="rt" version="1">{instance}</data></instance>'
+        f'<instance id="c"><root>{items}</root></instance>{binds}</model></h:head>'
+        f"<h:body>{select}{body}</h:body></h:html>"
+    )
+
+
+@st.composite
+def tables(draw):
+    names = draw(st.lists(NAME, min_size=1, max_size=8, unique_by=str.lower))
+    names = [n for n in names if n.lower() not in {"key"}] or ["q"]
+    labels = draw(st.lists(LABEL, min_size=len(names), max_size=len(names)))
+    choices = draw(st.lists(LABEL, min_size=1, max_size=4))
+    rows = draw(st.integers(min_value=1, max_value=4))
+    frame = {"KEY": [f"uuid:{i}" for i in range(rows)]}
+    frame[names[0]] = draw(st.lists(st.none() | st.sampled_from([str(i + 1) for i in range(len(choices))]),
+                                    min_size=rows, max_size=rows))
+    for name in names[1:]:
+        frame[name] = draw(st.lists(VALUE, min_size=rows, max_size=rows))
+    return list(zip(names, labels, strict=True)), choices, pd.DataFrame(frame)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(tables())
+def test_export_round_trip(case) -> None:
+    fields, choices, frame = case
+    form = parse_xform(_xform(fields, choices))
+    pspp = require_tool("pspp", "pspp")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        result = export_tables({"rt": frame}, form, formats=["sav", "dta"], out_dir=out)
+        renames = {r.name: r for r in result.renames}
+        stata_names = [r.stata_name for r in result.renames]
+        spss_names = [r.spss_name for r in result.renames]
+        for name in stata_names:
+            assert re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,31}", name) and name not in STATA_RESERVED_NAMES
+        for name in spss_names:
+            assert re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name) and len(name) <= 64
+            assert name.upper() not in SPSS_RESERVED_WORDS
+        assert len({n.lower() for n in stata_names}) == len(stata_names)
+        assert len({n.lower() for n in spss_names}) == len(spss_names)
+
+        reader = pd.io.stata.StataReader(out / "rt.dta")
+        data = reader.read(convert_categoricals=False)
+        var_labels = reader.variable_labels()
+        value_labels = reader.value_labels()
+        label_sets = dict(zip(data.columns, reader._lbllist, strict=True))
+        for index, (name, _) in enumerate(fields):
+            full = form.by_name(name).label() or name  # a blank label falls back to the name
+            entry = renames[name]
+            assert var_labels[entry.stata_name] == truncate_chars(full, STATA_VARIABLE_LABEL_MAX_CHARS)[0]
+            if index == 0:
+                expected = {i + 1: form.choice_lists["c"].choices[i].label() for i in range(len(choices))}
+                assert value_labels[label_sets[entry.stata_name]] == expected
+                codes = pd.to_numeric(frame[name])
+                assert data[entry.stata_name].fillna(-1).tolist() == codes.fillna(-1).astype(float).tolist()
+            else:
+                assert data[entry.stata_name].fillna("").tolist() == frame[name].fillna("").tolist()
+
+        script = out / "check.sps"
+        script.write_text("GET FILE='rt.sav'.\nDISPLAY DICTIONARY.\n", encoding="utf-8")
+        run = subprocess.run([pspp, "-O", "format=csv", script.name], capture_output=True, text=True, cwd=out,
+                             check=False)
+        assert run.returncode == 0 and run.stderr.strip() == "", run.stderr
+        assert "warning" not in run.stdout.lower(), run.stdout
+        import pyreadstat
+
+        sav, meta = pyreadstat.read_sav(out / "rt.sav")
+        for index, (name, _) in enumerate(fields):
+            entry = renames[name]
+            full = form.by_name(name).label() or name
+            assert meta.column_names_to_labels[entry.spss_name] == truncate_bytes(full, SPSS_VARIABLE_LABEL_MAX_BYTES)[0]
+            if index == 0:
+                labels = meta.variable_value_labels[entry.spss_name]
+                assert labels == {
+                    float(i + 1): truncate_bytes(form.choice_lists["c"].choices[i].label(), SPSS_VALUE_LABEL_MAX_BYTES)[0]
+                    for i in range(len(choices))
+                }
+            else:
+                assert sav[entry.spss_name].fillna("").str.rstrip().tolist() == frame[name].fillna("").str.rstrip().tolist()
+
