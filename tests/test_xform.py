@@ -72,7 +72,12 @@ def test_settings_and_languages(model) -> None:
 )
 def test_node_kinds_and_types(model, path, kind, question_type, data_type, repeat) -> None:
     node = model.node(path)
-    assert (node.kind, node.question_type, node.data_type, node.repeat) == (kind, question_type, data_type, repeat)
+    assert (node.kind, node.question_type, node.data_type, node.repeat) == (
+        kind,
+        question_type,
+        data_type,
+        repeat,
+    )
 
 
 def test_binds_and_body(model) -> None:

@@ -35,7 +35,15 @@ NO_LANGUAGE = "default"
 NodeKind = Literal["group", "repeat", "field"]
 
 _BODY_CONTROLS = {
-    "input", "select1", "select", "upload", "trigger", "range", "rank", "secret", "odk:rank",
+    "input",
+    "select1",
+    "select",
+    "upload",
+    "trigger",
+    "range",
+    "rank",
+    "secret",
+    "odk:rank",
 }
 _PRELOAD_TYPES = {
     ("timestamp", "start"): "start",
@@ -357,11 +365,15 @@ def parse_xform(xform: str | bytes, *, source: str | None = None) -> FormModel:
     """
     data = xform.encode("utf-8") if isinstance(xform, str) else xform
     if b"<!DOCTYPE" in data[:4096] or b"<!ENTITY" in data:
-        raise ToolkitError(error(FORM_MODEL_INVALID, "The XForm declares a DOCTYPE or entities; refusing it.", file=source))
+        raise ToolkitError(
+            error(FORM_MODEL_INVALID, "The XForm declares a DOCTYPE or entities; refusing it.", file=source)
+        )
     try:
         html = etree.fromstring(data, _safe_parser())
     except etree.XMLSyntaxError as exc:
-        raise ToolkitError(error(FORM_MODEL_INVALID, f"The XForm is not well-formed XML: {exc}", file=source)) from None
+        raise ToolkitError(
+            error(FORM_MODEL_INVALID, f"The XForm is not well-formed XML: {exc}", file=source)
+        ) from None
     head = html.find(f"{{{H}}}head")
     model = head.find(f"{{{XF}}}model") if head is not None else None
     body = html.find(f"{{{H}}}body")
@@ -373,7 +385,9 @@ def parse_xform(xform: str | bytes, *, source: str | None = None) -> FormModel:
                 break
     if model is None or primary is None or body is None:
         raise ToolkitError(
-            error(FORM_MODEL_INVALID, "Not an XForm: no model, primary instance or body was found.", file=source)
+            error(
+                FORM_MODEL_INVALID, "Not an XForm: no model, primary instance or body was found.", file=source
+            )
         )
     itext, languages, default_language = _read_itext(model)
     choice_lists, secondary = _read_choice_lists(model, itext)
@@ -426,13 +440,21 @@ def parse_xform(xform: str | bytes, *, source: str | None = None) -> FormModel:
                 seen.add(child_path)
                 child_paths.append(child_path)
             nodes[path] = Node(
-                path=path, name=_local(element.tag), kind=kind, question_type=kind, parent=parent, repeat=repeat,
-                order=order, labels=MappingProxyType(_texts_for(label_el, itext)),
+                path=path,
+                name=_local(element.tag),
+                kind=kind,
+                question_type=kind,
+                parent=parent,
+                repeat=repeat,
+                order=order,
+                labels=MappingProxyType(_texts_for(label_el, itext)),
                 repeat_count=(repeat_element.get(f"{{{JR}}}count") or "").strip() or None
-                if repeat_element is not None else None,
+                if repeat_element is not None
+                else None,
                 appearance=(container.get("appearance") if container is not None else None)
                 or (repeat_element.get("appearance") if repeat_element is not None else None),
-                children=tuple(child_paths), **attrs,
+                children=tuple(child_paths),
+                **attrs,
             )
             seen_children: set[str] = set()
             for child in children_elements:
@@ -453,13 +475,21 @@ def parse_xform(xform: str | bytes, *, source: str | None = None) -> FormModel:
             return
         order += 1
         control = controls.get(path)
-        nodes[path] = _field_node(path, element, bind, control, parent, repeat, order, itext, attrs, choice_lists)
+        nodes[path] = _field_node(
+            path, element, bind, control, parent, repeat, order, itext, attrs, choice_lists
+        )
 
     visit(primary, root_path, None, None)
     root_children = tuple(p for p, n in nodes.items() if n.parent == root_path)
     nodes = {
-        root_path: Node(path=root_path, name=root_path[1:], kind="group", question_type="group", order=0,
-                        children=root_children),
+        root_path: Node(
+            path=root_path,
+            name=root_path[1:],
+            kind="group",
+            question_type="group",
+            order=0,
+            children=root_children,
+        ),
         **nodes,
     }
     return FormModel(
@@ -571,14 +601,25 @@ def _field_node(
             question_type = "acknowledge"
         elif tag == "range":
             question_type = "range"
-        elif (attrs.get("readonly") or "").replace(" ", "") == "true()" and attrs.get("calculate") is None \
-                and data_type == "string":
+        elif (
+            (attrs.get("readonly") or "").replace(" ", "") == "true()"
+            and attrs.get("calculate") is None
+            and data_type == "string"
+        ):
             question_type = "note"
         else:
             question_type = _INPUT_TYPES.get(data_type, "text")
     return Node(
-        path=path, name=name, kind="field", question_type=question_type, parent=parent, repeat=repeat,
-        order=order, default=default, **attrs, **extra,
+        path=path,
+        name=name,
+        kind="field",
+        question_type=question_type,
+        parent=parent,
+        repeat=repeat,
+        order=order,
+        default=default,
+        **attrs,
+        **extra,
     )
 
 
@@ -589,17 +630,23 @@ def load_form(path: str | os.PathLike[str]) -> FormModel:
     """
     source = Path(path)
     if not source.is_file():
-        raise ToolkitError(error(INPUT_MISSING, "The form file does not exist; check the path.", file=str(source)))
+        raise ToolkitError(
+            error(INPUT_MISSING, "The form file does not exist; check the path.", file=str(source))
+        )
     if source.suffix.lower() == ".xml":
         try:
             data = source.read_bytes()
         except OSError as exc:
-            raise ToolkitError(error(INPUT_UNREADABLE, f"Cannot read the form: {exc.strerror}.", file=str(source))) from None
+            raise ToolkitError(
+                error(INPUT_UNREADABLE, f"Cannot read the form: {exc.strerror}.", file=str(source))
+            ) from None
         return parse_xform(data, source=str(source))
     from toolkit.forms import compile_form
 
     compiled = compile_form(source, validate=False)
     if compiled.xform is None or not compiled.ok:
         first = next((issue for issue in compiled.issues if issue.severity == "error"), None)
-        raise ToolkitError(first or error(FORM_MODEL_INVALID, "The XLSForm does not compile.", file=str(source)))
+        raise ToolkitError(
+            first or error(FORM_MODEL_INVALID, "The XLSForm does not compile.", file=str(source))
+        )
     return parse_xform(compiled.xform, source=str(source))

@@ -1,0 +1,155 @@
+"""Codebooks: HTML, XLSX and DDI 2.5 (validated against the official schema), with and without data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from lxml import etree
+from openpyxl import load_workbook
+from typer.testing import CliRunner
+
+from tests.conftest import SHARED, write_md_form
+from toolkit.cli import app
+from toolkit.codebook import DDI_NS, build_codebook, render_ddi, render_html, write_codebook
+from toolkit.errors import ToolkitError
+from toolkit.xform import load_form
+
+FORM = """
+| survey |
+| | type | name | label::English (en) | label::Russian (ru) | hint::English (en) | hint::Russian (ru) | relevant | constraint | calculation |
+| | select_one yn | consent | Consent? | Согласие? | Read the text | Прочтите текст | | | |
+| | begin_repeat | hl | Member | Член семьи | | | ${consent}='1' | | |
+| | select_one sex | hl_sex | Sex | Пол | | | | | |
+| | integer | hl_age | Age | Возраст | | | | (. >= 0 and . <= 120) or . = -98 | |
+| | select_multiple fruit | fav | Fruits & veg | Фрукты | | | ${hl_age} >= 5 | | |
+| | calculate | adult | | | | | | | if(${hl_age} >= 18, 1, 0) |
+| | note | nt | Thank you | Спасибо | | | | | |
+| | end_repeat | | | | | | | | |
+| choices |
+| | list_name | name | label::English (en) | label::Russian (ru) |
+| | yn | 1 | Yes | Да |
+| | yn | 2 | No | Нет |
+| | yn | 99 | Refused | Отказ |
+| | sex | 1 | Male | Мужской |
+| | sex | 2 | Female | Женский |
+| | fruit | 1 | Apple | Яблоко |
+| | fruit | 2 | Pear | Груша |
+| settings |
+| | form_id | version | default_language |
+| | cb | 2026112701 | English (en) |
+"""
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return load_form(write_md_form(tmp_path_factory.mktemp("cb"), FORM))
+
+
+@pytest.fixture(scope="module")
+def tables():
+    main = pd.DataFrame({"KEY": ["uuid:a", "uuid:b", "uuid:c"], "consent": ["1", "1", "99"]})
+    roster = pd.DataFrame(
+        {
+            "KEY": ["uuid:a/hl[1]", "uuid:a/hl[2]", "uuid:b/hl[1]"],
+            "PARENT_KEY": ["uuid:a", "uuid:a", "uuid:b"],
+            "hl_sex": ["1", "2", "2"],
+            "hl_age": pd.array([34, 3, -98], dtype="Int64"),
+            "fav": ["1 2", pd.NA, pd.NA],
+            "adult": ["1", "0", "0"],
+        }
+    )
+    return {"cb": main, "cb-hl": roster}
+
+
+def _ddi_schema() -> etree.XMLSchema:
+    xsd = SHARED / "schemas" / "ddi-codebook-2.5" / "codebook.xsd"
+    if not xsd.is_file():
+        pytest.fail(f"the DDI 2.5 schema is missing: {xsd}")
+    return etree.XMLSchema(etree.parse(str(xsd)))
+
+
+def test_structure_without_data(model) -> None:
+    codebook, issues = build_codebook(model)
+    assert not issues
+    assert [t.name for t in codebook.tables] == ["cb", "cb-hl"]
+    roster = {v.name: v for v in codebook.tables[1].variables}
+    assert list(roster) == ["hl_sex", "hl_age", "fav", "adult"]  # the note holds no data
+    assert roster["hl_age"].constraint == "(. >= 0 and . <= 120) or . = -98"
+    assert roster["fav"].universe == "(${consent}='1') and (${hl_age} >= 5)"
+    assert roster["adult"].derivation == "if(${hl_age} >= 18, 1, 0)"
+    assert [c.missing for c in codebook.tables[0].variables[0].categories] == [False, False, True]
+
+
+def test_statistics_from_tables(model, tables) -> None:
+    codebook, _ = build_codebook(model, tables=tables)
+    roster = {v.name: v for v in codebook.tables[1].variables}
+    age = roster["hl_age"]
+    assert (age.valid, age.missing, age.dont_know_refused) == (2, 0, 1)
+    assert (age.minimum, age.maximum, age.mean) == (3.0, 34.0, 18.5)
+    assert [(c.code, c.frequency) for c in roster["hl_sex"].categories] == [("1", 1), ("2", 2)]
+    assert [(c.code, c.frequency) for c in roster["fav"].categories] == [("1", 1), ("2", 1)]
+    consent = codebook.tables[0].variables[0]
+    assert (consent.valid, consent.dont_know_refused) == (2, 1)
+
+
+def test_ddi_validates_against_the_official_schema(model, tables) -> None:
+    codebook, _ = build_codebook(model, tables=tables)
+    document = etree.fromstring(render_ddi(codebook))
+    schema = _ddi_schema()
+    assert schema.validate(document), schema.error_log
+    ns = {"d": DDI_NS}
+    age = document.find(".//d:var[@name='hl_age']", ns)
+    langs = {
+        el.get("{http://www.w3.org/XML/1998/namespace}lang"): el.text for el in age.findall("d:labl", ns)
+    }
+    assert langs == {"en": "Age", "ru": "Возраст"}
+    assert document.find(".//d:varGrp[@type='multipleResp']", ns).get("name") == "fav"
+    refused = document.find(".//d:var[@name='consent']/d:catgry[@missing='Y']/d:catValu", ns)
+    assert refused.text == "99"
+    assert document.find(".//d:fileDscr/d:fileTxt/d:dimensns/d:caseQnty", ns).text == "3"
+
+
+def test_html_is_self_contained_and_escaped(model) -> None:
+    codebook, _ = build_codebook(model, language="Russian (ru)")
+    page = render_html(codebook)
+    assert "Возраст" in page and "Fruits &amp; veg" not in page  # Russian chosen
+    assert "<script" not in page and "http" not in page.split("</style>")[1]
+    english = render_html(build_codebook(model)[0])
+    assert "Fruits &amp; veg" in english
+
+
+def test_write_all_formats_with_rename_map(model, tmp_path: Path) -> None:
+    rename = tmp_path / "cb-rename-map.csv"
+    rename.write_text(
+        "table,original_name,xlsform_path,spss_name,stata_name,reason\n"
+        "cb-hl,hl_age,/data/hl/hl_age,hl_age,hl_age,\n",
+        encoding="utf-8",
+    )
+    result = write_codebook(model, out_dir=tmp_path / "out", rename_map=rename)
+    assert sorted(Path(f).name for f in result.files) == [
+        "cb-codebook.html",
+        "cb-codebook.xlsx",
+        "cb-ddi.xml",
+    ]
+    sheet = load_workbook(tmp_path / "out" / "cb-codebook.xlsx")["variables"]
+    rows = {r[1]: r for r in sheet.iter_rows(min_row=2, values_only=True)}
+    assert rows["hl_age"][2:4] == ("hl_age", "hl_age")
+    assert not list((tmp_path / "out").glob(".*"))  # no temporary files left behind
+
+
+def test_unknown_format_and_missing_rename_map(model, tmp_path: Path) -> None:
+    with pytest.raises(ToolkitError, match="Unknown codebook format"):
+        write_codebook(model, out_dir=tmp_path, formats=["pdf"])
+    with pytest.raises(ToolkitError, match="rename map does not exist"):
+        write_codebook(model, out_dir=tmp_path, rename_map=tmp_path / "none.csv")
+
+
+def test_cli(model, tmp_path: Path) -> None:
+    form = write_md_form(tmp_path, FORM)
+    result = CliRunner().invoke(
+        app, ["codebook", str(form), "--out", str(tmp_path / "o"), "--format", "html,ddi", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "o" / "cb-ddi.xml").is_file() and (tmp_path / "o" / "cb-codebook.html").is_file()

@@ -1,0 +1,56 @@
+"""`migkit codebook`: HTML, XLSX and DDI Codebook 2.5 from the form (and the data, when given)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from toolkit.cli import app
+from toolkit.cli._common import JsonOption, err, guarded, out, print_json
+from toolkit.codebook import CODEBOOK_FORMATS, write_codebook
+from toolkit.errors import EXIT_OK
+from toolkit.xform import load_form
+
+
+@app.command("codebook")
+@guarded
+def codebook(
+    form: Annotated[Path, typer.Argument(help="XLSForm (.xlsx/.xls/.md) or compiled XForm (.xml).")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("codebooks"),
+    data: Annotated[
+        Path | None, typer.Option("--data", help="DATA folder from `migkit ingest`, for statistics.")
+    ] = None,
+    rename_map: Annotated[
+        Path | None, typer.Option("--rename-map", help="<form_id>-rename-map.csv from `migkit export`.")
+    ] = None,
+    lang: Annotated[str | None, typer.Option("--lang", help='Label language, e.g. "Russian (ru)".')] = None,
+    formats: Annotated[str, typer.Option("--format", help="Comma-separated: html, xlsx, ddi.")] = ",".join(
+        CODEBOOK_FORMATS
+    ),
+    as_json: JsonOption = False,
+) -> int:
+    """Write a codebook of the form's variables (HTML, XLSX, DDI Codebook 2.5 XML)."""
+    model = load_form(form)
+    tables = None
+    if data is not None:
+        from toolkit.ingest import read_tables
+
+        tables = read_tables(data).tables
+    result = write_codebook(
+        model,
+        out_dir=out_dir,
+        formats=formats.split(","),
+        tables=tables,
+        rename_map=rename_map,
+        language=lang,
+    )
+    if as_json:
+        print_json({"files": result.files, "issues": [i.flatten() for i in result.issues]})
+    else:
+        for path in result.files:
+            out.print(path)
+        for issue in result.issues:
+            err.print(f"warning: {issue.format()}")
+    return EXIT_OK
