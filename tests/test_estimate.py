@@ -1,5 +1,5 @@
-"""Design-based estimates: the §3.1 golden rows (NHANES II Taylor, bootstrap, BRR, JKn), lonely PSUs, the t quantile
-and the `migkit estimate` command."""
+"""Design-based estimates: the §3.1 golden rows (NHANES II Taylor, bootstrap, BRR, JKn), lonely PSUs, the t
+quantile and the `migkit estimate` command."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyreadstat
 import pytest
 from typer.testing import CliRunner
 
@@ -29,7 +30,9 @@ def _row(res, domain: str = "all", variable: str | None = None):
 
 
 def test_nhanes_mean_zinc(nhanes: pd.DataFrame) -> None:
-    res = estimate(nhanes, weight="finalwgt", statistic="mean", variable="zinc", strata="stratid", psu="psuid")
+    res = estimate(
+        nhanes, weight="finalwgt", statistic="mean", variable="zinc", strata="stratid", psu="psuid"
+    )
     row = res.rows[0]
     assert (round(row.estimate, 6), round(row.se, 6)) == (87.182067, 0.494483)
     assert (round(row.ci_low, 6), round(row.ci_high, 6)) == (86.173563, 88.190571)
@@ -41,8 +44,9 @@ def test_nhanes_mean_zinc(nhanes: pd.DataFrame) -> None:
     [("1", 87.495389, 0.479196), ("2", 85.085744, 1.165209), ("3", 83.570910, 1.585463)],
 )
 def test_nhanes_domains_without_subsetting(nhanes: pd.DataFrame, race: str, mean: float, se: float) -> None:
-    res = estimate(nhanes, weight="finalwgt", statistic="mean", variable="zinc", by="race", strata="stratid",
-                   psu="psuid")
+    res = estimate(
+        nhanes, weight="finalwgt", statistic="mean", variable="zinc", by="race", strata="stratid", psu="psuid"
+    )
     row = _row(res, race)
     assert (round(row.estimate, 6), round(row.se, 6)) == (mean, se)
     assert row.df == 31  # the whole design, not the domain's PSUs
@@ -54,8 +58,9 @@ def test_nhanes_without_strata(nhanes: pd.DataFrame) -> None:
 
 
 def test_nhanes_proportion(nhanes: pd.DataFrame) -> None:
-    res = estimate(nhanes, weight="finalwgt", statistic="proportion", variable="highbp", strata="stratid",
-                   psu="psuid")
+    res = estimate(
+        nhanes, weight="finalwgt", statistic="proportion", variable="highbp", strata="stratid", psu="psuid"
+    )
     row = _row(res, variable="highbp=1")
     assert (round(row.estimate, 6), round(row.se, 6)) == (0.368743, 0.014320)
     assert sum(r.estimate for r in res.rows) == pytest.approx(1.0)
@@ -64,35 +69,58 @@ def test_nhanes_proportion(nhanes: pd.DataFrame) -> None:
 @pytest.mark.parametrize(("mse", "se"), [(False, 31.053792), (True, 31.127555)])
 def test_bootstrap_replicates(mse: bool, se: float) -> None:
     data = samplics_csv("nmihs_subset.csv")
-    row = estimate(data, weight="finalwgt", statistic="mean", variable="birth_weight", replicate_prefix="bsrw",
-                   method="bootstrap", mse=mse).rows[0]
+    row = estimate(
+        data,
+        weight="finalwgt",
+        statistic="mean",
+        variable="birth_weight",
+        replicate_prefix="bsrw",
+        method="bootstrap",
+        mse=mse,
+    ).rows[0]
     assert (round(row.estimate, 6), round(row.se, 6)) == (2679.127143, se)
     assert row.df == 49
 
 
 def test_brr_replicates() -> None:
     data = samplics_csv("nhanes2brr_subset.csv")
-    row = estimate(data, weight="finalwgt", statistic="ratio", variable="weight", denominator="height",
-                   replicate_prefix="brr_", method="brr").rows[0]
+    row = estimate(
+        data,
+        weight="finalwgt",
+        statistic="ratio",
+        variable="weight",
+        denominator="height",
+        replicate_prefix="brr_",
+        method="brr",
+    ).rows[0]
     assert (round(row.estimate, 6), round(row.se, 6)) == (0.426082, 0.002730)
 
 
 def test_jkn_replicates() -> None:
     data = samplics_csv("nhanes2jk_subset.csv")
-    row = estimate(data, weight="finalwgt", statistic="ratio", variable="weight", denominator="height",
-                   replicate_prefix="jkw_", method="jkn").rows[0]
+    row = estimate(
+        data,
+        weight="finalwgt",
+        statistic="ratio",
+        variable="weight",
+        denominator="height",
+        replicate_prefix="jkw_",
+        method="jkn",
+    ).rows[0]
     assert (round(row.estimate, 6), round(row.se, 6)) == (0.423502, 0.003464)
 
 
 def test_total_is_sum_of_weighted_values(nhanes: pd.DataFrame) -> None:
-    row = estimate(nhanes, weight="finalwgt", statistic="total", variable="highbp", strata="stratid",
-                   psu="psuid").rows[0]
+    row = estimate(
+        nhanes, weight="finalwgt", statistic="total", variable="highbp", strata="stratid", psu="psuid"
+    ).rows[0]
     assert row.estimate == pytest.approx(float((nhanes["finalwgt"] * nhanes["highbp"]).sum()))
     assert row.se > 0
 
 
-LONELY = pd.DataFrame({"h": [1, 1, 1, 1, 2, 2], "p": [1, 1, 2, 2, 3, 3], "w": [1.0] * 6,
-                       "y": [1.0, 2.0, 3.0, 5.0, 4.0, 6.0]})
+LONELY = pd.DataFrame(
+    {"h": [1, 1, 1, 1, 2, 2], "p": [1, 1, 2, 2, 3, 3], "w": [1.0] * 6, "y": [1.0, 2.0, 3.0, 5.0, 4.0, 6.0]}
+)
 
 
 def test_lonely_psu_is_an_error_by_default() -> None:
@@ -111,8 +139,9 @@ def test_lonely_psu_is_an_error_by_default() -> None:
     ],
 )
 def test_lonely_psu_options(option: str, expected_var: float) -> None:
-    row = estimate(LONELY, weight="w", statistic="total", variable="y", strata="h", psu="p",
-                   lonely_psu=option).rows[0]  # type: ignore[arg-type]
+    row = estimate(
+        LONELY, weight="w", statistic="total", variable="y", strata="h", psu="p", lonely_psu=option
+    ).rows[0]  # type: ignore[arg-type]
     assert row.se**2 == pytest.approx(expected_var)
 
 
@@ -124,19 +153,28 @@ def test_taylor_variance_matches_the_formula() -> None:
     z = rng.normal(size=12)
     v = taylor_variance(z, design)[0]
     expected = sum(
-        len(z[strata == h]) / (len(z[strata == h]) - 1) * ((z[strata == h] - z[strata == h].mean()) ** 2).sum()
+        len(z[strata == h])
+        / (len(z[strata == h]) - 1)
+        * ((z[strata == h] - z[strata == h].mean()) ** 2).sum()
         for h in range(3)
     )
     assert v == pytest.approx(expected)
 
 
-@pytest.mark.parametrize(("p", "df", "q"), [(0.975, 31, 2.0395134464), (0.975, 1, 12.7062047362),
-                                            (0.95, 10, 1.8124611228), (0.025, 26, -2.0555294386)])
+@pytest.mark.parametrize(
+    ("p", "df", "q"),
+    [
+        (0.975, 31, 2.0395134464),
+        (0.975, 1, 12.7062047362),
+        (0.95, 10, 1.8124611228),
+        (0.025, 26, -2.0555294386),
+    ],
+)
 def test_t_quantile(p: float, df: float, q: float) -> None:
     assert t_quantile(p, df) == pytest.approx(q, abs=1e-8)
 
 
-# --- CLI -------------------------------------------------------------------------------------------------------------
+# --- CLI ----------------------------------------------------------------------------------------------------
 
 
 def _nhanes_path() -> Path:
@@ -144,22 +182,60 @@ def _nhanes_path() -> Path:
 
 
 def test_cli_estimate_json_rows() -> None:
-    result = runner.invoke(app, ["estimate", str(_nhanes_path()), "--weight", "finalwgt", "--strata", "stratid",
-                                 "--psu", "psuid", "--mean", "zinc", "--by", "race", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "estimate",
+            str(_nhanes_path()),
+            "--weight",
+            "finalwgt",
+            "--strata",
+            "stratid",
+            "--psu",
+            "psuid",
+            "--mean",
+            "zinc",
+            "--by",
+            "race",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert [r["domain"] for r in rows] == ["1", "2", "3"]
-    assert set(rows[0]) == {"domain", "statistic", "variable", "estimate", "se", "ci_low", "ci_high", "df", "n"}
+    assert set(rows[0]) == {
+        "domain",
+        "statistic",
+        "variable",
+        "estimate",
+        "se",
+        "ci_low",
+        "ci_high",
+        "df",
+        "n",
+    }
     assert round(rows[1]["se"], 6) == 1.165209
 
 
 def test_cli_estimate_table_and_formats(tmp_path: Path, nhanes: pd.DataFrame) -> None:
     dta = tmp_path / "nhanes.dta"
-    import pyreadstat
-
     pyreadstat.write_dta(nhanes.drop(columns=["highlead"]), str(dta))
-    result = runner.invoke(app, ["estimate", str(dta), "--weight", "finalwgt", "--strata", "stratid", "--psu",
-                                 "psuid", "--ratio", "zinc", "finalwgt"])
+    result = runner.invoke(
+        app,
+        [
+            "estimate",
+            str(dta),
+            "--weight",
+            "finalwgt",
+            "--strata",
+            "stratid",
+            "--psu",
+            "psuid",
+            "--ratio",
+            "zinc",
+            "finalwgt",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "ratio" in result.stdout and "zinc/f" in result.stdout and "9189" in result.stdout
 

@@ -1,9 +1,9 @@
 """Coverage of the 95 % confidence intervals by simulation on a synthetic two-stage population (slow).
 
-A population of EAs in strata, households with an EA effect; repeated two-stage samples (PPS with replacement of EAs,
-then simple random sampling of households), base weights M_h·L/(n_h·M_hi·m) and raking of the household weights to the
-known stratum totals; Taylor intervals for the mean and for a ratio must cover the population values about 95 % of
-the time.
+A population of EAs in strata, households with an EA effect; repeated two-stage samples (PPS with replacement
+of EAs, then simple random sampling of households), base weights M_h·L/(n_h·M_hi·m) and raking of the
+household weights to the known stratum totals; Taylor intervals for the mean and for a ratio must cover the
+population values about 95 % of the time.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def test_taylor_intervals_cover_95_percent() -> None:
     n_h, m = 4, 12
     hits = {"mean": 0, "ratio": 0}
     reps = 400
-    by_ea = {ea: g for ea, g in pop.groupby("ea")}
+    by_ea = dict(list(pop.groupby("ea")))
     for _ in range(reps):
         parts = []
         for h in range(8):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyreadstat
 import pytest
 from typer.testing import CliRunner
 
@@ -17,13 +18,15 @@ from tests.conftest import REPO
 from toolkit.cli import app
 from toolkit.errors import ToolkitError
 from toolkit.estimate import estimate
-from toolkit.weights import WeightDesign, WeightingError, compute_weights
+from toolkit.weights import WeightDesign, WeightingError, compute_weights, read_table
 
 runner = CliRunner()
 
 
 def _build_example(folder: Path) -> dict[str, Path]:
-    spec = importlib.util.spec_from_file_location("make_example", REPO / "examples" / "weights" / "make_example.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_example", REPO / "examples" / "weights" / "make_example.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -38,8 +41,18 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def weighted(example: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("wout")
-    result = runner.invoke(app, ["weights", str(example["DATA"]), "--design", str(example["design.toml"]),
-                                 "--out", str(out), "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "weights",
+            str(example["DATA"]),
+            "--design",
+            str(example["design.toml"]),
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return out, json.loads(result.stdout)
 
@@ -53,8 +66,9 @@ def test_data_folder_follows_ingest_conventions(example: dict[str, Path]) -> Non
     assert set(hl["PARENT_KEY"]) <= set(hh["KEY"])
 
 
-def test_weights_command_writes_tables_report_and_histogram(weighted: tuple[Path, dict],
-                                                            example: dict[str, Path]) -> None:
+def test_weights_command_writes_tables_report_and_histogram(
+    weighted: tuple[Path, dict], example: dict[str, Path]
+) -> None:
     out, payload = weighted
     hh = pd.read_parquet(out / "household.parquet")
     hl = pd.read_parquet(out / "household-hl.parquet")
@@ -69,8 +83,9 @@ def test_weights_command_writes_tables_report_and_histogram(weighted: tuple[Path
     for row in controls_hh.itertuples():
         assert totals[row.level] == pytest.approx(row.target, rel=1e-8)
     # Person weights meet every person margin.
-    assert hl["weight_person"].sum() == pytest.approx(controls_p.loc[controls_p.variable == "sex", "target"].sum(),
-                                                      rel=1e-8)
+    assert hl["weight_person"].sum() == pytest.approx(
+        controls_p.loc[controls_p.variable == "sex", "target"].sum(), rel=1e-8
+    )
     by_sex = hl["weight_person"].groupby(hl["hl_sex"]).sum()
     for row in controls_p[controls_p.variable == "sex"].itertuples():
         assert by_sex[str(row.level)] == pytest.approx(row.target, rel=1e-7)
@@ -96,7 +111,9 @@ def test_base_weights_follow_the_design(weighted: tuple[Path, dict], example: di
     assert certain.sum() == 1
     # p1 = n_h·M_hi/M_h, with the certainty EA taken out of n_h and M_h of its stratum
     n_left = psu["stratum"].map(n_h - certain.groupby(psu["stratum"]).sum())
-    m_left = psu["stratum_mos"] - psu["stratum"].map(psu["mos"].where(certain, 0).groupby(psu["stratum"]).sum())
+    m_left = psu["stratum_mos"] - psu["stratum"].map(
+        psu["mos"].where(certain, 0).groupby(psu["stratum"]).sum()
+    )
     p1_of = (n_left * psu["mos"] / m_left / psu["segments"]).where(~certain, 1.0)
     for row in hh.sample(60, random_state=1).itertuples():
         p1 = p1_of[row.id_psu]
@@ -116,10 +133,19 @@ def test_replicate_weights_rerun_the_chain(weighted: tuple[Path, dict], example:
     # every replicate is calibrated again, so it meets the controls too
     for col in reps[:5]:
         assert hl[col].sum() == pytest.approx(target, rel=1e-7)
-    res = estimate(hl, weight="weight_person", statistic="mean", variable="hl_age", strata="var_stratum",
-                   psu="var_psu", replicate_prefix="repw_", method="jkn")
-    taylor = estimate(hl, weight="weight_person", statistic="mean", variable="hl_age", strata="var_stratum",
-                      psu="var_psu")
+    res = estimate(
+        hl,
+        weight="weight_person",
+        statistic="mean",
+        variable="hl_age",
+        strata="var_stratum",
+        psu="var_psu",
+        replicate_prefix="repw_",
+        method="jkn",
+    )
+    taylor = estimate(
+        hl, weight="weight_person", statistic="mean", variable="hl_age", strata="var_stratum", psu="var_psu"
+    )
     assert res.rows[0].estimate == pytest.approx(taylor.rows[0].estimate)
     assert 0 < res.rows[0].se < 5 * taylor.rows[0].se
 
@@ -140,8 +166,12 @@ def test_rerun_in_place_is_idempotent(example: dict[str, Path], tmp_path: Path) 
 @pytest.mark.parametrize(
     ("edit", "code"),
     [
-        (lambda t: t.replace('respondent = [1]', 'respondent = [1]\n').replace("unknown = [5]", "unknown = []"),
-         "weights.result_unmapped"),
+        (
+            lambda t: t.replace("respondent = [1]", "respondent = [1]\n").replace(
+                "unknown = [5]", "unknown = []"
+            ),
+            "weights.result_unmapped",
+        ),
         (lambda t: t.replace('"region", "urban"', '"region", "nope"'), "weights.design_invalid"),
     ],
 )
@@ -152,7 +182,9 @@ def test_design_problems_are_reported(example: dict[str, Path], tmp_path: Path, 
     with pytest.raises(WeightingError) as info:
         compute_weights(example["DATA"], design, out_dir=tmp_path)
     assert info.value.issues[0].code == code
-    result = runner.invoke(app, ["weights", str(example["DATA"]), "--design", str(design), "--out", str(tmp_path)])
+    result = runner.invoke(
+        app, ["weights", str(example["DATA"]), "--design", str(design), "--out", str(tmp_path)]
+    )
     assert result.exit_code == 1
 
 
@@ -164,22 +196,38 @@ def test_design_file_is_checked(tmp_path: Path) -> None:
     assert info.value.issue.code == "weights.design_invalid" and info.value.exit_code == 2
 
 
-# --- `migkit weights rake` ------------------------------------------------------------------------------------------
+# --- `migkit weights rake` ----------------------------------------------------------------------------------
 
 
 @pytest.fixture
 def small_table(tmp_path: Path) -> tuple[Path, Path]:
     rng = np.random.default_rng(2)
     n = 400
-    table = pd.DataFrame({"sex": rng.choice(["m", "f"], n), "age": rng.choice(["young", "mid", "old"], n),
-                          "w": rng.uniform(1, 4, n)})
-    table.loc[:5, ["sex", "age"]] = [["m", "young"], ["f", "mid"], ["m", "old"], ["f", "young"], ["m", "mid"],
-                                     ["f", "old"]]
+    table = pd.DataFrame(
+        {
+            "sex": rng.choice(["m", "f"], n),
+            "age": rng.choice(["young", "mid", "old"], n),
+            "w": rng.uniform(1, 4, n),
+        }
+    )
+    table.loc[:5, ["sex", "age"]] = [
+        ["m", "young"],
+        ["f", "mid"],
+        ["m", "old"],
+        ["f", "young"],
+        ["m", "mid"],
+        ["f", "old"],
+    ]
     path = tmp_path / "t.csv"
     table.to_csv(path, index=False)
     margins = tmp_path / "margins.csv"
-    pd.DataFrame({"variable": ["sex", "sex", "age", "age", "age"], "level": ["m", "f", "young", "mid", "old"],
-                  "target": [4900, 5100, 4000, 3500, 2500]}).to_csv(margins, index=False)
+    pd.DataFrame(
+        {
+            "variable": ["sex", "sex", "age", "age", "age"],
+            "level": ["m", "f", "young", "mid", "old"],
+            "target": [4900, 5100, 4000, 3500, 2500],
+        }
+    ).to_csv(margins, index=False)
     return path, margins
 
 
@@ -192,18 +240,27 @@ def test_rake_command_writes_the_table(small_table: tuple[Path, Path], tmp_path:
         if suffix == ".parquet":
             src.to_parquet(path)
         else:
-            import pyreadstat
-
             (pyreadstat.write_sav if suffix == ".sav" else pyreadstat.write_dta)(src, str(path))
     out = tmp_path / f"out{suffix}"
-    result = runner.invoke(app, ["weights", "rake", str(path), "--weight", "w", "--margins", str(margins), "--out",
-                                 str(out), "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "weights",
+            "rake",
+            str(path),
+            "--weight",
+            "w",
+            "--margins",
+            str(margins),
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["converged"] and payload["max_rel_error"] <= 1e-6 and payload["iterations"] >= 2
     assert {"n", "sum", "min", "max", "cv", "deff_kish", "n_eff"} <= set(payload["diagnostics"])
-    from toolkit.weights import read_table
-
     raked = read_table(out)
     assert raked["weight_raked"].sum() == pytest.approx(10_000, rel=1e-6)
     assert raked.groupby("sex")["weight_raked"].sum()["m"] == pytest.approx(4900, rel=1e-6)
@@ -225,8 +282,20 @@ def test_rake_command_refuses(small_table: tuple[Path, Path], tmp_path: Path, ro
         else:
             m.loc[len(m)] = [var, lev, target]
     m.to_csv(margins, index=False)
-    result = runner.invoke(app, ["weights", "rake", str(path), "--weight", "w", "--margins", str(margins), "--out",
-                                 str(tmp_path / "o.csv")])
+    result = runner.invoke(
+        app,
+        [
+            "weights",
+            "rake",
+            str(path),
+            "--weight",
+            "w",
+            "--margins",
+            str(margins),
+            "--out",
+            str(tmp_path / "o.csv"),
+        ],
+    )
     assert result.exit_code == 1
     assert needle in result.stderr.replace("\n", " ")
     assert not (tmp_path / "o.csv").exists()
@@ -234,8 +303,21 @@ def test_rake_command_refuses(small_table: tuple[Path, Path], tmp_path: Path, ro
 
 def test_rake_command_nonconvergence(small_table: tuple[Path, Path], tmp_path: Path) -> None:
     path, margins = small_table
-    args = ["weights", "rake", str(path), "--weight", "w", "--margins", str(margins), "--out", str(tmp_path / "o.csv"),
-            "--max-iter", "1", "--tol", "1e-12"]
+    args = [
+        "weights",
+        "rake",
+        str(path),
+        "--weight",
+        "w",
+        "--margins",
+        str(margins),
+        "--out",
+        str(tmp_path / "o.csv"),
+        "--max-iter",
+        "1",
+        "--tol",
+        "1e-12",
+    ]
     assert runner.invoke(app, args).exit_code == 1
     warned = runner.invoke(app, [*args, "--on-nonconvergence", "warn", "--json"])
     assert warned.exit_code == 1 and json.loads(warned.stdout)["converged"] is False

@@ -1,15 +1,17 @@
 """Design-based estimates: means, totals, proportions and ratios with Taylor or replicate standard errors.
 
-Formulas (specs/weights.md §4.7). For R̂ = Σwy/Σwx the linearised variable is z_i = w_i(y_i − R̂x_i)/Σwx (a mean has
-x = 1; a total has z_i = w_i·y_i). PSU totals z_hi give v = Σ_h n_h/(n_h−1)·Σ_i (z_hi − z̄_h)² (with-replacement PSU
-approximation, no fpc: the R `survey`, Stata and DHS default), df = #PSU − #strata and t-based confidence intervals.
-Domains are estimated without subsetting: y = x = 0 outside the domain, so every PSU of the design stays in the variance
-(R `svyby`, Stata `subpop`). Replicate variances follow the coefficients of R `svrepdesign`.
+Formulas (specs/weights.md §4.7). For R̂ = Σwy/Σwx the linearised variable is z_i = w_i(y_i − R̂x_i)/Σwx (a
+mean has x = 1; a total has z_i = w_i·y_i). PSU totals z_hi give v = Σ_h n_h/(n_h−1)·Σ_i (z_hi − z̄_h)²
+(with-replacement PSU approximation, no fpc: the R `survey`, Stata and DHS default), df = #PSU − #strata and
+t-based confidence intervals. Domains are estimated without subsetting: y = x = 0 outside the domain, so every
+PSU of the design stays in the variance (R `svyby`, Stata `subpop`). Replicate variances follow the
+coefficients of R `svrepdesign`.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,7 +150,7 @@ def t_quantile(p: float, df: float) -> float:
     return value if upper else -value
 
 
-# --- Design structure ------------------------------------------------------------------------------------------
+# --- Design structure ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -228,7 +230,8 @@ def taylor_variance(psu_totals: np.ndarray, design: Design, *, lonely_psu: Lonel
         raise ToolkitError(
             error(
                 LONELY_PSU,
-                f"{len(names)} stratum(s) have a single PSU ({', '.join(names[:10])}); the variance needs at least 2 "
+                f"{len(names)} stratum(s) have a single PSU ({', '.join(names[:10])}); the variance needs "
+                "at least 2 "
                 "PSUs per stratum. Collapse the stratum with a neighbour, or choose --lonely-psu "
                 "adjust|average|certainty.",
             ),
@@ -379,7 +382,8 @@ def estimate(
     lonely_psu: LonelyPsu = "error",
     level: float = 0.95,
 ) -> EstimateResult:
-    """Estimate a mean, total, proportion (every level) or ratio, overall or by domain, with its standard error.
+    """Estimate a mean, total, proportion (every level) or ratio, overall or by domain, with its standard
+    error.
 
     Parameters:
         table: the data (one row per unit).
@@ -473,8 +477,6 @@ def estimate(
 
 
 def _natural_key(name: object) -> tuple[object, ...]:
-    import re
-
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(name)))
 
 
@@ -517,7 +519,7 @@ def _replicate_setup(
 
 def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV, Parquet, SPSS .sav or Stata .dta table (see `toolkit.weights.io.read_table`)."""
-    from toolkit.weights.io import read_table as _read
+    from toolkit.weights.io import read_table as _read  # noqa: PLC0415 (toolkit.weights imports this module)
 
     return _read(path)
 

@@ -1,9 +1,10 @@
 """Build the synthetic worked example of `migkit weights` (realistic, entirely made up).
 
-A two-stage household survey on migration: 6 strata (3 regions × urban/rural), EAs selected PPS with the census
-household count as MOS (one certainty EA, one large EA split into 3 segments of which one was listed), listing that
-screens households into two listing groups (`mig` = a current emigrant or a returnee, `oth` = neither) with migrant
-households oversampled, four result outcomes plus a non-interview log, a household roster, and population controls.
+A two-stage household survey on migration: 6 strata (3 regions × urban/rural), EAs selected PPS with the
+census household count as MOS (one certainty EA, one large EA split into 3 segments of which one was listed),
+listing that screens households into two listing groups (`mig` = a current emigrant or a returnee, `oth` =
+neither) with migrant households oversampled, four result outcomes plus a non-interview log, a household
+roster, and population controls.
 
     python examples/weights/make_example.py OUTDIR
 
@@ -26,8 +27,14 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 REGIONS = ("North", "Centre", "South")
-N_SELECTED = {("North", "urban"): 4, ("North", "rural"): 5, ("Centre", "urban"): 5, ("Centre", "rural"): 4,
-              ("South", "urban"): 4, ("South", "rural"): 5}
+N_SELECTED = {
+    ("North", "urban"): 4,
+    ("North", "rural"): 5,
+    ("Centre", "urban"): 5,
+    ("Centre", "rural"): 4,
+    ("South", "urban"): 4,
+    ("South", "rural"): 5,
+}
 TAKE = {"mig": 8, "oth": 10}  # households selected per listing group in every EA (segment)
 AGE_BREAKS = [0, 15, 30, 45, 60, 120]
 AGE_LABELS = ["0-14", "15-29", "30-44", "45-59", "60+"]
@@ -52,14 +59,21 @@ def build_example(outdir: Path | str, *, seed: int = 7) -> dict[str, Path]:
     (out / "DATA").mkdir(parents=True, exist_ok=True)
     # Frame: EAs per stratum with census household counts (the MOS).
     frame_rows = []
-    for (region, urban), n_sel in N_SELECTED.items():
+    for region, urban in N_SELECTED:
         n_ea = 30 if urban == "urban" else 40
         mos = rng.integers(60, 260 if urban == "rural" else 420, size=n_ea)
         if (region, urban) == ("Centre", "urban"):
             mos[0] = 2600  # the capital's largest EA: certainty unit (n_h·M_hi ≥ M_h)
         for k, m in enumerate(mos):
-            frame_rows.append({"region": region, "urban": urban, "stratum": f"{region}-{urban}",
-                               "ea": f"{region[0]}{'U' if urban == 'urban' else 'R'}{k + 1:03d}", "mos": int(m)})
+            frame_rows.append(
+                {
+                    "region": region,
+                    "urban": urban,
+                    "stratum": f"{region}-{urban}",
+                    "ea": f"{region[0]}{'U' if urban == 'urban' else 'R'}{k + 1:03d}",
+                    "mos": int(m),
+                }
+            )
     frame = pd.DataFrame(frame_rows)
     sample_rows, listing_rows, households, noninterview = [], [], [], []
     persons = []
@@ -78,12 +92,21 @@ def build_example(outdir: Path | str, *, seed: int = 7) -> dict[str, Path]:
         for i in chosen_idx:
             ea = fr.iloc[i]
             segments = 3 if stratum == "South-rural" and i == chosen_idx[-1] else 1
-            listed_total = int(round(ea["mos"] * rng.uniform(0.9, 1.15) / segments))
+            listed_total = round(ea["mos"] * rng.uniform(0.9, 1.15) / segments)
             share_mig = rng.uniform(0.15, 0.4)
-            listed = {"mig": max(int(round(listed_total * share_mig)), 6)}
+            listed = {"mig": max(round(listed_total * share_mig), 6)}
             listed["oth"] = max(listed_total - listed["mig"], 12)
-            sample_rows.append({"stratum": stratum, "region": region, "urban": urban, "ea": ea["ea"],
-                                "mos": int(ea["mos"]), "stratum_mos": m_h, "segments": segments})
+            sample_rows.append(
+                {
+                    "stratum": stratum,
+                    "region": region,
+                    "urban": urban,
+                    "ea": ea["ea"],
+                    "mos": int(ea["mos"]),
+                    "stratum_mos": m_h,
+                    "segments": segments,
+                }
+            )
             for group in ("mig", "oth"):
                 m = min(TAKE[group], listed[group])
                 listing_rows.append({"ea": ea["ea"], "group": group, "listed": listed[group], "selected": m})
@@ -91,11 +114,22 @@ def build_example(outdir: Path | str, *, seed: int = 7) -> dict[str, Path]:
                     hh_no_seq += 1
                     u = rng.random()
                     result = 1 if u < 0.82 else 2 if u < 0.89 else 3 if u < 0.93 else 4 if u < 0.97 else 5
-                    row = {"id_stratum": stratum, "id_psu": ea["ea"], "id_hh_no": hh_no_seq, "hh_result": str(result),
-                           "listing_group": group}
+                    row = {
+                        "id_stratum": stratum,
+                        "id_psu": ea["ea"],
+                        "id_hh_no": hh_no_seq,
+                        "hh_result": str(result),
+                        "listing_group": group,
+                    }
                     if result == 5:  # not found: no submission, only in the non-interview log
-                        noninterview.append({"id_psu": ea["ea"], "listing_group": group, "id_hh_no": hh_no_seq,
-                                             "hh_result": result})
+                        noninterview.append(
+                            {
+                                "id_psu": ea["ea"],
+                                "listing_group": group,
+                                "id_hh_no": hh_no_seq,
+                                "hh_result": result,
+                            }
+                        )
                         continue
                     households.append(row)
     hh = pd.DataFrame(households)
@@ -104,7 +138,9 @@ def build_example(outdir: Path | str, *, seed: int = 7) -> dict[str, Path]:
     hh.insert(1, "hh_id", np.arange(1, len(hh) + 1))
     hh["hh_id"] = hh["hh_id"].astype("Int64")
     hh["id_hh_no"] = hh["id_hh_no"].astype("Int64")
-    for key, hh_id, result, group in zip(hh["KEY"], hh["hh_id"], hh["hh_result"], hh["listing_group"], strict=True):
+    for key, hh_id, result, group in zip(
+        hh["KEY"], hh["hh_id"], hh["hh_result"], hh["listing_group"], strict=True
+    ):
         if result != "1":
             continue
         size = 1 + int(rng.poisson(2.9)) + (1 if group == "mig" and rng.random() < 0.3 else 0)
@@ -114,26 +150,44 @@ def build_example(outdir: Path | str, *, seed: int = 7) -> dict[str, Path]:
             else:  # roughly the population's age pyramid, a little short of young adults (they emigrated)
                 band = rng.choice(5, p=(0.36, 0.22, 0.19, 0.13, 0.10))
                 age = int(rng.integers(AGE_BREAKS[band], AGE_BREAKS[band + 1] if band < 4 else 90))
-            persons.append({"KEY": f"{key}/hl[{j}]", "PARENT_KEY": key, "hh_id": hh_id, "hl_no": j,
-                            "hl_sex": str(int(rng.integers(1, 3))), "hl_age": age})
+            persons.append(
+                {
+                    "KEY": f"{key}/hl[{j}]",
+                    "PARENT_KEY": key,
+                    "hh_id": hh_id,
+                    "hl_no": j,
+                    "hl_sex": str(int(rng.integers(1, 3))),
+                    "hl_age": age,
+                }
+            )
     roster = pd.DataFrame(persons)
     for col in ("hh_id", "hl_no", "hl_age"):
         roster[col] = roster[col].astype("Int64")
     hh.to_parquet(out / "DATA" / "household.parquet", index=False)
     roster.to_parquet(out / "DATA" / "household-hl.parquet", index=False)
-    manifest = {"form_id": "household", "versions": ["2026110101"], "tables": [
-        {"file": "household.parquet", "path": "/household", "parent": None, "rows": len(hh)},
-        {"file": "household-hl.parquet", "path": "/household/hl", "parent": "household.parquet", "rows": len(roster)},
-    ]}
+    manifest = {
+        "form_id": "household",
+        "versions": ["2026110101"],
+        "tables": [
+            {"file": "household.parquet", "path": "/household", "parent": None, "rows": len(hh)},
+            {
+                "file": "household-hl.parquet",
+                "path": "/household/hl",
+                "parent": "household.parquet",
+                "rows": len(roster),
+            },
+        ],
+    }
     (out / "DATA" / "tables.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     pd.DataFrame(sample_rows).to_csv(out / "psu_sample.csv", index=False)
     pd.DataFrame(listing_rows).to_csv(out / "listing.csv", index=False)
     pd.DataFrame(noninterview).to_csv(out / "noninterview.csv", index=False)
-    # Population controls (a made-up projection for the survey's reference date): households by region equal the
-    # frame's census counts grown by 3 %; persons by region, sex and age group share one grand total.
+    # Population controls (a made-up projection for the survey's reference date): households by region equal
+    # the frame's census counts grown by 3 %; persons by region, sex and age group share one grand total.
     hh_totals = frame.groupby("region")["mos"].sum() * 1.03
-    pd.DataFrame({"variable": "region", "level": hh_totals.index, "target": hh_totals.round(0).to_numpy()}).to_csv(
-        out / "controls_households.csv", index=False)
+    pd.DataFrame(
+        {"variable": "region", "level": hh_totals.index, "target": hh_totals.round(0).to_numpy()}
+    ).to_csv(out / "controls_households.csv", index=False)
     persons_total = float(hh_totals.round(0).sum() * 4.1)
     region_share = hh_totals / hh_totals.sum()
     sex_share = {"1": 0.49, "2": 0.51}
@@ -141,11 +195,23 @@ def build_example(outdir: Path | str, *, seed: int = 7) -> dict[str, Path]:
     rows = [("region", r, persons_total * s) for r, s in region_share.items()]
     rows += [("sex", k, persons_total * s) for k, s in sex_share.items()]
     rows += [("age_group", k, persons_total * s) for k, s in age_share.items()]
-    pd.DataFrame(rows, columns=["variable", "level", "target"]).to_csv(out / "controls_persons.csv", index=False)
+    pd.DataFrame(rows, columns=["variable", "level", "target"]).to_csv(
+        out / "controls_persons.csv", index=False
+    )
     if (HERE / "design.toml").resolve() != (out / "design.toml").resolve():
         shutil.copy(HERE / "design.toml", out / "design.toml")
-    return {name: out / name for name in ("psu_sample.csv", "listing.csv", "noninterview.csv",
-                                          "controls_households.csv", "controls_persons.csv", "design.toml", "DATA")}
+    return {
+        name: out / name
+        for name in (
+            "psu_sample.csv",
+            "listing.csv",
+            "noninterview.csv",
+            "controls_households.csv",
+            "controls_persons.csv",
+            "design.toml",
+            "DATA",
+        )
+    }
 
 
 if __name__ == "__main__":

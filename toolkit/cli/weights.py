@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,26 +30,27 @@ class _RunByDefault(TyperGroup):
 
 weights_app = typer.Typer(
     cls=_RunByDefault,
-    help="Survey weights: `migkit weights DATA --design design.toml` runs the full chain; `migkit weights rake "
+    help="Survey weights: `migkit weights DATA --design design.toml` runs the full chain; "
+    "`migkit weights rake "
     "TABLE ...` rakes any table.",
     no_args_is_help=True,
 )
 app.add_typer(weights_app, name="weights")
 
 
-class OnNonConvergence(str, Enum):
+class OnNonConvergence(StrEnum):
     error = "error"
     warn = "warn"
 
 
-class RepMethod(str, Enum):
+class RepMethod(StrEnum):
     jkn = "jkn"
     jk1 = "jk1"
     bootstrap = "bootstrap"
     brr = "brr"
 
 
-class LonelyPsu(str, Enum):
+class LonelyPsu(StrEnum):
     error = "error"
     adjust = "adjust"
     average = "average"
@@ -163,7 +164,7 @@ def weights(
 
 @weights_app.command("rake")
 @guarded
-def rake_command(
+def rake_command(  # noqa: PLR0917 (Typer maps each option to a parameter)
     table: Annotated[Path, typer.Argument(help="Table to rake: CSV, Parquet, .sav or .dta.")],
     weight: Annotated[str, typer.Option("--weight", help="Starting weight column.")],
     margins: Annotated[Path, typer.Option("--margins", help="CSV with columns variable,level,target.")],
@@ -215,7 +216,9 @@ def rake_command(
             f"max relative margin error {cal.max_rel_error:.2e}"
         )
         for col in ("variable", "level", "target", "achieved", "rel. error"):
-            table_out.add_column(col, justify="left" if col in ("variable", "level") else "right", overflow="fold")
+            table_out.add_column(
+                col, justify="left" if col in ("variable", "level") else "right", overflow="fold"
+            )
         for m in cal.margins:
             table_out.add_row(
                 m["variable"], m["level"], _fmt(m["target"]), _fmt(m["achieved"]), f"{m['rel_error']:.2e}"
@@ -229,7 +232,7 @@ def rake_command(
 
 @app.command("estimate")
 @guarded
-def estimate_command(
+def estimate_command(  # noqa: PLR0917 (Typer maps each option to a parameter)
     table: Annotated[Path, typer.Argument(help="Table: CSV, Parquet, .sav or .dta.")],
     weight: Annotated[str, typer.Option("--weight", help="Analysis weight column.")],
     strata: Annotated[str | None, typer.Option("--strata", help="Stratum column.")] = None,
@@ -257,7 +260,8 @@ def estimate_command(
     ] = LonelyPsu.error,
     as_json: JsonOption = False,
 ) -> int:
-    """Design-based mean, total, proportion or ratio with Taylor or replicate standard errors (95% t intervals)."""
+    """Design-based mean, total, proportion or ratio with Taylor or replicate standard errors (95% t
+    intervals)."""
     chosen = [
         (k, v)
         for k, v in (("mean", mean), ("total", total), ("proportion", proportion), ("ratio", ratio))
@@ -291,7 +295,11 @@ def estimate_command(
     else:
         t = Table(title=f"Estimates ({result.method}; 95% t intervals)")
         for col in ("domain", "statistic", "variable", "estimate", "se", "ci_low", "ci_high", "df", "n"):
-            t.add_column(col, justify="left" if col in ("domain", "statistic", "variable") else "right", overflow="fold")
+            t.add_column(
+                col,
+                justify="left" if col in ("domain", "statistic", "variable") else "right",
+                overflow="fold",
+            )
         for r in result.rows:
             t.add_row(
                 r.domain,

@@ -1,8 +1,9 @@
-"""The weighting core: base weights, nonresponse adjustment, trimming, calibration and diagnostics (numpy only).
+"""The weighting core (numpy only): base weights, nonresponse adjustment, trimming, calibration, diagnostics.
 
-Formulas are those of specs/weights.md §4.2–4.6. Every routine works on plain arrays (or a DataFrame plus column
-names) and never forms n×n matrices: raking and GREG on categorical margins run on the collapsed cross-class cell
-table (the adjustment factor is constant within a cell) and are mapped back to the units at the end.
+Formulas are those of specs/weights.md §4.2–4.6. Every routine works on plain arrays (or a DataFrame plus
+column names) and never forms n×n matrices: raking and GREG on categorical margins run on the collapsed
+cross-class cell table (the adjustment factor is constant within a cell) and are mapped back to the units at
+the end.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pandas as pd
 
 from toolkit.errors import EXIT_DATA_PROBLEMS, Issue, ToolkitError, define, error, warning
 
-# --- Issue codes -----------------------------------------------------------------------------------------------
+# --- Issue codes --------------------------------------------------------------------------------------------
 MARGIN_VARIABLE_MISSING = define(
     "weights.margin_variable_missing", "A calibration variable is not a column of the table"
 )
@@ -63,7 +64,7 @@ class WeightingError(ToolkitError):
         super().__init__(first, EXIT_DATA_PROBLEMS)
 
 
-# --- Diagnostics (§4.6) ----------------------------------------------------------------------------------------
+# --- Diagnostics (§4.6) -------------------------------------------------------------------------------------
 
 
 def weight_summary(weights: np.ndarray, previous: np.ndarray | None = None) -> dict[str, Any]:
@@ -108,7 +109,7 @@ def summary_by(weights: np.ndarray, groups: np.ndarray | pd.Series) -> dict[str,
     return {str(u): weight_summary(w[codes == k]) for k, u in enumerate(uniques)}
 
 
-# --- Levels, margins and cells -------------------------------------------------------------------------------
+# --- Levels, margins and cells ------------------------------------------------------------------------------
 
 
 def level_label(value: Any) -> str:
@@ -123,10 +124,10 @@ def level_label(value: Any) -> str:
 
 
 def factorize_levels(values: pd.Series | np.ndarray) -> tuple[np.ndarray, list[str]]:
-    """Integer codes (-1 for missing) and the canonical labels of a categorical column, fast on millions of rows."""
+    """Integer codes (-1 for missing) and canonical labels of a category column, fast on millions of rows."""
     arr = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
     if arr.dtype.kind in "iub" and arr.size:
-        # Small-range integer codes (the common case for survey categories): a bincount instead of a hash table.
+        # Small-range integer codes (the usual survey category): a bincount instead of a hash table.
         lo, hi = int(arr.min()), int(arr.max())
         if hi - lo < 1_000_000:
             shifted = arr.astype(np.int64) - lo
@@ -308,7 +309,7 @@ def check_margins(
                             value=lev,
                         )
                     )
-    if totals and max(totals) - min(totals) > 1e-9 * max(max(totals), 1.0):
+    if totals and max(totals) - min(totals) > 1e-9 * max(*totals, 1.0):
         listing = ", ".join(f"{m.variable}={m.total:,.6g}" for m in margins)
         issues.append(
             error(
@@ -454,6 +455,7 @@ def _zero_target_warnings(
 
 def _finish(
     issues: list[Issue],
+    *,
     converged: bool,
     max_err: float,
     tol: float,
@@ -526,7 +528,15 @@ def rake(
         if max_err <= tol:
             converged = True
             break
-    _finish(issues, converged, max_err, tol, it, "raking", on_nonconvergence)
+    _finish(
+        issues,
+        converged=converged,
+        max_err=max_err,
+        tol=tol,
+        iters=it,
+        method="raking",
+        on_nonconvergence=on_nonconvergence,
+    )
     new = w * factor[cells.cell]
     fit, _ = _margin_fit(cells, margins, cells.weight * factor)
     return CalibrationResult(
@@ -604,8 +614,9 @@ def calibrate(
     """GREG-type calibration (Deville & Särndal): categorical margins and numeric totals at once.
 
     Linear: g = 1 + xᵀλ with λ = (Σ d x xᵀ)⁻¹(T − Σ d x), closed form. Bounded variants (truncated linear,
-    logit on g ∈ (L, U)) and the exponential (raking) distance are solved by Newton steps. Categorical-only problems
-    run on the cell table; numeric auxiliaries run at unit level with an n×p design matrix (never n×n).
+    logit on g ∈ (L, U)) and the exponential (raking) distance are solved by Newton steps. Categorical-only
+    problems run on the cell table; numeric auxiliaries run at unit level with an n×p design matrix (never
+    n×n).
 
     Parameters:
         table: the units.
@@ -685,7 +696,15 @@ def calibrate(
     err = float(np.max(np.abs(misfit) / (1.0 + np.abs(t))))
     converged = err <= max(tol, 1e-9)
     issues: list[Issue] = _zero_target_warnings(table, margins, enc) if margins else []
-    _finish(issues, converged, err, tol, it, f"calibration ({method})", on_nonconvergence)
+    _finish(
+        issues,
+        converged=converged,
+        max_err=err,
+        tol=tol,
+        iters=it,
+        method=f"calibration ({method})",
+        on_nonconvergence=on_nonconvergence,
+    )
     new = d * g[cell_of_unit]
     if (new <= 0).any() and (d > 0).any():
         n_bad = int(((new <= 0) & (d > 0)).sum())
@@ -715,7 +734,7 @@ def calibrate(
     )
 
 
-# --- Nonresponse adjustment (§4.3) -------------------------------------------------------------------------------
+# --- Nonresponse adjustment (§4.3) --------------------------------------------------------------------------
 
 ER, EN, IN, UE = "ER", "EN", "IN", "UE"
 
@@ -766,7 +785,8 @@ def nonresponse_adjust(
 ) -> AdjustmentResult:
     """Eligibility and nonresponse adjustment by weighting classes (two steps, §4.3).
 
-    Step 1: a1_c = Σ_all d / Σ_{ER,EN,IN} d on ER, EN and IN (UE gets 0). Step 2: a2_c = Σ_{ER,EN} d1 / Σ_ER d1 on ER
+    Step 1: a1_c = Σ_all d / Σ_{ER,EN,IN} d on ER, EN and IN (UE gets 0). Step 2: a2_c = Σ_{ER,EN} d1 / Σ_ER
+        d1 on ER
     (EN gets 0). With `unknown_to_ineligible=False` the UE weight goes to the respondents only and IN keeps d.
 
     Parameters:
@@ -861,7 +881,7 @@ def nonresponse_adjust(
     return AdjustmentResult(new, table, tuple(done), tuple(issues))
 
 
-# --- Trimming (§4.4) ---------------------------------------------------------------------------------------------
+# --- Trimming (§4.4) ----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -878,7 +898,8 @@ class TrimResult:
 def trim_cap(
     weights: np.ndarray, *, method: Literal["absolute", "median", "quantile"], value: float
 ) -> float:
-    """The cap: an absolute value, k × the median weight, or a quantile of the weights (of units with w > 0)."""
+    """The cap: an absolute value, k × the median weight, or a quantile of the weights (of units with w >
+    0)."""
     pos = np.asarray(weights, dtype=float)
     pos = pos[pos > 0]
     if method == "absolute":
@@ -898,7 +919,8 @@ def trim(
     strict: bool = True,
     max_iter: int = 100,
 ) -> TrimResult:
-    """Cap weights and give the excess to the other units of the trimming class in proportion to their weights.
+    """Cap weights and give the excess to the other units of the trimming class in proportion to their
+    weights.
 
     Parameters:
         weights: the weights.
@@ -940,7 +962,7 @@ def trim(
     return TrimResult(w, float(cap), int(trimmed.sum()), moved, tuple(issues))
 
 
-# --- Base weights (§4.2) -----------------------------------------------------------------------------------------
+# --- Base weights (§4.2) ------------------------------------------------------------------------------------
 
 
 def first_stage_probabilities(
@@ -952,7 +974,8 @@ def first_stage_probabilities(
     certainty: np.ndarray | Sequence[bool] | None = None,
     ids: Sequence[Any] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[Issue]]:
-    """PPS inclusion probabilities p1 = n_h·M_hi/M_h of the selected PSUs, with certainty units removed iteratively.
+    """PPS inclusion probabilities p1 = n_h·M_hi/M_h of the selected PSUs, with certainty units removed
+    iteratively.
 
     If n_h·M_hi ≥ M_h the PSU is a certainty unit: p1 = 1, it leaves the stratum (n_h − 1, M_h − M_hi) and the
     test is repeated. Only selected PSUs can be certainty units, so the selected PSUs and M_h suffice.
@@ -989,8 +1012,15 @@ def first_stage_probabilities(
         p1[free] = n * m[free] / total if total > 0 else math.nan
     for i in np.flatnonzero(cert):
         name = level_label(ids[i]) if ids is not None else f"#{i + 1}"
-        issues.append(warning(CERTAINTY_PSU, f"PSU {name} of stratum {strata[i]} is a certainty unit (p1 = 1): it is "
-                              "its own stratum for variance estimation", row=int(i) + 2, value=name))
+        issues.append(
+            warning(
+                CERTAINTY_PSU,
+                f"PSU {name} of stratum {strata[i]} is a certainty unit (p1 = 1): it is "
+                "its own stratum for variance estimation",
+                row=int(i) + 2,
+                value=name,
+            )
+        )
     return p1, cert, issues
 
 

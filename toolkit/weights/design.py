@@ -1,10 +1,10 @@
 """`migkit weights DATA --design design.toml`: the full weighting chain for an ingested survey.
 
-base weights (two-stage PPS with listing, §4.2) → eligibility and nonresponse adjustment by weighting classes (§4.3)
-→ optional trimming with trim–calibrate cycles (§4.4) → household calibration → person weights (household weight ×
-k when one member was selected among k) → person calibration (§4.5), with diagnostics after every step (§4.6) and
-optional replicate weights that rerun the chain from the base weights on (§4.7). The design file format is in
-docs/weights.md.
+base weights (two-stage PPS with listing, §4.2) → eligibility and nonresponse adjustment by weighting classes
+(§4.3) → optional trimming with trim–calibrate cycles (§4.4) → household calibration → person weights
+(household weight × k when one member was selected among k) → person calibration (§4.5), with diagnostics
+after every step (§4.6) and optional replicate weights that rerun the chain from the base weights on (§4.7).
+The design file format is in docs/weights.md.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ REPORT_NAME = "weights-report.json"
 HISTOGRAM_NAME = "weights-histogram.png"
 
 
-# --- The design file ---------------------------------------------------------------------------------------------
+# --- The design file ----------------------------------------------------------------------------------------
 
 
 def _bad(message: str, source: Path) -> ToolkitError:
@@ -252,7 +252,7 @@ class WeightDesign:
         )
 
 
-# --- Inputs --------------------------------------------------------------------------------------------------------
+# --- Inputs -------------------------------------------------------------------------------------------------
 
 
 def _find_tables(data_dir: Path, design: WeightDesign) -> tuple[Path, Path | None]:
@@ -541,7 +541,7 @@ def _base_weights(
     return out, {"p1": psu_info.to_dict(orient="list"), "stratum_check": check}
 
 
-# --- The chain -----------------------------------------------------------------------------------------------------
+# --- The chain ----------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -594,12 +594,12 @@ def _calibrate_step(spec: CalibrationSpec, table: pd.DataFrame, w: np.ndarray) -
 def _run_chain(
     design: WeightDesign,
     units: _Units,
+    *,
     base: np.ndarray,
     hh_cal: pd.DataFrame | None,
     persons: pd.DataFrame | None,
     person_unit: np.ndarray | None,
     k_factor: np.ndarray | None,
-    *,
     record: bool,
 ) -> _ChainOut:
     steps: list[dict[str, Any]] = []
@@ -640,7 +640,9 @@ def _run_chain(
     issues.extend(adj.issues)
     w = adj.weights
     er = units.status == ER
-    step("nonresponse", w[er], base[er], classes=list(adj.classes), collapsed=[list(p) for p in adj.collapsed])
+    step(
+        "nonresponse", w[er], base[er], classes=list(adj.classes), collapsed=[list(p) for p in adj.collapsed]
+    )
     w_er = w[er]
     tr = design.trimming
     cap = None
@@ -739,8 +741,8 @@ def compute_weights(
     Parameters:
         data_dir: the DATA folder written by `migkit ingest`.
         design: a `WeightDesign` or the path of design.toml.
-        out_dir: where to write the weighted tables and the report (default: `data_dir`, tables updated in place
-            atomically).
+        out_dir: where to write the weighted tables and the report (default: `data_dir`, tables updated in
+            place atomically).
         progress: optional callable(done, total) called after every replicate.
     """
     d = design if isinstance(design, WeightDesign) else WeightDesign.from_file(design)
@@ -785,14 +787,26 @@ def compute_weights(
             axis=1,
         )
         persons = derive_columns(persons, d.persons.derive) if d.persons.method != "none" else persons
-    chain = _run_chain(d, units, units.base, hh_cal, persons, person_unit, k_factor, record=True)
+    chain = _run_chain(
+        d,
+        units,
+        base=units.base,
+        hh_cal=hh_cal,
+        persons=persons,
+        person_unit=person_unit,
+        k_factor=k_factor,
+        record=True,
+    )
     issues.extend(chain.issues)
     rep_info = None
     hh_reps = person_reps = None
     # Variance units: a certainty EA is a stratum of its own whose PSUs are its households.
     cert = units.frame["_certainty"].fillna(False).to_numpy(dtype=bool)
-    var_stratum = np.where(cert, [f"{h}:{p}" for h, p in zip(units.stratum, units.psu_key, strict=True)],
-                           units.stratum.astype(str))
+    var_stratum = np.where(
+        cert,
+        [f"{h}:{p}" for h, p in zip(units.stratum, units.psu_key, strict=True)],
+        units.stratum.astype(str),
+    )
     var_psu = np.where(cert, [f"{p}:{i}" for i, p in enumerate(units.psu_key)], units.psu_key.astype(str))
     if d.replicates["method"] != "none":
         des = make_design(len(units.psu_key), var_stratum, var_psu)
@@ -808,7 +822,16 @@ def compute_weights(
         person_reps = np.zeros((len(persons), n_rep)) if persons is not None else None
         for r in range(n_rep):
             rb = units.base * rf.factors[des.psu, r]
-            rc = _run_chain(d, units, rb, hh_cal, persons, person_unit, k_factor, record=False)
+            rc = _run_chain(
+                d,
+                units,
+                base=rb,
+                hh_cal=hh_cal,
+                persons=persons,
+                person_unit=person_unit,
+                k_factor=k_factor,
+                record=False,
+            )
             hh_reps[:, r] = rc.hh_final
             if person_reps is not None and rc.person_final is not None:
                 person_reps[:, r] = rc.person_final
@@ -913,10 +936,10 @@ def _jsonable(value: Any) -> Any:
 
 def histogram(household: np.ndarray, person: np.ndarray | None, path: Path) -> None:
     """PNG histogram of the final household (and person) weights (matplotlib, Agg backend)."""
-    import matplotlib
+    import matplotlib  # noqa: PLC0415 (slow to import; only when a report is written)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415
 
     panels = [("household weights", household)] + ([("person weights", person)] if person is not None else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)
@@ -931,7 +954,7 @@ def histogram(household: np.ndarray, person: np.ndarray | None, path: Path) -> N
     plt.close(fig)
 
 
-# --- `migkit weights rake` -------------------------------------------------------------------------------------------
+# --- `migkit weights rake` ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -954,7 +977,8 @@ def rake_file(
     name: str = "weight_raked",
     on_nonconvergence: str = "error",
 ) -> RakeFileResult:
-    """Rake any table file to margins read from a CSV (variable, level, target) and write it with a new column.
+    """Rake any table file to margins read from a CSV (variable, level, target) and write it with a new
+    column.
 
     Parameters:
         table: CSV, Parquet, .sav or .dta file.

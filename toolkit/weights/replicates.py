@@ -1,8 +1,10 @@
-"""Replicate weight factors at the PSU level: JKn, JK1, Rao–Wu–Yue bootstrap and BRR/Fay (specs/weights.md §4.7).
+"""Replicate weight factors at the PSU level: JKn, JK1, Rao–Wu–Yue bootstrap and BRR/Fay (specs/weights.md
+§4.7).
 
-A factor matrix F (P PSUs × R replicates) multiplies the base weight of every unit of a PSU; the whole weighting chain
-(nonresponse adjustment, trimming, calibration) is then rerun on every replicate, so the replicate variance includes
-the weighting (R `calibrate.svyrep.design`; linearisation cannot reflect the nonresponse adjustment).
+A factor matrix F (P PSUs × R replicates) multiplies the base weight of every unit of a PSU; the whole
+weighting chain (nonresponse adjustment, trimming, calibration) is then rerun on every replicate, so the
+replicate variance includes the weighting (R `calibrate.svyrep.design`; linearisation cannot reflect the
+nonresponse adjustment).
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ def replicate_factors(
     Parameters:
         design: strata and PSUs (see `toolkit.estimate.make_design`).
         method: "jkn" (delete one PSU within its stratum), "jk1" (delete one PSU, unstratified), "bootstrap"
-            (Rao–Wu–Yue: n_h − 1 PSUs drawn with replacement per stratum) or "brr" (2 PSUs per stratum; Fay with ρ).
+            (Rao–Wu–Yue: n_h − 1 PSUs drawn with replacement per stratum) or "brr" (2 PSUs per stratum; Fay
+            with ρ).
         n_replicates: bootstrap replicates (default 200); ignored by the others.
         fay: Fay's coefficient ρ ∈ [0, 1) for BRR.
         seed: random seed of the bootstrap draws (recorded in the report).
