@@ -835,6 +835,8 @@ class _Linter:
             for entries in names.values():
                 first_variable, first = entries[0]
                 for variable, element in entries[1:]:
+                    if element is first:
+                        continue  # two dummies of one select_multiple: its duplicate choice is reported
                     same = (
                         "the same name as"
                         if variable == first_variable
@@ -1085,31 +1087,37 @@ def _name_limit(labelled: bool) -> int:
 _COLUMN_IN_MESSAGE = re.compile(r"the '([^']+)' (?:value|column)", re.IGNORECASE)
 
 
-def _structure_issues(form: _Form, data: Any) -> list[Issue]:
-    """Compile with pyxform (no ODK Validate) and turn its first error into lint.form_invalid."""
+# pyxform's error for duplicate choice names; lint reports those itself (lint.choice_duplicate_name, with rows).
+_PYXFORM_DUPLICATE_CHOICES = "Choice names must be unique"
 
-    workbook = {f.name: copy.deepcopy(getattr(data, f.name)) for f in dataclass_fields(data)}
-    try:
-        convert(xlsform=workbook, warnings=[], validate=False)
-    except Exception as exc:  # PyXFormError, and plain exceptions on malformed input
-        issue = _issue_from_pyxform(str(exc), form.source, Severity.ERROR, LINT_FORM_INVALID)
-        column = _COLUMN_IN_MESSAGE.search(str(exc))
-        text = (
-            issue.message if isinstance(exc, PyXFormError) else f"pyxform failed: {type(exc).__name__}: {exc}"
-        )
-        return [
-            Issue(
-                LINT_FORM_INVALID,
-                Severity.ERROR,
-                f"pyxform rejects the form: {text}",
-                Location(
-                    file=form.source,
-                    sheet=issue.location.sheet,
-                    row=issue.location.row,
-                    column=column.group(1) if column else None,
-                ),
+
+def _structure_issues(form: _Form, data: Any) -> list[Issue]:
+    """Compile with pyxform (no ODK Validate) and turn its error into lint.form_invalid.
+
+    pyxform stops at its first error. When that is the duplicate-choice check, which lint already reports row by
+    row, the compile is repeated with allow_choice_duplicates so that structure errors behind it still show.
+    """
+    workbook = {f.name: getattr(data, f.name) for f in dataclass_fields(data)}
+    for attempt in range(2):
+        try:
+            convert(xlsform=copy.deepcopy(workbook), warnings=[], validate=False)
+        except Exception as exc:  # PyXFormError, and plain exceptions on malformed input
+            if _PYXFORM_DUPLICATE_CHOICES in str(exc) and attempt == 0:
+                settings_row = {**(workbook.get("settings") or [{}])[0], "allow_choice_duplicates": "yes"}
+                workbook["settings"] = [settings_row]
+                workbook["settings_header"] = [dict.fromkeys(settings_row)]
+                continue
+            issue = _issue_from_pyxform(str(exc), form.source, Severity.ERROR, LINT_FORM_INVALID)
+            column = _COLUMN_IN_MESSAGE.search(str(exc))
+            text = issue.message if isinstance(exc, PyXFormError) else f"{type(exc).__name__}: {exc}"
+            where = Location(
+                file=form.source,
+                sheet=issue.location.sheet,
+                row=issue.location.row,
+                column=column.group(1) if column else None,
             )
-        ]
+            return [Issue(LINT_FORM_INVALID, Severity.ERROR, f"pyxform rejects the form: {text}", where)]
+        return []
     return []
 
 
@@ -1143,9 +1151,7 @@ def lint_form(path: str | os.PathLike[str], *, structure: bool = True) -> Report
         linter.issues, key=lambda i: (_SHEET_ORDER.get(i.location.sheet or "", 3), i.location.row or 0)
     )
     if structure:
-        pyxform_issues = _structure_issues(form, data)
-        ours = {(i.location.sheet, i.location.row) for i in issues if i.code == LINT_CHOICE_DUPLICATE_NAME}
-        issues = [i for i in pyxform_issues if (i.location.sheet, i.location.row) not in ours] + issues
+        issues = _structure_issues(form, data) + issues
     stats = {
         "file": form.source,
         "questions": sum(e.kind == "question" for e in form.elements),
