@@ -777,8 +777,11 @@ def _build(
                         path=path,
                     )
                 )
-        for spec in specs:
-            values = [row[4].get(spec.path) for _, row in rows]
+        # One object matrix from the rows' dicts (pandas builds it in C), then one typed column at a time.
+        matrix = pd.DataFrame([row[4] for _, row in rows], columns=[spec.path for spec in specs], dtype=object)
+        for position_in_table, spec in enumerate(specs):
+            column = matrix.iloc[:, position_in_table]
+            values = column.where(column.notna(), None).tolist()
             series, bad = _typed(values, spec.data_type)
             name = _unique_name(spec.name, spec.parent_name, taken)
             data[name] = series

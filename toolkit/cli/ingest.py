@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from toolkit import ingest as ingest_stage
+from toolkit import simulate as simulate_stage
 from toolkit.cli import app
 from toolkit.cli._common import JsonOption, err, guarded, out, print_json
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Severity
@@ -113,3 +114,58 @@ def ingest_command(  # noqa: PLR0917 (Typer maps each parameter to an option)
                 f"{out_dir / ingest_stage.MANIFEST} and with --json."
             )
     return EXIT_OK if result.valid else EXIT_DATA_PROBLEMS
+
+
+@app.command("simulate")
+@guarded
+def simulate_command(  # noqa: PLR0917 (Typer maps each parameter to an option)
+    form: Annotated[Path, typer.Argument(help="The form (XLSForm .xlsx/.xls/.md or XForm .xml).")],
+    n: Annotated[int, typer.Option("--n", "-n", min=1, help="Number of submissions.")] = 100,
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for <uuid>/submission.xml.")] = Path(
+        "sim"
+    ),
+    seed: Annotated[int, typer.Option("--seed", help="Seed; the same seed gives the same submissions.")] = 0,
+    encrypt_with: Annotated[
+        Path | None,
+        typer.Option("--encrypt-with", help="PEM public key: write Collect-style encrypted folders."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> int:
+    """Write synthetic submissions that follow the form's skip logic, constraints and calculations."""
+    model = load_form(form)
+    with Progress(
+        TextColumn("simulating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("simulate", total=n) if n >= _PROGRESS_MIN_FILES else None
+
+        def progress(done: int, total: int) -> None:
+            if task is not None:
+                bar.update(task, completed=done)
+
+        result = simulate_stage.simulate(
+            model, n, out_dir, seed=seed, encrypt_with=encrypt_with, progress=progress
+        )
+    if as_json:
+        print_json(
+            {
+                "form_id": result.form_id,
+                "out": str(result.out_dir),
+                "encrypted": result.encrypted,
+                "stats": result.stats,
+                "issues": [i.flatten() for i in result.issues],
+            }
+        )
+    else:
+        out.print(
+            f"{result.stats['instances']} submissions of {result.form_id} "
+            f"({result.stats['repeat_rows']} repeat rows{', encrypted' if result.encrypted else ''}) "
+            f"-> {result.out_dir} in {result.stats['seconds']} s"
+        )
+        for issue in result.issues:
+            err.print(f"[yellow]{issue.severity}[/]: {issue.format()}", markup=True, highlight=False)
+    return EXIT_OK

@@ -1,0 +1,162 @@
+"""Synthetic submissions: skip logic, constraints, calculations, repeat counts, determinism, encryption, ingest."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from lxml import etree
+from typer.testing import CliRunner
+
+from tests.conftest import write_md_form
+from toolkit import simulate as simulate_stage
+from toolkit.cli import app
+from toolkit.crypto import decrypt, load_private_key
+from toolkit.ingest import ingest
+from toolkit.simulate import generate_instances, simulate
+from toolkit.xform import load_form
+
+FORM = """
+| survey |
+| | type | name | label | relevant | constraint | calculation | repeat_count | choice_filter |
+| | select_one region | region | Region | | | | | |
+| | select_one district | district | District | | | | | region=${region} |
+| | select_one yn | consent | Consent | | | | | |
+| | begin_group | hh | Household | ${consent}='1' | | | | |
+| | integer | hh_size | Members | | . >= 1 and . <= 8 | | | |
+| | begin_repeat | hl | Member | | | | ${hh_size} | |
+| | integer | hl_age | Age | | (. >= 0 and . <= 110) or . = -98 | | | |
+| | select_one yndk | hl_school | At school | ${hl_age} >= 5 and ${hl_age} <= 24 | | | | |
+| | select_multiple reason | hl_reason | Reasons | ${hl_age} >= 15 | not((selected(.,'98') or selected(.,'99')) and count-selected(.)>1) | | | |
+| | calculate | hl_adult | | | | if(${hl_age} >= 18, 1, 0) | | |
+| | end_repeat | | | | | | | |
+| | calculate | n_adults | | | | sum(${hl_adult}) | | |
+| | decimal | income | Income | | (. >= 100 and . <= 5000) or . = -98 or . = -99 | | | |
+| | end_group | | | | | | | |
+| | text | comments | Comments | ${consent}!='1' | | | | |
+| choices |
+| | list_name | name | label | region |
+| | region | 1 | North | |
+| | region | 2 | South | |
+| | district | 11 | N-a | 1 |
+| | district | 12 | N-b | 1 |
+| | district | 21 | S-a | 2 |
+| | yn | 1 | Yes | |
+| | yn | 2 | No | |
+| | yndk | 1 | Yes | |
+| | yndk | 2 | No | |
+| | yndk | 98 | DK | |
+| | reason | 1 | Work | |
+| | reason | 2 | Study | |
+| | reason | 3 | Family | |
+| | reason | 98 | DK | |
+| | reason | 99 | Refused | |
+| settings |
+| | form_id | version |
+| | sim | 3 |
+"""
+N = 150
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return load_form(write_md_form(tmp_path_factory.mktemp("form"), FORM))
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory, model):
+    out = tmp_path_factory.mktemp("sim")
+    result = simulate(model, N, out, seed=7, workers=1)
+    return result, ingest([out], model)
+
+
+def test_writes_the_decrypt_layout_and_ingests_back(simulated) -> None:
+    result, tables = simulated
+    assert result.stats["instances"] == N and len(set(result.instance_ids)) == N
+    folders = sorted(p.name for p in result.out_dir.iterdir())
+    assert folders == sorted(i.removeprefix("uuid:") for i in result.instance_ids)
+    assert tables.issues == () and len(tables.tables["sim"]) == N
+    assert len(tables.tables["sim-hl"]) == result.stats["repeat_rows"]
+    root = etree.parse(str(result.out_dir / folders[0] / "submission.xml")).getroot()
+    assert (root.tag, root.get("id"), root.get("version")) == ("data", "sim", "3")
+
+
+def test_relevance_non_relevant_nodes_are_empty(simulated) -> None:
+    main, hl = simulated[1].tables["sim"], simulated[1].tables["sim-hl"]
+    consented = main["consent"] == "1"
+    assert 0 < consented.sum() < N
+    assert main.loc[~consented, ["hh_size", "income", "n_adults"]].isna().all().all()
+    assert main.loc[consented, "comments"].isna().all() and main.loc[~consented, "comments"].notna().all()
+    assert set(hl["hh_id"]) == set(main.loc[consented, "hh_id"])
+    age = hl["hl_age"].astype("Float64")
+    school_relevant = (age >= 5) & (age <= 24)
+    assert hl.loc[school_relevant, "hl_school"].notna().all()
+    assert hl.loc[~school_relevant, "hl_school"].isna().all()
+    assert hl.loc[age < 15, "hl_reason"].isna().all()
+
+
+def test_constraints_choice_filters_and_sentinels(simulated) -> None:
+    main, hl = simulated[1].tables["sim"], simulated[1].tables["sim-hl"]
+    age = hl["hl_age"].dropna()
+    assert age.between(0, 110).sum() + (age == -98).sum() == len(age)
+    assert (main["district"].str[0] == main["region"]).all()
+    income = main["income"].dropna()
+    assert (income.between(100, 5000) | income.isin([-98, -99])).all()
+    reasons = hl["hl_reason"].dropna().str.split(" ")
+    assert not reasons.map(lambda r: len(r) > 1 and bool({"98", "99"} & set(r))).any()
+    assert reasons.map(lambda r: r == sorted(r)).all()  # stored in list order, as Collect does
+    assert main["hh_size"].dropna().between(1, 8).all()
+
+
+def test_repeat_counts_and_calculations(simulated) -> None:
+    main, hl = simulated[1].tables["sim"], simulated[1].tables["sim-hl"]
+    members = hl.groupby("hh_id").size()
+    sized = main.dropna(subset=["hh_size"]).set_index("hh_id")["hh_size"]
+    assert (members.reindex(sized.index) == sized).all()
+    adults = (hl["hl_age"] >= 18).fillna(False).groupby(hl["hh_id"]).sum()
+    stored = main.dropna(subset=["n_adults"]).set_index("hh_id")["n_adults"].astype(int)
+    assert (adults.reindex(stored.index) == stored).all()
+    assert (hl["hl_adult"] == (hl["hl_age"] >= 18).astype(int).astype(str)).all()
+
+
+def test_deterministic_for_a_seed_whatever_the_processes(tmp_path, model, monkeypatch) -> None:
+    first = generate_instances(model, 6, seed=11)
+    assert generate_instances(model, 6, seed=11) == first
+    assert generate_instances(model, 3, seed=11, start=3) == first[3:]
+    assert generate_instances(model, 6, seed=12) != first
+    monkeypatch.setattr(simulate_stage, "POOL_MIN_INSTANCES", 2)
+    monkeypatch.setattr(simulate_stage, "_CHUNK", 2)
+    pooled = simulate(model, 6, tmp_path, seed=11, workers=2)
+    assert pooled.instance_ids == tuple(i for i, _ in first)
+    for instance_id, xml in first:
+        assert (tmp_path / instance_id.removeprefix("uuid:") / "submission.xml").read_bytes() == xml
+
+
+def test_encrypted_output_decrypts_to_the_plain_instances(tmp_path, model, shared_dir) -> None:
+    keys = shared_dir / "fixtures" / "odk" / "central"
+    result = simulate(model, 4, tmp_path / "enc", seed=5, encrypt_with=keys / "pub.pem", workers=1)
+    assert result.encrypted
+    skipped = ingest([tmp_path / "enc"], model)
+    assert [i.code for i in skipped.issues][:1] == ["ingest.encrypted"]
+    decrypt([tmp_path / "enc"], key=load_private_key(keys / "priv.pem"), out_dir=tmp_path / "dec")
+    plain = dict(generate_instances(model, 4, seed=5))
+    for instance_id, xml in plain.items():
+        assert (tmp_path / "dec" / instance_id.removeprefix("uuid:") / "submission.xml").read_bytes() == xml
+
+
+def test_cli_simulate_then_ingest(tmp_path) -> None:
+    form = write_md_form(tmp_path, FORM)
+    runner = CliRunner()
+    run = runner.invoke(
+        app, ["simulate", str(form), "--n", "20", "--out", str(tmp_path / "s"), "--seed", "1", "--json"]
+    )
+    assert run.exit_code == 0, run.output
+    stats = json.loads(run.stdout)["stats"]
+    run = runner.invoke(
+        app, ["ingest", str(tmp_path / "s"), "--form", str(form), "--out", str(tmp_path / "d"), "--json"]
+    )
+    assert run.exit_code == 0, run.output
+    rows = json.loads(run.stdout)["tables"]
+    assert (rows["sim"]["rows"], rows["sim-hl"]["rows"]) == (20, stats["repeat_rows"])
+    assert pd.read_parquet(tmp_path / "d" / "sim.parquet")["FormVersion"].eq("3").all()

@@ -1,0 +1,582 @@
+"""Synthetic submissions that follow a form's skip logic, for benchmarks, tests and the bundled example survey.
+
+Each instance is filled the way an enumerator moves through ODK Collect: nodes in document order; a node whose
+`relevant` is false (or that sits in a non-relevant group) stays empty; every relevant question gets a plausible
+value for its type (a choice of its list, honouring choice filters; numbers inside the bounds its constraint states;
+don't know / refused sentinels at a small rate), checked against its constraint with the shared XPath evaluator and
+redrawn when the constraint fails; repeats get `repeat_count` instances, or 1-12 (household-size-like) without one;
+calculations are computed with the evaluator, once in order and again at the end (Collect recomputes on save).
+Instances are written as `<out>/<uuid>/submission.xml`, the layout `migkit decrypt` writes, or encrypted the way
+Collect does (`toolkit.crypto.encrypt_submission`). A seed makes the output reproducible: instance i draws from
+its own generator seeded by (seed, i), whatever the number of worker processes.
+"""
+
+# ruff: noqa: S311 (synthetic answers, not secrets: a seeded generator is the point)
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import math
+import os
+import random
+import re
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from lxml import etree
+
+from toolkit.crypto import encrypt_submission
+from toolkit.errors import INPUT_UNREADABLE, OUTPUT_UNWRITABLE, Issue, ToolkitError, define, error, warning
+from toolkit.settings import (
+    CHOICE_DONT_KNOW,
+    CHOICE_OTHER,
+    CHOICE_REFUSED,
+    NUMERIC_DONT_KNOW,
+    NUMERIC_REFUSED,
+)
+from toolkit.xform import XF, FormModel, Node, parse_xform
+from toolkit.xpath import (
+    EvalEnv,
+    XNode,
+    XPathError,
+    build_tree,
+    compile_xpath,
+    to_boolean,
+    to_number,
+    to_string,
+)
+
+CONSTRAINT_UNMET = define(
+    "simulate.constraint_unmet", "No value satisfying a constraint was found by sampling"
+)
+EXPRESSION_FAILED = define(
+    "simulate.expression_failed", "An expression could not be evaluated while simulating"
+)
+
+# Rate of don't know / refused answers where the question offers them (questionnaire.md section 4).
+SENTINEL_RATE = 0.03
+# Draws per question before giving up on a constraint (the value is then left empty).
+MAX_DRAWS = 25
+# Repeat instances: a repeat_count is capped here; without one, a household-size-like draw between 1 and 12.
+MAX_REPEAT = 30
+ROSTER_MIN, ROSTER_MAX = 1, 12
+# From this many instances on, instances are generated in a process pool.
+POOL_MIN_INSTANCES = 400
+_CHUNK = 100
+# Fieldwork the synthetic interviews fall into, and the device time zone (Central Asia, UTC+6).
+FIELDWORK_START = date(2026, 10, 1)
+FIELDWORK_DAYS = 56
+LOCAL_TZ = timezone(timedelta(hours=6))
+
+_NAMES = (
+    "Aigerim",
+    "Bakyt",
+    "Dilnoza",
+    "Farrukh",
+    "Gulnara",
+    "Jamshid",
+    "Kanat",
+    "Madina",
+    "Nurlan",
+    "Olga",
+    "Rustam",
+    "Saule",
+    "Timur",
+    "Zarina",
+    "Aziz",
+    "Elena",
+    "Murat",
+    "Nigora",
+    "Sanjar",
+    "Ainura",
+)
+_WORDS = (
+    "market",
+    "construction",
+    "cleaning",
+    "taxi",
+    "farm",
+    "shop",
+    "cafe",
+    "warehouse",
+    "school",
+    "clinic",
+)
+_BOUND = re.compile(r"(?<![\w/.])\.\s*(>=|<=|>|<)\s*(-?\d+(?:\.\d+)?)")
+_SENTINEL_CHOICES = (CHOICE_DONT_KNOW, CHOICE_REFUSED)
+
+
+@dataclass(frozen=True)
+class SimulateResult:
+    """What `simulate` wrote: one folder per instance under `out_dir`.
+
+    `instance_ids` are in generation order; `stats` counts instances, repeat rows, redraws and seconds.
+    """
+
+    form_id: str
+    out_dir: Path
+    instance_ids: tuple[str, ...]
+    encrypted: bool = False
+    stats: dict[str, Any] = field(default_factory=dict)
+    issues: tuple[Issue, ...] = ()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Generating one instance
+
+
+class _Generator:
+    """Fills instances of one form; holds what is computed once per form (expressions, choice lists)."""
+
+    def __init__(self, form: FormModel) -> None:
+        self.form = form
+        self.types = {n.path: n.data_type for n in form.fields() if n.data_type}
+        self.repeat_paths = tuple(n.path for n in form.repeats())
+        self.secondary = self._secondary_instances(form)
+        self.problems: dict[tuple[str, str], str] = {}
+        self.unmet: dict[str, int] = {}
+        self._choices: dict[str, list[str]] = {}
+        # Integer questions that size a repeat (repeat_count) are drawn like a household size.
+        self.counts: set[str] = set()
+        for repeat in form.repeats():
+            if repeat.repeat_count:
+                with contextlib.suppress(XPathError):
+                    self.counts.update(compile_xpath(repeat.repeat_count).references())
+
+    @staticmethod
+    def _secondary_instances(form: FormModel) -> dict[str, XNode]:
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+        html = etree.fromstring(form.xform.encode("utf-8"), parser)
+        trees = {}
+        for instance in html.iter(f"{{{XF}}}instance"):
+            name = instance.get("id")
+            if name and instance.get("src") is None and len(instance):
+                trees[name] = build_tree(instance[0])
+        return trees
+
+    # -- expressions
+
+    def _eval(self, expression: str, node: XNode, env: EvalEnv, path: str) -> Any:
+        env.current = node
+        try:
+            return compile_xpath(expression).evaluate(node, env=env)
+        except (XPathError, ValueError, TypeError, ZeroDivisionError) as exc:
+            self.problems.setdefault((path, expression), f"{type(exc).__name__}: {exc}")
+            return None
+
+    def _true(self, expression: str | None, node: XNode, env: EvalEnv, path: str, *, default: bool) -> bool:
+        if expression is None:
+            return True
+        value = self._eval(expression, node, env, path)
+        return default if value is None else to_boolean(value)
+
+    # -- values
+
+    def _choice_values(self, spec: Node, node: XNode, env: EvalEnv) -> list[str]:
+        if spec.itemset is None and spec.choice_list in self.form.choice_lists:
+            cached = self._choices.get(spec.path)
+            if cached is None:
+                cached = self._choices[spec.path] = list(self.form.choice_lists[spec.choice_list].names)
+            return cached
+        if spec.itemset is None:
+            return []
+        if spec.choice_source == "list" and not spec.choice_filter:
+            cached = self._choices.get(spec.path)
+            if cached is not None:
+                return cached
+        items = self._eval(spec.itemset, node, env, spec.path)
+        value_ref = (spec.choice_value_ref or "name").strip()
+        values = []
+        for item in items if isinstance(items, list) else []:
+            target: XNode | None = item
+            for step in value_ref.split("/"):
+                target = target.child(step) if target is not None and step not in {"", "."} else target
+            if target is not None and target.string:
+                values.append(target.string)
+        if spec.choice_source == "list" and not spec.choice_filter:
+            self._choices[spec.path] = values
+        return values
+
+    @staticmethod
+    def _bounds(spec: Node) -> tuple[float | None, float | None]:
+        low = high = None
+        for op, number in _BOUND.findall(spec.constraint or ""):
+            value = float(number)
+            if value in (NUMERIC_DONT_KNOW, NUMERIC_REFUSED):
+                continue
+            if op in (">=", ">"):
+                bound = value + (1 if op == ">" and spec.data_type == "int" else 0)
+                low = bound if low is None else max(low, bound)
+            else:
+                bound = value - (1 if op == "<" and spec.data_type == "int" else 0)
+                high = bound if high is None else min(high, bound)
+        return low, high
+
+    def _draw(  # noqa: PLR0911 (one return per question type reads as the table it is)
+        self, spec: Node, node: XNode, env: EvalEnv, rng: random.Random, when: datetime
+    ) -> str | None:
+        qtype, dtype = spec.question_type, spec.data_type
+        if qtype in {"select_one", "select_multiple", "rank"}:
+            values = self._choice_values(spec, node, env)
+            if not values:
+                return None
+            sentinels = [v for v in values if v in _SENTINEL_CHOICES]
+            plain = [v for v in values if v not in _SENTINEL_CHOICES and v != CHOICE_OTHER] or values
+            if sentinels and rng.random() < SENTINEL_RATE:
+                return rng.choice(sentinels)
+            if qtype == "select_one":
+                # Earlier choices are likelier (yes before no, head before others): weights 1, 1/2, 1/3, ...
+                return rng.choices(plain, weights=[1 / (k + 1) for k in range(len(plain))])[0]
+            if qtype == "rank":
+                return " ".join(rng.sample(plain, len(plain)))
+            picked = set(rng.sample(plain, rng.randint(1, min(3, len(plain)))))
+            return " ".join(v for v in plain if v in picked)  # Collect stores choices in list order
+        if dtype in {"int", "decimal"} or qtype == "range":
+            if "-98" in (spec.constraint or "") and rng.random() < SENTINEL_RATE:
+                return str(rng.choice((NUMERIC_DONT_KNOW, NUMERIC_REFUSED)))
+            if qtype == "range":
+                low, high = float(spec.parameters.get("start", 0)), float(spec.parameters.get("end", 10))
+            else:
+                low, high = self._bounds(spec)
+            if spec.path in self.counts:
+                size = self._household_size(rng)
+                return str(
+                    size if (low is None or size >= low) and (high is None or size <= high) else int(low or 0)
+                )
+            if low is None:
+                low = 0.0 if high is None or high >= 0 else high - 100
+            if high is None:
+                high = low + (99 if low < 100 else max(100.0, low))
+            if dtype == "int" or qtype == "range":
+                return str(rng.randint(math.ceil(low), max(math.ceil(low), math.floor(high))))
+            return f"{rng.uniform(low, high):.2f}"
+        if qtype in {"start", "end"}:
+            moment = when if qtype == "start" else when + timedelta(minutes=rng.randint(20, 75))
+            return moment.isoformat(timespec="milliseconds")
+        if qtype == "today" or dtype == "date":
+            if qtype == "today":
+                return when.date().isoformat()
+            return (when.date() - timedelta(days=rng.randint(0, 3650))).isoformat()
+        if dtype == "dateTime":
+            return (when - timedelta(minutes=rng.randint(0, 600))).isoformat(timespec="milliseconds")
+        if dtype == "time":
+            return f"{rng.randint(7, 20):02d}:{rng.choice((0, 15, 30, 45)):02d}:00.000+06:00"
+        if dtype == "geopoint":
+            return (
+                f"{rng.uniform(38, 50):.6f} {rng.uniform(60, 80):.6f} {rng.uniform(300, 1500):.1f} "
+                f"{rng.uniform(3, 15):.1f}"
+            )
+        if qtype in {"deviceid"}:
+            return f"collect:{rng.getrandbits(64):016x}"
+        if qtype in {"username", "email", "phonenumber", "subscriberid", "simserial"}:
+            return f"enum{rng.randint(1, 40):02d}"
+        if qtype in {"image", "audio", "video", "file"}:
+            return f"{int(when.timestamp() * 1000) + rng.randint(0, 99999)}.jpg"
+        if qtype == "acknowledge":
+            return "OK"
+        if qtype == "barcode":
+            return str(rng.randint(10**11, 10**12 - 1))
+        if qtype in {"audit", "hidden", "geotrace", "geoshape", "start-geopoint"} or dtype == "binary":
+            return spec.default
+        if dtype == "boolean":
+            return rng.choice(("true", "false"))
+        if "name" in spec.name.lower():
+            return rng.choice(_NAMES)
+        return rng.choice(_WORDS)
+
+    # -- the walk
+
+    def instance(self, index: int, seed: int) -> tuple[str, bytes, int]:
+        """Instance `index` of a run with `seed`: (instanceID, XML bytes, repeat rows)."""
+        rng = random.Random(f"{seed}:{index}")
+        random.seed(rng.random())  # the form's own random() draws from the global generator
+        instance_id = f"uuid:{uuid.UUID(int=rng.getrandbits(128), version=4)}"
+        when = datetime.combine(
+            FIELDWORK_START + timedelta(days=rng.randrange(FIELDWORK_DAYS)), datetime.min.time(), LOCAL_TZ
+        ) + timedelta(minutes=rng.randint(480, 1140))
+        form = self.form
+        root = XNode(form.root[1:])
+        root.attrs["id"] = form.form_id
+        if form.version is not None:
+            root.attrs["version"] = form.version
+        env = EvalEnv(root=root, secondary=self.secondary, today=when.date(), now=when, tz=LOCAL_TZ)
+        calculations: list[tuple[XNode, Node]] = []
+        rows = self._fill(
+            form.nodes[form.root], root, env, rng, when, instance_id, calculations, relevant=True
+        )
+        for node, spec in calculations:  # Collect recomputes every calculation when the form is saved
+            value = self._eval(spec.calculate or "", node, env, spec.path)
+            node.set(None if value is None else to_string(value, env.tz) or None)
+        return instance_id, _serialise(root), rows
+
+    def _fill(  # noqa: PLR0917 (recursive walk state)
+        self,
+        spec: Node,
+        parent: XNode,
+        env: EvalEnv,
+        rng: random.Random,
+        when: datetime,
+        instance_id: str,
+        calculations: list[tuple[XNode, Node]],
+        *,
+        relevant: bool,
+    ) -> int:
+        rows = 0
+        for child_path in spec.children:
+            child = self.form.nodes[child_path]
+            if child.kind == "repeat":
+                count = 0
+                if relevant:
+                    probe = parent.append(XNode(child.name))
+                    ok = self._true(child.relevant, probe, env, child.path, default=True)
+                    parent.children.remove(probe)
+                    if ok:
+                        count = self._repeat_count(child, parent, env, rng)
+                for _ in range(count):
+                    node = parent.append(XNode(child.name))
+                    rows += 1 + self._fill(
+                        child, node, env, rng, when, instance_id, calculations, relevant=True
+                    )
+                continue
+            node = parent.append(XNode(child.name, None, None, child.data_type))
+            here = relevant and self._true(child.relevant, node, env, child.path, default=True)
+            if child.kind == "group":
+                rows += self._fill(child, node, env, rng, when, instance_id, calculations, relevant=here)
+                continue
+            if not here:
+                continue
+            if child.question_type == "instance_id":
+                node.set(instance_id)
+            elif child.calculate is not None:
+                calculations.append((node, child))
+                value = self._eval(child.calculate, node, env, child.path)
+                node.set(None if value is None else to_string(value, env.tz) or None)
+            elif child.question_type != "note":
+                self._answer(child, node, env, rng, when)
+        return rows
+
+    def _repeat_count(self, spec: Node, parent: XNode, env: EvalEnv, rng: random.Random) -> int:
+        if spec.repeat_count:
+            value = self._eval(spec.repeat_count, parent, env, spec.path)
+            number = to_number(value) if value is not None else float("nan")
+            return 0 if math.isnan(number) or number < 0 else min(int(number), MAX_REPEAT)
+        if spec.repeat is None:
+            return self._household_size(rng)
+        return rng.randint(0, 3)  # a nested list (trips, jobs) without a count: a few entries at most
+
+    @staticmethod
+    def _household_size(rng: random.Random) -> int:
+        # Most households have 2-6 members: a rounded normal draw, kept inside 1-12.
+        return max(ROSTER_MIN, min(ROSTER_MAX, round(rng.gauss(4.2, 2.2))))
+
+    def _answer(self, spec: Node, node: XNode, env: EvalEnv, rng: random.Random, when: datetime) -> None:
+        if spec.default is not None and spec.preload is None and rng.random() < 0.5:
+            node.set(spec.default)
+            if self._true(spec.constraint, node, env, spec.path, default=True):
+                return
+        for _ in range(MAX_DRAWS):
+            node.set(self._draw(spec, node, env, rng, when))
+            if node.text is None or self._true(spec.constraint, node, env, spec.path, default=True):
+                return
+        node.set(None)
+        self.unmet[spec.path] = self.unmet.get(spec.path, 0) + 1
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _serialise(root: XNode) -> bytes:
+    parts: list[str] = ["<?xml version='1.0' ?>"]
+
+    def emit(node: XNode) -> None:
+        attrs = "".join(f' {k}="{_escape(v).replace(chr(34), "&quot;")}"' for k, v in node.attrs.items())
+        if node.children:
+            parts.append(f"<{node.name}{attrs}>")
+            for child in node.children:
+                emit(child)
+            parts.append(f"</{node.name}>")
+        elif node.text:
+            parts.append(f"<{node.name}{attrs}>{_escape(node.text)}</{node.name}>")
+        else:
+            parts.append(f"<{node.name}{attrs}/>")
+
+    emit(root)
+    return "".join(parts).encode("utf-8")
+
+
+def generate_instances(form: FormModel, n: int, *, seed: int = 0, start: int = 0) -> list[tuple[str, bytes]]:
+    """Instances `start`..`start+n-1` of a run with `seed`, in memory: (instanceID, XML bytes) each.
+
+    Parameters:
+        form: the form model.
+        n: how many instances.
+        seed: the run's seed; instance i is the same whatever n, start and the number of processes.
+        start: index of the first instance.
+    """
+    generator = _Generator(form)
+    return [generator.instance(i, seed)[:2] for i in range(start, start + n)]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Writing
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(xform: str, out_dir: str, public_pem: bytes | None) -> None:
+    _WORKER["generator"] = _Generator(parse_xform(xform))
+    _WORKER["out_dir"] = Path(out_dir)
+    _WORKER["public_key"] = _load_public(public_pem) if public_pem else None
+
+
+def _load_public(pem: bytes) -> Any:
+    return serialization.load_pem_public_key(pem)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".sim-")
+    with os.fdopen(handle, "wb") as stream:
+        stream.write(data)
+    Path(temp).replace(path)
+
+
+def _run_chunk(task: tuple[int, int, int]) -> tuple[list[str], int, dict, dict]:
+    start, count, seed = task
+    generator: _Generator = _WORKER["generator"]
+    out_dir: Path = _WORKER["out_dir"]
+    public_key = _WORKER["public_key"]
+    generator.problems.clear()
+    generator.unmet.clear()
+    ids, rows = [], 0
+    for index in range(start, start + count):
+        instance_id, xml, repeat_rows = generator.instance(index, seed)
+        folder = out_dir / instance_id.removeprefix("uuid:")
+        if public_key is None:
+            _write_atomic(folder / "submission.xml", xml)
+        else:
+            encrypt_submission(
+                xml,
+                public_key=public_key,
+                form_id=generator.form.form_id,
+                instance_id=instance_id,
+                out_dir=folder,
+                version=generator.form.version,
+            )
+        ids.append(instance_id)
+        rows += repeat_rows
+    return ids, rows, dict(generator.problems), dict(generator.unmet)
+
+
+def simulate(
+    form: FormModel,
+    n: int,
+    out_dir: Path,
+    *,
+    seed: int = 0,
+    encrypt_with: Path | None = None,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SimulateResult:
+    """Write `n` synthetic submissions of `form` into `out_dir` (one `<uuid>/submission.xml` folder each).
+
+    Parameters:
+        form: the form model.
+        n: number of instances.
+        out_dir: the folder to write into (created when missing).
+        seed: makes the run reproducible.
+        encrypt_with: a PEM public key; instances are then written encrypted, as Collect does.
+        workers: generator processes; default one per core, used from POOL_MIN_INSTANCES instances on.
+        progress: called as `progress(done, n)`.
+    """
+    started = time.perf_counter()
+    public_pem = None
+    if encrypt_with is not None:
+        try:
+            public_pem = Path(encrypt_with).read_bytes()
+            _load_public(public_pem)
+        except (OSError, ValueError) as exc:
+            raise ToolkitError(
+                error(
+                    INPUT_UNREADABLE,
+                    f"Cannot read the public key: {exc}. Give the PEM public key of the form.",
+                    file=str(encrypt_with),
+                )
+            ) from None
+    try:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ToolkitError(
+            error(OUTPUT_UNWRITABLE, f"Cannot create the folder: {exc}.", file=str(out_dir))
+        ) from None
+    tasks = [(start, min(_CHUNK, n - start), seed) for start in range(0, n, _CHUNK)]
+    workers = workers or os.cpu_count() or 1
+    ids: list[str] = []
+    rows = 0
+    problems: dict[tuple[str, str], str] = {}
+    unmet: dict[str, int] = {}
+
+    def collect(result: tuple[list[str], int, dict, dict]) -> None:
+        nonlocal rows
+        ids.extend(result[0])
+        rows += result[1]
+        problems.update(result[2])
+        for path, count in result[3].items():
+            unmet[path] = unmet.get(path, 0) + count
+        if progress is not None:
+            progress(len(ids), n)
+
+    if workers <= 1 or n < POOL_MIN_INSTANCES:
+        _init_worker(form.xform, str(out_dir), public_pem)
+        for task in tasks:
+            collect(_run_chunk(task))
+    else:
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, initializer=_init_worker, initargs=(form.xform, str(out_dir), public_pem)
+        ) as pool:
+            for result in pool.map(_run_chunk, tasks):
+                collect(result)
+    issues: list[Issue] = [
+        warning(
+            EXPRESSION_FAILED,
+            f"Evaluating {expression!r} failed ({message}); the node was treated as "
+            "relevant/valid or left empty.",
+            path=path,
+            expression=expression,
+        )
+        for (path, expression), message in sorted(problems.items())
+    ]
+    issues += [
+        warning(
+            CONSTRAINT_UNMET,
+            f"In {count} instance(s) no drawn value met the constraint; left empty.",
+            path=path,
+        )
+        for path, count in sorted(unmet.items())
+    ]
+    seconds = time.perf_counter() - started
+    return SimulateResult(
+        form_id=form.form_id,
+        out_dir=Path(out_dir),
+        instance_ids=tuple(ids),
+        encrypted=encrypt_with is not None,
+        stats={
+            "instances": len(ids),
+            "repeat_rows": rows,
+            "seconds": round(seconds, 3),
+            "instances_per_second": round(len(ids) / seconds, 1) if seconds else None,
+        },
+        issues=tuple(issues),
+    )
+
+
+__all__ = ["SimulateResult", "generate_instances", "simulate"]
