@@ -30,6 +30,7 @@ from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from lxml import etree
 
 from toolkit.errors import (
@@ -41,10 +42,9 @@ from toolkit.errors import (
     ToolkitError,
     define,
     error,
-    warning,
 )
 from toolkit.report import Report
-from toolkit.xform import JR, XF, FormModel, Node, load_form
+from toolkit.xform import XF, FormModel, Node, load_form
 from toolkit.xpath import (
     CompiledExpr,
     EvalEnv,
@@ -695,70 +695,131 @@ def instance_tree(form: CompiledForm, data: bytes) -> XNode:
 
 
 def iter_instance_files(input_path: Path) -> Iterator[tuple[str, bytes]]:
-    """(name, XML bytes) of every submission in a folder (recursively) or a zip of instance XMLs."""
-    if input_path.is_dir():
-        for path in sorted(input_path.rglob("*.xml")):
-            if path.name.endswith("-media") or path.parent.name.endswith("-media"):
-                continue
-            yield str(path.relative_to(input_path)), path.read_bytes()
-        return
-    if zipfile.is_zipfile(input_path):
-        with zipfile.ZipFile(input_path) as archive:
-            for info in archive.infolist():
-                if info.filename.lower().endswith(".xml") and not info.is_dir():
-                    yield info.filename, archive.read(info)
-        return
-    if input_path.suffix.lower() == ".xml":
-        yield input_path.name, input_path.read_bytes()
-        return
-    raise ToolkitError(error(INPUT_UNREADABLE, "Expected a folder of submissions, a zip or an instance XML.",
-                             file=str(input_path)))
+    """(name, XML bytes) of every submission in a folder (recursively), a zip of instance XMLs, or one XML."""
+    from toolkit.ingest import iter_submission_xml
+
+    yield from iter_submission_xml(input_path)
+
+
+def _text_of(value: Any, data_type: str | None) -> str | None:
+    """A typed table cell back to the text of an instance node (docs/tables.md types)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, pd.Timestamp | datetime):
+        if pd.isna(value):
+            return None
+        return value.date().isoformat() if data_type == "date" else value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if data_type == "int" and value.is_integer() else repr(value)
+    text = str(value)
+    return text if text != "" else None
+
+
+def trees_from_tables(form: CompiledForm, tables: Any) -> Iterator[tuple[str, XNode]]:
+    """Instance trees rebuilt from ingest tables (an `IngestResult`): one per row of the main table.
+
+    Repeat rows hang under the row whose KEY is their PARENT_KEY, in the order of their `<repeat>_no`.
+    """
+    model = form.model
+    by_path: dict[str, str] = {path: name for name, path in tables.table_paths.items()}
+    column_of: dict[str, dict[str, str]] = {
+        name: {c.path: c.name for c in cols if c.path} for name, cols in tables.columns.items()
+    }
+    children_rows: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for repeat in model.repeats():
+        name = by_path.get(repeat.path)
+        if name is None:
+            continue
+        frame = tables.tables[name]
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        order_col = f"{repeat.name}_no"
+        for row in frame.to_dict("records"):
+            grouped.setdefault(str(row.get("PARENT_KEY")), []).append(row)
+        if order_col in frame.columns:
+            for rows in grouped.values():
+                rows.sort(key=lambda r, c=order_col: (r.get(c) is pd.NA, r.get(c) if r.get(c) is not pd.NA else 0))
+        children_rows[repeat.path] = grouped
+
+    def level(parent: XNode, path: str, row: dict[str, Any], table: str) -> None:
+        for child_path in model.nodes[path].children:
+            child = model.nodes[child_path]
+            if child.kind == "field":
+                column = column_of.get(table, {}).get(child_path)
+                text = _text_of(row.get(column), child.data_type) if column is not None else None
+                parent.append(XNode(child.name, text, parent, form.types.get(child_path)))
+            elif child.kind == "group":
+                group = parent.append(XNode(child.name, None, parent))
+                level(group, child_path, row, table)
+            else:
+                repeat_table = by_path.get(child_path)
+                parent._repeat_names = (parent._repeat_names or frozenset()) | {child.name}
+                for child_row in children_rows.get(child_path, {}).get(str(row.get("KEY")), []):
+                    instance = parent.append(XNode(child.name, None, parent))
+                    level(instance, child_path, child_row, repeat_table or "")
+
+    main_name = by_path.get(model.root) or next(iter(tables.tables))
+    for row in tables.tables[main_name].to_dict("records"):
+        root = XNode(model.root[1:])
+        level(root, model.root, row, main_name)
+        yield str(row.get("KEY") or ""), root
 
 
 def validate_submissions(
     form: CompiledForm,
-    submissions: Iterable[tuple[str, bytes]],
+    submissions: Iterable[tuple[str, bytes | XNode]],
     *,
     today: date | None = None,
     now: datetime | None = None,
     tz: tzinfo = UTC,
     progress: Callable[[int], None] | None = None,
+    check_duplicates: bool = True,
 ) -> ValidationResult:
     """Validate submissions given as (source name, instance XML bytes).
 
     Parameters:
         form: the compiled form.
-        submissions: the submissions; their order decides which copy of a duplicate is reported.
+        submissions: (source name, instance XML bytes or an already built tree); their order decides which copy
+            of a duplicate is reported.
         today, now: fixed dates for today() and now().
         tz: the devices' time zone.
         progress: called with the number of submissions done so far.
+        check_duplicates: report instanceIDs seen twice (off when ingest has reported them already).
     """
     started = time.perf_counter()
     findings: list[Finding] = list(form.problems)
-    seen: dict[str, tuple[str, str]] = {}
+    seen: dict[str, tuple[str, str | None]] = {}
     count = 0
     root_name = form.model.root[1:]
     for source, data in submissions:
         count += 1
-        try:
-            element = _safe_parse(data)
-        except (etree.XMLSyntaxError, ValueError) as exc:
-            findings.append(Finding(None, "", INSTANCE_UNREADABLE, None, None,
-                                    f"{source}: not a readable instance ({exc}).", "error", None, source))
-            continue
-        if etree.QName(element).localname != root_name:
-            findings.append(Finding(None, "/" + etree.QName(element).localname, INSTANCE_OTHER_FORM, None, None,
-                                    f"{source}: the root element is <{etree.QName(element).localname}>, the form's "
-                                    f"is <{root_name}>; use the matching form.", "error", None, source))
-            continue
-        root = build_tree(element, types=form.types, repeats=form.repeats)
+        if isinstance(data, XNode):
+            root = data
+            digest = None
+        else:
+            try:
+                element = _safe_parse(data)
+            except (etree.XMLSyntaxError, ValueError) as exc:
+                findings.append(Finding(None, "", INSTANCE_UNREADABLE, None, None,
+                                        f"{source}: not a readable instance ({exc}).", "error", None, source))
+                continue
+            if etree.QName(element).localname != root_name:
+                findings.append(Finding(
+                    None, "/" + etree.QName(element).localname, INSTANCE_OTHER_FORM, None, None,
+                    f"{source}: the root element is <{etree.QName(element).localname}>, the form's is "
+                    f"<{root_name}>; use the matching form.", "error", None, source))
+                continue
+            root = build_tree(element, types=form.types, repeats=form.repeats)
+            digest = hashlib.sha256(data).hexdigest()
         instance_findings = validate_tree(form, root, source=source, today=today, now=now, tz=tz)
         instance_id = next((f.instance_id for f in instance_findings if f.instance_id), None) or _instance_id(root)
-        if instance_id:
-            digest = hashlib.sha256(data).hexdigest()
+        if instance_id and check_duplicates:
             if instance_id in seen:
                 first_source, first_digest = seen[instance_id]
-                same = "identical to" if digest == first_digest else "different from"
+                same = "identical to" if digest == first_digest and digest else "different from"
                 findings.append(Finding(
                     instance_id, form.model.root + "/meta/instanceID", DUPLICATE_INSTANCE, instance_id, None,
                     f"{source}: instanceID {instance_id} was already seen in {first_source} ({same} it); keep one.",
@@ -807,7 +868,8 @@ def validate(
     """Validate the submissions in `input_path` against the form in `form_path`.
 
     Parameters:
-        input_path: a folder of instance XMLs (e.g. `migkit decrypt` output), a zip of them, or one XML.
+        input_path: a folder of instance XMLs (e.g. `migkit decrypt` output), a zip of them, one XML, an ODK
+            Central CSV export (zip or unpacked folder), or a DATA folder written by `migkit ingest`.
         form_path: the XLSForm (.xlsx/.xls/.md) or compiled XForm (.xml).
         media_dir: folder of the form's attachments; default the form's `<form>-media/` folder or its own folder.
         today: the date today() returns (default: the current date).
@@ -819,7 +881,35 @@ def validate(
                                  file=str(input_path)))
     model = load_form(form_path)
     form = compile_form(model, media_dir=media_dir)
-    return validate_submissions(form, iter_instance_files(input_path), today=today, tz=tz, progress=progress)
+    tables = _tables_input(input_path, model)
+    if tables is None:
+        return validate_submissions(form, iter_instance_files(input_path), today=today, tz=tz, progress=progress)
+    carried = [_finding_from_issue(issue) for issue in tables.issues if issue.code in (TYPE_INVALID, DUPLICATE_INSTANCE)]
+    result = validate_submissions(form, trees_from_tables(form, tables), today=today, tz=tz, progress=progress,
+                                  check_duplicates=False)
+    findings = (*carried, *result.findings)
+    return _result(list(findings), result.stats["instances"], result.stats["seconds"])
+
+
+def _tables_input(input_path: Path, model: FormModel) -> Any:
+    """The tables when the input is a DATA folder (tables.json) or an ODK Central CSV export; None for XML."""
+    from toolkit import ingest
+
+    if input_path.is_dir() and (input_path / "tables.json").is_file():
+        return ingest.read_tables(input_path)
+    central = False
+    if input_path.is_file() and zipfile.is_zipfile(input_path):
+        with zipfile.ZipFile(input_path) as archive:
+            central = any(n.rsplit("/", 1)[-1] == f"{model.form_id}.csv" for n in archive.namelist())
+    elif input_path.is_dir():
+        central = (input_path / f"{model.form_id}.csv").is_file()
+    return ingest.ingest([input_path], model) if central else None
+
+
+def _finding_from_issue(issue: Issue) -> Finding:
+    where = issue.location
+    return Finding(where.instance, where.path or "", issue.code, None if issue.value is None else str(issue.value),
+                   where.expression, issue.message, str(issue.severity), where.variable, where.file)
 
 
 __all__ = [
@@ -835,4 +925,3 @@ __all__ = [
     "wrap_calculated",
 ]
 
-_unused = (warning, JR)
