@@ -56,7 +56,13 @@ _SMART_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u2
 
 
 def tokenize(text: str) -> list[Token]:
-    """Split an XLSForm expression into tokens; raises ExpressionError on a character XPath does not allow."""
+    """Split an XLSForm expression into tokens, ending with an END token.
+
+    Parameters:
+        text: the expression as written in the cell (smart quotes are read as plain quotes, as pyxform does).
+
+    Raises ExpressionError on a character XPath does not allow, an unclosed string or a malformed ${reference}.
+    """
     text = text.translate(_SMART_QUOTES)  # pyxform replaces smart quotes the same way
     tokens: list[Token] = []
     for match in _TOKEN_RE.finditer(text):
