@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import polars as pl
 import pytest
+import svy  # test oracle (specs/weights.md §0.2); never imported by toolkit code
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -465,3 +467,41 @@ def test_replicate_factors_structure() -> None:
     np.testing.assert_allclose(fay.coefficients, 1 / (4 * 0.25))
     h = hadamard(8)
     np.testing.assert_allclose(h @ h.T, 8 * np.eye(8))
+
+
+@pytest.mark.parametrize(
+    ("statistic", "args", "by"),
+    [
+        ("mean", ("pc_exp",), None),
+        ("mean", ("share_food",), None),
+        ("mean", ("hhsize",), None),
+        ("total", ("hhsize",), None),
+        ("ratio", ("tot_food", "tot_exp"), None),
+        ("mean", ("pc_exp",), "urbrur"),
+    ],
+)
+def test_wb_taylor_matches_svy_live(
+    wb_sample: pd.DataFrame, statistic: str, args: tuple[str, ...], by: str | None
+) -> None:
+    """The svy oracle itself (test-only dependency) on the same data: estimates and SEs agree to 1e-6."""
+    sample = svy.Sample(
+        pl.from_pandas(wb_sample.drop(columns=["stratum"])),
+        svy.Design(stratum=("geo1", "urbrur"), psu="ea", wgt="d"),
+    )
+    oracle = getattr(sample.estimation, statistic)(*args, by=by).to_polars().to_pandas()
+    ours = estimate(
+        wb_sample,
+        weight="d",
+        statistic=statistic,
+        variable=args[0],  # type: ignore[arg-type]
+        denominator=args[1] if len(args) > 1 else None,
+        by=by,
+        strata="stratum",
+        psu="ea",
+    )
+    assert len(ours.rows) == len(oracle)
+    for row, (_, ref) in zip(ours.rows, oracle.iterrows(), strict=True):
+        if by is not None:
+            assert row.domain == ref[by]
+        assert row.estimate == pytest.approx(ref["est"], rel=1e-9)
+        assert row.se == pytest.approx(ref["se"], rel=1e-6)
