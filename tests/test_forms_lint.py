@@ -700,3 +700,25 @@ def test_select_multiple_compared_with_an_unknown_choice_gets_both_findings(tmp_
     report = lint(tmp_path, form("| | select_multiple uses | u2 | Uses | | . != '7' | | | |"))
     assert [i.code for i in report.issues] == [forms.LINT_SELECT_MULTIPLE_EQUALS, forms.LINT_CHOICE_UNKNOWN]
     assert "not(selected(., '7'))" in report.issues[0].message
+
+
+NESTED = """
+| survey |
+| | type | name | label | relevant | calculation | repeat_count |
+| | begin_repeat | rm | Returnee | | | |
+| | select_multiple uses | rc_items | Costs | | | |
+| | begin_repeat | rc | Cost | | | count-selected(${{rc_items}}) |
+| | calculate | rc_item | | | selected-at(${{rc_items}}, position(..) - 1) | |
+| | decimal | rc_amt | Amount | ${{rc_item}} != '' | | |
+| | end_repeat | | | | | |
+| | calculate | rc_total | | | {total} | |
+| | end_repeat | | | | | |
+"""
+
+
+def test_nested_repeats_sum_their_children_and_see_their_parents(tmp_path: Path) -> None:
+    fine = lint(tmp_path, form(head="", rows=NESTED.format(total="sum(${rc_amt})")))
+    assert found(fine, forms.LINT_REPEAT_REFERENCE) == []
+    bad = lint(tmp_path, form(head="", rows=NESTED.format(total="${rc_amt} * 2")), "bad.md")
+    assert found(bad, forms.LINT_REPEAT_REFERENCE) == [("survey", 8, "calculation")]
+    assert "repeat rc" in bad.issues[0].message
