@@ -48,6 +48,7 @@ from toolkit.cli import crypto as _crypto  # noqa: E402,F401
 from toolkit.cli import ingest as _ingest  # noqa: E402,F401
 from toolkit.cli import weights as _weights  # noqa: E402,F401
 from toolkit.cli import codebook as _codebook  # noqa: E402,F401
+from toolkit.cli import run as _run  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,515 @@
+"""`migkit run`: one survey from encrypted submissions to labelled files, driven by a survey.toml.
+
+Stages, each in its own output folder under OUT:
+
+1. decrypt   -> OUT/submissions/   (+ decrypt-log.csv)            [decrypt] table; skipped without it
+2. ingest    -> OUT/data/          (Parquet tables + tables.json)
+3. validate  -> OUT/validation/    (findings.csv, report.html)
+4. weights   -> OUT/data/          (weight columns) + OUT/weights/  [weights] table; skipped without it
+5. export    -> OUT/export/        (.sav, .dta, .csv, .sps, .do, rename map)
+6. codebook  -> OUT/codebook/      (HTML, XLSX, DDI 2.5 with statistics and export names)
+
+Data problems in one stage (a signature that does not verify, a skip-logic violation) are reported and the run
+goes on; a stage that cannot run at all stops the stages that need its output, and the others still run.
+
+The configuration file format (paths are relative to the file):
+
+    [survey]
+    name = "..."                      # for messages and the codebook
+    form = "../forms/household.xlsx"  # XLSForm or XForm
+    media = "../forms"                # optional: the form's attachments (pulldata CSVs)
+    out = "out"                       # optional: default output folder
+    [decrypt]                         # optional: without it, [ingest] inputs are read as they are
+    inputs = ["submissions"]
+    key = "keys/private.pem"
+    passphrase_file = "keys/passphrase.txt"   # optional; or env MIGKIT_PASSPHRASE
+    workers = 2
+    [ingest]
+    inputs = ["plain-submissions"]    # only without [decrypt]
+    [validate]
+    today = "2026-11-20"              # optional: the date today() returns, for reproducible checks
+    [weights]                         # optional
+    design = "design.toml"
+    [export]
+    formats = ["sav", "dta", "csv"]
+    language = "Russian (ru)"         # optional; default the form's default language
+    [codebook]
+    formats = ["html", "xlsx", "ddi"]
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from toolkit.errors import INPUT_MISSING, INPUT_UNREADABLE, Issue, Severity, ToolkitError, define, error
+
+CONFIG_INVALID = define(
+    "config.invalid", "The survey configuration file is missing a setting or has a wrong one"
+)
+STAGE_FAILED = define("pipeline.stage_failed", "A stage of `migkit run` could not run")
+
+StageStatus = Literal["ok", "problems", "failed", "skipped"]
+STAGES = ("decrypt", "ingest", "validate", "weights", "export", "codebook")
+
+
+@dataclass(frozen=True)
+class SurveyConfig:
+    """A survey.toml, with every path resolved against the file's folder."""
+
+    path: Path
+    name: str
+    form: Path
+    media: Path | None
+    out: Path
+    decrypt_inputs: tuple[Path, ...] = ()
+    key: Path | None = None
+    passphrase_file: Path | None = None
+    workers: int = 1
+    ingest_inputs: tuple[Path, ...] = ()
+    today: date | None = None
+    weights_design: Path | None = None
+    export_formats: tuple[str, ...] = ("sav", "dta", "csv")
+    language: str | None = None
+    codebook_formats: tuple[str, ...] = ("html", "xlsx", "ddi")
+
+    @property
+    def decrypts(self) -> bool:
+        return bool(self.decrypt_inputs)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> SurveyConfig:
+        """Read and check a survey.toml.
+
+        Parameters:
+            path: the configuration file.
+        """
+        source = Path(path)
+        if not source.is_file():
+            raise ToolkitError(
+                error(INPUT_MISSING, "The survey configuration file does not exist.", file=str(source))
+            )
+        try:
+            raw = tomllib.loads(source.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ToolkitError(
+                error(
+                    INPUT_UNREADABLE, f"The survey configuration is not valid TOML: {exc}.", file=str(source)
+                )
+            ) from None
+        base = source.resolve().parent
+
+        def bad(message: str) -> ToolkitError:
+            return ToolkitError(error(CONFIG_INVALID, message, file=str(source)), exit_code=2)
+
+        def section(name: str) -> Mapping[str, Any]:
+            value = raw.get(name, {})
+            if not isinstance(value, dict):
+                raise bad(f"[{name}] must be a table.")
+            return value
+
+        def resolve(value: Any, where: str) -> Path:
+            if not isinstance(value, str) or not value:
+                raise bad(f"{where} must be a path (a non-empty string).")
+            return (base / value).resolve()
+
+        def paths(value: Any, where: str) -> tuple[Path, ...]:
+            items = [value] if isinstance(value, str) else value
+            if not isinstance(items, list) or not items:
+                raise bad(f"{where} must be a path or a list of paths.")
+            return tuple(resolve(item, where) for item in items)
+
+        def strings(value: Any, where: str) -> tuple[str, ...]:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise bad(f"{where} must be a list of strings.")
+            return tuple(value)
+
+        survey = section("survey")
+        if "form" not in survey:
+            raise bad('[survey] needs form = "path/to/form.xlsx".')
+        decrypt = section("decrypt")
+        ingest = section("ingest")
+        validate = section("validate")
+        weights = section("weights")
+        export = section("export")
+        codebook = section("codebook")
+        if not decrypt and not ingest.get("inputs"):
+            raise bad("Say where the submissions are: [decrypt] inputs and key, or [ingest] inputs.")
+        if decrypt and "key" not in decrypt:
+            raise bad('[decrypt] needs key = "path/to/private.pem".')
+        today = validate.get("today")
+        if today is not None and not isinstance(today, date):
+            try:
+                today = date.fromisoformat(str(today))
+            except ValueError:
+                raise bad("[validate] today must be a date such as 2026-11-20.") from None
+        workers = decrypt.get("workers", 1)
+        if not isinstance(workers, int) or workers < 1:
+            raise bad("[decrypt] workers must be a whole number ≥ 1.")
+        return cls(
+            path=source,
+            name=str(survey.get("name") or source.stem),
+            form=resolve(survey["form"], "[survey] form"),
+            media=resolve(survey["media"], "[survey] media") if "media" in survey else None,
+            out=resolve(survey.get("out", "out"), "[survey] out"),
+            decrypt_inputs=paths(decrypt["inputs"], "[decrypt] inputs") if decrypt else (),
+            key=resolve(decrypt["key"], "[decrypt] key") if decrypt else None,
+            passphrase_file=resolve(decrypt["passphrase_file"], "[decrypt] passphrase_file")
+            if "passphrase_file" in decrypt
+            else None,
+            workers=workers,
+            ingest_inputs=paths(ingest["inputs"], "[ingest] inputs") if ingest.get("inputs") else (),
+            today=today,
+            weights_design=resolve(weights["design"], "[weights] design") if "design" in weights else None,
+            export_formats=strings(export.get("formats", ["sav", "dta", "csv"]), "[export] formats"),
+            language=export.get("language"),
+            codebook_formats=strings(codebook.get("formats", ["html", "xlsx", "ddi"]), "[codebook] formats"),
+        )
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    """What one stage did: its status, a one-line summary, figures, files written and issues."""
+
+    name: str
+    status: StageStatus
+    summary: str
+    figures: dict[str, Any] = field(default_factory=dict)
+    outputs: tuple[str, ...] = ()
+    issues: tuple[Issue, ...] = ()
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    survey: str
+    out_dir: str
+    stages: tuple[StageOutcome, ...]
+
+    @property
+    def failed(self) -> bool:
+        return any(stage.status == "failed" for stage in self.stages)
+
+    @property
+    def ok(self) -> bool:
+        return all(stage.status in {"ok", "skipped"} for stage in self.stages)
+
+
+class _Stop(Exception):
+    """A stage that cannot run: carries its outcome."""
+
+    def __init__(self, outcome: StageOutcome) -> None:
+        super().__init__(outcome.summary)
+        self.outcome = outcome
+
+
+def _passphrase(config: SurveyConfig) -> bytes | None:
+    from toolkit.crypto import key_needs_passphrase, read_passphrase_file
+
+    if config.key is None or not key_needs_passphrase(config.key):
+        return None
+    if config.passphrase_file is not None:
+        return read_passphrase_file(config.passphrase_file)
+    env = os.environ.get("MIGKIT_PASSPHRASE")
+    if env:
+        return env.encode("utf-8")
+    raise ToolkitError(
+        error(
+            CONFIG_INVALID,
+            "The private key is protected by a passphrase: give [decrypt] passphrase_file or set "
+            "MIGKIT_PASSPHRASE.",
+            file=str(config.key),
+        ),
+        exit_code=2,
+    )
+
+
+def _stage_decrypt(config: SurveyConfig, out: Path) -> StageOutcome:
+    from toolkit.crypto import decrypt, load_private_key
+
+    key = load_private_key(config.key, passphrase=_passphrase(config))  # type: ignore[arg-type]
+    target = out / "submissions"
+    result = decrypt(list(config.decrypt_inputs), key=key, out_dir=target, workers=config.workers)
+    counts = {status: n for status, n in result.counts.items() if n}
+    issues = tuple(
+        Issue(
+            row.reason_code or "decrypt." + str(row.status),
+            Severity.ERROR,
+            row.message,
+            _location(instance=row.instance_id, file=row.source),
+        )
+        for row in result.submissions
+        if not row.good
+    )
+    summary = f"{result.total} submissions: " + ", ".join(
+        f"{n} {status}" for status, n in sorted(counts.items())
+    )
+    if result.total == 0:
+        raise _Stop(
+            StageOutcome(
+                "decrypt",
+                "failed",
+                "No submissions were found in the inputs.",
+                outputs=(str(result.log_path),),
+            )
+        )
+    return StageOutcome(
+        "decrypt",
+        "ok" if result.ok else "problems",
+        summary,
+        counts,
+        (str(target), str(result.log_path)),
+        issues,
+    )
+
+
+def _location(**where: Any):  # noqa: ANN202
+    from toolkit.errors import Location
+
+    return Location(**where)
+
+
+def _stage_ingest(config: SurveyConfig, form: Any, inputs: list[Path], out: Path) -> StageOutcome:
+    from toolkit.ingest import ingest, write_tables
+
+    result = ingest(inputs, form, media_dir=config.media, workers=config.workers)
+    rows = {name: len(frame) for name, frame in result.tables.items()}
+    if not rows.get(form.form_id):
+        raise _Stop(
+            StageOutcome(
+                "ingest", "failed", f"No submissions of form {form.form_id} were found.", issues=result.issues
+            )
+        )
+    written = write_tables(result, out / "data")
+    summary = ", ".join(f"{name}: {n} rows" for name, n in rows.items())
+    status: StageStatus = "ok" if result.valid else "problems"
+    return StageOutcome(
+        "ingest", status, summary, {"rows": rows}, tuple(str(p) for p in written), result.issues
+    )
+
+
+def _stage_validate(config: SurveyConfig, submissions: Path, target: Path) -> StageOutcome:
+    from toolkit import validate as validation
+
+    result = validation.validate(submissions, config.form, media_dir=config.media, today=config.today)
+    target.mkdir(parents=True, exist_ok=True)
+    outputs = []
+    writer = getattr(validation, "write_findings_csv", None)
+    if writer is not None:
+        writer(result, target / "findings.csv")
+    else:
+        _atomic_text(target / "findings.csv", _findings_csv(result.findings))
+    outputs.append(str(target / "findings.csv"))
+    html_writer = getattr(validation, "write_report_html", None) or getattr(
+        validation, "render_report_html", None
+    )
+    if html_writer is not None:
+        if html_writer.__name__.startswith("render"):
+            _atomic_text(target / "report.html", html_writer(result))
+        else:
+            html_writer(result, target / "report.html")
+        outputs.append(str(target / "report.html"))
+    counts: dict[str, int] = {}
+    for finding in result.findings:
+        counts[finding.code] = counts.get(finding.code, 0) + 1
+    checked = result.stats.get("instances", result.stats.get("submissions", "?"))
+    summary = f"{checked} submissions checked: " + (
+        ", ".join(f"{n} {code}" for code, n in sorted(counts.items())) if counts else "no findings"
+    )
+    return StageOutcome(
+        "validate",
+        "ok" if result.valid else "problems",
+        summary,
+        counts,
+        tuple(outputs),
+        tuple(result.issues),
+    )
+
+
+def _findings_csv(findings: Any) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["instance_id", "path", "code", "value", "expression", "message"])
+    for f in findings:
+        writer.writerow([f.instance_id, f.path, f.code, f.value, f.expression, f.message])
+    return buffer.getvalue()
+
+
+def _atomic_text(target: Path, text: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        Path(tmp).replace(target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _stage_weights(config: SurveyConfig, out: Path) -> StageOutcome:
+    from toolkit.weights import compute_weights
+
+    result = compute_weights(out / "data", config.weights_design, out_dir=out / "data")  # type: ignore[arg-type]
+    report_dir = out / "weights"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    outputs = []
+    for produced in (result.report, result.histogram):
+        target = report_dir / Path(produced).name
+        shutil.copyfile(produced, target)
+        outputs.append(str(target))
+    final = result.steps[-1] if result.steps else {}
+    figures = {
+        key: final.get(key) for key in ("n", "sum", "min", "max", "cv", "deff_kish", "n_eff") if key in final
+    }
+    summary = "household" + (" and person" if result.person_table else "") + " weights computed"
+    if figures:
+        summary += "; " + ", ".join(
+            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()
+        )
+    status: StageStatus = "problems" if any(i.severity == Severity.ERROR for i in result.issues) else "ok"
+    return StageOutcome("weights", status, summary, figures, tuple(outputs), result.issues)
+
+
+def _stage_export(config: SurveyConfig, form: Any, out: Path) -> StageOutcome:
+    from toolkit.export import export_tables
+
+    result = export_tables(
+        out / "data", form, formats=config.export_formats, language=config.language, out_dir=out / "export"
+    )
+    data_files = [f for f in result.files if f.kind in {"sav", "dta", "csv"}]
+    summary = (
+        f"{len(data_files)} data files ({', '.join(config.export_formats)}), "
+        f"{len(result.files) - len(data_files)} companion files"
+    )
+    warnings = [i for i in result.issues if i.severity == Severity.WARNING]
+    if warnings:
+        summary += f", {len(warnings)} warnings (renamed or shortened; see the rename map)"
+    return StageOutcome(
+        "export",
+        "ok" if result.ok else "problems",
+        summary,
+        {"files": len(result.files)},
+        tuple(f.path for f in result.files),
+        result.issues,
+    )
+
+
+def _stage_codebook(config: SurveyConfig, form: Any, out: Path) -> StageOutcome:
+    from toolkit.codebook import write_codebook
+    from toolkit.ingest import read_tables
+
+    tables = read_tables(out / "data").tables
+    rename = out / "export" / f"{form.form_id}-rename-map.csv"
+    result = write_codebook(
+        form,
+        out_dir=out / "codebook",
+        formats=config.codebook_formats,
+        tables=tables,
+        rename_map=rename if rename.is_file() else None,
+        language=config.language,
+    )
+    return StageOutcome(
+        "codebook", "ok", f"{len(result.files)} files", outputs=result.files, issues=result.issues
+    )
+
+
+def run_survey(
+    config: SurveyConfig,
+    *,
+    out_dir: str | os.PathLike[str] | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> PipelineResult:
+    """Run every configured stage in order and return what each did.
+
+    Parameters:
+        config: the survey configuration (`SurveyConfig.from_file`).
+        out_dir: output folder; default the configuration's `out`.
+        on_stage: called with a stage's name when it starts (progress display).
+    """
+    from toolkit.xform import load_form
+
+    out = Path(out_dir) if out_dir is not None else config.out
+    out.mkdir(parents=True, exist_ok=True)
+    outcomes: list[StageOutcome] = []
+    form = load_form(config.form)
+    broken: set[str] = set()
+    needs = {
+        "ingest": {"decrypt"},
+        "validate": {"decrypt"},
+        "weights": {"ingest"},
+        "export": {"ingest", "weights"},
+        "codebook": {"ingest"},
+    }
+    submissions = out / "submissions" if config.decrypts else None
+    inputs = [submissions] if submissions is not None else list(config.ingest_inputs)
+    plan: list[tuple[str, Callable[[], StageOutcome] | None]] = [
+        ("decrypt", (lambda: _stage_decrypt(config, out)) if config.decrypts else None),
+        ("ingest", lambda: _stage_ingest(config, form, inputs, out)),  # type: ignore[arg-type]
+        ("validate", lambda: _stage_validate_all(config, inputs, out)),  # type: ignore[arg-type]
+        ("weights", (lambda: _stage_weights(config, out)) if config.weights_design else None),
+        ("export", lambda: _stage_export(config, form, out)),
+        ("codebook", lambda: _stage_codebook(config, form, out)),
+    ]
+    for name, step in plan:
+        if step is None:
+            outcomes.append(StageOutcome(name, "skipped", "not configured"))
+            continue
+        blocked = needs.get(name, set()) & broken
+        if blocked:
+            outcomes.append(
+                StageOutcome(name, "skipped", f"skipped: {', '.join(sorted(blocked))} did not run")
+            )
+            broken.add(name)
+            continue
+        if on_stage is not None:
+            on_stage(name)
+        started = time.perf_counter()
+        try:
+            outcome = step()
+        except _Stop as stop:
+            outcome = stop.outcome
+        except ToolkitError as exc:
+            outcome = StageOutcome(name, "failed", exc.issue.message, issues=(exc.issue,))
+        elapsed = time.perf_counter() - started
+        outcome = StageOutcome(
+            outcome.name,
+            outcome.status,
+            outcome.summary,
+            outcome.figures,
+            outcome.outputs,
+            outcome.issues,
+            round(elapsed, 3),
+        )
+        if outcome.status == "failed":
+            broken.add(name)
+        outcomes.append(outcome)
+    return PipelineResult(config.name, str(out), tuple(outcomes))
+
+
+def _stage_validate_all(config: SurveyConfig, inputs: list[Path], out: Path) -> StageOutcome:
+    """Validate each input folder; several inputs get one sub-folder of OUT/validation each."""
+    if len(inputs) == 1:
+        return _stage_validate(config, inputs[0], out / "validation")
+    outcomes = [
+        _stage_validate(config, path, out / "validation" / f"{i}-{path.name}")
+        for i, path in enumerate(inputs, 1)
+    ]
+    status: StageStatus = "ok" if all(o.status == "ok" for o in outcomes) else "problems"
+    return StageOutcome(
+        "validate",
+        status,
+        "; ".join(o.summary for o in outcomes),
+        outputs=tuple(p for o in outcomes for p in o.outputs),
+        issues=tuple(i for o in outcomes for i in o.issues),
+    )
