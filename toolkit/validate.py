@@ -150,6 +150,8 @@ class _Rule:
     calculate: CompiledExpr | None = None
     choices: frozenset[str] | None = None
     is_question: bool = False
+    itemset: CompiledExpr | None = None  # the filtered choices (itemset nodeset with a choice_filter)
+    value_name: str = "name"
 
 
 @dataclass
@@ -268,6 +270,9 @@ def compile_form(model: FormModel, *, media_dir: Path | None = None) -> Compiled
             if node.calculate is not None and node.question_type not in _PRELOADED:
                 rule.calculate = _compile_bind(node.calculate, node, "calculation", problems)
             rule.choices = _static_choices(model, node, secondary)
+            if rule.choices is not None and node.choice_filter and node.itemset:
+                rule.itemset = _compile_bind(node.itemset, node, "choice filter", problems)
+                rule.value_name = (node.choice_value_ref or "name").strip().split("/")[-1] or "name"
         rules[node.path] = rule
     order, unresolved = _triggerable_order(model, rules)
     types = {n.path: n.data_type for n in model.fields() if n.data_type}
@@ -557,7 +562,9 @@ def validate_tree(
         if text is not None and text != "" and not _type_ok(text, rule.node):
             bad_type.add(id(xnode))
             ctx.add(TYPE_INVALID, xnode, rule.node, text, None,
-                    f"{rule.node.name}: {text!r} is not a valid {rule.node.data_type}.")
+                    f"{rule.node.name}: {text!r} is not a valid {rule.node.data_type}; it is read as empty.")
+            # JavaRosa cannot load such a value; like ingest's typed tables, the rules see an empty answer.
+            xnode.set(None)
         if rule.calculate is not None:
             stored[id(xnode)] = text or ""
 
@@ -620,7 +627,7 @@ def validate_tree(
             if not _same_value(stored.get(id(xnode), ""), computed, node.data_type):
                 ctx.add(CALCULATE_MISMATCH, xnode, node, stored.get(id(xnode), ""), rule.calculate.source,
                         f"{node.name}: stored {stored.get(id(xnode), '')!r} but the calculation gives {computed!r}.")
-        if rule.required is not None and not answered:
+        if rule.required is not None and not answered and id(xnode) not in bad_type:
             try:
                 required = to_boolean(ctx.evaluate(rule.required, xnode, node, "required"))
             except XPathError:
@@ -636,6 +643,18 @@ def validate_tree(
             if unknown:
                 ctx.add(CHOICE_UNKNOWN, xnode, node, text, node.itemset,
                         f"{node.name}: {' '.join(unknown)!r} is not in the choice list {node.choice_list!r}.")
+            elif rule.itemset is not None:
+                try:
+                    items = ctx.evaluate(rule.itemset, xnode, node, "choice filter")
+                except XPathError:
+                    items = None
+                if isinstance(items, list):
+                    allowed = {_item_value(item, rule.value_name) for item in items}
+                    outside = [v for v in values if v not in allowed]
+                    if outside:
+                        ctx.add(CHOICE_UNKNOWN, xnode, node, text, node.choice_filter,
+                                f"{node.name}: {' '.join(outside)!r} is in the list {node.choice_list!r} but not "
+                                f"among the choices its filter ({node.choice_filter}) allows here.")
         if rule.constraint is not None:
             try:
                 ok = to_boolean(ctx.evaluate(rule.constraint, xnode, node, "constraint"))
@@ -648,6 +667,11 @@ def validate_tree(
 
 
 _MAX_PASSES = 12
+
+
+def _item_value(item: XNode, value_name: str) -> str:
+    child = item.child(value_name)
+    return child.string if child is not None else ""
 
 
 def _verdict(ctx: _Context, rule: _Rule, xnode: XNode) -> tuple[str, bool, bool, str, str]:
