@@ -7,6 +7,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openpyxl import Workbook, load_workbook
 from pyxform.xls2json_backends import md_table_to_workbook
 from typer.testing import CliRunner
@@ -722,3 +724,17 @@ def test_nested_repeats_sum_their_children_and_see_their_parents(tmp_path: Path)
     bad = lint(tmp_path, form(head="", rows=NESTED.format(total="${rc_amt} * 2")), "bad.md")
     assert found(bad, forms.LINT_REPEAT_REFERENCE) == [("survey", 8, "calculation")]
     assert "repeat rc" in bad.issues[0].message
+
+
+PIECES = [*"${}()[]'\"./@*=!<>+-|, \n:", " and ", "or", "div", "x", "1", "q9", "${q}", "sum("]
+
+
+@given(st.lists(st.sampled_from(PIECES), max_size=30).map("".join))
+@settings(max_examples=300, deadline=None)
+def test_parser_never_fails_with_anything_but_expression_error(text: str) -> None:
+    try:
+        tree = parse_expression(text)
+    except ExpressionError as exc:
+        assert 0 <= exc.position <= len(text)
+    else:
+        assert all(node.kind for node in tree.walk())

@@ -563,6 +563,8 @@ class _Linter:
         self, expr: _Expression, question: _Element, shown: str, literal: str | float, where: dict[str, Any]
     ) -> None:
         names = self.choice_names(question)
+        if question.list_name not in self.form.lists:
+            return  # pyxform reports the missing list (lint.form_invalid)
         # XPath compares a number with the answer converted to a number, a string with the answer as text
         known = literal in names if isinstance(literal, str) else any(_number(n) == literal for n in names)
         if not known:
