@@ -61,7 +61,7 @@ def tokenize(text: str) -> list[Token]:
     Parameters:
         text: the expression as written in the cell (smart quotes are read as plain quotes, as pyxform does).
 
-    Raises ExpressionError on a character XPath does not allow, an unclosed string or a malformed ${reference}.
+    Raises ExpressionError on a character XPath does not allow, an unclosed string or a bad ${reference}.
     """
     text = text.translate(_SMART_QUOTES)  # pyxform replaces smart quotes the same way
     tokens: list[Token] = []

@@ -1089,15 +1089,15 @@ def _name_limit(labelled: bool) -> int:
 _COLUMN_IN_MESSAGE = re.compile(r"the '([^']+)' (?:value|column)", re.IGNORECASE)
 
 
-# pyxform's error for duplicate choice names; lint reports those itself (lint.choice_duplicate_name, with rows).
+# pyxform's error for duplicate choice names; lint reports them itself, with rows (choice_duplicate_name).
 _PYXFORM_DUPLICATE_CHOICES = "Choice names must be unique"
 
 
 def _structure_issues(form: _Form, data: Any) -> list[Issue]:
     """Compile with pyxform (no ODK Validate) and turn its error into lint.form_invalid.
 
-    pyxform stops at its first error. When that is the duplicate-choice check, which lint already reports row by
-    row, the compile is repeated with allow_choice_duplicates so that structure errors behind it still show.
+    pyxform stops at its first error. When that is the duplicate-choice check, which lint reports row by row,
+    the compile is repeated with allow_choice_duplicates so that structure errors behind it still show.
     """
     workbook = {f.name: getattr(data, f.name) for f in dataclass_fields(data)}
     for attempt in range(2):
