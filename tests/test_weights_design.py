@@ -322,3 +322,128 @@ def test_rake_command_nonconvergence(small_table: tuple[Path, Path], tmp_path: P
     warned = runner.invoke(app, [*args, "--on-nonconvergence", "warn", "--json"])
     assert warned.exit_code == 1 and json.loads(warned.stdout)["converged"] is False
     assert (tmp_path / "o.csv").exists()
+
+
+def _variant(example: dict[str, Path], name: str, edit) -> Path:
+    design = example["design.toml"].parent / f"design-{name}.toml"
+    design.write_text(edit(example["design.toml"].read_text(encoding="utf-8")), encoding="utf-8")
+    return design
+
+
+def test_frame_file_gives_the_same_base_weights(example: dict[str, Path], tmp_path: Path) -> None:
+    design = _variant(
+        example,
+        "frame",
+        lambda t: t.replace(
+            'stratum_mos = "stratum_mos"',
+            'frame_file = "frame.csv"\nframe_stratum = "stratum"\nframe_mos = "mos"',
+        ),
+    )
+    a = compute_weights(example["DATA"], example["design.toml"], out_dir=tmp_path / "a")
+    b = compute_weights(example["DATA"], design, out_dir=tmp_path / "b")
+    wa = pd.read_parquet(a.household_table)["weight_base"]
+    wb = pd.read_parquet(b.household_table)["weight_base"]
+    np.testing.assert_allclose(wa, wb, rtol=1e-12)
+    assert all(0.8 < row["ratio"] < 1.25 for row in b.stratum_check.values())
+
+
+@pytest.mark.parametrize(
+    ("method", "extra"),
+    [
+        ("poststratify", ""),
+        ("linear", ""),
+        ("linear_bounded", "bounds = [0.5, 2.0]"),
+        ("logit", "bounds = [0.5, 2.0]"),
+    ],
+)
+def test_household_calibration_methods(
+    example: dict[str, Path], tmp_path: Path, method: str, extra: str
+) -> None:
+    design = _variant(
+        example,
+        f"hh-{method}",
+        lambda t: t.replace(
+            '[calibration.households]\nmethod = "rake"',
+            f'[calibration.households]\nmethod = "{method}"\n{extra}',
+        ).replace('method = "jkn"', 'method = "none"'),
+    )
+    res = compute_weights(example["DATA"], design, out_dir=tmp_path)
+    step = next(s for s in res.steps if s["step"].startswith("calibrate_households"))
+    assert step["method"] == method and step["max_rel_error"] < 1e-6
+    if extra:
+        factor = step["summary"]["factor"]
+        assert factor["min"] >= 0.5 - 1e-9 and factor["max"] <= 2.0 + 1e-9
+
+
+def test_trimming_cycles_are_reported(example: dict[str, Path], tmp_path: Path) -> None:
+    design = _variant(
+        example,
+        "trim",
+        lambda t: (
+            t.replace('method = "median"            # none', 'method = "quantile"          # none')
+            .replace("value = 3.5", "value = 0.95")
+            .replace('method = "jkn"', 'method = "none"')
+        ),
+    )
+    res = compute_weights(example["DATA"], design, out_dir=tmp_path)
+    trims = [s for s in res.steps if s["step"].startswith("trim[")]
+    assert trims and trims[0]["n_trimmed"] > 0 and trims[0]["mass_moved"] > 0
+    assert trims[0]["summary"]["max"] <= trims[0]["cap"] * (1 + 1e-9)
+    assert trims[0]["summary"]["sum"] == pytest.approx(
+        next(s for s in res.steps if s["step"] == "nonresponse")["summary"]["sum"], rel=1e-9
+    )
+
+
+@pytest.mark.parametrize(("method", "n"), [("bootstrap", 12), ("jk1", None)])
+def test_other_replicate_methods(
+    example: dict[str, Path], tmp_path: Path, method: str, n: int | None
+) -> None:
+    design = _variant(
+        example, f"rep-{method}", lambda t: t.replace('method = "jkn"', f'method = "{method}"\nn = {n or 0}')
+    )
+    res = compute_weights(example["DATA"], design, out_dir=tmp_path)
+    assert res.replicates is not None and res.replicates["method"] == method
+    hl = pd.read_parquet(res.person_table)
+    reps = [c for c in hl.columns if c.startswith("repw_")]
+    assert len(reps) == (n or res.replicates["n"])
+    row = estimate(
+        hl,
+        weight="weight_person",
+        statistic="mean",
+        variable="hl_age",
+        replicate_prefix="repw_",
+        method=method,
+    ).rows[0]  # type: ignore[arg-type]
+    assert np.isfinite(row.se) and row.se > 0
+
+
+def test_brr_needs_two_psus_per_stratum(example: dict[str, Path], tmp_path: Path) -> None:
+    design = _variant(example, "rep-brr", lambda t: t.replace('method = "jkn"', 'method = "brr"'))
+    with pytest.raises(WeightingError) as info:
+        compute_weights(example["DATA"], design, out_dir=tmp_path)
+    assert info.value.issues[0].code == "weights.replicate_design"
+
+
+def test_one_person_selected_among_k(example: dict[str, Path], tmp_path: Path) -> None:
+    data = tmp_path / "DATA"
+    data.mkdir()
+    for f in example["DATA"].iterdir():
+        (data / f.name).write_bytes(f.read_bytes())
+    roster = pd.read_parquet(data / "household-hl.parquet")
+    roster["k_eligible"] = 3
+    roster.to_parquet(data / "household-hl.parquet", index=False)
+    design = _variant(
+        example,
+        "k",
+        lambda t: (
+            t.replace(
+                'listing_group = "listing_group"',
+                'listing_group = "listing_group"\nselected_among = "k_eligible"',
+            )
+            .replace('[calibration.persons]\nmethod = "rake"', '[calibration.persons]\nmethod = "none"')
+            .replace('method = "jkn"', 'method = "none"')
+        ),
+    )
+    res = compute_weights(data, design, out_dir=tmp_path / "out")
+    hl = pd.read_parquet(res.person_table)
+    np.testing.assert_allclose(hl["weight_person"], 3 * hl["weight_hh"])

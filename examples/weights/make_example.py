@@ -8,9 +8,9 @@ roster, and population controls.
 
     python examples/weights/make_example.py OUTDIR
 
-writes OUTDIR/psu_sample.csv, listing.csv, noninterview.csv, controls_households.csv, controls_persons.csv,
-design.toml (a copy of the one next to this script) and OUTDIR/DATA/ (household.parquet, household-hl.parquet,
-tables.json) in the layout `migkit ingest` writes (docs/tables.md). Then:
+writes OUTDIR/frame.csv (EA frame), psu_sample.csv, listing.csv, noninterview.csv, controls_households.csv,
+controls_persons.csv, design.toml (a copy of the one next to this script) and OUTDIR/DATA/ (household.parquet,
+household-hl.parquet, tables.json) in the layout `migkit ingest` writes (docs/tables.md). Then:
 
     migkit weights OUTDIR/DATA --design OUTDIR/design.toml
 """
@@ -179,6 +179,7 @@ def build_example(outdir: Path | str, *, seed: int = 7) -> dict[str, Path]:
         ],
     }
     (out / "DATA" / "tables.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    frame[["stratum", "ea", "mos"]].to_csv(out / "frame.csv", index=False)
     pd.DataFrame(sample_rows).to_csv(out / "psu_sample.csv", index=False)
     pd.DataFrame(listing_rows).to_csv(out / "listing.csv", index=False)
     pd.DataFrame(noninterview).to_csv(out / "noninterview.csv", index=False)
@@ -203,6 +204,7 @@ def build_example(outdir: Path | str, *, seed: int = 7) -> dict[str, Path]:
     return {
         name: out / name
         for name in (
+            "frame.csv",
             "psu_sample.csv",
             "listing.csv",
             "noninterview.csv",
