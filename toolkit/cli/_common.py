@@ -24,7 +24,8 @@ from toolkit.errors import EXIT_CANNOT_RUN, EXIT_USAGE, ToolkitError
 
 # Machine output (JSON, tables asked for) goes to stdout; messages and progress go to stderr.
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+# soft_wrap: long messages and paths are never broken with inserted newlines (users copy them).
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class _State:
