@@ -9,6 +9,7 @@ The design file format is in docs/weights.md.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import shutil
@@ -552,8 +553,55 @@ class _ChainOut:
     issues: list[Issue]
 
 
+def _class_labels(frame: pd.DataFrame, columns: list[str], what: str) -> np.ndarray:
+    """Class label per row: the values of the class columns joined with "|" (as the collapse map keys)."""
+    missing = [col for col in columns if col not in frame.columns]
+    if missing:
+        raise WeightingError(
+            [
+                error(
+                    DESIGN_INVALID,
+                    f"{what}: no column(s) {', '.join(missing)} in the household "
+                    "table or the PSU sample file",
+                )
+            ]
+        )
+    parts = []
+    for col in columns:
+        values = frame[col]
+        if values.isna().any():
+            first = int(np.flatnonzero(values.isna().to_numpy())[0]) + 1
+            raise WeightingError(
+                [
+                    error(
+                        DESIGN_INVALID,
+                        f"{what}: {int(values.isna().sum())} household(s) have no "
+                        f"value for {col} (first at row {first}); fill it or choose another class "
+                        "variable",
+                        variable=col,
+                        row=first,
+                    )
+                ]
+            )
+        parts.append(values.map(level_label).astype(str).to_numpy(dtype=object))
+    out = parts[0]
+    for part in parts[1:]:
+        out = out + "|" + part
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _margins_cached(path: Path, _mtime_ns: int) -> tuple:
+    return tuple(margins_from_frame(read_table(path), source=path.name))
+
+
+def _margins(path: Path) -> tuple:
+    # Read once per run (the replicates rerun calibration many times), again when the file changes.
+    return _margins_cached(path, path.stat().st_mtime_ns)
+
+
 def _calibrate_step(spec: CalibrationSpec, table: pd.DataFrame, w: np.ndarray) -> CalibrationResult:
-    margins = margins_from_frame(read_table(spec.margins), source=spec.margins.name)  # type: ignore[arg-type]
+    margins = list(_margins(spec.margins))  # type: ignore[arg-type]
     on = "warn" if spec.on_nonconvergence == "warn" else "error"
     if spec.method == "rake":
         return rake(
@@ -614,18 +662,7 @@ def _run_chain(
     classes_cols = list(nr["classes"])
     frame = units.frame
     if classes_cols:
-        missing = [col for col in classes_cols if col not in frame.columns]
-        if missing:
-            raise WeightingError(
-                [
-                    error(
-                        DESIGN_INVALID,
-                        f"[nonresponse] classes: no column(s) {', '.join(missing)} in "
-                        "the household table or the PSU sample file",
-                    )
-                ]
-            )
-        cls = frame[classes_cols].astype(str).agg("|".join, axis=1).to_numpy(dtype=object)
+        cls = _class_labels(frame, classes_cols, "[nonresponse] classes")
     else:
         cls = np.full(len(frame), "all", dtype=object)
     adj = nonresponse_adjust(
@@ -653,7 +690,7 @@ def _run_chain(
     for cycle in range(max(cycles, 1)):
         if cap is not None:
             tcls = (
-                frame.loc[er, list(tr["classes"])].astype(str).agg("|".join, axis=1).to_numpy()
+                _class_labels(frame.loc[er], list(tr["classes"]), "[trimming] classes")
                 if tr["classes"]
                 else None
             )
