@@ -260,3 +260,19 @@ def test_cli_estimate_lonely_psu_exit_code(tmp_path: Path) -> None:
     base = ["estimate", str(path), "--weight", "w", "--strata", "h", "--psu", "p", "--total", "y"]
     assert runner.invoke(app, base).exit_code == 1
     assert runner.invoke(app, [*base, "--lonely-psu", "certainty"]).exit_code == 0
+
+
+def test_missing_design_values_are_refused() -> None:
+    data = LONELY.astype({"p": "float"}).copy()
+    data.loc[3, "p"] = np.nan
+    with pytest.raises(ToolkitError) as info:
+        estimate(data, weight="w", statistic="mean", variable="y", strata="h", psu="p")
+    assert info.value.issue.code == "estimate.design_missing" and info.value.issue.location.row == 4
+
+
+def test_zero_weight_rows_stay_in_the_design_but_not_in_n() -> None:
+    data = LONELY.assign(h=[1, 1, 1, 1, 2, 2], p=[1, 1, 2, 2, 3, 4])
+    data.loc[0, "w"] = 0.0
+    row = estimate(data, weight="w", statistic="mean", variable="y", strata="h", psu="p").rows[0]
+    assert row.n == 5 and row.df == 2
+    assert row.estimate == pytest.approx(data["y"][1:].mean())

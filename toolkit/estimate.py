@@ -41,7 +41,7 @@ EMPTY_DOMAIN = define("estimate.empty_domain", "A domain has no sample cases or 
 REPLICATES_MISSING = define(
     "estimate.replicates_missing", "No replicate weight columns start with the given prefix"
 )
-BRR_DESIGN = define("estimate.brr_design", "BRR and Fay's method need exactly 2 PSUs in every stratum")
+DESIGN_MISSING = define("estimate.design_missing", "A stratum or PSU column has missing values")
 
 
 @dataclass(frozen=True)
@@ -354,7 +354,7 @@ def _ratio_parts(
     d = np.where(used, dom, 0)
     wy = np.where(used, w * np.nan_to_num(y), 0.0)
     ty = np.bincount(d, weights=wy, minlength=n_dom)
-    n = np.bincount(d, weights=used.astype(float), minlength=n_dom)
+    n = np.bincount(d, weights=(used & (w > 0)).astype(float), minlength=n_dom)  # cases that carry weight
     if spec.x is None:
         return ty, wy, used, n
     wx = np.where(used, w * np.nan_to_num(x), 0.0)
@@ -408,6 +408,18 @@ def estimate(
     for col in (strata, psu):
         if col is not None and col not in table.columns:
             _numeric(table, col)
+        if col is not None and table[col].isna().any():
+            first = int(np.flatnonzero(table[col].isna().to_numpy())[0]) + 1
+            raise ToolkitError(
+                error(
+                    DESIGN_MISSING,
+                    f"design column {col!r} has {int(table[col].isna().sum())} missing value(s) "
+                    f"(first at data row {first}); every row needs its stratum and PSU",
+                    variable=col,
+                    row=first,
+                ),
+                EXIT_DATA_PROBLEMS,
+            )
     design = make_design(
         len(table),
         None if strata is None else table[strata].to_numpy(),

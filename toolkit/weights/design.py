@@ -932,6 +932,7 @@ def compute_weights(
         "steps": chain.steps,
         "by_stratum": by_stratum,
         "stratum_check": base_info["stratum_check"],
+        "psus": base_info["p1"],
         "replicates": rep_info,
         "issues": [i.flatten() for i in issues],
         "columns": dict(o),
