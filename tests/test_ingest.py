@@ -162,11 +162,15 @@ def test_duplicates_same_content_kept_once_other_content_kept_with_suffix(tmp_pa
     result = ingest([folder], model)
     assert result.tables["hh"]["KEY"].tolist() == ["uuid:aaaa", "uuid:bbbb", "uuid:bbbb~dup2"]
     assert len(result.tables["hh-hl"]) == 2
-    found = sorted((i.code, str(i.severity), i.location.instance) for i in result.issues)
+    found = sorted(
+        (i.code, str(i.severity), i.location.instance, Path(i.location.file).parent.name) for i in result.issues
+    )
     assert found == [
-        ("duplicate_instance", "error", "uuid:bbbb"),
-        ("duplicate_instance", "warning", "uuid:aaaa"),
+        ("duplicate_instance", "error", "uuid:bbbb", "b-other"),
+        ("duplicate_instance", "warning", "uuid:aaaa", "a-copy"),
     ]
+    # The first in path order keeps the instanceID: b/ (consent 2) before b-other/ (consent 1).
+    assert result.tables["hh"]["consent"].tolist() == ["1", "2", "1"]
 
 
 def test_finds_instances_and_skips_manifests_xforms_and_logs(tmp_path, model, shared_dir) -> None:
@@ -313,10 +317,14 @@ def csv_bytes(rows: list[list[str]]) -> bytes:
     return buffer.getvalue().encode("utf-8")
 
 
-def test_central_csv_zip_gives_the_tables_xml_gives(tmp_path, model, xml_result) -> None:
+@pytest.mark.parametrize("group_paths", [True, False], ids=["group-paths", "bare-names"])
+def test_central_csv_zip_gives_the_tables_xml_gives(tmp_path, model, xml_result, group_paths) -> None:
+    root = [list(row) for row in CENTRAL_ROOT]
+    if not group_paths:  # Central's "remove group names" export option
+        root[0] = [name.split("-", 1)[1] if name.startswith(("g-", "meta-")) else name for name in root[0]]
     archive = tmp_path / "hh.zip"
     with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("hh.csv", csv_bytes(CENTRAL_ROOT))
+        zf.writestr("hh.csv", csv_bytes(root))
         zf.writestr("hh-hl.csv", csv_bytes(CENTRAL_HL))
         zf.writestr("hh-trip.csv", csv_bytes(CENTRAL_TRIP))
         zf.writestr("media/1561432532482.jpg", b"\xff\xd8jpeg")

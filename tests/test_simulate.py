@@ -30,6 +30,10 @@ FORM = """
 | | select_one yndk | hl_school | At school | ${hl_age} >= 5 and ${hl_age} <= 24 | | | | |
 | | select_multiple reason | hl_reason | Reasons | ${hl_age} >= 15 | not((selected(.,'98') or selected(.,'99')) and count-selected(.)>1) | | | |
 | | calculate | hl_adult | | | | if(${hl_age} >= 18, 1, 0) | | |
+| | integer | hl_trips | Trips | ${hl_age} >= 15 | . >= 0 and . <= 3 | | | |
+| | begin_repeat | trip | Trip | ${hl_age} >= 15 | | | ${hl_trips} | |
+| | text | trip_where | Where | | | | | |
+| | end_repeat | | | | | | | |
 | | end_repeat | | | | | | | |
 | | calculate | n_adults | | | | sum(${hl_adult}) | | |
 | | decimal | income | Income | | (. >= 100 and . <= 5000) or . = -98 or . = -99 | | | |
@@ -77,7 +81,7 @@ def test_writes_the_decrypt_layout_and_ingests_back(simulated) -> None:
     folders = sorted(p.name for p in result.out_dir.iterdir())
     assert folders == sorted(i.removeprefix("uuid:") for i in result.instance_ids)
     assert tables.issues == () and len(tables.tables["sim"]) == N
-    assert len(tables.tables["sim-hl"]) == result.stats["repeat_rows"]
+    assert len(tables.tables["sim-hl"]) + len(tables.tables["sim-trip"]) == result.stats["repeat_rows"]
     root = etree.parse(str(result.out_dir / folders[0] / "submission.xml")).getroot()
     assert (root.tag, root.get("id"), root.get("version")) == ("data", "sim", "3")
 
@@ -118,6 +122,10 @@ def test_repeat_counts_and_calculations(simulated) -> None:
     stored = main.dropna(subset=["n_adults"]).set_index("hh_id")["n_adults"].astype(int)
     assert (adults.reindex(stored.index) == stored).all()
     assert (hl["hl_adult"] == (hl["hl_age"] >= 18).astype(int).astype(str)).all()
+    # A nested repeat sized by a question of its own member (pyxform writes the count relative: ../hl_trips).
+    trips = simulated[1].tables["sim-trip"].groupby("PARENT_KEY").size()
+    wanted = hl.dropna(subset=["hl_trips"]).set_index("KEY")["hl_trips"]
+    assert wanted.sum() > 0 and (trips.reindex(wanted.index, fill_value=0) == wanted).all()
 
 
 def test_deterministic_for_a_seed_whatever_the_processes(tmp_path, model, monkeypatch) -> None:
@@ -158,5 +166,5 @@ def test_cli_simulate_then_ingest(tmp_path) -> None:
     )
     assert run.exit_code == 0, run.output
     rows = json.loads(run.stdout)["tables"]
-    assert (rows["sim"]["rows"], rows["sim-hl"]["rows"]) == (20, stats["repeat_rows"])
+    assert (rows["sim"]["rows"], rows["sim-hl"]["rows"] + rows["sim-trip"]["rows"]) == (20, stats["repeat_rows"])
     assert pd.read_parquet(tmp_path / "d" / "sim.parquet")["FormVersion"].eq("3").all()

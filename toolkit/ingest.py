@@ -300,14 +300,12 @@ def _zip_infos(archive: zipfile.ZipFile, source: str) -> list[zipfile.ZipInfo]:
 def _xml_sources(input_path: Path) -> list[_Source]:
     """Candidate XML files of a folder (recursive, sorted) or a zip, not yet read."""
     if input_path.is_dir():
-        paths = sorted(
-            p
-            for p in input_path.rglob("*")
-            if p.suffix.lower() == ".xml"
-            and p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(input_path).parts)
-        )
-        return [_Source(str(p), p.read_bytes) for p in paths]
+        found: list[str] = []
+        for folder, dirs, files in os.walk(input_path):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]  # work folders of atomic writers
+            found += [os.path.join(folder, f) for f in files if f.lower().endswith(".xml") and f[0] != "."]
+        found.sort(key=lambda name: name.split(os.sep))  # folder by folder, as a file manager lists them
+        return [_Source(name, Path(name).read_bytes) for name in found]
     if zipfile.is_zipfile(input_path):
         archive = zipfile.ZipFile(input_path)
         infos = [i for i in _zip_infos(archive, str(input_path)) if i.filename.lower().endswith(".xml")]

@@ -334,11 +334,12 @@ class _Generator:
             if child.kind == "repeat":
                 count = 0
                 if relevant:
+                    # jr:count and the repeat's relevant are evaluated at the repeat's own position, as in JavaRosa
+                    # (pyxform writes references inside the repeat relative to it: ../hl_n_trips).
                     probe = parent.append(XNode(child.name))
-                    ok = self._true(child.relevant, probe, env, child.path, default=True)
+                    if self._true(child.relevant, probe, env, child.path, default=True):
+                        count = self._repeat_count(child, probe, env, rng)
                     parent.children.remove(probe)
-                    if ok:
-                        count = self._repeat_count(child, parent, env, rng)
                 for _ in range(count):
                     node = parent.append(XNode(child.name))
                     rows += 1 + self._fill(
