@@ -447,3 +447,15 @@ def test_one_person_selected_among_k(example: dict[str, Path], tmp_path: Path) -
     res = compute_weights(data, design, out_dir=tmp_path / "out")
     hl = pd.read_parquet(res.person_table)
     np.testing.assert_allclose(hl["weight_person"], 3 * hl["weight_hh"])
+
+
+def test_manifest_records_weights_and_design(weighted: tuple[Path, dict]) -> None:
+    out, _ = weighted
+    manifest = json.loads((out / "tables.json").read_text(encoding="utf-8"))
+    assert manifest["form_id"] == "household"  # what ingest wrote is kept
+    entries = {e["file"]: e for e in manifest["tables"]}
+    assert entries["household.parquet"]["weights"] == ["weight_base", "weight_hh"]
+    assert entries["household-hl.parquet"]["weights"] == ["weight_hh", "weight_person"]
+    assert "repw_1" in {c["name"] for c in entries["household-hl.parquet"]["columns"]}
+    assert manifest["design"]["strata"] == "var_stratum" and manifest["design"]["psu"] == "var_psu"
+    assert manifest["design"]["replicates"]["method"] == "jkn"

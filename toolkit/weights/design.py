@@ -226,7 +226,7 @@ class WeightDesign:
             raise _bad("[replicates] method must be none, jkn, jk1, bootstrap or brr", source)
         output = {
             "base_weight": "weight_base",
-            "status": "weight_status",
+            "status": "resp_status",
             "household_weight": "weight_hh",
             "person_weight": "weight_person",
             "variance_stratum": "var_stratum",
@@ -924,6 +924,13 @@ def compute_weights(
         for extra in data.iterdir():
             if extra.is_file() and not (out / extra.name).exists() and extra.suffix in (".json", ".parquet"):
                 shutil.copy2(extra, out / extra.name)
+    _update_manifest(
+        out,
+        d,
+        hh_target.name,
+        person_target.name if person_target else None,
+        n_replicates=hh_reps.shape[1] if hh_reps is not None else 0,
+    )
     final_hh = chain.hh_final[er]
     by_stratum = summary_by(final_hh, units.stratum[er])
     report = {
@@ -959,6 +966,66 @@ def compute_weights(
         base_info["stratum_check"],
         rep_info,
         tuple(issues),
+    )
+
+
+def _update_manifest(
+    out: Path, d: WeightDesign, hh_file: str, person_file: str | None, *, n_replicates: int
+) -> None:
+    """Record the new columns in tables.json: per table `weights` (export keeps and labels them) and the
+    variance `design` (weight, strata, PSU), keeping every other key ingest wrote."""
+    path = out / "tables.json"
+    if not path.is_file():
+        return
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(manifest, dict):
+        return
+    o = d.output
+    prefix = str(d.replicates["prefix"])
+    reps = [f"{prefix}{i + 1}" for i in range(n_replicates)]
+    new_columns = {
+        hh_file: [
+            o["base_weight"],
+            o["status"],
+            o["household_weight"],
+            o["variance_stratum"],
+            o["variance_psu"],
+        ],
+        person_file: [o["household_weight"], o["person_weight"], o["variance_stratum"], o["variance_psu"]],
+    }
+    weights = {
+        hh_file: [o["base_weight"], o["household_weight"]],
+        person_file: [o["household_weight"], o["person_weight"]],
+    }
+    entries = manifest.get("tables")
+    items = entries if isinstance(entries, list) else list((entries or {}).values())
+    for entry in items:
+        if not isinstance(entry, dict) or entry.get("file") not in new_columns or entry.get("file") is None:
+            continue
+        file = entry["file"]
+        entry["weights"] = weights[file]
+        entry["replicate_weights"] = reps
+        columns = entry.setdefault("columns", [])
+        known = {c.get("name") for c in columns if isinstance(c, dict)}
+        for name in [*new_columns[file], *reps]:
+            if name not in known:
+                dtype = (
+                    "string" if name in (o["status"], o["variance_stratum"], o["variance_psu"]) else "float64"
+                )
+                columns.append({"name": name, "path": None, "question_type": None, "dtype": dtype})
+    manifest["design"] = {
+        "weight": o["household_weight"],
+        "strata": o["variance_stratum"],
+        "psu": o["variance_psu"],
+        "replicates": {"prefix": prefix, "method": d.replicates["method"], "n": n_replicates}
+        if n_replicates
+        else None,
+    }
+    atomic_write(
+        path, lambda p: p.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
     )
 
 
