@@ -459,3 +459,20 @@ def test_manifest_records_weights_and_design(weighted: tuple[Path, dict]) -> Non
     assert "repw_1" in {c["name"] for c in entries["household-hl.parquet"]["columns"]}
     assert manifest["design"]["strata"] == "var_stratum" and manifest["design"]["psu"] == "var_psu"
     assert manifest["design"]["replicates"]["method"] == "jkn"
+
+
+def test_weights_command_renders_tables(example: dict[str, Path], tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["weights", str(example["DATA"]), "--design", str(example["design.toml"]), "--out", str(tmp_path)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Weight diagnostics after every step" in result.stdout
+    assert "calibrate_persons" in result.stdout and "converged=True" in result.stdout
+    assert "certainty unit" in result.stderr
+
+
+def test_weights_usage(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["weights", str(tmp_path)]).exit_code == 2  # --design is required
+    missing = runner.invoke(app, ["weights", str(tmp_path / "nope"), "--design", str(tmp_path / "d.toml")])
+    assert missing.exit_code == 2 and "design file not found" in missing.stderr
