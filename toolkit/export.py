@@ -33,6 +33,8 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from toolkit import __version__
 from toolkit.errors import (
@@ -114,8 +116,9 @@ _YES_NO = {  # 0/1 labels of select_multiple dummies, by language code
 }
 _MISSING_LABELS = {"d": "Don't know", "r": "Refused", "n": "Not applicable"}
 _INTEGER = re.compile(r"^[+-]?\d+$")
-_ODK_DATETIME = re.compile(
-    r"^\s*(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(Z|[+-]\d{2}(?::?\d{2})?)?\s*$"
+# ODK dateTime: local date and time, then the device's UTC offset (RE2 syntax, for Arrow).
+_ODK_DATETIME = (
+    r"^\s*(?P<local>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?P<zone>Z|[+-]\d{2}(?::?\d{2})?)?\s*$"
 )
 
 
@@ -977,12 +980,10 @@ def plan_table(
             add(Variable(column, "string", label, **common), series)
             choice_list = form.choice_lists[node.choice_list]
             _check_multiple(series, choice_list.names, node, table.name, issues)
-            # ODK separates selected names with single spaces, so " name " finds a name anywhere in the answer.
-            padded = " " + series.fillna("").astype("str") + " "
-            absent = series.isna().to_numpy()
-            for choice in choice_list.choices:
-                dummy = padded.str.contains(f" {choice.name} ", regex=False).to_numpy(dtype="float64")
-                dummy[absent] = np.nan
+            # Dummies come from the form's list, not from the values seen, so the columns never change.
+            dummies = _dummies(series, choice_list.names)
+            for position, choice in enumerate(choice_list.choices):
+                dummy = dummies[:, position]
                 add(
                     Variable(
                         f"{column}_{choice.name}",
@@ -1168,6 +1169,33 @@ def _byte_width(series: pd.Series) -> int:
     return int(series.dropna().map(lambda s: len(s.encode("utf-8"))).max())
 
 
+def _arrow(series: pd.Series) -> pa.Array:
+    """The series as an Arrow string array (zero-copy for pandas' Arrow-backed strings)."""
+    array = pa.array(series, from_pandas=True)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        array = pa.array(series.astype("str").where(series.notna()), from_pandas=True)
+    return array
+
+
+def _distinct(series: pd.Series) -> tuple[list[str], np.ndarray]:
+    """The distinct values of a text column and, per row, the position of its value (len(values) where missing).
+
+    Survey answers repeat a few values many times, so work per distinct value is cheap and vectorised per row.
+    """
+    encoded = _arrow(series).dictionary_encode()
+    values = encoded.dictionary.to_pylist()
+    return values, encoded.indices.fill_null(len(values)).to_numpy(zero_copy_only=False)
+
+
+def _lookup(series: pd.Series, function: Callable[[str], float]) -> tuple[np.ndarray, list[str]]:
+    """`function` applied to every distinct value, spread back to the rows (NaN where the value is missing)."""
+    values, index = _distinct(series)
+    table = np.array([function(value) for value in values] + [np.nan], dtype="float64")
+    return table[index], values
+
+
 def _codes(
     series: pd.Series,
     mapping: Mapping[str, int],
@@ -1177,8 +1205,8 @@ def _codes(
     labels: dict[int, str],
 ) -> np.ndarray:
     """Numeric codes of select_one answers; values outside the list keep their integer value (or get new codes)."""
-    present = pd.unique(series.dropna())
-    unknown = sorted(str(v) for v in present if str(v) not in mapping)
+    values, index = _distinct(series)
+    unknown = sorted(v for v in values if v not in mapping)
     full = dict(mapping)
     if unknown:
         next_code = max(full.values(), default=0) + 1
@@ -1200,14 +1228,26 @@ def _codes(
                 path=node.path,
             )
         )
-    return series.map(full).to_numpy(dtype="float64", na_value=np.nan)
+    lookup = np.array([full[v] for v in values] + [np.nan], dtype="float64")
+    return lookup[index]
+
+
+def _dummies(series: pd.Series, names: Sequence[str]) -> np.ndarray:
+    """0/1 per choice (columns in list order) from space-separated answers; NaN rows where not answered."""
+    values, index = _distinct(series)
+    table = np.full((len(values) + 1, len(names)), np.nan)
+    for row, value in enumerate(values):
+        chosen = set(value.split())
+        table[row] = [1.0 if name in chosen else 0.0 for name in names]
+    return table[index]
 
 
 def _check_multiple(
     series: pd.Series, names: Sequence[str], node: Node, table: str, issues: list[Issue]
 ) -> None:
     known = set(names)
-    unknown = sorted({token for value in pd.unique(series.dropna()) for token in str(value).split()} - known)
+    values, _ = _distinct(series)
+    unknown = sorted({token for value in values for token in value.split()} - known)
     if unknown:
         issues.append(
             warning(
@@ -1221,17 +1261,22 @@ def _check_multiple(
         )
 
 
+_NUMBER = r"[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?"
+_GEOPOINT = (
+    rf"^\s*(?P<latitude>{_NUMBER})\s+(?P<longitude>{_NUMBER})"
+    rf"(?:\s+(?P<altitude>{_NUMBER}))?(?:\s+(?P<accuracy>{_NUMBER}))?\s*$"
+)
+
+
 def _split_geopoint(series: pd.Series, node: Node, table: str, issues: list[Issue]) -> list[np.ndarray]:
-    text = series.astype("str").where(series.notna())
-    parts = text.str.split(expand=True) if text.notna().any() else pd.DataFrame(index=series.index)
+    """Latitude, longitude, altitude and accuracy of ODK geopoints ("lat lon alt acc")."""
+    parts = pc.extract_regex(_arrow(series), _GEOPOINT)
     out = []
-    bad = np.zeros(len(series), dtype=bool)
-    for i in range(4):
-        raw = parts[i] if i in parts.columns else pd.Series(np.nan, index=series.index)
-        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        bad |= raw.notna().to_numpy() & np.isnan(values)
-        out.append(values)
-    bad |= series.notna().to_numpy() & np.isnan(out[0])
+    for name in ("latitude", "longitude", "altitude", "accuracy"):
+        text = parts.field(name)
+        text = pc.if_else(pc.equal(text, ""), pa.scalar(None, text.type), text)
+        out.append(pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False))
+    bad = series.notna().to_numpy() & np.isnan(out[0])
     if bad.any():
         issues.append(
             warning(
@@ -1245,6 +1290,17 @@ def _split_geopoint(series: pd.Series, node: Node, table: str, issues: list[Issu
     return out
 
 
+def _utc_offset(zone: str) -> float:
+    """Minutes east of UTC of an ISO 8601 zone designator (Z, +03:00, -0530, +05); NaN when there is none."""
+    if zone in {"Z", "z"}:
+        return 0.0
+    digits = re.sub(r"[^0-9]", "", zone)
+    if len(digits) < 2:
+        return float("nan")
+    minutes = int(digits[:2]) * 60 + int(digits[2:4] or 0)
+    return -float(minutes) if zone.startswith("-") else float(minutes)
+
+
 def _split_datetime(
     series: pd.Series, node: Node | None, table: str, issues: list[Issue]
 ) -> tuple[pd.Series, np.ndarray]:
@@ -1252,16 +1308,10 @@ def _split_datetime(
     if pd.api.types.is_datetime64_any_dtype(series):
         local = series.dt.tz_localize(None) if getattr(series.dt, "tz", None) is not None else series
         return local.astype("datetime64[s]"), np.full(len(series), np.nan)
-    text = series.astype("str").where(series.notna())
-    parts = text.str.extract(_ODK_DATETIME)
-    local = pd.to_datetime(parts[0].str.replace(" ", "T", regex=False), format="ISO8601", errors="coerce")
-    zone = parts[1]
-    sign = np.where(zone.str.startswith("-").fillna(False), -1.0, 1.0)
-    digits = zone.str.replace(r"[^0-9]", "", regex=True)
-    hours = pd.to_numeric(digits.str.slice(0, 2), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    minutes = pd.to_numeric(digits.str.slice(2, 4), errors="coerce").fillna(0).to_numpy(dtype="float64")
-    offset = sign * (hours * 60 + minutes)
-    offset[(zone == "Z").fillna(False).to_numpy()] = 0.0
+    parts = pc.extract_regex(_arrow(series), _ODK_DATETIME)
+    wall_clock = pc.replace_substring(parts.field("local"), " ", "T").to_pandas(types_mapper=None)
+    local = pd.to_datetime(pd.Series(wall_clock, index=series.index), format="ISO8601", errors="coerce")
+    offset, _ = _lookup(pd.Series(parts.field("zone").to_pandas(), index=series.index), _utc_offset)
     bad = series.notna().to_numpy() & local.isna().to_numpy()
     if bad.any() and node is not None:
         issues.append(
@@ -1629,7 +1679,8 @@ def _design_for(table: _Table, design: Design) -> Design:
 def _check_parents(table: _Table, keys: Mapping[str, pd.Series], issues: list[Issue]) -> None:
     if table.parent is None or "PARENT_KEY" not in table.frame.columns or table.parent not in keys:
         return
-    orphans = ~table.frame["PARENT_KEY"].isin(keys[table.parent])
+    known = pc.is_in(_arrow(table.frame["PARENT_KEY"]), value_set=_arrow(keys[table.parent]))
+    orphans = ~known.to_numpy(zero_copy_only=False)
     if orphans.any():
         issues.append(
             warning(
