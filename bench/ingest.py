@@ -1,9 +1,10 @@
-"""Benchmark: `migkit ingest` on N simulated household submissions, next to the bare lxml parse of the same files.
+"""Benchmark: `migkit ingest` on N simulated households, next to the bare lxml parse of the same files.
 
     .venv/bin/python bench/ingest.py [--n 20000] [--form FORM] [--workers W] [--keep DIR]
 
 Simulates N households (toolkit.simulate, timed too) into `<uuid>/submission.xml` folders, then measures
-1. the reference: read + lxml-parse every file, nothing else (the physical floor of any XML ingest), serial and with
+1. the reference: read + lxml-parse every file, nothing else (the physical floor of any XML ingest), serial
+and with
    the same process pool ingest uses;
 2. `ingest()` (files -> typed DataFrames, pool on when N >= POOL_MIN_FILES) and `write_tables` (Parquet).
 Prints submissions/s for each and the ratio ingest / reference.
@@ -26,7 +27,8 @@ from toolkit.simulate import simulate
 from toolkit.xform import load_form
 
 # A household questionnaire shaped like the survey's (cover, consent, roster with age/sex-driven skips and
-# DK/refused sentinels, migration module per member, nested trips, calculations): ~60 fields, ~5 members per household.
+# DK/refused sentinels, migration module per member, nested trips, calculations): ~60 fields, ~5 members per
+# household.
 HOUSEHOLD_MD = """
 | survey |
 | | type | name | label | relevant | constraint | calculation | repeat_count | required |
@@ -182,7 +184,8 @@ def main() -> None:
         sim = simulate(form, args.n, subs, seed=1, workers=args.workers)
         rate = sim.stats["instances"] / sim.stats["seconds"]
         print(
-            f"simulate: {args.n} households ({sim.stats['repeat_rows']} repeat rows) in {sim.stats['seconds']:.1f} s "
+            f"simulate: {args.n} households ({sim.stats['repeat_rows']} repeat rows) "
+            f"in {sim.stats['seconds']:.1f} s "
             f"= {rate:,.0f} instances/s ({args.workers} workers)"
         )
         paths = sorted(str(p) for p in subs.rglob("submission.xml"))

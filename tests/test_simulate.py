@@ -1,4 +1,4 @@
-"""Synthetic submissions: skip logic, constraints, calculations, repeat counts, determinism, encryption, ingest."""
+"""Synthetic submissions: skip logic, constraints, calculations, repeat counts, determinism, encryption."""
 
 from __future__ import annotations
 
@@ -166,5 +166,6 @@ def test_cli_simulate_then_ingest(tmp_path) -> None:
     )
     assert run.exit_code == 0, run.output
     rows = json.loads(run.stdout)["tables"]
-    assert (rows["sim"]["rows"], rows["sim-hl"]["rows"] + rows["sim-trip"]["rows"]) == (20, stats["repeat_rows"])
+    repeat_rows = rows["sim-hl"]["rows"] + rows["sim-trip"]["rows"]
+    assert (rows["sim"]["rows"], repeat_rows) == (20, stats["repeat_rows"])
     assert pd.read_parquet(tmp_path / "d" / "sim.parquet")["FormVersion"].eq("3").all()

@@ -1,9 +1,12 @@
 """Submissions -> tables: one table for the main level and one per repeat, with Central-compatible keys.
 
-Inputs are folders of instance XMLs (the output of `migkit decrypt`: `<instance>/submission.xml`, or any tree of
-instance files) and ODK Central "All data" CSV export zips (or such a zip unpacked into a folder). Every submission
+Inputs are folders of instance XMLs (the output of `migkit decrypt`: `<instance>/submission.xml`, or any tree
+of
+instance files) and ODK Central "All data" CSV export zips (or such a zip unpacked into a folder). Every
+submission
 is read into rows of plain strings first (per file, in a process pool when there are many files); the typed
-columns are built at the end with vectorised pandas. What is written, and how keys and types look, is the contract
+columns are built at the end with vectorised pandas. What is written, and how keys and types look, is the
+contract
 in docs/tables.md.
 """
 
@@ -55,7 +58,8 @@ ORPHAN_ROW = define("ingest.orphan_row", "A repeat row of a Central export has n
 NO_SUBMISSIONS = define("ingest.no_submissions", "The input holds no submission of the form")
 MEDIA_CONFLICT = define("ingest.media_conflict", "Two attachments share a file name but differ")
 
-# Zip inputs are untrusted: entries are read into memory (never extracted by their own names) under these caps.
+# Zip inputs are untrusted: entries are read into memory (never extracted by their own names) under these
+# caps.
 ZIP_MAX_ENTRIES = 1_000_000
 ZIP_MAX_XML_BYTES = 64 * 1024 * 1024
 ZIP_MAX_CSV_BYTES = 2 * 1024 * 1024 * 1024
@@ -89,13 +93,13 @@ _FIELD, _GROUP, _REPEAT = 0, 1, 2
 _EMPTY_PLAN: dict[str, tuple] = {}
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Result objects
 
 
 @dataclass(frozen=True)
 class ColumnInfo:
-    """One column of a table: its name, the node path it comes from (empty for key columns), type and dtype."""
+    """One column of a table: its name, the node path it comes from (empty for key columns), type, dtype."""
 
     name: str
     path: str
@@ -107,8 +111,10 @@ class ColumnInfo:
 class IngestResult:
     """Tables read from submissions.
 
-    `tables` maps table name (`<form_id>`, `<form_id>-<repeat>`) to a DataFrame, `table_paths` the name to the node
-    path of its level, `parents` the name to the parent table's name (None for the main table), `columns` the name
+    `tables` maps table name (`<form_id>`, `<form_id>-<repeat>`) to a DataFrame, `table_paths` the name to the
+    node
+    path of its level, `parents` the name to the parent table's name (None for the main table), `columns` the
+    name
     to column descriptions in column order. `issues` are the data problems found while reading.
     """
 
@@ -129,7 +135,7 @@ class IngestResult:
         return dict(Counter(issue.code for issue in self.issues))
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # The plan: the union of the form versions' nodes as plain, picklable data (sent once to each worker)
 
 
@@ -200,7 +206,8 @@ def _plan(forms: Sequence[FormModel]) -> _Plan:
                 siblings[node.name] = (_REPEAT, path, table_of[path], children)
             else:
                 siblings[node.name] = (_GROUP, path, table_of[owner], children)
-    # Central names repeat tables <form>-<repeat>, numbering repeats that share a name ~1, ~2 in document order.
+    # Central names repeat tables <form>-<repeat>, numbering repeats that share a name ~1, ~2 in document
+    # order.
     totals = Counter(t.path.rsplit("/", 1)[-1] for t in tables[1:])
     seen: Counter[str] = Counter()
     for table in tables[1:]:
@@ -210,7 +217,7 @@ def _plan(forms: Sequence[FormModel]) -> _Plan:
     return _Plan(root, frozenset(f.form_id for f in forms), tables, tree)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Finding submission files
 
 
@@ -256,6 +263,7 @@ def _classify(data: bytes) -> tuple[str, dict[str, str]]:
 class _Source(NamedTuple):
     name: str
     load: Callable[[], bytes]
+    is_file: bool = False  # a plain file, which a worker process can read by its name
 
 
 def _safe_member(name: str) -> bool:
@@ -303,9 +311,9 @@ def _xml_sources(input_path: Path) -> list[_Source]:
         found: list[str] = []
         for folder, dirs, files in os.walk(input_path):
             dirs[:] = [d for d in dirs if not d.startswith(".")]  # work folders of atomic writers
-            found += [os.path.join(folder, f) for f in files if f.lower().endswith(".xml") and f[0] != "."]
-        found.sort(key=lambda name: name.split(os.sep))  # folder by folder, as a file manager lists them
-        return [_Source(name, Path(name).read_bytes) for name in found]
+            found += [f"{folder}{os.sep}{f}" for f in files if f.lower().endswith(".xml") and f[0] != "."]
+        found.sort(key=lambda name: name.split(os.sep))  # noqa: PTH206 (folder by folder, cheaply)
+        return [_Source(name, Path(name).read_bytes, True) for name in found]
     if zipfile.is_zipfile(input_path):
         archive = zipfile.ZipFile(input_path)
         infos = [i for i in _zip_infos(archive, str(input_path)) if i.filename.lower().endswith(".xml")]
@@ -318,7 +326,7 @@ def _xml_sources(input_path: Path) -> list[_Source]:
             for info in infos
         ]
     if input_path.is_file():
-        return [_Source(str(input_path), input_path.read_bytes)]
+        return [_Source(str(input_path), input_path.read_bytes, True)]
     raise ToolkitError(
         error(INPUT_MISSING, "The input does not exist; check the path.", file=str(input_path))
     )
@@ -328,7 +336,8 @@ def iter_submission_xml(input_path: Path, *, form_id: str | None = None) -> Iter
     """Yield `(source_name, xml_bytes)` for every submission instance under `input_path`.
 
     Parameters:
-        input_path: a folder (searched recursively: `migkit decrypt` output `<instance>/submission.xml`, or any
+        input_path: a folder (searched recursively: `migkit decrypt` output `<instance>/submission.xml`, or
+        any
             tree of instance XMLs), a zip of such files, or one XML file. Encrypted ODK manifests
             (root attribute encrypted="yes"), XForms and XML without a form id on the root (logs) are skipped.
         form_id: when given, only instances whose root `id` is this form id.
@@ -340,7 +349,7 @@ def iter_submission_xml(input_path: Path, *, form_id: str | None = None) -> Iter
             yield source.name, data
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Reading one submission (runs in worker processes)
 
 
@@ -353,6 +362,7 @@ class _Record(NamedTuple):
     unknown: frozenset[tuple[int, str]]
     submission_date: str | None = None
     problem: str | None = None  # set when the file could not be read
+    kind: str = "instance"  # else encrypted, other, other_form, doctype, unreadable: nothing to keep
 
 
 _WORKER_PLAN: _Plan | None = None
@@ -432,7 +442,8 @@ def _walk(  # noqa: PLR0917 (the hot loop: positional arguments are the cheapest
                 child, spec[3], spec[1], values, key, f"{prefix}/{tag}", counters, nos, rows, unknown, table
             )
         else:
-            # Central numbers repeat instances 1.. among the siblings in one parent (briefcase.js keyForStacks).
+            # Central numbers repeat instances 1.. among the siblings in one parent (briefcase.js
+            # keyForStacks).
             n = counters.get(spec[1], 0) + 1
             counters[spec[1]] = n
             row_key = f"{key}{prefix}/{tag}[{n}]"
@@ -460,18 +471,37 @@ def _read_submission(source: str, data: bytes, plan: _Plan) -> _Record:
     return _Record(source, root.get("id"), root.get("version"), instance_id, rows, frozenset(unknown))
 
 
-def _read_chunk(chunk: list[tuple[str, bytes]]) -> list[_Record]:
+def _read_item(name: str, data: bytes | None, plan: _Plan) -> _Record:
+    """Read (when `data` is None, from the file `name`), classify and parse one candidate file."""
+    if data is None:
+        try:
+            data = Path(name).read_bytes()
+        except OSError as exc:
+            problem = str(exc.strerror)
+            return _Record(name, None, None, "", [], frozenset(), problem=problem, kind="unreadable")
+    kind, attrs = _classify(data)
+    if kind == "instance" and attrs.get("id") not in plan.form_ids:
+        kind = "other_form"
+    if kind != "instance":
+        return _Record(name, attrs.get("id"), None, "", [], frozenset(), kind=kind)
+    return _read_submission(name, data, plan)
+
+
+def _read_chunk(chunk: list[tuple[str, bytes | None]]) -> list[_Record]:
     assert _WORKER_PLAN is not None
-    return [_read_submission(name, data, _WORKER_PLAN) for name, data in chunk]
+    return [_read_item(name, data, _WORKER_PLAN) for name, data in chunk]
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Central CSV exports
 
 
 def _central_columns(plan: _Plan, table: _Table) -> dict[str, tuple[str, int | None]]:
-    """CSV header -> (field path, geopoint part index). Central writes group paths joined by '-' relative to the
-    table (its default) or bare names (groupPaths=false); geopoints as four columns."""
+    """CSV header -> (field path, geopoint part index).
+
+    Central writes group paths joined by '-' relative to the table (its default) or bare names
+    (groupPaths=false); geopoints as four columns.
+    """
     mapping: dict[str, tuple[str, int | None]] = {}
     for spec in (*table.fields, *table.notes):
         relative = spec.path[len(table.path) + 1 :]
@@ -590,7 +620,7 @@ def _central_opener(input_path: Path) -> Callable[[str], bytes | None] | None:
     return None
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Typed columns
 
 
@@ -655,7 +685,7 @@ def _indexed_path(root: str, key: str, table_path: str, field_path: str) -> str:
     return f"{root}{'/' + rest if rest else ''}{field_path[len(table_path) :]}"
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Building the tables
 
 
@@ -776,7 +806,8 @@ def _build(
                     )
                 )
         # One object matrix from the rows' dicts (pandas builds it in C), then one typed column at a time.
-        matrix = pd.DataFrame([row[4] for _, row in rows], columns=[spec.path for spec in specs], dtype=object)
+        paths = [spec.path for spec in specs]
+        matrix = pd.DataFrame([row[4] for _, row in rows], columns=paths, dtype=object)
         for position_in_table, spec in enumerate(specs):
             column = matrix.iloc[:, position_in_table]
             values = column.where(column.notna(), None).tolist()
@@ -803,7 +834,7 @@ def _build(
     return tables, infos
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Media
 
 
@@ -865,23 +896,27 @@ def _media_files(input_path: Path, submission_sources: list[str]) -> list[tuple[
     return []
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # The stage
 
 
 def _read_all(
-    sources: list[tuple[str, bytes]], plan: _Plan, *, workers: int, progress: Callable[[int], None] | None
+    items: list[tuple[str, bytes | None]],
+    plan: _Plan,
+    *,
+    workers: int,
+    progress: Callable[[int], None] | None,
 ) -> list[_Record]:
-    if workers <= 1 or len(sources) < POOL_MIN_FILES:
+    if workers <= 1 or len(items) < POOL_MIN_FILES:
         out = []
-        for number, (name, data) in enumerate(sources, start=1):
-            out.append(_read_submission(name, data, plan))
+        for number, (name, data) in enumerate(items, start=1):
+            out.append(_read_item(name, data, plan))
             if progress is not None and number % 100 == 0:
                 progress(100)
         if progress is not None:
-            progress(len(sources) % 100)
+            progress(len(items) % 100)
         return out
-    chunks = [sources[i : i + _CHUNK] for i in range(0, len(sources), _CHUNK)]
+    chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
     records: list[_Record] = []
     with concurrent.futures.ProcessPoolExecutor(
         max_workers=workers, initializer=_init_worker, initargs=(plan,)
@@ -904,7 +939,8 @@ def ingest(
     """Read submissions into one table per level of the form.
 
     Parameters:
-        inputs: folders of instance XMLs (`migkit decrypt` output or any tree), zips of them, single XML files,
+        inputs: folders of instance XMLs (`migkit decrypt` output or any tree), zips of them, single XML
+        files,
             or ODK Central CSV export zips ("All data", or the same files unpacked in a folder).
         form: the form model; several models (form versions, newest first) merge into one set of tables.
         media_dir: when given, attachments found next to the submissions (or under `media/` in a Central zip)
@@ -920,7 +956,7 @@ def ingest(
     paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
     issues: list[Issue] = []
     records: list[_Record] = []
-    xml_sources: list[tuple[str, bytes]] = []
+    items: list[tuple[str, bytes | None]] = []
     skipped: Counter[str] = Counter()
     other_ids: Counter[str] = Counter()
     for path in paths:
@@ -939,32 +975,16 @@ def ingest(
                 error(INPUT_UNREADABLE, f"Cannot read the input: {exc}.", file=str(path))
             ) from None
         for source in sources:
+            if source.is_file:
+                items.append((source.name, None))
+                continue
             try:
-                data = source.load()
+                items.append((source.name, source.load()))
             except (OSError, ToolkitError, zipfile.BadZipFile) as exc:
                 issues.append(
-                    error(
-                        INPUT_UNREADABLE, f"Cannot read this file ({exc}); it is left out.", file=source.name
-                    )
+                    error(INPUT_UNREADABLE, f"Cannot read this file ({exc}); left out.", file=source.name)
                 )
-                continue
-            kind, attrs = _classify(data)
-            if kind == "instance" and attrs.get("id") not in plan.form_ids:
-                kind = "other_form"
-                other_ids[attrs.get("id", "")] += 1
-            if kind == "doctype":
-                issues.append(
-                    error(
-                        INPUT_UNREADABLE,
-                        "The file declares a DOCTYPE, which ODK never writes; it is left out.",
-                        file=source.name,
-                    )
-                )
-            elif kind == "instance":
-                xml_sources.append((source.name, data))
-            else:
-                skipped[kind] += 1
-    total = len(xml_sources)
+    total = len(items)
     done = 0
 
     def tick(count: int) -> None:
@@ -973,9 +993,19 @@ def ingest(
         if progress is not None:
             progress(done, total)
 
-    read = _read_all(xml_sources, plan, workers=workers or os.cpu_count() or 1, progress=tick)
-    for record in read:
-        if record.problem is not None:
+    submission_files: list[str] = []
+    for record in _read_all(items, plan, workers=workers or os.cpu_count() or 1, progress=tick):
+        if record.kind == "other_form":
+            other_ids[record.form_id or ""] += 1
+        elif record.kind == "doctype":
+            issues.append(
+                error(
+                    INPUT_UNREADABLE,
+                    "The file declares a DOCTYPE, which ODK never writes; it is left out.",
+                    file=record.source,
+                )
+            )
+        elif record.problem is not None:
             issues.append(
                 error(
                     INPUT_UNREADABLE,
@@ -983,22 +1013,24 @@ def ingest(
                     file=record.source,
                 )
             )
-            continue
-        if not record.instance_id:
-            issues.append(
-                error(
-                    NO_INSTANCE_ID,
-                    "The submission has no meta/instanceID; it is keyed by its file "
-                    "name instead. Check that it was exported whole.",
-                    file=record.source,
+        elif record.kind != "instance":
+            skipped[record.kind] += 1
+        else:
+            submission_files.append(record.source)
+            if not record.instance_id:
+                issues.append(
+                    error(
+                        NO_INSTANCE_ID,
+                        "The submission has no meta/instanceID; it is keyed by its file "
+                        "name instead. Check that it was exported whole.",
+                        file=record.source,
+                    )
                 )
-            )
-            record = _rekey(record, f"file:{record.source}")
-        records.append(record)
+                record = _rekey(record, f"file:{record.source}")  # noqa: PLW2901 (the re-keyed copy is kept)
+            records.append(record)
     if media_dir is not None:
-        sources_by_input = [s for s, _ in xml_sources]
         for path in paths:
-            _copy_media(_media_files(path, sources_by_input), Path(media_dir), issues)
+            _copy_media(_media_files(path, submission_files), Path(media_dir), issues)
     if skipped["encrypted"]:
         issues.append(
             warning(
@@ -1024,7 +1056,7 @@ def ingest(
     versions = tuple(sorted({r.version for r in records if r.version}))
     stats = {
         "submissions": len(records),
-        "files_read": len(xml_sources),
+        "files_read": len(items),
         "skipped": dict(skipped),
         "rows": {name: len(frame) for name, frame in tables.items()},
         "seconds": round(time.perf_counter() - started, 3),
@@ -1050,7 +1082,7 @@ def _rekey(record: _Record, new_id: str) -> _Record:
     return record._replace(instance_id=new_id, rows=rows)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Writing and reading the DATA folder
 
 
@@ -1154,8 +1186,8 @@ def read_tables(data_dir: Path) -> IngestResult:
             error(INPUT_UNREADABLE, f"Cannot read the tables: {exc}.", file=str(data_dir))
         ) from None
     issues = []
-    for flat in manifest.get("issues", []):
-        flat = dict(flat)
+    for stored in manifest.get("issues", []):
+        flat = dict(stored)
         code, severity, message = flat.pop("code"), Severity(flat.pop("severity")), flat.pop("message")
         value = flat.pop("value", None)
         issues.append(Issue(code, severity, message, Location(**flat), value))

@@ -48,7 +48,7 @@ def ingest_command(  # noqa: PLR0917 (Typer maps each parameter to an option)
     media: Annotated[Path | None, typer.Option("--media", help="Copy attachments into this folder.")] = None,
     as_json: JsonOption = False,
 ) -> int:
-    """Turn submissions into one table per level of the form (main level and each repeat), Parquet plus tables.json."""
+    """Turn submissions into one table per level of the form (main and each repeat): Parquet + tables.json."""
     models = [load_form(path) for path in form]
     with Progress(
         TextColumn("reading submissions"),
