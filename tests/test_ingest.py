@@ -467,3 +467,10 @@ def test_cli_missing_input_cannot_run(tmp_path) -> None:
         app, ["ingest", str(tmp_path / "nope"), "--form", str(form), "--out", str(tmp_path)]
     )
     assert run.exit_code == 3
+
+
+def test_repeat_template_in_an_instance_is_not_a_row(tmp_path, model, xml_result) -> None:
+    template = '<hl xmlns:jr="http://openrosa.org/javarosa" jr:template=""><hl_name/><hl_age/><fav/></hl>'
+    with_template = SUB_A.replace("<g><n>2</n>", "<g><n>2</n>" + template)
+    result = ingest([write_submissions(tmp_path, {"a": with_template, "b": SUB_B})], model)
+    pd.testing.assert_frame_equal(result.tables["hh-hl"], xml_result.tables["hh-hl"])

@@ -90,6 +90,7 @@ _CENTRAL_META = {
 _GEO_PARTS = ("Latitude", "Longitude", "Altitude", "Accuracy")
 
 _FIELD, _GROUP, _REPEAT = 0, 1, 2
+_JR_TEMPLATE = "{http://openrosa.org/javarosa}template"
 _EMPTY_PLAN: dict[str, tuple] = {}
 
 
@@ -441,7 +442,7 @@ def _walk(  # noqa: PLR0917 (the hot loop: positional arguments are the cheapest
             _walk(
                 child, spec[3], spec[1], values, key, f"{prefix}/{tag}", counters, nos, rows, unknown, table
             )
-        else:
+        elif child.get(_JR_TEMPLATE) is None:  # a repeat template copied into an instance is not an answer
             # Central numbers repeat instances 1.. among the siblings in one parent (briefcase.js
             # keyForStacks).
             n = counters.get(spec[1], 0) + 1

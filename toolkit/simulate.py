@@ -302,7 +302,15 @@ class _Generator:
     def instance(self, index: int, seed: int) -> tuple[str, bytes, int]:
         """Instance `index` of a run with `seed`: (instanceID, XML bytes, repeat rows)."""
         rng = random.Random(f"{seed}:{index}")
-        random.seed(rng.random())  # the form's own random() draws from the global generator
+        # The form's random() draws from the global generator: seed it for this instance, restore it after.
+        saved = random.getstate()
+        random.seed(rng.random())
+        try:
+            return self._instance(rng)
+        finally:
+            random.setstate(saved)
+
+    def _instance(self, rng: random.Random) -> tuple[str, bytes, int]:
         instance_id = f"uuid:{uuid.UUID(int=rng.getrandbits(128), version=4)}"
         when = datetime.combine(
             FIELDWORK_START + timedelta(days=rng.randrange(FIELDWORK_DAYS)), datetime.min.time(), LOCAL_TZ
