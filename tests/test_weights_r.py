@@ -3,8 +3,8 @@
 tests/fixtures/weights_r/ holds a small synthetic stratified cluster sample (data.csv: 5 strata × 3 PSUs, 279
 units, seeded numpy draws) and the values R `survey` 4.1 computed from it with make_expected.R:
 `calibrate(calfun="raking")` to its fixed point, linear GREG with a numeric auxiliary, logit calibration with
-bounds (0.5, 2), `postStratify`, and `svymean`/`svyratio`/`svytotal`/`svyby` Taylor SEs. R is not needed to
-run these tests.
+bounds (0.5, 2), `postStratify`, and `svymean`/`svyratio`/`svytotal`/`svyby` Taylor SEs, and JKn replicate SEs
+with and without raking rerun on every replicate. R is not needed to run these tests.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from toolkit.estimate import estimate
-from toolkit.weights import Margin, calibrate, poststratify, rake
+from toolkit.estimate import estimate, make_design
+from toolkit.weights import Margin, calibrate, poststratify, rake, replicate_factors
 
 FIXTURE = Path(__file__).parent / "fixtures" / "weights_r"
 N = 7000.0
@@ -74,3 +74,32 @@ def test_taylor_matches_r(data: pd.DataFrame, name: str, options: dict) -> None:
         key = name if options.get("by") is None else f"{name}{row.domain}"
         assert row.estimate == pytest.approx(ref.loc[key, "estimate"], rel=1e-12)
         assert row.se == pytest.approx(ref.loc[key, "se"], rel=1e-10)
+
+
+@pytest.mark.parametrize(("name", "raked"), [("jkn_mean_y", False), ("jkn_raked_mean_y", True)])
+def test_jkn_replicates_rerun_raking_like_r(data: pd.DataFrame, name: str, raked: bool) -> None:
+    """JKn replicate factors, raking rerun on every replicate, variance centred on the full-sample estimate:
+    R `calibrate()` on `as.svrepdesign(type = "JKn", mse = TRUE)`."""
+    ref = pd.read_csv(FIXTURE / "expected_estimates.csv").set_index("name").loc[name]
+    design = make_design(len(data), data["stratum"].to_numpy(), data["psu"].to_numpy())
+    factors = replicate_factors(design, "jkn")
+    d = data["d"].to_numpy()
+
+    def final(w: np.ndarray) -> np.ndarray:
+        return rake(data, w, MARGINS, tol=1e-14, max_iter=5_000).weights if raked else w
+
+    table = data.assign(w=final(d))
+    for r in range(factors.factors.shape[1]):
+        table[f"rep_{r + 1}"] = final(d * factors.factors[design.psu, r])
+    row = estimate(
+        table,
+        weight="w",
+        statistic="mean",
+        variable="y",
+        strata="stratum",
+        psu="psu",
+        replicate_prefix="rep_",
+        method="jkn",
+    ).rows[0]
+    assert row.estimate == pytest.approx(ref["estimate"], rel=1e-12)
+    assert row.se == pytest.approx(ref["se"], rel=1e-9)
