@@ -130,19 +130,22 @@ def test_lonely_psu_is_an_error_by_default() -> None:
 
 
 @pytest.mark.parametrize(
-    ("option", "expected_var"),
+    ("option", "var_total", "var_mean"),
     [
-        # stratum 1: PSU totals 3 and 8, n_h = 2 → 2·((3−5.5)² + (8−5.5)²) = 25; stratum 2 (total 10) alone:
-        ("certainty", 25.0),  # contributes 0
-        ("average", 50.0),  # the mean of the other strata's contributions (25)
-        ("adjust", 25.0 + (10.0 - 7.0) ** 2),  # centred on the mean of all PSU totals (3+8+10)/3 = 7
+        # Values from R survey 4.1 (options(survey.lonely.psu = ...); svytotal/svymean on this design).
+        # Stratum 1: PSU totals 3 and 8, n_h = 2 → 2·((3−5.5)² + (8−5.5)²) = 25; stratum 2 has one PSU (total
+        # 10).
+        ("certainty", 25.0, 0.6944444),  # no contribution
+        ("average", 50.0, 1.388889),  # the mean contribution of the other strata
+        ("adjust", 125.0, 0.9444444),  # the single PSU centred at zero: 25 + 10²
     ],
 )
-def test_lonely_psu_options(option: str, expected_var: float) -> None:
-    row = estimate(
-        LONELY, weight="w", statistic="total", variable="y", strata="h", psu="p", lonely_psu=option
-    ).rows[0]  # type: ignore[arg-type]
-    assert row.se**2 == pytest.approx(expected_var)
+def test_lonely_psu_options_match_r(option: str, var_total: float, var_mean: float) -> None:
+    common = {"weight": "w", "variable": "y", "strata": "h", "psu": "p", "lonely_psu": option}
+    total = estimate(LONELY, statistic="total", **common).rows[0]  # type: ignore[arg-type]
+    mean = estimate(LONELY, statistic="mean", **common).rows[0]  # type: ignore[arg-type]
+    assert total.se**2 == pytest.approx(var_total)
+    assert mean.se**2 == pytest.approx(var_mean, rel=1e-6)
 
 
 def test_taylor_variance_matches_the_formula() -> None:

@@ -216,7 +216,8 @@ def taylor_variance(psu_totals: np.ndarray, design: Design, *, lonely_psu: Lonel
         psu_totals: array (P, k): column j holds Σ z over the rows of each PSU for estimate j.
         design: the strata/PSU structure.
         lonely_psu: what to do with strata that have a single PSU: "error" (raise), "certainty" (no
-            contribution), "adjust" (centre on the mean of all PSU totals, R `survey.lonely.psu="adjust"`),
+            contribution), "adjust" (centre at the sample average of the estimating function, zero, as R
+            `survey.lonely.psu="adjust"`),
             "average" (the mean contribution of the other strata).
     """
     totals = np.asarray(psu_totals, dtype=float)
@@ -243,8 +244,9 @@ def taylor_variance(psu_totals: np.ndarray, design: Design, *, lonely_psu: Lonel
     means = sums / np.maximum(nh, 1)[:, None]
     dev = totals - means[s]
     if lonely_psu == "adjust":
-        grand = totals.mean(axis=0)
-        dev[lonely] = totals[lonely] - grand
+        # R `survey.lonely.psu = "adjust"`: the single PSU is centred at zero, the average of the estimating
+        # function over the whole sample (exactly so for means and ratios), not at its own stratum mean.
+        dev[lonely] = totals[lonely]
     sq = np.zeros((design.n_strata, k))
     np.add.at(sq, s, dev * dev)
     factor = np.where(nh > 1, nh / np.maximum(nh - 1, 1), 0.0)
