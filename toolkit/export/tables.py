@@ -1,0 +1,144 @@
+"""Export input: the DATA folder of `migkit ingest` (docs/tables.md), an IngestResult, or DataFrames."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from toolkit.errors import (
+    EXIT_USAGE,
+    INPUT_MISSING,
+    INPUT_UNREADABLE,
+    ToolkitError,
+    error,
+)
+from toolkit.xform import FormModel
+
+
+@dataclass(frozen=True)
+class Design:
+    """Survey design columns of the main table, for `svyset` and `WEIGHT BY` (None = not known)."""
+
+    weight: str | None = None
+    strata: str | None = None
+    psu: str | None = None
+
+
+# --- reading the DATA folder --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    name: str
+    path: str
+    parent: str | None
+    frame: pd.DataFrame
+    column_paths: Mapping[str, str]
+    weights: tuple[str, ...] = ()
+
+
+def resolve_table_path(name: str, form: FormModel) -> str:
+    if name == form.form_id:
+        return form.root
+    repeat = name.removeprefix(f"{form.form_id}-")
+    for node in form.repeats():
+        if node.name == repeat:
+            return node.path
+    return form.root
+
+
+def load_tables(data: Any, form: FormModel) -> tuple[list[SourceTable], Design]:
+    """Tables from a DATA folder (tables.json + parquet), a mapping name -> DataFrame, or an IngestResult."""
+    if isinstance(data, (str, os.PathLike)):
+        return read_data_folder(Path(data), form)
+    tables = getattr(data, "tables", data)
+    if not isinstance(tables, Mapping):
+        raise TypeError(
+            "data must be a DATA folder, a mapping of table name -> DataFrame, or an IngestResult"
+        )
+    # An IngestResult (toolkit.ingest) also carries table paths, parents and column paths.
+    table_paths: Mapping[str, str] = getattr(data, "table_paths", None) or {}
+    parents: Mapping[str, str | None] = getattr(data, "parents", None) or {}
+    column_infos: Mapping[str, Any] = getattr(data, "columns", None) or {}
+    out = []
+    for name, frame in tables.items():
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(f"table {name!r} is not a DataFrame")
+        path = table_paths.get(name) or resolve_table_path(str(name), form)
+        if path not in form.nodes:
+            path = resolve_table_path(str(name), form)
+        if name in parents:
+            parent = parents[name]
+        elif path == form.root:
+            parent = None
+        else:
+            enclosing = [n for n in form.ancestors(path) if n.kind == "repeat"]
+            parent = f"{form.form_id}-{enclosing[-1].name}" if enclosing else form.form_id
+        column_paths = {
+            info.name: info.path for info in column_infos.get(name, ()) if getattr(info, "path", None)
+        }
+        out.append(SourceTable(str(name), path, parent, frame, column_paths))
+    return out, Design()
+
+
+def read_data_folder(folder: Path, form: FormModel) -> tuple[list[SourceTable], Design]:
+    manifest_path = folder / "tables.json"
+    if not manifest_path.is_file():
+        raise ToolkitError(
+            error(
+                INPUT_MISSING,
+                "tables.json is missing; run `migkit ingest` first to create the DATA folder.",
+                file=str(folder),
+            )
+        )
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ToolkitError(
+            error(INPUT_UNREADABLE, f"tables.json cannot be read: {exc}", file=str(manifest_path))
+        ) from None
+    if manifest.get("form_id") not in (None, form.form_id):
+        raise ToolkitError(
+            error(
+                INPUT_UNREADABLE,
+                f"The DATA folder is for form {manifest.get('form_id')!r}, not {form.form_id!r}; pass the "
+                "matching --form.",
+                file=str(manifest_path),
+            ),
+            EXIT_USAGE,
+        )
+    entries = manifest.get("tables", {})
+    if isinstance(entries, list):
+        entries = {entry.get("name") or Path(entry["file"]).stem: entry for entry in entries}
+    global_weights = tuple(manifest.get("weights") or ())
+    out = []
+    for name, entry in entries.items():
+        file = folder / entry.get("file", f"{name}.parquet")
+        try:
+            frame = pd.read_parquet(file)
+        except (OSError, ValueError) as exc:
+            raise ToolkitError(
+                error(INPUT_UNREADABLE, f"Cannot read the table: {exc}", file=str(file))
+            ) from None
+        column_paths = {c["name"]: c["path"] for c in entry.get("columns", []) if c.get("path")}
+        path = entry.get("path") or resolve_table_path(name, form)
+        if path not in form.nodes:
+            path = resolve_table_path(name, form)
+        weights = tuple(entry.get("weights") or ()) + global_weights
+        out.append(SourceTable(name, path, entry.get("parent"), frame, column_paths, weights))
+    design_entry = manifest.get("design") or {}
+    design = Design(design_entry.get("weight"), design_entry.get("strata"), design_entry.get("psu"))
+    return out, design
+
+
+# --- building a table's variables ---------------------------------------------------------------------------
+
+
+def is_weight(name: str, listed: Iterable[str]) -> bool:
+    return name.startswith(("w_", "weight")) or name in set(listed)

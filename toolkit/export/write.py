@@ -1,0 +1,303 @@
+"""Planning every table and writing the .sav/.dta/.csv files, companions and maps atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.compute as pc
+import pyreadstat
+
+from toolkit.errors import (
+    EXIT_USAGE,
+    OUTPUT_UNWRITABLE,
+    Issue,
+    Severity,
+    ToolkitError,
+    error,
+    warning,
+)
+from toolkit.export.codes import EXPORT_FORMAT, EXPORT_NO_TABLES, EXPORT_ORPHAN_ROWS, FORMATS
+from toolkit.export.columns import arrow_strings
+from toolkit.export.plan import (
+    MissingCodes,
+    RecodeEntry,
+    TablePlan,
+    name_variables,
+    plan_table,
+    resolve_language,
+)
+from toolkit.export.syntax import do_text, sps_text
+from toolkit.export.tables import Design, SourceTable, is_weight, load_tables
+from toolkit.xform import FormModel
+
+# --- results ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    """One file written: its path, its table, its kind (sav, dta, csv, csv-labelled, sps, do, *-map)."""
+
+    path: str
+    table: str
+    kind: str
+    rows: int = 0
+    variables: int = 0
+
+
+@dataclass(frozen=True)
+class RenameEntry:
+    """One exported variable and its names in each format (a row of the rename map)."""
+
+    table: str
+    name: str
+    xlsform_path: str | None
+    spss_name: str
+    stata_name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What `export_tables` wrote: files, the rename and recode maps, and the issues (warnings) of the run."""
+
+    form_id: str
+    language: str | None
+    out_dir: str
+    files: tuple[ExportedFile, ...]
+    renames: tuple[RenameEntry, ...]
+    recodes: tuple[RecodeEntry, ...]
+    issues: tuple[Issue, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(issue.severity == Severity.ERROR for issue in self.issues)
+
+
+# --- writing ------------------------------------------------------------------------------------------------
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Write through a temporary file in the same folder, then rename it over the target."""
+    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(handle)
+    temp_path = Path(temp)
+    try:
+        write(temp_path)
+        temp_path.replace(path)
+    except BaseException:
+        temp_path.unlink(missing_ok=True)
+        raise
+
+
+def _write_text(path: Path, text: str, *, bom: bool = False) -> None:
+    _atomic(path, lambda p: p.write_text(text, encoding="utf-8-sig" if bom else "utf-8", newline="\n"))
+
+
+def _write_csv(path: Path, frame: pd.DataFrame) -> None:
+    # UTF-8 with BOM, so that Excel shows Cyrillic text.
+    _atomic(path, lambda p: frame.to_csv(p, index=False, encoding="utf-8-sig"))
+
+
+def rename_map_text(entries: Sequence[RenameEntry]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["table", "original_name", "xlsform_path", "spss_name", "stata_name", "reason"])
+    for e in entries:
+        writer.writerow([e.table, e.name, e.xlsform_path or "", e.spss_name, e.stata_name, e.reason])
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class PreparedExport:
+    """Tables planned and named, ready to write (used by `export_tables` and by bench/export.py)."""
+
+    form_id: str
+    language: str | None
+    plans: tuple[TablePlan, ...]
+    recodes: tuple[RecodeEntry, ...]
+    issues: tuple[Issue, ...]
+
+
+def prepare_export(
+    data: Any,
+    form: FormModel,
+    *,
+    language: str | None = None,
+    missing_codes: MissingCodes | None = None,
+    design: Design | None = None,
+) -> PreparedExport:
+    """Read the tables and plan every variable, label and name, without writing anything.
+
+    Parameters:
+        data: the DATA folder written by `migkit ingest`, a mapping table name -> DataFrame (docs/tables.md
+            format) or an object with such a `.tables` mapping.
+        form: the form model of the data.
+        language: label language (name such as "Russian (ru)" or its code `ru`); default the form's default.
+        missing_codes: don't know / refused / not applicable codes; default 98/99 and -98/-99.
+        design: weight, strata and PSU columns; default from tables.json, else `id_stratum`/`id_psu` and the
+            first weight column.
+    """
+    chosen = resolve_language(form, language)
+    codes = missing_codes or MissingCodes()
+    tables, manifest_design = load_tables(data, form)
+    if not tables:
+        raise ToolkitError(error(EXPORT_NO_TABLES, f"No tables of form {form.form_id!r} were found."))
+    issues: list[Issue] = []
+    recodes: dict[str, list[RecodeEntry]] = {}
+    keys = {t.name: t.frame["KEY"] for t in tables if "KEY" in t.frame.columns}
+    plans = []
+    for table in tables:
+        table_design = _design_for(table, design or manifest_design)
+        plan = plan_table(
+            table,
+            form,
+            language=chosen,
+            missing_codes=codes,
+            design=table_design,
+            issues=issues,
+            recodes=recodes,
+        )
+        name_variables(plan, issues)
+        _check_parents(table, keys, issues)
+        plans.append(plan)
+    return PreparedExport(
+        form.form_id, chosen, tuple(plans), tuple(r for rs in recodes.values() for r in rs), tuple(issues)
+    )
+
+
+def _design_for(table: SourceTable, design: Design) -> Design:
+    columns = set(table.frame.columns)
+    weight = (
+        design.weight
+        if design.weight in columns
+        else next((c for c in table.frame.columns if is_weight(str(c), table.weights)), None)
+    )
+    strata = design.strata or "id_stratum"
+    psu = design.psu or "id_psu"
+    return Design(weight, strata if strata in columns else None, psu if psu in columns else None)
+
+
+def _check_parents(table: SourceTable, keys: Mapping[str, pd.Series], issues: list[Issue]) -> None:
+    if table.parent is None or "PARENT_KEY" not in table.frame.columns or table.parent not in keys:
+        return
+    known = pc.is_in(arrow_strings(table.frame["PARENT_KEY"]), value_set=arrow_strings(keys[table.parent]))
+    orphans = ~known.to_numpy(zero_copy_only=False)
+    if orphans.any():
+        issues.append(
+            warning(
+                EXPORT_ORPHAN_ROWS,
+                f"{int(orphans.sum())} row(s) have a PARENT_KEY that is not a KEY of {table.parent} "
+                "(getodk/briefcase#646); re-run ingest on the complete submissions.",
+                file=table.name,
+                variable="PARENT_KEY",
+            )
+        )
+
+
+def export_tables(
+    data: Any,
+    form: FormModel,
+    *,
+    formats: Iterable[str] = ("sav", "dta", "csv"),
+    language: str | None = None,
+    out_dir: str | os.PathLike[str],
+    missing_codes: MissingCodes | None = None,
+    design: Design | None = None,
+) -> ExportResult:
+    """Write labelled .sav/.dta/.csv files (one per table) with companion .sps/.do files and the rename map.
+
+    Parameters:
+        data: the DATA folder written by `migkit ingest` (or a mapping table name -> DataFrame).
+        form: the form model of the data.
+        formats: any of "sav", "dta", "csv".
+        language: label language; default the form's default language.
+        out_dir: folder for the files (created if needed).
+        missing_codes: don't know / refused / not applicable codes.
+        design: weight, strata and PSU columns (see `prepare_export`).
+    """
+    chosen_formats = _check_formats(formats)
+    prepared = prepare_export(data, form, language=language, missing_codes=missing_codes, design=design)
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ToolkitError(
+            error(OUTPUT_UNWRITABLE, f"Cannot create the output folder: {exc.strerror}.", file=str(out))
+        ) from None
+    issues = list(prepared.issues)
+    files: list[ExportedFile] = []
+    try:
+        for plan in prepared.plans:
+            rows, width = len(plan.frame), len(plan.variables)
+            for fmt, args, write, companion, syntax in (
+                ("sav", plan.sav_args, pyreadstat.write_sav, "sps", sps_text),
+                ("dta", plan.dta_args, pyreadstat.write_dta, "do", do_text),
+            ):
+                if fmt not in chosen_formats:
+                    continue
+                frame, kwargs = args(issues)
+                target = out / f"{plan.name}.{fmt}"
+                _atomic(target, lambda p, f=frame, k=kwargs, w=write: w(f, p, **k))
+                files.append(ExportedFile(str(target), plan.name, fmt, rows, width))
+                del frame
+                script = out / f"{plan.name}.{companion}"
+                _write_text(
+                    script, syntax(plan, form=form, language=prepared.language, file_name=target.name)
+                )
+                files.append(ExportedFile(str(script), plan.name, companion))
+            if "csv" in chosen_formats:
+                for labelled, suffix, kind in ((False, "", "csv"), (True, "-labelled", "csv-labelled")):
+                    target = out / f"{plan.name}{suffix}.csv"
+                    _write_csv(target, plan.csv_frame(labelled=labelled))
+                    files.append(ExportedFile(str(target), plan.name, kind, rows, width))
+        renames = tuple(
+            RenameEntry(plan.name, var.name, var.path, var.spss_name, var.stata_name, "; ".join(var.reasons))
+            for plan in prepared.plans
+            for var in plan.variables
+        )
+        rename_path = out / f"{form.form_id}-rename-map.csv"
+        _write_text(rename_path, rename_map_text(renames))
+        files.append(ExportedFile(str(rename_path), "", "rename-map"))
+        if prepared.recodes:
+            value_path = out / f"{form.form_id}-value-map.csv"
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerow(["choice_list", "choice_name", "code", "label"])
+            writer.writerows([r.choice_list, r.choice, r.code, r.label] for r in prepared.recodes)
+            _write_text(value_path, buffer.getvalue())
+            files.append(ExportedFile(str(value_path), "", "value-map"))
+    except OSError as exc:
+        raise ToolkitError(
+            error(OUTPUT_UNWRITABLE, f"Cannot write the export: {exc}", file=str(out))
+        ) from None
+    return ExportResult(
+        form_id=form.form_id,
+        language=prepared.language,
+        out_dir=str(out),
+        files=tuple(files),
+        renames=renames,
+        recodes=prepared.recodes,
+        issues=tuple(issues),
+    )
+
+
+def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(f.strip().lower().lstrip(".") for f in formats if f.strip()))
+    unknown = [f for f in chosen if f not in FORMATS]
+    if unknown or not chosen:
+        raise ToolkitError(
+            error(
+                EXPORT_FORMAT,
+                f"Unknown export format(s) {', '.join(unknown) or '(none)'}; use any of sav, dta, csv.",
+            ),
+            EXIT_USAGE,
+        )
+    return chosen
