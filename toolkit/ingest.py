@@ -635,24 +635,26 @@ _TIME = rf"{_CLOCK}{_ZONE}"
 _NUM = r"-?\d+(?:\.\d+)?"
 _GEOPOINT = rf"{_NUM} {_NUM}(?: {_NUM}){{0,2}}"
 _STRING = pd.StringDtype("python")
+_ARROW_STRING = pd.StringDtype("pyarrow")
+_PATTERNS = {
+    "int": _INT,
+    "decimal": _DECIMAL,
+    "date": _DATE,
+    "dateTime": _DATETIME,
+    "time": _TIME,
+    "geopoint": _GEOPOINT,
+}
 
 
 def _typed(values: list[str | None], data_type: str) -> tuple[pd.Series, pd.Series | None]:
     """The typed column for a bind type and the mask of values that do not parse (None when all do)."""
-    raw = pd.Series(values, dtype=_STRING)
-    if data_type in {"int", "decimal", "date", "dateTime", "time", "geopoint"}:
-        raw = raw.str.strip()
-    raw = raw.mask(raw == "")
-    pattern = {
-        "int": _INT,
-        "decimal": _DECIMAL,
-        "date": _DATE,
-        "dateTime": _DATETIME,
-        "time": _TIME,
-        "geopoint": _GEOPOINT,
-    }.get(data_type)
+    pattern = _PATTERNS.get(data_type)
     if pattern is None:
-        return raw, None
+        raw = pd.Series(values, dtype=_STRING)
+        return raw.mask(raw == ""), None
+    # Checked with Arrow's vectorised string kernels (RE2 accepts these patterns), then typed.
+    raw = pd.Series(values, dtype=_ARROW_STRING).str.strip()
+    raw = raw.mask(raw == "")
     present = raw.notna()
     ok = raw.str.fullmatch(pattern).fillna(False).astype(bool)
     if data_type == "geopoint" and ok.any():
@@ -671,7 +673,7 @@ def _typed(values: list[str | None], data_type: str) -> tuple[pd.Series, pd.Seri
         )
         ok &= typed.notna()
     else:
-        typed = clean
+        typed = clean.astype(_STRING)
     bad = present & ~ok
     return typed, (bad if bad.any() else None)
 
