@@ -1,6 +1,7 @@
 """Labelled .sav/.dta/.csv export: name rules, labels, missing values, dates, companion syntax.
 
-Every .sav is read back by GNU PSPP (an independent reader; no warnings allowed) and every .dta by pandas' pure-Python
+Every .sav is read back by GNU PSPP (an independent reader; no warnings allowed) and every .dta by pandas'
+pure-Python
 Stata reader; pyreadstat is only the writer.
 """
 
@@ -72,32 +73,36 @@ FORM = f"""
 
 
 def _tables() -> dict[str, pd.DataFrame]:
-    main = pd.DataFrame({
-        "KEY": ["uuid:a", "uuid:b", "uuid:c"],
-        "hh_id": pd.array([1, 2, 3], dtype="Int64"),
-        "FormVersion": ["2026112701"] * 3,
-        "start": ["2026-11-27T10:15:00.000+03:00", None, "2026-11-27T23:30:05.5-05:30"],
-        "end": ["2026-11-27T11:00:00.000+03:00", None, None],
-        "consent": ["1", "98", None],
-        "n": pd.array([2, -98, None], dtype="Int64"),
-        "income": pd.array([1.5, -99.0, None], dtype="Float64"),
-        "gps": ["41.3 69.2 400 5", None, "1 2"],
-        "d": pd.to_datetime(["2026-01-02", None, "2026-03-04"]).astype("datetime64[s]"),
-        "calc": ["4", "-196", None],
-        "comment": ["Київ " * 80, None, "ok"],
-        "instanceID": ["uuid:a", "uuid:b", "uuid:c"],
-        "w_final": [1.5, 2.0, 3.0],
-    })
-    hl = pd.DataFrame({
-        "KEY": ["uuid:a/hl[1]", "uuid:a/hl[2]", "uuid:c/hl[1]"],
-        "PARENT_KEY": ["uuid:a", "uuid:a", "uuid:c"],
-        "hh_id": pd.array([1, 1, 3], dtype="Int64"),
-        "hl_no": pd.array([1, 2, 1], dtype="Int64"),
-        "hl_name": ["Иван", "Мария", None],
-        "fav": ["1 3", "2", None],
-        "by": ["RUS", "KAZ", "XXX"],
-        "hl_relationship_to_the_head_of_household": ["01", "02", None],
-    })
+    main = pd.DataFrame(
+        {
+            "KEY": ["uuid:a", "uuid:b", "uuid:c"],
+            "hh_id": pd.array([1, 2, 3], dtype="Int64"),
+            "FormVersion": ["2026112701"] * 3,
+            "start": ["2026-11-27T10:15:00.000+03:00", None, "2026-11-27T23:30:05.5-05:30"],
+            "end": ["2026-11-27T11:00:00.000+03:00", None, None],
+            "consent": ["1", "98", None],
+            "n": pd.array([2, -98, None], dtype="Int64"),
+            "income": pd.array([1.5, -99.0, None], dtype="Float64"),
+            "gps": ["41.3 69.2 400 5", None, "1 2"],
+            "d": pd.to_datetime(["2026-01-02", None, "2026-03-04"]).astype("datetime64[s]"),
+            "calc": ["4", "-196", None],
+            "comment": ["Київ " * 80, None, "ok"],
+            "instanceID": ["uuid:a", "uuid:b", "uuid:c"],
+            "w_final": [1.5, 2.0, 3.0],
+        }
+    )
+    hl = pd.DataFrame(
+        {
+            "KEY": ["uuid:a/hl[1]", "uuid:a/hl[2]", "uuid:c/hl[1]"],
+            "PARENT_KEY": ["uuid:a", "uuid:a", "uuid:c"],
+            "hh_id": pd.array([1, 1, 3], dtype="Int64"),
+            "hl_no": pd.array([1, 2, 1], dtype="Int64"),
+            "hl_name": ["Иван", "Мария", None],
+            "fav": ["1 3", "2", None],
+            "by": ["RUS", "KAZ", "XXX"],
+            "hl_relationship_to_the_head_of_household": ["01", "02", None],
+        }
+    )
     return {"exp": main, "exp-hl": hl}
 
 
@@ -118,15 +123,21 @@ def _data_folder(tmp_path: Path, tables: dict[str, pd.DataFrame], form_id: str =
     for name, frame in tables.items():
         frame.to_parquet(tmp_path / f"{name}.parquet")
         manifest["tables"][name] = {
-            "file": f"{name}.parquet", "rows": len(frame),
-            "path": "/data" if name == form_id else "/data/hl", "parent": None if name == form_id else form_id,
-            "columns": [{"name": c, "path": "", "question_type": "", "dtype": str(frame[c].dtype)} for c in frame],
+            "file": f"{name}.parquet",
+            "rows": len(frame),
+            "path": "/data" if name == form_id else "/data/hl",
+            "parent": None if name == form_id else form_id,
+            "columns": [
+                {"name": c, "path": "", "question_type": "", "dtype": str(frame[c].dtype)} for c in frame
+            ],
         }
     (tmp_path / "tables.json").write_text(json.dumps(manifest), encoding="utf-8")
     return tmp_path
 
 
-# --- PSPP and pandas readers ---------------------------------------------------------------------------------
+# --- PSPP and pandas readers
+# ---------------------------------------------------------------------------------
+
 
 def pspp_dictionary(sav: Path) -> tuple[str, str]:
     """(stdout, stderr) of PSPP's DISPLAY DICTIONARY/DOCUMENTS and LIST on a .sav, in CSV output format."""
@@ -136,8 +147,9 @@ def pspp_dictionary(sav: Path) -> tuple[str, str]:
         f"GET FILE='{sav.name}'.\nDISPLAY FILE LABEL.\nDISPLAY DOCUMENTS.\nDISPLAY DICTIONARY.\nLIST.\n",
         encoding="utf-8",
     )
-    run = subprocess.run([pspp, "-O", "format=csv", script.name], capture_output=True, text=True, cwd=sav.parent,
-                         check=False)
+    run = subprocess.run(
+        [pspp, "-O", "format=csv", script.name], capture_output=True, text=True, cwd=sav.parent, check=False
+    )
     script.unlink()
     return run.stdout, run.stderr
 
@@ -151,10 +163,17 @@ def assert_no_pspp_warnings(stdout: str, stderr: str) -> None:
 def stata_read(path: Path):
     reader = pd.io.stata.StataReader(path)
     data = reader.read(convert_categoricals=False, convert_missing=True, convert_dates=False)
-    return data, reader.variable_labels(), reader.value_labels(), dict(zip(data.columns, reader._lbllist))
+    return (
+        data,
+        reader.variable_labels(),
+        reader.value_labels(),
+        dict(zip(data.columns, reader._lbllist, strict=True)),
+    )
 
 
-# --- name and label rules (pure functions) -------------------------------------------------------------------
+# --- name and label rules (pure functions)
+# -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("name", "labelled", "expected"),
@@ -200,7 +219,12 @@ def test_spss_name(name, expected) -> None:
     ("names", "candidates", "limit", "expected"),
     [
         (["a", "A"], ["a", "A"], 32, ["a", "A_2"]),
-        (["x" * 40, "x" * 33, "x" * 32], ["x" * 32, "x" * 32, "x" * 32], 32, ["x" * 30 + "_2", "x" * 30 + "_3", "x" * 32]),
+        (
+            ["x" * 40, "x" * 33, "x" * 32],
+            ["x" * 32, "x" * 32, "x" * 32],
+            32,
+            ["x" * 30 + "_2", "x" * 30 + "_3", "x" * 32],
+        ),
         (["q", "q_2", "Q"], ["q", "q_2", "Q"], 32, ["q", "q_2", "Q_3"]),
         (["a-b", "a_b"], ["a_b", "a_b"], 32, ["a_b_2", "a_b"]),
     ],
@@ -244,6 +268,7 @@ def test_truncate_chars_and_transliterate() -> None:
 
 # --- SPSS through PSPP --------------------------------------------------------------------------------------
 
+
 def test_sav_opens_in_pspp_with_labels_and_missing_values(exported) -> None:
     result, out = exported
     stdout, stderr = pspp_dictionary(out / "exp.sav")
@@ -267,17 +292,17 @@ def test_sav_opens_in_pspp_with_labels_and_missing_values(exported) -> None:
 
 
 def test_sav_repeat_table_dummies_and_renames(exported) -> None:
-    result, out = exported
+    _, out = exported
     stdout, stderr = pspp_dictionary(out / "exp-hl.sav")
     assert_no_pspp_warnings(stdout, stderr)
     assert "fav_3,9,Фрукты: Слива" in stdout
     assert "by_v," in stdout  # `by` is reserved in SPSS in any case
     lines = stdout.splitlines()
-    data = lines[lines.index("Table: Data List") + 1:]
+    data = lines[lines.index("Table: Data List") + 1 :]
     header = data[0].split(",")
-    first = dict(zip(header, data[1].split(",")))
+    first = dict(zip(header, data[1].split(","), strict=True))
     assert (first["fav"], first["fav_1"], first["fav_2"], first["fav_3"]) == ("1 3", "1", "0", "1")
-    third = dict(zip(header, data[3].split(",")))
+    third = dict(zip(header, data[3].split(","), strict=True))
     assert third["fav_1"].strip() == "."  # not asked: system-missing, not 0
     assert first["hl_relationship_to_the_head_of_household"] == "1"
 
@@ -286,8 +311,12 @@ def test_pspp_convert_labels_match(exported) -> None:
     _, out = exported
     convert = require_tool("pspp-convert", "pspp")
     target = out / "hl-labels.csv"
-    run = subprocess.run([convert, "--labels", str(out / "exp-hl.sav"), str(target)], capture_output=True, text=True,
-                         check=False)
+    run = subprocess.run(
+        [convert, "--labels", str(out / "exp-hl.sav"), str(target)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert run.returncode == 0 and run.stderr.strip() == "", run.stderr
     labelled = pd.read_csv(target, dtype=str)
     assert labelled["fav_1"].tolist()[:2] == ["Да", "Нет"]
@@ -305,7 +334,9 @@ def test_sps_companion_runs_in_pspp(exported) -> None:
     assert "MRSETS" in text and "$fav" in text and "VARIABLES=fav_1 fav_2 fav_3" in text
     check = out / "mr.sps"
     check.write_text(text + "MRSETS /DISPLAY NAME=ALL.\nSHOW WEIGHT.\n", encoding="utf-8")
-    run = subprocess.run([pspp, "-O", "format=csv", check.name], capture_output=True, text=True, cwd=out, check=False)
+    run = subprocess.run(
+        [pspp, "-O", "format=csv", check.name], capture_output=True, text=True, cwd=out, check=False
+    )
     assert_no_pspp_warnings(run.stdout, run.stderr)
     assert "$fav" in run.stdout and "Фрукты" in run.stdout
     main = (out / "exp.sps").read_text(encoding="utf-8")
@@ -315,6 +346,7 @@ def test_sps_companion_runs_in_pspp(exported) -> None:
 
 
 # --- Stata through pandas -----------------------------------------------------------------------------------
+
 
 def test_dta_release_118_labels_and_extended_missing(exported) -> None:
     _, out = exported
@@ -359,16 +391,26 @@ def test_do_companion_has_notes_chars_and_svyset(exported) -> None:
 
 # --- rename map, recodes, CSV -------------------------------------------------------------------------------
 
+
 def test_rename_map_and_value_map(exported) -> None:
     result, out = exported
     rename = pd.read_csv(out / "exp-rename-map.csv", dtype=str, keep_default_na=False)
-    assert list(rename.columns) == ["table", "original_name", "xlsform_path", "spss_name", "stata_name", "reason"]
+    assert list(rename.columns) == [
+        "table",
+        "original_name",
+        "xlsform_path",
+        "spss_name",
+        "stata_name",
+        "reason",
+    ]
     row = rename[(rename.table == "exp-hl") & (rename.original_name == "by")].iloc[0]
     assert (row.spss_name, row.stata_name, row.reason) == ("by_v", "by", "SPSS: reserved word")
     assert len(rename) == sum(1 for _ in result.renames)
     values = pd.read_csv(out / "exp-value-map.csv", dtype=str)
-    assert values[values.choice_list == "country"][["choice_name", "code"]].values.tolist() == [["RUS", "1"],
-                                                                                                 ["KAZ", "2"]]
+    assert values[values.choice_list == "country"][["choice_name", "code"]].values.tolist() == [
+        ["RUS", "1"],
+        ["KAZ", "2"],
+    ]
     codes = {i.code for i in result.issues}
     assert {"export.choices_recoded", "export.unknown_choice", "export.renamed"} <= codes
 
@@ -386,6 +428,7 @@ def test_csv_and_labelled_csv(exported) -> None:
 
 
 # --- configuration, languages, inputs ----------------------------------------------------------------------
+
 
 def test_configured_not_applicable_code_becomes_dot_n(form, tmp_path) -> None:
     tables = _tables()
@@ -414,8 +457,22 @@ def test_reads_a_data_folder_and_cli_json(form, tmp_path) -> None:
     data = _data_folder(tmp_path / "DATA" if (tmp_path / "DATA").mkdir() is None else tmp_path, _tables())
     form_file = write_md_form(tmp_path, FORM)
     runner = CliRunner()
-    outcome = runner.invoke(app, ["export", str(data), "--form", str(form_file), "--format", "sav,dta",
-                                  "--lang", "ru", "--out", str(tmp_path / "OUT"), "--json"])
+    outcome = runner.invoke(
+        app,
+        [
+            "export",
+            str(data),
+            "--form",
+            str(form_file),
+            "--format",
+            "sav,dta",
+            "--lang",
+            "ru",
+            "--out",
+            str(tmp_path / "OUT"),
+            "--json",
+        ],
+    )
     assert outcome.exit_code == 0, outcome.output
     payload = json.loads(outcome.stdout)
     kinds = sorted({f["kind"] for f in payload["files"]})
@@ -424,8 +481,10 @@ def test_reads_a_data_folder_and_cli_json(form, tmp_path) -> None:
     assert any(r["name"] == "by" for r in payload["renamed"])
     stdout, stderr = pspp_dictionary(tmp_path / "OUT" / "exp.sav")
     assert_no_pspp_warnings(stdout, stderr)
-    table = runner.invoke(app, ["export", str(data), "--form", str(form_file), "--format", "csv",
-                                "--out", str(tmp_path / "OUT2")])
+    table = runner.invoke(
+        app,
+        ["export", str(data), "--form", str(form_file), "--format", "csv", "--out", str(tmp_path / "OUT2")],
+    )
     assert table.exit_code == 0 and "exp-labelled.csv" in table.stdout
     bad = runner.invoke(app, ["export", str(data), "--form", str(form_file), "--format", "xls"])
     assert bad.exit_code == 2
@@ -445,10 +504,18 @@ def test_long_text_with_a_short_name_is_renamed_for_spss(tmp_path) -> None:
     """
     form = load_form(write_md_form(tmp_path, md))
     root = form.form_id
-    # A strL column with a missing value: pyreadstat 1.3.7 fails on it unless we write "" (Stata's missing string).
-    frame = pd.DataFrame({"KEY": ["uuid:1", "uuid:2"], "t": ["ж" * 20_000, None], "by": ["x", None],
-                          "ALL": ["y", "z"], "a": pd.array([1, None], dtype="Int64"),
-                          "A_": pd.array([2, 3], dtype="Int64")})
+    # A strL column with a missing value: pyreadstat 1.3.7 fails on it unless we write "" (Stata's missing
+    # string).
+    frame = pd.DataFrame(
+        {
+            "KEY": ["uuid:1", "uuid:2"],
+            "t": ["ж" * 20_000, None],
+            "by": ["x", None],
+            "ALL": ["y", "z"],
+            "a": pd.array([1, None], dtype="Int64"),
+            "A_": pd.array([2, 3], dtype="Int64"),
+        }
+    )
     result = export_tables({root: frame}, form, formats=["sav", "dta"], out_dir=tmp_path / "out")
     names = {r.name: r.spss_name for r in result.renames}
     assert names["t"] == "t_txt" and names["by"] == "by_v" and names["ALL"] == "ALL_v"

@@ -1,6 +1,7 @@
-"""Round-trip properties of the export: whatever the names, labels and text, the files open and read back intact.
+"""Round-trip properties of the export: whatever the names, labels and text, the files open and read back.
 
-Forms are generated as XForms (Cyrillic names are legal XML names, and ODK accepts them), exported, then read back by
+Forms are generated as XForms (Cyrillic names are legal XML names, and ODK accepts them), exported, then read
+back by
 pandas' own Stata reader and by GNU PSPP.
 """
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pandas as pd
+import pyreadstat
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -32,14 +34,19 @@ NAME = st.builds(
     lambda first, rest: first + rest,
     st.sampled_from(LETTERS + "_"),
     st.text(alphabet=LETTERS + "0123456789_", max_size=70),
-) | st.sampled_from(sorted({"by", "BY", "with", "all", "TO", "in", "if", "int", "long", "strL", "str9", "_n"}))
+) | st.sampled_from(
+    sorted({"by", "BY", "with", "all", "TO", "in", "if", "int", "long", "strL", "str9", "_n"})
+)
 # Labels: any printable text, Cyrillic heavy, sometimes long; XML cannot carry control characters.
 LABEL = st.text(
     alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"), blacklist_characters="\x85"),
-    min_size=1, max_size=400,
+    min_size=1,
+    max_size=400,
 ) | st.text(alphabet="Жжщ ЫЁё€😀аб", min_size=1, max_size=300)
-VALUE = st.none() | st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), max_size=40) | st.text(
-    alphabet="Київ ", min_size=200, max_size=3000
+VALUE = (
+    st.none()
+    | st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), max_size=40)
+    | st.text(alphabet="Київ ", min_size=200, max_size=3000)
 )
 
 
@@ -51,12 +58,14 @@ def _xform(fields: list[tuple[str, str]], choices: list[str]) -> str:
     items = "".join(f"<item><itextId>c-{i}</itextId><name>{i + 1}</name></item>" for i in range(len(choices)))
     binds = "".join(f'<bind nodeset="/data/{name}" type="string"/>' for name, _ in fields)
     body = "".join(
-        f'<input ref="/data/{name}"><label ref="jr:itext(\'/data/{name}:label\')"/></input>' for name, _ in fields[1:]
+        f'<input ref="/data/{name}"><label ref="jr:itext(\'/data/{name}:label\')"/></input>'
+        for name, _ in fields[1:]
     )
     first = fields[0][0]
     select = (
         f'<select1 ref="/data/{first}"><label ref="jr:itext(\'/data/{first}:label\')"/>'
-        '<itemset nodeset="instance(\'c\')/root/item"><value ref="name"/><label ref="jr:itext(itextId)"/></itemset>'
+        '<itemset nodeset="instance(\'c\')/root/item">'
+        '<value ref="name"/><label ref="jr:itext(itextId)"/></itemset>'
         "</select1>"
     )
     return (
@@ -77,14 +86,21 @@ def tables(draw):
     choices = draw(st.lists(LABEL, min_size=1, max_size=4))
     rows = draw(st.integers(min_value=1, max_value=4))
     frame = {"KEY": [f"uuid:{i}" for i in range(rows)]}
-    frame[names[0]] = draw(st.lists(st.none() | st.sampled_from([str(i + 1) for i in range(len(choices))]),
-                                    min_size=rows, max_size=rows))
+    frame[names[0]] = draw(
+        st.lists(
+            st.none() | st.sampled_from([str(i + 1) for i in range(len(choices))]),
+            min_size=rows,
+            max_size=rows,
+        )
+    )
     for name in names[1:]:
         frame[name] = draw(st.lists(VALUE, min_size=rows, max_size=rows))
     return list(zip(names, labels, strict=True)), choices, pd.DataFrame(frame)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @given(tables())
 def test_export_round_trip(case) -> None:
     fields, choices, frame = case
@@ -123,23 +139,29 @@ def test_export_round_trip(case) -> None:
 
         script = out / "check.sps"
         script.write_text("GET FILE='rt.sav'.\nDISPLAY DICTIONARY.\n", encoding="utf-8")
-        run = subprocess.run([pspp, "-O", "format=csv", script.name], capture_output=True, text=True, cwd=out,
-                             check=False)
+        run = subprocess.run(
+            [pspp, "-O", "format=csv", script.name], capture_output=True, text=True, cwd=out, check=False
+        )
         assert run.returncode == 0 and run.stderr.strip() == "", run.stderr
         assert "warning" not in run.stdout.lower(), run.stdout
-        import pyreadstat
-
         sav, meta = pyreadstat.read_sav(out / "rt.sav")
         for index, (name, _) in enumerate(fields):
             entry = renames[name]
             full = form.by_name(name).label() or name
-            assert meta.column_names_to_labels[entry.spss_name] == truncate_bytes(full, SPSS_VARIABLE_LABEL_MAX_BYTES)[0]
+            assert (
+                meta.column_names_to_labels[entry.spss_name]
+                == truncate_bytes(full, SPSS_VARIABLE_LABEL_MAX_BYTES)[0]
+            )
             if index == 0:
                 labels = meta.variable_value_labels[entry.spss_name]
                 assert labels == {
-                    float(i + 1): truncate_bytes(form.choice_lists["c"].choices[i].label(), SPSS_VALUE_LABEL_MAX_BYTES)[0]
+                    float(i + 1): truncate_bytes(
+                        form.choice_lists["c"].choices[i].label(), SPSS_VALUE_LABEL_MAX_BYTES
+                    )[0]
                     for i in range(len(choices))
                 }
             else:
-                assert sav[entry.spss_name].fillna("").str.rstrip().tolist() == frame[name].fillna("").str.rstrip().tolist()
-
+                assert (
+                    sav[entry.spss_name].fillna("").str.rstrip().tolist()
+                    == frame[name].fillna("").str.rstrip().tolist()
+                )

@@ -1,6 +1,7 @@
 """The three questionnaire templates end to end: simulate a few instances, ingest, export, read back.
 
-Every table of every template must open in GNU PSPP without a warning and in pandas' Stata reader, with a label on
+Every table of every template must open in GNU PSPP without a warning and in pandas' Stata reader, with a
+label on
 every variable and value labels on every select_one; the companion .sps must run in PSPP.
 """
 
@@ -42,19 +43,25 @@ def test_every_sav_opens_in_pspp_with_labels(template_export) -> None:
     for sav in savs:
         script = out / "check.sps"
         script.write_text(f"GET FILE='{sav.name}'.\nDISPLAY DICTIONARY.\n", encoding="utf-8")
-        run = subprocess.run([pspp, "-O", "format=csv", script.name], capture_output=True, text=True, cwd=out,
-                             check=False)
+        run = subprocess.run(
+            [pspp, "-O", "format=csv", script.name], capture_output=True, text=True, cwd=out, check=False
+        )
         assert run.returncode == 0 and run.stderr.strip() == "", run.stderr
         assert "warning" not in run.stdout.lower(), run.stdout
         table = sav.stem
         variables = [r for r in result.renames if r.table == table]
-        listed = {line.split(",")[0]: line.split(",") for line in run.stdout.splitlines() if line.count(",") >= 8}
+        listed = {
+            line.split(",")[0]: line.split(",") for line in run.stdout.splitlines() if line.count(",") >= 8
+        }
         for entry in variables:
             assert entry.spss_name in listed, entry
             assert listed[entry.spss_name][2], f"{entry.spss_name} has no variable label"
-        companion = subprocess.run([pspp, sav.with_suffix(".sps").name], capture_output=True, text=True, cwd=out,
-                                   check=False)
-        assert companion.returncode == 0 and not (companion.stdout + companion.stderr).strip(), companion.stdout
+        companion = subprocess.run(
+            [pspp, sav.with_suffix(".sps").name], capture_output=True, text=True, cwd=out, check=False
+        )
+        assert companion.returncode == 0 and not (companion.stdout + companion.stderr).strip(), (
+            companion.stdout
+        )
 
 
 def test_every_dta_reads_in_pandas_with_labels(template_export) -> None:
