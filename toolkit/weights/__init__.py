@@ -1,22 +1,25 @@
 """Survey weights: base weights, nonresponse adjustment, trimming, calibration, replicates (specs/weights.md).
 
-`core` holds the numpy routines that work on any table, `design` the full chain driven by design.toml for an
-ingested survey, `replicates` the PSU-level replicate factors and `io` the table readers and writers.
+`core` (diagnostics, nonresponse, trimming, base weights) and `calibration` (raking, post-stratification,
+GREG) hold the numpy routines that work on any table, `design` the full chain driven by design.toml for an
+ingested survey, `config` parses design.toml, `replicates` builds PSU-level replicate factors and `io` reads and writes tables.
 """
 
-from toolkit.weights.core import (
-    AdjustmentResult,
+from toolkit.weights.calibration import (
     CalibrationResult,
     Margin,
-    TrimResult,
-    WeightingError,
     calibrate,
     check_margins,
-    first_stage_probabilities,
     margins_from_frame,
-    nonresponse_adjust,
     poststratify,
     rake,
+)
+from toolkit.weights.core import (
+    AdjustmentResult,
+    TrimResult,
+    WeightingError,
+    first_stage_probabilities,
+    nonresponse_adjust,
     summary_by,
     trim,
     trim_cap,

@@ -13,9 +13,8 @@ import functools
 import json
 import math
 import shutil
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +23,16 @@ import pandas as pd
 
 from toolkit.errors import EXIT_USAGE, INPUT_MISSING, Issue, ToolkitError, define, error, warning
 from toolkit.estimate import make_design
+from toolkit.weights.calibration import CalibrationResult, calibrate, margins_from_frame, poststratify, rake
+from toolkit.weights.config import DESIGN_INVALID, CalibrationSpec, WeightDesign
 from toolkit.weights.core import (
-    EN,
     ER,
-    IN,
     LISTING_SHORT,
     PROBABILITY_INVALID,
-    UE,
-    CalibrationResult,
     WeightingError,
-    calibrate,
     first_stage_probabilities,
     level_label,
-    margins_from_frame,
     nonresponse_adjust,
-    poststratify,
-    rake,
     summary_by,
     trim,
     trim_cap,
@@ -48,7 +41,6 @@ from toolkit.weights.core import (
 from toolkit.weights.io import atomic_write, read_table, write_table
 from toolkit.weights.replicates import replicate_factors
 
-DESIGN_INVALID = define("weights.design_invalid", "The design file is missing a setting or has a wrong value")
 RESULT_UNMAPPED = define(
     "weights.result_unmapped", "A result code is not mapped to ER/EN/IN/UE in the design file"
 )
@@ -63,194 +55,6 @@ STRATUM_CHECK = define("weights.stratum_check", "Σ base weights of a stratum is
 
 REPORT_NAME = "weights-report.json"
 HISTOGRAM_NAME = "weights-histogram.png"
-
-
-# --- The design file ----------------------------------------------------------------------------------------
-
-
-def _bad(message: str, source: Path) -> ToolkitError:
-    return ToolkitError(error(DESIGN_INVALID, message, file=str(source)), EXIT_USAGE)
-
-
-@dataclass(frozen=True)
-class CalibrationSpec:
-    """One calibration step: method, margins file, derived variables, tolerance, bounds."""
-
-    method: str = "none"
-    margins: Path | None = None
-    derive: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    tol: float = 1e-6
-    max_iter: int = 100
-    bounds: tuple[float, float] = (0.0, math.inf)
-    on_nonconvergence: str = "error"
-
-
-@dataclass(frozen=True)
-class WeightDesign:
-    """The parsed design.toml (paths resolved against its folder). See docs/weights.md for every key."""
-
-    source: Path
-    form_id: str | None
-    roster: str
-    columns: Mapping[str, str]
-    psu_sample: Mapping[str, Any]
-    listing: Mapping[str, Any]
-    disposition: Mapping[str, tuple[str, ...]]
-    noninterview_file: Path | None
-    nonresponse: Mapping[str, Any]
-    trimming: Mapping[str, Any]
-    households: CalibrationSpec
-    persons: CalibrationSpec
-    replicates: Mapping[str, Any]
-    output: Mapping[str, str]
-
-    @classmethod
-    def from_file(cls, path: Path | str) -> WeightDesign:
-        """Load and check a design.toml.
-
-        Parameters:
-            path: the design file; relative file names inside it are resolved against its folder.
-        """
-        source = Path(path)
-        if not source.is_file():
-            raise ToolkitError(error(INPUT_MISSING, "design file not found", file=str(source)), EXIT_USAGE)
-        try:
-            raw = tomllib.loads(source.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise _bad(f"not valid TOML: {exc}", source) from exc
-        base = source.parent
-
-        def path_of(value: Any, what: str, required: bool = True) -> Path | None:
-            if not value:
-                if required:
-                    raise _bad(f"{what} is required", source)
-                return None
-            p = (base / str(value)).resolve()
-            if not p.is_file():
-                raise _bad(f"{what} = {value!r}: file not found ({p})", source)
-            return p
-
-        survey = raw.get("survey", {})
-        columns = {
-            "key": "KEY",
-            "parent_key": "PARENT_KEY",
-            "hh_id": "hh_id",
-            "stratum": "id_stratum",
-            "psu": "id_psu",
-            "hh_no": "id_hh_no",
-            "result": "hh_result",
-            "listing_group": "",
-            "selected_among": "",
-        }
-        unknown = set(raw.get("columns", {})) - set(columns)
-        if unknown:
-            raise _bad(f"unknown key(s) in [columns]: {', '.join(sorted(unknown))}", source)
-        columns.update({k: str(v) for k, v in raw.get("columns", {}).items()})
-        psu = {
-            "stratum": "stratum",
-            "psu": "psu",
-            "mos": "mos",
-            "stratum_mos": "",
-            "n_h": "",
-            "certainty": "",
-            "segments": "",
-            "segment_mos": "",
-            "p1": "",
-            "frame_file": "",
-            "frame_stratum": "stratum",
-            "frame_mos": "mos",
-        }
-        psu.update(raw.get("psu_sample", {}))
-        psu["file"] = path_of(raw.get("psu_sample", {}).get("file"), "[psu_sample] file")
-        psu["frame_file"] = path_of(psu.get("frame_file"), "[psu_sample] frame_file", required=False)
-        if not psu["stratum_mos"] and psu["frame_file"] is None:
-            raise _bad(
-                "[psu_sample] needs stratum_mos (a column with M_h) or frame_file (the full frame)", source
-            )
-        listing = {"psu": "psu", "group": "", "listed": "listed", "selected": "selected"}
-        listing.update(raw.get("listing", {}))
-        listing["file"] = path_of(raw.get("listing", {}).get("file"), "[listing] file")
-        disp_raw = raw.get("disposition", {})
-        disposition = {}
-        for key, status in (("respondent", ER), ("nonrespondent", EN), ("ineligible", IN), ("unknown", UE)):
-            disposition[status] = tuple(level_label(v) for v in disp_raw.get(key, []))
-        if not disposition[ER]:
-            raise _bad(
-                "[disposition] respondent = [...] must list the result code(s) of completed interviews",
-                source,
-            )
-        codes = [c for v in disposition.values() for c in v]
-        if len(codes) != len(set(codes)):
-            raise _bad("[disposition]: a result code is listed under two statuses", source)
-        nonresponse = {
-            "classes": [],
-            "unknown_to_ineligible": True,
-            "min_respondents": 20,
-            "max_factor": 2.0,
-            "collapse": {},
-        }
-        nonresponse.update(raw.get("nonresponse", {}))
-        trimming = {"method": "none", "value": 3.5, "classes": [], "cycles": 5}
-        trimming.update(raw.get("trimming", {}))
-        if trimming["method"] not in ("none", "absolute", "median", "quantile"):
-            raise _bad("[trimming] method must be none, absolute, median or quantile", source)
-        cal = raw.get("calibration", {})
-
-        def cal_spec(section: str) -> CalibrationSpec:
-            c = cal.get(section, {})
-            method = c.get("method", "none")
-            if method not in ("none", "rake", "poststratify", "linear", "linear_bounded", "logit"):
-                raise _bad(
-                    f"[calibration.{section}] method must be none, rake, poststratify, linear, "
-                    "linear_bounded or logit",
-                    source,
-                )
-            bounds = tuple(float(b) for b in c.get("bounds", (0.0, math.inf)))
-            if len(bounds) != 2 or not bounds[0] < 1 < bounds[1]:
-                raise _bad(f"[calibration.{section}] bounds must be [L, U] with L < 1 < U", source)
-            return CalibrationSpec(
-                method=method,
-                margins=path_of(
-                    c.get("margins"), f"[calibration.{section}] margins", required=method != "none"
-                ),
-                derive=c.get("derive", {}),
-                tol=float(c.get("tol", 1e-6)),
-                max_iter=int(c.get("max_iter", 100)),
-                bounds=(bounds[0], bounds[1]),
-                on_nonconvergence=c.get("on_nonconvergence", "error"),
-            )
-
-        replicates = {"method": "none", "n": 200, "seed": 20260101, "fay": 0.0, "prefix": "repw_"}
-        replicates.update(raw.get("replicates", {}))
-        if replicates["method"] not in ("none", "jkn", "jk1", "bootstrap", "brr"):
-            raise _bad("[replicates] method must be none, jkn, jk1, bootstrap or brr", source)
-        output = {
-            "base_weight": "weight_base",
-            "status": "resp_status",
-            "household_weight": "weight_hh",
-            "person_weight": "weight_person",
-            "variance_stratum": "var_stratum",
-            "variance_psu": "var_psu",
-        }
-        output.update({k: str(v) for k, v in raw.get("output", {}).items()})
-        return cls(
-            source=source,
-            form_id=survey.get("form_id"),
-            roster=str(survey.get("roster", "hl")),
-            columns=columns,
-            psu_sample=psu,
-            listing=listing,
-            disposition=disposition,
-            noninterview_file=path_of(
-                disp_raw.get("noninterview_file"), "[disposition] noninterview_file", required=False
-            ),
-            nonresponse=nonresponse,
-            trimming=trimming,
-            households=cal_spec("households"),
-            persons=cal_spec("persons"),
-            replicates=replicates,
-            output=output,
-        )
 
 
 # --- Inputs -------------------------------------------------------------------------------------------------
