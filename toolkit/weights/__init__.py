@@ -2,7 +2,8 @@
 
 `core` (diagnostics, nonresponse, trimming, base weights) and `calibration` (raking, post-stratification,
 GREG) hold the numpy routines that work on any table, `design` the full chain driven by design.toml for an
-ingested survey, `config` parses design.toml, `replicates` builds PSU-level replicate factors and `io` reads and writes tables.
+ingested survey, `config` parses design.toml, `replicates` builds PSU-level replicate factors and `io` reads
+and writes tables.
 """
 
 from toolkit.weights.calibration import (
