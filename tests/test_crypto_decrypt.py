@@ -390,7 +390,7 @@ def test_no_key_material_or_answers_in_log_or_output(tmp_path: Path, key: rsa.RS
     assert result.exit_code == 0, result.output
     body = "".join(key_file.read_text().splitlines()[1:-1])[:40]
     log = (tmp_path / "out" / crypto.LOG_NAME).read_text(encoding="utf-8")
-    for text in (result.output, log, (tmp_path / "out" / "leak-1" / crypto.STAMP_NAME).read_text()):
+    for text in (result.output, log, json.dumps(crypto._read_stamp(tmp_path / "out" / "leak-1"), ensure_ascii=False)):
         assert SECRET_ANSWER not in text and body not in text
     assert json.loads(result.stdout) == rows(tmp_path / "out")
 
@@ -495,3 +495,24 @@ def test_cli_central_managed_key_and_unreadable_key(tmp_path: Path, key: rsa.RSA
                                                      serialization.PublicFormat.SubjectPublicKeyInfo))
     bad = runner.invoke(app, ["decrypt", str(tmp_path / "in"), "--key", str(public), "--out", str(tmp_path / "o")])
     assert bad.exit_code == 3 and "public key" in bad.output
+
+
+def test_record_falls_back_to_a_file_and_folders_without_record_are_adopted(
+        tmp_path: Path, key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch) -> None:
+    collect(tmp_path / "in" / "a", key, "uuid:x-1")
+    import os
+
+    def no_xattr(*_args: object) -> None:
+        raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(os, "setxattr", no_xattr)
+    monkeypatch.setattr(os, "getxattr", no_xattr)
+    first = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")
+    assert first.submissions[0].status == "ok" and (tmp_path / "out" / "x-1" / crypto.STAMP_NAME).exists()
+    again = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")
+    assert again.submissions[0].reason_code == crypto.ALREADY_DONE
+    # Copied elsewhere without the record: the same content is adopted, not reported as a conflict.
+    (tmp_path / "out" / "x-1" / crypto.STAMP_NAME).unlink()
+    adopted = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")
+    assert [(r.status, r.folder) for r in adopted.submissions] == [("ok", "x-1")]
+    assert not (tmp_path / "out" / "x-1__2").exists()

@@ -24,6 +24,7 @@ import codecs
 import concurrent.futures
 import contextlib
 import csv
+import errno
 import hashlib
 import json
 import math
@@ -84,7 +85,8 @@ COLLECT_NS = "http://www.opendatakit.org/xforms/encrypted"
 OPENROSA_NS = "http://openrosa.org/xforms"
 LOG_NAME = "decrypt-log.csv"
 LOG_COLUMNS = ("instance_id", "form_id", "version", "source", "status", "reason_code", "message")
-STAMP_NAME = ".migkit-decrypt.json"  # written inside each output folder; Collect never encrypts dot-files
+STAMP_XATTR = "user.migkit.decrypt"  # what an output folder holds, as an extended attribute (Linux)
+STAMP_NAME = ".migkit-decrypt.json"  # the same as a dot-file where there are no extended attributes
 PARTIAL_DIR = ".migkit-partial"  # work folders inside OUT, renamed into place when complete
 CONFLICT_SEPARATOR = "__"  # second submission with a known instanceID but other content: OUT/<id>__2
 AES_KEY_BYTES = 32
@@ -759,7 +761,7 @@ class _FileProblem(Exception):
 def _decrypt_file(src: Path, dst: Path, aes_key: bytes, iv: bytes) -> str:
     """Decrypt one `.enc` file to `dst`, streaming; returns the lowercase MD5 hex of the plaintext."""
     try:
-        size = src.stat().st_size
+        size = os.stat(src).st_size
     except OSError:
         raise _FileProblem("missing", "cannot be read") from None
     if size == 0 or size % BLOCK:
@@ -767,15 +769,16 @@ def _decrypt_file(src: Path, dst: Path, aes_key: bytes, iv: bytes) -> str:
             "truncated", f"is {size} bytes, not a multiple of 16: the file was cut short (incomplete copy?)"
         )
     decryptor = Cipher(algorithms.AES(aes_key), _CFB(iv)).decryptor()
-    digest = hashlib.md5()  # noqa: S324 - the signature format fixes MD5
-    with open(src, "rb") as source, open(dst, "wb") as target:
-        if size <= CHUNK_BYTES:
+    if size <= CHUNK_BYTES:  # household XML, audit logs and most photos: one read, one write
+        with open(src, "rb") as source:  # noqa: PTH123 - hot path
             plain = _strip_pkcs7(decryptor.update(source.read()))
-            if plain is None:
-                raise _FileProblem("padding", "does not decrypt: its padding is invalid")
-            digest.update(plain)
+        if plain is None:
+            raise _FileProblem("padding", "does not decrypt: its padding is invalid")
+        with open(dst, "wb") as target:  # noqa: PTH123
             target.write(plain)
-            return digest.hexdigest()
+        return hashlib.md5(plain).hexdigest()  # noqa: S324 - the signature format fixes MD5
+    digest = hashlib.md5()  # noqa: S324
+    with open(src, "rb") as source, open(dst, "wb") as target:  # noqa: PTH123
         held = b""
         while chunk := source.read(CHUNK_BYTES):
             plain = held + decryptor.update(chunk)
@@ -1160,7 +1163,8 @@ def _run_attempt(
     attempt: _Attempt,
 ) -> None:
     names = [*manifest.media, manifest.xml_file]
-    attempt.folder.mkdir(parents=True, exist_ok=True)
+    if not attempt.folder.is_dir():  # the first attempt writes straight into the work folder
+        os.mkdir(attempt.folder)
     for index, listed in enumerate(names):
         src = paths.get(index)
         if src is None:
@@ -1226,25 +1230,54 @@ def _content_digest(outputs: Mapping[str, str]) -> str:
 
 
 def _write_stamp(folder: Path, stamp: Mapping[str, Any]) -> None:
-    tmp = folder / (STAMP_NAME + ".tmp")
-    tmp.write_text(json.dumps(stamp, ensure_ascii=False, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, folder / STAMP_NAME)
+    """Record what a work folder holds, before it is renamed into place (so it is never seen half-written).
+
+    The record is an extended attribute of the folder where the file system has them (Linux): creating one more
+    file per submission costs as much as decrypting it on some disks. Elsewhere (or when the attribute does not
+    fit) it is the dot-file STAMP_NAME inside the folder."""
+    data = json.dumps(stamp, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    if hasattr(os, "setxattr"):
+        try:
+            os.setxattr(folder, STAMP_XATTR, data)
+        except OSError:
+            pass
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, STAMP_NAME))
+            return
+    with open(os.path.join(folder, STAMP_NAME), "wb") as handle:  # noqa: PTH123 - hot path
+        handle.write(data)
 
 
 def _read_stamp(folder: Path) -> dict[str, Any] | None:
+    raw: bytes | None = None
+    if hasattr(os, "getxattr"):
+        with contextlib.suppress(OSError):
+            raw = os.getxattr(folder, STAMP_XATTR)
+    if raw is None:
+        try:
+            raw = (Path(folder) / STAMP_NAME).read_bytes()
+        except OSError:
+            return None
     try:
-        stamp = json.loads((folder / STAMP_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        stamp = json.loads(raw)
+    except ValueError:
         return None
     return stamp if isinstance(stamp, dict) else None
 
 
+def _folder_outputs(folder: Path) -> dict[str, str]:
+    """MD5 of every output file of a folder that has no record (copied without extended attributes)."""
+    return {e.name: _md5_file(Path(e.path)) for e in os.scandir(folder) if e.is_file() and e.name != STAMP_NAME}
+
+
 def _existing_folders(out_dir: Path, folder: str) -> Iterator[Path]:
     """OUT/<id>, then the conflict copies OUT/<id>__2, __3, ... that exist."""
-    if (out_dir / folder).is_dir():
-        yield out_dir / folder
+    if not os.path.isdir(os.path.join(out_dir, folder)):
+        return  # conflict copies exist only next to the first folder
+    yield out_dir / folder
     n = 2
-    while (out_dir / f"{folder}{CONFLICT_SEPARATOR}{n}").is_dir():
+    while os.path.isdir(os.path.join(out_dir, f"{folder}{CONFLICT_SEPARATOR}{n}")):
         yield out_dir / f"{folder}{CONFLICT_SEPARATOR}{n}"
         n += 1
 
@@ -1269,9 +1302,9 @@ def _fingerprint(paths: Iterable[Path]) -> dict[str, int]:
 
 
 def _new_partial(out_dir: Path) -> Path:
-    partial = out_dir / PARTIAL_DIR / uuid.uuid4().hex
-    partial.mkdir(parents=True)
-    return partial
+    partial = os.path.join(out_dir, PARTIAL_DIR, uuid.uuid4().hex)
+    os.mkdir(partial)
+    return Path(partial)
 
 
 def _result(
@@ -1307,7 +1340,9 @@ def _process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | No
     """Read one XML file: decrypt it if it is a manifest, copy it if it is a plaintext instance."""
     path, out_dir, source = Path(task.path), Path(task.out_dir), task.source
     try:
-        size = path.stat().st_size
+        with open(task.path, "rb") as handle:  # noqa: PTH123 - hot path
+            data = handle.read(PLAINTEXT_XML_MAX_BYTES + 1)
+        size = len(data)
         if size > PLAINTEXT_XML_MAX_BYTES:
             return _Outcome(
                 _result(
@@ -1319,7 +1354,6 @@ def _process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | No
                 ),
                 "failed",
             )
-        data = path.read_bytes()
     except OSError as exc:
         return _Outcome(
             _result(None, source, Status.FAILED, MANIFEST_INVALID, f"cannot be read: {exc.strerror}"),
@@ -1625,6 +1659,7 @@ def _decrypt_attempts(
         "message": message,
         "source": source,
     }
+    _write_stamp(partial, stamp)
     return _Outcome(
         result,
         "written",
@@ -1715,6 +1750,7 @@ def _copy_plaintext(task: _Task, root: etree._Element, data: bytes) -> _Outcome:
         "message": message,
         "source": source,
     }
+    _write_stamp(partial, stamp)
     return _Outcome(
         _result(m, source, Status.PLAINTEXT, PLAINTEXT, message),
         "written",
@@ -1789,15 +1825,32 @@ class _Committer:
         if outcome.existing and outcome.existing not in self.this_run:
             # Same manifest as an earlier run whose outputs changed or whose inputs grew: replace atomically.
             target = self.out_dir / outcome.existing
-            _write_stamp(tmp, outcome.stamp)
             trash = self.out_dir / PARTIAL_DIR / f"old-{uuid.uuid4().hex}"
             os.replace(target, trash)
             os.replace(tmp, target)
             shutil.rmtree(trash, ignore_errors=True)
             self.this_run[target.name] = result.source
             return _replace(result, folder=target.name)
+        target = self.out_dir / outcome.folder
+        try:
+            os.rename(tmp, target)  # the usual case: a new instanceID. Fails when OUT/<id> exists (not empty).
+        except OSError as exc:
+            if exc.errno not in {errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR}:
+                raise
+        else:
+            self.this_run[target.name] = result.source
+            return _replace(result, folder=target.name)
         for existing in _existing_folders(self.out_dir, outcome.folder):
             stamp = _read_stamp(existing)
+            if stamp is None and existing.name not in self.this_run:
+                # A folder without its record (copied without extended attributes, or an interrupted run):
+                # identical content is adopted, anything else is a conflict.
+                if _content_digest(_folder_outputs(existing)) == outcome.digest:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    _write_stamp(existing, outcome.stamp)
+                    self.this_run[existing.name] = result.source
+                    return _replace(result, folder=existing.name)
+                continue
             if stamp is not None and _content_digest(stamp.get("outputs") or {}) == outcome.digest:
                 shutil.rmtree(tmp, ignore_errors=True)
                 if result.status == Status.INCOMPLETE:  # still incomplete: say so rather than "duplicate"
@@ -1805,12 +1858,6 @@ class _Committer:
                                     message=f"{result.message}; the same partial content is already in "
                                     f"{existing.name}, nothing new written")
                 return self._dup(result, existing.name)
-        target = self.out_dir / outcome.folder
-        if not target.exists():
-            _write_stamp(tmp, outcome.stamp)
-            os.replace(tmp, target)
-            self.this_run[target.name] = result.source
-            return _replace(result, folder=target.name)
         n = 2
         while (self.out_dir / f"{outcome.folder}{CONFLICT_SEPARATOR}{n}").exists():
             n += 1
@@ -1928,19 +1975,33 @@ def _extract_zip(archive: Path, target: Path, label: str) -> list[SubmissionResu
 
 
 def _walk(top: Path, out_dir: Path) -> Iterator[Path]:
-    """Every regular file below `top`, sorted, never entering OUT or its work folders."""
-    out_resolved = out_dir.resolve()
-    for dirpath, dirnames, filenames in os.walk(top):
-        here = Path(dirpath)
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if d != PARTIAL_DIR and (here / d).resolve() != out_resolved and not (here / d).is_symlink()
-        )
-        for name in sorted(filenames):
-            path = here / name
-            if not path.is_symlink():
-                yield path
+    """Every regular file below `top`, sorted, never following links nor entering OUT or its work folders."""
+    try:
+        out_stat = os.stat(out_dir)
+        out_id = (out_stat.st_dev, out_stat.st_ino)
+    except OSError:
+        out_id = None
+    stack = [str(top)]
+    while stack:
+        here = stack.pop()
+        try:
+            with os.scandir(here) as scan:
+                entries = sorted(scan, key=lambda e: e.name)
+        except OSError:
+            continue
+        subdirs = []
+        for entry in entries:
+            if entry.is_symlink():
+                continue
+            if entry.is_dir():
+                if entry.name == PARTIAL_DIR:
+                    continue
+                if out_id is not None and entry.inode() == out_id[1] and os.stat(entry.path).st_dev == out_id[0]:
+                    continue
+                subdirs.append(entry.path)
+            elif entry.is_file():
+                yield Path(entry.path)
+        stack.extend(reversed(subdirs))
 
 
 def _label(path: Path, base: Path, prefix: str) -> str:
@@ -2098,8 +2159,8 @@ def _outcomes(
         for item in found:
             yield item if isinstance(item, SubmissionResult) else _safe_process(item, key)
         return
-    batch_size = 16
-    window = workers * 8
+    batch_size = 32  # amortises inter-process traffic; results still come back in input order
+    window = workers * 4
     der = key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
