@@ -476,3 +476,18 @@ def test_weights_usage(tmp_path: Path) -> None:
     assert runner.invoke(app, ["weights", str(tmp_path)]).exit_code == 2  # --design is required
     missing = runner.invoke(app, ["weights", str(tmp_path / "nope"), "--design", str(tmp_path / "d.toml")])
     assert missing.exit_code == 2 and "design file not found" in missing.stderr
+
+
+def test_household_only_survey_with_integer_result_codes(example: dict[str, Path], tmp_path: Path) -> None:
+    data = tmp_path / "DATA"
+    data.mkdir()
+    hh = pd.read_parquet(example["DATA"] / "household.parquet")
+    hh["hh_result"] = hh["hh_result"].astype("Int64")  # an `integer` question instead of select_one
+    hh.to_parquet(data / "household.parquet", index=False)
+    design = _variant(example, "hh-only", lambda t: t.replace('method = "jkn"', 'method = "none"'))
+    res = compute_weights(data, design)
+    assert res.person_table is None
+    out = pd.read_parquet(res.household_table)
+    assert (out.loc[out["hh_result"] == 1, "weight_hh"] > 0).all()
+    assert out["resp_status"].isin(["ER", "EN", "IN"]).all()
+    assert "weights.table_missing" in {i.code for i in res.issues}

@@ -600,6 +600,15 @@ def compute_weights(
         hh_cal = derive_columns(units.frame.loc[er].reset_index(drop=True), d.households.derive)
     persons = person_unit = k_factor = None
     roster = None
+    if roster_path is None and d.persons.method != "none":
+        issues.append(
+            warning(
+                TABLE_MISSING,
+                f"no roster table {hh_path.stem}-{d.roster}.parquet: person weights are "
+                "not computed ([survey] roster names the repeat)",
+                file=str(data),
+            )
+        )
     if roster_path is not None:
         roster = pd.read_parquet(roster_path)
         _require(roster, [c["parent_key"], c["selected_among"]], roster_path.name)
