@@ -1,0 +1,289 @@
+"""The domestic workers' questionnaire (forms/domestic_workers.xlsx, ncamig_domestic): build, lint, languages,
+skip logic and the indicator calculations (forced labour, SDG 10.7.1, transfer cost), checked with migkit's
+validator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.test_template_women import (
+    FL_COERC,
+    FL_INVOL,
+    FL_ITEMS,
+    Template,
+    TemplateChecks,
+    check,
+    fx_media,
+    survey_csv,
+    template,
+)
+
+NAME = "domestic_workers"
+
+# A Tajik woman back from Russia, where she was a live-in nanny employed by a family; she paid recruitment
+# costs, sent money home and answers M6b. Rates in the test media: RUB 0.0125, TJS 0.1 USD per unit.
+BASE: dict[str, Any] = dict(
+    id_country="TJK",
+    id_stratum="2",
+    id_psu="17",
+    id_resp_no=4,
+    id_sample=3,
+    id_coupon="A-0042",
+    id_int="102",
+    id_sup="12",
+    id_lang="5",
+    dw_consent=1,
+    dw_age=29,
+    dw_privacy=2,
+    dw_scr=1,
+    dw_scr_abroad=1,
+    dw_scr_12m=1,
+    dw_ctry="RUS",
+    dw_isco=5311,
+    dw_type=1,
+    dw_sex=2,
+    dw_cob="TJK",
+    dw_cit="TJK",
+    dw_marital=2,
+    dw_educ=4,
+    dw_children=2,
+    dw_start_y=2024,
+    dw_current=2,
+    dw_end_y=2026,
+    dw_livein=1,
+    dw_tasks="3 1",
+    dw_hours_day=14,
+    dw_days_wk=6,
+    dw_rest24=2,
+    dw_leave_out=2,
+    dw_contract=1,
+    dw_contract_lang=2,
+    dw_contract_prior=2,
+    dw_pay_amt=48000,
+    dw_pay_cur="RUB",
+    dw_pay_freq=4,
+    dw_pay_cash=1,
+    dw_docs_kept=2,
+    dw_socins=2,
+    fl_consent=1,
+    fl_privacy=1,
+    **dict.fromkeys(FL_ITEMS, 2),
+    fl_interrupt=2,
+    rm_left_y=2024,
+    rm_emp=1,
+    rm_joboffer=2,
+    rm_channel=3,
+    rc_items="1 13 2",
+    rc=[
+        {"rc_amt": 20000, "rc_cur": "RUB", "rc_payee": 2, "rc_deduct": 1},
+        {"rc_amt": 30000, "rc_cur": "RUB", "rc_payee": 7, "rc_deduct": 2},
+        {"rc_amt": 500, "rc_cur": "TJS", "rc_payee": 5, "rc_deduct": 2},
+    ],
+    rc_finance="3",
+    rc_interest=0,
+    rm_earn1=40000,
+    rm_earn1_cur="RUB",
+    rm_earn_last1=48000,
+    rm_earn_last1_cur="RUB",
+    rm_earn_usual=45000,
+    rm_earn_usual_cur="RUB",
+    rs_sent=1,
+    rs_freq=2,
+    rs_amt=16000,
+    rs_amt_cur="RUB",
+    rs_channel=3,
+    rs_fee=160,
+    rs_fee_cur="RUB",
+    rs_decide=2,
+    dw_result=1,
+)
+
+
+@pytest.fixture(scope="module")
+def dw(tmp_path_factory: pytest.TempPathFactory) -> Template:
+    return template(NAME, fx_media(tmp_path_factory))
+
+
+class TestDomesticTemplate(TemplateChecks):
+    name = NAME
+    form_id = "ncamig_domestic"
+    instance_name_parts = ("id_uid",)
+
+
+def _block(rows: list[dict[str, str]], first: str, last: str) -> list[dict[str, str]]:
+    names = [r["name"] for r in rows]
+    # Compare filled cells only: each form's CSV keeps just the columns it uses.
+    return [{k: v for k, v in r.items() if v} for r in rows[names.index(first) : names.index(last) + 1]]
+
+
+@pytest.mark.parametrize(("first", "last"), [("dw_year", "dw_elig"), ("dw", "fl_referral")])
+def test_screening_m6_and_m6b_are_the_same_in_both_forms(first: str, last: str) -> None:
+    # The same variables feed the same indicators whichever form collected them.
+    women_rows, dw_rows = survey_csv("women"), survey_csv(NAME)
+    assert _block(women_rows, first, last) == _block(dw_rows, first, last)
+
+
+def test_complete_interview_obeys_the_form(dw: Template) -> None:
+    checked = check(dw, BASE)
+    assert checked.findings == ()
+    assert checked.value("id_uid") == "TJK-17-4"
+    assert (checked.value("dw_migrant"), checked.value("dw_mig_job"), checked.value("rm_ctry")) == (
+        "0",
+        "1",
+        "RUS",
+    )
+    assert checked.value("rm_1071") == "1"
+    assert [c.string for c in checked.root.iter() if c.name == "rc_item"] == ["1", "13", "2"]
+    # C_k = (20,000 + 30,000) RUB x 0.0125 + 500 TJS x 0.1 = 625 + 50 USD;
+    # E_k = 40,000 RUB x 0.0125 = 500 USD.
+    assert checked.value("rc_total_usd") == "675"
+    assert checked.value("rm_earn1_usd") == "500"
+    assert checked.value("rm_rci") == "1.35"
+    assert (checked.value("rs_amt_usd"), checked.value("rs_fee_usd")) == ("200", "2")
+    assert (checked.value("rs_fee_pct"), checked.value("rs_le200")) == ("1", "1")
+    assert checked.value("fl_flag") == "0"
+
+
+@pytest.mark.parametrize(
+    ("changes", "total", "rci"),
+    [
+        (
+            {"rc": [{"rc_amt": -98, "rc_payee": 98, "rc_deduct": 98}, *BASE["rc"][1:]]},
+            "",
+            "",
+        ),  # one amount unknown
+        (
+            {"rc_items": "0", "rc": [], "rc_finance": None, "rc_interest": None},
+            "0",
+            "0",
+        ),  # nothing paid: C_k = 0
+        ({"rc_items": "98", "rc": []}, "", ""),  # items not known: financing is still asked
+        ({"rm_left_y": 2020}, "675", ""),  # moved more than 3 years ago: outside the 10.7.1 recall window
+        ({"rm_emp": 2}, "675", ""),  # own-account: not in the 10.7.1 population
+        ({"rm_earn1": -98, "rm_earn1_cur": None}, "675", ""),  # first-month pay unknown
+    ],
+)
+def test_recruitment_cost_indicator(dw: Template, changes: dict[str, Any], total: str, rci: str) -> None:
+    answers = {k: v for k, v in dict(BASE, **changes).items() if v is not None}
+    checked = check(dw, answers)
+    assert checked.findings == ()
+    assert (checked.value("rc_total_usd"), checked.value("rm_rci")) == (total, rci)
+
+
+@pytest.mark.parametrize(
+    ("dw_consent", "dw_privacy", "fl_consent", "fl_privacy", "runs"),
+    [
+        (1, 2, 1, 1, True),
+        (1, 1, 1, 2, True),
+        (1, 1, 1, 3, False),
+        (1, 1, 2, None, False),
+        (1, 3, 1, 1, False),
+        (2, 1, 1, 1, False),
+    ],
+)
+def test_m6b_runs_only_with_both_consents_and_privacy(
+    dw: Template, dw_consent: int, dw_privacy: int, fl_consent: int, fl_privacy: int | None, runs: bool
+) -> None:
+    answers = dict(
+        BASE,
+        dw_consent=dw_consent,
+        dw_privacy=dw_privacy,
+        fl_consent=fl_consent,
+        fl_privacy=fl_privacy,
+        fl_hit=1,
+    )
+    checked = check(dw, {k: v for k, v in answers.items() if v is not None})
+    assert checked.relevant("fl") is runs
+    assert ("nonrelevant_answered" in checked.codes("fl_hit")) is not runs
+
+
+@pytest.mark.parametrize(
+    ("yes", "docs_kept", "flag"),
+    [
+        ((), 1, "0"),
+        (("fl_deceived",), 1, "1"),
+        (("fl_deceived",), 2, "0"),
+        (FL_INVOL[1:2] + FL_COERC[-1:], 3, "1"),
+    ],
+)
+def test_forced_labour_flag(dw: Template, yes: tuple[str, ...], docs_kept: int, flag: str) -> None:
+    checked = check(dw, dict(BASE, dw_docs_kept=docs_kept, **dict.fromkeys(yes, 1)))
+    assert checked.findings == ()
+    assert checked.value("fl_flag") == flag
+
+
+def test_screened_out_respondent_gets_no_modules(dw: Template) -> None:
+    keep = {
+        k: v for k, v in BASE.items() if k.startswith("id_") or k in ("dw_consent", "dw_age", "dw_privacy")
+    }
+    checked = check(dw, dict(keep, dw_scr=1, dw_scr_abroad=2, dw_scr_12m=2, dw_result=7))
+    assert checked.findings == ()
+    assert checked.relevant("dw_not_dw")
+    assert not any(checked.relevant(group) for group in ("dd", "dw", "rm", "rs"))
+
+
+def test_under_15_is_not_interviewed(dw: Template) -> None:
+    keep = {k: v for k, v in BASE.items() if k.startswith("id_")}
+    checked = check(dw, dict(keep, dw_consent=1, dw_age=14, dw_result=7))
+    assert checked.findings == ()
+    assert (
+        checked.relevant("dw_age_out") and not checked.relevant("dw_privacy") and not checked.relevant("dwq")
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "migrant_job"),
+    [
+        ({}, True),  # returnee: the job was abroad
+        ({"dw_scr_abroad": 2, "dw_ctry": None, "dw_contract_prior": None}, False),  # local worker at home
+        (
+            {
+                "dw_scr_abroad": 2,
+                "dw_ctry": None,
+                "dw_contract_prior": None,
+                "dw_cob": "UZB",
+                "dw_cit": "UZB",
+                "dw_arr_y": 2022,
+            },
+            True,
+        ),  # immigrant working in this country
+    ],
+)
+def test_cost_and_remittance_blocks_follow_migrant_jobs(
+    dw: Template, changes: dict[str, Any], migrant_job: bool
+) -> None:
+    answers = {k: v for k, v in dict(BASE, **changes).items() if v is not None}
+    if not migrant_job:
+        answers = {k: v for k, v in answers.items() if not k.startswith(("rm_", "rc", "rs_"))}
+    checked = check(dw, answers)
+    assert checked.findings == ()
+    assert checked.relevant("rm") is migrant_job and checked.relevant("rs") is migrant_job
+
+
+def test_fee_above_20_percent_shows_a_soft_check(dw: Template) -> None:
+    checked = check(dw, dict(BASE, rs_fee=4000))
+    assert checked.findings == ()  # a note, not a constraint
+    assert checked.value("rs_fee_pct") == "25"
+    assert checked.relevant("rs_fee_chk")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "ok"),
+    [("dw_pay_amt", -98, True), ("dw_pay_amt", -5, False), ("rs_amt", -99, True), ("dw_arr_y", 1990, False)],
+)
+def test_amounts_accept_only_the_dk_and_refused_sentinels(
+    dw: Template, field: str, value: int, ok: bool
+) -> None:
+    answers = dict(BASE, **{field: value})
+    if field == "dw_pay_amt":
+        answers = {k: v for k, v in answers.items() if k not in ("dw_pay_cur", "dw_pay_freq")}
+    if field == "rs_amt":
+        answers.pop("rs_amt_cur")
+    if field == "dw_arr_y":  # asked only of immigrants; born 1997, so arriving in 1990 is impossible
+        answers.update(dw_cob="UZB", dw_cit="UZB", dw_scr_abroad=2)
+        answers = {k: v for k, v in answers.items() if k not in ("dw_ctry", "dw_contract_prior")}
+    checked = check(dw, answers)
+    assert ("constraint_violated" in checked.codes(field)) is not ok
