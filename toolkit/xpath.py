@@ -464,6 +464,7 @@ def to_int(value: Any, tz: tzinfo = UTC) -> float:
 
 def java_double_str(d: float) -> str:
     """Java's Double.toString."""
+    d = float(d)
     if d == 0:
         return "-0.0" if math.copysign(1, d) < 0 else "0.0"
     r = repr(d)

@@ -888,6 +888,7 @@ def validate(
     today: date | None = None,
     tz: tzinfo = UTC,
     progress: Callable[[int], None] | None = None,
+    method: str = "auto",
 ) -> ValidationResult:
     """Validate the submissions in `input_path` against the form in `form_path`.
 
@@ -899,20 +900,71 @@ def validate(
         today: the date today() returns (default: the current date).
         tz: the devices' time zone.
         progress: called with the number of submissions done so far.
+        method: "auto", "columns" or "instances" (see `validate_input`).
     """
     if not input_path.exists():
         raise ToolkitError(error(INPUT_MISSING, "The submissions input does not exist; check the path.",
                                  file=str(input_path)))
     model = load_form(form_path)
     form = compile_form(model, media_dir=media_dir)
+    return validate_input(form, input_path, today=today, tz=tz, progress=progress, method=method)
+
+
+def validate_input(
+    form: CompiledForm,
+    input_path: Path,
+    *,
+    today: date | None = None,
+    tz: tzinfo = UTC,
+    progress: Callable[[int], None] | None = None,
+    method: str = "auto",
+) -> ValidationResult:
+    """Validate one input (see `validate`) against a compiled form.
+
+    Parameters:
+        method: "columns" evaluates each rule once per column over all submissions (the ingest tables; raises
+            when the form has an expression that needs the per-instance path), "instances" walks one instance
+            tree at a time, "auto" takes columns when the form allows and falls back to instances otherwise.
+    """
+    from toolkit.validate.columns import NotVectorizable, validate_columns
+
+    started = time.perf_counter()
+    model = form.model
     tables = _tables_input(input_path, model)
+    if method != "instances" and not _needs_instances(form, tz):
+        if tables is None:
+            from toolkit import ingest
+
+            tables = ingest.ingest([input_path], model)
+        try:
+            findings, count = validate_columns(form, tables, today=today)
+        except NotVectorizable:
+            if method == "columns":
+                raise
+        else:
+            carried = [_finding_from_issue(model, i) for i in tables.issues if i.code in (TYPE_INVALID, DUPLICATE_INSTANCE)]
+            invalid = {(f.instance_id, f.path) for f in carried if f.code == TYPE_INVALID}
+            kept = [f for f in findings if not (f.code == REQUIRED_MISSING and (
+                (f.instance_id, f.path) in invalid or (f.source, f.path) in invalid))]
+            if progress is not None:
+                progress(count)
+            result = _result([*form.problems, *carried, *kept], count, time.perf_counter() - started)
+            result.stats["method"] = "columns"
+            return result
     if tables is None:
-        return validate_submissions(form, iter_instance_files(input_path), today=today, tz=tz, progress=progress)
-    carried = [_finding_from_issue(issue) for issue in tables.issues if issue.code in (TYPE_INVALID, DUPLICATE_INSTANCE)]
-    result = validate_submissions(form, trees_from_tables(form, tables), today=today, tz=tz, progress=progress,
-                                  check_duplicates=False)
-    findings = (*carried, *result.findings)
-    return _result(list(findings), result.stats["instances"], result.stats["seconds"])
+        result = validate_submissions(form, iter_instance_files(input_path), today=today, tz=tz, progress=progress)
+    else:
+        carried = [_finding_from_issue(model, i) for i in tables.issues if i.code in (TYPE_INVALID, DUPLICATE_INSTANCE)]
+        inner = validate_submissions(form, trees_from_tables(form, tables), today=today, tz=tz, progress=progress,
+                                     check_duplicates=False)
+        result = _result([*carried, *inner.findings], inner.stats["instances"], time.perf_counter() - started)
+    result.stats["method"] = "instances"
+    return result
+
+
+def _needs_instances(form: CompiledForm, tz: tzinfo) -> bool:
+    # The column path computes dates in UTC; other device time zones go through the scalar evaluator.
+    return tz not in (UTC,) or form.needs_fixpoint
 
 
 def _tables_input(input_path: Path, model: FormModel) -> Any:
@@ -930,9 +982,10 @@ def _tables_input(input_path: Path, model: FormModel) -> Any:
     return ingest.ingest([input_path], model) if central else None
 
 
-def _finding_from_issue(issue: Issue) -> Finding:
+def _finding_from_issue(model: FormModel, issue: Issue) -> Finding:
     where = issue.location
-    return Finding(where.instance, where.path or "", issue.code, None if issue.value is None else str(issue.value),
+    path = where.path or (f"{model.root}/meta/instanceID" if issue.code == DUPLICATE_INSTANCE else "")
+    return Finding(where.instance, path, issue.code, None if issue.value is None else str(issue.value),
                    where.expression, issue.message, str(issue.severity), where.variable, where.file)
 
 
@@ -944,6 +997,7 @@ __all__ = [
     "instance_tree",
     "iter_instance_files",
     "validate",
+    "validate_input",
     "validate_submissions",
     "validate_tree",
     "wrap_calculated",

@@ -1,0 +1,68 @@
+"""The column-wise validator gives exactly the per-instance validator's findings (itself checked against JavaRosa)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_md_form
+from tests.test_validate import FORM as CRAFTED_FORM
+from tests.test_validate_javarosa import CHOICES_FORM, FUNCTIONS_FORM, NESTED_FORM, _fill
+from toolkit.validate import compile_form, validate_input
+from toolkit.validate.columns import NotVectorizable, validate_columns
+from toolkit.xform import load_form
+
+BENCH_FORM = Path(__file__).resolve().parent.parent / "bench" / "validate_form.md"
+
+
+def _key(result) -> list[tuple[str | None, str, str]]:
+    return sorted((f.instance_id, f.path, f.code) for f in result.findings if f.code != "expression_unsupported")
+
+
+NESTED_VECTOR = NESTED_FORM.replace("${trip}[position() = ${n_trips}]/dest", "indexed-repeat(${dest}, ${trip}, ${n_trips})")
+
+
+@pytest.mark.parametrize(
+    ("md", "seed"),
+    [(FUNCTIONS_FORM, 11), (NESTED_VECTOR, 12), (CHOICES_FORM, 13), (CRAFTED_FORM, 14), (None, 15)],
+    ids=["functions", "nested", "choices", "crafted", "bench"],
+)
+def test_columns_equal_instances(tmp_path: Path, md: str | None, seed: int) -> None:
+    form_path = BENCH_FORM if md is None else write_md_form(tmp_path, md)
+    model = load_form(form_path)
+    form = compile_form(model)
+    rng = random.Random(seed)
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for i in range(80):
+        (subs / f"{i:03d}.xml").write_text(_fill(model, rng, blank_rate=0.15), encoding="utf-8")
+    by_instances = validate_input(form, subs, method="instances")
+    by_columns = validate_input(form, subs, method="columns")
+    assert by_columns.stats["method"] == "columns"
+    assert _key(by_columns) == _key(by_instances)
+    assert by_instances.stats["findings"] > 0
+
+
+def test_forms_that_need_the_instance_path_fall_back(tmp_path: Path) -> None:
+    md = """
+    | survey |
+    | | type | name | label | relevant |
+    | | begin_repeat | r | R | |
+    | | integer | x | X | |
+    | | end_repeat | | | |
+    | | integer | y | Y | ${r}[2]/x > 1 |
+    """
+    form_path = write_md_form(tmp_path, md)
+    form = compile_form(load_form(form_path))
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "a.xml").write_text('<data id="data"><r><x>1</x></r><r><x>5</x></r><y>3</y>'
+                                "<meta><instanceID>uuid:a</instanceID></meta></data>")
+    from toolkit import ingest
+
+    with pytest.raises(NotVectorizable):
+        validate_columns(form, ingest.ingest([subs], form.model))
+    result = validate_input(form, subs)
+    assert result.stats["method"] == "instances" and result.valid

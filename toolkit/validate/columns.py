@@ -1,0 +1,1203 @@
+"""Column-wise validation: every rule evaluated once per column over all submissions, with JavaRosa's semantics.
+
+The per-instance validator (`toolkit.validate.validate_tree`) walks one instance tree at a time. Here the same
+rules run over the ingest tables (one row per submission, one table per repeat): a bind expression becomes one
+numpy computation over all rows of its level. Values are "tagged vectors" (`TV`): per row a JavaRosa type tag
+(string, number, boolean, date, dateTime) with the number/string payload, so that XPath 1.0 coercions (empty
+string vs number, booleans, NaN) apply row by row exactly as in the scalar evaluator.
+
+Only expressions whose shape is known are vectorised: references to the same level or an enclosing one,
+aggregates (count, sum, min, max, count-non-empty) over an enclosed repeat with an optional predicate,
+position(..), indexed-repeat() into a child repeat, `instance(...)/root/item[name = expr]/col` lookups and the
+scalar function library. `vectorizable()` says whether a whole form qualifies; otherwise the caller falls back to
+the per-instance validator, which is the reference (and is itself tested against JavaRosa).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from toolkit.xpath import (
+    EPOCH,
+    XNode,
+    _number_to_string,
+    _parse_datetime,
+    _regex,
+    _string_to_number,
+    compile_xpath,
+    java_double_str,
+)
+
+S, N, B, D, DT = 0, 1, 2, 3, 4  # type tags: string, number, boolean, date (days), dateTime (fractional UTC days)
+
+
+class NotVectorizable(Exception):
+    """The expression's shape is not handled column-wise; the caller validates per instance."""
+
+
+class TV:
+    """A tagged vector: per row a JavaRosa value type `t`, a string payload `s` and a number payload `n`."""
+
+    __slots__ = ("n", "s", "t")
+
+    def __init__(self, t: np.ndarray, s: np.ndarray, n: np.ndarray) -> None:
+        self.t, self.s, self.n = t, s, n
+
+    @classmethod
+    def const(cls, value: Any, size: int) -> TV:
+        if isinstance(value, bool):
+            return cls(np.full(size, B, np.int8), _empty_str(size), np.full(size, float(value)))
+        if isinstance(value, float):
+            return cls(np.full(size, N, np.int8), _empty_str(size), np.full(size, value))
+        if isinstance(value, datetime):
+            return cls(np.full(size, DT, np.int8), _empty_str(size), np.full(size, value.timestamp() / 86400.0))
+        if isinstance(value, date):
+            return cls(np.full(size, D, np.int8), _empty_str(size), np.full(size, float((value - EPOCH).days)))
+        s = np.empty(size, dtype=object)
+        s[:] = value
+        return cls(np.zeros(size, np.int8), s, np.full(size, np.nan))
+
+    def take(self, index: np.ndarray) -> TV:
+        return TV(self.t[index], self.s[index], self.n[index])
+
+    def blank_where(self, mask: np.ndarray) -> TV:
+        """Rows in `mask` read as the empty string (non-relevant nodes in JavaRosa)."""
+        if not mask.any():
+            return self
+        t, s, n = self.t.copy(), self.s.copy(), self.n.copy()
+        t[mask] = S
+        s[mask] = ""
+        n[mask] = np.nan
+        return TV(t, s, n)
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+
+def _empty_str(size: int) -> np.ndarray:
+    s = np.empty(size, dtype=object)
+    s[:] = ""
+    return s
+
+
+def where(cond: np.ndarray, a: TV, b: TV) -> TV:
+    return TV(np.where(cond, a.t, b.t), np.where(cond, a.s, b.s), np.where(cond, a.n, b.n))
+
+
+# --- coercions -------------------------------------------------------------------------------------------------
+
+
+def to_num(v: TV) -> np.ndarray:
+    out = v.n.copy()
+    strings = v.t == S
+    if strings.any():
+        out[strings] = [_string_to_number(x) for x in v.s[strings]]
+    dts = v.t == DT
+    if dts.any():
+        out[dts] = np.floor(v.n[dts])
+    return out
+
+
+def to_bool(v: TV) -> np.ndarray:
+    out = np.ones(len(v), dtype=bool)
+    strings = v.t == S
+    if strings.any():
+        out[strings] = v.s[strings].astype(bool)
+    nums = v.t == N
+    if nums.any():
+        x = v.n[nums]
+        out[nums] = (np.abs(x) > 1e-12) & ~np.isnan(x)
+    bools = v.t == B
+    if bools.any():
+        out[bools] = v.n[bools] != 0
+    return out
+
+
+_NUM_TEXT: dict[float, str] = {}
+
+
+def _num_text(x: float) -> str:
+    text = _NUM_TEXT.get(x)
+    if text is None:
+        text = _number_to_string(x)
+        if len(_NUM_TEXT) < 200_000:
+            _NUM_TEXT[x] = text
+    return text
+
+
+def _days_text(days: float) -> str:
+    return (EPOCH + timedelta(days=int(math.floor(days)))).isoformat()
+
+
+def to_str(v: TV) -> np.ndarray:
+    out = v.s.copy()
+    nums = v.t == N
+    if nums.any():
+        out[nums] = [_num_text(x) for x in v.n[nums].tolist()]
+    bools = v.t == B
+    if bools.any():
+        out[bools] = np.where(v.n[bools] != 0, "true", "false")
+    dates = v.t >= D
+    if dates.any():
+        out[dates] = [_days_text(x) for x in v.n[dates]]
+    return out
+
+
+def _bool_tv(values: np.ndarray) -> TV:
+    return TV(np.full(len(values), B, np.int8), _empty_str(len(values)), values.astype(float))
+
+
+def _num_tv(values: np.ndarray) -> TV:
+    return TV(np.full(len(values), N, np.int8), _empty_str(len(values)), values.astype(float))
+
+
+def _str_tv(values: np.ndarray) -> TV:
+    return TV(np.zeros(len(values), np.int8), values.astype(object), np.full(len(values), np.nan))
+
+
+# --- levels ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Level:
+    """One table: the rows of a repeat (or the submissions), with the index of each row's parent row."""
+
+    path: str  # generic path of the repeat, or the root
+    size: int
+    parent: Level | None
+    parent_index: np.ndarray | None  # row in parent level, per row
+    position: np.ndarray  # 1-based position among siblings (the `<repeat>_no`)
+
+    def ancestors(self) -> list[Level]:
+        chain, cursor = [], self
+        while cursor is not None:
+            chain.append(cursor)
+            cursor = cursor.parent
+        return chain
+
+    def index_to(self, ancestor: Level) -> np.ndarray:
+        """For each row of this level, the row of `ancestor` (an enclosing level) it sits in."""
+        index = np.arange(self.size)
+        cursor: Level = self
+        while cursor is not ancestor:
+            if cursor.parent is None or cursor.parent_index is None:
+                raise NotVectorizable("not an enclosing level")
+            index = cursor.parent_index[index]
+            cursor = cursor.parent
+        return index
+
+
+# --- the vector compiler ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Ctx:
+    """What a vector expression reads: levels, columns (typed values), relevance, secondary instances."""
+
+    levels: Mapping[str, Level]
+    level_of: Mapping[str, str]  # generic node path -> its level path
+    values: dict[str, TV]  # field path -> typed values at its level (in-memory values, calculations updated)
+    relevance: dict[str, np.ndarray]  # node path -> inherited relevance at its level
+    secondary: Mapping[str, XNode]
+    today: date
+    labels: Mapping[tuple[str, str], str]
+    node_kinds: Mapping[str, str]
+    candidate: TV | None = None  # the value `.` reads in a constraint
+
+
+VFn = Callable[[Ctx, Level], TV]
+_VOLATILE = frozenset({"now", "random", "uuid", "once", "randomize", "property"})
+_AGGREGATES = frozenset({"count", "sum", "max", "min", "count-non-empty"})
+
+
+def _resolve(steps: tuple, base: list[str]) -> list[str]:
+    names = list(base)
+    for axis, name, preds in steps:
+        if preds:
+            raise NotVectorizable("predicate")
+        if axis == "self":
+            continue
+        if axis == "parent":
+            if not names:
+                raise NotVectorizable("above the root")
+            names.pop()
+        elif axis == "child" and not name.startswith("*") and name != "*":
+            names.append(name.split(":", 1)[-1])
+        else:
+            raise NotVectorizable(f"axis {axis}")
+    return names
+
+
+def _path_of(ast: tuple, context: list[str]) -> tuple[str, tuple | None]:
+    """The generic path a path expression points to, and a predicate on its last step (or None)."""
+    if ast[0] != "path":
+        raise NotVectorizable("not a path")
+    _, absolute, steps, base = ast
+    if base is not None:
+        if base[0] == "func" and base[1] == "current" and not base[2]:
+            start = list(context)
+        else:
+            raise NotVectorizable("path from an expression")
+    else:
+        start = [] if absolute else list(context)
+    predicate = None
+    if steps and steps[-1][2]:
+        if len(steps[-1][2]) != 1:
+            raise NotVectorizable("several predicates")
+        predicate = steps[-1][2][0]
+        steps = (*steps[:-1], (steps[-1][0], steps[-1][1], ()))
+    return "/" + "/".join(_resolve(steps, start)), predicate
+
+
+class VCompiler:
+    """Compiles bind expressions into vector functions for a given context node."""
+
+    def __init__(self, level_of: Mapping[str, str], node_kinds: Mapping[str, str], root: str) -> None:
+        self.level_of = level_of
+        self.node_kinds = node_kinds
+        self.root = root
+
+    def compile(self, expr: str, context_path: str) -> VFn:
+        ast = compile_xpath(expr).ast
+        return self._c(ast, [x for x in context_path.split("/") if x], context_path)
+
+    def _level(self, path: str) -> str:
+        level = self.level_of.get(path)
+        if level is None:
+            raise NotVectorizable(f"unknown node {path}")
+        return level
+
+    def _c(self, ast: tuple, context: list[str], context_path: str) -> VFn:
+        kind = ast[0]
+        if kind == "num":
+            value = ast[1]
+            return lambda c, lv: TV.const(value, lv.size)
+        if kind == "str":
+            text = ast[1]
+            return lambda c, lv: TV.const(text, lv.size)
+        if kind == "neg":
+            inner = self._c(ast[1], context, context_path)
+            return lambda c, lv: _num_tv(-to_num(inner(c, lv)))
+        if kind == "bin":
+            return self._binary(ast[1], self._c(ast[2], context, context_path), self._c(ast[3], context, context_path))
+        if kind == "path":
+            if ast[3] is not None and ast[3][0] == "func" and ast[3][1] == "instance":
+                return self._lookup(ast, context, context_path)
+            return self._reference(ast, context, context_path)
+        if kind == "func":
+            return self._function(ast[1], ast[2], context, context_path)
+        raise NotVectorizable(kind)
+
+    def _reference(self, ast: tuple, context: list[str], context_path: str) -> VFn:
+        path, predicate = _path_of(ast, context)
+        if predicate is not None:
+            raise NotVectorizable("predicate outside an aggregate")
+        if self.node_kinds.get(path) != "field":
+            raise NotVectorizable("a group used as a value")
+        target_level = self._level(path)
+        own_level = self._level(context_path)
+        if path == context_path:
+            def own(c: Ctx, lv: Level) -> TV:
+                if c.candidate is not None:
+                    return c.candidate
+                return c.values[path].blank_where(~c.relevance[path])
+            return own
+
+        def reference(c: Ctx, lv: Level) -> TV:
+            target = c.levels[target_level]
+            if target not in lv.ancestors():
+                raise NotVectorizable("a repeated field used as a single value")
+            value = c.values[path].blank_where(~c.relevance[path])
+            return value if target is lv else value.take(lv.index_to(target))
+
+        del own_level
+        return reference
+
+    def _binary(self, op: str, left: VFn, right: VFn) -> VFn:
+        if op in ("and", "or"):
+            combine = np.logical_and if op == "and" else np.logical_or
+            return lambda c, lv: _bool_tv(combine(to_bool(left(c, lv)), to_bool(right(c, lv))))
+        if op in ("=", "!="):
+            want = op == "="
+            return lambda c, lv: _bool_tv(_equal(left(c, lv), right(c, lv)) == want)
+        if op in ("<", "<=", ">", ">="):
+            cmp = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal}[op]
+
+            def relational(c: Ctx, lv: Level) -> TV:
+                with np.errstate(invalid="ignore"):
+                    return _bool_tv(cmp(to_num(left(c, lv)), to_num(right(c, lv))))
+            return relational
+
+        def arithmetic(c: Ctx, lv: Level) -> TV:
+            a, b = to_num(left(c, lv)), to_num(right(c, lv))
+            with np.errstate(all="ignore"):
+                if op == "+":
+                    r = a + b
+                elif op == "-":
+                    r = a - b
+                elif op == "*":
+                    r = a * b
+                elif op == "div":
+                    r = a / b
+                else:
+                    r = np.where((b == 0) | np.isinf(a), np.nan, np.fmod(a, np.where(b == 0, 1, b)))
+            return _num_tv(r)
+        return arithmetic
+
+    def _function(self, raw: str, args: tuple, context: list[str], context_path: str) -> VFn:
+        name = raw.split(":", 1)[-1] if not raw.startswith("jr:choice") else "jr:choice-name"
+        if name in _VOLATILE:
+            raise NotVectorizable(name)
+        if name in _AGGREGATES:
+            return self._aggregate(name, args, context, context_path)
+        if name == "position":
+            return self._position(args, context, context_path)
+        if name == "indexed-repeat":
+            return self._indexed_repeat(args, context, context_path)
+        if name == "instance":
+            raise NotVectorizable("instance() outside a lookup")
+        if name in ("true", "false") and not args:
+            flag = name == "true"
+            return lambda c, lv: TV.const(flag, lv.size)
+        if name == "today" and not args:
+            return lambda c, lv: TV.const(c.today, lv.size)
+        if name == "current" and not args:
+            return self._reference(("path", False, (("self", "*node", ()),), None), context, context_path)
+        if name in ("string-length", "normalize-space") and not args:
+            args = (("path", False, (("self", "*node", ()),), None),)
+        compiled = [self._arg(a, context, context_path) for a in args]
+        impl = _SCALAR.get(name)
+        if impl is None:
+            raise NotVectorizable(name)
+        arity, body = impl
+        if arity is not None and len(args) not in arity:
+            raise NotVectorizable(f"{name} arity")
+        if name == "if":
+            cond, yes, no = compiled
+            return lambda c, lv: where(to_bool(cond(c, lv)), yes(c, lv), no(c, lv))
+        if name == "jr:choice-name":
+            return lambda c, lv: body(c, context_path, *(f(c, lv) for f in compiled))
+        return lambda c, lv: body(*(f(c, lv) for f in compiled))
+
+    def _arg(self, ast: tuple, context: list[str], context_path: str) -> VFn:
+        # instance('list')/root/item[name = expr]/column: a lookup by key
+        if ast[0] == "path" and ast[3] is not None and ast[3][0] == "func" and ast[3][1] == "instance":
+            return self._lookup(ast, context, context_path)
+        return self._c(ast, context, context_path)
+
+    def _lookup(self, ast: tuple, context: list[str], context_path: str) -> VFn:
+        _, _, steps, base = ast
+        ident_ast = base[2][0] if base[2] else None
+        if ident_ast is None or ident_ast[0] != "str" or len(steps) != 3:
+            raise NotVectorizable("instance lookup shape")
+        (_, root_name, p0), (_, item_name, preds), (_, column, p2) = steps
+        if p0 or p2 or len(preds) != 1 or preds[0][0] != "bin" or preds[0][1] != "=":
+            raise NotVectorizable("instance lookup predicate")
+        key_ast, expr_ast = preds[0][2], preds[0][3]
+        if key_ast[0] != "path" or key_ast[1] or len(key_ast[2]) != 1 or key_ast[3] is not None:
+            raise NotVectorizable("instance lookup key")
+        key_name = key_ast[2][0][1]
+        value_fn = self._c(expr_ast, context, context_path)
+        ident = ident_ast[1]
+
+        def lookup(c: Ctx, lv: Level) -> TV:
+            inst = c.secondary.get(ident)
+            if inst is None:
+                raise NotVectorizable(f"instance {ident} missing")
+            table: dict[str, str] = {}
+            for item in inst.children:
+                if item.name != item_name:
+                    continue
+                k, v = item.child(key_name), item.child(column)
+                if k is not None and v is not None and k.string not in table:
+                    table[k.string] = v.string
+            keys = value_fn(c, lv)
+            if (keys.t == N).any():
+                raise NotVectorizable("numeric lookup keys")
+            found = np.array([table.get(k, None) for k in to_str(keys)], dtype=object)
+            missing = np.array([x is None for x in found], dtype=bool)
+            found[missing] = ""
+            return _str_tv(found)
+        return lookup
+
+    def _child_rows(self, c: Ctx, lv: Level, path: str, predicate: tuple | None, context: list[str],
+                    pred_fn: VFn | None) -> tuple[Level, np.ndarray, np.ndarray]:
+        """Rows of a descendant level under each row of `lv`: (level, mask of counted rows, owner row in lv)."""
+        target = c.levels[self._level(path)]
+        if target is lv or lv not in target.ancestors():
+            raise NotVectorizable("aggregate over a non-descendant")
+        mask = c.relevance[path].copy()
+        if pred_fn is not None:
+            mask &= to_bool(pred_fn(c, target))
+        return target, mask, target.index_to(lv)
+
+    def _aggregate(self, name: str, args: tuple, context: list[str], context_path: str) -> VFn:
+        if len(args) > 1 and name in ("max", "min"):
+            parts = [self._c(a, context, context_path) for a in args]
+
+            def extreme(c: Ctx, lv: Level) -> TV:
+                xs = np.vstack([to_num(p(c, lv)) for p in parts])
+                found = ~np.isnan(xs).all(axis=0)
+                start = 5e-324 if name == "max" else 1.7976931348623157e308
+                with np.errstate(invalid="ignore"):
+                    best = (np.fmax if name == "max" else np.fmin).reduce(np.vstack([np.full(lv.size, start), xs]))
+                return _num_tv(np.where(found, best, np.nan))
+            return extreme
+        if len(args) != 1:
+            raise NotVectorizable(f"{name} with several arguments")
+        path, predicate = _path_of(args[0], context)
+        kind = self.node_kinds.get(path)
+        if kind is None:
+            raise NotVectorizable("unknown node")
+        pred_fn = None
+        if predicate is not None:
+            if kind != "repeat":
+                raise NotVectorizable("predicate on a field")
+            pred_fn = self._c(predicate, [x for x in path.split("/") if x], path)
+            if _is_numeric_predicate(predicate):
+                raise NotVectorizable("positional predicate")
+        if name in ("sum", "max", "min", "count-non-empty") and kind != "field":
+            raise NotVectorizable(f"{name} of a group")
+
+        def aggregate(c: Ctx, lv: Level) -> TV:
+            target, mask, owner = self._child_rows(c, lv, path, predicate, context, pred_fn)
+            if name == "count":
+                return _num_tv(np.bincount(owner[mask], minlength=lv.size).astype(float))
+            values = c.values[path].blank_where(~c.relevance[path])
+            if name == "count-non-empty":
+                nonempty = mask & (to_str(values) != "")
+                return _num_tv(np.bincount(owner[nonempty], minlength=lv.size).astype(float))
+            x = to_num(values)
+            ok = mask & ~np.isnan(x)
+            if name == "sum":
+                return _num_tv(np.bincount(owner[ok], weights=x[ok], minlength=lv.size))
+            found = np.bincount(owner[ok], minlength=lv.size) > 0
+            if name == "max":
+                out = np.full(lv.size, 5e-324)
+                np.maximum.at(out, owner[ok], x[ok])
+            else:
+                out = np.full(lv.size, 1.7976931348623157e308)
+                np.minimum.at(out, owner[ok], x[ok])
+            return _num_tv(np.where(found, out, np.nan))
+        return aggregate
+
+    def _position(self, args: tuple, context: list[str], context_path: str) -> VFn:
+        if not args:
+            raise NotVectorizable("position() outside a predicate")
+        path, predicate = _path_of(args[0], context)
+        if predicate is not None or self.node_kinds.get(path) != "repeat":
+            raise NotVectorizable("position() of a non-repeat")
+
+        def position(c: Ctx, lv: Level) -> TV:
+            target = c.levels[path]
+            if target not in lv.ancestors():
+                raise NotVectorizable("position() of a non-enclosing repeat")
+            index = lv.index_to(target)
+            pos = target.position[index].astype(float)
+            relevant = c.relevance[path][index]
+            return _num_tv(np.where(relevant, pos, 0.0))
+        return position
+
+    def _indexed_repeat(self, args: tuple, context: list[str], context_path: str) -> VFn:
+        if len(args) != 3:
+            raise NotVectorizable("indexed-repeat with nested repeats")
+        field, p1 = _path_of(args[0], context)
+        repeat, p2 = _path_of(args[1], context)
+        if p1 is not None or p2 is not None or self.node_kinds.get(repeat) != "repeat":
+            raise NotVectorizable("indexed-repeat shape")
+        if self._level(field) != repeat or not field.startswith(repeat + "/"):
+            raise NotVectorizable("indexed-repeat target outside the repeat")
+        index_fn = self._c(args[2], context, context_path)
+
+        def indexed(c: Ctx, lv: Level) -> TV:
+            target = c.levels[repeat]
+            if target.parent is not lv:
+                raise NotVectorizable("indexed-repeat from another level")
+            wanted = to_num(index_fn(c, lv))
+            wanted = np.where(np.isnan(wanted), 1, np.trunc(wanted))
+            wanted = np.where(wanted <= 0, 1, wanted)
+            assert target.parent_index is not None
+            lookup = pd.Series(np.arange(target.size), index=pd.MultiIndex.from_arrays(
+                [target.parent_index, target.position]))
+            lookup = lookup[~lookup.index.duplicated()]
+            keys = pd.MultiIndex.from_arrays([np.arange(lv.size), wanted.astype(np.int64)])
+            rows = lookup.reindex(keys).to_numpy()
+            found = ~pd.isna(rows)
+            rows_i = np.where(found, rows, 0).astype(np.int64)
+            visible = c.relevance[field].copy()
+            value = c.values[field].blank_where(~visible)
+            if target.size == 0:
+                return TV.const("", lv.size)
+            picked = value.take(rows_i)
+            ok = found & visible[rows_i] & c.relevance[repeat][rows_i]
+            return picked.blank_where(~ok)
+        return indexed
+
+
+def _is_numeric_predicate(ast: tuple) -> bool:
+    return ast[0] in ("num", "neg") or (ast[0] == "bin" and ast[1] in ("+", "-", "*", "div", "mod"))
+
+
+def _equal(a: TV, b: TV) -> np.ndarray:
+    out = np.zeros(len(a), dtype=bool)
+    boolish = (a.t == B) | (b.t == B)
+    if boolish.any():
+        out[boolish] = to_bool(a)[boolish] == to_bool(b)[boolish]
+    numeric = ~boolish & ((a.t == N) | (b.t == N))
+    if numeric.any():
+        with np.errstate(invalid="ignore"):
+            out[numeric] = np.abs(to_num(a)[numeric] - to_num(b)[numeric]) < 1e-12
+    rest = ~boolish & ~numeric
+    if rest.any():
+        out[rest] = to_str(a)[rest] == to_str(b)[rest]
+    return out
+
+
+# --- scalar library, element-wise ------------------------------------------------------------------------------
+
+
+def _map_str(fn: Callable[[str], Any], v: TV) -> list[Any]:
+    return [fn(x) for x in to_str(v)]
+
+
+def _selected(a: TV, b: TV) -> TV:
+    if (b.t != S).any():
+        raise NotVectorizable("selected() with a non-string choice")
+    return _bool_tv(np.array([f" {w.strip()} " in f" {x} " for x, w in zip(to_str(a), b.s, strict=True)], bool))
+
+
+def _count_selected(a: TV) -> TV:
+    return _num_tv(np.array([len(x.split()) for x in to_str(a)], float))
+
+
+def _selected_at(a: TV, i: TV) -> TV:
+    idx = to_num(i)
+    out = []
+    for x, k in zip(to_str(a), idx, strict=True):
+        items = x.split()
+        j = int(k) if not math.isnan(k) else 0
+        out.append(items[j] if 0 <= j < len(items) else "")
+    return _str_tv(np.array(out, dtype=object))
+
+
+def _regex_fn(a: TV, p: TV) -> TV:
+    patterns = set(p.s[p.t == S]) if (p.t == S).all() else None
+    if patterns is None or len(patterns) != 1:
+        raise NotVectorizable("regex with a computed pattern")
+    pattern = _regex(next(iter(patterns)))
+    cache: dict[str, bool] = {}
+    out = []
+    for x in to_str(a):
+        r = cache.get(x)
+        if r is None:
+            r = cache[x] = pattern.fullmatch(x) is not None
+        out.append(r)
+    return _bool_tv(np.array(out, dtype=bool))
+
+
+def _concat(*vs: TV) -> TV:
+    parts = [to_str(v) for v in vs]
+    if not parts:
+        return TV.const("", 0)
+    out = parts[0].copy()
+    for p in parts[1:]:
+        out = out + p
+    return _str_tv(out)
+
+
+def _int_fn(v: TV) -> TV:
+    x = to_num(v)
+    with np.errstate(invalid="ignore"):
+        return _num_tv(np.where(np.isfinite(x), np.trunc(x), x))
+
+
+def _round_fn(v: TV, places: TV | None = None) -> TV:
+    from toolkit.xpath import _java_round
+
+    x = to_num(v)
+    p = to_num(places) if places is not None else np.zeros(len(x))
+    cache: dict[tuple[float, int], float] = {}
+    out = np.empty(len(x))
+    for i, (a, b) in enumerate(zip(x, p, strict=True)):
+        key = (float(a), int(b) if not math.isnan(b) else 0)
+        r = cache.get(key)
+        if r is None:
+            r = cache[key] = _java_round(key[0], key[1])
+        out[i] = r
+    return _num_tv(out)
+
+
+def _coalesce(a: TV, b: TV) -> TV:
+    empty = ((a.t == S) & (a.s == "")) | ((a.t == N) & np.isnan(a.n))
+    return where(empty, b, a)
+
+
+def _date_fn(v: TV) -> TV:
+    t = v.t.copy()
+    n = v.n.copy()
+    s = v.s.copy()
+    strings = (v.t == S) & (v.s != "")
+    for i in np.flatnonzero(strings):
+        parsed = _parse_datetime(str(v.s[i]).strip())
+        if parsed is None:
+            raise NotVectorizable("unparseable date")
+        if isinstance(parsed, datetime):
+            parsed = parsed.date()
+        t[i], n[i], s[i] = D, float((parsed - EPOCH).days), ""
+    nums = v.t == N
+    n[nums] = np.where(np.isnan(v.n[nums]), np.nan, np.trunc(v.n[nums]))
+    t[nums & ~np.isnan(v.n)] = D
+    dts = v.t == DT
+    n[dts] = np.floor(v.n[dts])
+    t[dts] = D
+    return TV(t, s, n)
+
+
+def _str_fn(fn: Callable[..., Any], kind: int) -> Callable[..., TV]:
+    def apply(*vs: TV) -> TV:
+        columns = [to_str(v) for v in vs]
+        values = [fn(*row) for row in zip(*columns, strict=True)]
+        if kind == B:
+            return _bool_tv(np.array(values, dtype=bool))
+        if kind == N:
+            return _num_tv(np.array(values, dtype=float))
+        return _str_tv(np.array(values, dtype=object))
+    return apply
+
+
+def _substr(s: str, start: str, end: str | None = None) -> str:
+    from toolkit.xpath import EvalEnv, _f_substr
+
+    return _f_substr(EvalEnv(root=XNode("x")), s, start, end)
+
+
+def _choice_name(c: Ctx, context_path: str, value: TV, question: TV) -> TV:
+    refs = set(to_str(question))
+    if len(refs) != 1:
+        raise NotVectorizable("jr:choice-name with a computed question")
+    ref = re.sub(r"\[[^\]]*\]", "", next(iter(refs))).strip()
+    if not ref.startswith("/"):
+        parts = [x for x in context_path.split("/") if x]
+        for step in ref.split("/"):
+            if step == "..":
+                parts = parts[:-1]
+            elif step not in (".", ""):
+                parts.append(step)
+        ref = "/" + "/".join(parts)
+    return _str_tv(np.array([c.labels.get((ref, x), "") for x in to_str(value)], dtype=object))
+
+
+def _num_fn(fn: Callable[[float], float]) -> Callable[[TV], TV]:
+    def apply(v: TV) -> TV:
+        x = v.n.copy() if (v.t == D).all() else to_num(v)
+        with np.errstate(all="ignore"):
+            return _num_tv(np.array([_safe(fn, a) for a in x], dtype=float))
+    return apply
+
+
+def _safe(fn: Callable[[float], float], a: float) -> float:
+    try:
+        return fn(a)
+    except (ValueError, OverflowError):
+        return math.nan
+
+
+def _pow(a: TV, b: TV) -> TV:
+    x, y = to_num(a), to_num(b)
+    return _num_tv(np.array([_safe(lambda p, q=q: math.pow(p, q), p) for p, q in zip(x, y, strict=True)], float))
+
+
+def _format_date(v: TV, fmt: TV) -> TV:
+    from datetime import UTC
+
+    from toolkit.xpath import _format_date as fmt_date
+
+    formats = set(to_str(fmt))
+    if len(formats) != 1:
+        raise NotVectorizable("format-date with a computed format")
+    f = next(iter(formats))
+    dated = _date_fn(v) if ((v.t == S) | (v.t == D)).all() else None
+    if dated is None:
+        raise NotVectorizable("format-date of a dateTime")
+    out = [fmt_date(EPOCH + timedelta(days=int(d)), f, UTC) if t == D else "" for t, d in zip(dated.t, dated.n,
+                                                                                                strict=True)]
+    return _str_tv(np.array(out, dtype=object))
+
+
+def _translate(s: str, a: str, b: str) -> str:
+    out = []
+    for ch in s:
+        k = a.find(ch)
+        if k == -1:
+            out.append(ch)
+        elif k < len(b):
+            out.append(b[k])
+    return "".join(out)
+
+
+_SCALAR: dict[str, tuple[tuple[int, ...] | None, Callable[..., TV]]] = {
+    "not": ((1,), lambda a: _bool_tv(~to_bool(a))),
+    "boolean": ((1,), lambda a: _bool_tv(to_bool(a))),
+    "number": ((1,), lambda a: _num_tv(to_num(a))),
+    "string": ((1,), lambda a: _str_tv(to_str(a))),
+    "int": ((1,), _int_fn),
+    "round": ((1, 2), _round_fn),
+    "if": ((3,), lambda *a: a[0]),
+    "coalesce": ((2,), _coalesce),
+    "selected": ((2,), _selected),
+    "is-selected": ((2,), _selected),
+    "count-selected": ((1,), _count_selected),
+    "selected-at": ((2,), _selected_at),
+    "regex": ((2,), _regex_fn),
+    "concat": (None, _concat),
+    "contains": ((2,), _str_fn(lambda a, b: b in a, B)),
+    "starts-with": ((2,), _str_fn(lambda a, b: a.startswith(b), B)),
+    "ends-with": ((2,), _str_fn(lambda a, b: a.endswith(b), B)),
+    "string-length": ((1,), _str_fn(lambda a: float(len(a)), N)),
+    "normalize-space": ((1,), _str_fn(lambda a: " ".join(a.split()), S)),
+    "substring-before": ((2,), _str_fn(lambda a, b: a[: a.find(b)] if b in a else "", S)),
+    "substring-after": ((2,), _str_fn(lambda a, b: a[a.find(b) + len(b):] if b in a else "", S)),
+    "translate": ((3,), _str_fn(_translate, S)),
+    "substr": ((2, 3), _str_fn(_substr, S)),
+    "boolean-from-string": ((1,), _str_fn(lambda a: a.lower() == "true" or a == "1", B)),
+    "date": ((1,), _date_fn),
+    "abs": ((1,), _num_fn(abs)),
+    "sqrt": ((1,), _num_fn(lambda x: math.sqrt(x) if x >= 0 else math.nan)),
+    "log10": ((1,), _num_fn(lambda x: math.log10(x) if x > 0 else (-math.inf if x == 0 else math.nan))),
+    "pow": ((2,), _pow),
+    "format-date": ((2,), _format_date),
+    "jr:choice-name": ((2,), _choice_name),
+    "decimal-date-time": ((1,), lambda v: _decimal_date_time(v)),
+}
+
+
+def _decimal_date_time(v: TV) -> TV:
+    out = v.n.copy()
+    t = np.where((v.t == D) | (v.t == DT) | (v.t == N), N, S).astype(np.int8)
+    s = _empty_str(len(v))
+    for i in np.flatnonzero(v.t == S):
+        text = str(v.s[i])
+        if text == "":
+            continue
+        parsed = _parse_datetime(text.strip())
+        if parsed is None:
+            raise NotVectorizable("unparseable date")
+        moment = parsed if isinstance(parsed, datetime) else datetime(parsed.year, parsed.month, parsed.day,
+                                                                      tzinfo=__import__("datetime").UTC)
+        out[i], t[i] = moment.timestamp() / 86400.0, N
+    bools = v.t == B
+    if bools.any():
+        raise NotVectorizable("decimal-date-time of a boolean")
+    return TV(t, s, out)
+
+
+# --- wrapping calculated results (IAnswerData.wrapData), column-wise ------------------------------------------
+
+
+def wrap(result: TV, dtype: str | None) -> tuple[TV, np.ndarray]:
+    """The in-memory values and the serialized texts JavaRosa stores for calculated results of this bind type."""
+    from toolkit.validate import wrap_calculated
+
+    size = len(result)
+    texts = np.empty(size, dtype=object)
+    t, s, n = result.t.copy(), result.s.copy(), result.n.copy()
+    dtype = dtype or "string"
+    strings = t == S
+    nums = t == N
+    bools = t == B
+    if dtype == "boolean":
+        flags = to_bool(result)
+        empty = (strings & (s == "")) | (nums & np.isnan(n))
+        t[:] = B
+        n = flags.astype(float)
+        texts[:] = np.where(flags, "1", "0")
+        t[empty], texts[empty], s[empty], n[empty] = S, "", "", np.nan
+        return TV(t, s, n), texts
+    if bools.any():
+        texts[bools] = np.where(n[bools] != 0, "1", "0")
+    if nums.any():
+        x = n[nums]
+        finite = np.isfinite(x)
+        whole = np.where(finite, np.trunc(x), 0)
+        if dtype == "int":
+            whole = np.clip(whole, -2147483648, 2147483647)
+            values = np.where(finite, whole, x)
+            text = [("" if math.isnan(v) else _number_text_wrapped(v, True)) for v in values.tolist()]
+            n[nums] = np.where(np.isnan(x), np.nan, values)
+        else:
+            integral = finite & (np.abs(x - whole) < 1e-9)
+            values = np.where(integral, whole, x)
+            text = [("" if math.isnan(v) else _number_text_wrapped(v, i))
+                    for v, i in zip(values.tolist(), integral.tolist(), strict=True)]
+            n[nums] = values
+        texts[nums] = text
+        nan = nums & np.isnan(n)
+        t[nan], s[nan] = S, ""
+    if strings.any():
+        stripped = np.array([x if x.strip() else "" for x in s[strings]], dtype=object)
+        s[strings] = stripped
+        texts[strings] = stripped
+    dates = t >= D
+    if dates.any():
+        for i in np.flatnonzero(dates):
+            value: Any = (EPOCH + timedelta(days=int(n[i]))) if t[i] == D else datetime.fromtimestamp(
+                n[i] * 86400.0, tz=__import__("datetime").UTC)
+            text_i, _typed = wrap_calculated(value, dtype)
+            texts[i] = text_i
+    return TV(t, s, n), texts
+
+
+def _number_text_wrapped(value: float, integral: bool) -> str:
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if integral:
+        return str(int(value))
+    return java_double_str(value)
+
+
+# --- the column-wise validator ---------------------------------------------------------------------------------
+
+
+def _column_tv(series: pd.Series | None, size: int, dtype: str | None) -> tuple[TV, np.ndarray]:
+    """Typed values (as JavaRosa reads them) and stored texts ("" when empty) of one table column."""
+    texts = np.empty(size, dtype=object)
+    texts[:] = ""
+    if series is None:
+        return TV.const("", size), texts
+    missing = series.isna().to_numpy()
+    t = np.zeros(size, np.int8)
+    s = _empty_str(size)
+    n = np.full(size, np.nan)
+    present = ~missing
+    if dtype in ("int", "decimal") and pd.api.types.is_numeric_dtype(series.dtype):
+        x = series.to_numpy(dtype=float, na_value=np.nan)
+        t[present], n[present] = N, x[present]
+        if dtype == "int":
+            texts[present] = [str(int(v)) for v in x[present]]
+        else:
+            texts[present] = [repr(float(v)) for v in x[present]]
+        return TV(t, s, n), texts
+    if dtype == "date" and pd.api.types.is_datetime64_any_dtype(series.dtype):
+        days = (series.to_numpy(dtype="datetime64[D]").astype("int64")).astype(float)
+        t[present], n[present] = D, days[present]
+        texts[present] = [_days_text(v) for v in days[present]]
+        return TV(t, s, n), texts
+    values = series.astype(object).to_numpy()
+    text_values = np.array(["" if m else str(v) for v, m in zip(values, missing, strict=True)], dtype=object)
+    texts[:] = text_values
+    if dtype == "dateTime":
+        for i in np.flatnonzero(present):
+            parsed = _parse_datetime(text_values[i].strip())
+            if isinstance(parsed, datetime):
+                t[i], n[i] = DT, parsed.timestamp() / 86400.0
+            else:
+                t[i], s[i] = S, text_values[i]
+        return TV(t, s, n), texts
+    if dtype == "boolean":
+        for i in np.flatnonzero(present):
+            t[i], n[i] = B, float(text_values[i].strip().lower() in ("true", "1"))
+        return TV(t, s, n), texts
+    if dtype in ("int", "decimal", "date"):
+        # A column that ingest could not type: read the texts as the scalar evaluator would.
+        from toolkit.xpath import _typed_value
+
+        for i in np.flatnonzero(present):
+            value = _typed_value(text_values[i], dtype)
+            if isinstance(value, float):
+                t[i], n[i] = N, value
+            elif isinstance(value, date):
+                t[i], n[i] = D, float((value - EPOCH).days)
+            else:
+                s[i] = value
+        return TV(t, s, n), texts
+    s[present] = text_values[present]
+    return TV(t, s, n), texts
+
+
+def _choice_filter(compiler: VCompiler, node: Any, form: Any) -> Callable[[Ctx, Level, TV], np.ndarray] | None:
+    """A vector check "the answer is among the choices its filter allows", for `item_col = expr` filters."""
+    if not node.choice_filter or node.choice_list not in form.secondary:
+        return None
+    if node.question_type != "select_one":
+        raise NotVectorizable("choice filter on a select_multiple")
+    pred = compile_xpath(f"x[{node.choice_filter}]").ast
+    pred = pred[2][0][2][0] if pred[0] == "path" else None
+    if pred is None or pred[0] != "bin" or pred[1] != "=":
+        raise NotVectorizable("choice filter shape")
+    left, right = pred[2], pred[3]
+
+    def item_column(ast: tuple) -> str | None:
+        if ast[0] == "path" and not ast[1] and ast[3] is None and len(ast[2]) == 1 and ast[2][0][0] == "child" \
+                and not ast[2][0][2]:
+            return ast[2][0][1]
+        return None
+
+    column, other = item_column(left), right
+    if column is None:
+        column, other = item_column(right), left
+    if column is None or item_column(other) is not None:
+        raise NotVectorizable("choice filter shape")
+    value_fn = compiler._c(other, [x for x in node.path.split("/") if x], node.path)
+    value_name = (node.choice_value_ref or "name").strip().split("/")[-1] or "name"
+    items: dict[str, str] = {}
+    for item in form.secondary[node.choice_list].children:
+        key, col = item.child(value_name), item.child(column)
+        if key is not None and key.string not in items:
+            items[key.string] = col.string if col is not None else ""
+
+    def allowed(c: Ctx, lv: Level, answers: TV) -> np.ndarray:
+        item_values = _str_tv(np.array([items.get(a, "") for a in to_str(answers)], dtype=object))
+        return _equal(item_values, value_fn(c, lv))
+    return allowed
+
+
+def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> Any:
+    """Validate ingest tables column-wise; raises NotVectorizable when the form needs the per-instance path.
+
+    Parameters:
+        form: the compiled form (`toolkit.validate.compile_form`).
+        tables: an `IngestResult` (from `ingest` or `read_tables`).
+        today: the date today() returns (default: the current date).
+    """
+    from toolkit.validate import (
+        CALCULATE_MISMATCH,
+        CHOICE_UNKNOWN,
+        CONSTRAINT_VIOLATED,
+        NONRELEVANT_ANSWERED,
+        REQUIRED_MISSING,
+        Finding,
+        _relevance_chain,
+        _same_value,
+    )
+
+    if form.needs_fixpoint:
+        raise NotVectorizable("dependencies that cannot be ordered statically")
+    model = form.model
+    today = today or date.today()
+    table_of = {path: name for name, path in tables.table_paths.items()}
+    columns_of = {name: {c.path: c.name for c in cols if c.path} for name, cols in tables.columns.items()}
+
+    # Levels: the submissions, then each repeat (parents first, as the form lists them).
+    levels: dict[str, Level] = {}
+    main_name = table_of.get(model.root)
+    if main_name is None:
+        raise NotVectorizable("no main table")
+    main = tables.tables[main_name]
+    levels[model.root] = Level(model.root, len(main), None, None, np.ones(len(main), dtype=np.int64))
+    frames: dict[str, pd.DataFrame] = {model.root: main}
+    for repeat in model.repeats():
+        parent_path = repeat.repeat or model.root
+        parent_level = levels[parent_path]
+        name = table_of.get(repeat.path)
+        frame = tables.tables[name] if name is not None else pd.DataFrame({"KEY": [], "PARENT_KEY": []})
+        parent_frame = frames[parent_path]
+        parent_keys = pd.Index(parent_frame["KEY"].astype(object).to_numpy())
+        index = parent_keys.get_indexer(frame["PARENT_KEY"].astype(object).to_numpy()) if len(frame) else \
+            np.zeros(0, dtype=np.int64)
+        if (index < 0).any():
+            keep = index >= 0
+            frame, index = frame[keep].reset_index(drop=True), index[keep]
+        order_col = f"{repeat.name}_no"
+        if order_col in frame.columns:
+            position = frame[order_col].to_numpy(dtype=float, na_value=0).astype(np.int64)
+        else:
+            position = frame.groupby(index).cumcount().to_numpy() + 1 if len(frame) else np.zeros(0, np.int64)
+        levels[repeat.path] = Level(repeat.path, len(frame), parent_level, index.astype(np.int64), position)
+        frames[repeat.path] = frame
+
+    level_of: dict[str, str] = {}
+    node_kinds: dict[str, str] = {}
+    for path, node in model.nodes.items():
+        node_kinds[path] = node.kind
+        level_of[path] = path if node.kind == "repeat" else (node.repeat or model.root)
+    compiler = VCompiler(level_of, node_kinds, model.root)
+
+    values: dict[str, TV] = {}
+    stored: dict[str, np.ndarray] = {}
+    for node in model.fields():
+        lv_path = level_of[node.path]
+        frame = frames[lv_path]
+        table_name = table_of.get(lv_path)
+        column = columns_of.get(table_name or "", {}).get(node.path)
+        series = frame[column] if column is not None and column in frame.columns else None
+        values[node.path], stored[node.path] = _column_tv(series, len(frame), node.data_type)
+
+    ctx = Ctx(levels=levels, level_of=level_of, values=values, relevance={}, secondary=form.secondary,
+              today=today, labels=form.labels, node_kinds=node_kinds)
+    order = [p for p in model.nodes if p != model.root]
+    own: dict[str, np.ndarray] = {}
+
+    def refresh(start: str) -> None:
+        for path in order:
+            if path != start and not path.startswith(start + "/"):
+                continue
+            node = model.nodes[path]
+            lv = levels[level_of[path]]
+            parent = node.parent or model.root
+            if parent == model.root:
+                inherited = np.ones(lv.size, dtype=bool)
+            elif node.kind == "repeat":
+                parent_rel = ctx.relevance[parent]
+                inherited = parent_rel[lv.index_to(levels[level_of[parent]])] if lv.size else np.zeros(0, bool)
+            else:
+                inherited = ctx.relevance[parent]
+            mine = own.get(path)
+            ctx.relevance[path] = inherited & mine if mine is not None else inherited.copy()
+
+    refresh(model.root)
+    for path in order:
+        if path not in ctx.relevance:
+            refresh(path)
+
+    try:
+        compiled: dict[tuple[str, str], VFn] = {}
+        for kind, path in form.order:
+            rule = form.rules[path]
+            expr = rule.relevant if kind == "relevant" else rule.calculate
+            compiled[(kind, path)] = compiler.compile(expr.source, path)
+        checks: dict[str, dict[str, Any]] = {}
+        for path, rule in form.rules.items():
+            if rule.node.kind != "field":
+                continue
+            entry: dict[str, Any] = {}
+            if rule.required is not None:
+                entry["required"] = compiler.compile(rule.required.source, path)
+            if rule.constraint is not None:
+                entry["constraint"] = compiler.compile(rule.constraint.source, path)
+            if rule.itemset is not None:
+                entry["filter"] = _choice_filter(compiler, rule.node, form)
+            checks[path] = entry
+    except (NotVectorizable, RecursionError) as exc:
+        raise NotVectorizable(str(exc)) from None
+
+    computed_text: dict[str, np.ndarray] = {}
+    for kind, path in form.order:
+        lv = levels[level_of[path]]
+        result = compiled[(kind, path)](ctx, lv)
+        if kind == "relevant":
+            own[path] = to_bool(result)
+            refresh(path)
+        else:
+            typed, texts = wrap(result, form.rules[path].node.data_type)
+            values[path] = typed
+            computed_text[path] = texts
+
+    # Checks.
+    main_level = levels[model.root]
+    id_col = columns_of.get(main_name, {}).get(f"{model.root}/meta/instanceID")
+    ids = (main[id_col] if id_col in main.columns else main["KEY"]).astype(object).to_numpy()
+    keys = main["KEY"].astype(object).to_numpy()
+    enum_col = next((columns_of.get(main_name, {}).get(p) for p in
+                     (f"{model.root}/id_int", f"{model.root}/deviceid") if columns_of.get(main_name, {}).get(p)), None)
+    for node in model.fields():
+        if node.name == "id_int" and node.repeat is None:
+            enum_col = columns_of.get(main_name, {}).get(node.path) or enum_col
+    enumerators = main[enum_col].astype(object).to_numpy() if enum_col in main.columns else None
+    row_paths: dict[str, dict[int, str]] = {}
+
+    def row_path(level_path: str, row: int) -> str:
+        if level_path == model.root:
+            return model.root
+        cache = row_paths.setdefault(level_path, {})
+        text = cache.get(row)
+        if text is None:
+            lv = levels[level_path]
+            parent = lv.parent
+            assert parent is not None and lv.parent_index is not None
+            parent_text = row_path(parent.path, int(lv.parent_index[row]))
+            text = parent_text + level_path[len(parent.path):] + f"[{int(lv.position[row])}]"
+            cache[row] = text
+        return text
+
+    records: list[tuple[int, int, int, Finding]] = []
+
+    def emit(code: str, path: str, rows: np.ndarray, value: np.ndarray | None, expr: str | None,
+             message: Callable[[str | None], str], severity: str = "error") -> None:
+        node = model.nodes[path]
+        lv_path = level_of[path]
+        lv = levels[lv_path]
+        main_rows = lv.index_to(main_level)[rows] if lv_path != model.root else rows
+        for r, m in zip(rows, main_rows, strict=True):
+            v = None if value is None else (value[r] or None)
+            instance = ids[m] if isinstance(ids[m], str) and ids[m] else None
+            enumerator = enumerators[m] if enumerators is not None and isinstance(enumerators[m], str) else None
+            records.append((int(m), node.order, int(r), Finding(
+                instance, row_path(lv_path, int(r)) + path[len(lv_path):], code, v, expr, message(v), severity,
+                node.name, str(keys[m]), enumerator)))
+
+    for path, rule in form.rules.items():
+        node = rule.node
+        if node.kind != "field":
+            continue
+        lv = levels[level_of[path]]
+        if lv.size == 0:
+            continue
+        rel = ctx.relevance[path]
+        texts = stored[path]
+        answered = texts != ""
+        bad = ~rel & answered
+        if bad.any():
+            emit(NONRELEVANT_ANSWERED, path, np.flatnonzero(bad), texts, _relevance_chain(model, node),
+                 lambda v, n=node.name: f"{n}: answered ({v!r}) but not relevant, so Collect would not have kept it.")
+        if rule.calculate is not None and not rule.calculate.volatile and path in computed_text:
+            computed = computed_text[path]
+            differ = rel & (computed != texts)
+            rows = [r for r in np.flatnonzero(differ) if not _same_value(texts[r], computed[r], node.data_type)]
+            for r in rows:
+                emit(CALCULATE_MISMATCH, path, np.array([r]), texts, rule.calculate.source,
+                     lambda v, n=node.name, c=computed[r]: f"{n}: stored {v or ''!r} but the calculation gives {c!r}.")
+        entry = checks.get(path, {})
+        if "required" in entry:
+            need = rel & ~answered
+            if need.any():
+                required = to_bool(entry["required"](ctx, lv)) & need
+                if required.any():
+                    emit(REQUIRED_MISSING, path, np.flatnonzero(required), None, node.required,
+                         lambda v, n=node.name: f"{n}: required and relevant, but empty.")
+        live = rel & answered
+        if not live.any():
+            continue
+        own_value = values[path] if rule.calculate is None else values[path]
+        if rule.choices is not None:
+            allowed = rule.choices
+            if node.question_type in ("select_multiple", "rank"):
+                unknown = np.array([live[i] and any(tok not in allowed for tok in texts[i].split())
+                                    for i in range(lv.size)], dtype=bool)
+            else:
+                unknown = live & ~np.isin(np.array([x.strip() for x in texts], dtype=object),
+                                          np.array(sorted(allowed), dtype=object))
+            if unknown.any():
+                emit(CHOICE_UNKNOWN, path, np.flatnonzero(unknown), texts, node.itemset,
+                     lambda v, n=node.name, lst=node.choice_list: f"{n}: {v!r} is not in the choice list {lst!r}.")
+            check = entry.get("filter")
+            if check is not None:
+                ok = live & ~unknown
+                if ok.any():
+                    ctx.candidate = None
+                    outside = ok & ~check(ctx, lv, own_value)
+                    if outside.any():
+                        emit(CHOICE_UNKNOWN, path, np.flatnonzero(outside), texts, node.choice_filter,
+                             lambda v, n=node.name, lst=node.choice_list, f=node.choice_filter:
+                             f"{n}: {v!r} is in the list {lst!r} but not among the choices its filter ({f}) "
+                             "allows here.")
+        if "constraint" in entry:
+            ctx.candidate = own_value
+            try:
+                ok = to_bool(entry["constraint"](ctx, lv))
+            finally:
+                ctx.candidate = None
+            broken = live & ~ok
+            if broken.any():
+                emit(CONSTRAINT_VIOLATED, path, np.flatnonzero(broken), texts, node.constraint,
+                     lambda v, n=node.name, c=node.constraint: f"{n}: {v!r} breaks the constraint {c}.")
+
+    records.sort(key=lambda rec: (rec[0], rec[1], rec[2]))
+    return [rec[3] for rec in records], len(main)
