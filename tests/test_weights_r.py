@@ -103,3 +103,26 @@ def test_jkn_replicates_rerun_raking_like_r(data: pd.DataFrame, name: str, raked
     ).rows[0]
     assert row.estimate == pytest.approx(ref["estimate"], rel=1e-12)
     assert row.se == pytest.approx(ref["se"], rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("name", "fay"), [("brr_total_y", 0.0), ("fay_total_y", 0.5), ("taylor_2psu_total_y", None)]
+)
+def test_brr_and_fay_match_r(data: pd.DataFrame, name: str, fay: float | None) -> None:
+    """Two PSUs per stratum (PSU 3 dropped): BRR and Fay (ρ = 0.5) replicate SEs of a total equal R's (a fully
+    balanced BRR gives the same variance for a total whatever the Hadamard matrix) and the Taylor SE."""
+    ref = pd.read_csv(FIXTURE / "expected_estimates.csv").set_index("name").loc[name]
+    two = data[~data["psu"].str.endswith("-3")].reset_index(drop=True)
+    if fay is None:
+        row = estimate(two, weight="d", statistic="total", variable="y", strata="stratum", psu="psu").rows[0]
+    else:
+        design = make_design(len(two), two["stratum"].to_numpy(), two["psu"].to_numpy())
+        factors = replicate_factors(design, "brr", fay=fay)
+        table = two.copy()
+        for r in range(factors.factors.shape[1]):
+            table[f"rep_{r + 1}"] = two["d"].to_numpy() * factors.factors[design.psu, r]
+        row = estimate(
+            table, weight="d", statistic="total", variable="y", replicate_prefix="rep_", method="brr", fay=fay
+        ).rows[0]
+    assert row.estimate == pytest.approx(ref["estimate"], rel=1e-12)
+    assert row.se == pytest.approx(ref["se"], rel=1e-10)
