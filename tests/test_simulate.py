@@ -30,6 +30,9 @@ FORM = """
 | | select_one yndk | hl_school | At school | ${hl_age} >= 5 and ${hl_age} <= 24 | | | | |
 | | select_multiple reason | hl_reason | Reasons | ${hl_age} >= 15 | not((selected(.,'98') or selected(.,'99')) and count-selected(.)>1) | | | |
 | | calculate | hl_adult | | | | if(${hl_age} >= 18, 1, 0) | | |
+| | integer | hl_left_at | Age when left | ${hl_age} >= 15 | . >= 0 and . <= ${hl_age} | | | |
+| | integer | hl_h_work | Hours work | ${hl_age} >= 15 | . >= 0 and . <= 24 | | | |
+| | integer | hl_h_care | Hours care | ${hl_age} >= 15 | . >= 0 and . <= 24 and . + ${hl_h_work} <= 24 | | | |
 | | integer | hl_trips | Trips | ${hl_age} >= 15 | . >= 0 and . <= 3 | | | |
 | | begin_repeat | trip | Trip | ${hl_age} >= 15 | | | ${hl_trips} | |
 | | text | trip_where | Where | | | | | |
@@ -80,7 +83,7 @@ def test_writes_the_decrypt_layout_and_ingests_back(simulated) -> None:
     assert result.stats["instances"] == N and len(set(result.instance_ids)) == N
     folders = sorted(p.name for p in result.out_dir.iterdir())
     assert folders == sorted(i.removeprefix("uuid:") for i in result.instance_ids)
-    assert tables.issues == () and len(tables.tables["sim"]) == N
+    assert result.issues == () and tables.issues == () and len(tables.tables["sim"]) == N
     assert len(tables.tables["sim-hl"]) + len(tables.tables["sim-trip"]) == result.stats["repeat_rows"]
     root = etree.parse(str(result.out_dir / folders[0] / "submission.xml")).getroot()
     assert (root.tag, root.get("id"), root.get("version")) == ("data", "sim", "3")
@@ -111,6 +114,10 @@ def test_constraints_choice_filters_and_sentinels(simulated) -> None:
     assert not reasons.map(lambda r: len(r) > 1 and bool({"98", "99"} & set(r))).any()
     assert reasons.map(lambda r: r == sorted(r)).all()  # stored in list order, as Collect does
     assert main["hh_size"].dropna().between(1, 8).all()
+    # Bounds that are other answers, and sums of answers, hold too.
+    adults = hl.dropna(subset=["hl_left_at"])
+    assert len(adults) and (adults["hl_left_at"] <= adults["hl_age"]).all()
+    assert ((adults["hl_h_work"] + adults["hl_h_care"]) <= 24).all()
 
 
 def test_repeat_counts_and_calculations(simulated) -> None:
@@ -169,3 +176,33 @@ def test_cli_simulate_then_ingest(tmp_path) -> None:
     repeat_rows = rows["sim-hl"]["rows"] + rows["sim-trip"]["rows"]
     assert (rows["sim"]["rows"], repeat_rows) == (20, stats["repeat_rows"])
     assert pd.read_parquet(tmp_path / "d" / "sim.parquet")["FormVersion"].eq("3").all()
+
+
+LOOKUPS = """
+| survey |
+| | type | name | label | calculation |
+| | select_one cur | cur | Currency | |
+| | calculate | cur_label | | jr:choice-name(${cur}, '${cur}') |
+| | calculate | usd | | pulldata('rates', 'usd', 'code', ${cur}) |
+| choices |
+| | list_name | name | label |
+| | cur | 643 | Rouble |
+| | cur | 398 | Tenge |
+| settings |
+| | form_id |
+| | lookups |
+"""
+
+
+def test_choice_names_and_pulldata_from_the_form_media(tmp_path) -> None:
+    form = write_md_form(tmp_path, LOOKUPS, "lookups.md")
+    (tmp_path / "lookups-media").mkdir()
+    (tmp_path / "lookups-media" / "rates.csv").write_text(
+        "code,usd\n643,0.011\n398,0.002\n", encoding="utf-8"
+    )
+    model = load_form(form)
+    result = simulate(model, 8, tmp_path / "out", seed=3, workers=1)
+    assert result.issues == ()
+    main = ingest([tmp_path / "out"], model).tables["lookups"]
+    expected = {"643": ("Rouble", "0.011"), "398": ("Tenge", "0.002")}
+    assert [expected[c] for c in main["cur"]] == list(zip(main["cur_label"], main["usd"], strict=True))

@@ -115,7 +115,8 @@ _WORDS = (
     "school",
     "clinic",
 )
-_BOUND = re.compile(r"(?<![\w/.])\.\s*(>=|<=|>|<)\s*(-?\d+(?:\.\d+)?)")
+# `. >= 1950`, `. <= /data/dw_year`, `. < ../hh_size`: a bound on the answer, a number or another answer.
+_BOUND = re.compile(r"(?<![\w/.])\.\s*(>=|<=|>|<)\s*(-?\d+(?:\.\d+)?|(?:\.\./|/)[\w./-]*\w)")
 _SENTINEL_CHOICES = (CHOICE_DONT_KNOW, CHOICE_REFUSED)
 
 
@@ -141,8 +142,9 @@ class SimulateResult:
 class _Generator:
     """Fills instances of one form; holds what is computed once per form (expressions, choice lists)."""
 
-    def __init__(self, form: FormModel) -> None:
+    def __init__(self, form: FormModel, media_dir: Path | None = None) -> None:
         self.form = form
+        self.media_dir = media_dir
         self.types = {n.path: n.data_type for n in form.fields() if n.data_type}
         self.repeat_paths = tuple(n.path for n in form.repeats())
         self.secondary = self._secondary_instances(form)
@@ -166,6 +168,13 @@ class _Generator:
             if name and instance.get("src") is None and len(instance):
                 trees[name] = build_tree(instance[0])
         return trees
+
+    def choice_label(self, value: str, question: str) -> str:
+        """jr:choice-name(): the label of a choice of a question, in the form's default language."""
+        node = self.form.nodes.get(question)
+        choices = self.form.choices_for(question) if node is not None else None
+        choice = choices.get(value) if choices is not None else None
+        return choice.label(self.form.default_language) if choice is not None else ""
 
     # -- expressions
 
@@ -210,13 +219,19 @@ class _Generator:
             self._choices[spec.path] = values
         return values
 
-    @staticmethod
-    def _bounds(spec: Node) -> tuple[float | None, float | None]:
+    def _bounds(self, spec: Node, node: XNode, env: EvalEnv) -> tuple[float | None, float | None]:
+        """The bounds a constraint states for the answer; bounds that are other answers are evaluated."""
         low = high = None
-        for op, number in _BOUND.findall(spec.constraint or ""):
-            value = float(number)
-            if value in (NUMERIC_DONT_KNOW, NUMERIC_REFUSED):
-                continue
+        for op, operand in _BOUND.findall(spec.constraint or ""):
+            if operand[0] in "./":
+                raw = self._eval(operand, node, env, spec.path)
+                value = to_number(raw) if raw is not None and raw != "" else float("nan")
+                if math.isnan(value) or value < 0:
+                    continue  # not answered, or a don't know / refused sentinel
+            else:
+                value = float(operand)
+                if value in (NUMERIC_DONT_KNOW, NUMERIC_REFUSED):
+                    continue
             if op in (">=", ">"):
                 bound = value + (1 if op == ">" and spec.data_type == "int" else 0)
                 low = bound if low is None else max(low, bound)
@@ -226,7 +241,14 @@ class _Generator:
         return low, high
 
     def _draw(  # noqa: PLR0911 (one return per question type reads as the table it is)
-        self, spec: Node, node: XNode, env: EvalEnv, rng: random.Random, when: datetime
+        self,
+        spec: Node,
+        node: XNode,
+        env: EvalEnv,
+        rng: random.Random,
+        when: datetime,
+        *,
+        shrink: float = 0.0,
     ) -> str | None:
         qtype, dtype = spec.question_type, spec.data_type
         if qtype in {"select_one", "select_multiple", "rank"}:
@@ -250,7 +272,7 @@ class _Generator:
             if qtype == "range":
                 low, high = float(spec.parameters.get("start", 0)), float(spec.parameters.get("end", 10))
             else:
-                low, high = self._bounds(spec)
+                low, high = self._bounds(spec, node, env)
             if spec.path in self.counts:
                 size = self._household_size(rng)
                 return str(
@@ -259,7 +281,11 @@ class _Generator:
             if low is None:
                 low = 0.0 if high is None or high >= 0 else high - 100
             if high is None:
-                high = low + (99 if low < 100 else max(100.0, low))
+                # A year (1950..) runs to this year; other open ranges to a two-digit number above the bound.
+                high = float(when.year) if 1900 <= low <= when.year else low + (99 if low < 100 else low)
+            # Redraws narrow the range towards the lower bound, so that constraints on sums of answers
+            # (hours in a day, days times hours) are met after a few draws.
+            high = max(low, low + (high - low) * (1 - shrink))
             if dtype == "int" or qtype == "range":
                 return str(rng.randint(math.ceil(low), max(math.ceil(low), math.floor(high))))
             return f"{rng.uniform(low, high):.2f}"
@@ -320,7 +346,15 @@ class _Generator:
         root.attrs["id"] = form.form_id
         if form.version is not None:
             root.attrs["version"] = form.version
-        env = EvalEnv(root=root, secondary=self.secondary, today=when.date(), now=when, tz=LOCAL_TZ)
+        env = EvalEnv(
+            root=root,
+            secondary=self.secondary,
+            today=when.date(),
+            now=when,
+            tz=LOCAL_TZ,
+            choice_name=self.choice_label,
+            media_dir=self.media_dir,
+        )
         calculations: list[tuple[XNode, Node]] = []
         rows = self._fill(
             form.nodes[form.root], root, env, rng, when, instance_id, calculations, relevant=True
@@ -397,10 +431,16 @@ class _Generator:
             node.set(spec.default)
             if self._true(spec.constraint, node, env, spec.path, default=True):
                 return
-        for _ in range(MAX_DRAWS):
-            node.set(self._draw(spec, node, env, rng, when))
+        for attempt in range(MAX_DRAWS):
+            node.set(self._draw(spec, node, env, rng, when, shrink=attempt / MAX_DRAWS))
             if node.text is None or self._true(spec.constraint, node, env, spec.path, default=True):
                 return
+        # Nothing drawn fits: an enumerator would record don't know where the question allows it.
+        for sentinel in (str(NUMERIC_DONT_KNOW), CHOICE_DONT_KNOW):
+            if spec.data_type in {"int", "decimal"} if sentinel.startswith("-") else spec.is_select:
+                node.set(sentinel)
+                if self._true(spec.constraint, node, env, spec.path, default=False):
+                    return
         node.set(None)
         self.unmet[spec.path] = self.unmet.get(spec.path, 0) + 1
 
@@ -428,7 +468,9 @@ def _serialise(root: XNode) -> bytes:
     return "".join(parts).encode("utf-8")
 
 
-def generate_instances(form: FormModel, n: int, *, seed: int = 0, start: int = 0) -> list[tuple[str, bytes]]:
+def generate_instances(
+    form: FormModel, n: int, *, seed: int = 0, start: int = 0, media_dir: Path | None = None
+) -> list[tuple[str, bytes]]:
     """Instances `start`..`start+n-1` of a run with `seed`, in memory: (instanceID, XML bytes) each.
 
     Parameters:
@@ -436,8 +478,9 @@ def generate_instances(form: FormModel, n: int, *, seed: int = 0, start: int = 0
         n: how many instances.
         seed: the run's seed; instance i is the same whatever n, start and the number of processes.
         start: index of the first instance.
+        media_dir: the form's attachments (CSV files for pulldata()).
     """
-    generator = _Generator(form)
+    generator = _Generator(form, media_dir)
     return [generator.instance(i, seed)[:2] for i in range(start, start + n)]
 
 
@@ -448,8 +491,8 @@ def generate_instances(form: FormModel, n: int, *, seed: int = 0, start: int = 0
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(xform: str, out_dir: str, public_pem: bytes | None) -> None:
-    _WORKER["generator"] = _Generator(parse_xform(xform))
+def _init_worker(xform: str, out_dir: str, public_pem: bytes | None, media_dir: str | None = None) -> None:
+    _WORKER["generator"] = _Generator(parse_xform(xform), Path(media_dir) if media_dir else None)
     _WORKER["out_dir"] = Path(out_dir)
     _WORKER["public_key"] = _load_public(public_pem) if public_pem else None
 
@@ -500,6 +543,7 @@ def simulate(
     *,
     seed: int = 0,
     encrypt_with: Path | None = None,
+    media_dir: Path | None = None,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> SimulateResult:
@@ -511,6 +555,8 @@ def simulate(
         out_dir: the folder to write into (created when missing).
         seed: makes the run reproducible.
         encrypt_with: a PEM public key; instances are then written encrypted, as Collect does.
+        media_dir: the form's attachments (CSV files for pulldata()); default `<form>-media/` next to the
+            form file when it exists.
         workers: generator processes; default one per core, used from POOL_MIN_INSTANCES instances on.
         progress: called as `progress(done, n)`.
     """
@@ -528,6 +574,10 @@ def simulate(
                     file=str(encrypt_with),
                 )
             ) from None
+    if media_dir is None and form.source:
+        default_media = Path(form.source).with_name(f"{Path(form.source).stem}-media")
+        media_dir = default_media if default_media.is_dir() else None
+    media = str(media_dir) if media_dir is not None else None
     try:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -552,12 +602,14 @@ def simulate(
             progress(len(ids), n)
 
     if workers <= 1 or n < POOL_MIN_INSTANCES:
-        _init_worker(form.xform, str(out_dir), public_pem)
+        _init_worker(form.xform, str(out_dir), public_pem, media)
         for task in tasks:
             collect(_run_chunk(task))
     else:
         with concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, initializer=_init_worker, initargs=(form.xform, str(out_dir), public_pem)
+            max_workers=workers,
+            initializer=_init_worker,
+            initargs=(form.xform, str(out_dir), public_pem, media),
         ) as pool:
             for result in pool.map(_run_chunk, tasks):
                 collect(result)

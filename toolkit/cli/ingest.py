@@ -129,6 +129,10 @@ def simulate_command(  # noqa: PLR0917 (Typer maps each parameter to an option)
         Path | None,
         typer.Option("--encrypt-with", help="PEM public key: write Collect-style encrypted folders."),
     ] = None,
+    media: Annotated[
+        Path | None,
+        typer.Option("--media", help="The form's attachments (pulldata CSVs); default <form>-media/."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> int:
     """Write synthetic submissions that follow the form's skip logic, constraints and calculations."""
@@ -148,7 +152,7 @@ def simulate_command(  # noqa: PLR0917 (Typer maps each parameter to an option)
                 bar.update(task, completed=done)
 
         result = simulate_stage.simulate(
-            model, n, out_dir, seed=seed, encrypt_with=encrypt_with, progress=progress
+            model, n, out_dir, seed=seed, encrypt_with=encrypt_with, media_dir=media, progress=progress
         )
     if as_json:
         print_json(
