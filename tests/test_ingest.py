@@ -7,9 +7,12 @@ import io
 import json
 import zipfile
 from pathlib import Path
+from xml.sax.saxutils import escape as xml_escape
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tests.conftest import write_md_form
@@ -474,3 +477,34 @@ def test_repeat_template_in_an_instance_is_not_a_row(tmp_path, model, xml_result
     with_template = SUB_A.replace("<g><n>2</n>", "<g><n>2</n>" + template)
     result = ingest([write_submissions(tmp_path, {"a": with_template, "b": SUB_B})], model)
     pd.testing.assert_frame_equal(result.tables["hh-hl"], xml_result.tables["hh-hl"])
+
+
+# Text answers survive XML and Central CSV alike: any characters XML 1.0 allows (no CR, which XML normalises).
+_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\r")
+    | st.sampled_from("\n\t"),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=st.lists(_TEXT, min_size=1, max_size=4))
+def test_text_answers_round_trip_through_xml_and_central_csv(tmp_path_factory, model, names) -> None:
+    folder = tmp_path_factory.mktemp("xml")
+    members = "".join(
+        f"<hl><hl_name>{xml_escape(name)}</hl_name><hl_age>1</hl_age><fav/></hl>" for name in names
+    )
+    xml = f'<data id="hh"><consent>1</consent><g><n>{len(names)}</n>{members}</g>' + (
+        "<meta><instanceID>uuid:t</instanceID></meta></data>"
+    )
+    (folder / "t.xml").write_text(xml, encoding="utf-8")
+    from_xml = ingest([folder], model).tables["hh-hl"]["hl_name"].tolist()
+    archive = tmp_path_factory.mktemp("csv") / "hh.zip"
+    rows = [["hl_name", "hl_age", "fav", "PARENT_KEY", "KEY"]]
+    rows += [[name, "1", "", "uuid:t", f"uuid:t/g/hl[{i}]"] for i, name in enumerate(names, start=1)]
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("hh.csv", csv_bytes([["consent", "KEY"], ["1", "uuid:t"]]))
+        zf.writestr("hh-hl.csv", csv_bytes(rows))
+    from_csv = ingest([archive], model).tables["hh-hl"]["hl_name"].tolist()
+    assert from_xml == from_csv == names
