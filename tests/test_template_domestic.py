@@ -163,7 +163,7 @@ def test_complete_interview_obeys_the_form(dw: Template) -> None:
         ({"rc_items": "98", "rc": []}, "", ""),  # items not known: financing is still asked
         ({"rm_left_y": 2020}, "675", ""),  # moved more than 3 years ago: outside the 10.7.1 recall window
         ({"rm_emp": 2}, "675", ""),  # own-account: not in the 10.7.1 population
-        ({"rm_earn1": -98, "rm_earn1_cur": None}, "675", ""),  # first-month pay unknown
+        ({"rm_earn1": -98, "rm_earn1_cur": None, "rm_earn1_brk": 2}, "675", ""),  # pay unknown
     ],
 )
 def test_recruitment_cost_indicator(dw: Template, changes: dict[str, Any], total: str, rci: str) -> None:
@@ -287,3 +287,38 @@ def test_amounts_accept_only_the_dk_and_refused_sentinels(
         answers = {k: v for k, v in answers.items() if k not in ("dw_ctry", "dw_contract_prior")}
     checked = check(dw, answers)
     assert ("constraint_violated" in checked.codes(field)) is not ok
+
+
+@pytest.mark.parametrize(
+    ("changes", "asked", "low", "high"),
+    [
+        (
+            {"rm_earn1": -98, "rm_earn1_cur": None, "rm_earn1_brk": 3},
+            True,
+            "20000",
+            "40000",
+        ),  # USD 250/500 in RUB
+        ({"rm_earn1": -99, "rm_earn1_cur": None}, False, "20000", "40000"),  # refused: no bracket
+        ({"rm_earn1": 30000}, False, "20000", "40000"),
+        (  # a job in Kazakhstan: the bracket is in tenge
+            {"dw_ctry": "KAZ", "rm_earn1": -98, "rm_earn1_cur": None, "rm_earn1_brk": 1},
+            True,
+            "125000",
+            "250000",
+        ),
+    ],
+)
+def test_unfolding_bracket_for_unknown_first_month_pay(
+    dw: Template, changes: dict[str, Any], asked: bool, low: str, high: str
+) -> None:
+    checked = check(dw, {k: v for k, v in dict(BASE, **changes).items() if v is not None})
+    assert checked.findings == ()
+    assert checked.relevant("rm_earn1_brk") is asked
+    assert (checked.value("dw_brk_lo"), checked.value("dw_brk_hi")) == (low, high)
+
+
+def test_bracket_is_required_when_the_amount_is_unknown(dw: Template) -> None:
+    answers = {k: v for k, v in BASE.items() if k not in ("dw_pay_cur", "dw_pay_freq")}
+    checked = check(dw, dict(answers, dw_pay_amt=-98))
+    assert checked.codes() == ["required_missing"]
+    assert checked.findings[0].variable == "dw_pay_brk"
