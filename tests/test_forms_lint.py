@@ -738,3 +738,13 @@ def test_parser_never_fails_with_anything_but_expression_error(text: str) -> Non
         assert 0 <= exc.position <= len(text)
     else:
         assert all(node.kind for node in tree.walk())
+
+
+def test_dot_in_a_predicate_is_the_filtered_node(tmp_path: Path) -> None:
+    # In ${sex}[. = '3'] the '.' is sex, not the row's own question.
+    bad = form("| | select_multiple uses | u2 | Uses | | count(${sex}[. = '3']) < 2 | | | |")
+    assert found(lint(tmp_path, bad, "bad.md"), forms.LINT_CHOICE_UNKNOWN) == [("survey", 5, "constraint")]
+    good = form(
+        "| | select_multiple uses | u2 | Uses | | count(${sex}[. = '2']) < 2 and count(/data/x[. = 'a']) = 0 | | | |"
+    )
+    assert lint(tmp_path, good, "good.md").issues == ()

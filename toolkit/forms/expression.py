@@ -121,8 +121,9 @@ class Node:
     """One node of a parsed expression.
 
     kind: 'ref' (text = question name), 'string', 'number', 'call' (text = function name), 'binary'/'unary'
-    (text = operator), 'context' ('.' or '..'), 'path' (location path or filter; children = steps/predicates),
-    'step' (a name test).
+    (text = operator), 'context' ('.' or '..'), 'step' (a name test; children = its predicates) and 'path':
+    text 'relative' or '/' or '//' (children = steps), 'filter' (a value then steps) or 'predicate' (a value
+    then its predicates).
     """
 
     kind: str
@@ -298,7 +299,7 @@ class _Parser:
             node = Node("call", token.text, token.pos, tuple(args))
         predicates = self.predicates()
         if predicates:
-            return Node("path", "filter", token.pos, (node, *predicates))
+            return Node("path", "predicate", token.pos, (node, *predicates))
         return node
 
 

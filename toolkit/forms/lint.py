@@ -386,6 +386,32 @@ class _Expression:
     role: str  # relevant, constraint, required, calculation, choice_filter, repeat_count
     text: str
     tree: Node
+    # '.' inside a predicate is the node the predicate filters: the question of ${q}[...] or an unknown node.
+    in_predicates: dict[int, _Element | None] = field(default_factory=dict)
+
+
+def _predicate_contexts(
+    node: Node,
+    by_name: dict[str, _Element],
+    out: dict[int, _Element | None],
+    owner: tuple[_Element | None] | None = None,
+) -> dict[int, _Element | None]:
+    """Map each '.' that sits inside a predicate (by node id) to the element the predicate filters."""
+    if node.kind == "context" and owner is not None:
+        out[id(node)] = owner[0]
+    if node.kind == "path" and node.text == "predicate":
+        primary, *predicates = node.children
+        _predicate_contexts(primary, by_name, out, owner)
+        filtered = by_name.get(primary.text) if primary.kind == "ref" else None
+        for predicate in predicates:
+            _predicate_contexts(predicate, by_name, out, (filtered,))
+    elif node.kind == "step":
+        for predicate in node.children:
+            _predicate_contexts(predicate, by_name, out, (None,))
+    else:
+        for child in node.children:
+            _predicate_contexts(child, by_name, out, owner)
+    return out
 
 
 def _number(text: str) -> float | None:
@@ -482,15 +508,19 @@ class _Linter:
                         expression=text,
                     )
                     continue
-                self.expressions.append(_Expression(element, header, role, text, tree))
+                contexts = _predicate_contexts(tree, self.form.by_name, {})
+                self.expressions.append(_Expression(element, header, role, text, tree, contexts))
 
     # -- helpers --------------------------------------------------------------------------------------------
 
     def resolve(self, node: Node, expr: _Expression) -> _Element | None:
         if node.kind == "ref" and not node.text.startswith("last-saved#"):
             return self.form.by_name.get(node.text)
-        if node.kind == "context" and node.text == "." and expr.role not in {"choice_filter", "repeat_count"}:
-            return expr.element if expr.element.kind == "question" else None
+        if node.kind == "context" and node.text == ".":
+            if id(node) in expr.in_predicates:
+                return expr.in_predicates[id(node)]
+            if expr.role not in {"choice_filter", "repeat_count"} and expr.element.kind == "question":
+                return expr.element
         return None
 
     @staticmethod
