@@ -249,8 +249,7 @@ def main() -> int:
     print(f"tables: {', '.join(f'{name} {n:,} rows' for name, n in rows.items())}")
     print(
         "migkit export --format sav,dta (whole command: start-up, form compile, read, plan, write, "
-        "companions): "
-        f"{export_seconds:.2f} s  (runs: {', '.join(f'{t:.2f}' for t in export_times)})"
+        f"companions): {export_seconds:.2f} s  (runs: {', '.join(f'{t:.2f}' for t in export_times)})"
     )
     print(
         f"bare pyreadstat write_sav + write_dta of the same final frames:  {bare_seconds:.2f} s  "

@@ -532,6 +532,42 @@ def test_orphan_repeat_rows_are_reported(form, tmp_path) -> None:
     tables["exp-hl"].loc[2, "PARENT_KEY"] = "uuid:zzz"
     result = export_tables(tables, form, formats=["csv"], out_dir=tmp_path)
     assert any(i.code == "export.orphan_rows" for i in result.issues)
+    assert not result.ok  # a data problem: the files are written, the command exits with 1
+    data = tmp_path / "DATA"
+    data.mkdir()
+    _data_folder(data, tables)
+    outcome = CliRunner().invoke(
+        app, ["export", str(data), "--form", str(write_md_form(tmp_path, FORM)), "--format", "csv"]
+    )
+    assert outcome.exit_code == 1
+    assert (tmp_path / "export" / "exp-hl.csv").is_file()  # default --out: `export` next to DATA
+
+
+def test_derived_names_never_replace_a_column(tmp_path) -> None:
+    md = """
+    | survey |
+    | | type | name | label |
+    | | geopoint | gps | Where |
+    | | decimal | gps_latitude | Typed latitude |
+    | | select_multiple ab | pick | Pick |
+    | | text | pick_a | Other text |
+    | choices |
+    | | list_name | name | label |
+    | | ab | a | A |
+    | | ab | b | B |
+    """
+    form = load_form(write_md_form(tmp_path, md))
+    frame = pd.DataFrame(
+        {"KEY": ["uuid:1"], "gps": ["1 2 3 4"], "gps_latitude": [9.5], "pick": ["a"], "pick_a": ["typed"]}
+    )
+    result = export_tables({form.form_id: frame}, form, formats=["csv", "sav"], out_dir=tmp_path / "out")
+    csv = pd.read_csv(tmp_path / "out" / f"{form.form_id}.csv", encoding="utf-8-sig")
+    assert csv["gps_latitude"][0] == 9.5 and csv["gps_latitude_2"][0] == 1.0
+    assert csv["pick_a"][0] == "typed" and csv["pick_a_2"][0] == 1
+    renamed = {r.name: r.reason for r in result.renames}
+    assert "already a column" in renamed["gps_latitude_2"]
+    stdout, stderr = pspp_dictionary(tmp_path / "out" / f"{form.form_id}.sav")
+    assert_no_pspp_warnings(stdout, stderr)
 
 
 def test_select_multiple_dummies_come_from_the_form_not_the_data(form, tmp_path) -> None:

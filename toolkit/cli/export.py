@@ -27,7 +27,7 @@ def export(  # noqa: PLR0917 (Typer maps each option to a parameter)
         typer.Option("--lang", help='Label language, e.g. "Russian (ru)" or ru; default the form\'s.'),
     ] = None,
     out_dir: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Output folder; default DATA/export.")
+        Path | None, typer.Option("--out", "-o", help="Output folder; default `export` next to DATA.")
     ] = None,
     choice_missing: Annotated[
         str | None,
@@ -51,7 +51,7 @@ def export(  # noqa: PLR0917 (Typer maps each option to a parameter)
         model,
         formats=formats.split(","),
         language=lang,
-        out_dir=out_dir or data_dir / "export",
+        out_dir=out_dir or data_dir.parent / "export",
         missing_codes=codes,
     )
     if as_json:

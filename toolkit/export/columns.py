@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from toolkit.errors import (
     Issue,
+    error,
     warning,
 )
 from toolkit.export.codes import EXPORT_BAD_VALUE, EXPORT_UNKNOWN_CHOICE
@@ -132,8 +133,8 @@ def select_codes(
                 EXPORT_UNKNOWN_CHOICE,
                 f"{len(unknown)} answer value(s) are not in choice list {node.choice_list!r}: "
                 f"{', '.join(unknown[:10])}{' …' if len(unknown) > 10 else ''}. Integer values are kept as "
-                "they are; "
-                "others got new codes after the list, labelled with the value. Check the form version.",
+                "they are; others got new codes after the list, labelled with the value. Check the form "
+                "version.",
                 file=table,
                 variable=node.name,
                 path=node.path,
@@ -164,8 +165,7 @@ def check_multiple(
             warning(
                 EXPORT_UNKNOWN_CHOICE,
                 f"{len(unknown)} selected value(s) are not in choice list {node.choice_list!r} and have no "
-                "dummy: "
-                f"{', '.join(unknown[:10])}. They stay in the original space-separated variable.",
+                f"dummy: {', '.join(unknown[:10])}. They stay in the original space-separated variable.",
                 file=table,
                 variable=node.name,
                 path=node.path,
@@ -191,7 +191,7 @@ def split_geopoint(series: pd.Series, node: Node, table: str, issues: list[Issue
     bad = series.notna().to_numpy() & np.isnan(out[0])
     if bad.any():
         issues.append(
-            warning(
+            error(
                 EXPORT_BAD_VALUE,
                 f"{int(bad.sum())} geopoint value(s) are not 'lat lon alt acc'; their parts are missing.",
                 file=table,
@@ -227,7 +227,7 @@ def split_datetime(
     bad = series.notna().to_numpy() & local.isna().to_numpy()
     if bad.any() and node is not None:
         issues.append(
-            warning(
+            error(
                 EXPORT_BAD_VALUE,
                 f"{int(bad.sum())} dateTime value(s) could not be read; they are missing in the export.",
                 file=table,
@@ -245,7 +245,7 @@ def to_dates(series: pd.Series, node: Node, table: str, issues: list[Issue]) -> 
     bad = series.notna() & parsed.isna()
     if bad.any():
         issues.append(
-            warning(
+            error(
                 EXPORT_BAD_VALUE,
                 f"{int(bad.sum())} date value(s) could not be read; they are missing in the export.",
                 file=table,

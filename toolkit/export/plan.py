@@ -162,6 +162,7 @@ class Variable:
     missing: dict[float, str] = field(default_factory=dict)  # code -> Stata letter
     spss_format: str | None = None
     multiple: str | None = None  # for dummies: the select_multiple variable they belong to
+    weight: bool = False  # a survey weight column (for WEIGHT BY and svyset)
     reasons: list[str] = field(default_factory=list)
     spss_name: str = ""
     stata_name: str = ""
@@ -222,10 +223,8 @@ class TablePlan:
                         warning(
                             EXPORT_MISSING_CODES,
                             f"{len(codes)} missing codes configured; SPSS holds {SPSS_MAX_DISCRETE_MISSING} "
-                            "discrete "
-                            f"user-missing values, so only {codes[:SPSS_MAX_DISCRETE_MISSING]} are "
-                            "user-missing in the "
-                            ".sav (Stata keeps all). Configure fewer codes.",
+                            f"discrete user-missing values, so only {codes[:SPSS_MAX_DISCRETE_MISSING]} are "
+                            "user-missing in the .sav (Stata keeps all). Configure fewer codes.",
                             file=self.name,
                             variable=var.name,
                         )
@@ -334,8 +333,7 @@ def _value_label_sav(label: str, table: str, var: Variable, sink: list[Issue]) -
             warning(
                 EXPORT_LABEL_TRUNCATED,
                 f"An SPSS value label was cut to {SPSS_VALUE_LABEL_MAX_BYTES} bytes: {label[:40]!r}…; "
-                "shorten the choice "
-                "label or read the full text in the codebook.",
+                "shorten the choice label or read the full text in the codebook.",
                 file=table,
                 variable=var.name,
                 path=var.path,
@@ -353,8 +351,7 @@ def _cap_string_bytes(series: pd.Series, var: Variable, table: str, sink: list[I
         warning(
             EXPORT_STRING_TRUNCATED,
             f"{len(long)} value(s) are longer than SPSS's {SPSS_STRING_MAX_BYTES} bytes and were cut in the "
-            ".sav "
-            "(the .dta and .csv keep them whole).",
+            ".sav (the .dta and .csv keep them whole).",
             file=table,
             variable=var.name,
             path=var.path,
@@ -445,9 +442,8 @@ def _choice_codes(
             issues.append(
                 warning(
                     EXPORT_CHOICES_RECODED,
-                    f"Choice list {choice_list.name!r} has names that are not distinct integers; its answers "
-                    "are "
-                    f"coded 1..{len(names)} in list order. The mapping is in the value map file.",
+                    f"Choice list {choice_list.name!r} has names that are not distinct integers; its "
+                    f"answers are coded 1..{len(names)} in list order. The mapping is in the value map file.",
                     file=table,
                     variable=node.name,
                     path=node.path,
@@ -476,7 +472,18 @@ def plan_table(
     variables: list[Variable] = []
     frame = table.frame
 
-    def add(var: Variable, values: Any) -> None:
+    taken = {str(c).lower() for c in frame.columns}
+
+    def add(var: Variable, values: Any, *, derived: bool = False) -> None:
+        # A derived name (gps_latitude, fav_1, start_tz) may already be a column of the table: the column
+        # keeps its name and the derived variable gets the first free numeric suffix.
+        if var.name in columns or (derived and var.name.lower() in taken):
+            base, counter = var.name, 2
+            while f"{base}_{counter}".lower() in taken or f"{base}_{counter}" in columns:
+                counter += 1
+            var.name = f"{base}_{counter}"
+            taken.add(var.name.lower())
+            var.reasons.append(f"derived name {base!r} is already a column")
         columns[var.name] = values
         variables.append(var)
 
@@ -544,6 +551,7 @@ def plan_table(
                         **common,
                     ),
                     dummy,
+                    derived=True,
                 )
         elif node.is_select:
             if qtype != "rank":
@@ -551,8 +559,7 @@ def plan_table(
                     warning(
                         EXPORT_NO_CHOICE_LIST,
                         f"The choices of {node.name!r} come from a {node.choice_source or 'dynamic source'}, "
-                        "so the "
-                        "answers are exported as text without value labels.",
+                        "so the answers are exported as text without value labels.",
                         file=table.name,
                         variable=column,
                         path=node.path,
@@ -577,6 +584,7 @@ def plan_table(
                         **common,
                     ),
                     values,
+                    derived=True,
                 )
         elif node.data_type == "dateTime" or qtype in {"start", "end"}:
             local, offset = split_datetime(series, node, table.name, issues)
@@ -593,6 +601,7 @@ def plan_table(
                     **common,
                 ),
                 offset,
+                derived=True,
             )
         elif node.data_type == "date" or qtype == "today":
             add(
@@ -678,7 +687,14 @@ def _plan_extra_column(
     """Columns that are not form fields: keys, ids, weights, anything a later stage added."""
     if is_weight(column, table.weights):
         add(
-            Variable(column, "number", f"Survey weight ({column})", measure="scale", spss_format="F14.6"),
+            Variable(
+                column,
+                "number",
+                f"Survey weight ({column})",
+                measure="scale",
+                spss_format="F14.6",
+                weight=True,
+            ),
             series.to_numpy(dtype="float64", na_value=np.nan),
         )
     elif column in _META_LABELS and column == "SubmissionDate":
@@ -732,14 +748,14 @@ def name_variables(plan: TablePlan, issues: list[Issue]) -> None:
             spss = assign_names(names_for_keep, spss_candidates, spss_limits, reserved=spss_reserved)
     for var, s_name, t_name in zip(plan.variables, spss, stata, strict=True):
         var.spss_name, var.stata_name = s_name, t_name
-        var.reasons = _rename_reasons(var, s_name, t_name)
+        var.reasons = var.reasons + _rename_reasons(var, s_name, t_name)
         if var.reasons:
             issues.append(
                 warning(
                     EXPORT_RENAMED,
-                    f"Renamed for {', '.join(sorted({r.split(':')[0] for r in var.reasons}))}: SPSS "
-                    f"{s_name!r}, "
-                    f"Stata {t_name!r} ({'; '.join(var.reasons)}). The rename map lists every name.",
+                    f"Renamed for {', '.join(sorted({r.split(':')[0] for r in var.reasons}))}: "
+                    f"SPSS {s_name!r}, Stata {t_name!r} ({'; '.join(var.reasons)}). "
+                    "The rename map lists every name.",
                     file=plan.name,
                     variable=var.name,
                     path=var.path,

@@ -156,7 +156,7 @@ def _relevance(form: FormModel, node: Node) -> str | None:
 
 
 def _weight_of(plan: TablePlan) -> Variable | None:
-    weights = [var for var in plan.variables if var.label.startswith("Survey weight")]
+    weights = [var for var in plan.variables if var.weight]
     if plan.design.weight:
         chosen = [var for var in plan.variables if var.name == plan.design.weight]
         weights = chosen or weights

@@ -22,7 +22,6 @@ from toolkit.errors import (
     Severity,
     ToolkitError,
     error,
-    warning,
 )
 from toolkit.export.codes import EXPORT_FORMAT, EXPORT_NO_TABLES, EXPORT_ORPHAN_ROWS, FORMATS
 from toolkit.export.columns import arrow_strings
@@ -192,7 +191,7 @@ def _check_parents(table: SourceTable, keys: Mapping[str, pd.Series], issues: li
     orphans = ~known.to_numpy(zero_copy_only=False)
     if orphans.any():
         issues.append(
-            warning(
+            error(
                 EXPORT_ORPHAN_ROWS,
                 f"{int(orphans.sum())} row(s) have a PARENT_KEY that is not a KEY of {table.parent} "
                 "(getodk/briefcase#646); re-run ingest on the complete submissions.",
