@@ -82,32 +82,25 @@ def test_bootstrap_replicates(mse: bool, se: float) -> None:
     assert row.df == 49
 
 
-def test_brr_replicates() -> None:
-    data = samplics_csv("nhanes2brr_subset.csv")
+@pytest.mark.parametrize(
+    ("file", "prefix", "method", "expected"),
+    [
+        ("nhanes2brr_subset.csv", "brr_", "brr", (0.426082, 0.002730)),
+        ("nhanes2jk_subset.csv", "jkw_", "jkn", (0.423502, 0.003464)),  # JKn coefficient (n_h − 1)/n_h = 0.5
+    ],
+)
+def test_ratio_with_replicates(file: str, prefix: str, method: str, expected: tuple[float, float]) -> None:
+    data = samplics_csv(file)
     row = estimate(
         data,
         weight="finalwgt",
         statistic="ratio",
         variable="weight",
         denominator="height",
-        replicate_prefix="brr_",
-        method="brr",
-    ).rows[0]
-    assert (round(row.estimate, 6), round(row.se, 6)) == (0.426082, 0.002730)
-
-
-def test_jkn_replicates() -> None:
-    data = samplics_csv("nhanes2jk_subset.csv")
-    row = estimate(
-        data,
-        weight="finalwgt",
-        statistic="ratio",
-        variable="weight",
-        denominator="height",
-        replicate_prefix="jkw_",
-        method="jkn",
-    ).rows[0]
-    assert (round(row.estimate, 6), round(row.se, 6)) == (0.423502, 0.003464)
+        replicate_prefix=prefix,
+        method=method,
+    ).rows[0]  # type: ignore[arg-type]
+    assert (round(row.estimate, 6), round(row.se, 6)) == expected
 
 
 def test_total_is_sum_of_weighted_values(nhanes: pd.DataFrame) -> None:
@@ -184,25 +177,13 @@ def _nhanes_path() -> Path:
     return oracle_file("samplics", "samplics/datasets/data/nhanes2.csv")
 
 
+def _estimate_cli(path: Path, *args: str):
+    design = ["--weight", "finalwgt", "--strata", "stratid", "--psu", "psuid"]
+    return runner.invoke(app, ["estimate", str(path), *design, *args])
+
+
 def test_cli_estimate_json_rows() -> None:
-    result = runner.invoke(
-        app,
-        [
-            "estimate",
-            str(_nhanes_path()),
-            "--weight",
-            "finalwgt",
-            "--strata",
-            "stratid",
-            "--psu",
-            "psuid",
-            "--mean",
-            "zinc",
-            "--by",
-            "race",
-            "--json",
-        ],
-    )
+    result = _estimate_cli(_nhanes_path(), "--mean", "zinc", "--by", "race", "--json")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert [r["domain"] for r in rows] == ["1", "2", "3"]
@@ -223,22 +204,7 @@ def test_cli_estimate_json_rows() -> None:
 def test_cli_estimate_table_and_formats(tmp_path: Path, nhanes: pd.DataFrame) -> None:
     dta = tmp_path / "nhanes.dta"
     pyreadstat.write_dta(nhanes.drop(columns=["highlead"]), str(dta))
-    result = runner.invoke(
-        app,
-        [
-            "estimate",
-            str(dta),
-            "--weight",
-            "finalwgt",
-            "--strata",
-            "stratid",
-            "--psu",
-            "psuid",
-            "--ratio",
-            "zinc",
-            "finalwgt",
-        ],
-    )
+    result = _estimate_cli(dta, "--ratio", "zinc", "finalwgt")
     assert result.exit_code == 0, result.output
     assert "ratio" in result.stdout and "zinc/f" in result.stdout and "9189" in result.stdout
 

@@ -5,6 +5,7 @@ replicate factors."""
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import svy  # test oracle (specs/weights.md §0.2); never imported by toolkit co
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import REPO
 from toolkit.estimate import estimate, make_design
 from toolkit.weights import (
     Margin,
@@ -204,26 +206,12 @@ def _independent_ipf(frame: pd.DataFrame, w: np.ndarray, margins: dict[str, dict
 
 
 def _synthetic(n: int, seed: int = 3) -> tuple[pd.DataFrame, np.ndarray, list[Margin]]:
-    rng = np.random.default_rng(seed)
-    region = rng.integers(0, 8, n)
-    urban = (rng.random(n) < 0.25 + 0.06 * region).astype(int)
-    age = np.minimum(5, rng.gamma(2 + urban, 1.1, n).astype(int))
-    sex = (rng.random(n) < 0.47 + 0.03 * (age > 3)).astype(int)
-    w = (1 + 0.3 * region) * (1 + urban) * rng.lognormal(0, 0.35, n)
-    frame = pd.DataFrame({"region": region, "urban": urban, "age": age, "sex": sex})
-    total = 25e6
-
-    def margin(var: str, shares: list[float]) -> Margin:
-        p = np.asarray(shares, float) / sum(shares)
-        return Margin(var, {str(i): total * p[i] for i in range(len(p))})
-
-    margins = [
-        margin("region", [3, 4, 5, 6, 7, 8, 9, 10]),
-        margin("urban", [6, 4]),
-        margin("age", [5, 6, 5, 4, 3, 2]),
-        margin("sex", [51, 49]),
-    ]
-    return frame, w, margins
+    """The §2 comparison data (region 8 × urban 2 × age 6 × sex 2, targets off the sample), from bench/."""
+    spec = importlib.util.spec_from_file_location("bench_weights", REPO / "bench" / "weights.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.make_data(n, seed=seed)
 
 
 def test_rake_matches_independent_ipf() -> None:

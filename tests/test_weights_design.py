@@ -231,6 +231,13 @@ def small_table(tmp_path: Path) -> tuple[Path, Path]:
     return path, margins
 
 
+def _rake_cli(path: Path, margins: Path, out: Path, *extra: str):
+    return runner.invoke(
+        app,
+        ["weights", "rake", str(path), "--weight", "w", "--margins", str(margins), "--out", str(out), *extra],
+    )
+
+
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".sav", ".dta"])
 def test_rake_command_writes_the_table(small_table: tuple[Path, Path], tmp_path: Path, suffix: str) -> None:
     path, margins = small_table
@@ -242,21 +249,7 @@ def test_rake_command_writes_the_table(small_table: tuple[Path, Path], tmp_path:
         else:
             (pyreadstat.write_sav if suffix == ".sav" else pyreadstat.write_dta)(src, str(path))
     out = tmp_path / f"out{suffix}"
-    result = runner.invoke(
-        app,
-        [
-            "weights",
-            "rake",
-            str(path),
-            "--weight",
-            "w",
-            "--margins",
-            str(margins),
-            "--out",
-            str(out),
-            "--json",
-        ],
-    )
+    result = _rake_cli(path, margins, out, "--json")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["converged"] and payload["max_rel_error"] <= 1e-6 and payload["iterations"] >= 2
@@ -282,20 +275,7 @@ def test_rake_command_refuses(small_table: tuple[Path, Path], tmp_path: Path, ro
         else:
             m.loc[len(m)] = [var, lev, target]
     m.to_csv(margins, index=False)
-    result = runner.invoke(
-        app,
-        [
-            "weights",
-            "rake",
-            str(path),
-            "--weight",
-            "w",
-            "--margins",
-            str(margins),
-            "--out",
-            str(tmp_path / "o.csv"),
-        ],
-    )
+    result = _rake_cli(path, margins, tmp_path / "o.csv")
     assert result.exit_code == 1
     assert needle in result.stderr.replace("\n", " ")
     assert not (tmp_path / "o.csv").exists()
@@ -303,23 +283,9 @@ def test_rake_command_refuses(small_table: tuple[Path, Path], tmp_path: Path, ro
 
 def test_rake_command_nonconvergence(small_table: tuple[Path, Path], tmp_path: Path) -> None:
     path, margins = small_table
-    args = [
-        "weights",
-        "rake",
-        str(path),
-        "--weight",
-        "w",
-        "--margins",
-        str(margins),
-        "--out",
-        str(tmp_path / "o.csv"),
-        "--max-iter",
-        "1",
-        "--tol",
-        "1e-12",
-    ]
-    assert runner.invoke(app, args).exit_code == 1
-    warned = runner.invoke(app, [*args, "--on-nonconvergence", "warn", "--json"])
+    args = ("--max-iter", "1", "--tol", "1e-12")
+    assert _rake_cli(path, margins, tmp_path / "o.csv", *args).exit_code == 1
+    warned = _rake_cli(path, margins, tmp_path / "o.csv", *args, "--on-nonconvergence", "warn", "--json")
     assert warned.exit_code == 1 and json.loads(warned.stdout)["converged"] is False
     assert (tmp_path / "o.csv").exists()
 
