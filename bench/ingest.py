@@ -3,9 +3,8 @@
     .venv/bin/python bench/ingest.py [--n 20000] [--form FORM] [--workers W] [--keep DIR]
 
 Simulates N households (toolkit.simulate, timed too) into `<uuid>/submission.xml` folders, then measures
-1. the reference: read + lxml-parse every file, nothing else (the physical floor of any XML ingest), serial
-and with
-   the same process pool ingest uses;
+1. the reference: read + lxml-parse every file, nothing else (the physical floor of any XML ingest),
+   serial and with the same process pool ingest uses;
 2. `ingest()` (files -> typed DataFrames, pool on when N >= POOL_MIN_FILES) and `write_tables` (Parquet).
 Prints submissions/s for each and the ratio ingest / reference.
 """
@@ -27,8 +26,8 @@ from toolkit.simulate import simulate
 from toolkit.xform import load_form
 
 # A household questionnaire shaped like the survey's (cover, consent, roster with age/sex-driven skips and
-# DK/refused sentinels, migration module per member, nested trips, calculations): ~60 fields, ~5 members per
-# household.
+# DK/refused sentinels, migration module per member, nested trips, calculations): ~60 fields, ~4 members
+# per household.
 HOUSEHOLD_MD = """
 | survey |
 | | type | name | label | relevant | constraint | calculation | repeat_count | required |

@@ -224,16 +224,14 @@ def test_zip_of_instances_ignores_path_traversal(tmp_path, model) -> None:
     assert result.tables["hh"]["KEY"].tolist() == ["uuid:aaaa"]
 
 
-# ---- ODK Central CSV export
-# ---------------------------------------------------------------------------------
+# ---- ODK Central CSV export ----------------------------------------------------------------------------
 # Format checked in getodk/central-backend lib/data/briefcase.js (streamBriefcaseCsvs): the root table is
-# `<xmlFormId>.csv` with SubmissionDate first, then fields named by their group path joined by '-', geopoints
-# as
-# -Latitude/-Longitude/-Altitude/-Accuracy, then KEY, SubmitterID, SubmitterName, AttachmentsPresent,
-# AttachmentsExpected, Status, ReviewState, DeviceID, Edits, FormVersion. Each repeat is
-# `<xmlFormId>-<repeat>.csv`
-# with its fields (paths relative to the repeat) then PARENT_KEY and KEY; nested repeats get their own file.
-# KEY = instanceID/group/repeat[n] (keyForStacks). select_multiple stays space-separated.
+# `<xmlFormId>.csv` with SubmissionDate first, then fields named by their group path joined by '-',
+# geopoints as -Latitude/-Longitude/-Altitude/-Accuracy, then KEY, SubmitterID, SubmitterName,
+# AttachmentsPresent, AttachmentsExpected, Status, ReviewState, DeviceID, Edits, FormVersion. Each repeat
+# is `<xmlFormId>-<repeat>.csv` with its fields (paths relative to the repeat) then PARENT_KEY and KEY;
+# nested repeats get their own file. KEY = instanceID/group/repeat[n] (keyForStacks). select_multiple
+# stays space-separated.
 
 CENTRAL_ROOT = [
     [
@@ -357,8 +355,7 @@ def test_central_not_decrypted_rows_are_warned(tmp_path, model) -> None:
     assert len(result.tables["hh"]) == 1 and len(result.tables["hh-hl"]) == 0
 
 
-# ---- form versions
-# -------------------------------------------------------------------------------------------
+# ---- form versions --------------------------------------------------------------------------------------
 
 V1 = """
 | survey |
@@ -411,8 +408,7 @@ def test_form_versions_merge_into_one_set_of_tables(tmp_path) -> None:
     assert [i.code for i in alone.issues] == ["ingest.unknown_field"]
 
 
-# ---- DATA folder and CLI
-# -------------------------------------------------------------------------------------
+# ---- DATA folder and CLI --------------------------------------------------------------------------------
 
 
 def test_write_and_read_tables_round_trip(tmp_path, xml_result) -> None:

@@ -1,13 +1,10 @@
 """Submissions -> tables: one table for the main level and one per repeat, with Central-compatible keys.
 
-Inputs are folders of instance XMLs (the output of `migkit decrypt`: `<instance>/submission.xml`, or any tree
-of
-instance files) and ODK Central "All data" CSV export zips (or such a zip unpacked into a folder). Every
-submission
-is read into rows of plain strings first (per file, in a process pool when there are many files); the typed
-columns are built at the end with vectorised pandas. What is written, and how keys and types look, is the
-contract
-in docs/tables.md.
+Inputs are folders of instance XMLs (the output of `migkit decrypt`: `<instance>/submission.xml`, or any
+tree of instance files) and ODK Central "All data" CSV export zips (or such a zip unpacked into a folder).
+Every submission is read into rows of plain strings first (per file, in a process pool when there are many
+files); the typed columns are built at the end with vectorised pandas. What is written, and how keys and types
+look, is the contract in docs/tables.md.
 """
 
 from __future__ import annotations
@@ -58,8 +55,7 @@ ORPHAN_ROW = define("ingest.orphan_row", "A repeat row of a Central export has n
 NO_SUBMISSIONS = define("ingest.no_submissions", "The input holds no submission of the form")
 MEDIA_CONFLICT = define("ingest.media_conflict", "Two attachments share a file name but differ")
 
-# Zip inputs are untrusted: entries are read into memory (never extracted by their own names) under these
-# caps.
+# Zip inputs are untrusted: entries are read into memory (never extracted by their own names) under caps.
 ZIP_MAX_ENTRIES = 1_000_000
 ZIP_MAX_XML_BYTES = 64 * 1024 * 1024
 ZIP_MAX_CSV_BYTES = 2 * 1024 * 1024 * 1024
@@ -112,11 +108,10 @@ class ColumnInfo:
 class IngestResult:
     """Tables read from submissions.
 
-    `tables` maps table name (`<form_id>`, `<form_id>-<repeat>`) to a DataFrame, `table_paths` the name to the
-    node
-    path of its level, `parents` the name to the parent table's name (None for the main table), `columns` the
-    name
-    to column descriptions in column order. `issues` are the data problems found while reading.
+    `tables` maps table name (`<form_id>`, `<form_id>-<repeat>`) to a DataFrame, `table_paths` the name to
+    the node path of its level, `parents` the name to the parent table's name (None for the main table),
+    `columns` the name to column descriptions in column order. `issues` are the data problems found while
+    reading.
     """
 
     form_id: str
@@ -207,8 +202,7 @@ def _plan(forms: Sequence[FormModel]) -> _Plan:
                 siblings[node.name] = (_REPEAT, path, table_of[path], children)
             else:
                 siblings[node.name] = (_GROUP, path, table_of[owner], children)
-    # Central names repeat tables <form>-<repeat>, numbering repeats that share a name ~1, ~2 in document
-    # order.
+    # Central names repeat tables <form>-<repeat>, repeats sharing a name ~1, ~2 (document order).
     totals = Counter(t.path.rsplit("/", 1)[-1] for t in tables[1:])
     seen: Counter[str] = Counter()
     for table in tables[1:]:
@@ -337,9 +331,8 @@ def iter_submission_xml(input_path: Path, *, form_id: str | None = None) -> Iter
     """Yield `(source_name, xml_bytes)` for every submission instance under `input_path`.
 
     Parameters:
-        input_path: a folder (searched recursively: `migkit decrypt` output `<instance>/submission.xml`, or
-        any
-            tree of instance XMLs), a zip of such files, or one XML file. Encrypted ODK manifests
+        input_path: a folder (searched recursively: `migkit decrypt` output `<instance>/submission.xml`,
+            or any tree of instance XMLs), a zip of such files, or one XML file. Encrypted ODK manifests
             (root attribute encrypted="yes"), XForms and XML without a form id on the root (logs) are skipped.
         form_id: when given, only instances whose root `id` is this form id.
     """
@@ -443,8 +436,7 @@ def _walk(  # noqa: PLR0917 (the hot loop: positional arguments are the cheapest
                 child, spec[3], spec[1], values, key, f"{prefix}/{tag}", counters, nos, rows, unknown, table
             )
         elif child.get(_JR_TEMPLATE) is None:  # a repeat template copied into an instance is not an answer
-            # Central numbers repeat instances 1.. among the siblings in one parent (briefcase.js
-            # keyForStacks).
+            # Central numbers repeat instances 1.. among the siblings in one parent (keyForStacks).
             n = counters.get(spec[1], 0) + 1
             counters[spec[1]] = n
             row_key = f"{key}{prefix}/{tag}[{n}]"

@@ -1,20 +1,15 @@
 """Synthetic submissions that follow a form's skip logic, for benchmarks, tests and the example survey.
 
-Each instance is filled the way an enumerator moves through ODK Collect: nodes in document order; a node whose
-`relevant` is false (or that sits in a non-relevant group) stays empty; every relevant question gets a
-plausible
-value for its type (a choice of its list, honouring choice filters; numbers inside the bounds its constraint
-states;
-don't know / refused sentinels at a small rate), checked against its constraint with the shared XPath
-evaluator and
-redrawn when the constraint fails; repeats get `repeat_count` instances, or 1-12 (household-size-like) without
-one;
-calculations are computed with the evaluator, once in order and again at the end (Collect recomputes on save).
-Instances are written as `<out>/<uuid>/submission.xml`, the layout `migkit decrypt` writes, or encrypted the
-way
-Collect does (`toolkit.crypto.encrypt_submission`). A seed makes the output reproducible: instance i draws
-from
-its own generator seeded by (seed, i), whatever the number of worker processes.
+Each instance is filled the way an enumerator moves through ODK Collect: nodes in document order; a node
+whose `relevant` is false (or that sits in a non-relevant group) stays empty; every relevant question gets a
+plausible value for its type (a choice of its list, honouring choice filters; numbers inside the bounds its
+constraint states; don't know / refused sentinels at a small rate), checked against its constraint with the
+shared XPath evaluator and redrawn when the constraint fails; repeats get `repeat_count` instances, or 1-12
+(household-size-like) without one; calculations are computed with the evaluator, once in order and again at
+the end (Collect recomputes on save). Instances are written as `<out>/<uuid>/submission.xml`, the layout
+`migkit decrypt` writes, or encrypted the way Collect does (`toolkit.crypto.encrypt_submission`). A seed makes
+the output reproducible: instance i draws from its own generator seeded by (seed, i), whatever the number of
+worker processes.
 """
 
 # ruff: noqa: S311 (synthetic answers, not secrets: a seeded generator is the point)
@@ -383,8 +378,7 @@ class _Generator:
                 count = 0
                 if relevant:
                     # jr:count and the repeat's relevant are evaluated at the repeat's own position, as in
-                    # JavaRosa
-                    # (pyxform writes references inside the repeat relative to it: ../hl_n_trips).
+                    # JavaRosa (pyxform writes references inside the repeat relative to it: ../hl_n_trips).
                     probe = parent.append(XNode(child.name))
                     if self._true(child.relevant, probe, env, child.path, default=True):
                         count = self._repeat_count(child, probe, env, rng)
