@@ -1104,8 +1104,8 @@ class _Linter:
                 LINT_NO_PUBLIC_KEY,
                 Severity.WARNING,
                 "The settings sheet has no public_key, so ODK Collect stores and sends submissions "
-                "unencrypted. Add the project's RSA public key (base64 on one line) in a public_key column "
-                "before fieldwork.",
+                "unencrypted. Before fieldwork, create a key pair with `migkit keys new` and set the public "
+                "key with `migkit keys attach` (or paste its one-line base64 into a public_key column).",
                 sheet="settings",
                 row=2 if self.form.settings is not None else None,
                 column="public_key",
