@@ -119,7 +119,9 @@ def _block(rows: list[dict[str, str]], first: str, last: str) -> list[dict[str, 
     return [{k: v for k, v in r.items() if v} for r in rows[names.index(first) : names.index(last) + 1]]
 
 
-@pytest.mark.parametrize(("first", "last"), [("dw_year", "dw_elig"), ("dw", "fl_referral")])
+@pytest.mark.parametrize(
+    ("first", "last"), [("dw_year", "dw_elig"), ("dw", "dw_socins"), ("fl_mod", "fl_referral")]
+)
 def test_screening_m6_and_m6b_are_the_same_in_both_forms(first: str, last: str) -> None:
     # The same variables feed the same indicators whichever form collected them.
     women_rows, dw_rows = survey_csv("women"), survey_csv(NAME)
@@ -222,7 +224,7 @@ def test_screened_out_respondent_gets_no_modules(dw: Template) -> None:
     checked = check(dw, dict(keep, dw_scr=1, dw_scr_abroad=2, dw_scr_12m=2, dw_result=7))
     assert checked.findings == ()
     assert checked.relevant("dw_not_dw")
-    assert not any(checked.relevant(group) for group in ("dd", "dw", "rm", "rs"))
+    assert not any(checked.relevant(group) for group in ("dd", "dw", "rm", "rs", "fl_mod"))
 
 
 def test_under_15_is_not_interviewed(dw: Template) -> None:
