@@ -496,14 +496,16 @@ def _central_columns(plan: _Plan, table: _Table) -> dict[str, tuple[str, int | N
     (groupPaths=false); geopoints as four columns.
     """
     mapping: dict[str, tuple[str, int | None]] = {}
-    for spec in (*table.fields, *table.notes):
-        relative = spec.path[len(table.path) + 1 :]
-        for label in (spec.name, relative.replace("/", "-")):
+    specs = (*table.fields, *table.notes)
+    # Group paths first; a bare name never takes the place of another field's group path.
+    for bare in (False, True):
+        for spec in specs:
+            label = spec.name if bare else spec.path[len(table.path) + 1 :].replace("/", "-")
             if spec.data_type == "geopoint":
                 for index, part in enumerate(_GEO_PARTS):
-                    mapping[f"{label}-{part}"] = (spec.path, index)
+                    mapping.setdefault(f"{label}-{part}", (spec.path, index))
             else:
-                mapping[label] = (spec.path, None)
+                mapping.setdefault(label, (spec.path, None))
     return mapping
 
 
