@@ -140,8 +140,6 @@ class _Generator:
     def __init__(self, form: FormModel, media_dir: Path | None = None) -> None:
         self.form = form
         self.media_dir = media_dir
-        self.types = {n.path: n.data_type for n in form.fields() if n.data_type}
-        self.repeat_paths = tuple(n.path for n in form.repeats())
         self.secondary = self._secondary_instances(form)
         self.problems: dict[tuple[str, str], str] = {}
         self.unmet: dict[str, int] = {}
