@@ -100,7 +100,8 @@ def test_cli_build_json_and_exit_codes(tmp_path: Path) -> None:
     require_tool("java", "openjdk-17-jre-headless")
     good = write_md_form(tmp_path, GOOD, "good.md")
     bad = write_md_form(tmp_path, UNBALANCED_GROUP, "bad.md")
-    result = runner.invoke(app, ["forms", "build", str(good), str(bad), "--out", str(tmp_path / "o"), "--json"])
+    out_dir = str(tmp_path / "o")
+    result = runner.invoke(app, ["forms", "build", str(good), str(bad), "--out", out_dir, "--json"])
     assert result.exit_code == 1, result.output
     payload = json.loads(result.stdout)
     verdicts = {Path(f["source"]).name: (f["compiled"], f["odk_validate"]) for f in payload["forms"]}

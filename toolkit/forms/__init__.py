@@ -1,4 +1,4 @@
-"""XLSForm -> XForm with pyxform's Python API, checked by ODK Validate (JavaRosa, the engine inside ODK Collect)."""
+"""XLSForm -> XForm with pyxform's Python API, checked by ODK Validate (JavaRosa, as in ODK Collect)."""
 
 from __future__ import annotations
 
@@ -17,15 +17,21 @@ from pyxform.errors import PyXFormError
 from pyxform.validators import odk_validate
 from pyxform.xls2xform import convert
 
-from toolkit.errors import INPUT_MISSING, Issue, Severity, ToolkitError, define, error, warning
+from toolkit.errors import INPUT_MISSING, Issue, Location, Severity, ToolkitError, define, error, warning
 
 FORM_SUFFIXES = (".xlsx", ".xls", ".md", ".csv")
 
 FORM_INVALID = define("form.invalid", "pyxform could not compile the XLSForm")
-FORM_PYXFORM_WARNING = define("form.pyxform_warning", "pyxform warned about the XLSForm (e.g. a missing translation)")
-FORM_NOT_VALIDATED = define("form.not_validated", "ODK Validate could not run (Java missing), the XForm is unchecked")
+FORM_PYXFORM_WARNING = define(
+    "form.pyxform_warning", "pyxform warned about the XLSForm (e.g. a missing translation)"
+)
+FORM_NOT_VALIDATED = define(
+    "form.not_validated", "ODK Validate could not run (Java missing), the XForm is unchecked"
+)
 FORM_ODK_VALIDATE_ERROR = define("form.odk_validate_error", "ODK Validate (JavaRosa) rejected the XForm")
-FORM_ODK_VALIDATE_WARNING = define("form.odk_validate_warning", "ODK Validate (JavaRosa) warned about the XForm")
+FORM_ODK_VALIDATE_WARNING = define(
+    "form.odk_validate_warning", "ODK Validate (JavaRosa) warned about the XForm"
+)
 FORM_NOT_FOUND = define("form.none_found", "No XLSForm was found where one was expected")
 
 PYXFORM_VERSION = pyxform.__version__
@@ -33,15 +39,17 @@ ODK_VALIDATE_JAR = Path(odk_validate.ODK_VALIDATE_PATH)
 ODK_VALIDATE_TIMEOUT_SECONDS = 180
 
 _ROW_IN_MESSAGE = re.compile(r"\[row\s*:\s*(\d+)\]", re.IGNORECASE)
-_SHEET_IN_MESSAGE = re.compile(r"'?\b(survey|choices|settings|external_choices|entities)\b'?\s+sheet", re.IGNORECASE)
+_SHEET_IN_MESSAGE = re.compile(
+    r"'?\b(survey|choices|settings|external_choices|entities)\b'?\s+sheet", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
 class CompiledForm:
     """One XLSForm compiled to an XForm, with pyxform's and ODK Validate's verdicts.
 
-    `xform` holds the XForm text (None when compilation failed); `validated` is True when ODK Validate accepted
-    it, False when it rejected it, None when it was not run.
+    `xform` holds the XForm text (None when compilation failed); `validated` is True when ODK Validate
+    accepted it, False when it rejected it, None when it was not run.
     """
 
     source: str
@@ -81,9 +89,7 @@ def _issue_from_pyxform(message: str, source: str, severity: Severity, code: str
     return Issue(code, severity, text, _location(source, sheet, row))
 
 
-def _location(source: str, sheet: str | None, row: int | None):
-    from toolkit.errors import Location
-
+def _location(source: str, sheet: str | None, row: int | None) -> Location:
     return Location(file=source, sheet=sheet, row=row)
 
 
@@ -94,7 +100,7 @@ def java_available() -> bool:
 def run_odk_validate(xform: str) -> tuple[bool | None, list[Issue]]:
     """Run ODK Validate (pyxform's bundled JavaRosa validator) on XForm text.
 
-    Returns (verdict, issues): True valid, False invalid, None when Java is missing or the run failed to finish.
+    Returns (verdict, issues): True valid, False invalid, None when Java is missing or the run did not finish.
     """
     if not java_available():
         return None, [
@@ -117,14 +123,18 @@ def run_odk_validate(xform: str) -> tuple[bool | None, list[Issue]]:
             )
         except subprocess.TimeoutExpired:
             return None, [
-                warning(FORM_NOT_VALIDATED, f"ODK Validate did not finish in {ODK_VALIDATE_TIMEOUT_SECONDS} s.")
+                warning(
+                    FORM_NOT_VALIDATED, f"ODK Validate did not finish in {ODK_VALIDATE_TIMEOUT_SECONDS} s."
+                )
             ]
     stderr = proc.stderr.replace(str(path), "form.xml").strip()
     if proc.returncode == 0:
         issues = [warning(FORM_ODK_VALIDATE_WARNING, " ".join(stderr.split()))] if stderr else []
         return True, issues
     cleaned = odk_validate.ErrorCleaner.odk_validate(stderr) if stderr else "no message"
-    return False, [error(FORM_ODK_VALIDATE_ERROR, "ODK Validate rejected the form: " + " ".join(cleaned.split()))]
+    return False, [
+        error(FORM_ODK_VALIDATE_ERROR, "ODK Validate rejected the form: " + " ".join(cleaned.split()))
+    ]
 
 
 def _settings_of(xform: str) -> tuple[str | None, str | None, str | None]:
@@ -139,7 +149,9 @@ def _settings_of(xform: str) -> tuple[str | None, str | None, str | None]:
     return data.get("id"), data.get("version"), title
 
 
-def compile_form(path: str | os.PathLike[str], *, validate: bool = True, strict: bool = False) -> CompiledForm:
+def compile_form(
+    path: str | os.PathLike[str], *, validate: bool = True, strict: bool = False
+) -> CompiledForm:
     """Compile one XLSForm (.xlsx, .xls, .md, .csv) to an XForm, optionally checked by ODK Validate.
 
     Parameters:
@@ -153,27 +165,62 @@ def compile_form(path: str | os.PathLike[str], *, validate: bool = True, strict:
     name = str(source)
     if not source.is_file():
         return CompiledForm(
-            name, None, None, None, None, None, None,
+            name,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
             (error(INPUT_MISSING, "The XLSForm file does not exist; check the path.", file=name),),
         )
     if source.suffix.lower() not in FORM_SUFFIXES:
         return CompiledForm(
-            name, None, None, None, None, None, None,
-            (error(FORM_INVALID, f"Not an XLSForm: the file name must end in {', '.join(FORM_SUFFIXES)}.", file=name),),
+            name,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            (
+                error(
+                    FORM_INVALID,
+                    f"Not an XLSForm: the file name must end in {', '.join(FORM_SUFFIXES)}.",
+                    file=name,
+                ),
+            ),
         )
     pyxform_warnings: list[str] = []
     try:
         result = convert(xlsform=source, warnings=pyxform_warnings, validate=False, pretty_print=True)
     except PyXFormError as exc:
         return CompiledForm(
-            name, None, None, None, None, None, None,
+            name,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
             (_issue_from_pyxform(str(exc), name, Severity.ERROR, FORM_INVALID),),
         )
     except Exception as exc:  # pyxform raises plain exceptions for unreadable workbooks
         return CompiledForm(
-            name, None, None, None, None, None, None,
-            (error(FORM_INVALID, f"pyxform could not read this file as an XLSForm ({type(exc).__name__}: {exc}).",
-                   file=name),),
+            name,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            (
+                error(
+                    FORM_INVALID,
+                    f"pyxform could not read this file as an XLSForm ({type(exc).__name__}: {exc}).",
+                    file=name,
+                ),
+            ),
         )
     severity = Severity.ERROR if strict else Severity.WARNING
     issues = [_issue_from_pyxform(w, name, severity, FORM_PYXFORM_WARNING) for w in pyxform_warnings]
@@ -181,8 +228,12 @@ def compile_form(path: str | os.PathLike[str], *, validate: bool = True, strict:
     validated: bool | None = None
     if validate:
         validated, validate_issues = run_odk_validate(result.xform)
-        issues.extend(Issue(i.code, i.severity, i.message, _location(name, None, None)) for i in validate_issues)
-    return CompiledForm(name, form_id, version, title, result.xform, result.itemsets, validated, tuple(issues))
+        issues.extend(
+            Issue(i.code, i.severity, i.message, _location(name, None, None)) for i in validate_issues
+        )
+    return CompiledForm(
+        name, form_id, version, title, result.xform, result.itemsets, validated, tuple(issues)
+    )
 
 
 def _write_atomic(target: Path, text: str) -> None:
@@ -201,7 +252,8 @@ def find_forms(folder: str | os.PathLike[str]) -> list[Path]:
     """The XLSForms directly in a folder (temporary Excel lock files `~$…` left out), sorted by name."""
     root = Path(folder)
     return sorted(
-        p for p in root.iterdir()
+        p
+        for p in root.iterdir()
         if p.is_file() and p.suffix.lower() in {".xlsx", ".xls"} and not p.name.startswith(("~$", "."))
     )
 
@@ -229,7 +281,9 @@ def build_forms(
     else:
         folder = Path(forms_dir)
         if not folder.is_dir():
-            raise ToolkitError(error(FORM_NOT_FOUND, "No forms folder here; name the XLSForms to build.", file=str(folder)))
+            raise ToolkitError(
+                error(FORM_NOT_FOUND, "No forms folder here; name the XLSForms to build.", file=str(folder))
+            )
         sources = find_forms(folder)
     compiled: list[CompiledForm] = []
     for source in sources:
@@ -241,8 +295,16 @@ def build_forms(
             if form.itemsets_csv:
                 _write_atomic(target_dir / f"{form.form_id}-media" / "itemsets.csv", form.itemsets_csv)
             form = CompiledForm(
-                form.source, form.form_id, form.version, form.title, form.xform, form.itemsets_csv,
-                form.validated, form.issues, str(xform_path), form.pyxform_version,
+                form.source,
+                form.form_id,
+                form.version,
+                form.title,
+                form.xform,
+                form.itemsets_csv,
+                form.validated,
+                form.issues,
+                str(xform_path),
+                form.pyxform_version,
             )
         compiled.append(form)
     return BuildResult(tuple(compiled))
