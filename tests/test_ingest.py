@@ -333,7 +333,7 @@ def test_central_csv_zip_gives_the_tables_xml_gives(tmp_path, model, xml_result,
         zf.writestr("hh-hl.csv", csv_bytes(CENTRAL_HL))
         zf.writestr("hh-trip.csv", csv_bytes(CENTRAL_TRIP))
         zf.writestr("media/1561432532482.jpg", b"\xff\xd8jpeg")
-    result = ingest([archive], model, media_dir=tmp_path / "media")
+    result = ingest([archive], model, attachments_dir=tmp_path / "media")
     assert result.issues == ()
     main = result.tables["hh"]
     assert main["SubmissionDate"].tolist() == ["2026-11-27T05:01:02.345Z", "2026-11-27T06:01:02.345Z"]

@@ -836,13 +836,13 @@ def _build(
 
 
 def _copy_media(
-    files: Iterable[tuple[str, Callable[[], bytes]]], media_dir: Path, issues: list[Issue]
+    files: Iterable[tuple[str, Callable[[], bytes]]], target_dir: Path, issues: list[Issue]
 ) -> int:
-    """Copy attachments flat into `media_dir` (Collect names them by capture time, so names rarely clash)."""
-    media_dir.mkdir(parents=True, exist_ok=True)
+    """Copy attachments flat into `target_dir` (Collect names them by capture time, so names rarely clash)."""
+    target_dir.mkdir(parents=True, exist_ok=True)
     copied = 0
     for name, load in files:
-        target = media_dir / Path(name).name
+        target = target_dir / Path(name).name
         data = load()
         if target.exists():
             if target.read_bytes() != data:
@@ -854,7 +854,7 @@ def _copy_media(
                     )
                 )
             continue
-        handle, temp = tempfile.mkstemp(dir=media_dir, prefix=".media-")
+        handle, temp = tempfile.mkstemp(dir=target_dir, prefix=".media-")
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
         Path(temp).replace(target)
@@ -930,6 +930,7 @@ def ingest(
     form: FormModel | Sequence[FormModel],
     *,
     media_dir: Path | None = None,
+    attachments_dir: Path | None = None,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> IngestResult:
@@ -940,8 +941,10 @@ def ingest(
         files,
             or ODK Central CSV export zips ("All data", or the same files unpacked in a folder).
         form: the form model; several models (form versions, newest first) merge into one set of tables.
-        media_dir: when given, attachments found next to the submissions (or under `media/` in a Central zip)
-            are copied there, flat.
+        media_dir: the form's own attachments (pulldata / select_one_from_file files), as validate and
+            simulate take them; ingest reads answers only, so it does not need them (never written to).
+        attachments_dir: when given, the submissions' attachments (files next to each submission, or under
+            `media/` in a Central zip) are copied there, flat.
         workers: parser processes; default one per core, used from POOL_MIN_FILES files on.
         progress: called as `progress(done, total)` while submission files are read.
     """
@@ -1025,9 +1028,10 @@ def ingest(
                 )
                 record = _rekey(record, f"file:{record.source}")  # noqa: PLW2901 (the re-keyed copy is kept)
             records.append(record)
-    if media_dir is not None:
+    del media_dir  # see the docstring: the form's attachments do not change how answers are read
+    if attachments_dir is not None:
         for path in paths:
-            _copy_media(_media_files(path, submission_files), Path(media_dir), issues)
+            _copy_media(_media_files(path, submission_files), Path(attachments_dir), issues)
     if skipped["encrypted"]:
         issues.append(
             warning(

@@ -45,7 +45,9 @@ def ingest_command(  # noqa: PLR0917 (Typer maps each parameter to an option)
     csv: Annotated[
         bool, typer.Option("--csv", help="Also write each table as CSV (UTF-8 with BOM).")
     ] = False,
-    media: Annotated[Path | None, typer.Option("--media", help="Copy attachments into this folder.")] = None,
+    attachments: Annotated[
+        Path | None, typer.Option("--attachments", help="Copy the submissions' attachments into this folder.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> int:
     """Turn submissions into one table per level of the form (main and each repeat): Parquet + tables.json."""
@@ -68,7 +70,7 @@ def ingest_command(  # noqa: PLR0917 (Typer maps each parameter to an option)
                 task = bar.add_task("ingest", total=total)
             bar.update(task, completed=done)
 
-        result = ingest_stage.ingest(inputs, models, media_dir=media, progress=progress)
+        result = ingest_stage.ingest(inputs, models, attachments_dir=attachments, progress=progress)
     written = ingest_stage.write_tables(result, out_dir, csv=csv)
     by_code = result.counts_by_code()
     if as_json:
