@@ -163,65 +163,25 @@ def compile_form(
     """
     source = Path(path)
     name = str(source)
+
+    def failed(issue: Issue) -> CompiledForm:
+        return CompiledForm(name, None, None, None, None, None, None, (issue,))
+
     if not source.is_file():
-        return CompiledForm(
-            name,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            (error(INPUT_MISSING, "The XLSForm file does not exist; check the path.", file=name),),
-        )
+        return failed(error(INPUT_MISSING, "The XLSForm file does not exist; check the path.", file=name))
     if source.suffix.lower() not in FORM_SUFFIXES:
-        return CompiledForm(
-            name,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            (
-                error(
-                    FORM_INVALID,
-                    f"Not an XLSForm: the file name must end in {', '.join(FORM_SUFFIXES)}.",
-                    file=name,
-                ),
-            ),
-        )
+        suffixes = ", ".join(FORM_SUFFIXES)
+        message = f"Not an XLSForm: the file name must end in {suffixes}."
+        return failed(error(FORM_INVALID, message, file=name))
     pyxform_warnings: list[str] = []
     try:
         result = convert(xlsform=source, warnings=pyxform_warnings, validate=False, pretty_print=True)
     except PyXFormError as exc:
-        return CompiledForm(
-            name,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            (_issue_from_pyxform(str(exc), name, Severity.ERROR, FORM_INVALID),),
-        )
+        return failed(_issue_from_pyxform(str(exc), name, Severity.ERROR, FORM_INVALID))
     except Exception as exc:  # pyxform raises plain exceptions for unreadable workbooks
-        return CompiledForm(
-            name,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            (
-                error(
-                    FORM_INVALID,
-                    f"pyxform could not read this file as an XLSForm ({type(exc).__name__}: {exc}).",
-                    file=name,
-                ),
-            ),
-        )
+        reason = f"{type(exc).__name__}: {exc}"
+        message = f"pyxform could not read this file as an XLSForm ({reason})."
+        return failed(error(FORM_INVALID, message, file=name))
     severity = Severity.ERROR if strict else Severity.WARNING
     issues = [_issue_from_pyxform(w, name, severity, FORM_PYXFORM_WARNING) for w in pyxform_warnings]
     form_id, version, title = _settings_of(result.xform)
