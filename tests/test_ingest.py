@@ -504,3 +504,15 @@ def test_text_answers_round_trip_through_xml_and_central_csv(tmp_path_factory, m
         zf.writestr("hh-hl.csv", csv_bytes(rows))
     from_csv = ingest([archive], model).tables["hh-hl"]["hl_name"].tolist()
     assert from_xml == from_csv == names
+
+
+def test_zip_entries_over_the_size_cap_are_refused(tmp_path, model, monkeypatch) -> None:
+    monkeypatch.setattr(ingest_stage, "ZIP_MAX_XML_BYTES", len(SUB_B.encode()) + 10)
+    archive = tmp_path / "subs.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a/submission.xml", SUB_A)  # larger than the cap
+        zf.writestr("b/submission.xml", SUB_B)
+    result = ingest([archive], model)
+    assert result.tables["hh"]["KEY"].tolist() == ["uuid:bbbb"]
+    (issue,) = result.issues
+    assert issue.code == "input.unreadable" and "a/submission.xml" in issue.location.file

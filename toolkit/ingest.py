@@ -300,6 +300,13 @@ def _zip_infos(archive: zipfile.ZipFile, source: str) -> list[zipfile.ZipInfo]:
     return [info for info in infos if not info.is_dir() and _safe_member(info.filename)]
 
 
+def _raiser(exc: Exception) -> Callable[[], bytes]:
+    def load() -> bytes:
+        raise exc
+
+    return load
+
+
 def _xml_sources(input_path: Path) -> list[_Source]:
     """Candidate XML files of a folder (recursive, sorted) or a zip, not yet read."""
     if input_path.is_dir():
@@ -310,16 +317,19 @@ def _xml_sources(input_path: Path) -> list[_Source]:
         found.sort(key=lambda name: name.split(os.sep))  # noqa: PTH206 (folder by folder, cheaply)
         return [_Source(name, Path(name).read_bytes, True) for name in found]
     if zipfile.is_zipfile(input_path):
-        archive = zipfile.ZipFile(input_path)
-        infos = [i for i in _zip_infos(archive, str(input_path)) if i.filename.lower().endswith(".xml")]
-        infos.sort(key=lambda i: i.filename)
-        return [
-            _Source(
-                f"{input_path}!{info.filename}",
-                lambda info=info: _zip_read(archive, info, ZIP_MAX_XML_BYTES, str(input_path)),
-            )
-            for info in infos
-        ]
+        # Submissions in a zip are small: read them all while the archive is open.
+        sources = []
+        with zipfile.ZipFile(input_path) as archive:
+            infos = [i for i in _zip_infos(archive, str(input_path)) if i.filename.lower().endswith(".xml")]
+            for info in sorted(infos, key=lambda i: i.filename):
+                name = f"{input_path}!{info.filename}"
+                try:
+                    data = _zip_read(archive, info, ZIP_MAX_XML_BYTES, str(input_path))
+                except ToolkitError as exc:
+                    sources.append(_Source(name, _raiser(exc)))
+                    continue
+                sources.append(_Source(name, lambda data=data: data))
+        return sources
     if input_path.is_file():
         return [_Source(str(input_path), input_path.read_bytes, True)]
     raise ToolkitError(
@@ -602,16 +612,13 @@ def _central_opener(input_path: Path) -> Callable[[str], bytes | None] | None:
 
         return read_file if any(input_path.glob("*.csv")) else None
     if zipfile.is_zipfile(input_path):
-        archive = zipfile.ZipFile(input_path)
-        infos = {info.filename: info for info in _zip_infos(archive, str(input_path))}
-        if not any(name.lower().endswith(".csv") and "/" not in name for name in infos):
-            return None
-
-        def read_member(name: str) -> bytes | None:
-            info = infos.get(name)
-            return _zip_read(archive, info, ZIP_MAX_CSV_BYTES, str(input_path)) if info else None
-
-        return read_member
+        with zipfile.ZipFile(input_path) as archive:
+            tables = {
+                info.filename: _zip_read(archive, info, ZIP_MAX_CSV_BYTES, str(input_path))
+                for info in _zip_infos(archive, str(input_path))
+                if info.filename.lower().endswith(".csv") and "/" not in info.filename
+            }
+        return tables.get if tables else None
     return None
 
 
@@ -862,9 +869,13 @@ def _copy_media(
     return copied
 
 
-def _media_files(input_path: Path, submission_sources: list[str]) -> list[tuple[str, Callable[[], bytes]]]:
+def _media_files(
+    input_path: Path, submission_sources: list[str]
+) -> Iterator[tuple[str, Callable[[], bytes]]]:
     if input_path.is_dir():
-        folders = {Path(s).parent for s in submission_sources if not s.startswith(f"{input_path}!")}
+        folders = {
+            Path(s).parent for s in submission_sources if "!" not in s and Path(s).is_relative_to(input_path)
+        }
         files = []
         for folder in sorted(folders):
             if folder == input_path:
@@ -879,18 +890,16 @@ def _media_files(input_path: Path, submission_sources: list[str]) -> list[tuple[
         media = input_path / "media"
         if media.is_dir():
             files += [(str(p), p.read_bytes) for p in sorted(media.iterdir()) if p.is_file()]
-        return files
-    if zipfile.is_zipfile(input_path):
-        archive = zipfile.ZipFile(input_path)
-        return [
-            (
-                f"{input_path}!{info.filename}",
-                lambda info=info: _zip_read(archive, info, ZIP_MAX_MEDIA_BYTES, str(input_path)),
-            )
-            for info in _zip_infos(archive, str(input_path))
-            if info.filename.startswith("media/") and not info.filename.lower().endswith((".xml", ".csv"))
-        ]
-    return []
+        yield from files
+    elif zipfile.is_zipfile(input_path):
+        with zipfile.ZipFile(input_path) as archive:  # open while the caller copies, one entry at a time
+            for info in _zip_infos(archive, str(input_path)):
+                name = info.filename
+                if name.startswith("media/") and not name.lower().endswith((".xml", ".csv")):
+                    yield (
+                        f"{input_path}!{name}",
+                        lambda info=info: _zip_read(archive, info, ZIP_MAX_MEDIA_BYTES, str(input_path)),
+                    )
 
 
 # ------------------------------------------------------------------------------------------------------------
