@@ -457,3 +457,49 @@ def test_household_only_survey_with_integer_result_codes(example: dict[str, Path
     assert (out.loc[out["hh_result"] == 1, "weight_hh"] > 0).all()
     assert out["resp_status"].isin(["ER", "EN", "IN"]).all()
     assert "weights.table_missing" in {i.code for i in res.issues}
+
+
+def test_individual_interview_weights(example: dict[str, Path], tmp_path: Path) -> None:
+    data = tmp_path / "DATA"
+    data.mkdir()
+    for f in example["DATA"].iterdir():
+        (data / f.name).write_bytes(f.read_bytes())
+    roster = pd.read_parquet(data / "household-hl.parquet")
+    rng = np.random.default_rng(4)
+    eligible = (roster["hl_age"] >= 15) & (roster["hl_age"] < 65)
+    roster["ind_result"] = pd.array([None] * len(roster), dtype="string")
+    roster.loc[eligible, "ind_result"] = np.where(rng.random(int(eligible.sum())) < 0.8, "1", "2")
+    roster.to_parquet(data / "household-hl.parquet", index=False)
+    section = (
+        '[individuals]\nresult = "ind_result"\nrespondent = [1]\nnonrespondent = [2]\nclasses = ["region"]'
+    )
+    design = _variant(example, "individuals", lambda t: f"{t}\n{section}\n")
+    res = compute_weights(data, design, out_dir=tmp_path / "out")
+    hl = pd.read_parquet(res.person_table)
+    done = (hl["ind_result"] == "1").fillna(False).to_numpy()
+    assert (hl.loc[done, "weight_individual"] > 0).all() and (hl.loc[~done, "weight_individual"] == 0).all()
+    # Within each class the respondents carry the household weight of every eligible member.
+    hh = pd.read_parquet(res.household_table).set_index("KEY")
+    region = (
+        hl["PARENT_KEY"]
+        .map(hh["id_psu"])
+        .map(pd.read_csv(example["psu_sample.csv"]).set_index("ea")["region"])
+    )
+    base = hl["weight_hh"].where(hl["ind_result"].notna(), 0.0)
+    np.testing.assert_allclose(hl["weight_individual"].groupby(region).sum(), base.groupby(region).sum())
+    assert len([c for c in hl.columns if c.startswith("repi_")]) == res.replicates["n"]
+    row = estimate(
+        hl,
+        weight="weight_individual",
+        statistic="mean",
+        variable="hl_age",
+        strata="var_stratum",
+        psu="var_psu",
+        replicate_prefix="repi_",
+        method="jkn",
+    ).rows[0]
+    assert 15 <= row.estimate < 65 and row.se > 0
+    manifest = json.loads((tmp_path / "out" / "tables.json").read_text(encoding="utf-8"))
+    entry = next(e for e in manifest["tables"] if e["file"] == "household-hl.parquet")
+    assert "weight_individual" in entry["weights"]
+    assert "individuals" in [s["step"] for s in res.steps]

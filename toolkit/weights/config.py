@@ -54,6 +54,7 @@ class WeightDesign:
     persons: CalibrationSpec
     replicates: Mapping[str, Any]
     output: Mapping[str, str]
+    individuals: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_file(cls, path: Path | str) -> WeightDesign:
@@ -182,8 +183,33 @@ class WeightDesign:
             "person_weight": "weight_person",
             "variance_stratum": "var_stratum",
             "variance_psu": "var_psu",
+            "individual_weight": "weight_individual",
         }
         output.update({k: str(v) for k, v in raw.get("output", {}).items()})
+        # Individual interviews (DHS practice): weight = household weight (× k) / the individual response rate
+        # of the weighting class, for the eligible members who completed the individual questionnaire.
+        ind_raw = raw.get("individuals", {})
+        individuals: dict[str, Any] = {
+            "result": str(ind_raw.get("result", "")),
+            "classes": list(ind_raw.get("classes", [])),
+            "replicate_prefix": str(ind_raw.get("replicate_prefix", "repi_")),
+            "min_respondents": int(ind_raw.get("min_respondents", 0)),
+            "max_factor": float(ind_raw.get("max_factor", math.inf)),
+            "collapse": {str(k): str(v) for k, v in ind_raw.get("collapse", {}).items()},
+        }
+        for key, status in (("respondent", ER), ("nonrespondent", EN), ("ineligible", IN)):
+            individuals[status] = tuple(level_label(v) for v in ind_raw.get(key, []))
+        if individuals["result"] and not individuals[ER]:
+            raise _bad(
+                "[individuals] respondent = [...] must list the completed individual interview code(s)",
+                source,
+            )
+        if individuals["result"] and individuals["replicate_prefix"].startswith(str(replicates["prefix"])):
+            raise _bad(
+                "[individuals] replicate_prefix must not start with [replicates] prefix (estimate selects "
+                "replicate columns by prefix)",
+                source,
+            )
         return cls(
             source=source,
             form_id=survey.get("form_id"),
@@ -201,4 +227,5 @@ class WeightDesign:
             persons=cal_spec("persons"),
             replicates=replicates,
             output=output,
+            individuals=individuals,
         )

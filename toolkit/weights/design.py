@@ -26,7 +26,9 @@ from toolkit.estimate import make_design
 from toolkit.weights.calibration import CalibrationResult, calibrate, margins_from_frame, poststratify, rake
 from toolkit.weights.config import DESIGN_INVALID, CalibrationSpec, WeightDesign
 from toolkit.weights.core import (
+    EN,
     ER,
+    IN,
     LISTING_SHORT,
     PROBABILITY_INVALID,
     WeightingError,
@@ -95,7 +97,8 @@ def _find_tables(data_dir: Path, design: WeightDesign) -> tuple[Path, Path | Non
 
 
 def _labels(series: pd.Series) -> np.ndarray:
-    return series.map(lambda v: None if pd.isna(v) else level_label(v)).to_numpy(dtype=object)
+    """Canonical level text per row (None when missing), as an object array."""
+    return np.array([None if pd.isna(v) else level_label(v) for v in series.tolist()], dtype=object)
 
 
 def _require(frame: pd.DataFrame, cols: list[str], where: str) -> None:
@@ -355,6 +358,7 @@ class _ChainOut:
     person_final: np.ndarray | None
     steps: list[dict[str, Any]]
     issues: list[Issue]
+    individual_final: np.ndarray | None = None
 
 
 def _class_labels(frame: pd.DataFrame, columns: list[str], what: str) -> np.ndarray:
@@ -453,6 +457,7 @@ def _run_chain(
     person_unit: np.ndarray | None,
     k_factor: np.ndarray | None,
     record: bool,
+    individuals: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> _ChainOut:
     steps: list[dict[str, Any]] = []
     issues: list[Issue] = []
@@ -544,7 +549,32 @@ def _run_chain(
             )
             pw = new
         person_final = pw
-    return _ChainOut(hh_final, person_final, steps, issues)
+    individual_final = None
+    if individuals is not None and person_unit is not None:
+        # Individual interviews: household weight (× k) adjusted for nonresponse among eligible members.
+        status, classes = individuals
+        ind = design.individuals
+        base_i = hh_final[person_unit] * (k_factor if k_factor is not None else 1.0)
+        adj = nonresponse_adjust(
+            base_i,
+            status,
+            classes,
+            min_respondents=ind["min_respondents"],
+            max_factor=ind["max_factor"],
+            collapse=ind["collapse"],
+        )
+        issues.extend(adj.issues)
+        individual_final = np.where(status == ER, adj.weights, 0.0)
+        eligible = (status == ER) | (status == EN)
+        step(
+            "individuals",
+            individual_final[status == ER],
+            base_i[status == ER],
+            classes=list(adj.classes),
+            n_eligible=int(eligible.sum()),
+            n_respondents=int((status == ER).sum()),
+        )
+    return _ChainOut(hh_final, person_final, steps, issues, individual_final)
 
 
 @dataclass(frozen=True)
@@ -637,6 +667,7 @@ def compute_weights(
             axis=1,
         )
         persons = derive_columns(persons, d.persons.derive) if d.persons.method != "none" else persons
+    individuals = _individual_status(d, persons, roster_path) if persons is not None else None
     chain = _run_chain(
         d,
         units,
@@ -646,10 +677,11 @@ def compute_weights(
         person_unit=person_unit,
         k_factor=k_factor,
         record=True,
+        individuals=individuals,
     )
     issues.extend(chain.issues)
     rep_info = None
-    hh_reps = person_reps = None
+    hh_reps = person_reps = ind_reps = None
     # Variance units: a certainty EA is a stratum of its own whose PSUs are its households.
     cert = units.frame["_certainty"].fillna(False).to_numpy(dtype=bool)
     var_stratum = np.where(
@@ -670,6 +702,7 @@ def compute_weights(
         n_rep = rf.factors.shape[1]
         hh_reps = np.zeros((len(units.base), n_rep))
         person_reps = np.zeros((len(persons), n_rep)) if persons is not None else None
+        ind_reps = np.zeros((len(persons), n_rep)) if individuals is not None else None
         for r in range(n_rep):
             rb = units.base * rf.factors[des.psu, r]
             rc = _run_chain(
@@ -681,10 +714,13 @@ def compute_weights(
                 person_unit=person_unit,
                 k_factor=k_factor,
                 record=False,
+                individuals=individuals,
             )
             hh_reps[:, r] = rc.hh_final
             if person_reps is not None and rc.person_final is not None:
                 person_reps[:, r] = rc.person_final
+            if ind_reps is not None and rc.individual_final is not None:
+                ind_reps[:, r] = rc.individual_final
             if progress is not None:
                 progress(r + 1, n_rep)
         prefix = str(d.replicates["prefix"])
@@ -731,6 +767,15 @@ def compute_weights(
                 person_reps, columns=[f"{d.replicates['prefix']}{i + 1}" for i in range(person_reps.shape[1])]
             )
             p_out = pd.concat([p_out.reset_index(drop=True), reps], axis=1)
+        if chain.individual_final is not None:
+            ind_prefix = d.individuals["replicate_prefix"]
+            p_out = p_out.drop(columns=[col for col in p_out.columns if str(col).startswith(ind_prefix)])
+            p_out[o["individual_weight"]] = chain.individual_final
+            if ind_reps is not None:
+                reps = pd.DataFrame(
+                    ind_reps, columns=[f"{ind_prefix}{i + 1}" for i in range(ind_reps.shape[1])]
+                )
+                p_out = pd.concat([p_out.reset_index(drop=True), reps], axis=1)
         person_target = out / roster_path.name  # type: ignore[union-attr]
         write_table(p_out, person_target)
     if out.resolve() != data.resolve():
@@ -743,6 +788,7 @@ def compute_weights(
         hh_target.name,
         person_target.name if person_target else None,
         n_replicates=hh_reps.shape[1] if hh_reps is not None else 0,
+        individuals=chain.individual_final is not None,
     )
     final_hh = chain.hh_final[er]
     by_stratum = summary_by(final_hh, units.stratum[er])
@@ -782,8 +828,47 @@ def compute_weights(
     )
 
 
+def _individual_status(
+    d: WeightDesign, persons: pd.DataFrame, roster_path: Path | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """ER/EN/IN per roster row for the individual interview (no result = not selected: IN), and classes."""
+    ind = d.individuals
+    if not ind["result"]:
+        return None
+    where = roster_path.name if roster_path else "roster"
+    _require(persons, [ind["result"]], where)
+    code_to_status = {code: st for st in (ER, EN, IN) for code in ind[st]}
+    results = _labels(persons[ind["result"]])
+    status = np.array([IN if r is None else code_to_status.get(r) for r in results], dtype=object)
+    unmapped = sorted({str(r) for r, s in zip(results, status, strict=True) if s is None})
+    if unmapped:
+        raise WeightingError(
+            [
+                error(
+                    RESULT_UNMAPPED,
+                    f"individual result code(s) {', '.join(unmapped)} of "
+                    f"{ind['result']} are not in [individuals]",
+                    file=where,
+                    variable=ind["result"],
+                )
+            ]
+        )
+    classes = (
+        _class_labels(persons, list(ind["classes"]), "[individuals] classes")
+        if ind["classes"]
+        else np.full(len(persons), "all", dtype=object)
+    )
+    return status, classes
+
+
 def _update_manifest(
-    out: Path, d: WeightDesign, hh_file: str, person_file: str | None, *, n_replicates: int
+    out: Path,
+    d: WeightDesign,
+    hh_file: str,
+    person_file: str | None,
+    *,
+    n_replicates: int,
+    individuals: bool = False,
 ) -> None:
     """Record the new columns in tables.json: per table `weights` (export keeps and labels them) and the
     variance `design` (weight, strata, PSU), keeping every other key ingest wrote."""
@@ -813,6 +898,10 @@ def _update_manifest(
         hh_file: [o["base_weight"], o["household_weight"]],
         person_file: [o["household_weight"], o["person_weight"]],
     }
+    if individuals and person_file is not None:
+        ind_reps = [f"{d.individuals['replicate_prefix']}{i + 1}" for i in range(n_replicates)]
+        new_columns[person_file] += [o["individual_weight"], *ind_reps]
+        weights[person_file].append(o["individual_weight"])
     entries = manifest.get("tables")
     items = entries if isinstance(entries, list) else list((entries or {}).values())
     for entry in items:
