@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import require_tool, write_md_form
+from tests.conftest import REPO, require_tool, write_md_form
 from toolkit.cli import app
 from toolkit.errors import ToolkitError
 from toolkit.export import (
@@ -578,3 +578,66 @@ def test_select_multiple_dummies_come_from_the_form_not_the_data(form, tmp_path)
     assert {"fav_1", "fav_2", "fav_3"} <= set(columns)
     assert result.ok
     assert np.isnan(pd.read_csv(tmp_path / "exp-hl.csv", encoding="utf-8-sig")["fav_1"]).all()
+
+
+WEIGHTED_FORM = """
+| survey |
+| | type | name | label |
+| | text | id_stratum | Stratum |
+| | text | id_psu | Enumeration area |
+| | integer | id_hh_no | Household number |
+| | select_one result | hh_result | Result of the interview |
+| | text | listing_group | Listing group |
+| | begin_repeat | hl | Member |
+| | select_one sex | hl_sex | Sex |
+| | integer | hl_age | Age |
+| | end_repeat | | |
+| choices |
+| | list_name | name | label |
+| | result | 1 | Completed |
+| | result | 2 | Refused |
+| | result | 3 | Nobody home |
+| | result | 4 | Vacant |
+| | sex | 1 | Male |
+| | sex | 2 | Female |
+| settings |
+| | form_id | name |
+| | household | household |
+"""
+
+
+def test_weights_from_migkit_weights_become_weight_by_and_svyset(tmp_path) -> None:
+    """The example survey of docs/weights.md, weighted by `migkit weights`, then exported."""
+    example = REPO / "examples" / "weights"
+    runner = CliRunner()
+    weighted = runner.invoke(
+        app,
+        [
+            "weights",
+            str(example / "DATA"),
+            "--design",
+            str(example / "design.toml"),
+            "--out",
+            str(tmp_path / "DATA"),
+            "--json",
+        ],
+    )
+    assert weighted.exit_code == 0, weighted.output
+    form = load_form(write_md_form(tmp_path, WEIGHTED_FORM))
+    result = export_tables(tmp_path / "DATA", form, formats=["sav", "dta"], out_dir=tmp_path / "OUT")
+    assert result.ok, [i.format() for i in result.issues if i.severity == "error"]
+    roster_sps = (tmp_path / "OUT" / "household-hl.sps").read_text(encoding="utf-8")
+    assert "WEIGHT BY weight_person." in roster_sps
+    assert "WEIGHT BY weight_hh." in (tmp_path / "OUT" / "household.sps").read_text(encoding="utf-8")
+    roster_do = (tmp_path / "OUT" / "household-hl.do").read_text(encoding="utf-8")
+    assert "svyset var_psu [pweight=weight_person], strata(var_stratum)" in roster_do
+    assert "jkrweight(repw_1-repw_44) vce(jackknife) mse" in roster_do
+    pspp = require_tool("pspp", "pspp")
+    run = subprocess.run(
+        [pspp, "household-hl.sps"], capture_output=True, text=True, cwd=tmp_path / "OUT", check=False
+    )
+    assert_no_pspp_warnings(run.stdout, run.stderr)
+    _, var_labels, *_ = stata_read(tmp_path / "OUT" / "household-hl.dta")
+    assert var_labels["weight_person"] == "Survey weight (weight_person)"
+    assert var_labels["repw_44"] == "Replicate weight (repw_44)"
+    assert var_labels["hl_sex"] == "Sex"

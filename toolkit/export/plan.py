@@ -163,6 +163,7 @@ class Variable:
     spss_format: str | None = None
     multiple: str | None = None  # for dummies: the select_multiple variable they belong to
     weight: bool = False  # a survey weight column (for WEIGHT BY and svyset)
+    replicate: bool = False  # a replicate weight column (migkit weights)
     reasons: list[str] = field(default_factory=list)
     spss_name: str = ""
     stata_name: str = ""
@@ -414,6 +415,9 @@ _META_LABELS = {
     "hh_id": "Household id (1..n in KEY order)",
     "FormVersion": "Form version of the submission",
     "SubmissionDate": "Date and time the server received the submission (UTC)",
+    "var_stratum": "Variance stratum (migkit weights)",
+    "var_psu": "Variance PSU (migkit weights)",
+    "resp_status": "Response status: ER/EN eligible respondent/nonrespondent, IN ineligible, UE unknown",
 }
 
 
@@ -694,6 +698,18 @@ def _plan_extra_column(
                 measure="scale",
                 spss_format="F14.6",
                 weight=True,
+            ),
+            series.to_numpy(dtype="float64", na_value=np.nan),
+        )
+    elif column in table.replicate_weights:
+        add(
+            Variable(
+                column,
+                "number",
+                f"Replicate weight ({column})",
+                measure="scale",
+                spss_format="F14.6",
+                replicate=True,
             ),
             series.to_numpy(dtype="float64", na_value=np.nan),
         )

@@ -125,6 +125,9 @@ def do_text(plan: TablePlan, *, form: FormModel, language: str | None, file_name
         strata = names.get(plan.design.strata or "")
         option = f", strata({strata})" if strata else ""
         lines.append(f"svyset {psu} [pweight={weight.stata_name}]{option}")
+        replicates = [var.stata_name for var in plan.variables if var.replicate]
+        if replicates:
+            lines.extend(_replicate_svyset(plan, weight.stata_name, replicates))
     else:
         lines.append(
             "* No weight variable in this table: run `migkit weights` (or merge the household weight on "
@@ -145,6 +148,31 @@ def _xlsform_refs(form: FormModel, expression: str | None) -> str | None:
         return "${" + node.name + "}" if node is not None else match.group(0)
 
     return re.sub(pattern, name_of, expression)
+
+
+# Stata's replicate-weight options per `migkit weights` method. Jackknife replicates need per-replicate
+# multipliers (JK1: (R-1)/R; JKn: (n_h-1)/n_h of the replicate's stratum), so that line stays a comment.
+_REPLICATE_OPTIONS = {"bootstrap": "bsrweight", "brr": "brrweight", "jk1": "jkrweight", "jkn": "jkrweight"}
+_REPLICATE_VCE = {"bsrweight": "bootstrap", "brrweight": "brr", "jkrweight": "jackknife"}
+
+
+def _replicate_svyset(plan: TablePlan, weight: str, replicates: list[str]) -> list[str]:
+    settings = plan.design.replicates or {}
+    method = str(settings.get("method") or "").lower()
+    option = _REPLICATE_OPTIONS.get(method)
+    if option is None:
+        return [f"* Replicate weights {replicates[0]}-{replicates[-1]} (method {method or 'unknown'})."]
+    span = f"{replicates[0]}-{replicates[-1]}"
+    fay = settings.get("fay")
+    extra = f" fay({fay})" if option == "brrweight" and fay else ""
+    line = f"svyset [pweight={weight}], {option}({span}) vce({_REPLICATE_VCE[option]}) mse{extra}"
+    note = (
+        f"* Replicate weights from `migkit weights` ({method}, {len(replicates)} replicates); for "
+        "design-based standard errors from them:"
+    )
+    if option == "jkrweight":
+        return [note, "* (set multiplier() per replicate: (R-1)/R for JK1, (n_h-1)/n_h for JKn)", "* " + line]
+    return [note, "* " + line]
 
 
 def _relevance(form: FormModel, node: Node) -> str | None:

@@ -23,11 +23,16 @@ from toolkit.xform import FormModel
 
 @dataclass(frozen=True)
 class Design:
-    """Survey design columns of the main table, for `svyset` and `WEIGHT BY` (None = not known)."""
+    """Survey design columns, for `svyset` and `WEIGHT BY` (None = not known).
+
+    `replicates` is what `migkit weights` records in tables.json: {"prefix": "repw_", "method": "jkn", "n":
+    200}.
+    """
 
     weight: str | None = None
     strata: str | None = None
     psu: str | None = None
+    replicates: Mapping[str, Any] | None = None
 
 
 # --- reading the DATA folder --------------------------------------------------------------------------------
@@ -41,6 +46,7 @@ class SourceTable:
     frame: pd.DataFrame
     column_paths: Mapping[str, str]
     weights: tuple[str, ...] = ()
+    replicate_weights: tuple[str, ...] = ()
 
 
 def resolve_table_path(name: str, form: FormModel) -> str:
@@ -131,9 +137,20 @@ def read_data_folder(folder: Path, form: FormModel) -> tuple[list[SourceTable], 
         if path not in form.nodes:
             path = resolve_table_path(name, form)
         weights = tuple(entry.get("weights") or ()) + global_weights
-        out.append(SourceTable(name, path, entry.get("parent"), frame, column_paths, weights))
+        replicates = tuple(entry.get("replicate_weights") or ())
+        parent = entry.get("parent")
+        if isinstance(parent, str) and parent.endswith(".parquet"):
+            parent = parent.removesuffix(".parquet")  # some writers name the parent by its file
+        out.append(SourceTable(name, path, parent, frame, column_paths, weights, replicates))
+    # `migkit weights` records per table `weights` and `replicate_weights`, and a top-level `design`.
     design_entry = manifest.get("design") or {}
-    design = Design(design_entry.get("weight"), design_entry.get("strata"), design_entry.get("psu"))
+    replicates = design_entry.get("replicates")
+    design = Design(
+        design_entry.get("weight"),
+        design_entry.get("strata"),
+        design_entry.get("psu"),
+        replicates if isinstance(replicates, Mapping) else None,
+    )
     return out, design
 
 

@@ -173,15 +173,23 @@ def prepare_export(
 
 
 def _design_for(table: SourceTable, design: Design) -> Design:
+    """The design of one table.
+
+    The weight is the last weight `migkit weights` listed for the table (the person weight of a roster, the
+    final household weight of the main table), else the design's weight, else the first weight-like column.
+    """
     columns = set(table.frame.columns)
-    weight = (
-        design.weight
-        if design.weight in columns
-        else next((c for c in table.frame.columns if is_weight(str(c), table.weights)), None)
-    )
+    listed = [w for w in table.weights if w in columns]
+    if listed:
+        weight: str | None = listed[-1]
+    elif design.weight in columns:
+        weight = design.weight
+    else:
+        weight = next((str(c) for c in table.frame.columns if is_weight(str(c), table.weights)), None)
     strata = design.strata or "id_stratum"
     psu = design.psu or "id_psu"
-    return Design(weight, strata if strata in columns else None, psu if psu in columns else None)
+    replicates = design.replicates if table.replicate_weights else None
+    return Design(weight, strata if strata in columns else None, psu if psu in columns else None, replicates)
 
 
 def _check_parents(table: SourceTable, keys: Mapping[str, pd.Series], issues: list[Issue]) -> None:
