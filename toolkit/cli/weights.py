@@ -103,7 +103,7 @@ def _summary_table(title: str, rows: list[tuple[str, dict[str, Any]]]) -> Table:
     return table
 
 
-@weights_app.command("run", hidden=True)
+@weights_app.command("run")
 @guarded
 def weights(
     data: Annotated[Path, typer.Argument(help="The DATA folder written by `migkit ingest`.")],
@@ -113,7 +113,8 @@ def weights(
     ] = None,
     as_json: JsonOption = False,
 ) -> int:
-    """Compute household and person weights for an ingested survey from a design file."""
+    """Compute household and person weights for an ingested survey from a design file (the default:
+    `migkit weights DATA --design design.toml` runs this)."""
     with Progress(
         TextColumn("replicates"),
         BarColumn(),
