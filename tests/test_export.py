@@ -454,7 +454,8 @@ def test_default_language_and_unknown_language(form, tmp_path) -> None:
 
 
 def test_reads_a_data_folder_and_cli_json(form, tmp_path) -> None:
-    data = _data_folder(tmp_path / "DATA" if (tmp_path / "DATA").mkdir() is None else tmp_path, _tables())
+    (tmp_path / "DATA").mkdir()
+    data = _data_folder(tmp_path / "DATA", _tables())
     form_file = write_md_form(tmp_path, FORM)
     runner = CliRunner()
     outcome = runner.invoke(

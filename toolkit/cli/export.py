@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from toolkit import export as export_lib
@@ -74,12 +75,29 @@ def export(  # noqa: PLR0917 (Typer maps each option to a parameter)
         for file in result.files:
             table.add_row(Path(file.path).name, file.kind, str(file.rows or ""), str(file.variables or ""))
         out.print(table)
-        counts = Counter(issue.code for issue in result.issues)
-        for issue in result.issues[:50]:
-            colour = "red" if issue.severity == Severity.ERROR else "yellow"
-            err.print(f"[{colour}]{issue.severity}[/]: {issue.format()}", markup=True, highlight=False)
-        if len(result.issues) > 50:
-            err.print(f"... {len(result.issues) - 50} more; use --json for all.")
-        if counts:
-            err.print("warnings: " + ", ".join(f"{code} x{n}" for code, n in sorted(counts.items())))
+        _print_issues(result)
     return EXIT_OK if result.ok else EXIT_DATA_PROBLEMS
+
+
+# Per code, the first few issues are shown; renames and cut labels can run into the hundreds on a big form.
+_SHOWN_PER_CODE = 3
+
+
+def _print_issues(result: export_lib.ExportResult) -> None:
+    by_code: dict[str, list] = {}
+    for issue in result.issues:
+        by_code.setdefault(issue.code, []).append(issue)
+    for code, issues in sorted(
+        by_code.items(), key=lambda item: (item[1][0].severity != Severity.ERROR, item[0])
+    ):
+        shown = issues if issues[0].severity == Severity.ERROR else issues[:_SHOWN_PER_CODE]
+        for issue in shown:
+            colour = "red" if issue.severity == Severity.ERROR else "yellow"
+            err.print(f"[{colour}]{issue.severity}[/]: {escape(issue.format())}", markup=True, highlight=False)
+        if len(issues) > len(shown):
+            err.print(
+                f"  ... {len(issues) - len(shown)} more {code}; the rename map and --json list them all."
+            )
+    counts = Counter(issue.code for issue in result.issues)
+    if counts:
+        err.print("issues: " + ", ".join(f"{code} x{n}" for code, n in sorted(counts.items())))

@@ -319,8 +319,8 @@ class TablePlan:
 def _label_cut(table: str, var: Variable, what: str, limit: int, unit: str) -> Issue:
     return warning(
         EXPORT_LABEL_TRUNCATED,
-        f"The {what} was cut to {limit} {unit} (ending with '…'); the full text is in the companion "
-        f"{'.do notes' if 'Stata' in what else '.sps/.do files'} and the codebook.",
+        f"The {what} was cut to {limit} {unit} (ending with '…'); the full text is in the notes of the "
+        "companion .do file and in the codebook.",
         file=table,
         variable=var.name,
         path=var.path,
