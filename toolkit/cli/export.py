@@ -93,7 +93,8 @@ def _print_issues(result: export_lib.ExportResult) -> None:
         shown = issues if issues[0].severity == Severity.ERROR else issues[:_SHOWN_PER_CODE]
         for issue in shown:
             colour = "red" if issue.severity == Severity.ERROR else "yellow"
-            err.print(f"[{colour}]{issue.severity}[/]: {escape(issue.format())}", markup=True, highlight=False)
+            line = f"[{colour}]{issue.severity}[/]: {escape(issue.format())}"
+            err.print(line, markup=True, highlight=False)
         if len(issues) > len(shown):
             err.print(
                 f"  ... {len(issues) - len(shown)} more {code}; the rename map and --json list them all."
