@@ -20,6 +20,7 @@ from toolkit import ingest as ingest_stage
 from toolkit.cli import app
 from toolkit.errors import Severity
 from toolkit.ingest import ingest, iter_submission_xml, read_tables, write_tables
+from toolkit.ingest import sources as ingest_sources
 from toolkit.xform import load_form
 
 FORM = """
@@ -507,7 +508,7 @@ def test_text_answers_round_trip_through_xml_and_central_csv(tmp_path_factory, m
 
 
 def test_zip_entries_over_the_size_cap_are_refused(tmp_path, model, monkeypatch) -> None:
-    monkeypatch.setattr(ingest_stage, "ZIP_MAX_XML_BYTES", len(SUB_B.encode()) + 10)
+    monkeypatch.setattr(ingest_sources, "ZIP_MAX_XML_BYTES", len(SUB_B.encode()) + 10)
     archive = tmp_path / "subs.zip"
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("a/submission.xml", SUB_A)  # larger than the cap

@@ -1,0 +1,269 @@
+"""Submissions -> tables: one table for the main level and one per repeat, with Central-compatible keys.
+
+Inputs are folders of instance XMLs (the output of `migkit decrypt`: `<instance>/submission.xml`, or any
+tree of instance files) and ODK Central "All data" CSV export zips (or such a zip unpacked into a folder).
+Every submission is read into rows of plain strings first (per file, in a process pool when there are many
+files); the typed columns are built at the end with vectorised pandas. What is written, and how keys and types
+look, is the contract in docs/tables.md.
+
+Modules: `plan` (the form versions merged into plain data for the workers), `sources` (files in folders and
+zips, untrusted), `parse` (one submission -> rows), `central` (Central CSV exports -> rows), `columns` (rows ->
+typed tables, duplicates), `result` (IngestResult, issue codes, the DATA folder). This module runs the stage.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import time
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from toolkit.errors import (
+    INPUT_MISSING,
+    INPUT_UNREADABLE,
+    Issue,
+    ToolkitError,
+    error,
+    warning,
+)
+from toolkit.ingest.central import _central_opener, _read_central
+from toolkit.ingest.columns import _build, _deduplicate
+from toolkit.ingest.parse import _init_worker, _read_chunk, _read_item, _Record
+from toolkit.ingest.plan import _Plan, _plan
+from toolkit.ingest.result import (
+    DUPLICATE_INSTANCE,
+    ENCRYPTED_SKIPPED,
+    MANIFEST,
+    MEDIA_CONFLICT,
+    NO_INSTANCE_ID,
+    NO_SUBMISSIONS,
+    NOT_DECRYPTED,
+    ORPHAN_ROW,
+    OTHER_FORM,
+    TYPE_INVALID,
+    UNKNOWN_FIELD,
+    ColumnInfo,
+    IngestResult,
+    read_tables,
+    write_tables,
+)
+from toolkit.ingest.sources import (
+    _copy_media,
+    _media_files,
+    _xml_sources,
+    iter_submission_xml,
+)
+from toolkit.xform import FormModel
+
+__all__ = [
+    "DUPLICATE_INSTANCE",
+    "ENCRYPTED_SKIPPED",
+    "MANIFEST",
+    "MEDIA_CONFLICT",
+    "NOT_DECRYPTED",
+    "NO_INSTANCE_ID",
+    "NO_SUBMISSIONS",
+    "ORPHAN_ROW",
+    "OTHER_FORM",
+    "TYPE_INVALID",
+    "UNKNOWN_FIELD",
+    "ColumnInfo",
+    "IngestResult",
+    "ingest",
+    "iter_submission_xml",
+    "read_tables",
+    "write_tables",
+]
+
+# From this many submission files on, parsing runs in a process pool (one worker per core).
+POOL_MIN_FILES = 2000
+_CHUNK = 250
+
+
+def _read_all(
+    items: list[tuple[str, bytes | None]],
+    plan: _Plan,
+    *,
+    workers: int,
+    progress: Callable[[int], None] | None,
+) -> list[_Record]:
+    if workers <= 1 or len(items) < POOL_MIN_FILES:
+        out = []
+        for number, (name, data) in enumerate(items, start=1):
+            out.append(_read_item(name, data, plan))
+            if progress is not None and number % 100 == 0:
+                progress(100)
+        if progress is not None:
+            progress(len(items) % 100)
+        return out
+    chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+    records: list[_Record] = []
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers, initializer=_init_worker, initargs=(plan,)
+    ) as pool:
+        for chunk_records in pool.map(_read_chunk, chunks):
+            records.extend(chunk_records)
+            if progress is not None:
+                progress(len(chunk_records))
+    return records
+
+
+def ingest(
+    inputs: Sequence[Path] | Path,
+    form: FormModel | Sequence[FormModel],
+    *,
+    media_dir: Path | None = None,
+    attachments_dir: Path | None = None,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> IngestResult:
+    """Read submissions into one table per level of the form.
+
+    Parameters:
+        inputs: folders of instance XMLs (`migkit decrypt` output or any tree), zips of them, single XML
+        files,
+            or ODK Central CSV export zips ("All data", or the same files unpacked in a folder).
+        form: the form model; several models (form versions, newest first) merge into one set of tables.
+        media_dir: the form's own attachments (pulldata / select_one_from_file files), as validate and
+            simulate take them; ingest reads answers only, so it does not need them (never written to).
+        attachments_dir: when given, the submissions' attachments (files next to each submission, or under
+            `media/` in a Central zip) are copied there, flat.
+        workers: parser processes; default one per core, used from POOL_MIN_FILES files on.
+        progress: called as `progress(done, total)` while submission files are read.
+    """
+    started = time.perf_counter()
+    forms = [form] if isinstance(form, FormModel) else list(form)
+    if not forms:
+        raise ValueError("ingest needs at least one form model")
+    plan = _plan(forms)
+    paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
+    issues: list[Issue] = []
+    records: list[_Record] = []
+    items: list[tuple[str, bytes | None]] = []
+    skipped: Counter[str] = Counter()
+    other_ids: Counter[str] = Counter()
+    for path in paths:
+        if not path.exists():
+            raise ToolkitError(
+                error(INPUT_MISSING, "The input does not exist; check the path.", file=str(path))
+            )
+        opener = _central_opener(path)
+        if opener is not None and opener(f"{plan.tables[0].name}.csv") is not None:
+            records += _read_central(opener, plan, str(path), issues)
+            continue
+        try:
+            sources = _xml_sources(path)
+        except (OSError, zipfile.BadZipFile) as exc:
+            raise ToolkitError(
+                error(INPUT_UNREADABLE, f"Cannot read the input: {exc}.", file=str(path))
+            ) from None
+        for source in sources:
+            if source.is_file:
+                items.append((source.name, None))
+                continue
+            try:
+                items.append((source.name, source.load()))
+            except (OSError, ToolkitError, zipfile.BadZipFile) as exc:
+                issues.append(
+                    error(INPUT_UNREADABLE, f"Cannot read this file ({exc}); left out.", file=source.name)
+                )
+    total = len(items)
+    done = 0
+
+    def tick(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress is not None:
+            progress(done, total)
+
+    submission_files: list[str] = []
+    for record in _read_all(items, plan, workers=workers or os.cpu_count() or 1, progress=tick):
+        if record.kind == "other_form":
+            other_ids[record.form_id or ""] += 1
+        elif record.kind == "doctype":
+            issues.append(
+                error(
+                    INPUT_UNREADABLE,
+                    "The file declares a DOCTYPE, which ODK never writes; it is left out.",
+                    file=record.source,
+                )
+            )
+        elif record.problem is not None:
+            issues.append(
+                error(
+                    INPUT_UNREADABLE,
+                    f"Cannot read this submission: {record.problem}. It is left out.",
+                    file=record.source,
+                )
+            )
+        elif record.kind != "instance":
+            skipped[record.kind] += 1
+        else:
+            submission_files.append(record.source)
+            if not record.instance_id:
+                issues.append(
+                    error(
+                        NO_INSTANCE_ID,
+                        "The submission has no meta/instanceID; it is keyed by its file "
+                        "name instead. Check that it was exported whole.",
+                        file=record.source,
+                    )
+                )
+                record = _rekey(record, f"file:{record.source}")  # noqa: PLW2901 (the re-keyed copy is kept)
+            records.append(record)
+    del media_dir  # see the docstring: the form's attachments do not change how answers are read
+    if attachments_dir is not None:
+        for path in paths:
+            _copy_media(_media_files(path, submission_files), Path(attachments_dir), issues)
+    if skipped["encrypted"]:
+        issues.append(
+            warning(
+                ENCRYPTED_SKIPPED,
+                f"{skipped['encrypted']} encrypted submission(s) were skipped; run "
+                "`migkit decrypt` on them and ingest its output.",
+            )
+        )
+    if other_ids:
+        listed = ", ".join(f"{k or '?'} ({v})" for k, v in sorted(other_ids.items()))
+        issues.append(warning(OTHER_FORM, f"Files of other forms were skipped: {listed}."))
+    records = _deduplicate(records, issues)
+    if not records:
+        issues.append(
+            error(
+                NO_SUBMISSIONS,
+                f"No submission of form {forms[0].form_id} was found in the input. "
+                "Check the folder and the --form.",
+                file=", ".join(map(str, paths)),
+            )
+        )
+    tables, columns = _build(plan, records, issues)
+    versions = tuple(sorted({r.version for r in records if r.version}))
+    stats = {
+        "submissions": len(records),
+        "files_read": len(items),
+        "skipped": dict(skipped),
+        "rows": {name: len(frame) for name, frame in tables.items()},
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    return IngestResult(
+        form_id=forms[0].form_id,
+        tables=tables,
+        table_paths={t.name: t.path for t in plan.tables},
+        issues=tuple(issues),
+        stats=stats,
+        parents={t.name: None if t.parent is None else plan.tables[t.parent].name for t in plan.tables},
+        columns=columns,
+        form_versions=versions,
+    )
+
+
+def _rekey(record: _Record, new_id: str) -> _Record:
+    old = record.instance_id
+    rows = [
+        (t, new_id + k[len(old) :], None if p is None else new_id + p[len(old) :], n, v)
+        for t, k, p, n, v in record.rows
+    ]
+    return record._replace(instance_id=new_id, rows=rows)
