@@ -1,18 +1,18 @@
 """Build the XLSForm templates in forms/ from their reviewable text sources in forms/src/.
 
     python forms/build_templates.py           write forms/<form>.xlsx for every form in forms/src/
-    python forms/build_templates.py --check   exit 1 if any forms/<form>.xlsx differs from what its sources give
+    python forms/build_templates.py --check   exit 1 if a forms/<form>.xlsx differs from its sources
 
 Sources (UTF-8 CSV, one row per XLSForm row, the header row gives the XLSForm columns):
-    forms/src/lists/<list_name>.csv   shared choice lists (columns list_name, name, label::<Language (xx)> ..., extras)
+    forms/src/lists/<list_name>.csv   shared lists (list_name, name, label::<Language (xx)> ..., extras)
     forms/src/<form>/survey.csv       the survey sheet
-    forms/src/<form>/choices.csv      lists used only by this form (optional, same columns as the shared lists)
+    forms/src/<form>/choices.csv      lists used only by this form (optional, columns as the shared lists)
     forms/src/<form>/settings.csv     one header row and one value row
 
 A form's choices sheet is its own choices.csv followed by every shared list that its survey references through
-`select_one X` / `select_multiple X` (in order of first reference), so a shared list is edited in one place only.
-The .xlsx files are generated, never edited by hand: the workbook timestamps and the zip entry dates are fixed, so
-rebuilding unchanged sources gives byte-identical files (reviewable diffs stay in the CSVs).
+`select_one X` / `select_multiple X` (in order of first reference), so a shared list is edited in one place
+only. The .xlsx files are generated, never edited by hand: the workbook timestamps and the zip entry dates are
+fixed, so rebuilding unchanged sources gives byte-identical files (reviewable diffs stay in the CSVs).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ SRC = HERE / "src"
 LISTS = SRC / "lists"
 
 # Fixed so that the generated workbooks do not change when nothing in the sources changed.
-FIXED_TIMESTAMP = datetime(2026, 1, 1, 0, 0, 0)  # noqa: DTZ001 - openpyxl stores naive UTC
+FIXED_TIMESTAMP = datetime(2026, 1, 1, 0, 0, 0)  # naive: openpyxl stores it as UTC
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip entry can carry
 
 CHOICE_KEY_COLUMNS = ("list_name", "name")
@@ -76,9 +76,11 @@ def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
             if not any(v.strip() for v in values):
                 continue
             if len(values) > len(header):
-                raise SourceError(f"{path} line {lineno}: {len(values)} cells but the header has {len(header)}")
-            values = values + [""] * (len(header) - len(values))
-            rows.append(dict(zip(header, values, strict=True)))
+                raise SourceError(
+                    f"{path} line {lineno}: {len(values)} cells but the header has {len(header)}"
+                )
+            padded = values + [""] * (len(header) - len(values))
+            rows.append(dict(zip(header, padded, strict=True)))
     return header, rows
 
 
@@ -129,7 +131,9 @@ def form_sheets(form_dir: Path, lists_dir: Path = LISTS) -> list[Sheet]:
                 raise SourceError(f"{own}: list {list_name!r} is also a shared list in {shared}; keep one")
             continue
         if not shared.is_file():
-            raise SourceError(f"{form_dir / 'survey.csv'}: list {list_name!r} is neither in choices.csv nor in {lists_dir}")
+            raise SourceError(
+                f"{form_dir / 'survey.csv'}: list {list_name!r} is neither in choices.csv nor in {lists_dir}"
+            )
         header, rows = read_csv(shared)
         wrong = {r["list_name"] for r in rows} - {list_name}
         if wrong:
@@ -167,7 +171,7 @@ def workbook_bytes(sheets: list[Sheet]) -> bytes:
         ws = wb.create_sheet(sheet.name)
         ws.append(list(sheet.header))
         for row in sheet.rows:
-            # Empty cells stay empty (None); every value is text, so codes such as '01' and versions keep their form.
+            # Empty cells stay empty (None); all values are text, so '01' and versions keep their form.
             ws.append([value if value != "" else None for value in row])
     wb.properties.created = FIXED_TIMESTAMP
     wb.properties.modified = FIXED_TIMESTAMP
@@ -196,10 +200,7 @@ def workbook_content(path: Path) -> list[tuple[str, list[tuple[str, ...]]]]:
     try:
         content = []
         for ws in wb.worksheets:
-            rows = [
-                tuple("" if v is None else str(v) for v in row)
-                for row in ws.iter_rows(values_only=True)
-            ]
+            rows = [tuple("" if v is None else str(v) for v in row) for row in ws.iter_rows(values_only=True)]
             content.append((ws.title, [r for r in rows if any(r)]))
         return content
     finally:
@@ -259,7 +260,9 @@ def build(*, check: bool = False, src: Path = SRC, out_dir: Path = HERE) -> list
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if a generated .xlsx differs from its sources")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if a generated .xlsx differs from its sources"
+    )
     args = parser.parse_args(argv)
     try:
         changed = build(check=args.check)

@@ -1,0 +1,703 @@
+"""The household questionnaire (forms/household.xlsx, ncamig_household): the naming contract, consent gating,
+sentinel handling and the indicator calculations (SDG 10.7.1 ratio, survey-based transfer-cost proxy).
+
+Structure is read from the CSV sources the workbook is generated from (tests/test_templates.py checks that the
+workbook matches them). Behaviour is checked with migkit's own validator (JavaRosa's relevance, constraint and
+calculation rules): an instance is built from answers, the form's calculations are recomputed and the test
+reads the recomputed values and the findings.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+
+from tests.conftest import FORMS_DIR
+from toolkit import validate as form_validate
+from toolkit.xform import load_form
+from toolkit.xpath import XNode, build_tree
+
+NAME = "household"
+TODAY = date(2026, 11, 27)
+# Test rates (the field copy of forms/fx_rates.csv is attached as media): 1 RUB = 0.0125 USD, 1 TJS = 0.1 USD.
+FX_RATES = "iso,usd_per_unit\nRUB,0.0125\nTJS,0.1\nKZT,0.002\nUSD,1\n"
+RECOMPUTED = {"calculate_mismatch"}
+
+
+@cache
+def survey() -> dict[str, dict[str, str]]:
+    with (FORMS_DIR / "src" / NAME / "survey.csv").open(encoding="utf-8", newline="") as handle:
+        return {row["name"]: row for row in csv.DictReader(handle) if row["name"]}
+
+
+def settings() -> dict[str, str]:
+    with (FORMS_DIR / "src" / NAME / "settings.csv").open(encoding="utf-8", newline="") as handle:
+        return next(csv.DictReader(handle))
+
+
+# ------------------------------------------------------------------------------------------------ structure
+
+# The spec's module tables (specs/questionnaire.md section 3): variable name -> XLSForm type.
+CONTRACT = {
+    "start": "start",
+    "end": "end",
+    "today": "today",
+    "deviceid": "deviceid",
+    "audit": "audit",
+    "id_country": "select_one countries",
+    "id_stratum": "integer",
+    "id_psu": "integer",
+    "id_hh_no": "integer",
+    "id_hh_uid": "calculate",
+    "id_int": "select_one interviewer",
+    "id_sup": "select_one supervisor",
+    "id_gps_start": "start-geopoint",
+    "id_gps": "geopoint",
+    "id_lang": "select_one lang",
+    "consent_hh": "select_one yesno",
+    "hh_result": "select_one hh_result",
+    "hl": "begin_repeat",
+    "hl_line": "calculate",
+    "hl_name": "text",
+    "hl_sex": "select_one sex",
+    "hl_age": "integer",
+    "hl_rel": "select_one rel",
+    "hl_marital": "select_one marital",
+    "hl_usual": "select_one yesno",
+    "hl_months_away": "integer",
+    "hl_abroad_now": "select_one yesno",
+    "hl_cob": "select_one countries",
+    "hl_cit": "select_one countries",
+    "hl_cit2": "select_one countries",
+    "hl_arr_year": "integer",
+    "hl_prev_ctry": "select_one countries",
+    "hl_mig_reason": "select_one mig_reason",
+    "hl_ever_abroad": "select_one yesno",
+    "hl_educ": "select_one educ",
+    "hl_lfs": "select_one yesno",
+    "hl_immig": "calculate",
+    "hl_ret": "calculate",
+    "ab": "begin_repeat",
+    "ab_src": "select_one ab_src",
+    "ab_line": "select_one ${hl_pick}",
+    "ab_name": "calculate",
+    "ab_sex": "select_one sex",
+    "ab_age": "integer",
+    "ab_rel": "select_one rel",
+    "ab_left_ym": "date",
+    "ab_months": "calculate",
+    "ab_dest": "select_one countries",
+    "ab_reason": "select_one mig_reason",
+    "ab_status": "select_one legal_status",
+    "ab_work": "select_one yesno",
+    "ab_isco": "select_one isco",
+    "ab_emp": "select_one emp",
+    "ab_dw": "select_one yesno",
+    "ab_livein": "select_one yesno",
+    "ab_remit12": "select_one yesno",
+    "ab_remit_n": "integer",
+    "ab_remit_amt": "decimal",
+    "ab_remit_cur": "select_one currencies",
+    "ab_channel": "select_one channel",
+    "ab_fee_usual": "decimal",
+    "ab_rc_total": "decimal",
+    "ab_months_work": "integer",
+    "ab_inkind_val": "decimal",
+    "ab_return_int": "select_one ret_int",
+    "rm": "begin_repeat",
+    "rm_consent": "select_one yesno",
+    "rm_ctry": "select_one countries",
+    "rm_left_y": "integer",
+    "rm_ret_y": "integer",
+    "rm_months": "integer",
+    "rm_worked": "select_one yesno",
+    "rm_emp": "select_one emp",
+    "rm_joboffer": "select_one yesno",
+    "rm_channel": "select_one job_channel",
+    "rc_items": "select_multiple rc_items",
+    "rc": "begin_repeat",
+    "rc_amt": "decimal",
+    "rc_amt_cur": "select_one currencies",
+    "rc_payee": "select_one payee",
+    "rc_deduct": "select_one yesno",
+    "rc_total_usd": "calculate",
+    "rc_finance": "select_multiple finance",
+    "rc_interest": "decimal",
+    "rm_earn1": "decimal",
+    "rm_earn_last1": "decimal",
+    "rm_earn_usual": "decimal",
+    "rm_earn1_usd": "calculate",
+    "rm_rci": "calculate",
+    "rm_contract": "select_one contract",
+    "rm_docs_held": "select_one docs_kept",
+    "rm_wage_withheld": "select_one withheld",
+    "rm_ret_reason": "select_one ret_reason",
+    "rm_remigrate": "select_one remig",
+    "rr_any12": "select_one yesno",
+    "rr_total12": "decimal",
+    "rr_cur": "select_one currencies",
+    "rr_freq": "select_one rr_freq",
+    "rr_receiver": "select_one ${hl_pick}",
+    "rs_sender": "select_one ${ab_pick}",
+    "rs_date": "date",
+    "rs_amt_sent": "decimal",
+    "rs_sent_cur": "select_one currencies",
+    "rs_amt_recv": "decimal",
+    "rs_recv_cur": "select_one currencies",
+    "rs_fee": "decimal",
+    "rs_fee_cur": "select_one currencies",
+    "rs_fee_payer": "select_one fee_payer",
+    "rs_channel": "select_one channel",
+    "rs_provider": "text",
+    "rs_days": "integer",
+    "rs_collect": "select_one collect",
+    "rs_cost_pct": "calculate",
+    "rs_le200": "calculate",
+    "ru_use": "select_multiple ru_use",
+    "ru_main": "select_one ru_use",
+    "ru_decide": "select_one decide",
+    "ru_acct": "select_one yesno",
+}
+
+
+@pytest.mark.parametrize(("name", "type_"), sorted(CONTRACT.items()))
+def test_contract_variable_exists_with_its_type(name: str, type_: str) -> None:
+    assert name in survey(), f"{name} missing from forms/src/household/survey.csv"
+    assert survey()[name]["type"] == type_
+
+
+def test_settings_follow_spec_section_4_item_1() -> None:
+    row = settings()
+    assert row["form_id"] == "ncamig_household"
+    assert re.fullmatch(r"20\d{6}\d{2}", row["version"])
+    assert row["default_language"] == "English (en)"
+    assert row["instance_name"] == "concat(${id_hh_uid},'-',${today})"
+    assert "public_key" not in row  # added per deployment with `migkit keys attach`
+
+
+def test_audit_tracks_changes_and_gps_has_an_accuracy_threshold() -> None:
+    assert survey()["audit"]["parameters"] == "track-changes=true"
+    assert "capture-accuracy=" in survey()["id_gps"]["parameters"]
+
+
+@pytest.mark.parametrize("group", ["m1", "m2", "m3", "m4", "m7"])
+def test_every_module_after_the_cover_hangs_on_household_consent(group: str) -> None:
+    assert survey()[group]["relevant"].startswith("${consent_hh} = '1'")
+
+
+def test_nothing_outside_a_consent_gated_group_but_the_cover_and_the_result() -> None:
+    with (FORMS_DIR / "src" / NAME / "survey.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    depth, outside, ungated, after_cover = 0, [], [], False
+    for row in rows:
+        if row["type"] in ("begin_group", "begin_repeat"):
+            if depth == 0 and after_cover and not row["relevant"].startswith("${consent_hh} = '1'"):
+                ungated.append(row["name"])
+            depth += 1
+        elif row["type"] in ("end_group", "end_repeat"):
+            depth -= 1
+            after_cover = True  # the first top-level group is the cover (m0)
+        elif depth == 0 and after_cover:
+            outside.append(row["name"])
+    assert ungated == []
+    assert outside == ["hh_result", "hh_result_oth"]
+
+
+def test_individual_consent_gates_the_return_migrant_interview() -> None:
+    assert survey()["rm_consent"]["relevant"] == "${rm_present} = '1'"
+    assert survey()["rm_g"]["relevant"] == "${rm_consent} = '1'"
+
+
+def test_calculations_as_the_spec_defines_them() -> None:
+    calc = {name: row["calculation"] for name, row in survey().items()}
+    assert calc["hl_line"] == "position(..)"
+    assert calc["id_hh_uid"] == "concat(${id_country},'-',${id_psu},'-',${id_hh_no})"
+    assert calc["rc_item"] == "selected-at(${rc_items}, position(..) - 1)"
+    assert survey()["rc"]["repeat_count"] == "${rc_n}"
+    assert "count-selected(${rc_items})" in calc["rc_n"]
+    assert "sum(${rc_amt_usd})" in calc["rc_total_usd"]
+    # The spec's ratio, guarded so that a missing C_k gives an empty value rather than NaN.
+    assert (
+        calc["rm_rci"]
+        == "if(${rm_earn1_usd}>0 and ${rc_total_usd} != '', ${rc_total_usd} div ${rm_earn1_usd}, '')"
+    )
+    assert "${rs_amt_sent} - (${rs_amt_recv} div ${rs_ref_rate})" in calc["rs_fx_margin"]
+    assert "(${rs_fee_snd} + ${rs_fx_margin}) div ${rs_amt_sent} * 100" in calc["rs_cost_pct"]
+
+
+def test_hl_rel_constraint_puts_exactly_one_head_on_line_one() -> None:
+    assert survey()["hl_rel"]["constraint"] == "if(position(..) = 1, . = '1', . != '1')"
+
+
+def test_every_usd_conversion_treats_sentinels_as_missing() -> None:
+    usd = {
+        n: r["calculation"]
+        for n, r in survey().items()
+        if n.endswith("_usd") and "pulldata" in r["calculation"]
+    }
+    assert len(usd) >= 12
+    for name, expression in usd.items():
+        assert ">= 0" in expression and "pulldata('fx_rates', 'usd_per_unit', 'iso'," in expression, name
+
+
+def test_every_amount_accepts_the_sentinels_and_has_a_currency() -> None:
+    names = list(survey())
+    for name, row in survey().items():
+        if row["type"] != "decimal" or name == "id_selprob":
+            continue
+        assert row["constraint"] == "(. >= 0 and . <= 1000000000) or . = -98 or . = -99", name
+        following = survey()[names[names.index(name) + 1]]
+        assert following["type"] == "select_one currencies", name
+
+
+def test_select_multiples_reject_dont_know_or_refused_with_other_answers() -> None:
+    for name, row in survey().items():
+        if row["type"].startswith("select_multiple"):
+            assert "selected(.,'98') or selected(.,'99')" in row["constraint"], name
+            assert "count-selected(.)>1" in row["constraint"], name
+
+
+def test_other_codes_have_a_specify_field() -> None:
+    choices = _choice_codes()
+    for name, row in survey().items():
+        match = re.match(r"select_(one|multiple) (\w+)$", row["type"])
+        # a select filtered to an earlier answer's choices (ru_main from ru_use) reuses that answer's _oth
+        if match and "96" in choices.get(match.group(2), set()) and "selected(" not in row["choice_filter"]:
+            oth = survey().get(f"{name}_oth")
+            assert oth is not None and oth["relevant"] == f"selected(${{{name}}}, '96')", name
+
+
+def test_names_fit_stata() -> None:
+    for name, row in survey().items():
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", name), name
+        assert len(name) <= 32, name
+        if row["type"].startswith("select_one") or row["type"].startswith("select_multiple"):
+            assert len(name) <= 28, f"{name}: coded questions keep 4 characters for label-set suffixes"
+
+
+def _choice_codes() -> dict[str, set[str]]:
+    codes: dict[str, set[str]] = {}
+    paths = [FORMS_DIR / "src" / NAME / "choices.csv", *sorted((FORMS_DIR / "src" / "lists").glob("*.csv"))]
+    for path in paths:
+        with path.open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                codes.setdefault(row["list_name"], set()).add(row["name"])
+    return codes
+
+
+# ------------------------------------------------------------------------------------------------ behaviour
+
+
+@pytest.fixture(scope="module")
+def form(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    media = tmp_path_factory.mktemp("media")
+    (media / "fx_rates.csv").write_text(FX_RATES, encoding="utf-8")
+    model = load_form(FORMS_DIR / f"{NAME}.xlsx")
+    compiled = form_validate.compile_form(model, media_dir=media)
+    assert not compiled.problems, [p.message for p in compiled.problems]
+    return compiled
+
+
+def _paths(compiled: Any) -> tuple[dict[str, str], frozenset[str]]:
+    model = compiled.model
+    paths = {n.name: n.path for n in model.nodes.values() if n.path != model.root}
+    return paths, frozenset(n.name for n in model.repeats())
+
+
+def _element_at(root: etree._Element, parts: list[str]) -> etree._Element:
+    node = root
+    for part in parts:
+        child = node.find(part)
+        node = child if child is not None else etree.SubElement(node, part)
+    return node
+
+
+def _fill(compiled: Any, element: etree._Element, base: str, answers: dict[str, Any]) -> None:
+    """Place answers {name: value} under element (at path base); a repeat's value is a list of row dicts."""
+    paths, repeats = _paths(compiled)
+    for name, value in answers.items():
+        parts = paths[name][len(base) + 1 :].split("/")
+        if name in repeats:
+            parent = _element_at(element, parts[:-1])
+            for row in value:
+                instance = etree.SubElement(parent, parts[-1])
+                _template_nodes(instance, paths[name], paths.values(), repeats={paths[r] for r in repeats})
+                _fill(compiled, instance, paths[name], row)
+        else:
+            _element_at(element, parts).text = str(value)
+
+
+def _template_nodes(element: etree._Element, base: str, all_paths: Any, repeats: set[str]) -> None:
+    """Create the empty nodes of a new repeat instance, as Collect does (nested repeats excepted)."""
+    for path in all_paths:
+        if not path.startswith(base + "/"):
+            continue
+        if any(path.startswith(r) and r.startswith(base + "/") for r in repeats):
+            continue
+        _element_at(element, path[len(base) + 1 :].split("/"))
+
+
+class Checked:
+    def __init__(self, compiled: Any, answers: dict[str, Any]) -> None:
+        root = etree.Element(compiled.model.root.strip("/"))
+        paths, repeats = _paths(compiled)
+        _template_nodes(root, compiled.model.root, paths.values(), repeats={paths[r] for r in repeats})
+        _fill(compiled, root, compiled.model.root, answers)
+        self.tree: XNode = build_tree(root, types=compiled.types, repeats=compiled.repeats)
+        findings = form_validate.validate_tree(compiled, self.tree, today=TODAY)
+        self.findings = [f for f in findings if f.code not in RECOMPUTED]
+
+    def node(self, path: str) -> XNode:
+        """The node at a plain path; in a repeat, its first instance."""
+        found = self.tree.find(path)
+        assert found is not None, path
+        return found
+
+    def value(self, path: str) -> str:
+        node = self.node(path)
+        return node.string if node.relevant else ""
+
+
+ROSTER = [
+    # head, abroad in Russia
+    {
+        "hl_name": "Rustam",
+        "hl_sex": 1,
+        "hl_age": 45,
+        "hl_rel": 1,
+        "hl_marital": 2,
+        "hl_usual": 1,
+        "hl_months_away": 12,
+        "hl_abroad_now": 1,
+        "hl_cob": "TJK",
+        "hl_cit": "TJK",
+        "hl_dual": 2,
+        "hl_ever_abroad": 1,
+        "hl_educ": 3,
+    },
+    {
+        "hl_name": "Zarina",
+        "hl_sex": 2,
+        "hl_age": 40,
+        "hl_rel": 2,
+        "hl_marital": 2,
+        "hl_usual": 1,
+        "hl_months_away": 0,
+        "hl_abroad_now": 2,
+        "hl_cob": "TJK",
+        "hl_cit": "TJK",
+        "hl_dual": 2,
+        "hl_ever_abroad": 2,
+        "hl_educ": 3,
+        "hl_lfs": 2,
+    },
+    # son, came back from Russia in 2025
+    {
+        "hl_name": "Firuz",
+        "hl_sex": 1,
+        "hl_age": 20,
+        "hl_rel": 3,
+        "hl_marital": 1,
+        "hl_usual": 1,
+        "hl_months_away": 0,
+        "hl_abroad_now": 2,
+        "hl_cob": "TJK",
+        "hl_cit": "TJK",
+        "hl_dual": 2,
+        "hl_ever_abroad": 1,
+        "hl_ret10": 1,
+        "hl_prev_ctry": "RUS",
+        "hl_mig_reason": 7,
+        "hl_educ": 3,
+        "hl_lfs": 1,
+    },
+    {
+        "hl_name": "Madina",
+        "hl_sex": 2,
+        "hl_age": 10,
+        "hl_rel": 3,
+        "hl_usual": 1,
+        "hl_months_away": 0,
+        "hl_abroad_now": 2,
+        "hl_cob": "TJK",
+        "hl_cit": "TJK",
+        "hl_dual": 2,
+    },
+]
+ABROAD = {
+    "ab_line": "1: Rustam",
+    "ab_sex": 1,
+    "ab_age": 45,
+    "ab_rel": 1,
+    "ab_left_ym": "2024-03-01",
+    "ab_dest": "RUS",
+    "ab_reason": 1,
+    "ab_status": 3,
+    "ab_work": 1,
+    "ab_isco": 7,
+    "ab_emp": 1,
+    "ab_dw": 2,
+    "ab_months_work": 10,
+    "ab_rc_total": 30000,
+    "ab_rc_total_cur": "RUB",
+    "ab_remit12": 1,
+    "ab_remit_n": 10,
+    "ab_remit_amt": 200000,
+    "ab_remit_cur": "RUB",
+    "ab_channel": 3,
+    "ab_fee_usual": 0,
+    "ab_inkind_val": 0,
+    "ab_return_int": 2,
+}
+COSTS = [  # agency fee and work permit in roubles, the ticket bought at home in somoni
+    {"rc_amt": 5000, "rc_amt_cur": "RUB", "rc_payee": 6, "rc_deduct": 2},
+    {"rc_amt": 20000, "rc_amt_cur": "RUB", "rc_payee": 2, "rc_deduct": 2},
+    {"rc_amt": 3000, "rc_amt_cur": "TJS", "rc_payee": 5, "rc_deduct": 2},
+]
+RETURNEE = {
+    "rm_who": "3: Firuz",
+    "rm_present": 1,
+    "rm_consent": 1,
+    "rm_ctry": "RUS",
+    "rm_left_y": 2023,
+    "rm_ret_y": 2025,
+    "rm_months": 20,
+    "rm_worked": 1,
+    "rm_emp": 1,
+    "rm_emp_oth": None,
+    "rm_isco": 7,
+    "rm_dw": 2,
+    "rm_joboffer": 2,
+    "rm_channel": 3,
+    "rm_job1_y": 2023,
+    "rc_items": "1 4 13",
+    "rc": COSTS,
+    "rc_finance": "3",
+    "rc_interest": 0,
+    "rm_earn1": 40000,
+    "rm_earn1_cur": "RUB",
+    "rm_earn_last1": 60000,
+    "rm_earn_last1_cur": "RUB",
+    "rm_earn_usual": 55000,
+    "rm_earn_usual_cur": "RUB",
+    "rm_contract": 2,
+    "rm_docs_held": 3,
+    "rm_wage_withheld": 2,
+    "rm_ret_reason": 4,
+    "rm_remigrate": 1,
+    "rm_remig_dest": "RUS",
+    "rm_remig_offer": 2,
+    "rm_remig_chan": 4,
+}
+BASE: dict[str, Any] = {
+    "id_country": "TJK",
+    "id_admin1": 1,
+    "id_admin2": 5,
+    "id_stratum": 2,
+    "id_psu": 101,
+    "id_hh_no": 7,
+    "id_selprob": 0.01,
+    "id_int": 101,
+    "id_sup": 11,
+    "id_lang": 5,
+    "id_gps_ok": 2,
+    "hh_contact": 1,
+    "consent_hh": 1,
+    "hh_size": 4,
+    "hl": ROSTER,
+    "id_resp": "2: Zarina",
+    "ab_former_n": 0,
+    "ab": [ABROAD],
+    "rm": [RETURNEE],
+    "rr_resp": "2: Zarina",
+    "rr_any12": 1,
+    "rr_total12": -98,
+    "rr_brk_a": 1,
+    "rr_brk_b": 2,
+    "rr_freq": 2,
+    "rr_receiver": "2: Zarina",
+    "rs_any3": 1,
+    "rs_date": "2026-10-15",
+    "rs_from_ab": 1,
+    "rs_sender": "1: Rustam",
+    "rs_amt_sent": 20000,
+    "rs_sent_cur": "RUB",
+    "rs_amt_recv": 2400,
+    "rs_recv_cur": "TJS",
+    "rs_fee": 200,
+    "rs_fee_cur": "RUB",
+    "rs_fee_payer": 1,
+    "rs_channel": 2,
+    "rs_provider": "Zolotaya Korona",
+    "rs_days": 0,
+    "rs_collect": 1,
+    "ru_use": "1 3 11",
+    "ru_main": 1,
+    "ru_decide": 3,
+    "ru_acct": 2,
+    "mi_plan": 1,
+    "hh_result": 1,
+}
+
+
+def _clean(answers: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in answers.items():
+        if value is None:
+            continue
+        out[key] = [_clean(row) for row in value] if isinstance(value, list) else value
+    return out
+
+
+def run(compiled: Any, **changes: Any) -> Checked:
+    return Checked(compiled, _clean(dict(BASE, **changes)))
+
+
+def test_complete_household_obeys_the_form(form: Any) -> None:
+    checked = run(form)
+    assert [(f.code, f.variable) for f in checked.findings] == []
+    assert checked.value("/data/m0/id_hh_uid") == "TJK-101-7"
+    assert checked.value("/data/m0/id_cur_default") == "TJS"
+    assert checked.value("/data/m1/hh_n_abroad") == "1"
+    assert checked.value("/data/m1/hh_n_rm") == "1"
+    assert checked.value("/data/m2/hh_mig") == "1"
+    assert checked.value("/data/m2/ab/ab_name") == "Rustam"
+    assert checked.value("/data/m2/ab/ab_line_no") == "1"
+    assert checked.value("/data/m2/ab/ab_remit_usd") == "2500"
+
+
+def test_sdg_10_7_1_ratio_from_itemised_costs_and_first_month_pay(form: Any) -> None:
+    checked = run(form)
+    rm = "/data/m3/rm/rm_g"
+    assert checked.value(f"{rm}/rm_job/rm_1071") == "1"
+    # C_k = (5000 + 20000) RUB x 0.0125 + 3000 TJS x 0.1 = 612.5 USD; E_k = 40000 RUB x 0.0125 = 500 USD
+    assert float(checked.value(f"{rm}/rm_job/rc_g/rc_total_usd")) == pytest.approx(612.5)
+    assert float(checked.value(f"{rm}/rm_job/rm_earn/rm_earn1_usd")) == pytest.approx(500)
+    assert float(checked.value(f"{rm}/rm_job/rm_rci")) == pytest.approx(1.225)
+
+
+@pytest.mark.parametrize(
+    ("changes", "rci"),
+    [
+        ({"rc_items": "0", "rc": [], "rc_finance": None, "rc_interest": None}, "0"),  # paid nothing
+        ({"rm_earn1": -98}, ""),  # first-month pay not known
+        ({"rm_job1_y": 2021}, ""),  # first job started more than 3 years ago: outside the 10.7.1 subset
+        ({"rm_emp": 2}, ""),  # own-account worker: outside the 10.7.1 population
+    ],
+)
+def test_sdg_10_7_1_ratio_is_missing_outside_its_population_or_with_sentinels(
+    form: Any, changes: dict[str, Any], rci: str
+) -> None:
+    returnee = dict(RETURNEE, **changes)
+    checked = run(form, rm=[returnee])
+    value = checked.value("/data/m3/rm/rm_g/rm_job/rm_rci")
+    assert (value if value in ("", "NaN") else str(round(float(value), 6)).rstrip("0").rstrip(".")) == rci
+
+
+def test_one_unknown_cost_item_makes_the_total_missing(form: Any) -> None:
+    costs = [dict(COSTS[0], rc_amt=-98, rc_amt_cur=None, rc_payee=None, rc_deduct=None), COSTS[1], COSTS[2]]
+    checked = run(form, rm=[dict(RETURNEE, rc=costs)])
+    assert checked.findings == []
+    assert checked.value("/data/m3/rm/rm_g/rm_job/rc_g/rc/rc_amt_usd") == ""
+    assert checked.value("/data/m3/rm/rm_g/rm_job/rc_g/rc_total_usd") == ""
+    assert checked.value("/data/m3/rm/rm_g/rm_job/rm_rci") == ""
+
+
+def test_transfer_cost_proxy_from_fee_and_exchange_margin(form: Any) -> None:
+    checked = run(form)
+    rs = "/data/m4/rr/rs"
+    # reference 0.0125 / 0.1 = 0.125 TJS per RUB; 2400 TJS = 19200 RUB, margin 800 RUB; (200 + 800) / 20000
+    assert float(checked.value(f"{rs}/rs_ref_rate")) == pytest.approx(0.125)
+    assert float(checked.value(f"{rs}/rs_fx_margin")) == pytest.approx(800)
+    assert float(checked.value(f"{rs}/rs_cost_pct")) == pytest.approx(5.0)
+    assert checked.value(f"{rs}/rs_le200") == "0"  # 20000 RUB = 250 USD
+    assert checked.value(f"{rs}/rs_sender_line") == "1"
+
+
+def test_transfer_cost_is_missing_when_an_amount_is_unknown(form: Any) -> None:
+    checked = run(form, rs_amt_recv=-98, rs_recv_cur=None)
+    assert checked.value("/data/m4/rr/rs/rs_cost_pct") == ""
+    assert checked.value("/data/m4/rr/rs/rs_recv_usd") == ""
+
+
+def test_unknown_total_gets_an_unfolding_bracket(form: Any) -> None:
+    checked = run(form)
+    assert checked.value("/data/m4/rr/rr_total12_usd") == ""
+    assert checked.value("/data/m4/rr/rr_brk") == "3"  # more than USD 500, not more than USD 2000
+    assert checked.value("/data/m0/id_brk_mid") == "5000"  # USD 500 in somoni at 0.1
+
+
+def test_no_consent_switches_every_module_off(form: Any) -> None:
+    answers = {k: v for k, v in BASE.items() if k.startswith(("id_", "hh_contact")) and k != "id_resp"}
+    checked = Checked(form, dict(answers, consent_hh=2, hh_result=5))
+    assert checked.findings == []
+    for group in ("m1", "m2", "m3", "m4", "m7"):
+        assert not checked.node(f"/data/{group}").relevant, group
+
+
+def test_result_code_must_match_consent(form: Any) -> None:
+    checked = run(form, hh_result=5)
+    assert ("constraint_violated", "hh_result") in {(f.code, f.variable) for f in checked.findings}
+
+
+@pytest.mark.parametrize(
+    ("line", "rel", "ok"),
+    [(0, 2, False), (1, 1, False), (1, 2, True)],  # head must be on line 1; no second head
+)
+def test_one_head_on_line_one(form: Any, line: int, rel: int, ok: bool) -> None:
+    roster = [dict(r) for r in ROSTER]
+    roster[line]["hl_rel"] = rel
+    checked = run(form, hl=roster)
+    failed = {f.variable for f in checked.findings if f.code == "constraint_violated"}
+    assert ("hl_rel" not in failed) is ok
+
+
+@pytest.mark.parametrize(("age", "ok"), [(-98, True), (120, True), (121, False), (-1, False), (-99, False)])
+def test_age_accepts_0_to_120_or_dont_know(form: Any, age: int, ok: bool) -> None:
+    roster = [dict(r) for r in ROSTER]
+    roster[3]["hl_age"] = age
+    if age == -98:
+        roster[3]["hl_adult_q"] = 2
+    checked = run(form, hl=roster)
+    failed = {f.variable for f in checked.findings if f.code == "constraint_violated"}
+    assert ("hl_age" not in failed) is ok
+
+
+def test_select_multiple_dont_know_is_exclusive(form: Any) -> None:
+    checked = run(form, ru_use="1 98", ru_main=None)
+    assert ("constraint_violated", "ru_use") in {(f.code, f.variable) for f in checked.findings}
+
+
+def test_same_roster_member_cannot_have_two_abroad_records(form: Any) -> None:
+    roster = [dict(r) for r in ROSTER]
+    roster[1].update(hl_abroad_now=1, hl_lfs=None)
+    second = dict(ABROAD)  # Rustam again instead of Zarina
+    checked = run(form, hl=[_clean(r) for r in roster], ab=[ABROAD, second])
+    assert ("constraint_violated", "ab_line") in {(f.code, f.variable) for f in checked.findings}
+
+
+def test_media_file_lists_every_currency() -> None:
+    with (FORMS_DIR / "fx_rates.csv").open(encoding="utf-8", newline="") as handle:
+        rates = {row["iso"]: row for row in csv.DictReader(handle)}
+    currencies = _choice_codes()["currencies"] - {"96"}
+    assert set(rates) == currencies
+    for iso, row in rates.items():
+        assert float(row["usd_per_unit"]) > 0, iso
+        assert row["source"] and re.fullmatch(r"\d{4}-\d{2}", row["date"]), iso
+
+
+def test_readme_names_the_proxy_never_as_10c1() -> None:
+    text = Path(FORMS_DIR / "README.md").read_text(encoding="utf-8")
+    assert "transfer-cost proxy" in text
+    assert "it is not SDG 10.c.1" in text
+    for row in survey().values():
+        for column, value in row.items():
+            if column.startswith("label::"):
+                assert "10.c.1" not in value
