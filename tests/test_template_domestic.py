@@ -13,10 +13,12 @@ from tests.test_template_women import (
     FL_COERC,
     FL_INVOL,
     FL_ITEMS,
+    LANGUAGES,
     Template,
     TemplateChecks,
     check,
     fx_media,
+    sheet_rows,
     survey_csv,
     template,
 )
@@ -74,13 +76,14 @@ BASE: dict[str, Any] = dict(
     fl_interrupt=2,
     rm_left_y=2024,
     rm_emp=1,
+    rm_job1_y=2024,
     rm_joboffer=2,
     rm_channel=3,
     rc_items="1 13 2",
     rc=[
-        {"rc_amt": 20000, "rc_cur": "RUB", "rc_payee": 2, "rc_deduct": 1},
-        {"rc_amt": 30000, "rc_cur": "RUB", "rc_payee": 7, "rc_deduct": 2},
-        {"rc_amt": 500, "rc_cur": "TJS", "rc_payee": 5, "rc_deduct": 2},
+        {"rc_amt": 20000, "rc_amt_cur": "RUB", "rc_payee": 6, "rc_deduct": 1},
+        {"rc_amt": 30000, "rc_amt_cur": "RUB", "rc_payee": 5, "rc_deduct": 2},
+        {"rc_amt": 500, "rc_amt_cur": "TJS", "rc_payee": 2, "rc_deduct": 2},
     ],
     rc_finance="3",
     rc_interest=0,
@@ -163,9 +166,7 @@ def test_complete_interview_obeys_the_form(dw: Template) -> None:
             "0",
         ),  # nothing paid: C_k = 0
         ({"rc_items": "98", "rc": []}, "", ""),  # items not known: financing is still asked
-        ({"rm_left_y": 2020}, "675", ""),  # moved more than 3 years ago: outside the 10.7.1 recall window
-        ({"rm_emp": 2}, "675", ""),  # own-account: not in the 10.7.1 population
-        ({"rm_earn1": -98, "rm_earn1_cur": None, "rm_earn1_brk": 2}, "675", ""),  # pay unknown
+        ({"rm_earn1": -98, "rm_earn1_cur": None, "rm_earn1_brk": 2}, "675", ""),  # first-month pay unknown
     ],
 )
 def test_recruitment_cost_indicator(dw: Template, changes: dict[str, Any], total: str, rci: str) -> None:
@@ -173,6 +174,51 @@ def test_recruitment_cost_indicator(dw: Template, changes: dict[str, Any], total
     checked = check(dw, answers)
     assert checked.findings == ()
     assert (checked.value("rc_total_usd"), checked.value("rm_rci")) == (total, rci)
+
+
+COST_BLOCK = ("rc_items", "rc", "rc_finance", "rc_interest")
+
+
+@pytest.mark.parametrize(
+    ("changes", "costs_asked", "earnings_asked"),
+    [
+        ({}, True, True),
+        (
+            {"rm_left_y": 2020, "rm_job1_y": 2021},
+            False,
+            True,
+        ),  # first job started > 3 years ago: outside 10.7.1
+        ({"rm_job1_y": -98}, False, True),  # start year unknown: the recall window cannot be checked
+        ({"rm_emp": 2}, False, False),  # own-account workers are outside the 10.7.1 population
+    ],
+)
+def test_cost_items_only_for_the_10_7_1_population(
+    dw: Template, changes: dict[str, Any], costs_asked: bool, earnings_asked: bool
+) -> None:
+    answers = dict(BASE, **changes)
+    if not costs_asked:
+        answers = {k: v for k, v in answers.items() if not k.startswith(COST_BLOCK)}
+    if not earnings_asked:
+        answers = {k: v for k, v in answers.items() if not k.startswith("rm_earn")}
+    checked = check(dw, answers)
+    assert checked.findings == ()
+    assert checked.relevant("rc_g") is costs_asked
+    assert checked.relevant("rm_earn") is earnings_asked
+    assert (checked.value("rm_rci") != "") is costs_asked
+
+
+@pytest.mark.parametrize(
+    ("ours", "household"), [("rc_item", "rc_items"), ("rc_payee", "payee"), ("rc_fin", "finance")]
+)
+def test_cost_lists_are_the_household_lists(ours: str, household: str) -> None:
+    # Same codes and texts as household M3, so indicator code pools rc_item, rc_payee, rc_finance.
+    def rows(form: str, list_name: str) -> list[tuple[str, ...]]:
+        columns = ("name", *(f"label::{language}" for language in LANGUAGES))
+        return [
+            tuple(r[c] for c in columns) for r in sheet_rows(form, "choices") if r["list_name"] == list_name
+        ]
+
+    assert rows(NAME, ours) == rows("household", household) != []
 
 
 @pytest.mark.parametrize(
