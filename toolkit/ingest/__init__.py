@@ -6,9 +6,10 @@ Every submission is read into rows of plain strings first (per file, in a proces
 files); the typed columns are built at the end with vectorised pandas. What is written, and how keys and types
 look, is the contract in docs/tables.md.
 
-Modules: `plan` (the form versions merged into plain data for the workers), `sources` (files in folders and
-zips, untrusted), `parse` (one submission -> rows), `central` (Central CSV exports -> rows), `columns` (rows ->
-typed tables, duplicates), `result` (IngestResult, issue codes, the DATA folder). This module runs the stage.
+Modules: `plan` (the form versions merged into plain data for the workers), `sources` (files in folders
+and zips, untrusted), `parse` (one submission -> rows), `central` (Central CSV exports -> rows), `columns`
+(rows -> typed tables, duplicates), `result` (IngestResult, issue codes, the DATA folder). This module runs
+the stage.
 """
 
 from __future__ import annotations

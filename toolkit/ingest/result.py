@@ -38,9 +38,6 @@ ORPHAN_ROW = define("ingest.orphan_row", "A repeat row of a Central export has n
 NO_SUBMISSIONS = define("ingest.no_submissions", "The input holds no submission of the form")
 MEDIA_CONFLICT = define("ingest.media_conflict", "Two attachments share a file name but differ")
 
-# Columns ingest adds in front of the fields (docs/tables.md "Keys" and "Columns").
-META_MAIN = ("KEY", "hh_id", "FormVersion")
-
 
 @dataclass(frozen=True)
 class ColumnInfo:
