@@ -1,4 +1,4 @@
-"""validate: each finding code on a crafted instance, relevance inheritance, inputs (XML, DATA folder), the CLI."""
+"""validate: each finding code on a crafted instance, relevance, inputs (XML, DATA folder), the CLI."""
 
 from __future__ import annotations
 
@@ -9,8 +9,16 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import write_md_form
+from toolkit import ingest
 from toolkit.cli import app
-from toolkit.validate import compile_form, instance_tree, validate, validate_submissions, validate_tree, wrap_calculated
+from toolkit.validate import (
+    compile_form,
+    instance_tree,
+    validate,
+    validate_submissions,
+    validate_tree,
+    wrap_calculated,
+)
 from toolkit.xform import load_form
 
 FORM = """
@@ -47,10 +55,16 @@ FORM = """
 """
 
 GOOD = {
-    "age": "30", "married": "1", "spouse": "Aida", "work": "<employed>1</employed><wage>100.5</wage>",
+    "age": "30",
+    "married": "1",
+    "spouse": "Aida",
+    "work": "<employed>1</employed><wage>100.5</wage>",
     "hl": "<hl><hl_name>A</hl_name><hl_age>30</hl_age><hl_dob>1996-01-02</hl_dob><hl_pos>1</hl_pos></hl>"
-          "<hl><hl_name>B</hl_name><hl_age>5</hl_age><hl_dob/><hl_pos>2</hl_pos></hl>",
-    "n": "2", "fruits": "a b", "city": "c1", "id_int": "E7",
+    "<hl><hl_name>B</hl_name><hl_age>5</hl_age><hl_dob/><hl_pos>2</hl_pos></hl>",
+    "n": "2",
+    "fruits": "a b",
+    "city": "c1",
+    "id_int": "E7",
 }
 
 
@@ -81,9 +95,16 @@ def test_clean_instance_has_no_findings(form) -> None:
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"age": "10"}, {("nonrelevant_answered", "/data/married"), ("nonrelevant_answered", "/data/spouse"),
-                         ("nonrelevant_answered", "/data/work/employed"), ("nonrelevant_answered", "/data/work/wage"),
-                         ("choice_unknown", "/data/city")}),
+        (
+            {"age": "10"},
+            {
+                ("nonrelevant_answered", "/data/married"),
+                ("nonrelevant_answered", "/data/spouse"),
+                ("nonrelevant_answered", "/data/work/employed"),
+                ("nonrelevant_answered", "/data/work/wage"),
+                ("choice_unknown", "/data/city"),
+            },
+        ),
         ({"married": "2"}, {("nonrelevant_answered", "/data/spouse"), ("choice_unknown", "/data/city")}),
         ({"spouse": ""}, {("required_missing", "/data/spouse")}),
         ({"age": "130"}, {("constraint_violated", "/data/age")}),
@@ -92,30 +113,55 @@ def test_clean_instance_has_no_findings(form) -> None:
         ({"work": "<employed></employed><wage/>"}, {("required_missing", "/data/work/employed")}),
         ({"work": "<employed>1</employed><wage>12,5x</wage>"}, {("type_invalid", "/data/work/wage")}),
         ({"fruits": "a kiwi"}, {("choice_unknown", "/data/fruits")}),
-        ({"married": "3"}, {("choice_unknown", "/data/married"), ("nonrelevant_answered", "/data/spouse"),
-                            ("choice_unknown", "/data/city")}),
+        (
+            {"married": "3"},
+            {
+                ("choice_unknown", "/data/married"),
+                ("nonrelevant_answered", "/data/spouse"),
+                ("choice_unknown", "/data/city"),
+            },
+        ),
         ({"n": "5"}, {("calculate_mismatch", "/data/n")}),
-        ({"hl": "<hl><hl_name/><hl_age>1</hl_age><hl_dob>2020-13-01</hl_dob><hl_pos>3</hl_pos></hl>"},
-         {("required_missing", "/data/hl[1]/hl_name"), ("type_invalid", "/data/hl[1]/hl_dob"),
-          ("calculate_mismatch", "/data/hl[1]/hl_pos"), ("calculate_mismatch", "/data/n")}),
+        (
+            {"hl": "<hl><hl_name/><hl_age>1</hl_age><hl_dob>2020-13-01</hl_dob><hl_pos>3</hl_pos></hl>"},
+            {
+                ("required_missing", "/data/hl[1]/hl_name"),
+                ("type_invalid", "/data/hl[1]/hl_dob"),
+                ("calculate_mismatch", "/data/hl[1]/hl_pos"),
+                ("calculate_mismatch", "/data/n"),
+            },
+        ),
     ],
 )
-def test_each_code_on_a_crafted_instance(form, changes: dict[str, str], expected: set[tuple[str, str]]) -> None:
+def test_each_code_on_a_crafted_instance(
+    form, changes: dict[str, str], expected: set[tuple[str, str]]
+) -> None:
     assert _findings(form, _instance(**changes)) == expected
 
 
 def test_finding_fields_follow_the_contract(form) -> None:
     (finding,) = validate_tree(form, instance_tree(form, _instance(age="130")))
-    assert (finding.instance_id, finding.path, finding.code, finding.value) == ("uuid:1", "/data/age", "constraint_violated", "130")
+    assert (finding.instance_id, finding.path, finding.code, finding.value) == (
+        "uuid:1",
+        "/data/age",
+        "constraint_violated",
+        "130",
+    )
     assert finding.expression == ". >= 0 and . <= 110"
     assert "age" in finding.message and finding.enumerator == "E7"
 
 
 def test_duplicates_and_unreadable(form) -> None:
-    result = validate_submissions(form, [
-        ("a.xml", _instance("uuid:1")), ("b.xml", _instance("uuid:1")), ("c.xml", _instance("uuid:1", age="31")),
-        ("d.xml", b"<data><unclosed></data>"), ("e.xml", b"<other/>"),
-    ])
+    result = validate_submissions(
+        form,
+        [
+            ("a.xml", _instance("uuid:1")),
+            ("b.xml", _instance("uuid:1")),
+            ("c.xml", _instance("uuid:1", age="31")),
+            ("d.xml", b"<data><unclosed></data>"),
+            ("e.xml", b"<other/>"),
+        ],
+    )
     codes = [(f.code, f.source) for f in result.findings]
     assert ("duplicate_instance", "b.xml") in codes and ("duplicate_instance", "c.xml") in codes
     assert ("instance_unreadable", "d.xml") in codes and ("instance_other_form", "e.xml") in codes
@@ -136,9 +182,15 @@ def test_unsupported_function_is_a_finding_not_a_crash(tmp_path: Path) -> None:
     | | integer | a | A | floor(.) = . |
     """
     form = compile_form(load_form(write_md_form(tmp_path, md)))
-    result = validate_submissions(form, [("x.xml", b'<data id="data"><a>3</a><meta><instanceID>u</instanceID></meta></data>')])
+    result = validate_submissions(
+        form, [("x.xml", b'<data id="data"><a>3</a><meta><instanceID>u</instanceID></meta></data>')]
+    )
     (finding,) = result.findings
-    assert finding.code == "expression_unsupported" and "floor" in finding.message and finding.severity == "warning"
+    assert (
+        finding.code == "expression_unsupported"
+        and "floor" in finding.message
+        and finding.severity == "warning"
+    )
     assert result.valid
 
 
@@ -152,15 +204,26 @@ def test_repeated_field_used_as_a_value_is_an_expression_error(tmp_path: Path) -
     | | text | t | T | ${x} > 1 |
     """
     form = compile_form(load_form(write_md_form(tmp_path, md)))
-    data = b'<data id="data"><r><x>1</x></r><r><x>2</x></r><t>a</t><meta><instanceID>u</instanceID></meta></data>'
+    data = (
+        b'<data id="data"><r><x>1</x></r><r><x>2</x></r><t>a</t>'
+        b"<meta><instanceID>u</instanceID></meta></data>"
+    )
     codes = {f.code for f in validate_tree(form, instance_tree(form, data))}
     assert codes == {"expression_error"}
 
 
 @pytest.mark.parametrize(
     ("result", "dtype", "text"),
-    [(5.0, "string", "5"), (2.5, "string", "2.5"), (2.7, "int", "2"), (True, "string", "1"), ("", "string", ""),
-     (float("nan"), "decimal", ""), ("  ", "string", ""), (1.0e7 + 0.5, "string", "1.00000005E7")],
+    [
+        (5.0, "string", "5"),
+        (2.5, "string", "2.5"),
+        (2.7, "int", "2"),
+        (True, "string", "1"),
+        ("", "string", ""),
+        (float("nan"), "decimal", ""),
+        ("  ", "string", ""),
+        (1.0e7 + 0.5, "string", "1.00000005E7"),
+    ],
 )
 def test_calculated_values_are_stored_like_javarosa(result, dtype: str, text: str) -> None:
     assert wrap_calculated(result, dtype)[0] == text
@@ -174,12 +237,15 @@ def _write_submissions(folder: Path, instances: dict[str, bytes]) -> Path:
 
 
 def test_validate_folder_and_data_folder_agree(tmp_path: Path) -> None:
-    from toolkit import ingest
-
     form_path = write_md_form(tmp_path, FORM)
-    subs = _write_submissions(tmp_path / "subs", {
-        "a.xml": _instance("uuid:a"), "b.xml": _instance("uuid:b", age="10"), "c.xml": _instance("uuid:c", n="9"),
-    })
+    subs = _write_submissions(
+        tmp_path / "subs",
+        {
+            "a.xml": _instance("uuid:a"),
+            "b.xml": _instance("uuid:b", age="10"),
+            "c.xml": _instance("uuid:c", n="9"),
+        },
+    )
     from_xml = validate(subs, form_path)
     tables = ingest.ingest([subs], load_form(form_path))
     ingest.write_tables(tables, tmp_path / "DATA")
@@ -191,21 +257,46 @@ def test_validate_folder_and_data_folder_agree(tmp_path: Path) -> None:
 
 def test_cli_json_csv_and_report(tmp_path: Path) -> None:
     form_path = write_md_form(tmp_path, FORM)
-    subs = _write_submissions(tmp_path / "subs", {"a.xml": _instance("uuid:a"), "b.xml": _instance("uuid:b", age="130")})
+    subs = _write_submissions(
+        tmp_path / "subs", {"a.xml": _instance("uuid:a"), "b.xml": _instance("uuid:b", age="130")}
+    )
     runner = CliRunner()
-    done = runner.invoke(app, ["validate", str(subs), "--form", str(form_path), "--json", "--csv",
-                               str(tmp_path / "f.csv"), "--report", str(tmp_path / "r.html")])
+    done = runner.invoke(
+        app,
+        [
+            "validate",
+            str(subs),
+            "--form",
+            str(form_path),
+            "--json",
+            "--csv",
+            str(tmp_path / "f.csv"),
+            "--report",
+            str(tmp_path / "r.html"),
+        ],
+    )
     assert done.exit_code == 1, done.output
     payload = json.loads(done.stdout)
     assert payload["valid"] is False and payload["stats"]["instances"] == 2
     (finding,) = payload["findings"]
     assert {k: finding[k] for k in ("instance_id", "path", "code", "value")} == {
-        "instance_id": "uuid:b", "path": "/data/age", "code": "constraint_violated", "value": "130"}
+        "instance_id": "uuid:b",
+        "path": "/data/age",
+        "code": "constraint_violated",
+        "value": "130",
+    }
     assert set(finding) >= {"instance_id", "path", "code", "value", "expression", "message"}
     assert "constraint_violated" in (tmp_path / "f.csv").read_text(encoding="utf-8-sig")
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "Findings by enumerator" in page and "E7" in page and "http" not in page.replace("http-equiv", "")
-    clean = runner.invoke(app, ["validate", str(_write_submissions(tmp_path / "ok", {"a.xml": _instance()})),
-                                "--form", str(form_path)])
+    clean = runner.invoke(
+        app,
+        [
+            "validate",
+            str(_write_submissions(tmp_path / "ok", {"a.xml": _instance()})),
+            "--form",
+            str(form_path),
+        ],
+    )
     assert clean.exit_code == 0, clean.output
     assert "valid" in clean.stdout

@@ -1,4 +1,4 @@
-"""The column-wise validator gives exactly the per-instance validator's findings (itself checked against JavaRosa)."""
+"""The column-wise validator gives the per-instance validator's findings (itself checked against JavaRosa)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from tests.conftest import write_md_form
 from tests.test_validate import FORM as CRAFTED_FORM
 from tests.test_validate_javarosa import CHOICES_FORM, FUNCTIONS_FORM, NESTED_FORM, _fill
+from toolkit import ingest
 from toolkit.validate import compile_form, validate_input
 from toolkit.validate.columns import NotVectorizable, validate_columns
 from toolkit.xform import load_form
@@ -18,10 +19,14 @@ BENCH_FORM = Path(__file__).resolve().parent.parent / "bench" / "validate_form.m
 
 
 def _key(result) -> list[tuple[str | None, str, str]]:
-    return sorted((f.instance_id, f.path, f.code) for f in result.findings if f.code != "expression_unsupported")
+    return sorted(
+        (f.instance_id, f.path, f.code) for f in result.findings if f.code != "expression_unsupported"
+    )
 
 
-NESTED_VECTOR = NESTED_FORM.replace("${trip}[position() = ${n_trips}]/dest", "indexed-repeat(${dest}, ${trip}, ${n_trips})")
+NESTED_VECTOR = NESTED_FORM.replace(
+    "${trip}[position() = ${n_trips}]/dest", "indexed-repeat(${dest}, ${trip}, ${n_trips})"
+)
 
 
 @pytest.mark.parametrize(
@@ -58,10 +63,10 @@ def test_forms_that_need_the_instance_path_fall_back(tmp_path: Path) -> None:
     form = compile_form(load_form(form_path))
     subs = tmp_path / "subs"
     subs.mkdir()
-    (subs / "a.xml").write_text('<data id="data"><r><x>1</x></r><r><x>5</x></r><y>3</y>'
-                                "<meta><instanceID>uuid:a</instanceID></meta></data>")
-    from toolkit import ingest
-
+    (subs / "a.xml").write_text(
+        '<data id="data"><r><x>1</x></r><r><x>5</x></r><y>3</y>'
+        "<meta><instanceID>uuid:a</instanceID></meta></data>"
+    )
     with pytest.raises(NotVectorizable):
         validate_columns(form, ingest.ingest([subs], form.model))
     result = validate_input(form, subs)

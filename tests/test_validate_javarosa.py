@@ -1,9 +1,12 @@
 """Differential tests: migkit's verdicts equal JavaRosa's on the same forms and instances.
 
 Small markdown forms exercise the ODK function library, relevance inheritance, repeats (nested too), relative
-paths and secondary instances. Instances are filled at random (seeded) with faults injected on purpose: answers in
-non-relevant nodes, blanks in required ones, out-of-range values, wrong stored calculations. JavaRosa (the engine of
-ODK Collect, inside pyxform's ODK_Validate.jar) loads each instance the way Collect opens a saved form; we compare,
+paths and secondary instances. Instances are filled at random (seeded) with faults injected on purpose:
+answers in
+non-relevant nodes, blanks in required ones, out-of-range values, wrong stored calculations. JavaRosa (the
+engine of
+ODK Collect, inside pyxform's ODK_Validate.jar) loads each instance the way Collect opens a saved form; we
+compare,
 node by node, relevance, required, constraint verdicts and recomputed calculations, and then the findings.
 """
 
@@ -63,7 +66,8 @@ FUNCTIONS_FORM = """
 | | calculate | bool_calc | | | | | ${age} > 18 and not(${consent} = '2') | |
 | | calculate | tr | | | | | translate(${name}, 'abc', 'AB') | |
 | | calculate | mn | | | | | min(${age}, ${income}) | |
-| | calculate | ms | | | | | contains(${name}, 'a') or starts-with(${name}, 'B') or ends-with(${name}, 'z') | |
+| | calculate | ms | | | | | contains(${name}, 'a') or starts-with(${name}, 'B') or ends-with(${name}, 'z') |
+|
 | | calculate | nn | | | | | normalize-space(concat(' ', ${name}, '  x ')) | |
 | | calculate | powr | | | | | pow(${age}, 2) + abs(-1) + ${age} mod 7 + sqrt(${age}) + log10(${age} + 1) | |
 | | calculate | dt | | | | | date(${age} * 100) | |
@@ -157,7 +161,7 @@ def _value(node, model: FormModel, rng: random.Random) -> str | None:
 
 
 def _fill(model: FormModel, rng: random.Random, blank_rate: float) -> str:
-    """A random instance: every field answered (also where not relevant), some blanks, 0-4 repeat instances."""
+    """A random instance: every field answered (also where not relevant), some blanks, 0-4 repeats."""
 
     def element(path: str, depth: int) -> str:
         node = model.nodes[path]
@@ -168,8 +172,11 @@ def _fill(model: FormModel, rng: random.Random, blank_rate: float) -> str:
             return f"<{node.name}/>" if not value else f"<{node.name}>{value}</{node.name}>"
         inner = "".join(element(child, depth + 1) for child in node.children)
         if node.kind == "repeat":
-            return "".join(f"<{node.name}>{inner if k == 0 else ''.join(element(c, depth + 1) for c in node.children)}"
-                           f"</{node.name}>" for k in range(rng.randint(0, 4 if depth < 2 else 3)))
+            return "".join(
+                f"<{node.name}>{inner if k == 0 else ''.join(element(c, depth + 1) for c in node.children)}"
+                f"</{node.name}>"
+                for k in range(rng.randint(0, 4 if depth < 2 else 3))
+            )
         return f"<{node.name}>{inner}</{node.name}>"
 
     root = model.root[1:]
@@ -183,7 +190,9 @@ def _ours(form, data: bytes) -> tuple[list[tuple[str, bool, bool, str, str]], li
     return verdicts, findings
 
 
-def _compare(model: FormModel, ours: list[tuple[str, bool, bool, str, str]], theirs: list[JrNode]) -> list[str]:
+def _compare(
+    model: FormModel, ours: list[tuple[str, bool, bool, str, str]], theirs: list[JrNode]
+) -> list[str]:
     """Differences between our and JavaRosa's per-node verdicts (empty when they agree)."""
     diffs = []
     jr = {n.path: n for n in theirs}
@@ -203,13 +212,17 @@ def _compare(model: FormModel, ours: list[tuple[str, bool, bool, str, str]], the
             if required != node_jr.required and node.question_type not in ("calculate",):
                 diffs.append(f"{path}: required ours={required} javarosa={node_jr.required}")
             if constraint != node_jr.constraint and node_jr.constraint != "-":
-                diffs.append(f"{path}: constraint ours={constraint} javarosa={node_jr.constraint} value={value!r}")
+                diffs.append(
+                    f"{path}: constraint ours={constraint} javarosa={node_jr.constraint} value={value!r}"
+                )
             if node.calculate is not None and value != node_jr.value:
                 diffs.append(f"{path}: calculated ours={value!r} javarosa={node_jr.value!r}")
     return diffs
 
 
-def _run(tmp_path: Path, model: FormModel, xform: str, instances: list[str], media: Path | None = None) -> None:
+def _run(
+    tmp_path: Path, model: FormModel, xform: str, instances: list[str], media: Path | None = None
+) -> None:
     require_tool("java", "openjdk-17-jre-headless")
     require_tool("javac", "openjdk-17-jdk-headless")
     form_xml = tmp_path / "form.xml"
@@ -219,7 +232,7 @@ def _run(tmp_path: Path, model: FormModel, xform: str, instances: list[str], med
         path = tmp_path / f"i{i:03d}.xml"
         path.write_text(text, encoding="utf-8")
         files.append(path)
-    theirs = javarosa_check(form_xml, files)
+    theirs = javarosa_check(form_xml, files, media=media or (Path(model.source).parent if model.source else None))
     form = compile_form(model, media_dir=media)
     problems = []
     compared = 0
@@ -232,8 +245,8 @@ def _run(tmp_path: Path, model: FormModel, xform: str, instances: list[str], med
         diffs = _compare(model, ours, jr)
         compared += len(ours)
         problems.extend(f"{path.name} {d}" for d in diffs)
-    assert compared > 0
     assert not problems, "\n".join(problems[:40])
+    assert compared > 0
 
 
 def _model_from_md(tmp_path: Path, md: str) -> tuple[FormModel, str]:

@@ -1,7 +1,9 @@
 """The ODK XPath evaluator: parse once, evaluate over a submission, with JavaRosa's semantics.
 
-ODK Collect evaluates skip logic, constraints and calculations with JavaRosa. This module reproduces JavaRosa's
-XPath engine closely enough that its verdicts match (tests/test_validate_javarosa.py runs JavaRosa itself on the
+ODK Collect evaluates skip logic, constraints and calculations with JavaRosa. This module reproduces
+JavaRosa's
+XPath engine closely enough that its verdicts match (tests/test_validate_javarosa.py runs JavaRosa itself on
+the
 same forms and instances), so that `validate` and `simulate` share one evaluator.
 
 Public API (stable; `simulate` and `validate` use it)::
@@ -16,7 +18,8 @@ Public API (stable; `simulate` and `validate` use it)::
 
 Values follow JavaRosa's types: `str`, `float` (numbers, NaN included), `bool`, `datetime.date` (dates) and
 `datetime.datetime` (timezone-aware, for dateTime), and `list[XNode]` for node-sets. Coercions are
-`to_boolean`, `to_number`, `to_string`, `to_date` (JavaRosa's XPathFuncExpr.toBoolean/toNumeric/toString/toDate).
+`to_boolean`, `to_number`, `to_string`, `to_date` (JavaRosa's
+XPathFuncExpr.toBoolean/toNumeric/toString/toDate).
 A node's value is typed by its bind type as JavaRosa does (int/decimal nodes are numbers, date nodes dates,
 empty nodes the empty string); pass the types when building the tree (`build_tree(..., types=...)`).
 
@@ -31,7 +34,9 @@ import base64
 import csv
 import hashlib
 import math
+import random
 import re
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
@@ -39,6 +44,8 @@ from decimal import ROUND_HALF_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from lxml import etree
 
 __all__ = [
     "CompiledExpr",
@@ -94,10 +101,22 @@ class XNode:
     """
 
     __slots__ = (
-        "_repeat_names", "_value", "attrs", "children", "dtype", "index", "is_attr", "name", "parent", "relevant", "text",
+        "_repeat_names",
+        "_value",
+        "attrs",
+        "children",
+        "dtype",
+        "index",
+        "is_attr",
+        "name",
+        "parent",
+        "relevant",
+        "text",
     )
 
-    def __init__(self, name: str, text: str | None = None, parent: XNode | None = None, dtype: str | None = None):
+    def __init__(
+        self, name: str, text: str | None = None, parent: XNode | None = None, dtype: str | None = None
+    ):
         self.name = name
         self.text = text
         self.parent = parent
@@ -108,7 +127,8 @@ class XNode:
         self.is_attr = False
         self._value: Any = None
         self._repeat_names: frozenset[str] | None = None
-        # JavaRosa reads a non-relevant node (or one inside a non-relevant group) as empty in every expression.
+        # JavaRosa reads a non-relevant node (or one inside a non-relevant group) as empty in every
+        # expression.
         self.relevant = True
 
     def append(self, child: XNode) -> XNode:
@@ -128,13 +148,13 @@ class XNode:
         return self.text or ""
 
     def set(self, text: str | None, typed: Any = None) -> None:
-        """Replace the node's text; `typed` is its in-memory value when it differs from the text's (a calculation)."""
+        """Replace the node's text; `typed` is its in-memory value when it differs from the text's."""
         self.text = text
         self._value = typed
 
     @property
     def value(self) -> Any:
-        """The node's value as JavaRosa's XPathPathExpr.getRefValue gives it (typed by `dtype`; "" if non-relevant)."""
+        """The node's value as JavaRosa's getRefValue gives it (typed by `dtype`; "" if non-relevant)."""
         if not self.relevant:
             return ""
         cached = self._value
@@ -143,7 +163,7 @@ class XNode:
         return cached
 
     def path(self, *, indexes: bool = True) -> str:
-        """Absolute path; with indexes, ``[n]`` (1-based) on elements that have same-named siblings in a repeat."""
+        """Absolute path; with indexes, ``[n]`` (1-based) on repeat instances and repeated elements."""
         parts = []
         node: XNode | None = self
         while node is not None:
@@ -201,7 +221,8 @@ def build_tree(element: Any, *, types: Mapping[str, str] | None = None, repeats:
     Parameters:
         element: the root element of the instance (e.g. ``<data id=...>``) or of a secondary instance.
         types: bind type per generic path (``/data/age`` -> ``int``); nodes not listed are strings.
-        repeats: generic paths of repeats, so that the first instance of a repeat is written ``x[1]`` in paths.
+        repeats: generic paths of repeats, so that the first instance of a repeat is written ``x[1]`` in
+        paths.
     """
     types = types or {}
     repeat_paths = set(repeats)
@@ -229,7 +250,7 @@ def build_tree(element: Any, *, types: Mapping[str, str] | None = None, repeats:
     return visit(element, None, "")
 
 
-def _typed_value(text: str | None, dtype: str | None) -> Any:
+def _typed_value(text: str | None, dtype: str | None) -> Any:  # noqa: PLR0911 (one return per JavaRosa type rule)
     if text is None or text == "":
         return ""
     if dtype is None or dtype == "string":
@@ -393,7 +414,7 @@ def unpack(value: Any) -> Any:
             return ""
         if len(value) > 1:
             raise XPathEvalError(
-                f"This field is repeated: {value[0].path()} ... use indexed-repeat() or a predicate to pick one"
+                f"This field is repeated: {value[0].path()} ... use indexed-repeat() or a predicate"
             )
         return value[0].value
     return value
@@ -530,7 +551,7 @@ def _number_to_string(d: float) -> str:
     return java_double_str(d)
 
 
-def to_date(value: Any, *, preserve_time: bool = False, tz: tzinfo = UTC) -> Any:
+def to_date(value: Any, *, preserve_time: bool = False, tz: tzinfo = UTC) -> Any:  # noqa: PLR0911 (one return per JavaRosa type rule)
     """JavaRosa's toDate: a date (or dateTime), or "" / NaN passed through."""
     value = unpack(value)
     if isinstance(value, bool):
@@ -567,7 +588,8 @@ _TOKEN_RE = re.compile(
   | (?P<number>\d+(?:\.\d*)?|\.\d+)
   | (?P<string>"[^"]*"|'[^']*')
   | (?P<op>//|\.\.|!=|<=|>=|::|[/\[\]\(\)@,|.=<>+\-*$])
-  | (?P<name>[A-Za-z_\u00c0-\uffff][\w.\-\u00b7\u00c0-\uffff]*(?::(?:[A-Za-z_\u00c0-\uffff][\w.\-\u00b7\u00c0-\uffff]*|\*))?)
+  |
+  (?P<name>[A-Za-z_\u00c0-\uffff][\w.\-\u00b7\u00c0-\uffff]*(?::(?:[A-Za-z_\u00c0-\uffff][\w.\-\u00b7\u00c0-\uffff]*|\*))?)
     """,
     re.VERBOSE,
 )
@@ -596,7 +618,8 @@ def tokenize(expr: str) -> list[Tok]:
         if kind == "string":
             text = text[1:-1]
         prev = tokens[-1] if tokens else None
-        # XPath 1.0 3.7: after a token that ends an operand, '*' is multiplication and and/or/div/mod are operators.
+        # XPath 1.0 3.7: after a token that ends an operand, '*' is multiplication and and/or/div/mod are
+        # operators.
         operand_before = prev is not None and not (
             prev.kind in ("opname",) or (prev.kind == "op" and prev.text not in (")", "]", ".", ".."))
         )
@@ -683,8 +706,10 @@ class _Parser:
 
     def path_expr(self) -> tuple:
         tok = self.peek()
-        if tok.kind in ("number", "string") or (tok.kind == "op" and tok.text in ("(", "$")) or (
-            tok.kind == "name" and self.peek(1).text == "(" and tok.text not in ("node", "text")
+        if (
+            tok.kind in ("number", "string")
+            or (tok.kind == "op" and tok.text in ("(", "$"))
+            or (tok.kind == "name" and self.peek(1).text == "(" and tok.text not in ("node", "text"))
         ):
             base = self.filter_expr()
             if self.at_op("/", "//"):
@@ -733,8 +758,18 @@ class _Parser:
             axis = tok.text
             self.next()
             tok = self.next()
-            if axis not in ("child", "self", "parent", "attribute", "descendant", "descendant-or-self",
-                            "ancestor", "ancestor-or-self", "following-sibling", "preceding-sibling"):
+            if axis not in (
+                "child",
+                "self",
+                "parent",
+                "attribute",
+                "descendant",
+                "descendant-or-self",
+                "ancestor",
+                "ancestor-or-self",
+                "following-sibling",
+                "preceding-sibling",
+            ):
                 raise XPathUnsupportedError(f"axis {axis}::")
         if tok.kind == "star":
             name = "*"
@@ -802,7 +837,8 @@ class EvalEnv:
 
     Parameters:
         root: the primary instance's root node.
-        secondary: secondary instances by id (choice lists, CSV/XML attachments), each an XNode whose root is the
+        secondary: secondary instances by id (choice lists, CSV/XML attachments), each an XNode whose root is
+        the
             instance's root element (``<root><item>...``).
         today: the date `today()` returns (fixed, so results are reproducible); `now` likewise.
         tz: local time zone for date conversions (JavaRosa uses the device's; UTC by default).
@@ -843,8 +879,6 @@ def load_secondary_instance(path: Path) -> XNode:
                     if key is not None:
                         item.append(XNode(key.strip(), value or ""))
         return root
-    from lxml import etree
-
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
     data = path.read_bytes()
     if b"<!DOCTYPE" in data[:4096]:
@@ -876,7 +910,7 @@ Fn = Callable[[XNode, int, int, EvalEnv], Any]
 VOLATILE_FUNCTIONS = frozenset({"now", "today", "random", "uuid", "randomize", "once", "property"})
 
 
-def _compile(node: tuple) -> Fn:
+def _compile(node: tuple) -> Fn:  # noqa: PLR0911 (one return per JavaRosa type rule)
     kind = node[0]
     if kind == "num":
         number = node[1]
@@ -951,7 +985,7 @@ def _compile_step(step: tuple) -> Callable[[list[XNode], EvalEnv], list[XNode]]:
     local = name.split(":", 1)[1] if ":" in name and not name.startswith("*") else name
     simple_child = axis == "child" and not local.startswith("*") and local != "*"
 
-    def select(node: XNode) -> list[XNode]:
+    def select(node: XNode) -> list[XNode]:  # noqa: PLR0911 (one return per JavaRosa type rule)
         if axis == "child":
             if simple_child:
                 return [c for c in node.children if c.name == local]
@@ -986,7 +1020,9 @@ def _compile_step(step: tuple) -> Callable[[list[XNode], EvalEnv], list[XNode]]:
                 return []
             siblings = node.parent.children
             where = next(i for i, x in enumerate(siblings) if x is node)
-            chosen = siblings[where + 1 :] if axis == "following-sibling" else list(reversed(siblings[:where]))
+            chosen = (
+                siblings[where + 1 :] if axis == "following-sibling" else list(reversed(siblings[:where]))
+            )
             return [x for x in chosen if matches(x)]
         raise XPathUnsupportedError(f"axis {axis}::")
 
@@ -1013,8 +1049,10 @@ def _compile_path(node: tuple) -> Fn:
     _, absolute, steps, base_ast = node
     base = _compile(base_ast) if base_ast is not None else None
     # Fast path: an absolute path of plain child steps without predicates (most references in binds).
-    plain = all(axis == "child" and not preds and not name.startswith("*") and name != "*"
-                for axis, name, preds in steps)
+    plain = all(
+        axis == "child" and not preds and not name.startswith("*") and name != "*"
+        for axis, name, preds in steps
+    )
     if absolute and base is None and plain:
         names = tuple(name.split(":", 1)[-1] for _, name, _ in steps)
         if not names:
@@ -1097,6 +1135,7 @@ def _compile_binary(op: str, left: Fn, right: Fn) -> Fn:
             return arith(a, b)
         except OverflowError:
             return math.inf
+
     return arithmetic
 
 
@@ -1125,7 +1164,7 @@ def _modulo(a: float, b: float) -> float:
     return math.fmod(a, b)
 
 
-# --- the function library ---------------------------------------------------------------------------------------
+# --- the function library -----------------------------------------------------------------------------------
 
 
 def _arity(name: str, args: tuple, *counts: int) -> None:
@@ -1175,14 +1214,11 @@ def _compiled_regex(pattern: str) -> re.Pattern[str]:
         raise XPathEvalError(f"regex(): invalid pattern {pattern!r}: {exc}") from None
 
 
-def _compile_function(raw_name: str, arg_asts: tuple) -> Fn:
+def _compile_function(raw_name: str, arg_asts: tuple) -> Fn:  # noqa: PLR0911 (one return per JavaRosa type rule)
     name = raw_name
     if ":" in name:
         prefix, local = name.split(":", 1)
-        if prefix == "jr" and local in ("choice-name",):
-            name = "jr:choice-name"
-        else:
-            name = local
+        name = "jr:choice-name" if prefix == "jr" and local == "choice-name" else local
     args = tuple(_compile(a) for a in arg_asts)
     n_args = len(args)
 
@@ -1322,7 +1358,11 @@ def _compile_indexed_repeat(arg_asts: tuple, args: tuple[Fn, ...]) -> Fn:
             if depth in chosen:
                 k = chosen[depth]
                 candidates = candidates[k : k + 1]
-            elif depth in context_chain and context_chain[depth].name == name and context_chain[depth] in candidates:
+            elif (
+                depth in context_chain
+                and context_chain[depth].name == name
+                and context_chain[depth] in candidates
+            ):
                 candidates = [context_chain[depth]]
             current = candidates
             if not current:
@@ -1604,14 +1644,10 @@ def _f_base64_decode(e: EvalEnv, value: Any) -> str:
 
 
 def _f_uuid(e: EvalEnv, *args: Any) -> str:
-    import uuid
-
     return str(uuid.uuid4())
 
 
 def _f_random(e: EvalEnv) -> float:
-    import random
-
     return random.random()  # noqa: S311 (the form's random(), not security)
 
 
@@ -1632,7 +1668,8 @@ _SIMPLE: dict[str, tuple[Callable[[str, tuple], None], Callable[..., Any]]] = {
     "int": (_any(1), lambda e, a: to_int(a, e.tz)),
     "string": (_any(1), lambda e, a: to_string(a, e.tz)),
     "round": (_any(1, 2), _f_round),
-    # floor() and ceiling() are XPath 1.0 but JavaRosa does not implement them: Collect fails on them, so do we.
+    # floor() and ceiling() are XPath 1.0 but JavaRosa does not implement them: Collect fails on them, so do
+    # we.
     "abs": (_any(1), _java_math(abs)),
     "acos": (_any(1), _java_math(math.acos)),
     "asin": (_any(1), _java_math(math.asin)),
@@ -1656,9 +1693,7 @@ _SIMPLE: dict[str, tuple[Callable[[str, tuple], None], Callable[..., Any]]] = {
     "format-date-time": (_any(2), _f_format_date),
     "today": (_any(0), lambda e: e.get_today()),
     "now": (_any(0), lambda e: e.get_now()),
-    "boolean-from-string": (
-        _any(1), lambda e, a: (s := to_string(a, e.tz)).lower() == "true" or s == "1"
-    ),
+    "boolean-from-string": (_any(1), lambda e, a: (s := to_string(a, e.tz)).lower() == "true" or s == "1"),
     "selected": (_any(2), _f_selected),
     "is-selected": (_any(2), _f_selected),
     "count-selected": (_any(1), _f_count_selected),
@@ -1743,7 +1778,7 @@ def _collect_refs(ast: tuple, context: list[str], current: list[str], found: set
     elif kind == "func":
         if ast[1] in ("instance",):
             return
-        if ast[1] in ("string-length", "normalize-space", "once") and not ast[2] or ast[1] == "once":
+        if (ast[1] in ("string-length", "normalize-space", "once") and not ast[2]) or ast[1] == "once":
             found.add("/" + "/".join(context))
         for arg in ast[2]:
             _collect_refs(arg, context, current, found)
@@ -1755,7 +1790,9 @@ def _collect_refs(ast: tuple, context: list[str], current: list[str], found: set
         _, absolute, steps, base = ast
         if base is not None:
             if base[0] == "func" and base[1] == "instance":
-                names = ["#instance"]  # secondary instances never change; only their predicates may read the form
+                names = [
+                    "#instance"
+                ]  # secondary instances never change; only their predicates may read the form
             elif base[0] == "func" and base[1] == "current":
                 names = list(current)
             else:
@@ -1797,7 +1834,9 @@ class CompiledExpr:
     def volatile(self) -> bool:
         return bool(self.functions & VOLATILE_FUNCTIONS)
 
-    def evaluate(self, context: XNode | None = None, *, env: EvalEnv, position: int = 0, size: int = 0) -> Any:
+    def evaluate(
+        self, context: XNode | None = None, *, env: EvalEnv, position: int = 0, size: int = 0
+    ) -> Any:
         """The raw value (str, float, bool, date, datetime or list of nodes).
 
         Parameters:
@@ -1820,7 +1859,8 @@ class CompiledExpr:
     def dependencies(self, context_path: str) -> frozenset[str] | None:
         """Generic paths of the nodes the expression reads when evaluated at `context_path`.
 
-        Relative paths, `current()` and predicates are resolved; returns None when a dependency cannot be known
+        Relative paths, `current()` and predicates are resolved; returns None when a dependency cannot be
+        known
         statically (descendant axes, wildcards, paths from a function result other than current()/instance()).
         """
         found: set[str] = set()
@@ -1849,6 +1889,8 @@ def compile_xpath(expr: str) -> CompiledExpr:
     """
     ast = parse(expr)
     functions = frozenset(
-        (n[1].split(":", 1)[-1] if not n[1].startswith("jr:choice") else n[1]) for n in _walk(ast) if n[0] == "func"
+        (n[1].split(":", 1)[-1] if not n[1].startswith("jr:choice") else n[1])
+        for n in _walk(ast)
+        if n[0] == "func"
     )
     return CompiledExpr(source=expr, ast=ast, fn=_compile(ast), functions=functions)

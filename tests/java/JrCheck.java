@@ -11,10 +11,17 @@ import java.io.FileInputStream;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Paths;
+import java.io.File;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 import org.javarosa.core.model.FormDef;
+import org.javarosa.core.model.condition.EvaluationContext;
+import org.javarosa.core.model.condition.IFunctionHandler;
+import org.javarosa.xpath.expr.XPathFuncExpr;
 import org.javarosa.model.xform.XFormsModule;
 import org.javarosa.core.model.data.IAnswerData;
 import org.javarosa.core.model.instance.FormInstance;
@@ -34,6 +41,8 @@ public class JrCheck {
         try (FileInputStream in = new FileInputStream(args[1])) {
             fd = XFormUtils.getFormFromInputStream(in);
         }
+        // pulldata() is ODK Collect's, not JavaRosa's: the same lookup over the CSV attachments in -Dmedia=DIR.
+        fd.getEvaluationContext().addFunctionHandler(new PullData(System.getProperty("media", ".")));
         TreeElement pristine = fd.getMainInstance().getRoot().deepCopy(true);
         PrintStream out = new PrintStream(System.out, false, "UTF-8");
         if (mode.equals("check")) {
@@ -120,6 +129,74 @@ public class JrCheck {
               .append(c.isRequired() ? "1" : "0").append('\t').append(cons).append('\t')
               .append(oneLine(value)).append('\n');
             walk(fd, c, p, sb);
+        }
+    }
+
+    /** pulldata('file', 'column', 'key column', key): the first CSV row whose key column equals key. */
+    static class PullData implements IFunctionHandler {
+        private final String media;
+        private final Map<String, List<Map<String, String>>> files = new HashMap<>();
+
+        PullData(String media) { this.media = media; }
+
+        public String getName() { return "pulldata"; }
+
+        public List<Class[]> getPrototypes() { return new ArrayList<>(); }
+
+        public boolean rawArgs() { return true; }
+
+        public boolean realTime() { return false; }
+
+        public Object eval(Object[] args, EvaluationContext ec) {
+            String name = XPathFuncExpr.toString(args[0]);
+            String column = XPathFuncExpr.toString(args[1]);
+            String keyColumn = XPathFuncExpr.toString(args[2]);
+            String key = XPathFuncExpr.toString(args[3]);
+            for (Map<String, String> row : rows(name.endsWith(".csv") ? name : name + ".csv")) {
+                if (key.equals(row.get(keyColumn))) {
+                    String v = row.get(column);
+                    return v == null ? "" : v;
+                }
+            }
+            return "";
+        }
+
+        private List<Map<String, String>> rows(String file) {
+            return files.computeIfAbsent(file, f -> {
+                List<Map<String, String>> out = new ArrayList<>();
+                try {
+                    List<String> lines = Files.readAllLines(new File(media, f).toPath(), StandardCharsets.UTF_8);
+                    if (lines.isEmpty()) return out;
+                    List<String> header = split(lines.get(0).replace("\uFEFF", ""));
+                    for (String line : lines.subList(1, lines.size())) {
+                        List<String> cells = split(line);
+                        Map<String, String> row = new HashMap<>();
+                        for (int i = 0; i < header.size(); i++) row.put(header.get(i).trim(), i < cells.size() ? cells.get(i) : "");
+                        out.add(row);
+                    }
+                } catch (Exception e) {
+                    throw new RuntimeException("pulldata: cannot read " + f + ": " + e);
+                }
+                return out;
+            });
+        }
+
+        private static List<String> split(String line) {
+            List<String> cells = new ArrayList<>();
+            StringBuilder cell = new StringBuilder();
+            boolean quoted = false;
+            for (int i = 0; i < line.length(); i++) {
+                char c = line.charAt(i);
+                if (quoted) {
+                    if (c == '"' && i + 1 < line.length() && line.charAt(i + 1) == '"') { cell.append('"'); i++; }
+                    else if (c == '"') quoted = false;
+                    else cell.append(c);
+                } else if (c == '"') quoted = true;
+                else if (c == ',') { cells.add(cell.toString()); cell.setLength(0); }
+                else cell.append(c);
+            }
+            cells.add(cell.toString());
+            return cells;
         }
     }
 

@@ -1,9 +1,10 @@
-"""`migkit validate`: check submissions against the questionnaire's skip logic, required answers and constraints."""
+"""`migkit validate`: check submissions against the form's skip logic, required answers and constraints."""
 
 from __future__ import annotations
 
 import csv
 import html
+import io
 import os
 import tempfile
 from collections import Counter
@@ -20,35 +21,65 @@ from toolkit.cli import app
 from toolkit.cli._common import JsonOption, err, guarded, out, print_json
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, OUTPUT_UNWRITABLE, ToolkitError, error
 
-CSV_FIELDS = ("instance_id", "path", "code", "value", "expression", "message", "severity", "variable", "enumerator",
-              "source")
+CSV_FIELDS = (
+    "instance_id",
+    "path",
+    "code",
+    "value",
+    "expression",
+    "message",
+    "severity",
+    "variable",
+    "enumerator",
+    "source",
+)
 
 
 @app.command("validate")
 @guarded
-def validate_command(
-    input_path: Annotated[Path, typer.Argument(
-        help="Submissions: a folder of instance XMLs (decrypt output), a Central CSV export zip, or a DATA folder.",
-    )],
+def validate_command(  # noqa: PLR0917 (hot internal helper)
+    input_path: Annotated[
+        Path,
+        typer.Argument(
+            help="Submissions: a folder of instance XMLs (decrypt output), a Central CSV zip, a DATA folder.",
+        ),
+    ],
     form: Annotated[Path, typer.Option("--form", "-f", help="The XLSForm (.xlsx/.xls/.md) or XForm (.xml).")],
     as_json: JsonOption = False,
-    report: Annotated[Path | None, typer.Option("--report", help="Write a self-contained HTML report here.")] = None,
-    csv_path: Annotated[Path | None, typer.Option("--csv", help="Write every finding as a CSV row here.")] = None,
-    media: Annotated[Path | None, typer.Option("--media", help="Folder of the form's attachments (CSV/XML).")] = None,
+    report: Annotated[
+        Path | None, typer.Option("--report", help="Write a self-contained HTML report here.")
+    ] = None,
+    csv_path: Annotated[
+        Path | None, typer.Option("--csv", help="Write every finding as a CSV row here.")
+    ] = None,
+    media: Annotated[
+        Path | None, typer.Option("--media", help="Folder of the form's attachments (CSV/XML).")
+    ] = None,
 ) -> int:
-    """Check every submission against the form: relevance, required, constraints, types, choices, calculations."""
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
-                  transient=True, disable=as_json) as bar:
+    """Check every submission against the form: relevance, required, constraints, types, choices, calcs."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=as_json,
+    ) as bar:
         task = bar.add_task("validating", total=None)
         result = validation.validate(
-            input_path, form, media_dir=media,
-            progress=lambda done: bar.update(task, description=f"validating: {done} submissions")
-            if done % 200 == 0 else None,
+            input_path,
+            form,
+            media_dir=media,
+            progress=lambda done: (
+                bar.update(task, description=f"validating: {done} submissions") if done % 200 == 0 else None
+            ),
         )
     if csv_path is not None:
         _write_atomic(csv_path, _csv_text(result))
     if report is not None:
-        _write_atomic(report, render_html(result, title=f"Validation of {input_path.name} against {form.name}"))
+        _write_atomic(
+            report, render_html(result, title=f"Validation of {input_path.name} against {form.name}")
+        )
     if as_json:
         print_json(result.to_dict())
     else:
@@ -60,17 +91,18 @@ def _write_atomic(path: Path, text: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8-sig" if path.suffix == ".csv" else "utf-8", newline="") as handle:
+        with os.fdopen(
+            fd, "w", encoding="utf-8-sig" if path.suffix == ".csv" else "utf-8", newline=""
+        ) as handle:
             handle.write(text)
         Path(tmp).replace(path)
     except OSError as exc:
-        raise ToolkitError(error(OUTPUT_UNWRITABLE, f"Cannot write the file: {exc.strerror}.", file=str(path))) \
-            from None
+        raise ToolkitError(
+            error(OUTPUT_UNWRITABLE, f"Cannot write the file: {exc.strerror}.", file=str(path))
+        ) from None
 
 
 def _csv_text(result: validation.ValidationResult) -> str:
-    import io
-
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore")
     writer.writeheader()
@@ -82,8 +114,10 @@ def _csv_text(result: validation.ValidationResult) -> str:
 def _print_summary(result: validation.ValidationResult) -> None:
     stats = result.stats
     verdict = "[green]valid[/]" if result.valid else "[red]findings[/]"
-    out.print(f"{stats['instances']} submissions checked in {stats['seconds']} s: {verdict}, "
-              f"{stats['findings']} findings in {stats['instances_with_findings']} submissions.")
+    out.print(
+        f"{stats['instances']} submissions checked in {stats['seconds']} s: {verdict}, "
+        f"{stats['findings']} findings in {stats['instances_with_findings']} submissions."
+    )
     if not result.findings:
         return
     by_code = Table(title="Findings by code")
@@ -132,36 +166,48 @@ def _bars(title: str, counts: list[tuple[str, int]], colour: str) -> str:
     return f'<h2>{html.escape(title)}</h2><table class="bars">{rows}</table>'
 
 
-def render_html(result: validation.ValidationResult, *, title: str = "Validation report", max_rows: int = 2000) -> str:
-    """A self-contained HTML page: summary, bar charts per code, variable and enumerator, worst submissions, and
+def render_html(
+    result: validation.ValidationResult, *, title: str = "Validation report", max_rows: int = 2000
+) -> str:
+    """A self-contained HTML page: summary, bar charts per code, variable and enumerator, worst submissions,
+    and
     the findings (first `max_rows`). No external assets."""
     stats = result.stats
     findings = result.findings
     by_enum = Counter(f.enumerator or "(unknown)" for f in findings if f.instance_id is not None)
     worst = Counter(f.instance_id for f in findings if f.instance_id)
     rows = "".join(
-        "<tr>" + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in (
-            f.instance_id, f.path, f.code, f.value, f.expression, f.message, f.enumerator)) + "</tr>"
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape('' if v is None else str(v))}</td>"
+            for v in (f.instance_id, f.path, f.code, f.value, f.expression, f.message, f.enumerator)
+        )
+        + "</tr>"
         for f in findings[:max_rows]
     )
-    more = f"<p>… and {len(findings) - max_rows} more (use --csv for all).</p>" if len(findings) > max_rows else ""
+    more = (
+        f"<p>… and {len(findings) - max_rows} more (use --csv for all).</p>"
+        if len(findings) > max_rows
+        else ""
+    )
     verdict = "valid" if result.valid else "has findings"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; }} td, th {{ padding: 2px 8px; border-bottom: 1px solid #eee; text-align: left;
+table {{ border-collapse: collapse; }} td, th {{ padding: 2px 8px; border-bottom: 1px solid #eee; text-align:
+left;
   vertical-align: top; font-size: 13px; }}
 table.bars td.bar {{ width: 420px; }} table.bars td.bar div {{ height: 14px; }} td.n {{ text-align: right; }}
 .summary span {{ display: inline-block; margin-right: 2em; }} .bad {{ color: #b00; }} .ok {{ color: #070; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
-<p class="summary"><span>{stats['instances']} submissions</span><span>{stats['findings']} findings</span>
-<span>{stats['instances_with_findings']} submissions with findings</span>
-<span class="{'ok' if result.valid else 'bad'}">{verdict}</span>
-<span>generated {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}</span></p>
-{_bars("Findings by code", sorted(stats['by_code'].items(), key=lambda kv: -kv[1]), "#c0392b")}
-{_bars("Findings by variable (top 30)", list(stats['by_variable'].items())[:30], "#2471a3")}
+<p class="summary"><span>{stats["instances"]} submissions</span><span>{stats["findings"]} findings</span>
+<span>{stats["instances_with_findings"]} submissions with findings</span>
+<span class="{"ok" if result.valid else "bad"}">{verdict}</span>
+<span>generated {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}</span></p>
+{_bars("Findings by code", sorted(stats["by_code"].items(), key=lambda kv: -kv[1]), "#c0392b")}
+{_bars("Findings by variable (top 30)", list(stats["by_variable"].items())[:30], "#2471a3")}
 {_bars("Findings by enumerator (id_int, else deviceid)", by_enum.most_common(30), "#7d3c98")}
 {_bars("Submissions with most findings", worst.most_common(20), "#ca6f1e")}
 <h2>Findings</h2>

@@ -6,13 +6,15 @@ For every submission this answers "would ODK Collect accept this instance as it 
   repeat instance is relevant; an answer in a non-relevant node is `nonrelevant_answered` (Collect leaves
   non-relevant nodes out of a submission);
 - calculations are recomputed from the answers in dependency order, as Collect does when it opens a saved
-  instance; a stored value that differs is `calculate_mismatch` (except expressions with now(), today(), random(),
+  instance; a stored value that differs is `calculate_mismatch` (except expressions with now(), today(),
+  random(),
   uuid() or once(), whose value legitimately changes), and later expressions read the recomputed values;
 - `required` and constraints apply only to relevant nodes; a constraint is checked only on a non-empty answer;
 - values must parse as their bind type (`type_invalid`) and select answers must be in the choice list
   (`choice_unknown`); an instanceID seen twice is `duplicate_instance`.
 
-Expressions that cannot be evaluated are findings too (`expression_unsupported`, `expression_error`), never a crash.
+Expressions that cannot be evaluated are findings too (`expression_unsupported`, `expression_error`), never a
+crash.
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ from typing import Any
 import pandas as pd
 from lxml import etree
 
+from toolkit import ingest
 from toolkit.errors import (
     INPUT_MISSING,
-    INPUT_UNREADABLE,
     Issue,
     Location,
     Severity,
@@ -51,6 +53,7 @@ from toolkit.xpath import (
     XNode,
     XPathError,
     XPathUnsupportedError,
+    _parse_datetime,
     build_tree,
     compile_xpath,
     java_double_str,
@@ -60,21 +63,45 @@ from toolkit.xpath import (
     unpack,
 )
 
-NONRELEVANT_ANSWERED = define("nonrelevant_answered", "A question is answered although its skip logic makes it not relevant")
+NONRELEVANT_ANSWERED = define(
+    "nonrelevant_answered", "A question is answered although its skip logic makes it not relevant"
+)
 REQUIRED_MISSING = define("required_missing", "A required question is relevant but has no answer")
 CONSTRAINT_VIOLATED = define("constraint_violated", "An answer breaks the question's constraint")
 TYPE_INVALID = define("type_invalid", "A value does not parse as the question's type")
 CHOICE_UNKNOWN = define("choice_unknown", "A select answer is not in the question's choice list")
-CALCULATE_MISMATCH = define("calculate_mismatch", "A stored calculation differs from its value recomputed from the answers")
+CALCULATE_MISMATCH = define(
+    "calculate_mismatch", "A stored calculation differs from its value recomputed from the answers"
+)
 DUPLICATE_INSTANCE = define("duplicate_instance", "The same instanceID occurs in more than one submission")
-EXPRESSION_UNSUPPORTED = define("expression_unsupported", "An expression uses a function migkit cannot evaluate")
-EXPRESSION_ERROR = define("expression_error", "An expression fails on this submission (JavaRosa would fail too)")
-INSTANCE_UNREADABLE = define("instance_unreadable", "A submission file is not a readable instance of the form")
-INSTANCE_OTHER_FORM = define("instance_other_form", "A submission belongs to another form (root element differs)")
+EXPRESSION_UNSUPPORTED = define(
+    "expression_unsupported", "An expression uses a function migkit cannot evaluate"
+)
+EXPRESSION_ERROR = define(
+    "expression_error", "An expression fails on this submission (JavaRosa would fail too)"
+)
+INSTANCE_UNREADABLE = define(
+    "instance_unreadable", "A submission file is not a readable instance of the form"
+)
+INSTANCE_OTHER_FORM = define(
+    "instance_other_form", "A submission belongs to another form (root element differs)"
+)
 
 # Question types whose value the device fills in; they are never recomputed or required.
-_PRELOADED = {"start", "end", "today", "deviceid", "subscriberid", "simserial", "phonenumber", "username", "email",
-              "instance_id", "audit", "start-geopoint"}
+_PRELOADED = {
+    "start",
+    "end",
+    "today",
+    "deviceid",
+    "subscriberid",
+    "simserial",
+    "phonenumber",
+    "username",
+    "email",
+    "instance_id",
+    "audit",
+    "start-geopoint",
+}
 # Body controls without a value of their own.
 _NO_VALUE = {"note", "acknowledge"}
 
@@ -106,17 +133,31 @@ class Finding:
 
     def to_issue(self) -> Issue:
         return Issue(
-            self.code, Severity(self.severity), self.message,
-            Location(file=self.source, variable=self.variable, instance=self.instance_id, path=self.path,
-                     expression=self.expression),
+            self.code,
+            Severity(self.severity),
+            self.message,
+            Location(
+                file=self.source,
+                variable=self.variable,
+                instance=self.instance_id,
+                path=self.path,
+                expression=self.expression,
+            ),
             self.value,
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "instance_id": self.instance_id, "path": self.path, "code": self.code, "value": self.value,
-            "expression": self.expression, "message": self.message, "severity": self.severity,
-            "variable": self.variable, "source": self.source, "enumerator": self.enumerator,
+            "instance_id": self.instance_id,
+            "path": self.path,
+            "code": self.code,
+            "value": self.value,
+            "expression": self.expression,
+            "message": self.message,
+            "severity": self.severity,
+            "variable": self.variable,
+            "source": self.source,
+            "enumerator": self.enumerator,
         }
 
 
@@ -136,9 +177,9 @@ class ValidationResult:
         return {"valid": self.valid, "stats": self.stats, "findings": [f.to_dict() for f in self.findings]}
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # The compiled form: every bind expression compiled once
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -179,17 +220,32 @@ def _compile_bind(expr: str | None, node: Node, kind: str, problems: list[Findin
     try:
         return compile_xpath(expr)
     except XPathUnsupportedError as exc:
-        problems.append(Finding(
-            None, node.path, EXPRESSION_UNSUPPORTED, None, expr,
-            f"{node.name}: the {kind} expression uses {exc.function}(), which migkit cannot evaluate; "
-            "this rule is not checked.", "warning", node.name,
-        ))
+        problems.append(
+            Finding(
+                None,
+                node.path,
+                EXPRESSION_UNSUPPORTED,
+                None,
+                expr,
+                f"{node.name}: the {kind} expression uses {exc.function}(), which migkit cannot evaluate; "
+                "this rule is not checked.",
+                "warning",
+                node.name,
+            )
+        )
     except XPathError as exc:
-        problems.append(Finding(
-            None, node.path, EXPRESSION_UNSUPPORTED, None, expr,
-            f"{node.name}: the {kind} expression does not parse ({exc}); this rule is not checked.", "warning",
-            node.name,
-        ))
+        problems.append(
+            Finding(
+                None,
+                node.path,
+                EXPRESSION_UNSUPPORTED,
+                None,
+                expr,
+                f"{node.name}: the {kind} expression does not parse ({exc}); this rule is not checked.",
+                "warning",
+                node.name,
+            )
+        )
     return None
 
 
@@ -204,7 +260,7 @@ def _media_candidates(model: FormModel, media_dir: Path | None) -> list[Path]:
 
 
 def _load_secondary(model: FormModel, media_dir: Path | None, problems: list[Finding]) -> dict[str, XNode]:
-    """Inline secondary instances from the XForm, plus external ones (CSV/XML attachments) from the media folders."""
+    """Inline secondary instances from the XForm, plus external ones (CSV/XML attachments) from media."""
     secondary: dict[str, XNode] = {}
     if model.xform:
         parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
@@ -220,19 +276,35 @@ def _load_secondary(model: FormModel, media_dir: Path | None, problems: list[Fin
         filename = src.rsplit("/", 1)[-1]
         found = next((d / filename for d in folders if (d / filename).is_file()), None)
         if found is None:
-            problems.append(Finding(
-                None, model.root, EXPRESSION_UNSUPPORTED, None, f"instance('{ident}')",
-                f"The attachment {filename} (secondary instance '{ident}') was not found; pass its folder with "
-                "--media. Questions and expressions that read it are not checked.", "warning",
-            ))
+            problems.append(
+                Finding(
+                    None,
+                    model.root,
+                    EXPRESSION_UNSUPPORTED,
+                    None,
+                    f"instance('{ident}')",
+                    f"The attachment {filename} (secondary instance '{ident}') was not found; pass its "
+                    "folder "
+                    "with "
+                    "--media. Questions and expressions that read it are not checked.",
+                    "warning",
+                )
+            )
             continue
         try:
             secondary[ident] = load_secondary_instance(found)
         except (OSError, XPathError, etree.XMLSyntaxError, csv.Error) as exc:
-            problems.append(Finding(
-                None, model.root, EXPRESSION_UNSUPPORTED, None, f"instance('{ident}')",
-                f"The attachment {filename} cannot be read ({exc}).", "warning",
-            ))
+            problems.append(
+                Finding(
+                    None,
+                    model.root,
+                    EXPRESSION_UNSUPPORTED,
+                    None,
+                    f"instance('{ident}')",
+                    f"The attachment {filename} cannot be read ({exc}).",
+                    "warning",
+                )
+            )
     return secondary
 
 
@@ -265,7 +337,9 @@ def compile_form(model: FormModel, *, media_dir: Path | None = None) -> Compiled
         rule.relevant = _compile_bind(node.relevant, node, "relevant", problems)
         if node.kind == "field":
             rule.is_question = node.question_type not in _PRELOADED | {"calculate", "hidden"} | _NO_VALUE
-            rule.required = _compile_bind(node.required, node, "required", problems) if rule.is_question else None
+            rule.required = (
+                _compile_bind(node.required, node, "required", problems) if rule.is_question else None
+            )
             rule.constraint = _compile_bind(node.constraint, node, "constraint", problems)
             if node.calculate is not None and node.question_type not in _PRELOADED:
                 rule.calculate = _compile_bind(node.calculate, node, "calculation", problems)
@@ -277,9 +351,15 @@ def compile_form(model: FormModel, *, media_dir: Path | None = None) -> Compiled
     order, unresolved = _triggerable_order(model, rules)
     types = {n.path: n.data_type for n in model.fields() if n.data_type}
     return CompiledForm(
-        model=model, rules=rules, order=order, needs_fixpoint=unresolved, types=types,
-        repeats=frozenset(n.path for n in model.repeats()), secondary=secondary,
-        media_dir=(_media_candidates(model, media_dir) or [None])[0], problems=problems,
+        model=model,
+        rules=rules,
+        order=order,
+        needs_fixpoint=unresolved,
+        types=types,
+        repeats=frozenset(n.path for n in model.repeats()),
+        secondary=secondary,
+        media_dir=(_media_candidates(model, media_dir) or [None])[0],
+        problems=problems,
         labels=_choice_labels(model),
     )
 
@@ -292,8 +372,10 @@ def _static_choices(model: FormModel, node: Node, secondary: Mapping[str, XNode]
         return frozenset(model.choice_lists[node.choice_list].names)
     if node.choice_source == "file" and node.choice_list in secondary:
         value_name = (node.choice_value_ref or "name").strip().split("/")[-1] or "name"
-        items = [c for c in secondary[node.choice_list].children]
-        return frozenset(item.child(value_name).string for item in items if item.child(value_name) is not None)
+        items = list(secondary[node.choice_list].children)
+        return frozenset(
+            item.child(value_name).string for item in items if item.child(value_name) is not None
+        )
     return None
 
 
@@ -352,21 +434,22 @@ def _triggerable_order(model: FormModel, rules: Mapping[str, _Rule]) -> tuple[li
     return ordered, unresolved
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # One submission
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def _safe_parse(data: bytes) -> etree._Element:
     if b"<!DOCTYPE" in data[:4096] or b"<!ENTITY" in data:
         raise ValueError("the file declares a DOCTYPE or entities; refusing it")
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
-                             remove_comments=True)
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True
+    )
     return etree.fromstring(data, parser)
 
 
 def _complete(form: CompiledForm, node: XNode, path: str) -> None:
-    """Add the form's nodes missing from a submission as empty (JavaRosa fills a saved instance from the template)."""
+    """Add the form's nodes missing from a submission as empty (JavaRosa fills a saved instance likewise)."""
     fnode = form.model.nodes.get(path)
     if fnode is None:
         return
@@ -390,7 +473,7 @@ def _iter_nodes(node: XNode, path: str) -> Iterator[tuple[XNode, str]]:
             yield from _iter_nodes(child, child_path)
 
 
-def _type_ok(text: str, node: Node) -> bool:
+def _type_ok(text: str, node: Node) -> bool:  # noqa: PLR0911 (one return per JavaRosa type rule)
     dtype = node.data_type or "string"
     if dtype == "int":
         return bool(_INT_RE.match(text)) and -2147483648 <= int(text) <= 2147483647
@@ -422,10 +505,11 @@ def _type_ok(text: str, node: Node) -> bool:
     return True
 
 
-def wrap_calculated(result: Any, dtype: str | None, tz: tzinfo = UTC) -> tuple[str, Any]:
+def wrap_calculated(result: Any, dtype: str | None, tz: tzinfo = UTC) -> tuple[str, Any]:  # noqa: PLR0911 (one return per JavaRosa type rule)
     """What JavaRosa stores for a calculation's result in a node of this bind type (IAnswerData.wrapData).
 
-    Returns the serialized text (as written to the instance XML, "" for no value) and the in-memory value later
+    Returns the serialized text (as written to the instance XML, "" for no value) and the in-memory value
+    later
     expressions read (booleans stay booleans, numbers numbers, dates dates).
     """
     if isinstance(result, list):
@@ -450,7 +534,11 @@ def wrap_calculated(result: Any, dtype: str | None, tz: tzinfo = UTC) -> tuple[s
         if dtype == "date":
             day = result.astimezone(tz).date() if isinstance(result, datetime) else result
             return day.isoformat(), day
-        moment = result if isinstance(result, datetime) else datetime(result.year, result.month, result.day, tzinfo=tz)
+        moment = (
+            result
+            if isinstance(result, datetime)
+            else datetime(result.year, result.month, result.day, tzinfo=tz)
+        )
         moment = moment.astimezone(tz)
         offset = moment.strftime("%z")
         offset = "Z" if offset in ("+0000", "") else f"{offset[:3]}:{offset[3:]}"
@@ -475,8 +563,6 @@ def _same_value(stored: str, computed: str, dtype: str | None) -> bool:
     if dtype == "boolean" and a.lower() in truthy and b.lower() in truthy:
         return truthy[a.lower()] == truthy[b.lower()]
     if _DATETIME_RE.match(a) and _DATETIME_RE.match(b):
-        from toolkit.xpath import _parse_datetime
-
         pa, pb = _parse_datetime(a), _parse_datetime(b)
         return pa is not None and pa == pb
     return False
@@ -492,12 +578,31 @@ class _Context:
     findings: list[Finding]
     errors_seen: set[tuple[str, str]]
 
-    def add(self, code: str, xnode: XNode | None, node: Node, value: str | None, expr: str | None, message: str,
-            severity: str = "error", path: str | None = None) -> None:
-        self.findings.append(Finding(
-            self.instance_id, path or (xnode.path() if xnode is not None else node.path), code, value, expr,
-            message, severity, node.name, self.source, self.enumerator,
-        ))
+    def add(  # noqa: PLR0917 (hot internal helper)
+        self,
+        code: str,
+        xnode: XNode | None,
+        node: Node,
+        value: str | None,
+        expr: str | None,
+        message: str,
+        severity: str = "error",
+        path: str | None = None,
+    ) -> None:
+        self.findings.append(
+            Finding(
+                self.instance_id,
+                path or (xnode.path() if xnode is not None else node.path),
+                code,
+                value,
+                expr,
+                message,
+                severity,
+                node.name,
+                self.source,
+                self.enumerator,
+            )
+        )
 
     def evaluate(self, expr: CompiledExpr, xnode: XNode, node: Node, kind: str) -> Any:
         self.env.current = xnode
@@ -507,8 +612,15 @@ class _Context:
             key = (xnode.path(), kind)
             if key not in self.errors_seen:
                 self.errors_seen.add(key)
-                self.add(EXPRESSION_ERROR, xnode, node, xnode.text, expr.source,
-                         f"{node.name}: the {kind} expression fails on this submission: {exc}", "warning")
+                self.add(
+                    EXPRESSION_ERROR,
+                    xnode,
+                    node,
+                    xnode.text,
+                    expr.source,
+                    f"{node.name}: the {kind} expression fails on this submission: {exc}",
+                    "warning",
+                )
             raise
 
 
@@ -546,8 +658,15 @@ def validate_tree(
     meta = root.child("meta")
     if meta is not None and meta.child("instanceID") is not None:
         instance_id = meta.child("instanceID").string or None
-    env = EvalEnv(root=root, secondary=form.secondary, today=today, now=now, tz=tz,
-                  choice_name=form.choice_name, media_dir=form.media_dir)
+    env = EvalEnv(
+        root=root,
+        secondary=form.secondary,
+        today=today,
+        now=now,
+        tz=tz,
+        choice_name=form.choice_name,
+        media_dir=form.media_dir,
+    )
     ctx = _Context(form, env, instance_id, source, _enumerator(root), [], set())
     _complete(form, root, model.root)
 
@@ -561,8 +680,14 @@ def validate_tree(
         text = xnode.text
         if text is not None and text != "" and not _type_ok(text, rule.node):
             bad_type.add(id(xnode))
-            ctx.add(TYPE_INVALID, xnode, rule.node, text, None,
-                    f"{rule.node.name}: {text!r} is not a valid {rule.node.data_type}; it is read as empty.")
+            ctx.add(
+                TYPE_INVALID,
+                xnode,
+                rule.node,
+                text,
+                None,
+                f"{rule.node.name}: {text!r} is not a valid {rule.node.data_type}; it is read as empty.",
+            )
             # JavaRosa cannot load such a value; like ingest's typed tables, the rules see an empty answer.
             xnode.set(None)
         if rule.calculate is not None:
@@ -619,30 +744,55 @@ def validate_tree(
         answered = text is not None and text != ""
         if not relevant:
             if answered:
-                ctx.add(NONRELEVANT_ANSWERED, xnode, node, text, _relevance_chain(model, node),
-                        f"{node.name}: answered ({text!r}) but not relevant, so Collect would not have kept it.")
+                ctx.add(
+                    NONRELEVANT_ANSWERED,
+                    xnode,
+                    node,
+                    text,
+                    _relevance_chain(model, node),
+                    f"{node.name}: answered ({text!r}) but not relevant, so Collect would not have kept it.",
+                )
             continue
         if rule.calculate is not None and id(xnode) in computed_ok and not rule.calculate.volatile:
             computed = xnode.text or ""
             if not _same_value(stored.get(id(xnode), ""), computed, node.data_type):
-                ctx.add(CALCULATE_MISMATCH, xnode, node, stored.get(id(xnode), ""), rule.calculate.source,
-                        f"{node.name}: stored {stored.get(id(xnode), '')!r} but the calculation gives {computed!r}.")
+                ctx.add(
+                    CALCULATE_MISMATCH,
+                    xnode,
+                    node,
+                    stored.get(id(xnode), ""),
+                    rule.calculate.source,
+                    f"{node.name}: stored {stored.get(id(xnode), '')!r} but the calculation gives "
+                    f"{computed!r}.",
+                )
         if rule.required is not None and not answered and id(xnode) not in bad_type:
             try:
                 required = to_boolean(ctx.evaluate(rule.required, xnode, node, "required"))
             except XPathError:
                 required = False
             if required:
-                ctx.add(REQUIRED_MISSING, xnode, node, None, node.required,
-                        f"{node.name}: required and relevant, but empty.")
+                ctx.add(
+                    REQUIRED_MISSING,
+                    xnode,
+                    node,
+                    None,
+                    node.required,
+                    f"{node.name}: required and relevant, but empty.",
+                )
         if not answered or id(xnode) in bad_type:
             continue
         if rule.choices is not None:
             values = text.split() if node.question_type in ("select_multiple", "rank") else [text.strip()]
             unknown = [v for v in values if v not in rule.choices]
             if unknown:
-                ctx.add(CHOICE_UNKNOWN, xnode, node, text, node.itemset,
-                        f"{node.name}: {' '.join(unknown)!r} is not in the choice list {node.choice_list!r}.")
+                ctx.add(
+                    CHOICE_UNKNOWN,
+                    xnode,
+                    node,
+                    text,
+                    node.itemset,
+                    f"{node.name}: {' '.join(unknown)!r} is not in the choice list {node.choice_list!r}.",
+                )
             elif rule.itemset is not None:
                 try:
                     items = ctx.evaluate(rule.itemset, xnode, node, "choice filter")
@@ -652,17 +802,29 @@ def validate_tree(
                     allowed = {_item_value(item, rule.value_name) for item in items}
                     outside = [v for v in values if v not in allowed]
                     if outside:
-                        ctx.add(CHOICE_UNKNOWN, xnode, node, text, node.choice_filter,
-                                f"{node.name}: {' '.join(outside)!r} is in the list {node.choice_list!r} but not "
-                                f"among the choices its filter ({node.choice_filter}) allows here.")
+                        ctx.add(
+                            CHOICE_UNKNOWN,
+                            xnode,
+                            node,
+                            text,
+                            node.choice_filter,
+                            f"{node.name}: {' '.join(outside)!r} is in the list {node.choice_list!r} but not "
+                            f"among the choices its filter ({node.choice_filter}) allows here.",
+                        )
         if rule.constraint is not None:
             try:
                 ok = to_boolean(ctx.evaluate(rule.constraint, xnode, node, "constraint"))
             except XPathError:
                 ok = True
             if not ok:
-                ctx.add(CONSTRAINT_VIOLATED, xnode, node, text, node.constraint,
-                        f"{node.name}: {text!r} breaks the constraint {node.constraint}.")
+                ctx.add(
+                    CONSTRAINT_VIOLATED,
+                    xnode,
+                    node,
+                    text,
+                    node.constraint,
+                    f"{node.name}: {text!r} breaks the constraint {node.constraint}.",
+                )
     return ctx.findings
 
 
@@ -686,7 +848,9 @@ def _verdict(ctx: _Context, rule: _Rule, xnode: XNode) -> tuple[str, bool, bool,
         saved = xnode.relevant
         xnode.relevant = True  # JavaRosa checks a constraint against the candidate value itself
         try:
-            constraint = "1" if to_boolean(ctx.evaluate(rule.constraint, xnode, rule.node, "constraint")) else "0"
+            constraint = (
+                "1" if to_boolean(ctx.evaluate(rule.constraint, xnode, rule.node, "constraint")) else "0"
+            )
         except XPathError:
             constraint = "E"
         finally:
@@ -703,7 +867,9 @@ def _inherit(xnode: XNode, own: Mapping[int, bool]) -> None:
 
 
 def _relevance_chain(model: FormModel, node: Node) -> str | None:
-    exprs = [a.relevant for a in model.ancestors(node.path) if a.relevant] + ([node.relevant] if node.relevant else [])
+    exprs = [a.relevant for a in model.ancestors(node.path) if a.relevant] + (
+        [node.relevant] if node.relevant else []
+    )
     return " and ".join(f"({e})" for e in exprs) if exprs else None
 
 
@@ -713,19 +879,17 @@ def instance_tree(form: CompiledForm, data: bytes) -> XNode:
     return build_tree(element, types=form.types, repeats=form.repeats)
 
 
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Many submissions
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 def iter_instance_files(input_path: Path) -> Iterator[tuple[str, bytes]]:
     """(name, XML bytes) of every submission in a folder (recursively), a zip of instance XMLs, or one XML."""
-    from toolkit.ingest import iter_submission_xml
-
-    yield from iter_submission_xml(input_path)
+    yield from ingest.iter_submission_xml(input_path)
 
 
-def _text_of(value: Any, data_type: str | None) -> str | None:
+def _text_of(value: Any, data_type: str | None) -> str | None:  # noqa: PLR0911 (one return per JavaRosa type rule)
     """A typed table cell back to the text of an instance node (docs/tables.md types)."""
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return None
@@ -765,7 +929,9 @@ def trees_from_tables(form: CompiledForm, tables: Any) -> Iterator[tuple[str, XN
             grouped.setdefault(str(row.get("PARENT_KEY")), []).append(row)
         if order_col in frame.columns:
             for rows in grouped.values():
-                rows.sort(key=lambda r, c=order_col: (r.get(c) is pd.NA, r.get(c) if r.get(c) is not pd.NA else 0))
+                rows.sort(
+                    key=lambda r, c=order_col: (r.get(c) is pd.NA, r.get(c) if r.get(c) is not pd.NA else 0)
+                )
         children_rows[repeat.path] = grouped
 
     def level(parent: XNode, path: str, row: dict[str, Any], table: str) -> None:
@@ -806,7 +972,8 @@ def validate_submissions(
 
     Parameters:
         form: the compiled form.
-        submissions: (source name, instance XML bytes or an already built tree); their order decides which copy
+        submissions: (source name, instance XML bytes or an already built tree); their order decides which
+        copy
             of a duplicate is reported.
         today, now: fixed dates for today() and now().
         tz: the devices' time zone.
@@ -827,28 +994,61 @@ def validate_submissions(
             try:
                 element = _safe_parse(data)
             except (etree.XMLSyntaxError, ValueError) as exc:
-                findings.append(Finding(None, "", INSTANCE_UNREADABLE, None, None,
-                                        f"{source}: not a readable instance ({exc}).", "error", None, source))
+                findings.append(
+                    Finding(
+                        None,
+                        "",
+                        INSTANCE_UNREADABLE,
+                        None,
+                        None,
+                        f"{source}: not a readable instance ({exc}).",
+                        "error",
+                        None,
+                        source,
+                    )
+                )
                 continue
             if etree.QName(element).localname != root_name:
-                findings.append(Finding(
-                    None, "/" + etree.QName(element).localname, INSTANCE_OTHER_FORM, None, None,
-                    f"{source}: the root element is <{etree.QName(element).localname}>, the form's is "
-                    f"<{root_name}>; use the matching form.", "error", None, source))
+                findings.append(
+                    Finding(
+                        None,
+                        "/" + etree.QName(element).localname,
+                        INSTANCE_OTHER_FORM,
+                        None,
+                        None,
+                        f"{source}: the root element is <{etree.QName(element).localname}>, the form's is "
+                        f"<{root_name}>; use the matching form.",
+                        "error",
+                        None,
+                        source,
+                    )
+                )
                 continue
             root = build_tree(element, types=form.types, repeats=form.repeats)
             digest = hashlib.sha256(data).hexdigest()
         instance_findings = validate_tree(form, root, source=source, today=today, now=now, tz=tz)
-        instance_id = next((f.instance_id for f in instance_findings if f.instance_id), None) or _instance_id(root)
+        instance_id = next((f.instance_id for f in instance_findings if f.instance_id), None) or _instance_id(
+            root
+        )
         if instance_id and check_duplicates:
             if instance_id in seen:
                 first_source, first_digest = seen[instance_id]
                 same = "identical to" if digest == first_digest and digest else "different from"
-                findings.append(Finding(
-                    instance_id, form.model.root + "/meta/instanceID", DUPLICATE_INSTANCE, instance_id, None,
-                    f"{source}: instanceID {instance_id} was already seen in {first_source} ({same} it); keep one.",
-                    "error", "instanceID", source, _enumerator(root),
-                ))
+                findings.append(
+                    Finding(
+                        instance_id,
+                        form.model.root + "/meta/instanceID",
+                        DUPLICATE_INSTANCE,
+                        instance_id,
+                        None,
+                        f"{source}: instanceID {instance_id} was already seen in {first_source} ({same} it); "
+                        "keep one.",
+                        "error",
+                        "instanceID",
+                        source,
+                        _enumerator(root),
+                    )
+                )
             else:
                 seen[instance_id] = (source, digest)
         findings.extend(instance_findings)
@@ -866,7 +1066,9 @@ def _instance_id(root: XNode) -> str | None:
 def _result(findings: list[Finding], count: int, elapsed: float) -> ValidationResult:
     by_code = Counter(f.code for f in findings)
     by_variable = Counter(f.variable for f in findings if f.variable and f.instance_id is not None)
-    instances_with = len({f.instance_id for f in findings if f.instance_id is not None and f.severity == "error"})
+    instances_with = len(
+        {f.instance_id for f in findings if f.instance_id is not None and f.severity == "error"}
+    )
     stats = {
         "instances": count,
         "instances_with_findings": instances_with,
@@ -896,15 +1098,19 @@ def validate(
         input_path: a folder of instance XMLs (e.g. `migkit decrypt` output), a zip of them, one XML, an ODK
             Central CSV export (zip or unpacked folder), or a DATA folder written by `migkit ingest`.
         form_path: the XLSForm (.xlsx/.xls/.md) or compiled XForm (.xml).
-        media_dir: folder of the form's attachments; default the form's `<form>-media/` folder or its own folder.
+        media_dir: folder of the form's attachments; default the form's `<form>-media/` folder or its own
+        folder.
         today: the date today() returns (default: the current date).
         tz: the devices' time zone.
         progress: called with the number of submissions done so far.
         method: "auto", "columns" or "instances" (see `validate_input`).
     """
     if not input_path.exists():
-        raise ToolkitError(error(INPUT_MISSING, "The submissions input does not exist; check the path.",
-                                 file=str(input_path)))
+        raise ToolkitError(
+            error(
+                INPUT_MISSING, "The submissions input does not exist; check the path.", file=str(input_path)
+            )
+        )
     model = load_form(form_path)
     form = compile_form(model, media_dir=media_dir)
     return validate_input(form, input_path, today=today, tz=tz, progress=progress, method=method)
@@ -926,15 +1132,13 @@ def validate_input(
             when the form has an expression that needs the per-instance path), "instances" walks one instance
             tree at a time, "auto" takes columns when the form allows and falls back to instances otherwise.
     """
-    from toolkit.validate.columns import NotVectorizable, validate_columns
+    from toolkit.validate.columns import NotVectorizable, validate_columns  # noqa: PLC0415 (columns imports this module)
 
     started = time.perf_counter()
     model = form.model
     tables = _tables_input(input_path, model)
     if method != "instances" and not _needs_instances(form, tz):
         if tables is None:
-            from toolkit import ingest
-
             tables = ingest.ingest([input_path], model)
         try:
             findings, count = validate_columns(form, tables, today=today)
@@ -942,21 +1146,43 @@ def validate_input(
             if method == "columns":
                 raise
         else:
-            carried = [_finding_from_issue(model, i) for i in tables.issues if i.code in (TYPE_INVALID, DUPLICATE_INSTANCE)]
+            carried = [
+                _finding_from_issue(model, i)
+                for i in tables.issues
+                if i.code in (TYPE_INVALID, DUPLICATE_INSTANCE)
+            ]
             invalid = {(f.instance_id, f.path) for f in carried if f.code == TYPE_INVALID}
-            kept = [f for f in findings if not (f.code == REQUIRED_MISSING and (
-                (f.instance_id, f.path) in invalid or (f.source, f.path) in invalid))]
+            kept = [
+                f
+                for f in findings
+                if not (
+                    f.code == REQUIRED_MISSING
+                    and ((f.instance_id, f.path) in invalid or (f.source, f.path) in invalid)
+                )
+            ]
             if progress is not None:
                 progress(count)
             result = _result([*form.problems, *carried, *kept], count, time.perf_counter() - started)
             result.stats["method"] = "columns"
             return result
     if tables is None:
-        result = validate_submissions(form, iter_instance_files(input_path), today=today, tz=tz, progress=progress)
+        result = validate_submissions(
+            form, iter_instance_files(input_path), today=today, tz=tz, progress=progress
+        )
     else:
-        carried = [_finding_from_issue(model, i) for i in tables.issues if i.code in (TYPE_INVALID, DUPLICATE_INSTANCE)]
-        inner = validate_submissions(form, trees_from_tables(form, tables), today=today, tz=tz, progress=progress,
-                                     check_duplicates=False)
+        carried = [
+            _finding_from_issue(model, i)
+            for i in tables.issues
+            if i.code in (TYPE_INVALID, DUPLICATE_INSTANCE)
+        ]
+        inner = validate_submissions(
+            form,
+            trees_from_tables(form, tables),
+            today=today,
+            tz=tz,
+            progress=progress,
+            check_duplicates=False,
+        )
         result = _result([*carried, *inner.findings], inner.stats["instances"], time.perf_counter() - started)
     result.stats["method"] = "instances"
     return result
@@ -969,8 +1195,6 @@ def _needs_instances(form: CompiledForm, tz: tzinfo) -> bool:
 
 def _tables_input(input_path: Path, model: FormModel) -> Any:
     """The tables when the input is a DATA folder (tables.json) or an ODK Central CSV export; None for XML."""
-    from toolkit import ingest
-
     if input_path.is_dir() and (input_path / "tables.json").is_file():
         return ingest.read_tables(input_path)
     central = False
@@ -985,8 +1209,17 @@ def _tables_input(input_path: Path, model: FormModel) -> Any:
 def _finding_from_issue(model: FormModel, issue: Issue) -> Finding:
     where = issue.location
     path = where.path or (f"{model.root}/meta/instanceID" if issue.code == DUPLICATE_INSTANCE else "")
-    return Finding(where.instance, path, issue.code, None if issue.value is None else str(issue.value),
-                   where.expression, issue.message, str(issue.severity), where.variable, where.file)
+    return Finding(
+        where.instance,
+        path,
+        issue.code,
+        None if issue.value is None else str(issue.value),
+        where.expression,
+        issue.message,
+        str(issue.severity),
+        where.variable,
+        where.file,
+    )
 
 
 __all__ = [
@@ -1002,4 +1235,3 @@ __all__ = [
     "validate_tree",
     "wrap_calculated",
 ]
-

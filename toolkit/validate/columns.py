@@ -1,4 +1,5 @@
-"""Column-wise validation: every rule evaluated once per column over all submissions, with JavaRosa's semantics.
+"""Column-wise validation: every rule evaluated once per column over all submissions, with JavaRosa's
+semantics.
 
 The per-instance validator (`toolkit.validate.validate_tree`) walks one instance tree at a time. Here the same
 rules run over the ingest tables (one row per submission, one table per repeat): a bind expression becomes one
@@ -9,7 +10,8 @@ string vs number, booleans, NaN) apply row by row exactly as in the scalar evalu
 Only expressions whose shape is known are vectorised: references to the same level or an enclosing one,
 aggregates (count, sum, min, max, count-non-empty) over an enclosed repeat with an optional predicate,
 position(..), indexed-repeat() into a child repeat, `instance(...)/root/item[name = expr]/col` lookups and the
-scalar function library. `vectorizable()` says whether a whole form qualifies; otherwise the caller falls back to
+scalar function library. `vectorizable()` says whether a whole form qualifies; otherwise the caller falls
+back to
 the per-instance validator, which is the reference (and is itself tested against JavaRosa).
 """
 
@@ -19,24 +21,36 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from toolkit.validate import wrap_calculated
 from toolkit.xpath import (
     EPOCH,
+    EvalEnv,
     XNode,
+    _f_substr,
+    _java_round,
     _number_to_string,
     _parse_datetime,
     _regex,
     _string_to_number,
+    _typed_value,
     compile_xpath,
     java_double_str,
 )
+from toolkit.xpath import _format_date as fmt_date
 
-S, N, B, D, DT = 0, 1, 2, 3, 4  # type tags: string, number, boolean, date (days), dateTime (fractional UTC days)
+S, N, B, D, DT = (
+    0,
+    1,
+    2,
+    3,
+    4,
+)  # type tags: string, number, boolean, date (days), dateTime (fractional UTC days)
 
 
 class NotVectorizable(Exception):
@@ -58,9 +72,13 @@ class TV:
         if isinstance(value, float):
             return cls(np.full(size, N, np.int8), _empty_str(size), np.full(size, value))
         if isinstance(value, datetime):
-            return cls(np.full(size, DT, np.int8), _empty_str(size), np.full(size, value.timestamp() / 86400.0))
+            return cls(
+                np.full(size, DT, np.int8), _empty_str(size), np.full(size, value.timestamp() / 86400.0)
+            )
         if isinstance(value, date):
-            return cls(np.full(size, D, np.int8), _empty_str(size), np.full(size, float((value - EPOCH).days)))
+            return cls(
+                np.full(size, D, np.int8), _empty_str(size), np.full(size, float((value - EPOCH).days))
+            )
         s = np.empty(size, dtype=object)
         s[:] = value
         return cls(np.zeros(size, np.int8), s, np.full(size, np.nan))
@@ -92,7 +110,7 @@ def where(cond: np.ndarray, a: TV, b: TV) -> TV:
     return TV(np.where(cond, a.t, b.t), np.where(cond, a.s, b.s), np.where(cond, a.n, b.n))
 
 
-# --- coercions -------------------------------------------------------------------------------------------------
+# --- coercions ----------------------------------------------------------------------------------------------
 
 
 def to_num(v: TV) -> np.ndarray:
@@ -134,7 +152,7 @@ def _num_text(x: float) -> str:
 
 
 def _days_text(days: float) -> str:
-    return (EPOCH + timedelta(days=int(math.floor(days)))).isoformat()
+    return (EPOCH + timedelta(days=math.floor(days))).isoformat()
 
 
 def to_str(v: TV) -> np.ndarray:
@@ -163,7 +181,7 @@ def _str_tv(values: np.ndarray) -> TV:
     return TV(np.zeros(len(values), np.int8), values.astype(object), np.full(len(values), np.nan))
 
 
-# --- levels ----------------------------------------------------------------------------------------------------
+# --- levels -------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -195,7 +213,7 @@ class Level:
         return index
 
 
-# --- the vector compiler ---------------------------------------------------------------------------------------
+# --- the vector compiler ------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -275,7 +293,7 @@ class VCompiler:
             raise NotVectorizable(f"unknown node {path}")
         return level
 
-    def _c(self, ast: tuple, context: list[str], context_path: str) -> VFn:
+    def _c(self, ast: tuple, context: list[str], context_path: str) -> VFn:  # noqa: PLR0911 (one return per JavaRosa type rule)
         kind = ast[0]
         if kind == "num":
             value = ast[1]
@@ -287,7 +305,9 @@ class VCompiler:
             inner = self._c(ast[1], context, context_path)
             return lambda c, lv: _num_tv(-to_num(inner(c, lv)))
         if kind == "bin":
-            return self._binary(ast[1], self._c(ast[2], context, context_path), self._c(ast[3], context, context_path))
+            return self._binary(
+                ast[1], self._c(ast[2], context, context_path), self._c(ast[3], context, context_path)
+            )
         if kind == "path":
             if ast[3] is not None and ast[3][0] == "func" and ast[3][1] == "instance":
                 return self._lookup(ast, context, context_path)
@@ -305,10 +325,12 @@ class VCompiler:
         target_level = self._level(path)
         own_level = self._level(context_path)
         if path == context_path:
+
             def own(c: Ctx, lv: Level) -> TV:
                 if c.candidate is not None:
                     return c.candidate
                 return c.values[path].blank_where(~c.relevance[path])
+
             return own
 
         def reference(c: Ctx, lv: Level) -> TV:
@@ -334,6 +356,7 @@ class VCompiler:
             def relational(c: Ctx, lv: Level) -> TV:
                 with np.errstate(invalid="ignore"):
                     return _bool_tv(cmp(to_num(left(c, lv)), to_num(right(c, lv))))
+
             return relational
 
         def arithmetic(c: Ctx, lv: Level) -> TV:
@@ -350,9 +373,10 @@ class VCompiler:
                 else:
                     r = np.where((b == 0) | np.isinf(a), np.nan, np.fmod(a, np.where(b == 0, 1, b)))
             return _num_tv(r)
+
         return arithmetic
 
-    def _function(self, raw: str, args: tuple, context: list[str], context_path: str) -> VFn:
+    def _function(self, raw: str, args: tuple, context: list[str], context_path: str) -> VFn:  # noqa: PLR0911 (one return per JavaRosa type rule)
         name = raw.split(":", 1)[-1] if not raw.startswith("jr:choice") else "jr:choice-name"
         if name in _VOLATILE:
             raise NotVectorizable(name)
@@ -398,7 +422,7 @@ class VCompiler:
         ident_ast = base[2][0] if base[2] else None
         if ident_ast is None or ident_ast[0] != "str" or len(steps) != 3:
             raise NotVectorizable("instance lookup shape")
-        (_, root_name, p0), (_, item_name, preds), (_, column, p2) = steps
+        (_, _root_name, p0), (_, item_name, preds), (_, column, p2) = steps
         if p0 or p2 or len(preds) != 1 or preds[0][0] != "bin" or preds[0][1] != "=":
             raise NotVectorizable("instance lookup predicate")
         key_ast, expr_ast = preds[0][2], preds[0][3]
@@ -422,15 +446,17 @@ class VCompiler:
             keys = value_fn(c, lv)
             if (keys.t == N).any():
                 raise NotVectorizable("numeric lookup keys")
-            found = np.array([table.get(k, None) for k in to_str(keys)], dtype=object)
+            found = np.array([table.get(k) for k in to_str(keys)], dtype=object)
             missing = np.array([x is None for x in found], dtype=bool)
             found[missing] = ""
             return _str_tv(found)
+
         return lookup
 
-    def _child_rows(self, c: Ctx, lv: Level, path: str, predicate: tuple | None, context: list[str],
-                    pred_fn: VFn | None) -> tuple[Level, np.ndarray, np.ndarray]:
-        """Rows of a descendant level under each row of `lv`: (level, mask of counted rows, owner row in lv)."""
+    def _child_rows(  # noqa: PLR0917 (hot internal helper)
+        self, c: Ctx, lv: Level, path: str, predicate: tuple | None, context: list[str], pred_fn: VFn | None
+    ) -> tuple[Level, np.ndarray, np.ndarray]:
+        """Rows of a descendant level under each row of `lv`: (level, counted rows, owner row in lv)."""
         target = c.levels[self._level(path)]
         if target is lv or lv not in target.ancestors():
             raise NotVectorizable("aggregate over a non-descendant")
@@ -448,8 +474,11 @@ class VCompiler:
                 found = ~np.isnan(xs).all(axis=0)
                 start = 5e-324 if name == "max" else 1.7976931348623157e308
                 with np.errstate(invalid="ignore"):
-                    best = (np.fmax if name == "max" else np.fmin).reduce(np.vstack([np.full(lv.size, start), xs]))
+                    best = (np.fmax if name == "max" else np.fmin).reduce(
+                        np.vstack([np.full(lv.size, start), xs])
+                    )
                 return _num_tv(np.where(found, best, np.nan))
+
             return extreme
         if len(args) != 1:
             raise NotVectorizable(f"{name} with several arguments")
@@ -468,7 +497,7 @@ class VCompiler:
             raise NotVectorizable(f"{name} of a group")
 
         def aggregate(c: Ctx, lv: Level) -> TV:
-            target, mask, owner = self._child_rows(c, lv, path, predicate, context, pred_fn)
+            _target, mask, owner = self._child_rows(c, lv, path, predicate, context, pred_fn)
             if name == "count":
                 return _num_tv(np.bincount(owner[mask], minlength=lv.size).astype(float))
             values = c.values[path].blank_where(~c.relevance[path])
@@ -487,6 +516,7 @@ class VCompiler:
                 out = np.full(lv.size, 1.7976931348623157e308)
                 np.minimum.at(out, owner[ok], x[ok])
             return _num_tv(np.where(found, out, np.nan))
+
         return aggregate
 
     def _position(self, args: tuple, context: list[str], context_path: str) -> VFn:
@@ -504,6 +534,7 @@ class VCompiler:
             pos = target.position[index].astype(float)
             relevant = c.relevance[path][index]
             return _num_tv(np.where(relevant, pos, 0.0))
+
         return position
 
     def _indexed_repeat(self, args: tuple, context: list[str], context_path: str) -> VFn:
@@ -525,8 +556,10 @@ class VCompiler:
             wanted = np.where(np.isnan(wanted), 1, np.trunc(wanted))
             wanted = np.where(wanted <= 0, 1, wanted)
             assert target.parent_index is not None
-            lookup = pd.Series(np.arange(target.size), index=pd.MultiIndex.from_arrays(
-                [target.parent_index, target.position]))
+            lookup = pd.Series(
+                np.arange(target.size),
+                index=pd.MultiIndex.from_arrays([target.parent_index, target.position]),
+            )
             lookup = lookup[~lookup.index.duplicated()]
             keys = pd.MultiIndex.from_arrays([np.arange(lv.size), wanted.astype(np.int64)])
             rows = lookup.reindex(keys).to_numpy()
@@ -539,6 +572,7 @@ class VCompiler:
             picked = value.take(rows_i)
             ok = found & visible[rows_i] & c.relevance[repeat][rows_i]
             return picked.blank_where(~ok)
+
         return indexed
 
 
@@ -561,7 +595,7 @@ def _equal(a: TV, b: TV) -> np.ndarray:
     return out
 
 
-# --- scalar library, element-wise ------------------------------------------------------------------------------
+# --- scalar library, element-wise ---------------------------------------------------------------------------
 
 
 def _map_str(fn: Callable[[str], Any], v: TV) -> list[Any]:
@@ -571,7 +605,9 @@ def _map_str(fn: Callable[[str], Any], v: TV) -> list[Any]:
 def _selected(a: TV, b: TV) -> TV:
     if (b.t != S).any():
         raise NotVectorizable("selected() with a non-string choice")
-    return _bool_tv(np.array([f" {w.strip()} " in f" {x} " for x, w in zip(to_str(a), b.s, strict=True)], bool))
+    return _bool_tv(
+        np.array([f" {w.strip()} " in f" {x} " for x, w in zip(to_str(a), b.s, strict=True)], bool)
+    )
 
 
 def _count_selected(a: TV) -> TV:
@@ -620,8 +656,6 @@ def _int_fn(v: TV) -> TV:
 
 
 def _round_fn(v: TV, places: TV | None = None) -> TV:
-    from toolkit.xpath import _java_round
-
     x = to_num(v)
     p = to_num(places) if places is not None else np.zeros(len(x))
     cache: dict[tuple[float, int], float] = {}
@@ -670,12 +704,11 @@ def _str_fn(fn: Callable[..., Any], kind: int) -> Callable[..., TV]:
         if kind == N:
             return _num_tv(np.array(values, dtype=float))
         return _str_tv(np.array(values, dtype=object))
+
     return apply
 
 
 def _substr(s: str, start: str, end: str | None = None) -> str:
-    from toolkit.xpath import EvalEnv, _f_substr
-
     return _f_substr(EvalEnv(root=XNode("x")), s, start, end)
 
 
@@ -700,6 +733,7 @@ def _num_fn(fn: Callable[[float], float]) -> Callable[[TV], TV]:
         x = v.n.copy() if (v.t == D).all() else to_num(v)
         with np.errstate(all="ignore"):
             return _num_tv(np.array([_safe(fn, a) for a in x], dtype=float))
+
     return apply
 
 
@@ -712,14 +746,12 @@ def _safe(fn: Callable[[float], float], a: float) -> float:
 
 def _pow(a: TV, b: TV) -> TV:
     x, y = to_num(a), to_num(b)
-    return _num_tv(np.array([_safe(lambda p, q=q: math.pow(p, q), p) for p, q in zip(x, y, strict=True)], float))
+    return _num_tv(
+        np.array([_safe(lambda p, q=q: math.pow(p, q), p) for p, q in zip(x, y, strict=True)], float)
+    )
 
 
 def _format_date(v: TV, fmt: TV) -> TV:
-    from datetime import UTC
-
-    from toolkit.xpath import _format_date as fmt_date
-
     formats = set(to_str(fmt))
     if len(formats) != 1:
         raise NotVectorizable("format-date with a computed format")
@@ -727,8 +759,10 @@ def _format_date(v: TV, fmt: TV) -> TV:
     dated = _date_fn(v) if ((v.t == S) | (v.t == D)).all() else None
     if dated is None:
         raise NotVectorizable("format-date of a dateTime")
-    out = [fmt_date(EPOCH + timedelta(days=int(d)), f, UTC) if t == D else "" for t, d in zip(dated.t, dated.n,
-                                                                                                strict=True)]
+    out = [
+        fmt_date(EPOCH + timedelta(days=int(d)), f, UTC) if t == D else ""
+        for t, d in zip(dated.t, dated.n, strict=True)
+    ]
     return _str_tv(np.array(out, dtype=object))
 
 
@@ -764,7 +798,7 @@ _SCALAR: dict[str, tuple[tuple[int, ...] | None, Callable[..., TV]]] = {
     "string-length": ((1,), _str_fn(lambda a: float(len(a)), N)),
     "normalize-space": ((1,), _str_fn(lambda a: " ".join(a.split()), S)),
     "substring-before": ((2,), _str_fn(lambda a, b: a[: a.find(b)] if b in a else "", S)),
-    "substring-after": ((2,), _str_fn(lambda a, b: a[a.find(b) + len(b):] if b in a else "", S)),
+    "substring-after": ((2,), _str_fn(lambda a, b: a[a.find(b) + len(b) :] if b in a else "", S)),
     "translate": ((3,), _str_fn(_translate, S)),
     "substr": ((2, 3), _str_fn(_substr, S)),
     "boolean-from-string": ((1,), _str_fn(lambda a: a.lower() == "true" or a == "1", B)),
@@ -775,7 +809,6 @@ _SCALAR: dict[str, tuple[tuple[int, ...] | None, Callable[..., TV]]] = {
     "pow": ((2,), _pow),
     "format-date": ((2,), _format_date),
     "jr:choice-name": ((2,), _choice_name),
-    "decimal-date-time": ((1,), lambda v: _decimal_date_time(v)),
 }
 
 
@@ -790,8 +823,11 @@ def _decimal_date_time(v: TV) -> TV:
         parsed = _parse_datetime(text.strip())
         if parsed is None:
             raise NotVectorizable("unparseable date")
-        moment = parsed if isinstance(parsed, datetime) else datetime(parsed.year, parsed.month, parsed.day,
-                                                                      tzinfo=__import__("datetime").UTC)
+        moment = (
+            parsed
+            if isinstance(parsed, datetime)
+            else datetime(parsed.year, parsed.month, parsed.day, tzinfo=UTC)
+        )
         out[i], t[i] = moment.timestamp() / 86400.0, N
     bools = v.t == B
     if bools.any():
@@ -799,13 +835,14 @@ def _decimal_date_time(v: TV) -> TV:
     return TV(t, s, out)
 
 
-# --- wrapping calculated results (IAnswerData.wrapData), column-wise ------------------------------------------
+_SCALAR["decimal-date-time"] = ((1,), _decimal_date_time)
+
+
+# --- wrapping calculated results (IAnswerData.wrapData), column-wise ----------------------------------------
 
 
 def wrap(result: TV, dtype: str | None) -> tuple[TV, np.ndarray]:
-    """The in-memory values and the serialized texts JavaRosa stores for calculated results of this bind type."""
-    from toolkit.validate import wrap_calculated
-
+    """The in-memory values and serialized texts JavaRosa stores for calculated results of a bind type."""
     size = len(result)
     texts = np.empty(size, dtype=object)
     t, s, n = result.t.copy(), result.s.copy(), result.n.copy()
@@ -830,26 +867,36 @@ def wrap(result: TV, dtype: str | None) -> tuple[TV, np.ndarray]:
         if dtype == "int":
             whole = np.clip(whole, -2147483648, 2147483647)
             values = np.where(finite, whole, x)
-            text = [("" if math.isnan(v) else _number_text_wrapped(v, True)) for v in values.tolist()]
+            integral = finite
             n[nums] = np.where(np.isnan(x), np.nan, values)
         else:
             integral = finite & (np.abs(x - whole) < 1e-9)
             values = np.where(integral, whole, x)
-            text = [("" if math.isnan(v) else _number_text_wrapped(v, i))
-                    for v, i in zip(values.tolist(), integral.tolist(), strict=True)]
             n[nums] = values
+        text = np.empty(len(x), dtype=object)
+        text[integral] = values[integral].astype(np.int64).astype(str)
+        others = ~integral
+        text[others] = [
+            ("" if math.isnan(v) else _number_text_wrapped(v, False)) for v in values[others].tolist()
+        ]
         texts[nums] = text
         nan = nums & np.isnan(n)
         t[nan], s[nan] = S, ""
     if strings.any():
-        stripped = np.array([x if x.strip() else "" for x in s[strings]], dtype=object)
-        s[strings] = stripped
-        texts[strings] = stripped
+        values = s[strings]
+        blank = np.array([not x or x.isspace() for x in values], dtype=bool)
+        values = values.copy()
+        values[blank] = ""
+        s[strings] = values
+        texts[strings] = values
     dates = t >= D
     if dates.any():
         for i in np.flatnonzero(dates):
-            value: Any = (EPOCH + timedelta(days=int(n[i]))) if t[i] == D else datetime.fromtimestamp(
-                n[i] * 86400.0, tz=__import__("datetime").UTC)
+            value: Any = (
+                (EPOCH + timedelta(days=int(n[i])))
+                if t[i] == D
+                else datetime.fromtimestamp(n[i] * 86400.0, tz=UTC)
+            )
             text_i, _typed = wrap_calculated(value, dtype)
             texts[i] = text_i
     return TV(t, s, n), texts
@@ -863,66 +910,89 @@ def _number_text_wrapped(value: float, integral: bool) -> str:
     return java_double_str(value)
 
 
-# --- the column-wise validator ---------------------------------------------------------------------------------
+# --- the column-wise validator ------------------------------------------------------------------------------
 
 
-def _column_tv(series: pd.Series | None, size: int, dtype: str | None) -> tuple[TV, np.ndarray]:
-    """Typed values (as JavaRosa reads them) and stored texts ("" when empty) of one table column."""
-    texts = np.empty(size, dtype=object)
-    texts[:] = ""
+def _column_texts(series: pd.Series | None, size: int, dtype: str | None) -> np.ndarray:
+    """Stored texts of one table column ("" when empty)."""
     if series is None:
-        return TV.const("", size), texts
-    missing = series.isna().to_numpy()
+        return _empty_str(size)
+    if dtype == "date" and pd.api.types.is_datetime64_any_dtype(series.dtype):
+        out = np.datetime_as_string(series.to_numpy(dtype="datetime64[D]"), unit="D").astype(object)
+        out[series.isna().to_numpy()] = ""
+        return out
+    if pd.api.types.is_string_dtype(series.dtype) or series.dtype == object:
+        return series.to_numpy(dtype=object, na_value="")
+    out = _empty_str(size)
+    present = ~series.isna().to_numpy()
+    if pd.api.types.is_integer_dtype(series.dtype):
+        out[present] = series.to_numpy(dtype="float64", na_value=0)[present].astype(np.int64).astype(str)
+    elif pd.api.types.is_float_dtype(series.dtype):
+        out[present] = [repr(v) for v in series.to_numpy(dtype="float64", na_value=0)[present].tolist()]
+    else:
+        out[present] = [str(v) for v in series[present].tolist()]
+    return out
+
+
+def _column_typed(series: pd.Series | None, texts: np.ndarray, dtype: str | None) -> TV:  # noqa: PLR0911 (one return per JavaRosa type rule)
+    """Typed values of one column as JavaRosa reads them (numbers, dates, booleans; "" when empty)."""
+    size = len(texts)
+    if series is None:
+        return TV.const("", size)
+    present = texts != ""
     t = np.zeros(size, np.int8)
-    s = _empty_str(size)
     n = np.full(size, np.nan)
-    present = ~missing
+    s = texts.copy()
     if dtype in ("int", "decimal") and pd.api.types.is_numeric_dtype(series.dtype):
         x = series.to_numpy(dtype=float, na_value=np.nan)
-        t[present], n[present] = N, x[present]
-        if dtype == "int":
-            texts[present] = [str(int(v)) for v in x[present]]
-        else:
-            texts[present] = [repr(float(v)) for v in x[present]]
-        return TV(t, s, n), texts
+        t[present], n[present], s[present] = N, x[present], ""
+        return TV(t, s, n)
     if dtype == "date" and pd.api.types.is_datetime64_any_dtype(series.dtype):
-        days = (series.to_numpy(dtype="datetime64[D]").astype("int64")).astype(float)
-        t[present], n[present] = D, days[present]
-        texts[present] = [_days_text(v) for v in days[present]]
-        return TV(t, s, n), texts
-    values = series.astype(object).to_numpy()
-    text_values = np.array(["" if m else str(v) for v, m in zip(values, missing, strict=True)], dtype=object)
-    texts[:] = text_values
-    if dtype == "dateTime":
-        for i in np.flatnonzero(present):
-            parsed = _parse_datetime(text_values[i].strip())
-            if isinstance(parsed, datetime):
-                t[i], n[i] = DT, parsed.timestamp() / 86400.0
-            else:
-                t[i], s[i] = S, text_values[i]
-        return TV(t, s, n), texts
+        days = series.to_numpy(dtype="datetime64[D]").astype("int64").astype(float)
+        t[present], n[present], s[present] = D, days[present], ""
+        return TV(t, s, n)
+    if dtype == "dateTime" and present.any():
+        stamps = pd.to_datetime(pd.Series(texts[present]), utc=True, format="ISO8601", errors="coerce")
+        ok = ~stamps.isna().to_numpy()
+        rows = np.flatnonzero(present)[ok]
+        t[rows] = DT
+        n[rows] = stamps[ok].to_numpy(dtype="datetime64[ns]").astype("int64") / 1e9 / 86400.0
+        s[rows] = ""
+        return TV(t, s, n)
     if dtype == "boolean":
-        for i in np.flatnonzero(present):
-            t[i], n[i] = B, float(text_values[i].strip().lower() in ("true", "1"))
-        return TV(t, s, n), texts
+        rows = np.flatnonzero(present)
+        t[rows] = B
+        n[rows] = [float(x.strip().lower() in ("true", "1")) for x in texts[rows]]
+        s[rows] = ""
+        return TV(t, s, n)
     if dtype in ("int", "decimal", "date"):
         # A column that ingest could not type: read the texts as the scalar evaluator would.
-        from toolkit.xpath import _typed_value
-
         for i in np.flatnonzero(present):
-            value = _typed_value(text_values[i], dtype)
+            value = _typed_value(texts[i], dtype)
             if isinstance(value, float):
-                t[i], n[i] = N, value
+                t[i], n[i], s[i] = N, value, ""
             elif isinstance(value, date):
-                t[i], n[i] = D, float((value - EPOCH).days)
-            else:
-                s[i] = value
-        return TV(t, s, n), texts
-    s[present] = text_values[present]
-    return TV(t, s, n), texts
+                t[i], n[i], s[i] = D, float((value - EPOCH).days), ""
+        return TV(t, s, n)
+    return TV(t, s, n)
 
 
-def _choice_filter(compiler: VCompiler, node: Any, form: Any) -> Callable[[Ctx, Level, TV], np.ndarray] | None:
+class _LazyValues(dict):
+    """Typed column values built on first use (most columns are only ever read as texts)."""
+
+    def __init__(self, sources: dict[str, tuple[pd.Series | None, np.ndarray, str | None]]) -> None:
+        super().__init__()
+        self.sources = sources
+
+    def __missing__(self, path: str) -> TV:
+        series, texts, dtype = self.sources[path]
+        value = self[path] = _column_typed(series, texts, dtype)
+        return value
+
+
+def _choice_filter(
+    compiler: VCompiler, node: Any, form: Any
+) -> Callable[[Ctx, Level, TV], np.ndarray] | None:
     """A vector check "the answer is among the choices its filter allows", for `item_col = expr` filters."""
     if not node.choice_filter or node.choice_list not in form.secondary:
         return None
@@ -935,8 +1005,14 @@ def _choice_filter(compiler: VCompiler, node: Any, form: Any) -> Callable[[Ctx, 
     left, right = pred[2], pred[3]
 
     def item_column(ast: tuple) -> str | None:
-        if ast[0] == "path" and not ast[1] and ast[3] is None and len(ast[2]) == 1 and ast[2][0][0] == "child" \
-                and not ast[2][0][2]:
+        if (
+            ast[0] == "path"
+            and not ast[1]
+            and ast[3] is None
+            and len(ast[2]) == 1
+            and ast[2][0][0] == "child"
+            and not ast[2][0][2]
+        ):
             return ast[2][0][1]
         return None
 
@@ -956,6 +1032,7 @@ def _choice_filter(compiler: VCompiler, node: Any, form: Any) -> Callable[[Ctx, 
     def allowed(c: Ctx, lv: Level, answers: TV) -> np.ndarray:
         item_values = _str_tv(np.array([items.get(a, "") for a in to_str(answers)], dtype=object))
         return _equal(item_values, value_fn(c, lv))
+
     return allowed
 
 
@@ -967,7 +1044,7 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
         tables: an `IngestResult` (from `ingest` or `read_tables`).
         today: the date today() returns (default: the current date).
     """
-    from toolkit.validate import (
+    from toolkit.validate import (  # noqa: PLC0415 (lazy: avoids an import cycle / heavy import at startup)
         CALCULATE_MISMATCH,
         CHOICE_UNKNOWN,
         CONSTRAINT_VIOLATED,
@@ -1000,8 +1077,11 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
         frame = tables.tables[name] if name is not None else pd.DataFrame({"KEY": [], "PARENT_KEY": []})
         parent_frame = frames[parent_path]
         parent_keys = pd.Index(parent_frame["KEY"].astype(object).to_numpy())
-        index = parent_keys.get_indexer(frame["PARENT_KEY"].astype(object).to_numpy()) if len(frame) else \
-            np.zeros(0, dtype=np.int64)
+        index = (
+            parent_keys.get_indexer(frame["PARENT_KEY"].astype(object).to_numpy())
+            if len(frame)
+            else np.zeros(0, dtype=np.int64)
+        )
         if (index < 0).any():
             keep = index >= 0
             frame, index = frame[keep].reset_index(drop=True), index[keep]
@@ -1020,18 +1100,28 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
         level_of[path] = path if node.kind == "repeat" else (node.repeat or model.root)
     compiler = VCompiler(level_of, node_kinds, model.root)
 
-    values: dict[str, TV] = {}
     stored: dict[str, np.ndarray] = {}
+    sources: dict[str, tuple[pd.Series | None, np.ndarray, str | None]] = {}
     for node in model.fields():
         lv_path = level_of[node.path]
         frame = frames[lv_path]
         table_name = table_of.get(lv_path)
         column = columns_of.get(table_name or "", {}).get(node.path)
         series = frame[column] if column is not None and column in frame.columns else None
-        values[node.path], stored[node.path] = _column_tv(series, len(frame), node.data_type)
+        stored[node.path] = _column_texts(series, len(frame), node.data_type)
+        sources[node.path] = (series, stored[node.path], node.data_type)
+    values = _LazyValues(sources)
 
-    ctx = Ctx(levels=levels, level_of=level_of, values=values, relevance={}, secondary=form.secondary,
-              today=today, labels=form.labels, node_kinds=node_kinds)
+    ctx = Ctx(
+        levels=levels,
+        level_of=level_of,
+        values=values,
+        relevance={},
+        secondary=form.secondary,
+        today=today,
+        labels=form.labels,
+        node_kinds=node_kinds,
+    )
     order = [p for p in model.nodes if p != model.root]
     own: dict[str, np.ndarray] = {}
 
@@ -1046,7 +1136,9 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
                 inherited = np.ones(lv.size, dtype=bool)
             elif node.kind == "repeat":
                 parent_rel = ctx.relevance[parent]
-                inherited = parent_rel[lv.index_to(levels[level_of[parent]])] if lv.size else np.zeros(0, bool)
+                inherited = (
+                    parent_rel[lv.index_to(levels[level_of[parent]])] if lv.size else np.zeros(0, bool)
+                )
             else:
                 inherited = ctx.relevance[parent]
             mine = own.get(path)
@@ -1095,8 +1187,14 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
     id_col = columns_of.get(main_name, {}).get(f"{model.root}/meta/instanceID")
     ids = (main[id_col] if id_col in main.columns else main["KEY"]).astype(object).to_numpy()
     keys = main["KEY"].astype(object).to_numpy()
-    enum_col = next((columns_of.get(main_name, {}).get(p) for p in
-                     (f"{model.root}/id_int", f"{model.root}/deviceid") if columns_of.get(main_name, {}).get(p)), None)
+    enum_col = next(
+        (
+            columns_of.get(main_name, {}).get(p)
+            for p in (f"{model.root}/id_int", f"{model.root}/deviceid")
+            if columns_of.get(main_name, {}).get(p)
+        ),
+        None,
+    )
     for node in model.fields():
         if node.name == "id_int" and node.repeat is None:
             enum_col = columns_of.get(main_name, {}).get(node.path) or enum_col
@@ -1113,14 +1211,21 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
             parent = lv.parent
             assert parent is not None and lv.parent_index is not None
             parent_text = row_path(parent.path, int(lv.parent_index[row]))
-            text = parent_text + level_path[len(parent.path):] + f"[{int(lv.position[row])}]"
+            text = parent_text + level_path[len(parent.path) :] + f"[{int(lv.position[row])}]"
             cache[row] = text
         return text
 
     records: list[tuple[int, int, int, Finding]] = []
 
-    def emit(code: str, path: str, rows: np.ndarray, value: np.ndarray | None, expr: str | None,
-             message: Callable[[str | None], str], severity: str = "error") -> None:
+    def emit(  # noqa: PLR0917 (hot internal helper)
+        code: str,
+        path: str,
+        rows: np.ndarray,
+        value: np.ndarray | None,
+        expr: str | None,
+        message: Callable[[str | None], str],
+        severity: str = "error",
+    ) -> None:
         node = model.nodes[path]
         lv_path = level_of[path]
         lv = levels[lv_path]
@@ -1128,10 +1233,28 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
         for r, m in zip(rows, main_rows, strict=True):
             v = None if value is None else (value[r] or None)
             instance = ids[m] if isinstance(ids[m], str) and ids[m] else None
-            enumerator = enumerators[m] if enumerators is not None and isinstance(enumerators[m], str) else None
-            records.append((int(m), node.order, int(r), Finding(
-                instance, row_path(lv_path, int(r)) + path[len(lv_path):], code, v, expr, message(v), severity,
-                node.name, str(keys[m]), enumerator)))
+            enumerator = (
+                enumerators[m] if enumerators is not None and isinstance(enumerators[m], str) else None
+            )
+            records.append(
+                (
+                    int(m),
+                    node.order,
+                    int(r),
+                    Finding(
+                        instance,
+                        row_path(lv_path, int(r)) + path[len(lv_path) :],
+                        code,
+                        v,
+                        expr,
+                        message(v),
+                        severity,
+                        node.name,
+                        str(keys[m]),
+                        enumerator,
+                    ),
+                )
+            )
 
     for path, rule in form.rules.items():
         node = rule.node
@@ -1145,38 +1268,72 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
         answered = texts != ""
         bad = ~rel & answered
         if bad.any():
-            emit(NONRELEVANT_ANSWERED, path, np.flatnonzero(bad), texts, _relevance_chain(model, node),
-                 lambda v, n=node.name: f"{n}: answered ({v!r}) but not relevant, so Collect would not have kept it.")
+            emit(
+                NONRELEVANT_ANSWERED,
+                path,
+                np.flatnonzero(bad),
+                texts,
+                _relevance_chain(model, node),
+                lambda v, n=node.name: (
+                    f"{n}: answered ({v!r}) but not relevant, so Collect would not have kept it."
+                ),
+            )
         if rule.calculate is not None and not rule.calculate.volatile and path in computed_text:
             computed = computed_text[path]
             differ = rel & (computed != texts)
-            rows = [r for r in np.flatnonzero(differ) if not _same_value(texts[r], computed[r], node.data_type)]
+            rows = [
+                r for r in np.flatnonzero(differ) if not _same_value(texts[r], computed[r], node.data_type)
+            ]
             for r in rows:
-                emit(CALCULATE_MISMATCH, path, np.array([r]), texts, rule.calculate.source,
-                     lambda v, n=node.name, c=computed[r]: f"{n}: stored {v or ''!r} but the calculation gives {c!r}.")
+                emit(
+                    CALCULATE_MISMATCH,
+                    path,
+                    np.array([r]),
+                    texts,
+                    rule.calculate.source,
+                    lambda v, n=node.name, c=computed[r]: (
+                        f"{n}: stored {v or ''!r} but the calculation gives {c!r}."
+                    ),
+                )
         entry = checks.get(path, {})
         if "required" in entry:
             need = rel & ~answered
             if need.any():
                 required = to_bool(entry["required"](ctx, lv)) & need
                 if required.any():
-                    emit(REQUIRED_MISSING, path, np.flatnonzero(required), None, node.required,
-                         lambda v, n=node.name: f"{n}: required and relevant, but empty.")
+                    emit(
+                        REQUIRED_MISSING,
+                        path,
+                        np.flatnonzero(required),
+                        None,
+                        node.required,
+                        lambda v, n=node.name: f"{n}: required and relevant, but empty.",
+                    )
         live = rel & answered
         if not live.any():
             continue
-        own_value = values[path] if rule.calculate is None else values[path]
+        own_value = values[path]
         if rule.choices is not None:
             allowed = rule.choices
             if node.question_type in ("select_multiple", "rank"):
-                unknown = np.array([live[i] and any(tok not in allowed for tok in texts[i].split())
-                                    for i in range(lv.size)], dtype=bool)
+                unknown = np.zeros(lv.size, dtype=bool)
+                rows = np.flatnonzero(live)
+                unknown[rows] = [any(tok not in allowed for tok in x.split()) for x in texts[rows]]
             else:
-                unknown = live & ~np.isin(np.array([x.strip() for x in texts], dtype=object),
-                                          np.array(sorted(allowed), dtype=object))
+                unknown = live & ~pd.Series(texts).isin(allowed).to_numpy()
+                if unknown.any():  # surrounding blanks are not part of the value
+                    unknown[unknown] = [x.strip() not in allowed for x in texts[unknown]]
             if unknown.any():
-                emit(CHOICE_UNKNOWN, path, np.flatnonzero(unknown), texts, node.itemset,
-                     lambda v, n=node.name, lst=node.choice_list: f"{n}: {v!r} is not in the choice list {lst!r}.")
+                emit(
+                    CHOICE_UNKNOWN,
+                    path,
+                    np.flatnonzero(unknown),
+                    texts,
+                    node.itemset,
+                    lambda v, n=node.name, lst=node.choice_list: (
+                        f"{n}: {v!r} is not in the choice list {lst!r}."
+                    ),
+                )
             check = entry.get("filter")
             if check is not None:
                 ok = live & ~unknown
@@ -1184,10 +1341,18 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
                     ctx.candidate = None
                     outside = ok & ~check(ctx, lv, own_value)
                     if outside.any():
-                        emit(CHOICE_UNKNOWN, path, np.flatnonzero(outside), texts, node.choice_filter,
-                             lambda v, n=node.name, lst=node.choice_list, f=node.choice_filter:
-                             f"{n}: {v!r} is in the list {lst!r} but not among the choices its filter ({f}) "
-                             "allows here.")
+                        emit(
+                            CHOICE_UNKNOWN,
+                            path,
+                            np.flatnonzero(outside),
+                            texts,
+                            node.choice_filter,
+                            lambda v, n=node.name, lst=node.choice_list, f=node.choice_filter: (
+                                f"{n}: {v!r} is in the list {lst!r} but not among the choices its filter "
+                                f"({f}) "
+                                "allows here."
+                            ),
+                        )
         if "constraint" in entry:
             ctx.candidate = own_value
             try:
@@ -1196,8 +1361,14 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
                 ctx.candidate = None
             broken = live & ~ok
             if broken.any():
-                emit(CONSTRAINT_VIOLATED, path, np.flatnonzero(broken), texts, node.constraint,
-                     lambda v, n=node.name, c=node.constraint: f"{n}: {v!r} breaks the constraint {c}.")
+                emit(
+                    CONSTRAINT_VIOLATED,
+                    path,
+                    np.flatnonzero(broken),
+                    texts,
+                    node.constraint,
+                    lambda v, n=node.name, c=node.constraint: f"{n}: {v!r} breaks the constraint {c}.",
+                )
 
     records.sort(key=lambda rec: (rec[0], rec[1], rec[2]))
     return [rec[3] for rec in records], len(main)
