@@ -503,3 +503,19 @@ def test_individual_interview_weights(example: dict[str, Path], tmp_path: Path) 
     entry = next(e for e in manifest["tables"] if e["file"] == "household-hl.parquet")
     assert "weight_individual" in entry["weights"]
     assert "individuals" in [s["step"] for s in res.steps]
+
+
+def test_bad_counts_in_input_files_are_located(example: dict[str, Path], tmp_path: Path) -> None:
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    for f in example["design.toml"].parent.glob("*.csv"):
+        (folder / f.name).write_bytes(f.read_bytes())
+    listing = pd.read_csv(folder / "listing.csv", dtype={"listed": "object"})
+    listing.loc[3, "listed"] = "n/a"
+    listing.to_csv(folder / "listing.csv", index=False)
+    design = folder / "design.toml"
+    design.write_text(example["design.toml"].read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(WeightingError) as info:
+        compute_weights(example["DATA"], design, out_dir=tmp_path / "out")
+    issue = info.value.issues[0]
+    assert (issue.location.file, issue.location.variable, issue.location.row) == ("listing.csv", "listed", 5)

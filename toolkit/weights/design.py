@@ -115,6 +115,27 @@ def _require(frame: pd.DataFrame, cols: list[str], where: str) -> None:
         )
 
 
+def _positive(frame: pd.DataFrame, column: str, where: str) -> np.ndarray:
+    """A required count or measure of size: numeric and > 0 on every row, else an error naming the rows."""
+    values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bad = ~(values > 0)
+    if bad.any():
+        rows = [int(i) + 2 for i in np.flatnonzero(bad)[:10]]  # spreadsheet rows: header = row 1
+        raise WeightingError(
+            [
+                error(
+                    DESIGN_INVALID,
+                    f"{column} must be a number > 0 on every row; {int(bad.sum())} "
+                    f"row(s) are not (rows {', '.join(map(str, rows))})",
+                    file=where,
+                    variable=column,
+                    row=rows[0],
+                )
+            ]
+        )
+    return values
+
+
 def derive_columns(frame: pd.DataFrame, derive: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """Add calibration variables: `breaks`/`labels` cut a numeric column, `map` recodes, plain `from` copies.
 
@@ -210,23 +231,20 @@ def _base_weights(
         frame = read_table(ps["frame_file"])
         _require(frame, [ps["frame_stratum"], ps["frame_mos"]], ps["frame_file"].name)
         m_h = (
-            pd.Series(pd.to_numeric(frame[ps["frame_mos"]]).to_numpy(float))
+            pd.Series(_positive(frame, ps["frame_mos"], ps["frame_file"].name))
             .groupby(_labels(frame[ps["frame_stratum"]]))
             .sum()
             .to_dict()
         )
     else:
         m_h = (
-            pd.Series(pd.to_numeric(sample[ps["stratum_mos"]]).to_numpy(float))
-            .groupby(s_lab)
-            .first()
-            .to_dict()
+            pd.Series(_positive(sample, ps["stratum_mos"], ps["file"].name)).groupby(s_lab).first().to_dict()
         )
     if ps["n_h"]:
-        n_h = pd.Series(pd.to_numeric(sample[ps["n_h"]]).to_numpy(float)).groupby(s_lab).first().to_dict()
+        n_h = pd.Series(_positive(sample, ps["n_h"], ps["file"].name)).groupby(s_lab).first().to_dict()
     else:
         n_h = pd.Series(s_lab).value_counts().astype(float).to_dict()
-    mos = pd.to_numeric(sample[ps["mos"]]).to_numpy(float)
+    mos = _positive(sample, ps["mos"], ps["file"].name)
     cert = sample[ps["certainty"]].fillna(0).astype(bool).to_numpy() if ps["certainty"] else None
     p1, cert_flags, p_issues = first_stage_probabilities(
         s_lab, mos, n_h, m_h, certainty=cert, ids=list(sample[ps["psu"]])
@@ -265,8 +283,8 @@ def _base_weights(
         {
             "_psu": _labels(listing[li["psu"]]),
             "_group": _labels(listing[li["group"]]) if li["group"] else "",
-            "_L": pd.to_numeric(listing[li["listed"]]).to_numpy(float),
-            "_m": pd.to_numeric(listing[li["selected"]]).to_numpy(float),
+            "_L": _positive(listing, li["listed"], li["file"].name),
+            "_m": _positive(listing, li["selected"], li["file"].name),
         }
     )
     short = lst["_L"] < lst["_m"]
