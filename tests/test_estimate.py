@@ -245,3 +245,20 @@ def test_zero_weight_rows_stay_in_the_design_but_not_in_n() -> None:
     row = estimate(data, weight="w", statistic="mean", variable="y", strata="h", psu="p").rows[0]
     assert row.n == 5 and row.df == 2
     assert row.estimate == pytest.approx(data["y"][1:].mean())
+
+
+def test_proportions_by_domain_sum_to_one(nhanes: pd.DataFrame) -> None:
+    res = estimate(
+        nhanes,
+        weight="finalwgt",
+        statistic="proportion",
+        variable="highbp",
+        by="race",
+        strata="stratid",
+        psu="psuid",
+    )
+    assert len(res.rows) == 6
+    for race in ("1", "2", "3"):
+        rows = [r for r in res.rows if r.domain == race]
+        assert sum(r.estimate for r in rows) == pytest.approx(1.0)
+        assert rows[0].se == pytest.approx(rows[1].se)  # p and 1 − p have the same SE
