@@ -26,6 +26,7 @@ import contextlib
 import csv
 import errno
 import hashlib
+import itertools
 import json
 import math
 import multiprocessing
@@ -770,12 +771,16 @@ def _decrypt_file(src: Path, dst: Path, aes_key: bytes, iv: bytes) -> str:
         )
     decryptor = Cipher(algorithms.AES(aes_key), _CFB(iv)).decryptor()
     if size <= CHUNK_BYTES:  # household XML, audit logs and most photos: one read, one write
-        with open(src, "rb") as source:  # noqa: PTH123 - hot path
-            plain = _strip_pkcs7(decryptor.update(source.read()))
+        plain = _strip_pkcs7(decryptor.update(_read_small(src, size)))
         if plain is None:
             raise _FileProblem("padding", "does not decrypt: its padding is invalid")
-        with open(dst, "wb") as target:  # noqa: PTH123
-            target.write(plain)
+        fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_BINARY, 0o644)
+        try:
+            view = memoryview(plain)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         return hashlib.md5(plain).hexdigest()  # noqa: S324 - the signature format fixes MD5
     digest = hashlib.md5()  # noqa: S324
     with open(src, "rb") as source, open(dst, "wb") as target:  # noqa: PTH123
@@ -791,6 +796,21 @@ def _decrypt_file(src: Path, dst: Path, aes_key: bytes, iv: bytes) -> str:
         digest.update(last)
         target.write(last)
     return digest.hexdigest()
+
+
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows
+
+
+def _read_small(path: str | Path, size: int) -> bytes:
+    """Read a file known to be small with plain system calls (no buffering layer)."""
+    fd = os.open(path, os.O_RDONLY | _O_BINARY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, max(size, 1) + 1):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 def _encrypt_bytes(data: bytes, aes_key: bytes, iv: bytes) -> bytes:
@@ -917,11 +937,17 @@ _DOCTYPE_RE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.I)
 _STRAY_COMMA_RE = re.compile(rb'("|\')\s*,(\s+[A-Za-z_][\w.:-]*\s*=)')
 
 
+_PARSER: etree.XMLParser | None = None
+
+
 def _parse_xml(data: bytes) -> tuple[etree._Element, bool]:
     """Parse untrusted XML; refuse any DOCTYPE or entity declaration. Returns (root, repaired)."""
+    global _PARSER  # noqa: PLW0603 - one parser per process: making one costs more than parsing a manifest
     if _DOCTYPE_RE.search(data):
         raise _Refused(MANIFEST_UNSAFE, "contains a DOCTYPE or ENTITY declaration, which is never accepted")
-    parser = etree.XMLParser(**_PARSER_OPTIONS)
+    if _PARSER is None:
+        _PARSER = etree.XMLParser(**_PARSER_OPTIONS)
+    parser = _PARSER
     try:
         root = etree.fromstring(data, parser)
         repaired = False
@@ -942,34 +968,38 @@ def _parse_xml(data: bytes) -> tuple[etree._Element, bool]:
 
 def _local(element: etree._Element) -> str:
     tag = element.tag
-    return etree.QName(tag).localname if isinstance(tag, str) else ""
+    return tag.rpartition("}")[2] if isinstance(tag, str) else ""
 
 
 def _text(element: etree._Element | None) -> str:
-    return "".join(element.itertext()).strip() if element is not None else ""
+    if element is None:
+        return ""
+    if len(element):  # mixed content (not written by any encryptor): all text, in order
+        return "".join(element.itertext()).strip()
+    return (element.text or "").strip()
 
 
 def _attr(root: etree._Element, name: str) -> str | None:
     """Attribute by local name, ignoring namespaces."""
+    value = root.get(name)
+    if value is not None:
+        return str(value)
     for key, value in root.attrib.items():
-        if etree.QName(key).localname == name:
+        if key.rpartition("}")[2] == name:
             return str(value)
     return None
 
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# Path separators, parent references, control characters (NUL included) and drive letters ("C:x", "C:\\x").
+_UNSAFE_NAME_RE = re.compile(r"[\x00-\x1f\x7f/\\]|\.\.|^[A-Za-z]:")
 
 
 def _plain_name_ok(name: str) -> bool:
     """A plain file name: no separators, no '..', not absolute, no NUL or control characters, not too long."""
     return bool(
         name
-        and name not in {".", ".."}
-        and ".." not in name
-        and "/" not in name
-        and "\\" not in name
-        and not _CONTROL_RE.search(name)
-        and not re.match(r"^[A-Za-z]:", name)
+        and not _UNSAFE_NAME_RE.search(name)
         and len(name.encode("utf-8")) <= NAME_MAX_BYTES
         and name != STAMP_NAME
     )
@@ -1003,13 +1033,18 @@ def _read_manifest(root: etree._Element, repaired: bool) -> _Manifest:
     children: dict[str, etree._Element] = {}
     media: list[str] = []
     meta_id = ""
-    for element in root.iter():
+    # Elements by local name, namespaces ignored (Briefcase XmlElement, Central traverseXml); every
+    # <media><file> in document order, including several files in one <media> (briefcase#653).
+    for element in root:
         name = _local(element)
-        if name == "file" and element.getparent() is not None and _local(element.getparent()) == "media":
-            media.append(_text(element))
-        elif name == "instanceID" and not meta_id and element is not root:
-            meta_id = _text(element)
-        elif element.getparent() is root and name not in children:
+        if name == "media":
+            media.extend(_text(f) for f in element if _local(f) == "file")
+        elif name == "meta":
+            if not meta_id:
+                meta_id = next((_text(f) for f in element if _local(f) == "instanceID"), "")
+        elif name == "instanceID":
+            meta_id = meta_id or _text(element)
+        elif name not in children:
             children[name] = element
     if len(media) > MEDIA_MAX_FILES:
         raise _Refused(MANIFEST_UNSAFE, f"lists {len(media)} media files (limit {MEDIA_MAX_FILES}); refused")
@@ -1104,14 +1139,22 @@ class _DirCache:
 _DIRS = _DirCache()
 
 
-def _regular(path: Path) -> bool:
+def _regular(path: str | Path) -> bool:
+    return _size(path) >= 0
+
+
+def _size(path: str | Path) -> int:
+    """Size of a regular file (links are not followed), or -1."""
     try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
+        info = os.lstat(path)
     except OSError:
-        return False
+        return -1
+    return info.st_size if stat.S_ISREG(info.st_mode) else -1
 
 
-def _locate(folder: Path, listed: str, manifest_name: str, files: Mapping[str, Path] | None) -> Path | str:
+def _locate(
+    folder: str, listed: str, manifest_name: str, files: Mapping[str, Path] | None, sizes: dict[str, int]
+) -> Path | str:
     """Find the file a manifest lists: exact name, the Briefcase test prefix, then a unique loose match
     (servers rename stored files, e.g. `submission.xml_ED6i4G8.enc`). Returns a path or why none was found."""
     if files is not None:
@@ -1124,17 +1167,20 @@ def _locate(folder: Path, listed: str, manifest_name: str, files: Mapping[str, P
         prefix = manifest_name[: -len("submission.xml")]
         candidates += [prefix + name for name in list(candidates)]
     for name in candidates:
-        if _regular(folder / name):
-            return folder / name
+        candidate = os.path.join(folder, name)
+        size = _size(candidate)
+        if size >= 0:
+            sizes[name] = size
+            return Path(candidate)
     base = listed.removesuffix(".enc")
     loose = [
         name
-        for name in _DIRS.names(folder)
+        for name in _DIRS.names(Path(folder))
         if name != manifest_name
         and (name.endswith("-" + listed) or (name.startswith(base + "_") and name.endswith(".enc")))
     ]
     if len(loose) == 1:
-        return folder / loose[0]
+        return Path(folder, loose[0])
     if len(loose) > 1:
         return f"is ambiguous: {len(loose)} files could be it ({', '.join(loose[:3])})"
     return "is missing"
@@ -1149,7 +1195,7 @@ def _signed_name(listed: str) -> str:
 class _Attempt:
     label: str  # rule name ("" for the spec rule)
     instance_id: str
-    folder: Path
+    folder: str
     md5s: dict[int, str] = field(default_factory=dict)  # manifest position -> md5 hex (xml at len(media))
     problems: dict[int, _FileProblem] = field(default_factory=dict)
 
@@ -1163,24 +1209,24 @@ def _run_attempt(
     attempt: _Attempt,
 ) -> None:
     names = [*manifest.media, manifest.xml_file]
-    if not attempt.folder.is_dir():  # the first attempt writes straight into the work folder
+    if not os.path.isdir(attempt.folder):  # the first attempt writes straight into the work folder
         os.mkdir(attempt.folder)
     for index, listed in enumerate(names):
         src = paths.get(index)
         if src is None:
             continue
         target_name = "submission.xml" if index == len(manifest.media) else _signed_name(listed)
-        dst = attempt.folder / target_name
+        dst = os.path.join(attempt.folder, target_name)
         try:
             attempt.md5s[index] = _decrypt_file(src, dst, aes_key, iv_rule(seed, index))
         except _FileProblem as problem:
             attempt.problems[index] = problem
             with contextlib.suppress(FileNotFoundError):
-                dst.unlink()
+                os.unlink(dst)
 
 
 def _signature_candidates(
-    manifest: _Manifest, attempt: _Attempt, xml_path: Path
+    manifest: _Manifest, attempt: _Attempt, xml_path: str
 ) -> Iterator[tuple[tuple[str, ...], bytes]]:
     """(rules, digest) for every signature derivation known encryptors use; the spec rule first."""
     media_md5 = [attempt.md5s[i] for i in range(len(manifest.media))]
@@ -1196,7 +1242,8 @@ def _signature_candidates(
         if hashing != "utf8":
             if xml_text is None:
                 try:
-                    xml_text = xml_path.read_bytes().decode("utf-8")
+                    with open(xml_path, "rb") as handle:  # noqa: PTH123
+                        xml_text = handle.read().decode("utf-8")
                 except (OSError, UnicodeDecodeError):
                     return
             legacy_xml_md5 = forge_md5(_utf16_units(xml_text)).hex()
@@ -1242,8 +1289,6 @@ def _write_stamp(folder: Path, stamp: Mapping[str, Any]) -> None:
         except OSError:
             pass
         else:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(folder, STAMP_NAME))
             return
     with open(os.path.join(folder, STAMP_NAME), "wb") as handle:  # noqa: PTH123 - hot path
         handle.write(data)
@@ -1297,12 +1342,15 @@ def _fingerprint(paths: Iterable[Path]) -> dict[str, int]:
     out: dict[str, int] = {}
     for path in paths:
         with contextlib.suppress(OSError):
-            out[path.name] = path.stat().st_size
+            out[os.path.basename(path)] = os.stat(path).st_size
     return out
 
 
-def _new_partial(out_dir: Path) -> Path:
-    partial = os.path.join(out_dir, PARTIAL_DIR, uuid.uuid4().hex)
+_PARTIAL_COUNTER = itertools.count()
+
+
+def _new_partial(out_dir: Path | str) -> Path:
+    partial = os.path.join(out_dir, PARTIAL_DIR, f"{os.getpid()}-{next(_PARTIAL_COUNTER)}")
     os.mkdir(partial)
     return Path(partial)
 
@@ -1398,10 +1446,12 @@ def _process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | No
             _result(manifest, source, Status.FAILED, refused.code, f"manifest {refused.message}"), "failed"
         )
     names = [*manifest.media, manifest.xml_file]
-    located = {i: _locate(path.parent, listed, path.name, files) for i, listed in enumerate(names)}
+    folder_name, file_name = os.path.split(task.path)
+    sizes: dict[str, int] = {}
+    located = {i: _locate(folder_name, listed, file_name, files, sizes) for i, listed in enumerate(names)}
     paths = {i: p for i, p in located.items() if isinstance(p, Path)}
     manifest_sha = hashlib.sha256(data).hexdigest()
-    inputs = _fingerprint(paths.values())
+    inputs = sizes if len(sizes) == len(paths) else _fingerprint(paths.values())
     done, replace = _already_done(out_dir, folder, manifest_sha, inputs)
     if done is not None:
         return _skipped(manifest, source, folder, done)
@@ -1544,24 +1594,24 @@ def _decrypt_attempts(
     expected = _signature_digest(key, manifest.signature)
     # Derivations: the spec rule, then what known encryptors really do (tried only when the signature fails).
     primary = manifest.instance_id
-    derivations: list[tuple[str, str, Callable[[bytes, int], bytes], bytes]] = [
-        ("", primary, collect_iv, iv_seed(primary, aes_key))
-    ]
-    other = manifest.root_instance_id if primary == manifest.meta_instance_id else manifest.meta_instance_id
-    used = range(n_media + 1)
-    if other and other != primary:
-        rule = "root_instance_id" if other == manifest.root_instance_id else "meta_instance_id"
-        derivations.append((rule, other, collect_iv, iv_seed(other, aes_key)))
     base_seed = iv_seed(primary, aes_key)
-    if any(enketo_iv(base_seed, i) != collect_iv(base_seed, i) for i in used):
-        derivations.append(("enketo_iv_overflow", primary, enketo_iv, base_seed))
-    if not primary.isascii():
-        legacy = enketo_legacy_seed(primary, aes_key)
-        derivations.append(("enketo_legacy_seed", primary, enketo_iv, legacy))
+
+    def derivations() -> Iterator[tuple[str, str, Callable[[bytes, int], bytes], bytes]]:
+        yield "", primary, collect_iv, base_seed
+        # Only reached when the spec rule did not verify.
+        other = manifest.root_instance_id if primary == manifest.meta_instance_id else manifest.meta_instance_id
+        if other and other != primary:
+            rule = "root_instance_id" if other == manifest.root_instance_id else "meta_instance_id"
+            yield rule, other, collect_iv, iv_seed(other, aes_key)
+        if any(enketo_iv(base_seed, i) != collect_iv(base_seed, i) for i in range(n_media + 1)):
+            yield "enketo_iv_overflow", primary, enketo_iv, base_seed
+        if not primary.isascii():
+            yield "enketo_legacy_seed", primary, enketo_iv, enketo_legacy_seed(primary, aes_key)
+
     attempts: list[_Attempt] = []
     chosen: tuple[_Attempt, tuple[str, ...]] | None = None
-    for n, (label, instance_id, rule, seed) in enumerate(derivations):
-        attempt = _Attempt(label, instance_id, partial if n == 0 else partial.parent / f"{partial.name}-{n}")
+    for n, (label, instance_id, rule, seed) in enumerate(derivations()):
+        attempt = _Attempt(label, instance_id, str(partial) if n == 0 else f"{partial}-{n}")
         _run_attempt(manifest, paths, aes_key, seed, rule, attempt)
         attempts.append(attempt)
         if xml_index not in attempt.md5s:
@@ -1572,7 +1622,7 @@ def _decrypt_attempts(
             (
                 rules
                 for rules, digest in _signature_candidates(
-                    manifest, attempt, attempt.folder / "submission.xml"
+                    manifest, attempt, os.path.join(attempt.folder, "submission.xml")
                 )
                 if digest == expected
             ),
@@ -1583,10 +1633,10 @@ def _decrypt_attempts(
             break
     opened = [a for a in attempts if xml_index in a.md5s]
     winner = chosen[0] if chosen else (opened[0] if opened else attempts[0])
-    for extra in {partial.parent / f"{partial.name}-{n}" for n in range(1, len(derivations))}:
+    for extra in {a.folder for a in attempts[1:]}:
         if extra != winner.folder:
             shutil.rmtree(extra, ignore_errors=True)
-    if winner.folder != partial:
+    if winner.folder != str(partial):
         shutil.rmtree(partial, ignore_errors=True)
         os.replace(winner.folder, partial)
     note_codes = [code for code, _ in notes]
@@ -1645,7 +1695,7 @@ def _decrypt_attempts(
     else:
         status, code = Status.SIGNATURE_INVALID, SIGNATURE_MISMATCH
         message = (
-            f"decrypted, but the signature does not match (tried the spec rule and {len(derivations)} "
+            f"decrypted, but the signature does not match (tried the spec rule and {len(attempts)} "
             f"IV derivation(s) with the known peer variants); {SIGNATURE_CAUSES}{note_text}"
         )
     result = _result(manifest, source, status, code, message)
@@ -1974,7 +2024,7 @@ def _extract_zip(archive: Path, target: Path, label: str) -> list[SubmissionResu
     return refused
 
 
-def _walk(top: Path, out_dir: Path) -> Iterator[Path]:
+def _walk(top: Path, out_dir: Path) -> Iterator[str]:
     """Every regular file below `top`, sorted, never following links nor entering OUT or its work folders."""
     try:
         out_stat = os.stat(out_dir)
@@ -2000,7 +2050,7 @@ def _walk(top: Path, out_dir: Path) -> Iterator[Path]:
                     continue
                 subdirs.append(entry.path)
             elif entry.is_file():
-                yield Path(entry.path)
+                yield entry.path
         stack.extend(reversed(subdirs))
 
 
@@ -2022,8 +2072,8 @@ def _discover(inputs: Sequence[Path], out_dir: Path, scratch: Path) -> Iterator[
         target.mkdir(parents=True)
         yield from _extract_zip(archive, target, str(archive))
         for file in _walk(target, out_dir):
-            if file.suffix.lower() == ".xml":
-                yield _Task(str(file), _label(file, target, str(archive)), str(out_dir))
+            if file[-4:].lower() == ".xml":
+                yield _Task(file, _label(Path(file), target, str(archive)), str(out_dir))
 
     for item in inputs:
         if item.is_file() and item.suffix.lower() == ".zip":
@@ -2031,12 +2081,13 @@ def _discover(inputs: Sequence[Path], out_dir: Path, scratch: Path) -> Iterator[
         elif item.is_file():
             yield _Task(str(item), str(item), str(out_dir))
         else:
+            out = str(out_dir)
             for file in _walk(item, out_dir):
-                suffix = file.suffix.lower()
+                suffix = file[-4:].lower()
                 if suffix == ".xml":
-                    yield _Task(str(file), str(file), str(out_dir))
+                    yield _Task(file, file, out)
                 elif suffix == ".zip":
-                    yield from from_zip(file)
+                    yield from from_zip(Path(file))
 
 
 # =================================================================================================================
