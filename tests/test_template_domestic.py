@@ -34,6 +34,7 @@ BASE: dict[str, Any] = dict(
     id_resp_no=4,
     id_sample=3,
     id_coupon="A-0042",
+    dw_netsize=12,
     id_int="102",
     id_sup="12",
     id_lang="5",
@@ -135,6 +136,9 @@ def test_complete_interview_obeys_the_form(dw: Template) -> None:
     checked = check(dw, BASE)
     assert checked.findings == ()
     assert checked.value("id_uid") == "TJK-17-4"
+    assert checked.relevant("dw_netsize") and not checked.relevant(
+        "id_selprob"
+    )  # referral sample: degree, no p
     assert (checked.value("dw_migrant"), checked.value("dw_mig_job"), checked.value("rm_ctry")) == (
         "0",
         "1",

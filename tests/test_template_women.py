@@ -251,6 +251,7 @@ BASE: dict[str, Any] = {
     "id_psu": "101",
     "id_hh_no": 5,
     "wg_line": 2,
+    "wg_n_elig": 2,
     "id_int": "101",
     "id_sup": "11",
     "id_lang": "5",
@@ -360,6 +361,7 @@ def test_complete_interview_obeys_the_form(women: Template) -> None:
     checked = check(women, BASE)
     assert checked.findings == ()
     assert checked.value("id_hh_uid") == "TJK-101-5"
+    assert checked.value("wg_sel_prob") == "0.5"  # one of two eligible women
     assert (checked.value("dw_where"), checked.value("dw_elig")) == ("2", "1")
     assert checked.value("wg_leftbehind") == "1"
     assert checked.value("wg_hrs_ownuse") == "9"
@@ -516,7 +518,7 @@ def test_only_women_aged_15_to_64(women: Template, age: int, runs: bool) -> None
         answers = {
             k: v
             for k, v in answers.items()
-            if k.startswith("id_") or k in ("wg_line", "wg_consent", "wg_age")
+            if k.startswith("id_") or k in ("wg_line", "wg_n_elig", "wg_consent", "wg_age")
         }
         answers["wg_result"] = 7
     checked = check(women, answers)
@@ -526,7 +528,7 @@ def test_only_women_aged_15_to_64(women: Template, age: int, runs: bool) -> None
 
 
 def test_privacy_code_3_postpones_the_whole_interview(women: Template) -> None:
-    keep = ("id_", "wg_line", "wg_consent", "wg_age", "wg_privacy")
+    keep = ("id_", "wg_line", "wg_n_elig", "wg_consent", "wg_age", "wg_privacy")
     checked = check(
         women, {**{k: v for k, v in BASE.items() if k.startswith(keep)}, "wg_privacy": 3, "wg_result": 3}
     )
