@@ -1,11 +1,16 @@
-"""Benchmark: `migkit decrypt --workers W` on N household-sized encrypted submissions, next to the RSA-bound limit
+"""Benchmark: `migkit decrypt --workers W` on N household-sized encrypted submissions, next to the RSA-bound
+limit
 measured in the same run.
 
-Each submission is a Collect tablet instance folder: a 20 KB submission.xml, an audit.csv and, in one submission
-out of three, a 50 KB photo. Decrypting one needs two RSA private-key operations (the AES key and the signature),
+Each submission is a Collect tablet instance folder: a 20 KB submission.xml, an audit.csv and, in one
+submission
+out of three, a 50 KB photo. Decrypting one needs two RSA private-key operations (the AES key and the
+signature),
 so W processes cannot go faster than (RSA private-key operations per second on W processes) / 2. That limit is
-timed with `cryptography` on this machine just before and just after the decrypt run (the larger value is used:
-the machine is shared), and the decrypt rate is printed as a fraction of it. Target: at least 0.5 on 2 cores for
+timed with `cryptography` on this machine just before and just after the decrypt run (the larger value is
+used:
+the machine is shared), and the decrypt rate is printed as a fraction of it. Target: at least 0.5 on 2 cores
+for
 N = 20,000. Peak memory is the largest resident set of the decrypt process and its workers.
 
 The corpus is generated once with `toolkit.crypto.encrypt_submission` and cached in bench/out/ (gitignored).
@@ -49,7 +54,8 @@ def household_xml(i: int) -> bytes:
     while sum(map(len, members)) < XML_BYTES - 600:
         members.append(
             f"<member><pid>{member + 1}</pid><name>Member {member + 1} of household {i}</name>"
-            f"<sex>{1 + member % 2}</sex><age>{(i + 7 * member) % 90}</age><relation>{member % 12 + 1}</relation>"
+            f"<sex>{1 + member % 2}</sex><age>{(i + 7 * member) % 90}</age>"
+            f"<relation>{member % 12 + 1}</relation>"
             f"<abroad>{(i + member) % 2}</abroad><country>{(i * 31 + member) % 40}</country>"
             f"<remit>{(i * 13 + member * 7) % 5000}</remit><remit_currency>KZT</remit_currency>"
             f"<work_sector>{(i + member) % 17}</work_sector><notes>Жауап {i}-{member}, ответ записан</notes>"
@@ -58,7 +64,7 @@ def household_xml(i: int) -> bytes:
         member += 1
     body = "".join(members)
     return (
-        f"<?xml version='1.0' ?><data id=\"ncamig_household\" version=\"2026112701\">"
+        f'<?xml version=\'1.0\' ?><data id="ncamig_household" version="2026112701">'
         f"<hh_id>{i}</hh_id><region>{i % 14}</region>{body}"
         f"<meta><instanceID>uuid:bench-{i:08d}</instanceID></meta></data>"
     ).encode()
@@ -66,7 +72,8 @@ def household_xml(i: int) -> bytes:
 
 def audit_csv(i: int) -> bytes:
     rows = ["event,node,start,end"] + [
-        f"question,/data/member/q{j},{1700000000000 + i * 1000 + j},{1700000000500 + i * 1000 + j}" for j in range(60)
+        f"question,/data/member/q{j},{1700000000000 + i * 1000 + j},{1700000000500 + i * 1000 + j}"
+        for j in range(60)
     ]
     return ("\n".join(rows) + "\n").encode()
 
@@ -81,8 +88,14 @@ def _make_one(args: tuple[int, str, bytes]) -> None:
         photo = (i.to_bytes(4, "big") * (PHOTO_BYTES // 4 + 1))[:PHOTO_BYTES]
         media.insert(0, (f"{1700000000000 + i}.jpg", photo))
     crypto.encrypt_submission(
-        household_xml(i), public_key=public, form_id="ncamig_household", version="2026112701",
-        instance_id=f"uuid:bench-{i:08d}", out_dir=folder, media=media, manifest_name=f"{name}.xml",
+        household_xml(i),
+        public_key=public,
+        form_id="ncamig_household",
+        version="2026112701",
+        instance_id=f"uuid:bench-{i:08d}",
+        out_dir=folder,
+        media=media,
+        manifest_name=f"{name}.xml",
     )
 
 
@@ -90,18 +103,24 @@ def corpus_for(n: int, workers: int) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     if not KEY_PATH.exists():
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        KEY_PATH.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
+        KEY_PATH.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
     corpus = OUT / f"decrypt-corpus-{n}"
     if (corpus / "COMPLETE").exists():
         return corpus
     shutil.rmtree(corpus, ignore_errors=True)
     key = crypto.load_private_key(KEY_PATH).private_key
-    public_der = key.public_key().public_bytes(serialization.Encoding.DER,
-                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     started = time.perf_counter()
     with multiprocessing.get_context("fork").Pool(workers) as pool:
-        for _ in pool.imap_unordered(_make_one, ((i, str(corpus), public_der) for i in range(n)), chunksize=64):
+        for _ in pool.imap_unordered(
+            _make_one, ((i, str(corpus), public_der) for i in range(n)), chunksize=64
+        ):
             pass
     (corpus / "COMPLETE").write_text(str(n))
     print(f"generated {n} submissions in {time.perf_counter() - started:.1f} s -> {corpus}", file=sys.stderr)
@@ -120,10 +139,12 @@ def _rsa_ops(args: tuple[bytes, bytes, float]) -> tuple[int, float]:
 
 
 def rsa_limit(workers: int, seconds: float = 4.0) -> float:
-    """Submissions/s if decryption did nothing but its two RSA private-key operations, on `workers` processes."""
+    """Submissions/s if decryption did nothing but its two RSA private-key operations, on `workers`
+    processes."""
     key = crypto.load_private_key(KEY_PATH).private_key
-    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    der = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     block = base64.b64decode(crypto._rsa_wrap(key.public_key(), os.urandom(32)))
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         results = pool.map(_rsa_ops, [(der, block, seconds)] * workers)
@@ -137,13 +158,27 @@ def run_decrypt(corpus: Path, workers: int, out_root: Path) -> tuple[float, Coun
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "toolkit", "decrypt", str(corpus), "--key", str(KEY_PATH), "--out", str(out),
-         "--workers", str(workers)],
-        check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "toolkit",
+            "decrypt",
+            str(corpus),
+            "--key",
+            str(KEY_PATH),
+            "--out",
+            str(out),
+            "--workers",
+            str(workers),
+        ],
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=REPO,
     )
     elapsed = time.perf_counter() - started
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    with open(out / crypto.LOG_NAME, encoding="utf-8", newline="") as handle:
+    with (out / crypto.LOG_NAME).open(encoding="utf-8", newline="") as handle:
         statuses = Counter(row["status"] for row in csv.DictReader(handle))
     shutil.rmtree(out, ignore_errors=True)
     return elapsed, statuses, max(peak_kb, before) / 1024
@@ -154,9 +189,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20_000, help="submissions (default 20000)")
     parser.add_argument("--workers", type=int, default=2, help="decrypt processes (default 2)")
     parser.add_argument("--flat-check", action="store_true", help="also run N/10 to compare peak memory")
-    parser.add_argument("--out-root", type=Path, default=OUT,
-                        help="where OUT is made (default bench/out; e.g. /dev/shm to leave out the disk's cost "
-                        "of creating files)")
+    parser.add_argument(
+        "--out-root",
+        type=Path,
+        default=OUT,
+        help="where OUT is made (default bench/out; e.g. /dev/shm to leave out the disk's cost "
+        "of creating files)",
+    )
     args = parser.parse_args()
     corpus = corpus_for(args.n, args.workers)
     limit_before = rsa_limit(args.workers)
@@ -164,11 +203,17 @@ def main() -> None:
     limit_after = rsa_limit(args.workers)
     limit = max(limit_before, limit_after)
     rate = args.n / elapsed
-    print(f"decrypt: {args.n} submissions, --workers {args.workers}, {elapsed:.1f} s, statuses {dict(statuses)}, "
-          f"OUT under {args.out_root}")
+    print(
+        f"decrypt: {args.n} submissions, --workers {args.workers}, {elapsed:.1f} s, statuses "
+        f"{dict(statuses)}, "
+        f"OUT under {args.out_root}"
+    )
     print(f"decrypt rate        {rate:8.1f} submissions/s")
-    print(f"RSA-bound limit     {limit:8.1f} submissions/s  (2 private-key ops per submission on {args.workers} "
-          f"processes; measured {limit_before:.1f} before, {limit_after:.1f} after)")
+    print(
+        f"RSA-bound limit     {limit:8.1f} submissions/s  (2 private-key ops per submission on "
+        f"{args.workers} "
+        f"processes; measured {limit_before:.1f} before, {limit_after:.1f} after)"
+    )
     print(f"ratio               {rate / limit:8.2f}  (target >= 0.50)")
     print(f"peak RSS            {peak_mb:8.1f} MB  (largest of the decrypt process and its workers)")
     if args.flat_check:

@@ -1,10 +1,12 @@
-"""`toolkit.crypto`, keys and reference data: IV vectors, the shared ODK fixtures, Enketo peer output, key formats,
+"""`toolkit.crypto`, keys and reference data: IV vectors, the shared ODK fixtures, Enketo peer output, key
+formats,
 Central managed keys, `migkit keys new/attach`."""
 
 from __future__ import annotations
 
 import base64
 import codecs
+import hashlib
 import json
 import os
 import stat
@@ -16,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from openpyxl import Workbook, load_workbook
+from openpyxl.styles import Font
 from typer.testing import CliRunner
 
 from tests.conftest import SHARED
@@ -41,7 +45,8 @@ def pem(key: rsa.RSAPrivateKey, fmt: serialization.PrivateFormat, password: byte
     return key.private_bytes(serialization.Encoding.PEM, fmt, enc)
 
 
-# --- IV derivation ------------------------------------------------------------------------------------------------
+# --- IV derivation
+# ------------------------------------------------------------------------------------------------
 # central-backend test/unit/util/crypto.js, "iv generation"
 CENTRAL_KEY = base64.b64decode("3TJoHf74zHbDwG3Ta+bcvfUr50C6yF/astfu+CdSnQU=")
 CENTRAL_IVS = {
@@ -61,7 +66,8 @@ def test_central_iv_vectors(index: int, expected: str) -> None:
 
 
 # enketo/enketo packages/enketo-express/test/client/encryptor.spec.js, "Seed generation". Its key string holds
-# characters that do not survive copying (32 bytes, of which 23 are printable), so the seed itself is taken from
+# characters that do not survive copying (32 bytes, of which 23 are printable), so the seed itself is taken
+# from
 # the first published IV and the test checks Enketo's increments: 2nd IV and 20th IV (more than 16 files).
 ENKETO_FIRST = [26, 165, 249, 183, 157, 87, 116, 18, 86, 100, 25, 164, 27, 112, 192, 230]
 ENKETO_LATER = {
@@ -98,7 +104,8 @@ def test_enketo_iv_overflow_rule_matches_forge_seed() -> None:
     assert iv_collect != iv_enketo or position == 0
 
 
-# --- node-forge MD5 over JS strings (old Enketo) -----------------------------------------------------------------
+# --- node-forge MD5 over JS strings (old Enketo)
+# -----------------------------------------------------------------
 def test_forge_md5_matches_node_forge_vectors() -> None:
     vectors = json.loads((ENKETO / "forge-vectors.json").read_text(encoding="utf-8"))["forge_md5_raw"]
     for text, expected in vectors.items():
@@ -108,18 +115,20 @@ def test_forge_md5_matches_node_forge_vectors() -> None:
 @settings(max_examples=40, deadline=None)
 @given(st.binary(max_size=300))
 def test_forge_md5_is_md5_on_bytes(data: bytes) -> None:
-    import hashlib
-
     assert crypto.forge_md5(list(data)) == hashlib.md5(data).digest()
 
 
-# --- real fixtures ------------------------------------------------------------------------------------------------
+# --- real fixtures
+# ------------------------------------------------------------------------------------------------
 def test_briefcase_fixtures_decrypt_with_valid_signatures(tmp_path: Path) -> None:
     key = crypto.load_private_key(BRIEFCASE / "encrypted-form-key.pem")
     assert key.kind == "pkcs1" and key.bits == 2048
     result = crypto.decrypt([BRIEFCASE], key=key, out_dir=tmp_path / "out")
     by_id = {r.instance_id: r for r in result.submissions}
-    assert set(by_id) == {"uuid:482e83f3-fae6-43ba-a6e9-e438ffe348e3", "uuid:494cd080-3bf4-47be-b40f-c706a950d58a"}
+    assert set(by_id) == {
+        "uuid:482e83f3-fae6-43ba-a6e9-e438ffe348e3",
+        "uuid:494cd080-3bf4-47be-b40f-c706a950d58a",
+    }
     assert all(r.status == "ok" and r.reason_code == "" for r in by_id.values()), by_id
     media_out = tmp_path / "out" / "482e83f3-fae6-43ba-a6e9-e438ffe348e3"
     for jpg in ("1538040007350.jpg", "1538040019351.jpg"):
@@ -135,7 +144,9 @@ def test_briefcase_with_explicit_name_mapping(tmp_path: Path) -> None:
     prefix = "encrypted-form-media-"
     names = ["1538040007350.jpg.enc", "1538040019351.jpg.enc", "submission.xml.enc"]
     result = crypto.decrypt_submission(
-        BRIEFCASE / f"{prefix}submission.xml", key=key, out_dir=tmp_path,
+        BRIEFCASE / f"{prefix}submission.xml",
+        key=key,
+        out_dir=tmp_path,
         files={n: BRIEFCASE / (prefix + n) for n in names},
     )
     assert result.status == "ok" and result.folder == "482e83f3-fae6-43ba-a6e9-e438ffe348e3"
@@ -177,7 +188,8 @@ def test_enketo_peer_submissions(tmp_path: Path, case: str, status: str, reason:
         assert reason.rsplit(".", 1)[1] in result.message  # the log names the rule that recovered it
 
 
-# --- keys ---------------------------------------------------------------------------------------------------------
+# --- keys
+# ---------------------------------------------------------------------------------------------------------
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
@@ -189,13 +201,19 @@ def _write(path: Path, data: bytes) -> Path:
         ("pkcs1", lambda p: p, "pkcs1"),
         ("crlf", lambda p: p.replace(b"\n", b"\r\n"), "pkcs1"),
         ("cr-only", lambda p: p.replace(b"\n", b"\r"), "pkcs1"),
-        ("utf8-bom-and-notes", lambda p: codecs.BOM_UTF8 + b"\n\nmy key for wave 2\n  " + p + b"trailing note", "pkcs1"),
+        (
+            "utf8-bom-and-notes",
+            lambda p: codecs.BOM_UTF8 + b"\n\nmy key for wave 2\n  " + p + b"trailing note",
+            "pkcs1",
+        ),
         ("utf16-le-bom", lambda p: p.decode().encode("utf-16"), "pkcs1"),
         ("utf16-le-no-bom-crlf", lambda p: p.decode().replace("\n", "\r\n").encode("utf-16-le"), "pkcs1"),
         ("utf16-be", lambda p: codecs.BOM_UTF16_BE + p.decode().encode("utf-16-be"), "pkcs1"),
     ],
 )
-def test_pem_variants_load(tmp_path: Path, rsa_key: rsa.RSAPrivateKey, name: str, transform, kind: str) -> None:
+def test_pem_variants_load(
+    tmp_path: Path, rsa_key: rsa.RSAPrivateKey, name: str, transform, kind: str
+) -> None:
     raw = pem(rsa_key, serialization.PrivateFormat.TraditionalOpenSSL)
     loaded = crypto.load_private_key(_write(tmp_path / f"{name}.pem", transform(raw)))
     assert loaded.kind == kind
@@ -205,10 +223,14 @@ def test_pem_variants_load(tmp_path: Path, rsa_key: rsa.RSAPrivateKey, name: str
 def test_pkcs8_plain_and_passphrase_protected(tmp_path: Path, rsa_key: rsa.RSAPrivateKey) -> None:
     plain = _write(tmp_path / "p8.pem", pem(rsa_key, serialization.PrivateFormat.PKCS8))
     assert crypto.load_private_key(plain).kind == "pkcs8"
-    protected = _write(tmp_path / "p8e.pem", pem(rsa_key, serialization.PrivateFormat.PKCS8, b"correct horse"))
+    protected = _write(
+        tmp_path / "p8e.pem", pem(rsa_key, serialization.PrivateFormat.PKCS8, b"correct horse")
+    )
     assert crypto.key_needs_passphrase(protected) and not crypto.key_needs_passphrase(plain)
     loaded = crypto.load_private_key(protected, passphrase="correct horse")
-    assert loaded.kind == "pkcs8-encrypted" and loaded.private_key.private_numbers() == rsa_key.private_numbers()
+    assert (
+        loaded.kind == "pkcs8-encrypted" and loaded.private_key.private_numbers() == rsa_key.private_numbers()
+    )
     with pytest.raises(ToolkitError) as wrong:
         crypto.load_private_key(protected, passphrase="battery staple")
     assert wrong.value.issue.code == crypto.KEY_PASSPHRASE_WRONG and wrong.value.exit_code == 3
@@ -236,7 +258,8 @@ def test_legacy_encrypted_pkcs1(tmp_path: Path, rsa_key: rsa.RSAPrivateKey) -> N
 def test_bad_key_files(tmp_path: Path, rsa_key: rsa.RSAPrivateKey, content: str, code: str) -> None:
     data = {
         "public": rsa_key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
         "garbage": b"this is not a key\n",
         "damaged": b"-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n",
     }[content]
@@ -246,25 +269,32 @@ def test_bad_key_files(tmp_path: Path, rsa_key: rsa.RSAPrivateKey, content: str,
 
 
 def central_record(key: rsa.RSAPrivateKey, passphrase: bytes) -> dict[str, str]:
-    """A managed-key record as central-backend's generateManagedKey writes it (PKCS#8 PEM, PBKDF2, AES-256-CBC)."""
-    import hashlib
-
+    """A managed-key record as central-backend's generateManagedKey writes it (PKCS#8 PEM, PBKDF2,
+    AES-256-CBC)."""
     salt, iv = os.urandom(16), os.urandom(16)
     wrapping = hashlib.pbkdf2_hmac("sha256", passphrase, salt, 128_000, 32)
     plain = pem(key, serialization.PrivateFormat.PKCS8)
     pad = 16 - len(plain) % 16
     enc = Cipher(algorithms.AES(wrapping), modes.CBC(iv)).encryptor()
     privkey = enc.update(plain + bytes([pad]) * pad) + enc.finalize()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     b64 = base64.b64encode
-    return {"pubkey": b64(public).decode(), "privkey": b64(privkey).decode(), "salt": b64(salt).decode(),
-            "iv": b64(iv).decode()}
+    return {
+        "pubkey": b64(public).decode(),
+        "privkey": b64(privkey).decode(),
+        "salt": b64(salt).decode(),
+        "iv": b64(iv).decode(),
+    }
 
 
 def test_central_managed_key_from_central_test_suite() -> None:
     """The "ursa backwards compatibility" record of central-backend (passphrase topsecret)."""
     data = json.loads((HERE / "central" / "managed-key-ursa.data.json").read_text())
-    loaded = crypto.load_private_key(HERE / "central" / "managed-key-ursa.json", passphrase=data["passphrase"])
+    loaded = crypto.load_private_key(
+        HERE / "central" / "managed-key-ursa.json", passphrase=data["passphrase"]
+    )
     assert loaded.kind == "central-managed"
     record = json.loads((HERE / "central" / "managed-key-ursa.json").read_text())
     oaep_sha1 = padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=hashes.SHA1(), label=None)
@@ -277,7 +307,9 @@ def test_central_managed_key_from_central_test_suite() -> None:
 def test_central_managed_key_record_formats(tmp_path: Path, rsa_key: rsa.RSAPrivateKey) -> None:
     record = central_record(rsa_key, b"supersecret")
     flat = _write(tmp_path / "flat.json", json.dumps(record).encode())
-    row = _write(tmp_path / "row.json", json.dumps({"id": 1, "managed": True, "private": json.dumps(record)}).encode())
+    row = _write(
+        tmp_path / "row.json", json.dumps({"id": 1, "managed": True, "private": json.dumps(record)}).encode()
+    )
     for path in (flat, row):
         loaded = crypto.load_private_key(path, passphrase="supersecret")
         assert loaded.private_key.private_numbers() == rsa_key.private_numbers()
@@ -289,15 +321,25 @@ def test_central_managed_key_record_formats(tmp_path: Path, rsa_key: rsa.RSAPriv
         crypto.load_private_key(flat)
     assert info.value.issue.code == crypto.KEY_PASSPHRASE_NEEDED
     other = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    mismatched = dict(record, pubkey=base64.b64encode(other.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)).decode())
+    mismatched = dict(
+        record,
+        pubkey=base64.b64encode(
+            other.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        ).decode(),
+    )
     with pytest.raises(ToolkitError):
-        crypto.load_private_key(_write(tmp_path / "m.json", json.dumps(mismatched).encode()), passphrase="supersecret")
+        crypto.load_private_key(
+            _write(tmp_path / "m.json", json.dumps(mismatched).encode()), passphrase="supersecret"
+        )
 
 
 def test_keys_new_cli(tmp_path: Path) -> None:
     secret = _write(tmp_path / "pass.txt", b"field team 2026 passphrase\n")
-    result = runner.invoke(app, ["keys", "new", "--out", str(tmp_path / "k"), "--passphrase-file", str(secret)])
+    result = runner.invoke(
+        app, ["keys", "new", "--out", str(tmp_path / "k"), "--passphrase-file", str(secret)]
+    )
     assert result.exit_code == 0, result.output
     line = result.stdout.strip().splitlines()[-1]
     private, public = tmp_path / "k" / "private.pem", tmp_path / "k" / "public.pem"
@@ -322,13 +364,13 @@ def test_keys_new_without_passphrase_and_bad_size(tmp_path: Path, monkeypatch: p
 
 
 def test_keys_attach_sets_public_key_and_keeps_the_rest(tmp_path: Path, rsa_key: rsa.RSAPrivateKey) -> None:
-    from openpyxl import Workbook, load_workbook
-    from openpyxl.styles import Font
-
     wb = Workbook()
     survey = wb.active
     survey.title = "survey"
-    rows = [("type", "name", "label::English (en)", "label::Russian (ru)"), ("integer", "age", "Age", "Возраст")]
+    rows = [
+        ("type", "name", "label::English (en)", "label::Russian (ru)"),
+        ("integer", "age", "Age", "Возраст"),
+    ]
     for row in rows:
         survey.append(row)
     survey["A1"].font = Font(bold=True)
@@ -339,8 +381,12 @@ def test_keys_attach_sets_public_key_and_keeps_the_rest(tmp_path: Path, rsa_key:
     settings_sheet.append(("hh", "2026112701"))
     form = tmp_path / "form.xlsx"
     wb.save(form)
-    public = _write(tmp_path / "public.pem", rsa_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    public = _write(
+        tmp_path / "public.pem",
+        rsa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+    )
     result = runner.invoke(app, ["keys", "attach", str(form), "--public", str(public)])
     assert result.exit_code == 0, result.output
     after = load_workbook(form)
@@ -348,7 +394,11 @@ def test_keys_attach_sets_public_key_and_keeps_the_rest(tmp_path: Path, rsa_key:
     assert [tuple(r) for r in after["survey"].iter_rows(values_only=True)] == rows
     assert after["survey"]["A1"].font.bold and after["survey"].column_dimensions["C"].width == 42
     values = dict(zip(*after["settings"].iter_rows(values_only=True), strict=True))
-    assert values == {"form_id": "hh", "version": "2026112701", "public_key": crypto.public_key_base64(rsa_key)}
+    assert values == {
+        "form_id": "hh",
+        "version": "2026112701",
+        "public_key": crypto.public_key_base64(rsa_key),
+    }
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".form")]  # no temp file left
     # Attaching again replaces the value in the same column.
     second = crypto.attach_public_key(form, public_pem=public)
@@ -363,10 +413,16 @@ def rsa_key_3072() -> rsa.RSAPrivateKey:
 
 def test_3072_bit_key_round_trip(tmp_path: Path, rsa_key_3072: rsa.RSAPrivateKey) -> None:
     enc = crypto.encrypt_submission(
-        "<data id='hh'><q>Бақыт</q></data>".encode(), public_key=rsa_key_3072.public_key(), form_id="hh",
-        instance_id="uuid:3072", out_dir=tmp_path / "in", media=[("a.jpg", b"\xff\xd8" * 100)],
+        "<data id='hh'><q>Бақыт</q></data>".encode(),
+        public_key=rsa_key_3072.public_key(),
+        form_id="hh",
+        instance_id="uuid:3072",
+        out_dir=tmp_path / "in",
+        media=[("a.jpg", b"\xff\xd8" * 100)],
     )
-    assert len(base64.b64decode(enc.manifest.read_text().split("<base64EncryptedKey>")[1].split("<")[0])) == 384
+    assert (
+        len(base64.b64decode(enc.manifest.read_text().split("<base64EncryptedKey>")[1].split("<")[0])) == 384
+    )
     result = crypto.decrypt_submission(enc.manifest, key=rsa_key_3072, out_dir=tmp_path / "out")
     assert result.status == "ok"
     assert (tmp_path / "out" / "3072" / "a.jpg").read_bytes() == b"\xff\xd8" * 100

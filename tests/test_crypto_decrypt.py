@@ -1,4 +1,5 @@
-"""`migkit decrypt`: every status, peer variants, re-runs, process pool, CLI exit codes and the security rules,
+"""`migkit decrypt`: every status, peer variants, re-runs, process pool, CLI exit codes and the security
+rules,
 each with a crafted input made by `encrypt_submission` (Collect's layout) or by small peer builders below."""
 
 from __future__ import annotations
@@ -6,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import shutil
 import zipfile
@@ -15,10 +17,12 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
+from tests.test_crypto import central_record
 from toolkit import crypto
 from toolkit.cli import app
 
@@ -39,73 +43,118 @@ def other_key() -> rsa.RSAPrivateKey:
 @pytest.fixture(scope="session")
 def key_file(tmp_path_factory: pytest.TempPathFactory, key: rsa.RSAPrivateKey) -> Path:
     path = tmp_path_factory.mktemp("keys") / "private.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return path
 
 
 def instance(instance_id: str, answer: str = SECRET_ANSWER, photo: str | None = None) -> bytes:
     photo_xml = f"<photo>{photo}</photo>" if photo else ""
-    return (f"<?xml version='1.0' ?><data id=\"hh\" version=\"7\"><name>{answer}</name>{photo_xml}"
-            f"<meta><instanceID>{instance_id}</instanceID></meta></data>").encode()
+    return (
+        f'<?xml version=\'1.0\' ?><data id="hh" version="7"><name>{answer}</name>{photo_xml}'
+        f"<meta><instanceID>{instance_id}</instanceID></meta></data>"
+    ).encode()
 
 
-def collect(folder: Path, key: rsa.RSAPrivateKey, instance_id: str = "uuid:aaaa-1", *,
-            media: Sequence[tuple[str, bytes]] = (("1.jpg", b"\xff\xd8jpeg" * 50), ("audit.csv", b"event\n")),
-            tablet: bool = True, answer: str = SECRET_ANSWER, version: str | None = "7") -> crypto.EncryptedSubmission:
+def collect(
+    folder: Path,
+    key: rsa.RSAPrivateKey,
+    instance_id: str = "uuid:aaaa-1",
+    *,
+    media: Sequence[tuple[str, bytes]] = (("1.jpg", b"\xff\xd8jpeg" * 50), ("audit.csv", b"event\n")),
+    tablet: bool = True,
+    answer: str = SECRET_ANSWER,
+    version: str | None = "7",
+) -> crypto.EncryptedSubmission:
     """A finalised Collect instance folder: manifest renamed to <instance>.xml (tablet) or submission.xml."""
     return crypto.encrypt_submission(
-        instance(instance_id, answer, media[0][0] if media else None), public_key=key.public_key(), form_id="hh",
-        version=version, instance_id=instance_id, out_dir=folder, media=media,
+        instance(instance_id, answer, media[0][0] if media else None),
+        public_key=key.public_key(),
+        form_id="hh",
+        version=version,
+        instance_id=instance_id,
+        out_dir=folder,
+        media=media,
         manifest_name=f"{folder.name}.xml" if tablet else "submission.xml",
     )
 
 
 def tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def rows(out: Path) -> list[dict[str, str]]:
     return list(crypto.iter_log(out / crypto.LOG_NAME))
 
 
-# --- round trips --------------------------------------------------------------------------------------------------
+# --- round trips
+# --------------------------------------------------------------------------------------------------
 NAME = st.text(alphabet=st.sampled_from("abcXYZ019_-() éжأ中"), min_size=1, max_size=12).filter(
-    lambda s: s.strip() == s and ".." not in s)
+    lambda s: s.strip() == s and ".." not in s
+)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     answer=st.text(min_size=0, max_size=200).map(lambda s: re.sub(r"[^\w ]", "", s)),
-    media=st.lists(st.tuples(NAME.map(lambda s: s + ".jpg"), st.binary(max_size=3000)), max_size=5,
-                   unique_by=lambda m: m[0]),
+    media=st.lists(
+        st.tuples(NAME.map(lambda s: s + ".jpg"), st.binary(max_size=3000)),
+        max_size=5,
+        unique_by=lambda m: m[0],
+    ),
     tablet=st.booleans(),
     version=st.sampled_from([None, "1", "2026112701", "v-ж"]),
 )
-def test_round_trip(tmp_path_factory: pytest.TempPathFactory, key: rsa.RSAPrivateKey, answer: str,
-                    media: list[tuple[str, bytes]], tablet: bool, version: str | None) -> None:
+def test_round_trip(
+    tmp_path_factory: pytest.TempPathFactory,
+    key: rsa.RSAPrivateKey,
+    answer: str,
+    media: list[tuple[str, bytes]],
+    tablet: bool,
+    version: str | None,
+) -> None:
     base = tmp_path_factory.mktemp("rt")
-    enc = collect(base / "hh_2026-11-27_10-00-00", key, "uuid:rt-1", media=media, tablet=tablet, answer=answer,
-                  version=version)
+    enc = collect(
+        base / "hh_2026-11-27_10-00-00",
+        key,
+        "uuid:rt-1",
+        media=media,
+        tablet=tablet,
+        answer=answer,
+        version=version,
+    )
     result = crypto.decrypt_submission(enc.manifest, key=key, out_dir=base / "out")
     assert result.status == "ok", result.message
     out = base / "out" / "rt-1"
-    assert (out / "submission.xml").read_bytes() == instance("uuid:rt-1", answer, media[0][0] if media else None)
+    assert (out / "submission.xml").read_bytes() == instance(
+        "uuid:rt-1", answer, media[0][0] if media else None
+    )
     for name, content in media:
         assert (out / name).read_bytes() == content
     assert sorted(p.name for p in out.iterdir() if p.name != crypto.STAMP_NAME) == sorted(
-        ["submission.xml", *(n for n, _ in media)])
+        ["submission.xml", *(n for n, _ in media)]
+    )
 
 
 def test_collect_manifest_layout(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
     enc = collect(tmp_path / "hh_1", key, "uuid:lay-1")
     text = enc.manifest.read_text(encoding="utf-8")
     assert not text.startswith("<?xml")  # KXmlSerializer writes no declaration
-    assert text.startswith('<data xmlns="http://www.opendatakit.org/xforms/encrypted" id="hh" version="7" '
-                           'encrypted="yes"><base64EncryptedKey>')
-    assert '<orx:meta xmlns:orx="http://openrosa.org/xforms"><orx:instanceID>uuid:lay-1</orx:instanceID></orx:meta>' \
+    assert text.startswith(
+        '<data xmlns="http://www.opendatakit.org/xforms/encrypted" id="hh" version="7" '
+        'encrypted="yes"><base64EncryptedKey>'
+    )
+    assert (
+        '<orx:meta xmlns:orx="http://openrosa.org/xforms"><orx:instanceID>uuid:lay-1</orx:instanceID></orx:meta>'
         in text
+    )
     assert re.findall(r"<media><file>([^<]+)</file></media>", text) == ["1.jpg.enc", "audit.csv.enc"]
     assert text.endswith("</base64EncryptedElementSignature></data>")
     assert [p.name for p in enc.files] == ["1.jpg.enc", "audit.csv.enc", "submission.xml.enc"]
@@ -115,7 +164,8 @@ def test_collect_manifest_layout(tmp_path: Path, key: rsa.RSAPrivateKey) -> None
     assert (tmp_path / "hh_1" / "audit.csv.enc").stat().st_size == 16
 
 
-# --- statuses -----------------------------------------------------------------------------------------------------
+# --- statuses
+# -----------------------------------------------------------------------------------------------------
 def test_ok_tablet_layout_and_plaintext_mixed(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
     instances = tmp_path / "sdcard" / "odk" / "instances"
     collect(instances / "hh_2026-11-27_10-00-00", key, "uuid:tab-1")
@@ -128,7 +178,10 @@ def test_ok_tablet_layout_and_plaintext_mixed(tmp_path: Path, key: rsa.RSAPrivat
     (forms / "hh.xml").write_text('<h:html xmlns:h="http://www.w3.org/1999/xhtml"><h:head/></h:html>')
     before = tree_digest(tmp_path / "sdcard")
     result = crypto.decrypt([tmp_path / "sdcard"], key=key, out_dir=tmp_path / "out")
-    assert {r.instance_id: r.status for r in result.submissions} == {"uuid:tab-1": "ok", "uuid:draft-1": "plaintext"}
+    assert {r.instance_id: r.status for r in result.submissions} == {
+        "uuid:tab-1": "ok",
+        "uuid:draft-1": "plaintext",
+    }
     assert (tmp_path / "out" / "draft-1" / "p.jpg").read_bytes() == b"plain photo"
     assert (tmp_path / "out" / "tab-1" / "audit.csv").read_bytes() == b"event\n"
     assert tree_digest(tmp_path / "sdcard") == before  # inputs never change
@@ -171,7 +224,9 @@ def test_incomplete_when_media_truncated(tmp_path: Path, key: rsa.RSAPrivateKey)
 def test_duplicate_and_conflict(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
     collect(tmp_path / "in" / "1" / "first", key, "uuid:dup-1")
     shutil.copytree(tmp_path / "in" / "1" / "first", tmp_path / "in" / "2" / "first")  # pulled twice
-    collect(tmp_path / "in" / "3" / "again", key, "uuid:dup-1", answer="edited answer")  # same id, new content
+    collect(
+        tmp_path / "in" / "3" / "again", key, "uuid:dup-1", answer="edited answer"
+    )  # same id, new content
     result = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")
     assert [r.status for r in result.submissions] == ["ok", "duplicate", "conflict"]
     assert (tmp_path / "out" / "dup-1").is_dir() and (tmp_path / "out" / "dup-1__2").is_dir()
@@ -183,9 +238,12 @@ def test_duplicate_and_conflict(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
     assert [r.status for r in again.submissions] == ["duplicate"]
 
 
-@pytest.mark.parametrize("damage", ["wrong_key", "truncated_xml", "corrupt_xml", "missing_xml", "corrupt_key_block"])
-def test_failed_leaves_nothing(tmp_path: Path, key: rsa.RSAPrivateKey, other_key: rsa.RSAPrivateKey,
-                               damage: str) -> None:
+@pytest.mark.parametrize(
+    "damage", ["wrong_key", "truncated_xml", "corrupt_xml", "missing_xml", "corrupt_key_block"]
+)
+def test_failed_leaves_nothing(
+    tmp_path: Path, key: rsa.RSAPrivateKey, other_key: rsa.RSAPrivateKey, damage: str
+) -> None:
     enc = collect(tmp_path / "in" / "x", other_key if damage == "wrong_key" else key, "uuid:fail-1")
     xml_enc = tmp_path / "in" / "x" / "submission.xml.enc"
     if damage == "truncated_xml":
@@ -203,8 +261,13 @@ def test_failed_leaves_nothing(tmp_path: Path, key: rsa.RSAPrivateKey, other_key
         raw[100] ^= 1
         enc.manifest.write_text(text.replace(wrapped, base64.b64encode(bytes(raw)).decode()))
     result = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out").submissions[0]
-    expected = {"wrong_key": crypto.WRONG_KEY, "truncated_xml": crypto.XML_CORRUPT, "corrupt_xml": crypto.XML_CORRUPT,
-                "missing_xml": crypto.XML_MISSING, "corrupt_key_block": crypto.KEY_BLOCK_CORRUPT}[damage]
+    expected = {
+        "wrong_key": crypto.WRONG_KEY,
+        "truncated_xml": crypto.XML_CORRUPT,
+        "corrupt_xml": crypto.XML_CORRUPT,
+        "missing_xml": crypto.XML_MISSING,
+        "corrupt_key_block": crypto.KEY_BLOCK_CORRUPT,
+    }[damage]
     assert (result.status, result.reason_code) == ("failed", expected), result.message
     if damage == "wrong_key":
         assert "this submission was encrypted for a different public key" in result.message
@@ -213,23 +276,44 @@ def test_failed_leaves_nothing(tmp_path: Path, key: rsa.RSAPrivateKey, other_key
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [crypto.LOG_NAME]
 
 
-# --- peers and variants -------------------------------------------------------------------------------------------
-def _peer(folder: Path, key: rsa.RSAPrivateKey, *, instance_id: str, xml: bytes, media: Sequence[tuple[str, bytes]],
-          form_id: str = "hh", version: str | None = "7", sig_version: str | None = "same", mgf=hashes.SHA256(),
-          signed_names_with_enc: bool = False, iv_id: str | None = None, meta_id: str | None = None,
-          root_id: str | None = None, compact_media: bool = False, ns: str = crypto.COLLECT_NS,
-          names_on_disk: dict[str, str] | None = None, signature: str | None = None) -> Path:
+# --- peers and variants
+# -------------------------------------------------------------------------------------------
+def _peer(
+    folder: Path,
+    key: rsa.RSAPrivateKey,
+    *,
+    instance_id: str,
+    xml: bytes,
+    media: Sequence[tuple[str, bytes]],
+    form_id: str = "hh",
+    version: str | None = "7",
+    sig_version: str | None = "same",
+    mgf: hashes.HashAlgorithm | None = None,
+    signed_names_with_enc: bool = False,
+    iv_id: str | None = None,
+    meta_id: str | None = None,
+    root_id: str | None = None,
+    compact_media: bool = False,
+    ns: str = crypto.COLLECT_NS,
+    names_on_disk: dict[str, str] | None = None,
+    signature: str | None = None,
+) -> Path:
     """A submission made by an encryptor that departs from Collect in the ways given (written independently of
     `encrypt_submission`, with `cryptography` directly)."""
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
-
     folder.mkdir(parents=True, exist_ok=True)
     aes = bytes(range(32))
-    oaep = padding.OAEP(mgf=padding.MGF1(mgf), algorithm=hashes.SHA256(), label=None)
+    oaep = padding.OAEP(mgf=padding.MGF1(mgf or hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
     wrapped = base64.b64encode(key.public_key().encrypt(aes, oaep)).decode()
     seed = hashlib.md5((iv_id or instance_id).encode() + aes).digest()
-    lines = [form_id] + ([] if (sig_version if sig_version != "same" else version) is None else
-                         [sig_version if sig_version != "same" else version]) + [wrapped, instance_id]
+    lines = (
+        [form_id]
+        + (
+            []
+            if (sig_version if sig_version != "same" else version) is None
+            else [sig_version if sig_version != "same" else version]
+        )
+        + [wrapped, instance_id]
+    )
     files = [*media, ("submission.xml", xml)]
     names = []
     for index, (name, content) in enumerate(files):
@@ -244,17 +328,25 @@ def _peer(folder: Path, key: rsa.RSAPrivateKey, *, instance_id: str, xml: bytes,
         lines.append(f"{signed}::{hashlib.md5(content).hexdigest()}")
     digest = hashlib.md5("".join(x + "\n" for x in lines).encode()).digest()
     sig = signature or base64.b64encode(key.public_key().encrypt(digest, oaep)).decode()
-    media_xml = ("<media>" + "".join(f"<file>{n}</file>" for n in names[:-1]) + "</media>") if compact_media else \
-        "".join(f"<media><file>{n}</file></media>" for n in names[:-1])
+    media_xml = (
+        ("<media>" + "".join(f"<file>{n}</file>" for n in names[:-1]) + "</media>")
+        if compact_media
+        else "".join(f"<media><file>{n}</file></media>" for n in names[:-1])
+    )
     version_attr = f' version="{version}"' if version is not None else ""
     root_attr = f' instanceID="{root_id}"' if root_id else ""
-    meta = f"<meta><instanceID>{meta_id if meta_id is not None else instance_id}</instanceID></meta>" \
-        if meta_id != "" else ""
+    meta = (
+        f"<meta><instanceID>{meta_id if meta_id is not None else instance_id}</instanceID></meta>"
+        if meta_id != ""
+        else ""
+    )
     (folder / "submission.xml").write_text(
         f'<data xmlns="{ns}" id="{form_id}"{version_attr} encrypted="yes"{root_attr}>'
         f"<base64EncryptedKey>{wrapped}</base64EncryptedKey>{meta}{media_xml}"
         f"<encryptedXmlFile>submission.xml.enc</encryptedXmlFile>"
-        f"<base64EncryptedElementSignature>{sig}</base64EncryptedElementSignature></data>", encoding="utf-8")
+        f"<base64EncryptedElementSignature>{sig}</base64EncryptedElementSignature></data>",
+        encoding="utf-8",
+    )
     return folder / "submission.xml"
 
 
@@ -264,11 +356,23 @@ PEER_CASES = {
     "spec_namespace": ({"ns": "http://opendatakit.org/submissions"}, "ok", ""),
     "server_renamed": ({"names_on_disk": {"submission.xml.enc": "submission.xml_ED6i4G8.enc"}}, "ok", ""),
     "sunjce_mgf1_sha1": ({"mgf": hashes.SHA1()}, "ok", crypto.MGF1_SHA1),
-    "empty_version_absent": ({"version": "", "sig_version": None}, "ok", "decrypt.recovered.empty_version_absent"),
+    "empty_version_absent": (
+        {"version": "", "sig_version": None},
+        "ok",
+        "decrypt.recovered.empty_version_absent",
+    ),
     "empty_version_line": ({"version": ""}, "ok", ""),
     "names_with_enc": ({"signed_names_with_enc": True}, "ok", "decrypt.recovered.names_with_enc"),
-    "root_instance_id": ({"iv_id": "uuid:root-7", "root_id": "uuid:root-7", "instance_id": "uuid:root-7",
-                          "meta_id": "uuid:meta-7"}, "ok", "decrypt.recovered.root_instance_id"),
+    "root_instance_id": (
+        {
+            "iv_id": "uuid:root-7",
+            "root_id": "uuid:root-7",
+            "instance_id": "uuid:root-7",
+            "meta_id": "uuid:meta-7",
+        },
+        "ok",
+        "decrypt.recovered.root_instance_id",
+    ),
     "root_attribute_only": ({"root_id": "uuid:peer-1", "meta_id": ""}, "ok", ""),
     "unknown_variant": ({"sig_version": "8"}, "signature_invalid", crypto.SIGNATURE_MISMATCH),
 }
@@ -280,8 +384,9 @@ def test_peer_variants(tmp_path: Path, key: rsa.RSAPrivateKey, case: str) -> Non
     options = dict(options)
     instance_id = options.pop("instance_id", "uuid:peer-1")
     xml = instance(instance_id, "Бақыт 😀")
-    manifest = _peer(tmp_path / "in", key, instance_id=instance_id, xml=xml, media=[("p.jpg", b"jpeg" * 40)],
-                     **options)
+    manifest = _peer(
+        tmp_path / "in", key, instance_id=instance_id, xml=xml, media=[("p.jpg", b"jpeg" * 40)], **options
+    )
     result = crypto.decrypt_submission(manifest, key=key, out_dir=tmp_path / "out")
     assert (result.status, result.reason_code) == (status, reason), result.message
     assert (tmp_path / "out" / result.folder / "submission.xml").read_bytes() == xml
@@ -291,9 +396,16 @@ def test_peer_variants(tmp_path: Path, key: rsa.RSAPrivateKey, case: str) -> Non
 def test_central_simulator_envelope(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
     """central-backend test/util/crypto-odk.js: invalid XML (`encrypted="yes", version=`), media without .enc,
     instanceID [a-z]+, signature the literal "no". Tested as emitted and as a corrected copy."""
-    manifest = _peer(tmp_path / "in", key, instance_id="simulated", xml=instance("simulated"),
-                     media=[("photo.jpg", b"x" * 33)], signature="no",
-                     names_on_disk={"photo.jpg.enc": "photo.jpg"}, ns="http://opendatakit.org/submissions")
+    manifest = _peer(
+        tmp_path / "in",
+        key,
+        instance_id="simulated",
+        xml=instance("simulated"),
+        media=[("photo.jpg", b"x" * 33)],
+        signature="no",
+        names_on_disk={"photo.jpg.enc": "photo.jpg"},
+        ns="http://opendatakit.org/submissions",
+    )
     text = manifest.read_text().replace("photo.jpg.enc", "photo.jpg")
     emitted = text.replace('id="hh" version="7" encrypted="yes"', 'id="hh" encrypted="yes", version="7"')
     manifest.write_text('<?xml version="1.0"?>\n' + emitted)
@@ -306,9 +418,18 @@ def test_central_simulator_envelope(tmp_path: Path, key: rsa.RSAPrivateKey) -> N
     assert fixed.status == "signature_invalid" and "repaired" not in fixed.message
 
 
-# --- security -----------------------------------------------------------------------------------------------------
-BAD_NAMES = ["../evil.jpg.enc", "..\\evil.jpg.enc", "/etc/passwd", "sub/dir.jpg.enc", "C:evil.enc", "..",
-             "a&#9;b.enc", "x" * 300 + ".enc"]
+# --- security
+# -----------------------------------------------------------------------------------------------------
+BAD_NAMES = [
+    "../evil.jpg.enc",
+    "..\\evil.jpg.enc",
+    "/etc/passwd",
+    "sub/dir.jpg.enc",
+    "C:evil.enc",
+    "..",
+    "a&#9;b.enc",
+    "x" * 300 + ".enc",
+]
 
 
 @pytest.mark.parametrize("bad", BAD_NAMES)
@@ -340,12 +461,20 @@ def test_doctype_and_entities_are_refused(tmp_path: Path, key: rsa.RSAPrivateKey
 
 @pytest.mark.parametrize(
     ("element", "value"),
-    [("base64EncryptedKey", "A" * 5000), ("orx:instanceID", "uuid:" + "a" * 600),
-     ("orx:instanceID", "uuid:../../escape"), ("orx:instanceID", "uuid:/abs")],
+    [
+        ("base64EncryptedKey", "A" * 5000),
+        ("orx:instanceID", "uuid:" + "a" * 600),
+        ("orx:instanceID", "uuid:../../escape"),
+        ("orx:instanceID", "uuid:/abs"),
+    ],
 )
-def test_oversized_or_unsafe_elements(tmp_path: Path, key: rsa.RSAPrivateKey, element: str, value: str) -> None:
+def test_oversized_or_unsafe_elements(
+    tmp_path: Path, key: rsa.RSAPrivateKey, element: str, value: str
+) -> None:
     enc = collect(tmp_path / "in" / "x", key, "uuid:big-1")
-    text = re.sub(f"<{element}>[^<]*</{element}>", f"<{element}>{value}</{element}>", enc.manifest.read_text())
+    text = re.sub(
+        f"<{element}>[^<]*</{element}>", f"<{element}>{value}</{element}>", enc.manifest.read_text()
+    )
     enc.manifest.write_text(text)
     result = crypto.decrypt_submission(enc.manifest, key=key, out_dir=tmp_path / "out")
     assert (result.status, result.reason_code) == ("failed", crypto.MANIFEST_UNSAFE)
@@ -364,13 +493,13 @@ def test_zip_input_and_escaping_members(tmp_path: Path, key: rsa.RSAPrivateKey) 
     enc = collect(tmp_path / "src" / "hh_1", key, "uuid:zip-1")
     archive = tmp_path / "pull.zip"
     with zipfile.ZipFile(archive, "w") as zf:
-        for path in enc.files + (enc.manifest,):
+        for path in (*enc.files, enc.manifest):
             zf.write(path, f"instances/hh_1/{path.name}")
         zf.writestr("../escaped.xml", "<data id='x'/>")
         zf.writestr("/tmp/absolute-migkit-test.xml", "<data id='x'/>")
         zf.writestr("a/../../escaped2.xml", "<data id='x'/>")
         link = zipfile.ZipInfo("instances/link.xml")
-        link.external_attr = (0o120777 << 16)
+        link.external_attr = 0o120777 << 16
         zf.writestr(link, "/etc/passwd")
     result = crypto.decrypt([archive], key=key, out_dir=tmp_path / "out")
     statuses = [(r.status, r.reason_code) for r in result.submissions]
@@ -382,23 +511,34 @@ def test_zip_input_and_escaping_members(tmp_path: Path, key: rsa.RSAPrivateKey) 
     assert not (tmp_path / "escaped2.xml").exists()
 
 
-def test_no_key_material_or_answers_in_log_or_output(tmp_path: Path, key: rsa.RSAPrivateKey, key_file: Path) -> None:
+def test_no_key_material_or_answers_in_log_or_output(
+    tmp_path: Path, key: rsa.RSAPrivateKey, key_file: Path
+) -> None:
     collect(tmp_path / "in" / "a", key, "uuid:leak-1")
     (tmp_path / "pass").write_text("unused-passphrase")
-    result = runner.invoke(app, ["decrypt", str(tmp_path / "in"), "--key", str(key_file), "--out",
-                                 str(tmp_path / "out"), "--json"])
+    result = runner.invoke(
+        app,
+        ["decrypt", str(tmp_path / "in"), "--key", str(key_file), "--out", str(tmp_path / "out"), "--json"],
+    )
     assert result.exit_code == 0, result.output
     body = "".join(key_file.read_text().splitlines()[1:-1])[:40]
     log = (tmp_path / "out" / crypto.LOG_NAME).read_text(encoding="utf-8")
-    for text in (result.output, log, json.dumps(crypto._read_stamp(tmp_path / "out" / "leak-1"), ensure_ascii=False)):
+    for text in (
+        result.output,
+        log,
+        json.dumps(crypto._read_stamp(tmp_path / "out" / "leak-1"), ensure_ascii=False),
+    ):
         assert SECRET_ANSWER not in text and body not in text
     assert json.loads(result.stdout) == rows(tmp_path / "out")
 
 
-# --- re-runs, workers, CLI ----------------------------------------------------------------------------------------
+# --- re-runs, workers, CLI
+# ----------------------------------------------------------------------------------------
 def test_rerun_is_idempotent_and_repairs(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
     collect(tmp_path / "in" / "a", key, "uuid:re-1")
-    enc_b = collect(tmp_path / "in" / "b", key, "uuid:re-2", media=[("x.jpg", b"1" * 64), ("y.jpg", b"2" * 64)])
+    enc_b = collect(
+        tmp_path / "in" / "b", key, "uuid:re-2", media=[("x.jpg", b"1" * 64), ("y.jpg", b"2" * 64)]
+    )
     (tmp_path / "in" / "b" / "y.jpg.enc").rename(tmp_path / "later.enc")
     first = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")
     assert [r.status for r in first.submissions] == ["ok", "incomplete"]
@@ -406,7 +546,9 @@ def test_rerun_is_idempotent_and_repairs(tmp_path: Path, key: rsa.RSAPrivateKey)
     mtime = (tmp_path / "out" / "re-1" / "submission.xml").stat().st_mtime_ns
     second = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")
     assert [(r.status, r.reason_code) for r in second.submissions] == [
-        ("ok", crypto.ALREADY_DONE), ("incomplete", crypto.MEDIA_MISSING)]
+        ("ok", crypto.ALREADY_DONE),
+        ("incomplete", crypto.MEDIA_MISSING),
+    ]
     assert tree_digest(tmp_path / "out" / "re-1") == out_before
     assert (tmp_path / "out" / "re-1" / "submission.xml").stat().st_mtime_ns == mtime
     # The missing file arrives; a damaged output is restored.
@@ -434,11 +576,23 @@ def test_workers_give_the_same_rows_in_order(tmp_path: Path, key: rsa.RSAPrivate
 
 @pytest.mark.parametrize(
     ("setup", "exit_code"),
-    [("ok", 0), ("plaintext_and_duplicate", 0), ("incomplete", 1), ("conflict", 1), ("signature_invalid", 1),
-     ("failed", 1)],
+    [
+        ("ok", 0),
+        ("plaintext_and_duplicate", 0),
+        ("incomplete", 1),
+        ("conflict", 1),
+        ("signature_invalid", 1),
+        ("failed", 1),
+    ],
 )
-def test_cli_exit_codes(tmp_path: Path, key: rsa.RSAPrivateKey, other_key: rsa.RSAPrivateKey, key_file: Path,
-                        setup: str, exit_code: int) -> None:
+def test_cli_exit_codes(
+    tmp_path: Path,
+    key: rsa.RSAPrivateKey,
+    other_key: rsa.RSAPrivateKey,
+    key_file: Path,
+    setup: str,
+    exit_code: int,
+) -> None:
     src = tmp_path / "in"
     enc = collect(src / "a", key, "uuid:cli-1")
     if setup == "plaintext_and_duplicate":
@@ -458,11 +612,17 @@ def test_cli_exit_codes(tmp_path: Path, key: rsa.RSAPrivateKey, other_key: rsa.R
     assert (tmp_path / "out" / crypto.LOG_NAME).exists()
 
 
-def test_cli_passphrase_sources_and_wrong_passphrase(tmp_path: Path, key: rsa.RSAPrivateKey,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_passphrase_sources_and_wrong_passphrase(
+    tmp_path: Path, key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
     protected = tmp_path / "k.pem"
-    protected.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                            serialization.BestAvailableEncryption(b"right passphrase")))
+    protected.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"right passphrase"),
+        )
+    )
     collect(tmp_path / "in" / "a", key, "uuid:pp-1")
     base = ["decrypt", str(tmp_path / "in"), "--key", str(protected), "--out", str(tmp_path / "out")]
     monkeypatch.delenv(crypto.PASSPHRASE_ENV, raising=False)
@@ -481,26 +641,40 @@ def test_cli_passphrase_sources_and_wrong_passphrase(tmp_path: Path, key: rsa.RS
 
 
 def test_cli_central_managed_key_and_unreadable_key(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
-    from tests.test_crypto import central_record
-
     record = tmp_path / "keys-row.json"
     record.write_text(json.dumps(central_record(key, b"supersecret")))
     collect(tmp_path / "in" / "a", key, "uuid:cm-1")
     (tmp_path / "p.txt").write_text("supersecret")
-    ok = runner.invoke(app, ["decrypt", str(tmp_path / "in"), "--key", str(record), "--passphrase-file",
-                             str(tmp_path / "p.txt"), "--out", str(tmp_path / "out")])
+    ok = runner.invoke(
+        app,
+        [
+            "decrypt",
+            str(tmp_path / "in"),
+            "--key",
+            str(record),
+            "--passphrase-file",
+            str(tmp_path / "p.txt"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     public = tmp_path / "pub.pem"
-    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
-    bad = runner.invoke(app, ["decrypt", str(tmp_path / "in"), "--key", str(public), "--out", str(tmp_path / "o")])
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    bad = runner.invoke(
+        app, ["decrypt", str(tmp_path / "in"), "--key", str(public), "--out", str(tmp_path / "o")]
+    )
     assert bad.exit_code == 3 and "public key" in bad.output
 
 
 def test_record_falls_back_to_a_file_and_folders_without_record_are_adopted(
-        tmp_path: Path, key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
     collect(tmp_path / "in" / "a", key, "uuid:x-1")
-    import os
 
     def no_xattr(*_args: object) -> None:
         raise OSError(95, "Operation not supported")

@@ -10,11 +10,21 @@ The scheme (specs/odk-encryption.md section 1, after getodk/collect `EncryptionU
 * `base64EncryptedElementSignature` is the RSA-wrapped MD5 of form id, version, wrapped key, instanceID and
   `name::md5` per decrypted file, each followed by a newline.
 
-Peers that encrypt differently (Enketo, SunJCE, Central's simulator) are read too: when a submission decrypts but
-its signature does not verify, the derivations those encryptors really use are tried, and the row names the rule
+Peers that encrypt differently (Enketo, SunJCE, Central's simulator) are read too: when a submission decrypts
+but
+its signature does not verify, the derivations those encryptors really use are tried, and the row names the
+rule
 that recovered it. This module does not use pandas so that it can be audited on its own. It never logs key
 material, passphrases or decrypted content.
 """
+
+# File-wide lint exceptions, each for a reason:
+# PTH: the per-submission path uses os-level calls on strings; pathlib objects cost measurable time per
+#      file at tens of thousands of submissions (bench/decrypt.py).
+# S303, S324: MD5 and SHA-1 are fixed by the ODK format (IV seed, signature) or name folders; nothing here
+#      relies on them for security that the format does not already.
+# PLR0911, PLR0917: the private decrypt steps return one log row per outcome and pass their state explicitly.
+# ruff: noqa: PTH101, PTH102, PTH104, PTH105, PTH108, PTH112, PTH116, PTH118, PTH119, PTH123, S303, S324, PLR0911, PLR0917
 
 from __future__ import annotations
 
@@ -47,8 +57,8 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, padding, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric import padding as asym_padding
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from lxml import etree
 
@@ -81,7 +91,8 @@ __all__ = [
     "read_passphrase_file",
 ]
 
-# --- Names and limits --------------------------------------------------------------------------------------------
+# --- Names and limits
+# --------------------------------------------------------------------------------------------
 COLLECT_NS = "http://www.opendatakit.org/xforms/encrypted"
 OPENROSA_NS = "http://openrosa.org/xforms"
 LOG_NAME = "decrypt-log.csv"
@@ -95,7 +106,8 @@ BLOCK = 16
 CHUNK_BYTES = 1 << 20
 # Manifests are a few KB (one line per media file); anything far larger is not a manifest.
 MANIFEST_MAX_BYTES = 1 << 20
-# Plaintext (never finalised) instances are parsed to find their instanceID; household instances stay far below.
+# Plaintext (never finalised) instances are parsed to find their instanceID; household instances stay far
+# below.
 PLAINTEXT_XML_MAX_BYTES = 64 << 20
 # Element caps: an 8192-bit RSA block is 1,368 base64 characters.
 BASE64_MAX_CHARS = 2048
@@ -108,9 +120,10 @@ ZIP_MAX_TOTAL_BYTES = 200 << 30
 CENTRAL_PBKDF2_ROUNDS = 128_000
 KEY_SIZES = (2048, 3072, 4096)
 RSA_BLOCK_SIZES = frozenset({128, 256, 384, 512, 768, 1024})  # wrapped-key lengths of 1024..8192-bit keys
-PASSPHRASE_ENV = "MIGKIT_PASSPHRASE"
+PASSPHRASE_ENV = "MIGKIT_PASSPHRASE"  # noqa: S105 - the name of the variable, not a passphrase
 
-# --- Issue codes -------------------------------------------------------------------------------------------------
+# --- Issue codes
+# -------------------------------------------------------------------------------------------------
 KEY_UNREADABLE = define("key.unreadable", "The private key file cannot be read as an RSA private key")
 KEY_PUBLIC_GIVEN = define(
     "key.public_given", "A public key or certificate was given where the private key is needed"
@@ -159,15 +172,21 @@ RULES: dict[str, str] = {
     ),
     "root_instance_id": "the instanceID of the manifest's root attribute was used (valigetta order)",
     "meta_instance_id": "the instanceID of meta/instanceID was used (Briefcase order)",
-    "enketo_iv_overflow": "IV bytes were incremented past 255 without wrapping (Enketo encryptor.js Seed, node-forge)",
-    "enketo_legacy_seed": "the IV seed hashed a non-ASCII instanceID as UTF-16 code units (Enketo before 2025-08)",
+    "enketo_iv_overflow": (
+        "IV bytes were incremented past 255 without wrapping (Enketo encryptor.js Seed, node-forge)"
+    ),
+    "enketo_legacy_seed": (
+        "the IV seed hashed a non-ASCII instanceID as UTF-16 code units (Enketo before 2025-08)"
+    ),
 }
 for _rule, _text in RULES.items():
     define(f"decrypt.recovered.{_rule}", f"Signature verified after allowing for: {_text}")
 
 SIGNATURE_CAUSES = (
-    "exported anyway, as Briefcase does. A mismatch means the files are not exactly what the device signed: a file "
-    "was changed, re-encoded or swapped after encryption, the manifest's instanceID or file list was edited, or the "
+    "exported anyway, as Briefcase does. A mismatch means the files are not exactly what the device signed: "
+    "a file "
+    "was changed, re-encoded or swapped after encryption, the manifest's instanceID or file list was edited, "
+    "or the "
     "encryptor computed the signature in a way migkit does not know. Compare the answers with the field team "
     "before using them"
 )
@@ -186,7 +205,8 @@ class Status(StrEnum):
 GOOD_STATUSES = frozenset({Status.OK, Status.PLAINTEXT, Status.DUPLICATE})
 
 
-# --- Results -----------------------------------------------------------------------------------------------------
+# --- Results
+# -----------------------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class SubmissionResult:
     """One row of the decrypt log: what happened to one submission found in the inputs."""
@@ -268,9 +288,9 @@ class EncryptedSubmission:
     instance_id: str
 
 
-# =================================================================================================================
+# ============================================================================================================
 # Keys
-# =================================================================================================================
+# ============================================================================================================
 def read_passphrase_file(path: Path) -> bytes:
     """Read a passphrase from a file: its bytes without one trailing newline (LF or CRLF).
 
@@ -282,7 +302,7 @@ def read_passphrase_file(path: Path) -> bytes:
     except OSError as exc:
         raise ToolkitError(
             error(INPUT_MISSING, f"cannot read the passphrase file: {exc.strerror}", file=str(path))
-        )
+        ) from None
     data = data.removeprefix(codecs.BOM_UTF8)
     if data.endswith(b"\r\n"):
         return data[:-2]
@@ -381,7 +401,8 @@ def load_private_key(path: Path, *, passphrase: bytes | str | None = None) -> Lo
             raise _key_error(
                 KEY_UNREADABLE,
                 "no PEM private key found in this file (expected '-----BEGIN PRIVATE KEY-----' or "
-                "'-----BEGIN RSA PRIVATE KEY-----'). Give the private key you made with `migkit keys new` or openssl.",
+                "'-----BEGIN RSA PRIVATE KEY-----'). Give the private key you made with `migkit keys new` or "
+                "openssl.",
                 path,
             ) from None
         return _checked(key, "der", path)
@@ -389,7 +410,8 @@ def load_private_key(path: Path, *, passphrase: bytes | str | None = None) -> Lo
     if label in {"PUBLIC KEY", "RSA PUBLIC KEY", "CERTIFICATE"}:
         raise _key_error(
             KEY_PUBLIC_GIVEN,
-            f"this is a {label.lower()}, which can only encrypt. Give the matching private key (private.pem).",
+            f"this is a {label.lower()}, which can only encrypt. Give the matching private key "
+            "(private.pem).",
             path,
         )
     encrypted = label == "ENCRYPTED PRIVATE KEY" or b"Proc-Type: 4,ENCRYPTED" in pem
@@ -453,7 +475,8 @@ def _load_central_record(text: str, secret: bytes | None, path: Path) -> LoadedK
     if not secret:
         raise _key_error(
             KEY_PASSPHRASE_NEEDED,
-            f"a Central managed key needs the project passphrase; give --passphrase-file or set {PASSPHRASE_ENV}.",
+            "a Central managed key needs the project passphrase; give --passphrase-file or set "
+            f"{PASSPHRASE_ENV}.",
             path,
         )
     salt, iv, ciphertext = (
@@ -563,7 +586,7 @@ def generate_keypair(
     except OSError as exc:
         raise ToolkitError(
             error(OUTPUT_UNWRITABLE, f"cannot create the folder: {exc.strerror}", file=str(out_dir))
-        )
+        ) from None
     secret = _as_bytes(passphrase)
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     encryption: serialization.KeySerializationEncryption = (
@@ -579,23 +602,24 @@ def generate_keypair(
     except FileExistsError as exc:
         raise ToolkitError(
             error(KEY_EXISTS, "appeared while writing; nothing overwritten.", file=str(exc.filename))
-        )
+        ) from None
     except OSError as exc:
         raise ToolkitError(
             error(OUTPUT_UNWRITABLE, f"cannot write the key: {exc.strerror}", file=str(out_dir))
-        )
+        ) from None
     return KeyPairResult(private_path, public_path, public_key_base64(key), bits, bool(secret))
 
 
 def attach_public_key(form: Path, *, public_pem: Path) -> AttachResult:
-    """Set `public_key` on the settings sheet of an XLSForm, keeping the other sheets and formatting (as far as
+    """Set `public_key` on the settings sheet of an XLSForm, keeping the other sheets and formatting (as far
+    as
     openpyxl keeps them). The workbook is written to a temporary file and renamed over the original.
 
     Parameters:
         form: the .xlsx XLSForm.
         public_pem: the public key PEM made by `generate_keypair`.
     """
-    from openpyxl import load_workbook  # local: only `keys attach` needs it
+    from openpyxl import load_workbook  # noqa: PLC0415 - only `keys attach` needs it; keeps decrypt light
 
     form = Path(form)
     value = public_key_base64(Path(public_pem))
@@ -636,9 +660,9 @@ def attach_public_key(form: Path, *, public_pem: Path) -> AttachResult:
     return AttachResult(form, value, replaced=bool(old) and old != value)
 
 
-# =================================================================================================================
+# ============================================================================================================
 # Primitives: OAEP, IVs, AES-CFB with PKCS#7, MD5 as node-forge computes it
-# =================================================================================================================
+# ============================================================================================================
 _OAEP_SHA256 = asym_padding.OAEP(
     mgf=asym_padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None
 )
@@ -669,17 +693,19 @@ def _rsa_wrap(public: rsa.RSAPublicKey, data: bytes) -> str:
 
 def iv_seed(instance_id: str, aes_key: bytes) -> bytes:
     """MD5 of the instanceID as UTF-8 followed by the raw AES key (Collect `EncryptedFormInformation`)."""
-    return hashlib.md5(instance_id.encode("utf-8") + aes_key).digest()  # noqa: S324 - the format fixes MD5
+    return hashlib.md5(instance_id.encode("utf-8") + aes_key).digest()
 
 
 def _increments(index: int) -> list[int]:
-    """How often each seed byte has been raised once the IV of file `index` is taken (round-robin, cumulative)."""
+    """How often each seed byte has been raised once the IV of file `index` is taken (round-robin,
+    cumulative)."""
     full, rest = divmod(index + 1, BLOCK)
     return [full + (1 if position < rest else 0) for position in range(BLOCK)]
 
 
 def collect_iv(seed: bytes, index: int) -> bytes:
-    """IV of file `index` (0-based, manifest order) as Collect, Briefcase and Central derive it (bytes wrap)."""
+    """IV of file `index` (0-based, manifest order) as Collect, Briefcase and Central derive it (bytes
+    wrap)."""
     return bytes((b + n) & 0xFF for b, n in zip(seed, _increments(index), strict=True))
 
 
@@ -702,8 +728,10 @@ _M32 = 0xFFFFFFFF
 
 
 def forge_md5(units: Sequence[int]) -> bytes:
-    """MD5 as node-forge computes it over a JS string given without an encoding: each UTF-16 code unit is taken
-    as one "byte", and words are packed with `c0 ^ c1<<8 ^ c2<<16 ^ c3<<24`, so units above 0xFF bleed into the
+    """MD5 as node-forge computes it over a JS string given without an encoding: each UTF-16 code unit is
+    taken
+    as one "byte", and words are packed with `c0 ^ c1<<8 ^ c2<<16 ^ c3<<24`, so units above 0xFF bleed into
+    the
     neighbouring bytes (enketo/enketo#1421, #1608). For code units <= 0xFF this is plain MD5."""
     length = len(units)
     stream = list(units) + [0x80] + [0] * ((55 - length) % 64)
@@ -738,7 +766,8 @@ def _utf16_units(text: str) -> list[int]:
 
 
 def enketo_legacy_seed(instance_id: str, aes_key: bytes) -> bytes:
-    """The IV seed of Enketo before 2025-08: MD5 over the JS string instanceId + key without UTF-8 encoding."""
+    """The IV seed of Enketo before 2025-08: MD5 over the JS string instanceId + key without UTF-8
+    encoding."""
     return forge_md5(_utf16_units(instance_id) + list(aes_key))
 
 
@@ -768,7 +797,7 @@ def _decrypt_file(src: Path, dst: Path, aes_key: bytes, iv: bytes) -> str:
     if size == 0 or size % BLOCK:
         raise _FileProblem(
             "truncated", f"is {size} bytes, not a multiple of 16: the file was cut short (incomplete copy?)"
-        )
+        ) from None
     decryptor = Cipher(algorithms.AES(aes_key), _CFB(iv)).decryptor()
     if size <= CHUNK_BYTES:  # household XML, audit logs and most photos: one read, one write
         plain = _strip_pkcs7(decryptor.update(_read_small(src, size)))
@@ -781,9 +810,9 @@ def _decrypt_file(src: Path, dst: Path, aes_key: bytes, iv: bytes) -> str:
                 view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
-        return hashlib.md5(plain).hexdigest()  # noqa: S324 - the signature format fixes MD5
-    digest = hashlib.md5()  # noqa: S324
-    with open(src, "rb") as source, open(dst, "wb") as target:  # noqa: PTH123
+        return hashlib.md5(plain).hexdigest()
+    digest = hashlib.md5()
+    with open(src, "rb") as source, open(dst, "wb") as target:
         held = b""
         while chunk := source.read(CHUNK_BYTES):
             plain = held + decryptor.update(chunk)
@@ -820,9 +849,9 @@ def _encrypt_bytes(data: bytes, aes_key: bytes, iv: bytes) -> bytes:
     return encryptor.update(padded) + encryptor.finalize()
 
 
-# =================================================================================================================
+# ============================================================================================================
 # Collect-compatible encryption (tests, simulate, bench)
-# =================================================================================================================
+# ============================================================================================================
 def _signature_text(
     form_id: str,
     version: str | None,
@@ -858,8 +887,10 @@ def encrypt_submission(
 ) -> EncryptedSubmission:
     """Encrypt one submission exactly as ODK Collect does and write its files into `out_dir`.
 
-    Writes `<media>.enc` (IV indices 0..n-1 in the order given), `submission.xml.enc` (IV index n) and the manifest
-    in Collect's layout (namespace `http://www.opendatakit.org/xforms/encrypted`, `orx:meta`, one `<media>` per
+    Writes `<media>.enc` (IV indices 0..n-1 in the order given), `submission.xml.enc` (IV index n) and the
+    manifest
+    in Collect's layout (namespace `http://www.opendatakit.org/xforms/encrypted`, `orx:meta`, one `<media>`
+    per
     file, no XML declaration) with a valid element signature.
 
     Parameters:
@@ -890,20 +921,21 @@ def encrypt_submission(
         path.write_bytes(_encrypt_bytes(content, key, collect_iv(seed, index)))
         written.append(path)
         media_names.append(path.name)
-        signed.append((name, hashlib.md5(content).hexdigest()))  # noqa: S324
+        signed.append((name, hashlib.md5(content).hexdigest()))
     xml_path = out_dir / "submission.xml.enc"
     xml_path.write_bytes(_encrypt_bytes(instance_xml, key, collect_iv(seed, len(media))))
     written.append(xml_path)
-    signed.append(("submission.xml", hashlib.md5(instance_xml).hexdigest()))  # noqa: S324
+    signed.append(("submission.xml", hashlib.md5(instance_xml).hexdigest()))
     digest = hashlib.md5(
         _signature_text(form_id, version, wrapped, instance_id, signed).encode("utf-8")
-    ).digest()  # noqa: S324
+    ).digest()
     signature = _rsa_wrap(public_key, digest)
     version_attr = f' version="{_xml_escape(version, True)}"' if version is not None else ""
     parts = [
         f'<data xmlns="{COLLECT_NS}" id="{_xml_escape(form_id, True)}"{version_attr} encrypted="yes">',
         f"<base64EncryptedKey>{wrapped}</base64EncryptedKey>",
-        f'<orx:meta xmlns:orx="{OPENROSA_NS}"><orx:instanceID>{_xml_escape(instance_id)}</orx:instanceID></orx:meta>',
+        f'<orx:meta xmlns:orx="{OPENROSA_NS}">'
+        f"<orx:instanceID>{_xml_escape(instance_id)}</orx:instanceID></orx:meta>",
         *(f"<media><file>{_xml_escape(name)}</file></media>" for name in media_names),
         "<encryptedXmlFile>submission.xml.enc</encryptedXmlFile>",
         f"<base64EncryptedElementSignature>{signature}</base64EncryptedElementSignature>",
@@ -914,9 +946,9 @@ def encrypt_submission(
     return EncryptedSubmission(manifest=manifest, files=tuple(written), instance_id=instance_id)
 
 
-# =================================================================================================================
+# ============================================================================================================
 # Reading manifests and plaintext instances (untrusted input from devices in the field)
-# =================================================================================================================
+# ============================================================================================================
 class _Refused(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -1052,7 +1084,8 @@ def _read_manifest(root: etree._Element, repaired: bool) -> _Manifest:
         if not _plain_name_ok(name):
             raise _Refused(
                 MANIFEST_UNSAFE,
-                f"lists a media file {name!r} that is not a plain file name (path separators, '..', absolute paths "
+                f"lists a media file {name!r} that is not a plain file name (path separators, '..', absolute "
+                "paths "
                 "and control characters are refused)",
             )
     xml_file = _text(children.get("encryptedXmlFile")) or "submission.xml.enc"
@@ -1090,14 +1123,15 @@ def _instance_folder(instance_id: str) -> str:
     if not _plain_name_ok(folder):
         raise _Refused(
             MANIFEST_UNSAFE,
-            "has an instanceID that cannot be a folder name (path separators, '..' or control characters); refused",
+            "has an instanceID that cannot be a folder name (path separators, '..' or control characters); "
+            "refused",
         )
     return folder
 
 
-# =================================================================================================================
+# ============================================================================================================
 # Decrypting one submission (runs in worker processes)
-# =================================================================================================================
+# ============================================================================================================
 @dataclass(frozen=True)
 class _Task:
     path: str  # the XML file on disk
@@ -1242,7 +1276,7 @@ def _signature_candidates(
         if hashing != "utf8":
             if xml_text is None:
                 try:
-                    with open(xml_path, "rb") as handle:  # noqa: PTH123
+                    with open(xml_path, "rb") as handle:
                         xml_text = handle.read().decode("utf-8")
                 except (OSError, UnicodeDecodeError):
                     return
@@ -1256,7 +1290,7 @@ def _signature_candidates(
                     manifest.form_id, version, manifest.encrypted_key, attempt.instance_id, files
                 )
                 if hashing == "utf8":
-                    digest = hashlib.md5(text.encode("utf-8")).digest()  # noqa: S324
+                    digest = hashlib.md5(text.encode("utf-8")).digest()
                     rules = version_rules + name_rules
                 else:
                     digest = forge_md5(_utf16_units(text))
@@ -1265,7 +1299,7 @@ def _signature_candidates(
 
 
 def _md5_file(path: Path) -> str:
-    digest = hashlib.md5()  # noqa: S324
+    digest = hashlib.md5()
     with open(path, "rb") as handle:
         while chunk := handle.read(CHUNK_BYTES):
             digest.update(chunk)
@@ -1279,8 +1313,10 @@ def _content_digest(outputs: Mapping[str, str]) -> str:
 def _write_stamp(folder: Path, stamp: Mapping[str, Any]) -> None:
     """Record what a work folder holds, before it is renamed into place (so it is never seen half-written).
 
-    The record is an extended attribute of the folder where the file system has them (Linux): creating one more
-    file per submission costs as much as decrypting it on some disks. Elsewhere (or when the attribute does not
+    The record is an extended attribute of the folder where the file system has them (Linux): creating one
+    more
+    file per submission costs as much as decrypting it on some disks. Elsewhere (or when the attribute does
+    not
     fit) it is the dot-file STAMP_NAME inside the folder."""
     data = json.dumps(stamp, ensure_ascii=False, sort_keys=True).encode("utf-8")
     if hasattr(os, "setxattr"):
@@ -1290,7 +1326,7 @@ def _write_stamp(folder: Path, stamp: Mapping[str, Any]) -> None:
             pass
         else:
             return
-    with open(os.path.join(folder, STAMP_NAME), "wb") as handle:  # noqa: PTH123 - hot path
+    with open(os.path.join(folder, STAMP_NAME), "wb") as handle:
         handle.write(data)
 
 
@@ -1313,7 +1349,9 @@ def _read_stamp(folder: Path) -> dict[str, Any] | None:
 
 def _folder_outputs(folder: Path) -> dict[str, str]:
     """MD5 of every output file of a folder that has no record (copied without extended attributes)."""
-    return {e.name: _md5_file(Path(e.path)) for e in os.scandir(folder) if e.is_file() and e.name != STAMP_NAME}
+    return {
+        e.name: _md5_file(Path(e.path)) for e in os.scandir(folder) if e.is_file() and e.name != STAMP_NAME
+    }
 
 
 def _existing_folders(out_dir: Path, folder: str) -> Iterator[Path]:
@@ -1372,7 +1410,8 @@ def _result(
 def _already_done(
     out_dir: Path, folder: str, manifest_sha: str, inputs: Mapping[str, int]
 ) -> tuple[Path | None, Path | None]:
-    """Look for an earlier run's output of the same manifest: (verified folder, None) when it is intact and the
+    """Look for an earlier run's output of the same manifest: (verified folder, None) when it is intact and
+    the
     inputs are unchanged, (None, folder to replace) when not, (None, None) when there is none."""
     for existing in _existing_folders(out_dir, folder):
         stamp = _read_stamp(existing)
@@ -1386,9 +1425,9 @@ def _already_done(
 
 def _process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | None = None) -> _Outcome:
     """Read one XML file: decrypt it if it is a manifest, copy it if it is a plaintext instance."""
-    path, out_dir, source = Path(task.path), Path(task.out_dir), task.source
+    out_dir, source = Path(task.out_dir), task.source
     try:
-        with open(task.path, "rb") as handle:  # noqa: PTH123 - hot path
+        with open(task.path, "rb") as handle:
             data = handle.read(PLAINTEXT_XML_MAX_BYTES + 1)
         size = len(data)
         if size > PLAINTEXT_XML_MAX_BYTES:
@@ -1521,8 +1560,10 @@ def _decrypt_manifest(
                     source,
                     Status.FAILED,
                     WRONG_KEY,
-                    "this submission was encrypted for a different public key: the private key given does not belong "
-                    "to the public key of this form version. Use the private key that matches the form's public_key "
+                    "this submission was encrypted for a different public key: the private key given does "
+                    "not belong "
+                    "to the public key of this form version. Use the private key that matches the form's "
+                    "public_key "
                     "(nothing was written)",
                 ),
                 "failed",
@@ -1599,7 +1640,9 @@ def _decrypt_attempts(
     def derivations() -> Iterator[tuple[str, str, Callable[[bytes, int], bytes], bytes]]:
         yield "", primary, collect_iv, base_seed
         # Only reached when the spec rule did not verify.
-        other = manifest.root_instance_id if primary == manifest.meta_instance_id else manifest.meta_instance_id
+        other = (
+            manifest.root_instance_id if primary == manifest.meta_instance_id else manifest.meta_instance_id
+        )
         if other and other != primary:
             rule = "root_instance_id" if other == manifest.root_instance_id else "meta_instance_id"
             yield rule, other, collect_iv, iv_seed(other, aes_key)
@@ -1650,8 +1693,10 @@ def _decrypt_attempts(
                 source,
                 Status.FAILED,
                 XML_CORRUPT,
-                f"{manifest.xml_file} {problem.detail if problem else 'does not decrypt'}: the ciphertext is damaged, "
-                f"truncated, or belongs to another submission (the AES key itself unwrapped correctly, so the private "
+                f"{manifest.xml_file} {problem.detail if problem else 'does not decrypt'}: the ciphertext is "
+                "damaged, "
+                "truncated, or belongs to another submission (the AES key itself unwrapped correctly, so "
+                "the private "
                 f"key is right); nothing was written{note_text}",
             ),
             "failed",
@@ -1769,7 +1814,7 @@ def _copy_plaintext(task: _Task, root: etree._Element, data: bytes) -> _Outcome:
             _instance_folder(instance_id)
             if instance_id
             else "noid-" + hashlib.sha1(source.encode()).hexdigest()[:12]
-        )  # noqa: S324 - a name, not security
+        )
     except _Refused as refused:
         return _Outcome(
             _result(m, source, Status.FAILED, refused.code, f"plaintext instance {refused.message}"), "failed"
@@ -1781,7 +1826,7 @@ def _copy_plaintext(task: _Task, root: etree._Element, data: bytes) -> _Outcome:
     if done is not None:
         return _skipped(m, source, folder, done)
     partial = _new_partial(out_dir)
-    outputs = {"submission.xml": hashlib.md5(data).hexdigest()}  # noqa: S324
+    outputs = {"submission.xml": hashlib.md5(data).hexdigest()}
     (partial / "submission.xml").write_bytes(data)
     for media_path in media:
         shutil.copyfile(media_path, partial / media_path.name)
@@ -1812,7 +1857,8 @@ def _copy_plaintext(task: _Task, root: etree._Element, data: bytes) -> _Outcome:
     )
 
 
-# --- worker processes ----------------------------------------------------------------------------------------------
+# --- worker processes
+# ----------------------------------------------------------------------------------------------
 _WORKER_KEY: rsa.RSAPrivateKey | None = None
 
 
@@ -1844,9 +1890,9 @@ def _safe_process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path]
         )
 
 
-# =================================================================================================================
+# ============================================================================================================
 # Committing results into OUT (main process: decides duplicate / conflict, renames into place)
-# =================================================================================================================
+# ============================================================================================================
 class _Committer:
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = out_dir
@@ -1883,7 +1929,9 @@ class _Committer:
             return _replace(result, folder=target.name)
         target = self.out_dir / outcome.folder
         try:
-            os.rename(tmp, target)  # the usual case: a new instanceID. Fails when OUT/<id> exists (not empty).
+            os.rename(
+                tmp, target
+            )  # the usual case: a new instanceID. Fails when OUT/<id> exists (not empty).
         except OSError as exc:
             if exc.errno not in {errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR}:
                 raise
@@ -1904,9 +1952,12 @@ class _Committer:
             if stamp is not None and _content_digest(stamp.get("outputs") or {}) == outcome.digest:
                 shutil.rmtree(tmp, ignore_errors=True)
                 if result.status == Status.INCOMPLETE:  # still incomplete: say so rather than "duplicate"
-                    return _replace(result, folder=existing.name,
-                                    message=f"{result.message}; the same partial content is already in "
-                                    f"{existing.name}, nothing new written")
+                    return _replace(
+                        result,
+                        folder=existing.name,
+                        message=f"{result.message}; the same partial content is already in "
+                        f"{existing.name}, nothing new written",
+                    )
                 return self._dup(result, existing.name)
         n = 2
         while (self.out_dir / f"{outcome.folder}{CONFLICT_SEPARATOR}{n}").exists():
@@ -1948,9 +1999,9 @@ def _replace(result: SubmissionResult, **changes: Any) -> SubmissionResult:
     return SubmissionResult(**values)
 
 
-# =================================================================================================================
+# ============================================================================================================
 # Finding submissions in folders and zips
-# =================================================================================================================
+# ============================================================================================================
 def _unsafe_member(name: str) -> bool:
     normalised = name.replace("\\", "/")
     return (
@@ -1963,7 +2014,8 @@ def _unsafe_member(name: str) -> bool:
 
 
 def _extract_zip(archive: Path, target: Path, label: str) -> list[SubmissionResult]:
-    """Extract a zip safely: members that would escape `target` (absolute paths, '..', drive letters, symlinks)
+    """Extract a zip safely: members that would escape `target` (absolute paths, '..', drive letters,
+    symlinks)
     are refused and reported; sizes are checked while copying."""
     refused: list[SubmissionResult] = []
     total = 0
@@ -2046,7 +2098,11 @@ def _walk(top: Path, out_dir: Path) -> Iterator[str]:
             if entry.is_dir():
                 if entry.name == PARTIAL_DIR:
                     continue
-                if out_id is not None and entry.inode() == out_id[1] and os.stat(entry.path).st_dev == out_id[0]:
+                if (
+                    out_id is not None
+                    and entry.inode() == out_id[1]
+                    and os.stat(entry.path).st_dev == out_id[0]
+                ):
                     continue
                 subdirs.append(entry.path)
             elif entry.is_file():
@@ -2090,9 +2146,9 @@ def _discover(inputs: Sequence[Path], out_dir: Path, scratch: Path) -> Iterator[
                     yield from from_zip(Path(file))
 
 
-# =================================================================================================================
+# ============================================================================================================
 # Public entry points
-# =================================================================================================================
+# ============================================================================================================
 def _as_key(key: LoadedKey | rsa.RSAPrivateKey) -> rsa.RSAPrivateKey:
     return key.private_key if isinstance(key, LoadedKey) else key
 
@@ -2105,7 +2161,7 @@ def _prepare_out(out_dir: Path) -> None:
     except OSError as exc:
         raise ToolkitError(
             error(OUTPUT_UNWRITABLE, f"cannot prepare the output folder: {exc.strerror}", file=str(out_dir))
-        )
+        ) from None
 
 
 def decrypt_submission(
@@ -2149,8 +2205,10 @@ def decrypt(
 ) -> DecryptResult:
     """Decrypt every submission found in folders and zip files into OUT, and write OUT/decrypt-log.csv.
 
-    Inputs are searched recursively for Collect instance folders, Briefcase/Aggregate storage, Central or Enketo
-    downloads and plaintext instances. Inputs are never changed; each submission is written to a work folder and
+    Inputs are searched recursively for Collect instance folders, Briefcase/Aggregate storage, Central or
+    Enketo
+    downloads and plaintext instances. Inputs are never changed; each submission is written to a work folder
+    and
     renamed into place when complete; re-running on the same OUT verifies and skips what is already there.
 
     Parameters:

@@ -21,14 +21,17 @@ from toolkit.cli import app
 from toolkit.cli._common import JsonOption, err, guarded, out, print_json
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK
 
-keys_app = typer.Typer(help="Make RSA key pairs for encrypted forms and attach public keys.", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Make RSA key pairs for encrypted forms and attach public keys.", no_args_is_help=True
+)
 app.add_typer(keys_app, name="keys")
 
 PassphraseFileOption = Annotated[
     Path | None,
     typer.Option(
         "--passphrase-file",
-        help=f"File holding the passphrase (else ${crypto.PASSPHRASE_ENV}, else a hidden prompt on a terminal).",
+        help=f"File holding the passphrase (else ${crypto.PASSPHRASE_ENV}, else a hidden prompt on a "
+        "terminal).",
         exists=True,
         dir_okay=False,
     ),
@@ -61,8 +64,13 @@ def keys_new(
     secret = _passphrase(passphrase_file, prompt=None)
     result = crypto.generate_keypair(out_dir, bits=bits, passphrase=secret)
     protection = "protected by the passphrase" if result.encrypted else "NOT protected by a passphrase"
-    err.print(f"wrote {result.private_path} ({result.bits}-bit, PKCS#8, mode 0600, {protection}) and {result.public_path}")
-    err.print("Keep private.pem off the tablets and back it up: without it the submissions cannot be decrypted.")
+    err.print(
+        f"wrote {result.private_path} ({result.bits}-bit, PKCS#8, mode 0600, {protection}) and "
+        f"{result.public_path}"
+    )
+    err.print(
+        "Keep private.pem off the tablets and back it up: without it the submissions cannot be decrypted."
+    )
     err.print("Put this line in the settings sheet, column public_key (or run `migkit keys attach`):")
     typer.echo(result.public_key_base64)
     return EXIT_OK
@@ -72,12 +80,16 @@ def keys_new(
 @guarded
 def keys_attach(
     form: Annotated[Path, typer.Argument(help="The XLSForm (.xlsx).", exists=True, dir_okay=False)],
-    public: Annotated[Path, typer.Option("--public", help="public.pem made by `migkit keys new`.", exists=True)],
+    public: Annotated[
+        Path, typer.Option("--public", help="public.pem made by `migkit keys new`.", exists=True)
+    ],
 ) -> int:
     """Set `public_key` on the settings sheet of an XLSForm (written to a temporary file, then renamed)."""
     result = crypto.attach_public_key(form, public_pem=public)
     what = "replaced the previous public_key" if result.replaced else "set public_key"
-    err.print(f"{result.form}: {what} on the settings sheet. Rebuild the form and upload it as a new version.")
+    err.print(
+        f"{result.form}: {what} on the settings sheet. Rebuild the form and upload it as a new version."
+    )
     return EXIT_OK
 
 
@@ -94,18 +106,24 @@ _STYLE = {
 
 @app.command("decrypt")
 @guarded
-def decrypt_command(
+def decrypt_command(  # noqa: PLR0917 - Typer passes every option as an argument
     inputs: Annotated[
         list[Path], typer.Argument(help="Folders (searched recursively) and .zip files with submissions.")
     ],
     key: Annotated[
         Path,
-        typer.Option("--key", help="Private key PEM (PKCS#1/PKCS#8) or a Central managed-key JSON record.",
-                     exists=True, dir_okay=False),
+        typer.Option(
+            "--key",
+            help="Private key PEM (PKCS#1/PKCS#8) or a Central managed-key JSON record.",
+            exists=True,
+            dir_okay=False,
+        ),
     ],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
     passphrase_file: PassphraseFileOption = None,
-    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Processes decrypting in parallel.")] = 1,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=64, help="Processes decrypting in parallel.")
+    ] = 1,
     as_json: JsonOption = False,
 ) -> int:
     """Decrypt ODK encrypted submissions with your private key, offline; write OUT/<instance>/ and a log."""
@@ -120,8 +138,14 @@ def decrypt_command(
             problems.append(result)
 
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} submissions"),
-        TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed} submissions"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
     ) as progress:
         task = progress.add_task("decrypting", total=None)
 
@@ -129,8 +153,9 @@ def decrypt_command(
             remember(result)
             progress.advance(task)
 
-        result = crypto.decrypt(inputs, key=loaded, out_dir=out_dir, workers=workers, keep_results=as_json,
-                                on_result=on_result)
+        result = crypto.decrypt(
+            inputs, key=loaded, out_dir=out_dir, workers=workers, keep_results=as_json, on_result=on_result
+        )
     if as_json:
         print_json([r.row() for r in result.submissions])
     else:
@@ -144,10 +169,16 @@ def decrypt_command(
     for problem in problems:
         colour = _STYLE.get(str(problem.status), "white")
         who = problem.instance_id or "?"
-        err.print(f"[{colour}]{problem.status}[/] {who} ({problem.source}): {problem.message} [{problem.reason_code}]",
-                  markup=True, highlight=False)
+        err.print(
+            f"[{colour}]{problem.status}[/] {who} ({problem.source}): {problem.message} "
+            f"[{problem.reason_code}]",
+            markup=True,
+            highlight=False,
+        )
     err.print(f"log: {result.log_path}")
     if result.total == 0:
-        err.print("No submissions found in the inputs (looked for .xml manifests and instances, and .zip files).")
+        err.print(
+            "No submissions found in the inputs (looked for .xml manifests and instances, and .zip files)."
+        )
         return EXIT_DATA_PROBLEMS
     return EXIT_OK if result.ok else EXIT_DATA_PROBLEMS
