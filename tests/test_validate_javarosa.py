@@ -232,7 +232,9 @@ def _run(
         path = tmp_path / f"i{i:03d}.xml"
         path.write_text(text, encoding="utf-8")
         files.append(path)
-    theirs = javarosa_check(form_xml, files, media=media or (Path(model.source).parent if model.source else None))
+    theirs = javarosa_check(
+        form_xml, files, media=media or (Path(model.source).parent if model.source else None)
+    )
     form = compile_form(model, media_dir=media)
     problems = []
     compared = 0
@@ -269,6 +271,7 @@ def test_secondary_instances_equal_javarosa(tmp_path: Path) -> None:
     _run(tmp_path, model, xform, [_fill(model, rng, blank_rate=0.1) for _ in range(40)])
 
 
+@pytest.mark.slow
 def test_templates_equal_javarosa(tmp_path: Path) -> None:
     """The project's XLSForm templates (forms/*.xlsx), filled at random with faults."""
     templates = sorted(FORMS_DIR.glob("*.xlsx"))
