@@ -491,6 +491,11 @@ def test_reads_a_data_folder_and_cli_json(form, tmp_path) -> None:
     assert bad.exit_code == 2
     missing = runner.invoke(app, ["export", str(tmp_path / "nope"), "--form", str(form_file)])
     assert missing.exit_code == 3
+    for option in (["--choice-missing", "98=dk"], ["--number-missing", "-98"], ["--lang", "German"]):
+        usage = runner.invoke(
+            app, ["export", str(data), "--form", str(form_file), "--format", "csv", *option]
+        )
+        assert usage.exit_code == 2, option
 
 
 def test_long_text_with_a_short_name_is_renamed_for_spss(tmp_path) -> None:
