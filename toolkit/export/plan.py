@@ -242,6 +242,10 @@ class TablePlan:
             "variable_format": formats,
             "variable_measure": measures,
             "note": [line for note in self.notes for line in wrap(note, 80)],
+            # SPSS bytecode compression: what SPSS itself writes by default, read by every SPSS and PSPP; a
+            # quarter
+            # smaller at no cost in time (ZSAV would be ten times smaller but needs SPSS 21+).
+            "row_compress": True,
         }
 
     def dta_args(self, issues: list[Issue] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
