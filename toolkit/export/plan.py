@@ -243,8 +243,7 @@ class TablePlan:
             "variable_measure": measures,
             "note": [line for note in self.notes for line in wrap(note, 80)],
             # SPSS bytecode compression: what SPSS itself writes by default, read by every SPSS and PSPP; a
-            # quarter
-            # smaller at no cost in time (ZSAV would be ten times smaller but needs SPSS 21+).
+            # quarter smaller at no cost in time (ZSAV would be ten times smaller but needs SPSS 21+).
             "row_compress": True,
         }
 
