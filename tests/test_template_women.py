@@ -587,3 +587,13 @@ def test_decision_on_health_cannot_be_the_sender(women: Template) -> None:
     # 'the migrant who sends the money' (decide 6) is offered only for the use of remittances.
     assert "choice_unknown" in check(women, dict(BASE, wg_dec_health=6)).codes("wg_dec_health")
     assert check(women, dict(BASE, wg_dec_remit=6)).findings == ()
+
+
+def test_husband_codes_only_for_women_with_a_husband(women: Template) -> None:
+    # wg_abr_rel "husband abroad" also needs a partner, so the unmarried woman here has only a son abroad.
+    single = dict(
+        BASE, wg_partner=2, wg_abr_rel="2", wg_dec_purch=7, wg_dec_school=1, wg_dec_work=4, wg_dec_remit=6
+    )
+    assert check(women, single).findings == ()
+    assert check(women, dict(single, wg_dec_health=3)).codes("wg_dec_health") == ["choice_unknown"]
+    assert check(women, dict(single, wg_dec_remit=2)).codes("wg_dec_remit") == ["choice_unknown"]
