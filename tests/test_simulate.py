@@ -184,6 +184,7 @@ LOOKUPS = """
 | | select_one cur | cur | Currency | |
 | | calculate | cur_label | | jr:choice-name(${cur}, '${cur}') |
 | | calculate | usd | | pulldata('rates', 'usd', 'code', ${cur}) |
+| | select_one_from_file banks.csv | bank | Bank | |
 | choices |
 | | list_name | name | label |
 | | cur | 643 | Rouble |
@@ -194,15 +195,17 @@ LOOKUPS = """
 """
 
 
-def test_choice_names_and_pulldata_from_the_form_media(tmp_path) -> None:
+def test_choice_names_pulldata_and_external_lists_from_the_form_media(tmp_path) -> None:
     form = write_md_form(tmp_path, LOOKUPS, "lookups.md")
     (tmp_path / "lookups-media").mkdir()
     (tmp_path / "lookups-media" / "rates.csv").write_text(
         "code,usd\n643,0.011\n398,0.002\n", encoding="utf-8"
     )
+    (tmp_path / "lookups-media" / "banks.csv").write_text("name,label\nb1,One\nb2,Two\n", encoding="utf-8")
     model = load_form(form)
     result = simulate(model, 8, tmp_path / "out", seed=3, workers=1)
     assert result.issues == ()
     main = ingest([tmp_path / "out"], model).tables["lookups"]
     expected = {"643": ("Rouble", "0.011"), "398": ("Tenge", "0.002")}
     assert [expected[c] for c in main["cur"]] == list(zip(main["cur_label"], main["usd"], strict=True))
+    assert set(main["bank"]) == {"b1", "b2"}  # select_one_from_file: the list is read from the form's media

@@ -49,6 +49,7 @@ from toolkit.xpath import (
     XPathError,
     build_tree,
     compile_xpath,
+    load_secondary_instance,
     to_boolean,
     to_number,
     to_string,
@@ -140,7 +141,7 @@ class _Generator:
     def __init__(self, form: FormModel, media_dir: Path | None = None) -> None:
         self.form = form
         self.media_dir = media_dir
-        self.secondary = self._secondary_instances(form)
+        self.secondary = self._secondary_instances(form, media_dir)
         self.problems: dict[tuple[str, str], str] = {}
         self.unmet: dict[str, int] = {}
         self._choices: dict[str, list[str]] = {}
@@ -152,14 +153,20 @@ class _Generator:
                     self.counts.update(compile_xpath(repeat.repeat_count).references())
 
     @staticmethod
-    def _secondary_instances(form: FormModel) -> dict[str, XNode]:
+    def _secondary_instances(form: FormModel, media_dir: Path | None) -> dict[str, XNode]:
+        """Choice lists in the form, and external ones (select_one_from_file) found in the form's media."""
         parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
         html = etree.fromstring(form.xform.encode("utf-8"), parser)
         trees = {}
         for instance in html.iter(f"{{{XF}}}instance"):
-            name = instance.get("id")
-            if name and instance.get("src") is None and len(instance):
+            name, src = instance.get("id"), instance.get("src")
+            if name and src is None and len(instance):
                 trees[name] = build_tree(instance[0])
+            elif name and src and media_dir is not None:
+                attachment = media_dir / src.rsplit("/", 1)[-1]  # jr://file-csv/countries.csv
+                if attachment.is_file():
+                    with contextlib.suppress(XPathError, OSError, etree.XMLSyntaxError):
+                        trees[name] = load_secondary_instance(attachment)
         return trees
 
     def choice_label(self, value: str, question: str) -> str:
