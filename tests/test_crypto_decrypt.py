@@ -690,3 +690,38 @@ def test_record_falls_back_to_a_file_and_folders_without_record_are_adopted(
     adopted = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")
     assert [(r.status, r.folder) for r in adopted.submissions] == [("ok", "x-1")]
     assert not (tmp_path / "out" / "x-1__2").exists()
+
+
+def test_partial_and_complete_copies_of_one_submission(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
+    """Pulled twice: once before a photo arrived, once after. The complete copy wins in either order."""
+    collect(tmp_path / "a" / "1" / "x", key, "uuid:pc-1")
+    shutil.copytree(tmp_path / "a" / "1" / "x", tmp_path / "a" / "2" / "x")
+    (tmp_path / "a" / "1" / "x" / "1.jpg.enc").unlink()  # first pull: photo missing
+    result = crypto.decrypt([tmp_path / "a"], key=key, out_dir=tmp_path / "out")
+    assert [r.status for r in result.submissions] == ["incomplete", "ok"]
+    assert "replaced the incomplete copy" in result.submissions[1].message
+    assert (tmp_path / "out" / "pc-1" / "1.jpg").exists() and not (tmp_path / "out" / "pc-1__2").exists()
+    # The other order: complete first, partial second.
+    shutil.move(tmp_path / "a" / "1", tmp_path / "a" / "3")
+    other = crypto.decrypt([tmp_path / "a"], key=key, out_dir=tmp_path / "out2")
+    assert [r.status for r in other.submissions] == ["ok", "duplicate"]
+
+
+def test_out_inside_the_input_folder_is_not_read_back(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
+    collect(tmp_path / "field" / "hh_1", key, "uuid:in-1")
+    first = crypto.decrypt([tmp_path / "field"], key=key, out_dir=tmp_path / "field" / "decrypted")
+    again = crypto.decrypt([tmp_path / "field"], key=key, out_dir=tmp_path / "field" / "decrypted")
+    assert [r.status for r in first.submissions] == ["ok"]
+    assert [(r.status, r.reason_code) for r in again.submissions] == [("ok", crypto.ALREADY_DONE)]
+
+
+def test_rerun_with_a_partial_copy_first_keeps_the_complete_output(
+    tmp_path: Path, key: rsa.RSAPrivateKey
+) -> None:
+    collect(tmp_path / "b" / "x", key, "uuid:pc-2")
+    crypto.decrypt([tmp_path / "b"], key=key, out_dir=tmp_path / "out")
+    shutil.copytree(tmp_path / "b" / "x", tmp_path / "a" / "x")
+    (tmp_path / "a" / "x" / "1.jpg.enc").unlink()
+    again = crypto.decrypt([tmp_path / "a", tmp_path / "b"], key=key, out_dir=tmp_path / "out")
+    assert [r.status for r in again.submissions] == ["duplicate", "ok"]
+    assert (tmp_path / "out" / "pc-2" / "1.jpg").exists()

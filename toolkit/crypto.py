@@ -1919,8 +1919,21 @@ class _Committer:
             return result
         tmp = Path(outcome.tmp)
         if outcome.existing and outcome.existing not in self.this_run:
-            # Same manifest as an earlier run whose outputs changed or whose inputs grew: replace atomically.
+            # Same manifest as an earlier run whose outputs changed or whose inputs grew: replace atomically,
+            # unless this copy has fewer files than what is there (a partial pull of a complete submission).
             target = self.out_dir / outcome.existing
+            before = (_read_stamp(target) or {}).get("outputs") or {}
+            ours = outcome.stamp.get("outputs") or {}
+            if result.status == Status.INCOMPLETE and _same_files(before, ours) and set(ours) < set(before):
+                shutil.rmtree(tmp, ignore_errors=True)
+                return _replace(
+                    result,
+                    status=Status.DUPLICATE,
+                    reason_code=DUPLICATE,
+                    folder=target.name,
+                    message=f"a partial copy of the submission already in {target.name} with more of its "
+                    "files; nothing new written",
+                )
             trash = self.out_dir / PARTIAL_DIR / f"old-{uuid.uuid4().hex}"
             os.replace(target, trash)
             os.replace(tmp, target)
@@ -1959,6 +1972,33 @@ class _Committer:
                         f"{existing.name}, nothing new written",
                     )
                 return self._dup(result, existing.name)
+            if stamp is None:
+                continue
+            theirs, ours = stamp.get("outputs") or {}, outcome.stamp.get("outputs") or {}
+            if not _same_files(theirs, ours):
+                continue
+            # The same submission pulled twice with different media present (a photo that arrived later).
+            if stamp.get("status") == Status.INCOMPLETE and set(theirs) < set(ours):
+                trash = self.out_dir / PARTIAL_DIR / f"old-{uuid.uuid4().hex}"
+                os.replace(existing, trash)
+                os.replace(tmp, existing)
+                shutil.rmtree(trash, ignore_errors=True)
+                self.this_run[existing.name] = result.source
+                return _replace(
+                    result,
+                    folder=existing.name,
+                    message=f"{result.message}; replaced the incomplete copy in {existing.name}",
+                )
+            if result.status == Status.INCOMPLETE and set(ours) < set(theirs):
+                shutil.rmtree(tmp, ignore_errors=True)
+                return _replace(
+                    result,
+                    status=Status.DUPLICATE,
+                    reason_code=DUPLICATE,
+                    folder=existing.name,
+                    message=f"a partial copy of the submission already in {existing.name} with more of its "
+                    "files; nothing new written",
+                )
         n = 2
         while (self.out_dir / f"{outcome.folder}{CONFLICT_SEPARATOR}{n}").exists():
             n += 1
@@ -1991,6 +2031,12 @@ class _Committer:
             message=f"the same submission (identical decrypted content) is already in {folder} "
             f"(from {first}); nothing new written",
         )
+
+
+def _same_files(theirs: Mapping[str, str], ours: Mapping[str, str]) -> bool:
+    """The files both copies have are identical (same names, same MD5)."""
+    common = set(theirs) & set(ours)
+    return bool(common) and all(theirs[name] == ours[name] for name in common)
 
 
 def _replace(result: SubmissionResult, **changes: Any) -> SubmissionResult:
