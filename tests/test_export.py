@@ -135,8 +135,7 @@ def _data_folder(tmp_path: Path, tables: dict[str, pd.DataFrame], form_id: str =
     return tmp_path
 
 
-# --- PSPP and pandas readers
-# ---------------------------------------------------------------------------------
+# --- PSPP and pandas readers ------------------------------------------------------------------------------
 
 
 def pspp_dictionary(sav: Path) -> tuple[str, str]:
@@ -171,8 +170,7 @@ def stata_read(path: Path):
     )
 
 
-# --- name and label rules (pure functions)
-# -------------------------------------------------------------------
+# --- name and label rules (pure functions) ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -510,8 +508,8 @@ def test_long_text_with_a_short_name_is_renamed_for_spss(tmp_path) -> None:
     """
     form = load_form(write_md_form(tmp_path, md))
     root = form.form_id
-    # A strL column with a missing value: pyreadstat 1.3.7 fails on it unless we write "" (Stata's missing
-    # string).
+    # A strL column with a missing value: pyreadstat 1.3.7 fails on it unless we write "" (Stata's
+    # missing string).
     frame = pd.DataFrame(
         {
             "KEY": ["uuid:1", "uuid:2"],

@@ -26,8 +26,7 @@ from toolkit.settings import (
 )
 from toolkit.xform import Node
 
-# Day counts between the epochs: SPSS counts seconds from 1582-10-14, Stata days (%td) or ms (%tc) from
-# 1960-01-01.
+# Epochs: SPSS counts seconds from 1582-10-14, Stata days (%td) or milliseconds (%tc) from 1960-01-01.
 SPSS_EPOCH = np.datetime64("1582-10-14", "s")
 STATA_EPOCH = np.datetime64("1960-01-01", "s")
 INTEGER = re.compile(r"^[+-]?\d+$")

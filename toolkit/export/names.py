@@ -17,9 +17,8 @@ from toolkit.settings import (
 
 # --- names: pure functions ----------------------------------------------------------------------------------
 
-# Cyrillic -> Latin for the six survey languages (Russian after BGN/PCGN without diacritics; Kazakh, Kyrgyz,
-# Tajik
-# and Uzbek Cyrillic extra letters). Only used for names: labels keep their script.
+# Cyrillic -> Latin for the six survey languages (Russian after BGN/PCGN without diacritics; the extra letters
+# of Kazakh, Kyrgyz, Tajik and Uzbek Cyrillic). Only used for names: labels keep their script.
 _TRANSLIT = {
     "а": "a",
     "б": "b",

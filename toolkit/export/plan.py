@@ -512,8 +512,7 @@ def plan_table(
             codes = select_codes(series, mapping, node, table=table.name, issues=issues, labels=labels)
             missing = {}
             for code_name, letter in missing_codes.choices.items():
-                # A configured code matches a choice name, or an integer name written with leading zeros
-                # ("02").
+                # A configured code matches a choice name, or an integer name with leading zeros ("02").
                 match = (
                     code_name
                     if code_name in mapping
