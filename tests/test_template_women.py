@@ -237,6 +237,23 @@ class TemplateChecks:
     def test_every_text_is_in_six_languages(self) -> None:
         assert_translations_complete(self.name)
 
+    def test_every_other_code_has_its_specify_text(self) -> None:
+        # Spec 4.3: code 96 "other" + a `<name>_oth` text asked only when 96 is chosen.
+        lists_with_96 = {r["list_name"] for r in sheet_rows(self.name, "choices") if r["name"] == "96"}
+        survey = {r["name"]: r for r in sheet_rows(self.name, "survey")}
+        missing = []
+        for name, row in survey.items():
+            match = re.fullmatch(r"select_(one|multiple) (\w+)", row["type"])
+            if match and match.group(2) in lists_with_96:
+                oth = survey.get(f"{name}_oth")
+                if (
+                    oth is None
+                    or "'96'" not in oth.get("relevant", "")
+                    or f"${{{name}}}" not in oth["relevant"]
+                ):
+                    missing.append(name)
+        assert missing == []
+
 
 # ----------------------------------------------------------------------------------------------------------
 # The women's form
