@@ -1,8 +1,7 @@
 """Labelled .sav/.dta/.csv export: name rules, labels, missing values, dates, companion syntax.
 
 Every .sav is read back by GNU PSPP (an independent reader; no warnings allowed) and every .dta by pandas'
-pure-Python
-Stata reader; pyreadstat is only the writer.
+pure-Python Stata reader; pyreadstat is only the writer.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """Round-trip properties of the export: whatever the names, labels and text, the files open and read back.
 
 Forms are generated as XForms (Cyrillic names are legal XML names, and ODK accepts them), exported, then read
-back by
-pandas' own Stata reader and by GNU PSPP.
+back by pandas' own Stata reader and by GNU PSPP.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """The three questionnaire templates end to end: simulate a few instances, ingest, export, read back.
 
 Every table of every template must open in GNU PSPP without a warning and in pandas' Stata reader, with a
-label on
-every variable and value labels on every select_one; the companion .sps must run in PSPP.
+label on every variable and value labels on every select_one; the companion .sps must run in PSPP.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 missing values.
 
 Survey answers repeat a few values many times, so conversions work per distinct value (Arrow dictionary
-encoding)
-and spread the result back to the rows; Arrow compute does the regular-expression work."""
+encoding) and spread the result back to the rows; Arrow compute does the regular-expression work.
+"""
 
 from __future__ import annotations
 

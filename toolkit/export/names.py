@@ -107,9 +107,9 @@ def stata_name(name: str, *, labelled: bool = False) -> str:
     """The Stata name for `name` before collisions are resolved.
 
     ASCII `[A-Za-z][A-Za-z0-9_]*` (Cyrillic transliterated, other characters become `_`, a leading digit or
-    `_`
-    gets a `v` prefix), `_v` appended to a reserved name, cut to 32 characters, or 28 for a labelled variable
-    (pyreadstat names the value-label set `<name><index>` and label-set names are limited to 32 characters).
+    `_` gets a `v` prefix), `_v` appended to a reserved name, cut to 32 characters, or 28 for a labelled
+    variable (pyreadstat names the value-label set `<name><index>` and label-set names are limited to 32
+    characters).
 
     Parameters:
         name: the export name (XLSForm name or derived name such as `fav_3`).
@@ -126,9 +126,8 @@ def spss_name(name: str) -> str:
     """The SPSS name for `name` before collisions are resolved.
 
     Same ASCII rule as Stata (so both files usually share names), no trailing `_` (SPSS advises against it),
-    `_v`
-    appended to a reserved word in any case (ReadStat only refuses the upper-case forms, and PSPP then renames
-    `by`, `with`, ... to VAR001 and loses their labels), cut to 64 bytes.
+    `_v` appended to a reserved word in any case (ReadStat only refuses the upper-case forms, and PSPP then
+    renames `by`, `with`, ... to VAR001 and loses their labels), cut to 64 bytes.
 
     Parameters:
         name: the export name.
@@ -151,9 +150,8 @@ def assign_names(
     """Make candidate names unique without regard to case, deterministically.
 
     A candidate equal to its original name keeps it (the first such one in column order wins); every other
-    name, in
-    column order, gets the first free `<stem>_2`, `<stem>_3`, ... with the stem cut so that the name fits its
-    limit.
+    name, in column order, gets the first free `<stem>_2`, `<stem>_3`, ... with the stem cut so that the name
+    fits its limit.
 
     Parameters:
         names: the original names, in column order.
@@ -185,11 +183,9 @@ def spss_ghost_conflicts(names: Sequence[str], widths: Sequence[int]) -> list[in
     """Positions of string variables whose very-long-string segment names would clash in the .sav.
 
     ReadStat stores a string over 255 bytes as 252-byte segments named `<stem><k>`, where the stem is the
-    first
-    five characters of the upper-cased 8-byte short name and `k` a base-36 digit (WizardMac/ReadStat#380). A
-    segment
-    named like a reserved word (`t` gives `TO`) or like another variable's short name makes PSPP rename
-    variables.
+    first five characters of the upper-cased 8-byte short name and `k` a base-36 digit
+    (WizardMac/ReadStat#380). A segment named like a reserved word (`t` gives `TO`) or like another variable's
+    short name makes PSPP rename variables.
 
     Parameters:
         names: SPSS names in column order.
