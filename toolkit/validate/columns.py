@@ -203,6 +203,13 @@ class Level:
 
     def index_to(self, ancestor: Level) -> np.ndarray:
         """For each row of this level, the row of `ancestor` (an enclosing level) it sits in."""
+        memo = self.__dict__.setdefault("_memo", {})
+        found = memo.get(id(ancestor))
+        if found is None:
+            found = memo[id(ancestor)] = self._index_to(ancestor)
+        return found
+
+    def _index_to(self, ancestor: Level) -> np.ndarray:
         index = np.arange(self.size)
         cursor: Level = self
         while cursor is not ancestor:
@@ -595,6 +602,14 @@ def _equal(a: TV, b: TV) -> np.ndarray:
     return out
 
 
+def per_unique(fn: Callable[[Any], Any], values: np.ndarray, dtype: Any) -> np.ndarray:
+    """fn applied once per distinct value (answers repeat a lot across submissions), spread back to rows."""
+    if len(values) == 0:
+        return np.empty(0, dtype=dtype)
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    return np.array([fn(u) for u in uniques], dtype=dtype)[codes]
+
+
 # --- scalar library, element-wise ---------------------------------------------------------------------------
 
 
@@ -605,13 +620,17 @@ def _map_str(fn: Callable[[str], Any], v: TV) -> list[Any]:
 def _selected(a: TV, b: TV) -> TV:
     if (b.t != S).any():
         raise NotVectorizable("selected() with a non-string choice")
+    wanted = set(b.s.tolist())
+    if len(wanted) == 1:
+        w = f" {next(iter(wanted)).strip()} "
+        return _bool_tv(per_unique(lambda x: w in f" {x} ", to_str(a), bool))
     return _bool_tv(
         np.array([f" {w.strip()} " in f" {x} " for x, w in zip(to_str(a), b.s, strict=True)], bool)
     )
 
 
 def _count_selected(a: TV) -> TV:
-    return _num_tv(np.array([len(x.split()) for x in to_str(a)], float))
+    return _num_tv(per_unique(lambda x: float(len(x.split())), to_str(a), float))
 
 
 def _selected_at(a: TV, i: TV) -> TV:
@@ -658,15 +677,13 @@ def _int_fn(v: TV) -> TV:
 def _round_fn(v: TV, places: TV | None = None) -> TV:
     x = to_num(v)
     p = to_num(places) if places is not None else np.zeros(len(x))
-    cache: dict[tuple[float, int], float] = {}
-    out = np.empty(len(x))
-    for i, (a, b) in enumerate(zip(x, p, strict=True)):
-        key = (float(a), int(b) if not math.isnan(b) else 0)
-        r = cache.get(key)
-        if r is None:
-            r = cache[key] = _java_round(key[0], key[1])
-        out[i] = r
-    return _num_tv(out)
+    digits = set(p.tolist())
+    if len(digits) <= 1:
+        d = next(iter(digits), 0.0)
+        k = int(d) if not math.isnan(d) else 0
+        return _num_tv(per_unique(lambda a: _java_round(float(a), k), x, float))
+    out = [_java_round(float(a), int(b) if not math.isnan(b) else 0) for a, b in zip(x, p, strict=True)]
+    return _num_tv(np.array(out, dtype=float))
 
 
 def _coalesce(a: TV, b: TV) -> TV:
@@ -679,13 +696,18 @@ def _date_fn(v: TV) -> TV:
     n = v.n.copy()
     s = v.s.copy()
     strings = (v.t == S) & (v.s != "")
-    for i in np.flatnonzero(strings):
-        parsed = _parse_datetime(str(v.s[i]).strip())
-        if parsed is None:
-            raise NotVectorizable("unparseable date")
-        if isinstance(parsed, datetime):
-            parsed = parsed.date()
-        t[i], n[i], s[i] = D, float((parsed - EPOCH).days), ""
+    if strings.any():
+
+        def days_of(text: str) -> float:
+            parsed = _parse_datetime(str(text).strip())
+            if parsed is None:
+                raise NotVectorizable("unparseable date")
+            if isinstance(parsed, datetime):
+                parsed = parsed.date()
+            return float((parsed - EPOCH).days)
+
+        rows = np.flatnonzero(strings)
+        t[rows], n[rows], s[rows] = D, per_unique(days_of, v.s[rows], float), ""
     nums = v.t == N
     n[nums] = np.where(np.isnan(v.n[nums]), np.nan, np.trunc(v.n[nums]))
     t[nums & ~np.isnan(v.n)] = D
@@ -698,7 +720,13 @@ def _date_fn(v: TV) -> TV:
 def _str_fn(fn: Callable[..., Any], kind: int) -> Callable[..., TV]:
     def apply(*vs: TV) -> TV:
         columns = [to_str(v) for v in vs]
-        values = [fn(*row) for row in zip(*columns, strict=True)]
+        constant_rest = all(len(set(c.tolist())) <= 1 for c in columns[1:])
+        if constant_rest:
+            rest = [c[0] if len(c) else "" for c in columns[1:]]
+            out_type = bool if kind == B else (float if kind == N else object)
+            values = per_unique(lambda x: fn(x, *rest), columns[0], out_type)
+        else:
+            values = [fn(*row) for row in zip(*columns, strict=True)]
         if kind == B:
             return _bool_tv(np.array(values, dtype=bool))
         if kind == N:
@@ -876,9 +904,9 @@ def wrap(result: TV, dtype: str | None) -> tuple[TV, np.ndarray]:
         text = np.empty(len(x), dtype=object)
         text[integral] = values[integral].astype(np.int64).astype(str)
         others = ~integral
-        text[others] = [
-            ("" if math.isnan(v) else _number_text_wrapped(v, False)) for v in values[others].tolist()
-        ]
+        text[others] = per_unique(
+            lambda v: "" if math.isnan(v) else _number_text_wrapped(float(v), False), values[others], object
+        )
         texts[nums] = text
         nan = nums & np.isnan(n)
         t[nan], s[nan] = S, ""
@@ -934,25 +962,28 @@ def _column_texts(series: pd.Series | None, size: int, dtype: str | None) -> np.
     return out
 
 
-def _column_typed(series: pd.Series | None, texts: np.ndarray, dtype: str | None) -> TV:  # noqa: PLR0911 (one return per JavaRosa type rule)
+def _column_typed(  # noqa: PLR0911 (one return per JavaRosa type rule)
+    series: pd.Series | None, column: _TextColumn, dtype: str | None
+) -> TV:
     """Typed values of one column as JavaRosa reads them (numbers, dates, booleans; "" when empty)."""
-    size = len(texts)
+    size = column.size
     if series is None:
         return TV.const("", size)
-    present = texts != ""
+    present = column.present
     t = np.zeros(size, np.int8)
     n = np.full(size, np.nan)
-    s = texts.copy()
     if dtype in ("int", "decimal") and pd.api.types.is_numeric_dtype(series.dtype):
         x = series.to_numpy(dtype=float, na_value=np.nan)
-        t[present], n[present], s[present] = N, x[present], ""
-        return TV(t, s, n)
+        t[present], n[present] = N, x[present]
+        return TV(t, _empty_str(size), n)
     if dtype == "date" and pd.api.types.is_datetime64_any_dtype(series.dtype):
         days = series.to_numpy(dtype="datetime64[D]").astype("int64").astype(float)
-        t[present], n[present], s[present] = D, days[present], ""
-        return TV(t, s, n)
+        t[present], n[present] = D, days[present]
+        return TV(t, _empty_str(size), n)
+    texts = column.full
+    s = texts.copy()
     if dtype == "dateTime" and present.any():
-        stamps = pd.to_datetime(pd.Series(texts[present]), utc=True, format="ISO8601", errors="coerce")
+        stamps = pd.to_datetime(pd.Series(texts[present], dtype=object), utc=True, format="ISO8601", errors="coerce")
         ok = ~stamps.isna().to_numpy()
         rows = np.flatnonzero(present)[ok]
         t[rows] = DT
@@ -977,10 +1008,39 @@ def _column_typed(series: pd.Series | None, texts: np.ndarray, dtype: str | None
     return TV(t, s, n)
 
 
+class _TextColumn:
+    """The stored texts of one column: which rows are answered at once, the texts themselves only when needed."""
+
+    def __init__(self, series: pd.Series | None, size: int, dtype: str | None) -> None:
+        self.series, self.size, self.dtype = series, size, dtype
+        self._full: np.ndarray | None = None
+        if series is None:
+            self._full = _empty_str(size)
+        elif pd.api.types.is_string_dtype(series.dtype) or series.dtype == object:
+            self._full = series.to_numpy(dtype=object, na_value="")
+        self.present = self._full != "" if self._full is not None else ~series.isna().to_numpy()
+
+    @property
+    def full(self) -> np.ndarray:
+        if self._full is None:
+            self._full = _column_texts(self.series, self.size, self.dtype)
+        return self._full
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        if self._full is not None:
+            return self._full[rows]
+        return _column_texts(self.series.iloc[rows], len(rows), self.dtype)
+
+    def __getitem__(self, row: int) -> str:
+        if self._full is not None:
+            return self._full[row]
+        return _column_texts(self.series.iloc[[row]], 1, self.dtype)[0]
+
+
 class _LazyValues(dict):
     """Typed column values built on first use (most columns are only ever read as texts)."""
 
-    def __init__(self, sources: dict[str, tuple[pd.Series | None, np.ndarray, str | None]]) -> None:
+    def __init__(self, sources: dict[str, tuple[pd.Series | None, _TextColumn, str | None]]) -> None:
         super().__init__()
         self.sources = sources
 
@@ -1030,7 +1090,7 @@ def _choice_filter(
             items[key.string] = col.string if col is not None else ""
 
     def allowed(c: Ctx, lv: Level, answers: TV) -> np.ndarray:
-        item_values = _str_tv(np.array([items.get(a, "") for a in to_str(answers)], dtype=object))
+        item_values = _str_tv(per_unique(lambda a: items.get(a, ""), to_str(answers), object))
         return _equal(item_values, value_fn(c, lv))
 
     return allowed
@@ -1100,15 +1160,15 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
         level_of[path] = path if node.kind == "repeat" else (node.repeat or model.root)
     compiler = VCompiler(level_of, node_kinds, model.root)
 
-    stored: dict[str, np.ndarray] = {}
-    sources: dict[str, tuple[pd.Series | None, np.ndarray, str | None]] = {}
+    stored: dict[str, _TextColumn] = {}
+    sources: dict[str, tuple[pd.Series | None, _TextColumn, str | None]] = {}
     for node in model.fields():
         lv_path = level_of[node.path]
         frame = frames[lv_path]
         table_name = table_of.get(lv_path)
         column = columns_of.get(table_name or "", {}).get(node.path)
         series = frame[column] if column is not None and column in frame.columns else None
-        stored[node.path] = _column_texts(series, len(frame), node.data_type)
+        stored[node.path] = _TextColumn(series, len(frame), node.data_type)
         sources[node.path] = (series, stored[node.path], node.data_type)
     values = _LazyValues(sources)
 
@@ -1221,7 +1281,7 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
         code: str,
         path: str,
         rows: np.ndarray,
-        value: np.ndarray | None,
+        value: np.ndarray | _TextColumn | None,
         expr: str | None,
         message: Callable[[str | None], str],
         severity: str = "error",
@@ -1230,8 +1290,9 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
         lv_path = level_of[path]
         lv = levels[lv_path]
         main_rows = lv.index_to(main_level)[rows] if lv_path != model.root else rows
-        for r, m in zip(rows, main_rows, strict=True):
-            v = None if value is None else (value[r] or None)
+        batch = value.take(rows) if isinstance(value, _TextColumn) else (value[rows] if value is not None else None)
+        for k, (r, m) in enumerate(zip(rows, main_rows, strict=True)):
+            v = None if value is None else (batch[k] or None)
             instance = ids[m] if isinstance(ids[m], str) and ids[m] else None
             enumerator = (
                 enumerators[m] if enumerators is not None and isinstance(enumerators[m], str) else None
@@ -1265,7 +1326,7 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
             continue
         rel = ctx.relevance[path]
         texts = stored[path]
-        answered = texts != ""
+        answered = texts.present
         bad = ~rel & answered
         if bad.any():
             emit(
@@ -1280,7 +1341,7 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
             )
         if rule.calculate is not None and not rule.calculate.volatile and path in computed_text:
             computed = computed_text[path]
-            differ = rel & (computed != texts)
+            differ = rel & (computed != texts.full)
             rows = [
                 r for r in np.flatnonzero(differ) if not _same_value(texts[r], computed[r], node.data_type)
             ]
@@ -1318,11 +1379,14 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
             if node.question_type in ("select_multiple", "rank"):
                 unknown = np.zeros(lv.size, dtype=bool)
                 rows = np.flatnonzero(live)
-                unknown[rows] = [any(tok not in allowed for tok in x.split()) for x in texts[rows]]
+                unknown[rows] = per_unique(
+                    lambda x, a=allowed: any(tok not in a for tok in x.split()), texts.full[rows], bool
+                )
             else:
-                unknown = live & ~pd.Series(texts).isin(allowed).to_numpy()
+                full = texts.full
+                unknown = live & ~pd.Series(full, dtype=object).isin(allowed).to_numpy()
                 if unknown.any():  # surrounding blanks are not part of the value
-                    unknown[unknown] = [x.strip() not in allowed for x in texts[unknown]]
+                    unknown[unknown] = [x.strip() not in allowed for x in full[unknown]]
             if unknown.any():
                 emit(
                     CHOICE_UNKNOWN,
