@@ -71,6 +71,7 @@ BASE: dict[str, Any] = dict(
     dw_pay_cash=1,
     dw_docs_kept=2,
     dw_socins=2,
+    fl_int_samesex=1,
     fl_consent=1,
     fl_privacy=1,
     **dict.fromkeys(FL_ITEMS, 2),
@@ -295,7 +296,6 @@ def test_under_15_is_not_interviewed(dw: Template) -> None:
             {
                 "dw_scr_abroad": 2,
                 "dw_ctry": None,
-                "dw_contract_prior": None,
                 "dw_cob": "UZB",
                 "dw_cit": "UZB",
                 "dw_arr_y": 2022,
@@ -311,6 +311,8 @@ def test_cost_and_remittance_blocks_follow_migrant_jobs(
     if not migrant_job:
         answers = {k: v for k, v in answers.items() if not k.startswith(("rm_", "rc", "rs_"))}
     checked = check(dw, answers)
+    # C189 Art. 8 (offer or contract before crossing the border) follows the migrant job, immigrants included.
+    assert checked.relevant("dw_contract_prior") is migrant_job
     assert checked.findings == ()
     assert checked.relevant("rm") is migrant_job and checked.relevant("rs") is migrant_job
 
@@ -336,7 +338,7 @@ def test_amounts_accept_only_the_dk_and_refused_sentinels(
         answers.pop("rs_amt_cur")
     if field == "dw_arr_y":  # asked only of immigrants; born 1997, so arriving in 1990 is impossible
         answers.update(dw_cob="UZB", dw_cit="UZB", dw_scr_abroad=2)
-        answers = {k: v for k, v in answers.items() if k not in ("dw_ctry", "dw_contract_prior")}
+        answers.pop("dw_ctry")
     checked = check(dw, answers)
     assert ("constraint_violated" in checked.codes(field)) is not ok
 

@@ -328,6 +328,7 @@ BASE: dict[str, Any] = {
     "dw_pay_cash": 1,
     "dw_docs_kept": 3,
     "dw_socins": 2,
+    "fl_int_samesex": 1,
     "fl_consent": 1,
     "fl_privacy": 1,
     "fl_deceived": 2,
