@@ -644,3 +644,38 @@ def test_weights_from_migkit_weights_become_weight_by_and_svyset(tmp_path) -> No
     assert var_labels["weight_person"] == "Survey weight (weight_person)"
     assert var_labels["repw_44"] == "Replicate weight (repw_44)"
     assert var_labels["hl_sex"] == "Sex"
+
+
+def test_long_multiple_response_label_survives_the_sps(tmp_path) -> None:
+    label = "Какие источники дохода были у домохозяйства за последние 12 месяцев, включая переводы? " * 2
+    md = f"""
+    | survey |
+    | | type | name | label |
+    | | select_multiple src | src | {label} |
+    | choices |
+    | | list_name | name | label |
+    | | src | 1 | Зарплата |
+    | | src | 2 | Переводы |
+    """
+    form = load_form(write_md_form(tmp_path, md))
+    frame = pd.DataFrame({"KEY": ["uuid:1", "uuid:2"], "src": ["1 2", "2"]})
+    export_tables({form.form_id: frame}, form, formats=["sav", "dta"], out_dir=tmp_path / "out")
+    _, var_labels, *_ = stata_read(tmp_path / "out" / f"{form.form_id}.dta")
+    assert len(var_labels["src_1"]) == 80 and var_labels["src_1"].endswith("…: Зарплата")
+    script = (tmp_path / "out" / f"{form.form_id}.sps").read_text(encoding="utf-8")
+    assert max(len(line.encode("utf-8")) for line in script.splitlines()) <= 251
+    check = tmp_path / "out" / "mr.sps"
+    check.write_text(script + "MRSETS /DISPLAY NAME=ALL.\n", encoding="utf-8")
+    pspp = require_tool("pspp", "pspp")
+    run = subprocess.run(
+        [pspp, "-O", "format=csv", check.name],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path / "out",
+        check=False,
+    )
+    assert_no_pspp_warnings(run.stdout, run.stderr)
+    # The set label is cut to SPSS's 256 bytes; the dummies keep their choice after the cut question text.
+    assert truncate_bytes(" ".join(label.split()), 256)[0] in run.stdout
+    stdout, _ = pspp_dictionary(tmp_path / "out" / f"{form.form_id}.sav")
+    assert "…: Зарплата" in stdout and "…: Переводы" in stdout

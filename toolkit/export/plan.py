@@ -163,6 +163,7 @@ class Variable:
     spss_format: str | None = None
     multiple: str | None = None  # for dummies: the select_multiple variable they belong to
     weight: bool = False  # a survey weight column (for WEIGHT BY and svyset)
+    suffix: str = ""  # the part of the label after the question text (": Choice"), kept whole when cutting
     replicate: bool = False  # a replicate weight column (migkit weights)
     reasons: list[str] = field(default_factory=list)
     spss_name: str = ""
@@ -206,7 +207,7 @@ class TablePlan:
                 columns[var.spss_name] = series
                 if var.spss_format:
                     formats[var.spss_name] = var.spss_format
-            text, cut = truncate_bytes(var.label, SPSS_VARIABLE_LABEL_MAX_BYTES)
+            text, cut = _fit_label(var, truncate_bytes, SPSS_VARIABLE_LABEL_MAX_BYTES)
             if cut:
                 sink.append(
                     _label_cut(self.name, var, "SPSS variable label", SPSS_VARIABLE_LABEL_MAX_BYTES, "bytes")
@@ -274,7 +275,7 @@ class TablePlan:
                 columns[name] = series.fillna("")
             else:
                 columns[name] = series
-            text, cut = truncate_chars(var.label, STATA_VARIABLE_LABEL_MAX_CHARS)
+            text, cut = _fit_label(var, truncate_chars, STATA_VARIABLE_LABEL_MAX_CHARS)
             if cut:
                 sink.append(
                     _label_cut(
@@ -317,6 +318,20 @@ class TablePlan:
             else:
                 columns[var.name] = series
         return pd.DataFrame(columns, copy=False)
+
+
+def _fit_label(var: Variable, cut: Callable[[str, int], tuple[str, bool]], limit: int) -> tuple[str, bool]:
+    """The variable label within `limit`; when it is too long the question text is cut, never the suffix that
+    tells the dummies of a select_multiple (or the parts of a geopoint) apart."""
+    text, was_cut = cut(var.label, limit)
+    if not was_cut or not var.suffix or not var.label.endswith(var.suffix):
+        return text, was_cut
+    question = var.label[: -len(var.suffix)]
+    room = limit - (len(var.suffix.encode("utf-8")) if cut is truncate_bytes else len(var.suffix))
+    if room < 8:
+        return text, was_cut
+    head, _ = cut(question, room)
+    return head + var.suffix, True
 
 
 def _label_cut(table: str, var: Variable, what: str, limit: int, unit: str) -> Issue:
@@ -551,6 +566,7 @@ def plan_table(
                         f"{column}_{choice.name}",
                         "code",
                         f"{label}: {one_line(choice.label(language))}",
+                        suffix=f": {one_line(choice.label(language))}",
                         value_labels={0: yes_no[0], 1: yes_no[1]},
                         spss_format="F1.0",
                         multiple=column,
@@ -585,6 +601,7 @@ def plan_table(
                         f"{column}_{part}",
                         "number",
                         f"{label} ({part})",
+                        suffix=f" ({part})",
                         measure="scale",
                         spss_format=fmt,
                         **common,
@@ -595,13 +612,22 @@ def plan_table(
         elif node.data_type == "dateTime" or qtype in {"start", "end"}:
             local, offset = split_datetime(series, node, table.name, issues)
             add(
-                Variable(column, "datetime", f"{label} (device local time)", measure="scale", **common), local
+                Variable(
+                    column,
+                    "datetime",
+                    f"{label} (device local time)",
+                    suffix=" (device local time)",
+                    measure="scale",
+                    **common,
+                ),
+                local,
             )
             add(
                 Variable(
                     f"{column}_tz",
                     "number",
                     f"{label}: UTC offset of the device (minutes)",
+                    suffix=": UTC offset of the device (minutes)",
                     measure="scale",
                     spss_format="F5.0",
                     **common,

@@ -29,8 +29,17 @@ def _name_lines(names: Sequence[str], tail: str, width: int = 100) -> str:
     return "\n    ".join(lines)
 
 
-def _sps_quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+def _sps_quote(text: str, chunk: int = 80) -> str:
+    """A quoted SPSS string; long text is split into pieces joined with `+` on indented lines, because old
+    SPSS versions cut syntax lines at 251 bytes."""
+    pieces: list[str] = []
+    rest = text
+    while len(rest.encode("utf-8")) > chunk:
+        head = rest.encode("utf-8")[:chunk].decode("utf-8", "ignore") or rest[0]
+        pieces.append(head)
+        rest = rest[len(head) :]
+    pieces.append(rest)
+    return " +\n      ".join("'" + piece.replace("'", "''") + "'" for piece in pieces)
 
 
 def sps_text(plan: TablePlan, *, form: FormModel, language: str | None, file_name: str) -> str:
