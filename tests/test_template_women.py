@@ -50,7 +50,7 @@ class Template:
 
 @cache
 def template(name: str, media_dir: Path) -> Template:
-    """Load forms/<name>.xlsx into the validator (compiled once per test session)."""
+    """Load forms/<name>.xlsx into the validator (compiled once per media folder, i.e. once per module)."""
     model = load_form(FORMS_DIR / f"{name}.xlsx")
     form = form_validate.compile_form(model, media_dir=media_dir)
     assert not form.problems, [p.message for p in form.problems]
