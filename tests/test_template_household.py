@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from tests.conftest import FORMS_DIR
+from tests.conftest import FORMS_DIR, require_tool
+from tests.java.jrcheck import javarosa_check
 from toolkit import validate as form_validate
+from toolkit.forms import compile_form
 from toolkit.xform import load_form
 from toolkit.xpath import XNode, build_tree
 
@@ -339,17 +341,34 @@ def _template_nodes(element: etree._Element, base: str, all_paths: Any, repeats:
     for path in all_paths:
         if not path.startswith(base + "/"):
             continue
-        if any(path.startswith(r) and r.startswith(base + "/") for r in repeats):
+        if any((path == r or path.startswith(r + "/")) and r.startswith(base + "/") for r in repeats):
             continue
         _element_at(element, path[len(base) + 1 :].split("/"))
 
 
+def _in_form_order(element: etree._Element, path: str, order: dict[str, int]) -> None:
+    """Sort children into the form's document order (JavaRosa reads a saved instance by position)."""
+    children = sorted(element, key=lambda child: order.get(f"{path}/{child.tag}", len(order)))
+    for child in children:
+        element.remove(child)
+        element.append(child)
+        _in_form_order(child, f"{path}/{child.tag}", order)
+
+
+def instance_xml(compiled: Any, answers: dict[str, Any]) -> etree._Element:
+    """A saved instance as Collect writes it: all nodes of the form (nested repeats as answered), in order."""
+    model = compiled.model
+    root = etree.Element(model.root.strip("/"), id=model.form_id or "", version=model.version or "")
+    paths, repeats = _paths(compiled)
+    _template_nodes(root, model.root, paths.values(), repeats={paths[r] for r in repeats})
+    _fill(compiled, root, model.root, answers)
+    _in_form_order(root, model.root, {n.path: i for i, n in enumerate(model.nodes.values())})
+    return root
+
+
 class Checked:
     def __init__(self, compiled: Any, answers: dict[str, Any]) -> None:
-        root = etree.Element(compiled.model.root.strip("/"))
-        paths, repeats = _paths(compiled)
-        _template_nodes(root, compiled.model.root, paths.values(), repeats={paths[r] for r in repeats})
-        _fill(compiled, root, compiled.model.root, answers)
+        root = instance_xml(compiled, answers)
         self.tree: XNode = build_tree(root, types=compiled.types, repeats=compiled.repeats)
         findings = form_validate.validate_tree(compiled, self.tree, today=TODAY)
         self.findings = [f for f in findings if f.code not in RECOMPUTED]
@@ -701,3 +720,29 @@ def test_readme_names_the_proxy_never_as_10c1() -> None:
         for column, value in row.items():
             if column.startswith("label::"):
                 assert "10.c.1" not in value
+
+
+@pytest.mark.java
+def test_javarosa_itself_accepts_the_household_and_computes_the_indicators(form: Any, tmp_path: Path) -> None:
+    """The reference engine (JavaRosa from ODK Validate, as in ODK Collect) on the complete household."""
+    require_tool("javac", "openjdk-17-jdk-headless")
+    compiled_xform = compile_form(FORMS_DIR / f"{NAME}.xlsx", validate=False)
+    assert compiled_xform.xform is not None
+    (tmp_path / "form.xml").write_text(compiled_xform.xform, encoding="utf-8")
+    (tmp_path / "fx_rates.csv").write_text(FX_RATES, encoding="utf-8")
+    root = instance_xml(form, _clean(dict(BASE)))
+    etree.SubElement(etree.SubElement(root, "meta"), "instanceID").text = "uuid:household-1"
+    (tmp_path / "instance.xml").write_bytes(etree.tostring(root))
+    (nodes,) = javarosa_check(tmp_path / "form.xml", [tmp_path / "instance.xml"], media=tmp_path).values()
+    assert not isinstance(nodes, str), nodes
+    broken = [
+        n for n in nodes if n.relevant and (n.constraint in ("0", "E") or (n.required and n.value == ""))
+    ]
+    assert broken == []
+    values = {re.sub(r"\[1\]", "", n.path): n.value for n in nodes if n.relevant}
+    job = "/data/m3/rm/rm_g/rm_job"
+    assert float(values[f"{job}/rc_g/rc_total_usd"]) == pytest.approx(612.5)
+    assert float(values[f"{job}/rm_rci"]) == pytest.approx(1.225)
+    assert float(values["/data/m4/rr/rs/rs_cost_pct"]) == pytest.approx(5.0)
+    assert values["/data/m4/rr/rr_brk"] == "3"
+    assert values["/data/m2/ab/ab_name"] == "Rustam"
