@@ -5,15 +5,18 @@ validator.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
 
 from tests.test_template_women import (
+    CONSENT_CODES,
     FL_COERC,
     FL_INVOL,
     FL_ITEMS,
     LANGUAGES,
+    PRIVACY_CODES,
     Template,
     TemplateChecks,
     check,
@@ -229,12 +232,8 @@ def test_cost_lists_are_the_household_lists(ours: str, household: str) -> None:
 @pytest.mark.parametrize(
     ("dw_consent", "dw_privacy", "fl_consent", "fl_privacy", "runs"),
     [
-        (1, 2, 1, 1, True),
-        (1, 1, 1, 2, True),
-        (1, 1, 1, 3, False),
-        (1, 1, 2, None, False),
-        (1, 3, 1, 1, False),
-        (2, 1, 1, 1, False),
+        (*combo, combo[0] == 1 and combo[1] in (1, 2) and combo[2] == 1 and combo[3] in (1, 2))
+        for combo in itertools.product(CONSENT_CODES, PRIVACY_CODES, CONSENT_CODES, PRIVACY_CODES)
     ],
 )
 def test_m6b_runs_only_with_both_consents_and_privacy(

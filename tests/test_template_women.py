@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import itertools
 import re
 import sys
 from dataclasses import dataclass
@@ -389,18 +390,15 @@ def test_complete_interview_obeys_the_form(women: Template) -> None:
     assert (checked.value("fl_invol"), checked.value("fl_coerc"), checked.value("fl_flag")) == ("0", "0", "0")
 
 
+CONSENT_CODES = (1, 2, 98, 99, None)  # yesno codes, or never answered
+PRIVACY_CODES = (1, 2, 3, None)
+
+
 @pytest.mark.parametrize(
     ("wg_consent", "wg_privacy", "fl_consent", "fl_privacy", "runs"),
     [
-        (1, 1, 1, 1, True),
-        (1, 2, 1, 2, True),
-        (1, 1, 1, 2, True),
-        (1, 2, 1, 1, True),
-        (1, 1, 1, 3, False),  # others can hear at the second check
-        (1, 1, 2, None, False),  # no consent to the sensitive module
-        (1, 3, 1, 1, False),  # others can hear at the first check: nothing runs
-        (2, 1, 1, 1, False),  # no individual consent
-        (1, None, 1, 1, False),  # privacy never checked
+        (*combo, combo[0] == 1 and combo[1] in (1, 2) and combo[2] == 1 and combo[3] in (1, 2))
+        for combo in itertools.product(CONSENT_CODES, PRIVACY_CODES, CONSENT_CODES, PRIVACY_CODES)
     ],
 )
 def test_m6b_runs_only_with_both_consents_and_privacy(
@@ -455,6 +453,19 @@ def test_forced_labour_flag_is_involuntary_and_coerced(
     answers = dict(BASE, dw_docs_kept=docs_kept, **dict.fromkeys(yes, 1))
     checked = check(women, answers)
     assert checked.findings == ()
+    assert (checked.value("fl_invol"), checked.value("fl_coerc"), checked.value("fl_flag")) == expected
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [(item, ("1", "0", "0")) for item in FL_INVOL]
+    + [(item, ("0", "1", "0")) for item in FL_COERC]
+    + [("fl_insult", ("0", "0", "0"))],
+)
+def test_each_item_feeds_its_own_dimension(
+    women: Template, item: str, expected: tuple[str, str, str]
+) -> None:
+    checked = check(women, dict(BASE, **{item: 1}))
     assert (checked.value("fl_invol"), checked.value("fl_coerc"), checked.value("fl_flag")) == expected
 
 
