@@ -391,7 +391,8 @@ def test_do_companion_has_notes_chars_and_svyset(exported) -> None:
 
 def test_rename_map_and_value_map(exported) -> None:
     result, out = exported
-    rename = pd.read_csv(out / "exp-rename-map.csv", dtype=str, keep_default_na=False)
+    assert (out / "exp-rename-map.csv").read_bytes().startswith(b"\xef\xbb\xbf")  # Excel reads the BOM
+    rename = pd.read_csv(out / "exp-rename-map.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")
     assert list(rename.columns) == [
         "table",
         "original_name",
@@ -403,7 +404,7 @@ def test_rename_map_and_value_map(exported) -> None:
     row = rename[(rename.table == "exp-hl") & (rename.original_name == "by")].iloc[0]
     assert (row.spss_name, row.stata_name, row.reason) == ("by_v", "by", "SPSS: reserved word")
     assert len(rename) == sum(1 for _ in result.renames)
-    values = pd.read_csv(out / "exp-value-map.csv", dtype=str)
+    values = pd.read_csv(out / "exp-value-map.csv", dtype=str, encoding="utf-8-sig")
     assert values[values.choice_list == "country"][["choice_name", "code"]].values.tolist() == [
         ["RUS", "1"],
         ["KAZ", "2"],

@@ -271,7 +271,7 @@ def export_tables(
             for var in plan.variables
         )
         rename_path = out / f"{form.form_id}-rename-map.csv"
-        _write_text(rename_path, rename_map_text(renames))
+        _write_text(rename_path, rename_map_text(renames), bom=True)  # BOM: Excel then shows Cyrillic
         files.append(ExportedFile(str(rename_path), "", "rename-map"))
         if prepared.recodes:
             value_path = out / f"{form.form_id}-value-map.csv"
@@ -279,7 +279,7 @@ def export_tables(
             writer = csv.writer(buffer, lineterminator="\n")
             writer.writerow(["choice_list", "choice_name", "code", "label"])
             writer.writerows([r.choice_list, r.choice, r.code, r.label] for r in prepared.recodes)
-            _write_text(value_path, buffer.getvalue())
+            _write_text(value_path, buffer.getvalue(), bom=True)
             files.append(ExportedFile(str(value_path), "", "value-map"))
     except OSError as exc:
         raise ToolkitError(
