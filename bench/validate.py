@@ -10,9 +10,9 @@
    validation), and `migkit validate DATA --form FORM --json` on the DATA folder `migkit ingest` wrote
    (the tables path the pipeline uses). Each command runs in its own process; wall time and that process
    tree's peak resident memory (the largest single process, from getrusage) are reported.
-3. The reference: JavaRosa (pyxform's ODK_Validate.jar, the engine of ODK Collect) loads and checks a sample of
-   the same instances in one JVM (tests/java/JrCheck.java: populate the form, recompute, relevance, required,
-   constraints), JVM start and form parse excluded, after one warm-up pass.
+3. The reference: JavaRosa (pyxform's ODK_Validate.jar, the engine of ODK Collect) loads and checks some
+   of the same instances in one JVM (tests/java/JrCheck.java: populate the form, recompute, relevance,
+   required, constraints), JVM start and form parse excluded, after one warm-up pass.
 Prints instances/s for each, and the ratio to JavaRosa.
 """
 
@@ -113,7 +113,8 @@ def main() -> None:
             simulate(model, args.n, subs, seed=args.seed)
             injected = _inject(subs, 0.05, args.seed)
             print(
-                f"simulated {args.n} households in {time.perf_counter() - t:.1f} s; faults injected in {injected}"
+                f"simulated {args.n} households in {time.perf_counter() - t:.1f} s; "
+                f"faults injected in {injected}"
             )
         files = sorted(subs.glob("*/submission.xml"))
         n = len(files)
@@ -128,7 +129,8 @@ def main() -> None:
         result = json.loads(out_xml)
         print(
             f"migkit validate FOLDER: {n / seconds_xml:,.0f} instances/s ({seconds_xml:.1f} s, peak RSS "
-            f"{rss_xml:,.0f} MiB), method={result['stats'].get('method')}, findings={result['stats']['findings']}, "
+            f"{rss_xml:,.0f} MiB), method={result['stats'].get('method')}, "
+            f"findings={result['stats']['findings']}, "
             f"by code {result['stats']['by_code']}"
         )
 
@@ -137,6 +139,8 @@ def main() -> None:
             [*MIGKIT, "ingest", str(subs), "--form", str(FORM), "--out", str(data)]
         )
         print(f"migkit ingest (not part of validate): {seconds_ingest:.1f} s, peak RSS {rss_ingest:,.0f} MiB")
+        if not (data / "tables.json").is_file():
+            raise RuntimeError("migkit ingest wrote no DATA folder")
         seconds_data, rss_data, out_data = _timed(
             [*MIGKIT, "validate", str(data), "--form", str(FORM), "--json"]
         )
@@ -144,7 +148,8 @@ def main() -> None:
         same = result_data["stats"]["by_code"] == result["stats"]["by_code"]
         print(
             f"migkit validate DATA:   {n / seconds_data:,.0f} instances/s ({seconds_data:.1f} s, peak RSS "
-            f"{rss_data:,.0f} MiB), method={result_data['stats'].get('method')}, same findings as FOLDER: {same}"
+            f"{rss_data:,.0f} MiB), method={result_data['stats'].get('method')}, "
+            f"same findings as FOLDER: {same}"
         )
 
         # In-process, as JavaRosa is measured: interpreter start, imports and form compile excluded.
@@ -154,10 +159,12 @@ def main() -> None:
         seconds_lib = time.perf_counter() - t
         t = time.perf_counter()
         in_xml = validate_input(form, subs)
+        assert in_xml.stats["findings"] == in_data.stats["findings"]
         seconds_lib_xml = time.perf_counter() - t
         print(
             f"validate_input() in-process: DATA {n / seconds_lib:,.0f} instances/s ({seconds_lib:.1f} s, "
-            f"{in_data.stats['method']}), FOLDER {n / seconds_lib_xml:,.0f} instances/s ({seconds_lib_xml:.1f} s)"
+            f"{in_data.stats['method']}), FOLDER {n / seconds_lib_xml:,.0f} instances/s "
+            f"({seconds_lib_xml:.1f} s)"
         )
 
         sample = files[: args.jr_sample]
@@ -172,7 +179,8 @@ def main() -> None:
         )
         print(
             f"ratio migkit/JavaRosa, whole command: FOLDER {n / seconds_xml / jr:.1f}x, DATA "
-            f"{n / seconds_data / jr:.1f}x; in-process like JavaRosa's measure: DATA {n / seconds_lib / jr:.1f}x, "
+            f"{n / seconds_data / jr:.1f}x; in-process like JavaRosa's measure: "
+            f"DATA {n / seconds_lib / jr:.1f}x, "
             f"FOLDER {n / seconds_lib_xml / jr:.1f}x (target >= 20x)"
         )
         print(

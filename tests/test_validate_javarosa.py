@@ -2,12 +2,10 @@
 
 Small markdown forms exercise the ODK function library, relevance inheritance, repeats (nested too), relative
 paths and secondary instances. Instances are filled at random (seeded) with faults injected on purpose:
-answers in
-non-relevant nodes, blanks in required ones, out-of-range values, wrong stored calculations. JavaRosa (the
-engine of
-ODK Collect, inside pyxform's ODK_Validate.jar) loads each instance the way Collect opens a saved form; we
-compare,
-node by node, relevance, required, constraint verdicts and recomputed calculations, and then the findings.
+answers in non-relevant nodes, blanks in required ones, out-of-range values, wrong stored calculations.
+JavaRosa (the engine of ODK Collect, inside pyxform's ODK_Validate.jar) loads each instance the way Collect
+opens a saved form; we compare, node by node, relevance, required, constraint verdicts and recomputed
+calculations, and then the findings.
 """
 
 from __future__ import annotations
@@ -66,8 +64,8 @@ FUNCTIONS_FORM = """
 | | calculate | bool_calc | | | | | ${age} > 18 and not(${consent} = '2') | |
 | | calculate | tr | | | | | translate(${name}, 'abc', 'AB') | |
 | | calculate | mn | | | | | min(${age}, ${income}) | |
-| | calculate | ms | | | | | contains(${name}, 'a') or starts-with(${name}, 'B') or ends-with(${name}, 'z') |
-|
+| | calculate | ms | | | | | contains(${name}, 'a') or starts-with(${name}, 'B') | |
+| | calculate | ew | | | | | ends-with(${name}, 'z') or ends-with(${name}, 'ol') | |
 | | calculate | nn | | | | | normalize-space(concat(' ', ${name}, '  x ')) | |
 | | calculate | powr | | | | | pow(${age}, 2) + abs(-1) + ${age} mod 7 + sqrt(${age}) + log10(${age} + 1) | |
 | | calculate | dt | | | | | date(${age} * 100) | |

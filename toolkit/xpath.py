@@ -1,10 +1,8 @@
 """The ODK XPath evaluator: parse once, evaluate over a submission, with JavaRosa's semantics.
 
 ODK Collect evaluates skip logic, constraints and calculations with JavaRosa. This module reproduces
-JavaRosa's
-XPath engine closely enough that its verdicts match (tests/test_validate_javarosa.py runs JavaRosa itself on
-the
-same forms and instances), so that `validate` and `simulate` share one evaluator.
+JavaRosa's XPath engine closely enough that its verdicts match (tests/test_validate_javarosa.py runs JavaRosa
+itself on the same forms and instances), so that `validate` and `simulate` share one evaluator.
 
 Public API (stable; `simulate` and `validate` use it)::
 
@@ -19,9 +17,9 @@ Public API (stable; `simulate` and `validate` use it)::
 Values follow JavaRosa's types: `str`, `float` (numbers, NaN included), `bool`, `datetime.date` (dates) and
 `datetime.datetime` (timezone-aware, for dateTime), and `list[XNode]` for node-sets. Coercions are
 `to_boolean`, `to_number`, `to_string`, `to_date` (JavaRosa's
-XPathFuncExpr.toBoolean/toNumeric/toString/toDate).
-A node's value is typed by its bind type as JavaRosa does (int/decimal nodes are numbers, date nodes dates,
-empty nodes the empty string); pass the types when building the tree (`build_tree(..., types=...)`).
+XPathFuncExpr.toBoolean/toNumeric/toString/toDate). A node's value is typed by its bind type as JavaRosa does
+(int/decimal nodes are numbers, date nodes dates, empty nodes the empty string); pass the types when building
+the tree (`build_tree(..., types=...)`).
 
 Errors: `XPathSyntaxError` (the expression does not parse), `XPathUnsupportedError` (a function this evaluator
 does not implement; raised by `compile_xpath`, so callers report it once per expression), `XPathEvalError`
@@ -222,7 +220,7 @@ def build_tree(element: Any, *, types: Mapping[str, str] | None = None, repeats:
         element: the root element of the instance (e.g. ``<data id=...>``) or of a secondary instance.
         types: bind type per generic path (``/data/age`` -> ``int``); nodes not listed are strings.
         repeats: generic paths of repeats, so that the first instance of a repeat is written ``x[1]`` in
-        paths.
+            paths.
     """
     types = types or {}
     repeat_paths = set(repeats)
@@ -838,8 +836,7 @@ class EvalEnv:
     Parameters:
         root: the primary instance's root node.
         secondary: secondary instances by id (choice lists, CSV/XML attachments), each an XNode whose root is
-        the
-            instance's root element (``<root><item>...``).
+            the instance's root element (``<root><item>...``).
         today: the date `today()` returns (fixed, so results are reproducible); `now` likewise.
         tz: local time zone for date conversions (JavaRosa uses the device's; UTC by default).
         choice_name: callback(value, question_path) -> label, for jr:choice-name().
@@ -1860,8 +1857,8 @@ class CompiledExpr:
         """Generic paths of the nodes the expression reads when evaluated at `context_path`.
 
         Relative paths, `current()` and predicates are resolved; returns None when a dependency cannot be
-        known
-        statically (descendant axes, wildcards, paths from a function result other than current()/instance()).
+        known statically (descendant axes, wildcards, paths from a function result other than
+        current()/instance()).
         """
         found: set[str] = set()
         base = [x for x in context_path.split("/") if x]

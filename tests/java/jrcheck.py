@@ -1,8 +1,7 @@
 """Run JavaRosa itself (from pyxform's ODK_Validate.jar) on forms and instances: the reference for validate.
 
 The driver JrCheck.java next to this module is compiled once per checkout into a cache folder (keyed by the
-source and the
-jar), then run with `java`. Used by tests/test_validate_javarosa.py and bench/validate.py.
+source and the jar), then run with `java`. Used by tests/test_validate_javarosa.py and bench/validate.py.
 """
 
 from __future__ import annotations

@@ -170,8 +170,7 @@ def render_html(
     result: validation.ValidationResult, *, title: str = "Validation report", max_rows: int = 2000
 ) -> str:
     """A self-contained HTML page: summary, bar charts per code, variable and enumerator, worst submissions,
-    and
-    the findings (first `max_rows`). No external assets."""
+    and the findings (first `max_rows`). No external assets."""
     stats = result.stats
     findings = result.findings
     by_enum = Counter(f.enumerator or "(unknown)" for f in findings if f.instance_id is not None)

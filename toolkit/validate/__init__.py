@@ -509,8 +509,7 @@ def wrap_calculated(result: Any, dtype: str | None, tz: tzinfo = UTC) -> tuple[s
     """What JavaRosa stores for a calculation's result in a node of this bind type (IAnswerData.wrapData).
 
     Returns the serialized text (as written to the instance XML, "" for no value) and the in-memory value
-    later
-    expressions read (booleans stay booleans, numbers numbers, dates dates).
+    later expressions read (booleans stay booleans, numbers numbers, dates dates).
     """
     if isinstance(result, list):
         result = unpack(result)
@@ -973,8 +972,7 @@ def validate_submissions(
     Parameters:
         form: the compiled form.
         submissions: (source name, instance XML bytes or an already built tree); their order decides which
-        copy
-            of a duplicate is reported.
+            copy of a duplicate is reported.
         today, now: fixed dates for today() and now().
         tz: the devices' time zone.
         progress: called with the number of submissions done so far.
@@ -1099,7 +1097,7 @@ def validate(
             Central CSV export (zip or unpacked folder), or a DATA folder written by `migkit ingest`.
         form_path: the XLSForm (.xlsx/.xls/.md) or compiled XForm (.xml).
         media_dir: folder of the form's attachments; default the form's `<form>-media/` folder or its own
-        folder.
+            folder.
         today: the date today() returns (default: the current date).
         tz: the devices' time zone.
         progress: called with the number of submissions done so far.

@@ -1,5 +1,4 @@
-"""Column-wise validation: every rule evaluated once per column over all submissions, with JavaRosa's
-semantics.
+"""Column-wise validation: every rule evaluated once per column over all submissions, as JavaRosa does.
 
 The per-instance validator (`toolkit.validate.validate_tree`) walks one instance tree at a time. Here the same
 rules run over the ingest tables (one row per submission, one table per repeat): a bind expression becomes one
@@ -10,8 +9,7 @@ string vs number, booleans, NaN) apply row by row exactly as in the scalar evalu
 Only expressions whose shape is known are vectorised: references to the same level or an enclosing one,
 aggregates (count, sum, min, max, count-non-empty) over an enclosed repeat with an optional predicate,
 position(..), indexed-repeat() into a child repeat, `instance(...)/root/item[name = expr]/col` lookups and the
-scalar function library. `vectorizable()` says whether a whole form qualifies; otherwise the caller falls
-back to
+scalar function library. Anything else raises `NotVectorizable` while compiling, and the caller falls back to
 the per-instance validator, which is the reference (and is itself tested against JavaRosa).
 """
 
@@ -983,7 +981,9 @@ def _column_typed(  # noqa: PLR0911 (one return per JavaRosa type rule)
     texts = column.full
     s = texts.copy()
     if dtype == "dateTime" and present.any():
-        stamps = pd.to_datetime(pd.Series(texts[present], dtype=object), utc=True, format="ISO8601", errors="coerce")
+        stamps = pd.to_datetime(
+            pd.Series(texts[present], dtype=object), utc=True, format="ISO8601", errors="coerce"
+        )
         ok = ~stamps.isna().to_numpy()
         rows = np.flatnonzero(present)[ok]
         t[rows] = DT
@@ -1009,7 +1009,7 @@ def _column_typed(  # noqa: PLR0911 (one return per JavaRosa type rule)
 
 
 class _TextColumn:
-    """The stored texts of one column: which rows are answered at once, the texts themselves only when needed."""
+    """Stored texts of one column: which rows are answered at once, the texts only when needed."""
 
     def __init__(self, series: pd.Series | None, size: int, dtype: str | None) -> None:
         self.series, self.size, self.dtype = series, size, dtype
@@ -1118,7 +1118,7 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
     if form.needs_fixpoint:
         raise NotVectorizable("dependencies that cannot be ordered statically")
     model = form.model
-    today = today or date.today()
+    today = today or datetime.now(UTC).date()
     table_of = {path: name for name, path in tables.table_paths.items()}
     columns_of = {name: {c.path: c.name for c in cols if c.path} for name, cols in tables.columns.items()}
 
@@ -1290,7 +1290,11 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
         lv_path = level_of[path]
         lv = levels[lv_path]
         main_rows = lv.index_to(main_level)[rows] if lv_path != model.root else rows
-        batch = value.take(rows) if isinstance(value, _TextColumn) else (value[rows] if value is not None else None)
+        batch = (
+            value.take(rows)
+            if isinstance(value, _TextColumn)
+            else (value[rows] if value is not None else None)
+        )
         for k, (r, m) in enumerate(zip(rows, main_rows, strict=True)):
             v = None if value is None else (batch[k] or None)
             instance = ids[m] if isinstance(ids[m], str) and ids[m] else None
