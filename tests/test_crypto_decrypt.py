@@ -725,3 +725,25 @@ def test_rerun_with_a_partial_copy_first_keeps_the_complete_output(
     again = crypto.decrypt([tmp_path / "a", tmp_path / "b"], key=key, out_dir=tmp_path / "out")
     assert [r.status for r in again.submissions] == ["duplicate", "ok"]
     assert (tmp_path / "out" / "pc-2" / "1.jpg").exists()
+
+
+def test_an_internal_error_on_one_submission_does_not_stop_the_run(
+    tmp_path: Path, key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    collect(tmp_path / "in" / "a", key, "uuid:ie-1")
+    collect(tmp_path / "in" / "b", key, "uuid:ie-2")
+    real = crypto._read_manifest
+
+    def flaky(root, repaired):  # type: ignore[no-untyped-def]
+        manifest = real(root, repaired)
+        if manifest.instance_id == "uuid:ie-1":
+            raise RuntimeError(SECRET_ANSWER)
+        return manifest
+
+    monkeypatch.setattr(crypto, "_read_manifest", flaky)
+    result = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")
+    assert [(r.status, r.reason_code) for r in result.submissions] == [
+        ("failed", crypto.INTERNAL_ERROR),
+        ("ok", ""),
+    ]
+    assert SECRET_ANSWER not in result.submissions[0].message

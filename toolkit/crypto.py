@@ -158,6 +158,7 @@ ZIP_UNSAFE = define("decrypt.zip_unsafe_member", "A zip member would land outsid
 MGF1_SHA1 = define(
     "decrypt.mgf1_sha1", "The AES key was wrapped with OAEP MGF1-SHA1 (SunJCE-style encryptor)"
 )
+INTERNAL_ERROR = define("decrypt.internal_error", "migkit failed on this submission; the run went on")
 ENVELOPE_REPAIRED = define(
     "decrypt.envelope_repaired", "The manifest was not well-formed XML and was repaired"
 )
@@ -1885,6 +1886,19 @@ def _safe_process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path]
                 Status.FAILED,
                 OUTPUT_UNWRITABLE,
                 f"could not be processed: {exc.strerror or exc}",
+            ),
+            "failed",
+        )
+    except Exception as exc:  # one odd file from the field must not stop a run of thousands
+        # Only the exception type is reported: its text could quote decrypted content.
+        return _Outcome(
+            _result(
+                None,
+                task.source,
+                Status.FAILED,
+                INTERNAL_ERROR,
+                f"could not be processed ({type(exc).__name__} inside migkit); nothing was written. Please "
+                "report it, with this submission if its owner allows",
             ),
             "failed",
         )
