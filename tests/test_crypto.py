@@ -426,3 +426,26 @@ def test_3072_bit_key_round_trip(tmp_path: Path, rsa_key_3072: rsa.RSAPrivateKey
     result = crypto.decrypt_submission(enc.manifest, key=rsa_key_3072, out_dir=tmp_path / "out")
     assert result.status == "ok"
     assert (tmp_path / "out" / "3072" / "a.jpg").read_bytes() == b"\xff\xd8" * 100
+
+
+def test_attached_key_reaches_the_xform(tmp_path: Path, rsa_key: rsa.RSAPrivateKey) -> None:
+    from toolkit import forms  # noqa: PLC0415 - the forms stage is only needed by this one check
+
+    wb = Workbook()
+    wb.active.title = "survey"
+    wb["survey"].append(("type", "name", "label"))
+    wb["survey"].append(("text", "name", "Name"))
+    wb.create_sheet("settings").append(("form_id", "version"))
+    wb["settings"].append(("enc_check", "1"))
+    form = tmp_path / "enc.xlsx"
+    wb.save(form)
+    public = _write(
+        tmp_path / "public.pem",
+        rsa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ),
+    )
+    crypto.attach_public_key(form, public_pem=public)
+    compiled = forms.compile_form(form, validate=False)
+    assert compiled.xform is not None
+    assert f'base64RsaPublicKey="{crypto.public_key_base64(rsa_key)}"' in compiled.xform
