@@ -746,3 +746,12 @@ def test_javarosa_itself_accepts_the_household_and_computes_the_indicators(form:
     assert float(values["/data/m4/rr/rs/rs_cost_pct"]) == pytest.approx(5.0)
     assert values["/data/m4/rr/rr_brk"] == "3"
     assert values["/data/m2/ab/ab_name"] == "Rustam"
+
+
+def test_soft_check_on_a_high_fee_asks_for_confirmation_and_keeps_the_value(form: Any) -> None:
+    assert survey()["rs_chk_fee"]["type"] == "acknowledge" and survey()["rs_chk_fee"]["required"] == "yes"
+    assert not run(form).node("/data/m4/rr/rs/rs_chk_fee").relevant
+    high = run(form, rs_fee=5000, rs_chk_fee="OK")  # 25% of the 20000 RUB sent
+    assert high.node("/data/m4/rr/rs/rs_chk_fee").relevant
+    assert high.findings == []
+    assert float(high.value("/data/m4/rr/rs/rs_cost_pct")) == pytest.approx(29.0)
