@@ -173,6 +173,9 @@ def workbook_bytes(sheets: list[Sheet]) -> bytes:
         for row in sheet.rows:
             # Empty cells stay empty (None); all values are text, so '01' and versions keep their form.
             ws.append([value if value != "" else None for value in row])
+            for cell in ws[ws.max_row]:
+                if isinstance(cell.value, str) and cell.value.startswith("="):
+                    cell.data_type = "s"  # text such as "= 5" is an answer or label, never an Excel formula
     wb.properties.created = FIXED_TIMESTAMP
     wb.properties.modified = FIXED_TIMESTAMP
     wb.properties.creator = "migkit forms/build_templates.py"

@@ -341,3 +341,13 @@ def test_currencies_follow_spec_section_4_item_6() -> None:
         "JPY": "392",
         "96": "",
     }
+
+
+def test_text_that_looks_like_a_formula_stays_text(tmp_path: Path) -> None:
+    sheets = [builder().Sheet("survey", ("type", "name", "label"), (("note", "n", "= 5 means five"),))]
+    path = tmp_path / "f.xlsx"
+    path.write_bytes(builder().workbook_bytes(sheets))
+    assert builder().workbook_content(path) == [
+        ("survey", [("type", "name", "label"), ("note", "n", "= 5 means five")])
+    ]
+    assert builder().workbook_bytes(sheets) == path.read_bytes()  # same sheets, same bytes
