@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import shutil
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -25,6 +27,7 @@ from typer.testing import CliRunner
 from tests.test_crypto import central_record
 from toolkit import crypto
 from toolkit.cli import app
+from toolkit.cli import crypto as cli_crypto
 
 runner = CliRunner()
 SECRET_ANSWER = "Айгүл-SECRET-ANSWER-42"
@@ -747,3 +750,28 @@ def test_an_internal_error_on_one_submission_does_not_stop_the_run(
         ("ok", ""),
     ]
     assert SECRET_ANSWER not in result.submissions[0].message
+
+
+def test_hidden_prompt_only_on_a_terminal(
+    tmp_path: Path, key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(crypto.PASSPHRASE_ENV, raising=False)
+    protected = tmp_path / "k.pem"
+    protected.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"typed at the prompt"),
+        )
+    )
+    collect(tmp_path / "in" / "a", key, "uuid:tty-1")
+    answers = iter(["typed at the prompt", "one", "two"])
+    monkeypatch.setattr(cli_crypto.getpass, "getpass", lambda prompt, stream=None: next(answers))
+    terminal = SimpleNamespace(stdin=SimpleNamespace(isatty=lambda: True), stderr=io.StringIO())
+    monkeypatch.setattr(cli_crypto, "sys", terminal)
+    ok = runner.invoke(
+        app, ["decrypt", str(tmp_path / "in"), "--key", str(protected), "--out", str(tmp_path / "o")]
+    )
+    assert ok.exit_code == 0, ok.output
+    mismatch = runner.invoke(app, ["keys", "new", "--out", str(tmp_path / "keys")])
+    assert mismatch.exit_code == 2 and not (tmp_path / "keys" / "private.pem").exists()

@@ -61,7 +61,12 @@ def keys_new(
     if bits not in crypto.KEY_SIZES:
         err.print(f"[bold red]usage error[/]: --bits must be one of {', '.join(map(str, crypto.KEY_SIZES))}.")
         return 2
-    secret = _passphrase(passphrase_file, prompt=None)
+    secret = _passphrase(passphrase_file, prompt="Passphrase for the new private key (Enter for none): ")
+    if secret and passphrase_file is None and not os.environ.get(crypto.PASSPHRASE_ENV):
+        again = getpass.getpass("The same passphrase again: ", stream=sys.stderr).encode("utf-8")
+        if again != secret:
+            err.print("[bold red]usage error[/]: the two passphrases differ; nothing was written.")
+            return 2
     result = crypto.generate_keypair(out_dir, bits=bits, passphrase=secret)
     protection = "protected by the passphrase" if result.encrypted else "NOT protected by a passphrase"
     err.print(
