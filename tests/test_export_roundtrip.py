@@ -63,7 +63,7 @@ def _xform(fields: list[tuple[str, str]], choices: list[str]) -> str:
     first = fields[0][0]
     select = (
         f'<select1 ref="/data/{first}"><label ref="jr:itext(\'/data/{first}:label\')"/>'
-        '<itemset nodeset="instance(\'c\')/root/item">'
+        "<itemset nodeset=\"instance('c')/root/item\">"
         '<value ref="name"/><label ref="jr:itext(itextId)"/></itemset>'
         "</select1>"
     )
@@ -164,3 +164,73 @@ def test_export_round_trip(case) -> None:
                     sav[entry.spss_name].fillna("").str.rstrip().tolist()
                     == frame[name].fillna("").str.rstrip().tolist()
                 )
+
+
+CHOICE_LABEL = st.text(
+    alphabet=st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"), blacklist_characters="\x85"),
+    min_size=1,
+    max_size=40,
+)
+
+
+@st.composite
+def multiple_cases(draw):
+    question = draw(LABEL)
+    choices = draw(
+        st.lists(CHOICE_LABEL, min_size=1, max_size=6, unique_by=lambda s: " ".join(s.split()).lower())
+    )
+    # Every choice label must stay distinct after whitespace is collapsed (blank ones fall back to the name).
+    choices = [c if " ".join(c.split()) else f"choice {i}" for i, c in enumerate(choices)]
+    names = [str(i + 1) for i in range(len(choices))]
+    answers = draw(
+        st.lists(
+            st.none() | st.lists(st.sampled_from(names), min_size=1, unique=True).map(" ".join),
+            min_size=1,
+            max_size=5,
+        )
+    )
+    return question, choices, answers
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(multiple_cases())
+def test_select_multiple_round_trip(case) -> None:
+    question, choices, answers = case
+    texts = f'<text id="/data/pick:label"><value>{escape(question)}</value></text>' + "".join(
+        f'<text id="c-{i}"><value>{escape(label)}</value></text>' for i, label in enumerate(choices)
+    )
+    items = "".join(f"<item><itextId>c-{i}</itextId><name>{i + 1}</name></item>" for i in range(len(choices)))
+    xform = (
+        '<h:html xmlns="http://www.w3.org/2002/xforms" xmlns:h="http://www.w3.org/1999/xhtml" '
+        'xmlns:jr="http://openrosa.org/javarosa"><h:head><h:title>Multiple</h:title><model>'
+        f'<itext><translation lang="Russian (ru)" default="true()">{texts}</translation></itext>'
+        '<instance><data id="mr" version="1"><pick/></data></instance>'
+        f'<instance id="c"><root>{items}</root></instance><bind nodeset="/data/pick" type="string"/>'
+        '</model></h:head><h:body><select ref="/data/pick"><label ref="jr:itext(\'/data/pick:label\')"/>'
+        '<itemset nodeset="instance(\'c\')/root/item"><value ref="name"/><label ref="jr:itext(itextId)"/>'
+        "</itemset></select></h:body></h:html>"
+    )
+    form = parse_xform(xform)
+    frame = pd.DataFrame({"KEY": [f"uuid:{i}" for i in range(len(answers))], "pick": answers})
+    pspp = require_tool("pspp", "pspp")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        export_tables({"mr": frame}, form, formats=["sav", "dta"], out_dir=out)
+        script = (out / "mr.sps").read_text(encoding="utf-8")
+        assert max(len(line.encode("utf-8")) for line in script.splitlines()) <= 251
+        (out / "check.sps").write_text(script + "MRSETS /DISPLAY NAME=ALL.\n", encoding="utf-8")
+        run = subprocess.run(
+            [pspp, "-O", "format=csv", "check.sps"], capture_output=True, text=True, cwd=out, check=False
+        )
+        assert run.returncode == 0 and run.stderr.strip() == "", run.stderr
+        assert "warning" not in run.stdout.lower() and "error" not in run.stdout.lower(), run.stdout
+        assert ("$pick" in run.stdout) == (len(choices) >= 2)  # a set needs two variables
+        reader = pd.io.stata.StataReader(out / "mr.dta")
+        data = reader.read(convert_categoricals=False)
+        labels = reader.variable_labels()
+        for position, name in enumerate(form.choice_lists["c"].names):
+            expected = [None if a is None else float(name in a.split()) for a in answers]
+            assert [None if pd.isna(v) else v for v in data[f"pick_{name}"]] == expected
+            choice = " ".join(choices[position].split())
+            if len(choice) < 60:
+                assert labels[f"pick_{name}"].endswith(f": {choice}")

@@ -61,6 +61,8 @@ def sps_text(plan: TablePlan, *, form: FormModel, language: str | None, file_nam
     for var in plan.variables:
         if var.multiple:
             groups.setdefault(var.multiple, []).append(var)
+    # A multiple-dichotomy set needs at least two variables (PSPP and SPSS refuse one).
+    groups = {source: dummies for source, dummies in groups.items() if len(dummies) >= 2}
     if groups:
         owner = {var.name: var for var in plan.variables}
         mr = ["MRSETS"]
