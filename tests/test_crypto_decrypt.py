@@ -501,12 +501,14 @@ def test_zip_input_and_escaping_members(tmp_path: Path, key: rsa.RSAPrivateKey) 
         zf.writestr("../escaped.xml", "<data id='x'/>")
         zf.writestr("/tmp/absolute-migkit-test.xml", "<data id='x'/>")
         zf.writestr("a/../../escaped2.xml", "<data id='x'/>")
+        zf.writestr("..\\windows-escape.xml", "<data id='x'/>")
+        zf.writestr("C:/drive.xml", "<data id='x'/>")
         link = zipfile.ZipInfo("instances/link.xml")
         link.external_attr = 0o120777 << 16
         zf.writestr(link, "/etc/passwd")
     result = crypto.decrypt([archive], key=key, out_dir=tmp_path / "out")
     statuses = [(r.status, r.reason_code) for r in result.submissions]
-    assert statuses.count(("failed", crypto.ZIP_UNSAFE)) == 4
+    assert statuses.count(("failed", crypto.ZIP_UNSAFE)) == 6
     assert ("ok", "") in statuses
     ok = next(r for r in result.submissions if r.status == "ok")
     assert ok.source == f"{archive}!instances/hh_1/hh_1.xml"
@@ -775,3 +777,23 @@ def test_hidden_prompt_only_on_a_terminal(
     assert ok.exit_code == 0, ok.output
     mismatch = runner.invoke(app, ["keys", "new", "--out", str(tmp_path / "keys")])
     assert mismatch.exit_code == 2 and not (tmp_path / "keys" / "private.pem").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "ok"),
+    [
+        ("photo.jpg", True),
+        ("Фото 1 (копия).jpg", True),
+        ("a\x00b.jpg", False),
+        ("a\nb", False),
+        ("..", False),
+        ("a/b", False),
+        ("a\\b", False),
+        ("C:x", False),
+        ("/abs", False),
+        ("x" * 256, False),
+        (crypto.STAMP_NAME, False),
+    ],
+)
+def test_plain_name_rule(name: str, ok: bool) -> None:
+    assert crypto._plain_name_ok(name) is ok
