@@ -31,7 +31,7 @@ from toolkit.errors import (
     warning,
 )
 from toolkit.ingest.central import _central_opener, _read_central
-from toolkit.ingest.columns import _build, _deduplicate
+from toolkit.ingest.columns import _build, _deduplicate, _rekey
 from toolkit.ingest.parse import _init_worker, _read_chunk, _read_item, _Record
 from toolkit.ingest.plan import _Plan, _plan
 from toolkit.ingest.result import (
@@ -259,12 +259,3 @@ def ingest(
         columns=columns,
         form_versions=versions,
     )
-
-
-def _rekey(record: _Record, new_id: str) -> _Record:
-    old = record.instance_id
-    rows = [
-        (t, new_id + k[len(old) :], None if p is None else new_id + p[len(old) :], n, v)
-        for t, k, p, n, v in record.rows
-    ]
-    return record._replace(instance_id=new_id, rows=rows)

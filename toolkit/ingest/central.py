@@ -137,7 +137,10 @@ def _read_central(
             record.rows.append((index, key, parent, nos, values))
             if unknown - record.unknown:
                 records[instance_id] = record._replace(unknown=record.unknown | unknown)
-    return [records[key] for key in order]
+    return [
+        records[key]._replace(rows=plan.freeze(records[key].rows, with_unknown=bool(records[key].unknown)))
+        for key in order
+    ]
 
 
 def _central_opener(input_path: Path) -> Callable[[str], bytes | None] | None:

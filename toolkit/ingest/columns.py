@@ -94,6 +94,16 @@ def _unique_name(name: str, group: str, taken: set[str]) -> str:
     return candidate
 
 
+def _rekey(record: _Record, new_id: str) -> _Record:
+    """The record with KEY `new_id` in place of its instanceID, on every row."""
+    old = record.instance_id
+    rows = [
+        (t, new_id + k[len(old) :], None if p is None else new_id + p[len(old) :], n, v, x)
+        for t, k, p, n, v, x in record.rows
+    ]
+    return record._replace(instance_id=new_id, rows=rows)
+
+
 def _deduplicate(records: list[_Record], issues: list[Issue]) -> list[_Record]:
     """One record per instanceID: identical copies are dropped (warning); differing ones are kept with KEY
     `<instanceID>~dup<n>` (error), so that no answer is lost and the conflict stays visible."""
@@ -128,17 +138,7 @@ def _deduplicate(records: list[_Record], issues: list[Issue]) -> list[_Record]:
                     file=copy.source,
                 )
             )
-            rows = [
-                (
-                    t,
-                    new_id + k[len(instance_id) :],
-                    None if p is None else new_id + p[len(instance_id) :],
-                    n,
-                    v,
-                )
-                for t, k, p, n, v in copy.rows
-            ]
-            kept.append(copy._replace(instance_id=new_id, rows=rows))
+            kept.append(_rekey(copy, new_id))
     return kept
 
 
@@ -199,12 +199,13 @@ def _build(
                         path=path,
                     )
                 )
-        # One object matrix from the rows' dicts (pandas builds it in C), then one typed column at a time.
-        paths = [spec.path for spec in specs]
-        matrix = pd.DataFrame([row[4] for _, row in rows], columns=paths, dtype=object)
+        # The rows' value tuples transposed into columns; undefined elements come from the rows' extras.
+        known_columns = list(zip(*(row[4] for _, row in rows), strict=True)) if rows else []
         for position_in_table, spec in enumerate(specs):
-            column = matrix.iloc[:, position_in_table]
-            values = column.where(column.notna(), None).tolist()
+            if position_in_table < len(table.fields):
+                values = list(known_columns[position_in_table]) if rows else []
+            else:
+                values = [row[5].get(spec.path) if row[5] else None for _, row in rows]
             series, bad = _typed(values, spec.data_type)
             name = _unique_name(spec.name, spec.parent_name, taken)
             data[name] = series

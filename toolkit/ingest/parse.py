@@ -16,7 +16,7 @@ class _Record(NamedTuple):
     form_id: str | None
     version: str | None
     instance_id: str
-    rows: list[tuple]  # (table index, KEY, PARENT_KEY, positions, {path: text}); the main row first
+    rows: list[tuple]  # (table, KEY, PARENT_KEY, positions, values, extra), see _Plan.freeze; main first
     unknown: frozenset[tuple[int, str]]
     submission_date: str | None = None
     problem: str | None = None  # set when the file could not be read
@@ -125,6 +125,7 @@ def _read_submission(source: str, data: bytes, plan: _Plan) -> _Record:
     rows: list[tuple] = [(0, instance_id, None, (), values)]
     unknown: set[tuple[int, str]] = set()
     _walk(root, plan.tree, plan.root, values, instance_id, "", {}, (), rows, unknown, 0)
+    rows = plan.freeze(rows, with_unknown=bool(unknown))
     return _Record(source, root.get("id"), root.get("version"), instance_id, rows, frozenset(unknown))
 
 

@@ -38,6 +38,25 @@ class _Plan:
     form_ids: frozenset[str]
     tables: list[_Table]
     tree: dict[str, tuple]  # child name -> (kind, path, table index, children)
+    field_paths: list[tuple[str, ...]] = field(default_factory=list)  # per table, its fields' paths in order
+    known: list[frozenset[str]] = field(default_factory=list)  # per table, field and note paths
+
+    def __post_init__(self) -> None:
+        self.field_paths = [tuple(f.path for f in t.fields) for t in self.tables]
+        self.known = [frozenset(f.path for f in (*t.fields, *t.notes)) for t in self.tables]
+
+    def freeze(self, rows: list[tuple], *, with_unknown: bool) -> list[tuple]:
+        """Rows with `{path: text}` -> rows with the table's values as a tuple in column order (compact to
+        send between processes), plus a dict of the values of undefined elements (None when there are none).
+        """
+        frozen = []
+        for table, key, parent, nos, values in rows:
+            extra = None
+            if with_unknown:
+                known = self.known[table]
+                extra = {path: text for path, text in values.items() if path not in known} or None
+            frozen.append((table, key, parent, nos, tuple(map(values.get, self.field_paths[table])), extra))
+        return frozen
 
 
 def _plan(forms: Sequence[FormModel]) -> _Plan:
