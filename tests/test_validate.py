@@ -300,6 +300,9 @@ def test_cli_json_csv_and_report(tmp_path: Path) -> None:
     )
     assert clean.exit_code == 0, clean.output
     assert "valid" in clean.stdout
+    (tmp_path / "empty").mkdir()
+    empty = runner.invoke(app, ["validate", str(tmp_path / "empty"), "--form", str(form_path)])
+    assert empty.exit_code == 1 and "No submission" in empty.output
 
 
 def test_select_from_file_and_pulldata_read_the_media_folder(tmp_path: Path) -> None:

@@ -84,6 +84,14 @@ def validate_command(  # noqa: PLR0917 (hot internal helper)
         print_json(result.to_dict())
     else:
         _print_summary(result)
+    for issue in result.issues:
+        err.print(f"[yellow]{issue.severity}[/]: {issue.format()}", markup=True, highlight=False)
+    if result.stats["instances"] == 0:
+        if not result.issues:
+            err.print(
+                f"[yellow]warning[/]: no submission of this form was found in {input_path}.", markup=True
+            )
+        return EXIT_DATA_PROBLEMS
     return EXIT_OK if result.valid else EXIT_DATA_PROBLEMS
 
 

@@ -1162,7 +1162,7 @@ def validate_input(
                 progress(count)
             result = _result([*form.problems, *carried, *kept], count, time.perf_counter() - started)
             result.stats["method"] = "columns"
-            return result
+            return _with_input_issues(result, tables.issues)
     if tables is None:
         result = validate_submissions(
             form, iter_instance_files(input_path), today=today, tz=tz, progress=progress
@@ -1182,8 +1182,15 @@ def validate_input(
             check_duplicates=False,
         )
         result = _result([*carried, *inner.findings], inner.stats["instances"], time.perf_counter() - started)
+        result = _with_input_issues(result, tables.issues)
     result.stats["method"] = "instances"
     return result
+
+
+def _with_input_issues(result: ValidationResult, issues: Iterable[Issue]) -> ValidationResult:
+    """Keep what ingest reported about the input (skipped files, other forms, unknown fields) in `issues`."""
+    kept = tuple(i for i in issues if i.code not in (TYPE_INVALID, DUPLICATE_INSTANCE))
+    return ValidationResult(result.valid, result.stats, result.findings, (*result.issues, *kept))
 
 
 def _needs_instances(form: CompiledForm, tz: tzinfo) -> bool:
