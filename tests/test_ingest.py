@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from tests.conftest import write_md_form
 from toolkit import ingest as ingest_stage
 from toolkit.cli import app
+from toolkit.cli import ingest as cli_ingest
 from toolkit.errors import Severity
 from toolkit.ingest import ingest, iter_submission_xml, read_tables, write_tables
 from toolkit.ingest import sources as ingest_sources
@@ -517,3 +518,17 @@ def test_zip_entries_over_the_size_cap_are_refused(tmp_path, model, monkeypatch)
     assert result.tables["hh"]["KEY"].tolist() == ["uuid:bbbb"]
     (issue,) = result.issues
     assert issue.code == "input.unreadable" and "a/submission.xml" in issue.location.file
+
+
+def test_cli_summary_table_with_progress(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(cli_ingest, "_PROGRESS_MIN_FILES", 1)
+    form = write_md_form(tmp_path, FORM)
+    folder = write_submissions(
+        tmp_path / "subs", {"a": SUB_A, "b": SUB_B.replace("<income/>", "<income>x</income>")}
+    )
+    run = CliRunner().invoke(
+        app, ["ingest", str(folder), "--form", str(form), "--out", str(tmp_path / "d"), "--csv"]
+    )
+    assert run.exit_code == 1, run.output
+    assert "hh-trip" in run.stdout and "type_invalid" in run.stdout
+    assert (tmp_path / "d" / "hh.csv").is_file()
