@@ -801,12 +801,13 @@ def _decrypt_file(src: Path, dst: Path, aes_key: bytes, iv: bytes) -> str:
         ) from None
     decryptor = Cipher(algorithms.AES(aes_key), _CFB(iv)).decryptor()
     if size <= CHUNK_BYTES:  # household XML, audit logs and most photos: one read, one write
-        plain = _strip_pkcs7(decryptor.update(_read_small(src, size)))
-        if plain is None:
+        padded = decryptor.update(_read_small(src, size))
+        if _strip_pkcs7(padded[-BLOCK:]) is None:  # the pad lives in the last block
             raise _FileProblem("padding", "does not decrypt: its padding is invalid")
+        plain = memoryview(padded)[: len(padded) - padded[-1]]  # no copy of the plaintext
         fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_BINARY, 0o644)
         try:
-            view = memoryview(plain)
+            view = plain
             while view:
                 view = view[os.write(fd, view) :]
         finally:
@@ -1763,7 +1764,6 @@ def _decrypt_attempts(
         folder=folder,
         digest=_content_digest(outputs),
         existing=str(replace.name) if replace else "",
-        stamp=stamp,
     )
 
 
@@ -1854,7 +1854,6 @@ def _copy_plaintext(task: _Task, root: etree._Element, data: bytes) -> _Outcome:
         folder=folder,
         digest=_content_digest(outputs),
         existing=replace.name if replace else "",
-        stamp=stamp,
     )
 
 
@@ -1937,7 +1936,7 @@ class _Committer:
             # unless this copy has fewer files than what is there (a partial pull of a complete submission).
             target = self.out_dir / outcome.existing
             before = (_read_stamp(target) or {}).get("outputs") or {}
-            ours = outcome.stamp.get("outputs") or {}
+            ours = (_read_stamp(tmp) or {}).get("outputs") or {}
             if result.status == Status.INCOMPLETE and _same_files(before, ours) and set(ours) < set(before):
                 shutil.rmtree(tmp, ignore_errors=True)
                 return _replace(
@@ -1971,8 +1970,9 @@ class _Committer:
                 # A folder without its record (copied without extended attributes, or an interrupted run):
                 # identical content is adopted, anything else is a conflict.
                 if _content_digest(_folder_outputs(existing)) == outcome.digest:
+                    record = _read_stamp(tmp) or {}
                     shutil.rmtree(tmp, ignore_errors=True)
-                    _write_stamp(existing, outcome.stamp)
+                    _write_stamp(existing, record)
                     self.this_run[existing.name] = result.source
                     return _replace(result, folder=existing.name)
                 continue
@@ -1988,7 +1988,7 @@ class _Committer:
                 return self._dup(result, existing.name)
             if stamp is None:
                 continue
-            theirs, ours = stamp.get("outputs") or {}, outcome.stamp.get("outputs") or {}
+            theirs, ours = stamp.get("outputs") or {}, (_read_stamp(tmp) or {}).get("outputs") or {}
             if not _same_files(theirs, ours):
                 continue
             # The same submission pulled twice with different media present (a photo that arrived later).
@@ -2029,7 +2029,12 @@ class _Committer:
         )
         _write_stamp(
             tmp,
-            {**outcome.stamp, "status": str(Status.CONFLICT), "reason_code": CONFLICT, "message": message},
+            {
+                **(_read_stamp(tmp) or {}),
+                "status": str(Status.CONFLICT),
+                "reason_code": CONFLICT,
+                "message": message,
+            },
         )
         os.replace(tmp, target)
         self.this_run[target.name] = result.source
