@@ -134,6 +134,51 @@ CHOICES_FORM = """
 | | choices |
 """
 
+
+MORE_FORM = """
+| survey |
+| | type | name | label::English (en) | label::Russian (ru) | relevant | required | constraint | calculation |
+| | start | start | | | | | | |
+| | dateTime | when | When | Когда | | | . >= ${start} or . < date('2030-01-01') | |
+| | time | at | At | В | | | | |
+| | decimal | w | Weight | Вес | | yes | . > 0.5 and . < 300 | |
+| | select_multiple fruit | fr | Fruits | Фрукты | | yes | not(selected(., 'n') and count-selected(.) > 1) | |
+| | begin_repeat | p | Person | Человек | | | | |
+| | text | nm | Name | Имя | | yes | string-length(normalize-space(.)) > 1 | |
+| | integer | ag | Age | Возраст | | | . >= 0 | |
+| | begin_group | adult | Adult | Взрослый | ../ag >= 18 | | | |
+| | select_one fruit | fav | Favourite | Любимый | | yes | | |
+| | integer | kids | Kids | Дети | ../../ag > 20 | | . < ../../ag div 2 | |
+| | end_group | | | | | | | |
+| | calculate | lbl | | | | | | jr:choice-name(${fav}, '${fav}') |
+| | calculate | first | | | | | | if(position(..) = 1, 'yes', 'no') |
+| | end_repeat | | | | | | | |
+| | calculate | names | | | | | | join(', ', ${nm}) |
+| | calculate | n_named | | | | | | count-non-empty(${nm}) |
+| | calculate | kids_total | | | | | | sum(${kids}) |
+| | calculate | oldest | | | | | | max(${ag}) |
+| | calculate | youngest | | | | | | min(${ag}) |
+| | calculate | first_p | | | | | | ${p}[position() = 1]/nm |
+| | calculate | adults | | | | | | count(${p}[ag >= 18]) |
+| | calculate | second_fr | | | | | | selected-at(${fr}, 1) |
+| | calculate | bfs | | | | | | boolean-from-string(${second_fr}) |
+| | calculate | w_round | | | | | | round(${w} * 1.005, 1) |
+| | calculate | w_int | | | | | | int(${w}) mod 3 |
+| | calculate | d_days | | | | | | decimal-date-time(${when}) - decimal-date-time(${start}) |
+| | calculate | day | | | | | | format-date-time(${when}, '%Y-%m-%d %H:%M') |
+| | calculate | nn | | | | | | coalesce(${oldest}, -1) + 0 |
+| | calculate | cc | | | | | | concat(${p}/nm) |
+| | text | note_txt | Comment | Комментарий | ${adults} > 1 and count(${p}) > ${adults} | yes | | |
+| choices |
+| | list_name | name | label::English (en) | label::Russian (ru) |
+| | fruit | a | Apple | Яблоко |
+| | fruit | b | Pear | Груша |
+| | fruit | n | None | Нет |
+| settings |
+| | form_id | default_language |
+| | more | English (en) |
+"""
+
 NAMES = ["Aigul", "Bek Bolot", "anna", "Dilnoza az", "", "Farrukh", "x"]
 
 
@@ -147,6 +192,12 @@ def _value(node, model: FormModel, rng: random.Random) -> str | None:
         return rng.choice([*NAMES, "123456789", "12345"])
     if qt == "date":
         return (date(1935, 1, 1) + timedelta(days=rng.randint(0, 36500))).isoformat()
+    if qt in ("datetime", "start", "end"):
+        day = date(2024, 1, 1) + timedelta(days=rng.randint(0, 2500))
+        hour, minute, zone = rng.randint(0, 23), rng.randint(0, 59), rng.randint(0, 6)
+        return f"{day.isoformat()}T{hour:02d}:{minute:02d}:00.000+0{zone}:00"
+    if qt == "time":
+        return f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:00.000+05:00"
     if qt in ("select_one", "select_multiple"):
         lst = model.choices_for(node.path)
         names = list(lst.names) if lst else ["a", "b"]
@@ -255,7 +306,11 @@ def _model_from_md(tmp_path: Path, md: str) -> tuple[FormModel, str]:
     return parse_xform(compiled.xform, source=str(tmp_path / "form.md")), compiled.xform
 
 
-@pytest.mark.parametrize(("md", "seed"), [(FUNCTIONS_FORM, 1), (NESTED_FORM, 2)], ids=["functions", "nested"])
+@pytest.mark.parametrize(
+    ("md", "seed"),
+    [(FUNCTIONS_FORM, 1), (NESTED_FORM, 2), (MORE_FORM, 5)],
+    ids=["functions", "nested", "more"],
+)
 def test_verdicts_equal_javarosa(tmp_path: Path, md: str, seed: int) -> None:
     model, xform = _model_from_md(tmp_path, md)
     rng = random.Random(seed)
