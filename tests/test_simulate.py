@@ -209,3 +209,27 @@ def test_choice_names_pulldata_and_external_lists_from_the_form_media(tmp_path) 
     expected = {"643": ("Rouble", "0.011"), "398": ("Tenge", "0.002")}
     assert [expected[c] for c in main["cur"]] == list(zip(main["cur_label"], main["usd"], strict=True))
     assert set(main["bank"]) == {"b1", "b2"}  # select_one_from_file: the list is read from the form's media
+
+
+def test_presets_fix_top_level_answers_and_respect_skip_logic(tmp_path: Path) -> None:
+    md = """
+    | survey |
+    | | type | name | label | relevant |
+    | | integer | id_psu | PSU | |
+    | | select_one yn | contact | Contact? | |
+    | | select_one yn | consent | Consent? | ${contact} = '1' |
+    | | integer | size | Size | ${consent} = '1' |
+    | choices |
+    | | list_name | name | label |
+    | | yn | 1 | Yes |
+    | | yn | 2 | No |
+    """
+    form = load_form(write_md_form(tmp_path, md))
+    presets = [{"id_psu": "1001", "contact": "1", "consent": "1"}, {"id_psu": "1002", "contact": "2", "consent": "1"}]
+    (first, second) = generate_instances(form, 2, seed=3, presets=presets)
+    assert b"<id_psu>1001</id_psu>" in first[1] and b"<consent>1</consent>" in first[1]
+    assert b"<size>" in first[1]
+    # contact = 2 makes consent non-relevant: the preset is not written, and size is not asked.
+    assert b"<id_psu>1002</id_psu>" in second[1] and b"<consent/>" in second[1] and b"<size/>" in second[1]
+    with pytest.raises(ValueError, match="presets"):
+        generate_instances(form, 3, presets=presets)

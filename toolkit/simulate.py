@@ -24,7 +24,7 @@ import re
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -143,6 +143,7 @@ class _Generator:
         self.media_dir = media_dir
         self.secondary = self._secondary_instances(form, media_dir)
         self.problems: dict[tuple[str, str], str] = {}
+        self._presets: Mapping[str, str] = {}
         self.unmet: dict[str, int] = {}
         self._choices: dict[str, list[str]] = {}
         # Integer questions that size a repeat (repeat_count) are drawn like a household size.
@@ -325,8 +326,15 @@ class _Generator:
 
     # -- the walk
 
-    def instance(self, index: int, seed: int) -> tuple[str, bytes, int]:
-        """Instance `index` of a run with `seed`: (instanceID, XML bytes, repeat rows)."""
+    def instance(
+        self, index: int, seed: int, presets: Mapping[str, str] | None = None
+    ) -> tuple[str, bytes, int]:
+        """Instance `index` of a run with `seed`: (instanceID, XML bytes, repeat rows).
+
+        `presets` fixes the answers of top-level questions by name (sample IDs, interview outcome); a preset
+        question that the skip logic makes non-relevant stays empty, as it would in Collect.
+        """
+        self._presets = presets or {}
         rng = random.Random(f"{seed}:{index}")
         # The form's random() draws from the global generator: seed it for this instance, restore it after.
         saved = random.getstate()
@@ -396,6 +404,11 @@ class _Generator:
                 continue
             node = parent.append(XNode(child.name, None, None, child.data_type))
             here = relevant and self._true(child.relevant, node, env, child.path, default=True)
+            preset = self._presets.get(child.name) if child.kind == "field" and child.repeat is None else None
+            if preset is not None:
+                if here:
+                    node.set(preset or None)
+                continue
             if child.kind == "group":
                 rows += self._fill(child, node, env, rng, when, instance_id, calculations, relevant=here)
                 continue
@@ -468,7 +481,13 @@ def _serialise(root: XNode) -> bytes:
 
 
 def generate_instances(
-    form: FormModel, n: int, *, seed: int = 0, start: int = 0, media_dir: Path | None = None
+    form: FormModel,
+    n: int,
+    *,
+    seed: int = 0,
+    start: int = 0,
+    media_dir: Path | None = None,
+    presets: Sequence[Mapping[str, str]] | None = None,
 ) -> list[tuple[str, bytes]]:
     """Instances `start`..`start+n-1` of a run with `seed`, in memory: (instanceID, XML bytes) each.
 
@@ -478,9 +497,16 @@ def generate_instances(
         seed: the run's seed; instance i is the same whatever n, start and the number of processes.
         start: index of the first instance.
         media_dir: the form's attachments (CSV files for pulldata()).
+        presets: for the k-th instance made here, answers of top-level questions by name (e.g. the sample IDs
+            and interview outcome of the k-th selected household); len(presets) must be n.
     """
+    if presets is not None and len(presets) != n:
+        raise ValueError(f"presets has {len(presets)} entries for {n} instances")
     generator = _Generator(form, media_dir)
-    return [generator.instance(i, seed)[:2] for i in range(start, start + n)]
+    return [
+        generator.instance(i, seed, presets[i - start] if presets is not None else None)[:2]
+        for i in range(start, start + n)
+    ]
 
 
 # ------------------------------------------------------------------------------------------------------------
