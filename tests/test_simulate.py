@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -39,6 +40,12 @@ FORM = """
 | | end_repeat | | | | | | | |
 | | end_repeat | | | | | | | |
 | | calculate | n_adults | | | | sum(${hl_adult}) | | |
+| | integer | n_away | Members away | | . >= 0 and . <= 20 | | | |
+| | calculate | n_ab | | | | ${n_away} | | |
+| | begin_repeat | ab | Away member | | | | ${n_ab} | |
+| | integer | ab_line | Roster line | | . >= 1 and . <= ${hh_size} | | | |
+| | integer | ab_age | Age | | . = indexed-repeat(${hl_age}, ${hl}, ${ab_line}) | | | |
+| | end_repeat | | | | | | | |
 | | decimal | income | Income | | (. >= 100 and . <= 5000) or . = -98 or . = -99 | | | |
 | | end_group | | | | | | | |
 | | text | comments | Comments | ${consent}!='1' | | | | |
@@ -84,7 +91,8 @@ def test_writes_the_decrypt_layout_and_ingests_back(simulated) -> None:
     folders = sorted(p.name for p in result.out_dir.iterdir())
     assert folders == sorted(i.removeprefix("uuid:") for i in result.instance_ids)
     assert result.issues == () and tables.issues == () and len(tables.tables["sim"]) == N
-    assert len(tables.tables["sim-hl"]) + len(tables.tables["sim-trip"]) == result.stats["repeat_rows"]
+    repeat_tables = ("sim-hl", "sim-trip", "sim-ab")
+    assert sum(len(tables.tables[t]) for t in repeat_tables) == result.stats["repeat_rows"]
     root = etree.parse(str(result.out_dir / folders[0] / "submission.xml")).getroot()
     assert (root.tag, root.get("id"), root.get("version")) == ("data", "sim", "3")
 
@@ -129,6 +137,12 @@ def test_repeat_counts_and_calculations(simulated) -> None:
     stored = main.dropna(subset=["n_adults"]).set_index("hh_id")["n_adults"].astype(int)
     assert (adults.reindex(stored.index) == stored).all()
     assert (hl["hl_adult"] == (hl["hl_age"] >= 18).astype(int).astype(str)).all()
+    # A count that sizes a later list through a calculation is drawn small (0-3); `. = X` constraints are met.
+    ab = simulated[1].tables["sim-ab"]
+    assert main["n_away"].dropna().between(0, 3).all() and len(ab) > 0
+    roster_age = hl.set_index(["hh_id", "hl_no"])["hl_age"]
+    looked_up = [roster_age.get((h, line)) for h, line in zip(ab["hh_id"], ab["ab_line"], strict=True)]
+    assert ab["ab_age"].tolist() == looked_up
     # A nested repeat sized by a question of its own member (pyxform writes the count relative: ../hl_trips).
     trips = simulated[1].tables["sim-trip"].groupby("PARENT_KEY").size()
     wanted = hl.dropna(subset=["hl_trips"]).set_index("KEY")["hl_trips"]
@@ -173,7 +187,7 @@ def test_cli_simulate_then_ingest(tmp_path) -> None:
     )
     assert run.exit_code == 0, run.output
     rows = json.loads(run.stdout)["tables"]
-    repeat_rows = rows["sim-hl"]["rows"] + rows["sim-trip"]["rows"]
+    repeat_rows = rows["sim-hl"]["rows"] + rows["sim-trip"]["rows"] + rows["sim-ab"]["rows"]
     assert (rows["sim"]["rows"], repeat_rows) == (20, stats["repeat_rows"])
     assert pd.read_parquet(tmp_path / "d" / "sim.parquet")["FormVersion"].eq("3").all()
 
@@ -225,7 +239,10 @@ def test_presets_fix_top_level_answers_and_respect_skip_logic(tmp_path: Path) ->
     | | yn | 2 | No |
     """
     form = load_form(write_md_form(tmp_path, md))
-    presets = [{"id_psu": "1001", "contact": "1", "consent": "1"}, {"id_psu": "1002", "contact": "2", "consent": "1"}]
+    presets = [
+        {"id_psu": "1001", "contact": "1", "consent": "1"},
+        {"id_psu": "1002", "contact": "2", "consent": "1"},
+    ]
     (first, second) = generate_instances(form, 2, seed=3, presets=presets)
     assert b"<id_psu>1001</id_psu>" in first[1] and b"<consent>1</consent>" in first[1]
     assert b"<size>" in first[1]

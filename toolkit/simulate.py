@@ -44,6 +44,7 @@ from toolkit.settings import (
 )
 from toolkit.xform import XF, FormModel, Node, parse_xform
 from toolkit.xpath import (
+    CompiledExpr,
     EvalEnv,
     XNode,
     XPathError,
@@ -114,6 +115,38 @@ _WORDS = (
 # `. >= 1950`, `. <= /data/dw_year`, `. < ../hh_size`: a bound on the answer, a number or another answer.
 _BOUND = re.compile(r"(?<![\w/.])\.\s*(>=|<=|>|<)\s*(-?\d+(?:\.\d+)?|(?:\.\./|/)[\w./-]*\w)")
 _SENTINEL_CHOICES = (CHOICE_DONT_KNOW, CHOICE_REFUSED)
+_SENTINELS = frozenset({*_SENTINEL_CHOICES, str(NUMERIC_DONT_KNOW), str(NUMERIC_REFUSED)})
+# The context node `.` in the evaluator's syntax tree.
+_SELF = ("path", False, (("self", "*node", ()),), None)
+try:  # the evaluator's compiler of a syntax tree, for the right-hand sides of `. = X` (optional)
+    from toolkit.xpath import _compile as _compile_ast
+except ImportError:  # pragma: no cover
+    _compile_ast = None
+
+
+def _ast_nodes(ast: Any) -> list[tuple]:
+    """Every tuple node of an evaluator syntax tree."""
+    out, stack = [], [ast]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple):
+            if item and isinstance(item[0], str):
+                out.append(item)
+            stack.extend(x for x in item if isinstance(x, tuple))
+    return out
+
+
+def _resolve(ref: str, anchor: str) -> str:
+    """An absolute node path for a reference read at `anchor` (relative steps resolved)."""
+    if ref.startswith("/"):
+        return ref
+    parts = anchor.split("/")
+    for step in ref.split("/"):
+        if step == "..":
+            parts = parts[:-1]
+        elif step not in {"", "."}:
+            parts.append(step)
+    return "/".join(parts)
 
 
 @dataclass(frozen=True)
@@ -146,12 +179,27 @@ class _Generator:
         self._presets: Mapping[str, str] = {}
         self.unmet: dict[str, int] = {}
         self._choices: dict[str, list[str]] = {}
-        # Integer questions that size a repeat (repeat_count) are drawn like a household size.
-        self.counts: set[str] = set()
-        for repeat in form.repeats():
-            if repeat.repeat_count:
+        # Integer questions that size a repeat (directly or through calculations): the first repeat's count is
+        # drawn like a household size, any other like a short list (0-3 entries).
+        self.counts: dict[str, str] = {}
+        for order, repeat in enumerate(form.repeats()):
+            kind = "roster" if order == 0 else "list"
+            pending = [(repeat.repeat_count, repeat.path)] if repeat.repeat_count else []
+            seen: set[str] = set()
+            while pending:
+                expression, anchor = pending.pop()
                 with contextlib.suppress(XPathError):
-                    self.counts.update(compile_xpath(repeat.repeat_count).references())
+                    for ref in compile_xpath(expression).references():
+                        path = _resolve(ref, anchor)
+                        target = form.nodes.get(path)
+                        if target is None or path in seen:
+                            continue
+                        seen.add(path)
+                        if target.calculate:
+                            pending.append((target.calculate, path))
+                        else:
+                            self.counts.setdefault(path, kind)
+        self._equalities: dict[str, tuple[Any, ...]] = {}
 
     @staticmethod
     def _secondary_instances(form: FormModel, media_dir: Path | None) -> dict[str, XNode]:
@@ -186,6 +234,31 @@ class _Generator:
         except (XPathError, ValueError, TypeError, ZeroDivisionError) as exc:
             self.problems.setdefault((path, expression), f"{type(exc).__name__}: {exc}")
             return None
+
+    def _eval_compiled(self, compiled: Any, node: XNode, env: EvalEnv, path: str) -> Any:
+        env.current = node
+        try:
+            return compiled.evaluate(node, env=env)
+        except (XPathError, ValueError, TypeError, ZeroDivisionError):
+            return None
+
+    def _equality_values(self, spec: Node) -> tuple[Any, ...]:
+        """Compiled right-hand sides of `. = X` in the constraint (X not using the answer itself)."""
+        cached = self._equalities.get(spec.path)
+        if cached is not None:
+            return cached
+        found: list[Any] = []
+        if spec.constraint and _compile_ast is not None:
+            with contextlib.suppress(XPathError, ValueError):
+                for node in _ast_nodes(compile_xpath(spec.constraint).ast):
+                    if node[0] == "bin" and node[1] == "=":
+                        for this, other in ((node[2], node[3]), (node[3], node[2])):
+                            if this == _SELF and not any(n == _SELF for n in _ast_nodes(other)):
+                                literal = other[0] in {"num", "str", "neg"}
+                                compiled = CompiledExpr(source="", ast=other, fn=_compile_ast(other))
+                                found.append((compiled, literal))
+        self._equalities[spec.path] = tuple(found)
+        return self._equalities[spec.path]
 
     def _true(self, expression: str | None, node: XNode, env: EvalEnv, path: str, *, default: bool) -> bool:
         if expression is None:
@@ -275,7 +348,8 @@ class _Generator:
             else:
                 low, high = self._bounds(spec, node, env)
             if spec.path in self.counts:
-                size = self._household_size(rng)
+                roster = self.counts[spec.path] == "roster"
+                size = self._household_size(rng) if roster else rng.choice((0, 0, 0, 1, 1, 2, 3))
                 return str(
                     size if (low is None or size >= low) and (high is None or size <= high) else int(low or 0)
                 )
@@ -296,7 +370,8 @@ class _Generator:
         if qtype == "today" or dtype == "date":
             if qtype == "today":
                 return when.date().isoformat()
-            return (when.date() - timedelta(days=rng.randint(0, 3650))).isoformat()
+            # Up to ten years back; redraws come closer to the interview ("in the last 3 months").
+            return (when.date() - timedelta(days=rng.randint(0, int(3650 * (1 - shrink)) + 1))).isoformat()
         if dtype == "dateTime":
             return (when - timedelta(minutes=rng.randint(0, 600))).isoformat(timespec="milliseconds")
         if dtype == "time":
@@ -443,6 +518,18 @@ class _Generator:
             node.set(spec.default)
             if self._true(spec.constraint, node, env, spec.path, default=True):
                 return
+        # A constraint `. = <expression>` names the value outright (a copy of a roster answer, a code allowed
+        # in one case): those values are tried first, in random order.
+        candidates = list(self._equality_values(spec))
+        rng.shuffle(candidates)
+        for candidate, literal in candidates:
+            value = self._eval_compiled(candidate, node, env, spec.path)
+            text = to_string(value, env.tz) if value is not None else ""
+            # A literal DK/refused code stays at its small rate; a copied answer is copied whatever it is.
+            if text and not (literal and text in _SENTINELS):
+                node.set(text)
+                if self._true(spec.constraint, node, env, spec.path, default=False):
+                    return
         for attempt in range(MAX_DRAWS):
             node.set(self._draw(spec, node, env, rng, when, shrink=attempt / MAX_DRAWS))
             if node.text is None or self._true(spec.constraint, node, env, spec.path, default=True):
