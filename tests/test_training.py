@@ -11,7 +11,6 @@ import re
 import shlex
 from functools import cache
 from pathlib import Path
-
 from typing import Any
 
 import pytest
@@ -23,7 +22,7 @@ from toolkit.errors import Severity
 from toolkit.forms.lint import lint_form
 
 TRAINING = Path(__file__).resolve().parent.parent / "training"
-LABS = sorted(TRAINING.glob("0*.md")) + [TRAINING / "README.md"]
+LABS = [*sorted(TRAINING.glob("0*.md")), TRAINING / "README.md"]
 BROKEN_FORM = TRAINING / "exercises" / "broken_form.md"
 
 # The findings lab 02 (exercise 2.1) tells participants to expect from broken_form.md: (code, sheet, row).
@@ -152,7 +151,8 @@ def test_quoted_command_exists(doc: str, line: str) -> None:
     known = {opt for param in command.params for opt in (*param.opts, *param.secondary_opts)}
     help_text = _help_text(tuple(path))
     for option in _options_used(rest):
-        assert option in known, f"{doc}: `{line}` uses {option}, which `migkit {' '.join(path)}` does not have"
+        name = " ".join(path)
+        assert option in known, f"{doc}: `{line}` uses {option}, which `migkit {name}` does not have"
         assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", help_text), (
             f"{doc}: {option} is not in `migkit {' '.join(path)} --help`"
         )
