@@ -797,3 +797,13 @@ def test_hidden_prompt_only_on_a_terminal(
 )
 def test_plain_name_rule(name: str, ok: bool) -> None:
     assert crypto._plain_name_ok(name) is ok
+
+
+def test_damaged_plaintext_instance_is_reported_other_xml_ignored(
+    tmp_path: Path, key: rsa.RSAPrivateKey
+) -> None:
+    (tmp_path / "in" / "draft").mkdir(parents=True)
+    (tmp_path / "in" / "draft" / "draft.xml").write_bytes(instance("uuid:dmg-1")[:-20])  # cut short
+    (tmp_path / "in" / "settings.xml").write_text("<config><a>1</a>")  # not a submission, not well-formed
+    result = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")
+    assert [(r.status, r.reason_code) for r in result.submissions] == [("failed", crypto.MANIFEST_INVALID)]

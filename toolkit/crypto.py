@@ -1463,7 +1463,9 @@ def _process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | No
     try:
         root, repaired = _parse_xml(data)
     except _Refused as refused:
-        if not looks_like_manifest and refused.code == MANIFEST_INVALID:
+        if not looks_like_manifest and refused.code == MANIFEST_INVALID and b"instanceID" not in data:
+            # Some other broken XML file (not a submission): not ours to report. A damaged instance (it
+            # names an instanceID) is reported below.
             return _Outcome(_result(None, source, Status.FAILED, refused.code, refused.message), "none")
         return _Outcome(_result(None, source, Status.FAILED, refused.code, refused.message), "failed")
     if _local(root) == "html":
