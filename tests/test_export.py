@@ -680,3 +680,30 @@ def test_long_multiple_response_label_survives_the_sps(tmp_path) -> None:
     assert truncate_bytes(" ".join(label.split()), 256)[0] in run.stdout
     stdout, _ = pspp_dictionary(tmp_path / "out" / f"{form.form_id}.sav")
     assert "…: Зарплата" in stdout and "…: Переводы" in stdout
+
+
+def test_mostly_skipped_questions_still_write_extended_missing(form, tmp_path) -> None:
+    """pyreadstat (through narwhals) takes an object column for text when its first 100 values hold no number;
+    the tagged columns are categorical with the numbers first, so a mostly skipped question still works."""
+    rows = 150
+    main = pd.DataFrame(
+        {
+            "KEY": [f"uuid:{i:03d}" for i in range(rows)],
+            # skipped for 120 rows, then a DK and ordinary answers
+            "consent": [None] * 120 + ["98"] + ["1"] * 28 + ["99"],
+            # skipped for 140 rows, then ordinary answers only: a float column, letter-keyed labels kept
+            "n": pd.array([None] * 140 + [3] * 10, dtype="Int64"),
+            # only DK answers
+            "income": pd.array([None] * 130 + [-98.0] * 20, dtype="Float64"),
+        }
+    )
+    export_tables({"exp": main}, form, formats=["dta", "sav"], out_dir=tmp_path)
+    data, _, value_labels, label_sets = stata_read(tmp_path / "exp.dta")
+    assert [str(v) for v in data["consent"][119:122]] == [".", ".d", "1.0"] and str(
+        data["consent"][149]
+    ) == ".r"
+    assert value_labels[label_sets["consent"]][1] == "Yes"
+    assert str(data["income"][140]) == ".d" and data["n"][145] == 3
+    assert sorted(value_labels[label_sets["n"]].values()) == ["Don't know", "Refused"]  # keyed .d and .r
+    stdout, stderr = pspp_dictionary(tmp_path / "exp.sav")
+    assert_no_pspp_warnings(stdout, stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -51,14 +52,28 @@ def seconds_since(series: pd.Series, epoch: np.datetime64) -> np.ndarray:
     return seconds
 
 
+def stata_tagging(series: pd.Series, missing: Mapping[float, str]) -> Literal["float", "tagged"]:
+    """How a variable with missing codes goes to Stata: a plain float column when no code occurs (letter-keyed
+    value labels still apply to it), else a column holding the letters of extended missing values."""
+    values = series.to_numpy(dtype="float64", na_value=np.nan)
+    return "tagged" if np.isin(values, list(missing)).any() else "float"
+
+
 def tagged(series: pd.Series, missing: Mapping[float, str]) -> pd.Series:
-    """An object column holding numbers and the letters of Stata extended missing values (.d, .r, .n)."""
+    """A column holding numbers and the letters of Stata extended missing values (.d, .r, .n), for pyreadstat.
+
+    It is categorical with the numbers first among its categories: pyreadstat reads column types through
+    narwhals, which takes a plain object column for text when its first 100 values hold no number (only
+    missing values and letters, as in a question most people skip), and the write then fails.
+    """
     values = series.to_numpy(dtype="float64", na_value=np.nan)
     out = values.astype(object)
     out[np.isnan(values)] = None
     for code, letter in missing.items():
         out[values == code] = letter
-    return pd.Series(out, index=series.index, dtype=object)
+    numbers = sorted({float(v) for v in np.unique(values[~np.isnan(values)]) if v not in missing})
+    letters = sorted(set(missing.values()))
+    return pd.Series(pd.Categorical(out, categories=[*numbers, *letters]), index=series.index)
 
 
 def all_numeric(series: pd.Series) -> bool:

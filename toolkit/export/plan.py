@@ -43,6 +43,7 @@ from toolkit.export.columns import (
     select_codes,
     split_datetime,
     split_geopoint,
+    stata_tagging,
     tagged,
     to_dates,
 )
@@ -266,9 +267,9 @@ class TablePlan:
                 columns[name] = seconds_since(series, STATA_EPOCH) * 1000.0
                 formats[name] = "%tc"
             elif var.missing and var.kind != "string":
-                columns[name] = tagged(series, var.missing)
-                letters = sorted(set(var.missing.values()))
-                missing[name] = letters
+                how = stata_tagging(series, var.missing)
+                columns[name] = tagged(series, var.missing) if how == "tagged" else series
+                missing[name] = sorted(set(var.missing.values()))
             elif var.kind == "string" and var.width >= STATA_STR_MAX_BYTES:
                 # pyreadstat 1.3.7 fails on a strL column that holds a missing value ("A registered string
                 # reference was never inserted into any row"); Stata's missing string is "" anyway.
