@@ -326,6 +326,11 @@ class _Generator:
     ) -> str | None:
         qtype, dtype = spec.question_type, spec.data_type
         if qtype in {"select_one", "select_multiple", "rank"}:
+            filtered = spec.choice_filter and spec.choice_source == "list"
+            if qtype == "select_one" and filtered and rng.random() >= SENTINEL_RATE:
+                picked = self._filtered_pick(spec, node, env, rng)
+                if picked is not None:
+                    return picked
             values = self._choice_values(spec, node, env)
             if not values:
                 return None
@@ -507,6 +512,29 @@ class _Generator:
         if spec.repeat is None:
             return self._household_size(rng)
         return rng.randint(0, 3)  # a nested list (trips, jobs) without a count: a few entries at most
+
+    def _filtered_pick(self, spec: Node, node: XNode, env: EvalEnv, rng: random.Random) -> str | None:
+        """One choice of a filtered list, by testing random items against the filter (long lists such as
+        countries or districts are not filtered whole for every question); None after a few misses."""
+        tree = self.secondary.get(spec.choice_list or "")
+        if tree is None or not tree.children:
+            return None
+        try:
+            predicate = compile_xpath(spec.choice_filter or "true()")
+        except XPathError:
+            return None
+        value_ref = (spec.choice_value_ref or "name").strip()
+        env.current = node
+        for _ in range(12):
+            item = rng.choice(tree.children)
+            try:
+                keep = to_boolean(predicate.evaluate(item, env=env))
+            except (XPathError, ValueError, TypeError, ZeroDivisionError):
+                return None
+            value = item.child(value_ref)
+            if keep and value is not None and value.string and value.string not in _SENTINEL_CHOICES:
+                return value.string
+        return None
 
     @staticmethod
     def _household_size(rng: random.Random) -> int:
