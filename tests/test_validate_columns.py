@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import write_md_form
+from tests.conftest import FORMS_DIR, write_md_form
 from tests.test_validate import FORM as CRAFTED_FORM
 from tests.test_validate_javarosa import CHOICES_FORM, FUNCTIONS_FORM, MORE_FORM, NESTED_FORM, _fill
 from toolkit import ingest
@@ -86,3 +86,19 @@ def test_forms_that_need_the_instance_path_fall_back(tmp_path: Path) -> None:
         validate_columns(form, ingest.ingest([subs], form.model))
     result = validate_input(form, subs)
     assert result.stats["method"] == "instances" and result.valid
+
+
+@pytest.mark.parametrize("template", sorted(FORMS_DIR.glob("*.xlsx")), ids=lambda p: p.stem)
+def test_templates_columns_equal_instances(tmp_path: Path, template: Path) -> None:
+    """The project's XLSForm templates (pulldata, choice filters, uniqueness counts) vectorise and agree."""
+    model = load_form(template)
+    form = compile_form(model)
+    rng = random.Random(21)
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for i in range(30):
+        (subs / f"{i:03d}.xml").write_text(_fill(model, rng, blank_rate=0.1), encoding="utf-8")
+    by_instances = validate_input(form, subs, method="instances")
+    by_columns = validate_input(form, subs, method="columns")
+    assert _key(by_columns) == _key(by_instances)
+    assert by_instances.stats["findings"] > 0

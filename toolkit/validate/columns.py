@@ -30,10 +30,12 @@ from toolkit.xpath import (
     EPOCH,
     EvalEnv,
     XNode,
+    XPathError,
     _f_substr,
     _java_round,
     _number_to_string,
     _parse_datetime,
+    _pulldata_rows,
     _regex,
     _string_to_number,
     _typed_value,
@@ -234,6 +236,8 @@ class Ctx:
     labels: Mapping[tuple[str, str], str]
     node_kinds: Mapping[str, str]
     candidate: TV | None = None  # the value `.` reads in a constraint
+    media: Any = None  # an EvalEnv whose media_dir serves pulldata()
+    item: Mapping[str, str] | None = None  # the choice whose filter is being evaluated
 
 
 VFn = Callable[[Ctx, Level], TV]
@@ -283,10 +287,19 @@ def _path_of(ast: tuple, context: list[str]) -> tuple[str, tuple | None]:
 class VCompiler:
     """Compiles bind expressions into vector functions for a given context node."""
 
-    def __init__(self, level_of: Mapping[str, str], node_kinds: Mapping[str, str], root: str) -> None:
+    def __init__(
+        self,
+        level_of: Mapping[str, str],
+        node_kinds: Mapping[str, str],
+        root: str,
+        *,
+        item_mode: bool = False,
+    ) -> None:
         self.level_of = level_of
         self.node_kinds = node_kinds
         self.root = root
+        # In a choice filter, a bare relative name (`name`, `region`) is a column of the choice being tested.
+        self.item_mode = item_mode
 
     def compile(self, expr: str, context_path: str) -> VFn:
         ast = compile_xpath(expr).ast
@@ -322,6 +335,13 @@ class VCompiler:
         raise NotVectorizable(kind)
 
     def _reference(self, ast: tuple, context: list[str], context_path: str) -> VFn:
+        if self.item_mode and not ast[1] and ast[3] is None and len(ast[2]) == 1 and ast[2][0][0] == "child":
+            column = ast[2][0][1]
+            if ast[2][0][2] or column.startswith("*"):
+                raise NotVectorizable("choice filter step")
+            return lambda c, lv: TV.const(c.item.get(column, "") if c.item is not None else "", lv.size)
+        if self.item_mode and not ast[1] and ast[3] is None:
+            raise NotVectorizable("relative path in a choice filter")
         path, predicate = _path_of(ast, context)
         if predicate is not None:
             raise NotVectorizable("predicate outside an aggregate")
@@ -393,6 +413,8 @@ class VCompiler:
             return self._indexed_repeat(args, context, context_path)
         if name == "instance":
             raise NotVectorizable("instance() outside a lookup")
+        if name == "pulldata":
+            return self._pulldata(args, context, context_path)
         if name in ("true", "false") and not args:
             flag = name == "true"
             return lambda c, lv: TV.const(flag, lv.size)
@@ -421,6 +443,26 @@ class VCompiler:
         if ast[0] == "path" and ast[3] is not None and ast[3][0] == "func" and ast[3][1] == "instance":
             return self._lookup(ast, context, context_path)
         return self._c(ast, context, context_path)
+
+    def _pulldata(self, args: tuple, context: list[str], context_path: str) -> VFn:
+        if len(args) != 4 or any(a[0] != "str" for a in args[:3]):
+            raise NotVectorizable("pulldata with computed file or column names")
+        name, column, key_column = (a[1] for a in args[:3])
+        key_fn = self._c(args[3], context, context_path)
+
+        def pulldata(c: Ctx, lv: Level) -> TV:
+            try:
+                rows = _pulldata_rows(c.media, name)
+            except XPathError as exc:
+                raise NotVectorizable(str(exc)) from None
+            table: dict[str, str] = {}
+            for row in rows:
+                key = row.get(key_column)
+                if key is not None and key not in table:
+                    table[key] = row.get(column, "")
+            return _str_tv(per_unique(lambda k: table.get(k, ""), to_str(key_fn(c, lv)), object))
+
+        return pulldata
 
     def _lookup(self, ast: tuple, context: list[str], context_path: str) -> VFn:
         _, _, steps, base = ast
@@ -492,9 +534,11 @@ class VCompiler:
         if kind is None:
             raise NotVectorizable("unknown node")
         pred_fn = None
+        if predicate is not None and _mentions_current(predicate):
+            if name != "count" or kind != "repeat":
+                raise NotVectorizable("current() in a predicate")
+            return self._count_matching(path, predicate, context_path)
         if predicate is not None:
-            if kind != "repeat":
-                raise NotVectorizable("predicate on a field")
             pred_fn = self._c(predicate, [x for x in path.split("/") if x], path)
             if _is_numeric_predicate(predicate):
                 raise NotVectorizable("positional predicate")
@@ -523,6 +567,45 @@ class VCompiler:
             return _num_tv(np.where(found, out, np.nan))
 
         return aggregate
+
+    def _count_matching(self, repeat: str, predicate: tuple, context_path: str) -> VFn:
+        """count(repeat[field = current()/...]): siblings whose field equals this row's value (uniqueness
+        checks such as `count(../../ab[ab_line = current()/.]) = 1`), by grouping instead of pairing rows."""
+        if predicate[0] != "bin" or predicate[1] != "=":
+            raise NotVectorizable("current() predicate shape")
+        left, right = predicate[2], predicate[3]
+        if _mentions_current(left):
+            left, right = right, left
+        if (
+            _mentions_current(left)
+            or left[0] != "path"
+            or left[1]
+            or left[3] is not None
+            or len(left[2]) != 1
+        ):
+            raise NotVectorizable("current() predicate shape")
+        field = repeat + "/" + left[2][0][1].split(":", 1)[-1]
+        if self.node_kinds.get(field) != "field" or left[2][0][2]:
+            raise NotVectorizable("current() predicate field")
+        here = [x for x in context_path.split("/") if x]
+        other = self._c(right, here, context_path)
+
+        def count(c: Ctx, lv: Level) -> TV:
+            target = c.levels[repeat]
+            if target.parent is None or target.parent_index is None or target not in lv.ancestors():
+                raise NotVectorizable("current() predicate across levels")
+            candidates = c.relevance[repeat]
+            keys_t = _eq_keys(c.values[field].blank_where(~c.relevance[field]))
+            keys_c = _eq_keys(other(c, lv))
+            owner_t = target.parent_index
+            owner_c = target.parent_index[lv.index_to(target)]
+            counted = pd.Series(1, index=pd.MultiIndex.from_arrays([owner_t[candidates], keys_t[candidates]]))
+            counts = counted.groupby(level=[0, 1]).sum()
+            wanted = pd.MultiIndex.from_arrays([owner_c, keys_c])
+            found = counts.reindex(wanted).to_numpy(dtype=float, na_value=0.0)
+            return _num_tv(found)
+
+        return count
 
     def _position(self, args: tuple, context: list[str], context_path: str) -> VFn:
         if not args:
@@ -555,8 +638,9 @@ class VCompiler:
 
         def indexed(c: Ctx, lv: Level) -> TV:
             target = c.levels[repeat]
-            if target.parent is not lv:
+            if target.parent is None or target.parent not in lv.ancestors():
                 raise NotVectorizable("indexed-repeat from another level")
+            owner = lv.index_to(target.parent)
             wanted = to_num(index_fn(c, lv))
             wanted = np.where(np.isnan(wanted), 1, np.trunc(wanted))
             wanted = np.where(wanted <= 0, 1, wanted)
@@ -566,7 +650,7 @@ class VCompiler:
                 index=pd.MultiIndex.from_arrays([target.parent_index, target.position]),
             )
             lookup = lookup[~lookup.index.duplicated()]
-            keys = pd.MultiIndex.from_arrays([np.arange(lv.size), wanted.astype(np.int64)])
+            keys = pd.MultiIndex.from_arrays([owner, wanted.astype(np.int64)])
             rows = lookup.reindex(keys).to_numpy()
             found = ~pd.isna(rows)
             rows_i = np.where(found, rows, 0).astype(np.int64)
@@ -579,6 +663,27 @@ class VCompiler:
             return picked.blank_where(~ok)
 
         return indexed
+
+
+def _mentions_current(ast: Any) -> bool:
+    if isinstance(ast, tuple):
+        if ast and ast[0] == "func" and ast[1] == "current":
+            return True
+        return any(_mentions_current(x) for x in ast)
+    return False
+
+
+def _eq_keys(v: TV) -> np.ndarray:
+    """Keys equal exactly when JavaRosa's `=` says so, for columns of one kind (numbers, or strings)."""
+    numeric = v.t == N
+    nonempty_strings = (v.t == S) & (v.s != "")
+    if (v.t == B).any() or (v.t >= D).any() or (numeric.any() and nonempty_strings.any()):
+        raise NotVectorizable("mixed types in an equality key")
+    keys = np.empty(len(v), dtype=object)
+    keys[:] = v.s
+    if numeric.any():
+        keys[numeric] = v.n[numeric].tolist()
+    return keys
 
 
 def _is_numeric_predicate(ast: tuple) -> bool:
@@ -1053,45 +1158,46 @@ class _LazyValues(dict):
 def _choice_filter(
     compiler: VCompiler, node: Any, form: Any
 ) -> Callable[[Ctx, Level, TV], np.ndarray] | None:
-    """A vector check "the answer is among the choices its filter allows", for `item_col = expr` filters."""
+    """A vector check "every chosen value is among the choices the filter allows for this row".
+
+    The filter is evaluated once per choice of the list (a handful) over all rows, with the choice's columns
+    as constants; each row then looks up the verdicts of the values it holds.
+    """
     if not node.choice_filter or node.choice_list not in form.secondary:
         return None
-    if node.question_type != "select_one":
-        raise NotVectorizable("choice filter on a select_multiple")
     pred = compile_xpath(f"x[{node.choice_filter}]").ast
-    pred = pred[2][0][2][0] if pred[0] == "path" else None
-    if pred is None or pred[0] != "bin" or pred[1] != "=":
+    if pred[0] != "path" or len(pred[2]) != 1 or len(pred[2][0][2]) != 1:
         raise NotVectorizable("choice filter shape")
-    left, right = pred[2], pred[3]
-
-    def item_column(ast: tuple) -> str | None:
-        if (
-            ast[0] == "path"
-            and not ast[1]
-            and ast[3] is None
-            and len(ast[2]) == 1
-            and ast[2][0][0] == "child"
-            and not ast[2][0][2]
-        ):
-            return ast[2][0][1]
-        return None
-
-    column, other = item_column(left), right
-    if column is None:
-        column, other = item_column(right), left
-    if column is None or item_column(other) is not None:
-        raise NotVectorizable("choice filter shape")
-    value_fn = compiler._c(other, [x for x in node.path.split("/") if x], node.path)
+    item_compiler = VCompiler(compiler.level_of, compiler.node_kinds, compiler.root, item_mode=True)
+    fn = item_compiler._c(pred[2][0][2][0], [x for x in node.path.split("/") if x], node.path)
     value_name = (node.choice_value_ref or "name").strip().split("/")[-1] or "name"
-    items: dict[str, str] = {}
+    items: list[dict[str, str]] = []
     for item in form.secondary[node.choice_list].children:
-        key, col = item.child(value_name), item.child(column)
-        if key is not None and key.string not in items:
-            items[key.string] = col.string if col is not None else ""
+        items.append({child.name: child.string for child in item.children})
+    multiple = node.question_type in ("select_multiple", "rank")
 
     def allowed(c: Ctx, lv: Level, answers: TV) -> np.ndarray:
-        item_values = _str_tv(per_unique(lambda a: items.get(a, ""), to_str(answers), object))
-        return _equal(item_values, value_fn(c, lv))
+        verdicts: dict[str, np.ndarray] = {}
+        saved = c.item
+        try:
+            for item in items:
+                value = item.get(value_name, "")
+                if value in verdicts:
+                    continue
+                c.item = item
+                verdicts[value] = to_bool(fn(c, lv))
+        finally:
+            c.item = saved
+        out = np.ones(lv.size, dtype=bool)
+        texts = to_str(answers)
+        codes, uniques = pd.factorize(texts, use_na_sentinel=False)
+        for k, answer in enumerate(uniques):
+            rows = np.flatnonzero(codes == k)
+            for token in answer.split() if multiple else [answer.strip()]:
+                verdict = verdicts.get(token)
+                if verdict is not None:
+                    out[rows] &= verdict[rows]
+        return out
 
     return allowed
 
@@ -1181,6 +1287,7 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
         today=today,
         labels=form.labels,
         node_kinds=node_kinds,
+        media=EvalEnv(root=XNode(model.root[1:]), media_dir=form.media_dir),
     )
     order = [p for p in model.nodes if p != model.root]
     own: dict[str, np.ndarray] = {}
