@@ -101,12 +101,14 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    parser.add_argument("--form", type=Path, default=FORM, help="the form (default bench/validate_form.md)")
     args = parser.parse_args()
+    form_path = args.form
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-validate-"))
     work.mkdir(parents=True, exist_ok=True)
     subs, data = work / "subs", work / "DATA"
-    model = load_form(FORM)
+    model = load_form(form_path)
     try:
         if not any(subs.glob("*/submission.xml")):
             t = time.perf_counter()
@@ -124,7 +126,7 @@ def main() -> None:
         )
 
         seconds_xml, rss_xml, out_xml = _timed(
-            [*MIGKIT, "validate", str(subs), "--form", str(FORM), "--json"]
+            [*MIGKIT, "validate", str(subs), "--form", str(form_path), "--json"]
         )
         result = json.loads(out_xml)
         print(
@@ -136,13 +138,13 @@ def main() -> None:
 
         shutil.rmtree(data, ignore_errors=True)
         seconds_ingest, rss_ingest, _ = _timed(
-            [*MIGKIT, "ingest", str(subs), "--form", str(FORM), "--out", str(data)]
+            [*MIGKIT, "ingest", str(subs), "--form", str(form_path), "--out", str(data)]
         )
         print(f"migkit ingest (not part of validate): {seconds_ingest:.1f} s, peak RSS {rss_ingest:,.0f} MiB")
         if not (data / "tables.json").is_file():
             raise RuntimeError("migkit ingest wrote no DATA folder")
         seconds_data, rss_data, out_data = _timed(
-            [*MIGKIT, "validate", str(data), "--form", str(FORM), "--json"]
+            [*MIGKIT, "validate", str(data), "--form", str(form_path), "--json"]
         )
         result_data = json.loads(out_data)
         same = result_data["stats"]["by_code"] == result["stats"]["by_code"]
@@ -169,10 +171,10 @@ def main() -> None:
 
         sample = files[: args.jr_sample]
         form_xml = work / "form.xml"
-        compiled = compile_xlsform(FORM, validate=False)
+        compiled = compile_xlsform(form_path, validate=False)
         assert compiled.xform is not None
         form_xml.write_text(compiled.xform, encoding="utf-8")
-        jr = javarosa_throughput(form_xml, sample, rounds=1)
+        jr = javarosa_throughput(form_xml, sample, rounds=1, media=form_path.resolve().parent)
         print(
             f"JavaRosa (ODK_Validate.jar, {len(sample)} instances, JVM start and form parse excluded): "
             f"{jr:,.0f} instances/s"

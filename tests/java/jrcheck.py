@@ -100,9 +100,9 @@ def javarosa_check(
 
 
 def javarosa_throughput(
-    form_xml: Path, instances: list[Path], *, rounds: int = 1, timeout: int = 3600
+    form_xml: Path, instances: list[Path], *, rounds: int = 1, media: Path | None = None, timeout: int = 3600
 ) -> float:
     """JavaRosa's instances/s loading and checking the instances (JVM start and form parse excluded)."""
-    out = _java(["bench", str(form_xml), str(rounds), *map(str, instances)], timeout)
+    out = _java(["bench", str(form_xml), str(rounds), *map(str, instances)], timeout, media)
     stats = dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
     return float(stats["instances_per_second"])
