@@ -1390,9 +1390,11 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
         rows: np.ndarray,
         value: np.ndarray | _TextColumn | None,
         expr: str | None,
-        message: Callable[[str | None], str],
+        message: Callable[..., str],
         severity: str = "error",
+        details: np.ndarray | None = None,
     ) -> None:
+        """Findings for `rows` of `path`: `message(value)`, or `message(value, detail)` per row."""
         node = model.nodes[path]
         lv_path = level_of[path]
         lv = levels[lv_path]
@@ -1419,7 +1421,7 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
                         code,
                         v,
                         expr,
-                        message(v),
+                        message(v) if details is None else message(v, details[k]),
                         severity,
                         node.name,
                         str(keys[m]),
@@ -1456,16 +1458,15 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
             rows = [
                 r for r in np.flatnonzero(differ) if not _same_value(texts[r], computed[r], node.data_type)
             ]
-            for r in rows:
+            if rows:
                 emit(
                     CALCULATE_MISMATCH,
                     path,
-                    np.array([r]),
+                    np.array(rows, dtype=np.int64),
                     texts,
                     rule.calculate.source,
-                    lambda v, n=node.name, c=computed[r]: (
-                        f"{n}: stored {v or ''!r} but the calculation gives {c!r}."
-                    ),
+                    lambda v, c, n=node.name: f"{n}: stored {v or ''!r} but the calculation gives {c!r}.",
+                    details=computed[rows],
                 )
         entry = checks.get(path, {})
         if "required" in entry:
