@@ -52,6 +52,10 @@ def seconds_since(series: pd.Series, epoch: np.datetime64) -> np.ndarray:
     return seconds
 
 
+# narwhals sniffs the type of an object column from its first 100 values.
+NARWHALS_SNIFF_ROWS = 100
+
+
 def stata_tagging(series: pd.Series, missing: Mapping[float, str]) -> Literal["float", "tagged"]:
     """How a variable with missing codes goes to Stata: a plain float column when no code occurs (letter-keyed
     value labels still apply to it), else a column holding the letters of extended missing values."""
@@ -62,16 +66,23 @@ def stata_tagging(series: pd.Series, missing: Mapping[float, str]) -> Literal["f
 def tagged(series: pd.Series, missing: Mapping[float, str]) -> pd.Series:
     """A column holding numbers and the letters of Stata extended missing values (.d, .r, .n), for pyreadstat.
 
-    It is categorical with the numbers first among its categories: pyreadstat reads column types through
-    narwhals, which takes a plain object column for text when its first 100 values hold no number (only
-    missing values and letters, as in a question most people skip), and the write then fails.
+    pyreadstat reads column types through narwhals, which takes an object column for text when its first 100
+    values hold no number (only missing values and letters, as in a question most people skip), and the write
+    then fails. Such a column is made categorical with the numbers first among its categories, which narwhals
+    reads as numbers; other columns stay plain object columns, which are cheaper to build.
     """
     values = series.to_numpy(dtype="float64", na_value=np.nan)
     out = values.astype(object)
     out[np.isnan(values)] = None
+    coded = np.zeros(len(values), dtype=bool)
     for code, letter in missing.items():
-        out[values == code] = letter
-    numbers = sorted({float(v) for v in np.unique(values[~np.isnan(values)]) if v not in missing})
+        hit = values == code
+        out[hit] = letter
+        coded |= hit
+    head = slice(0, NARWHALS_SNIFF_ROWS)
+    if np.any(~np.isnan(values[head]) & ~coded[head]):
+        return pd.Series(out, index=series.index, dtype=object)
+    numbers = np.unique(values[~np.isnan(values) & ~coded]).tolist()
     letters = sorted(set(missing.values()))
     return pd.Series(pd.Categorical(out, categories=[*numbers, *letters]), index=series.index)
 

@@ -184,6 +184,20 @@ class TablePlan:
     file_label: str
     notes: list[str]
     design: Design
+    _texts: dict[str, pd.Series] = field(default_factory=dict, repr=False)
+
+    def text(self, var: Variable) -> pd.Series:
+        """A text column as Python strings (None when missing), computed once for both formats.
+
+        pyreadstat reads every value through Python; Arrow-backed pandas strings cost a conversion per value
+        there, which made the writes about twice as slow as with plain object columns.
+        """
+        if var.name not in self._texts:
+            series = self.frame[var.name]
+            self._texts[var.name] = pd.Series(
+                series.to_numpy(dtype=object, na_value=None), index=series.index, dtype=object
+            )
+        return self._texts[var.name]
 
     def sav_args(self, issues: list[Issue] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
         """The frame and keyword arguments for `pyreadstat.write_sav`."""
@@ -203,7 +217,7 @@ class TablePlan:
                 columns[var.spss_name] = seconds_since(series, SPSS_EPOCH)
                 formats[var.spss_name] = "DATETIME20"
             elif var.kind == "string":
-                columns[var.spss_name] = _cap_string_bytes(series, var, self.name, sink)
+                columns[var.spss_name] = _cap_string_bytes(self.text(var), var, self.name, sink)
             else:
                 columns[var.spss_name] = series
                 if var.spss_format:
@@ -273,7 +287,9 @@ class TablePlan:
             elif var.kind == "string" and var.width >= STATA_STR_MAX_BYTES:
                 # pyreadstat 1.3.7 fails on a strL column that holds a missing value ("A registered string
                 # reference was never inserted into any row"); Stata's missing string is "" anyway.
-                columns[name] = series.fillna("")
+                columns[name] = self.text(var).fillna("")
+            elif var.kind == "string":
+                columns[name] = self.text(var)
             else:
                 columns[name] = series
             text, cut = _fit_label(var, truncate_chars, STATA_VARIABLE_LABEL_MAX_CHARS)
