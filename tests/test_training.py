@@ -38,7 +38,7 @@ BROKEN_FORM_FINDINGS = {
 BROKEN_FORM_ERRORS = 5
 BROKEN_FORM_WARNINGS = 2
 
-_FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+_FENCE = re.compile(r"^[ \t]*```[^\n]*\n(.*?)^[ \t]*```", re.MULTILINE | re.DOTALL)
 _SHELL_STOP = {"|", "||", "&&", ";", ">", ">>", "<", ">&", "&"}
 
 
