@@ -323,6 +323,23 @@ def test_pspp_convert_labels_match(exported) -> None:
     assert ours["fav_2"].tolist()[:2] == labelled["fav_2"].tolist()[:2]
 
 
+def test_document_lines_never_end_a_command_early(form, tmp_path) -> None:
+    # A wrapped document line ending with a period would end DOCUMENT and run the rest as commands.
+    titled = form.__class__(**{**form.__dict__, "title": "Survey round 1. " * 6})
+    export_tables(_tables(), titled, formats=["sav"], out_dir=tmp_path)
+    script = (tmp_path / "exp.sps").read_text(encoding="utf-8")
+    document = script.split("DOCUMENT\n", 1)[1].split("\n* SAVE", 1)[0].splitlines()
+    assert all(not line.endswith(".") for line in document[:-1]) and document[-1].endswith(".")
+    pspp = require_tool("pspp", "pspp")
+    check = tmp_path / "doc.sps"
+    check.write_text(script + "DISPLAY DOCUMENTS.\n", encoding="utf-8")
+    run = subprocess.run(
+        [pspp, "-O", "format=csv", check.name], capture_output=True, text=True, cwd=tmp_path, check=False
+    )
+    assert_no_pspp_warnings(run.stdout, run.stderr)
+    assert "Survey round 1" in run.stdout
+
+
 def test_sps_companion_runs_in_pspp(exported) -> None:
     _, out = exported
     pspp = require_tool("pspp", "pspp")

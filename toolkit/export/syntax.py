@@ -82,10 +82,10 @@ def sps_text(plan: TablePlan, *, form: FormModel, language: str | None, file_nam
         "Date-times are device local wall-clock time; <name>_tz is the UTC offset in minutes.",
         "Skipped questions are system-missing; don't know/refused codes are user-missing.",
     ]
-    # DOCUMENT text runs to the end of the command; each line is stored as an 80-byte record.
-    lines.append(
-        "DOCUMENT\n" + "\n".join("  " + line for d in docs for line in wrap(d.rstrip("."), 76)) + "."
-    )
+    # DOCUMENT text runs to the end of the command, and a period at the end of a line ends a command, so no
+    # line but the last may end with one; each line is stored as an 80-byte record.
+    text = [re.sub(r"[\s.]+$", "", line) or "-" for d in docs for line in wrap(d, 76)]
+    lines.append("DOCUMENT\n" + "\n".join("  " + line for line in text) + ".")
     lines.append(f"* SAVE OUTFILE={_sps_quote(file_name)}.")
     return "\n".join(lines) + "\n"
 
