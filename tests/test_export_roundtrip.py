@@ -189,20 +189,21 @@ def multiple_cases(draw):
             max_size=5,
         )
     )
-    return question, choices, answers
+    title = draw(LABEL)
+    return question, choices, answers, title
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(multiple_cases())
 def test_select_multiple_round_trip(case) -> None:
-    question, choices, answers = case
+    question, choices, answers, title = case
     texts = f'<text id="/data/pick:label"><value>{escape(question)}</value></text>' + "".join(
         f'<text id="c-{i}"><value>{escape(label)}</value></text>' for i, label in enumerate(choices)
     )
     items = "".join(f"<item><itextId>c-{i}</itextId><name>{i + 1}</name></item>" for i in range(len(choices)))
     xform = (
         '<h:html xmlns="http://www.w3.org/2002/xforms" xmlns:h="http://www.w3.org/1999/xhtml" '
-        'xmlns:jr="http://openrosa.org/javarosa"><h:head><h:title>Multiple</h:title><model>'
+        f'xmlns:jr="http://openrosa.org/javarosa"><h:head><h:title>{escape(title)}</h:title><model>'
         f'<itext><translation lang="Russian (ru)" default="true()">{texts}</translation></itext>'
         '<instance><data id="mr" version="1"><pick/></data></instance>'
         f'<instance id="c"><root>{items}</root></instance><bind nodeset="/data/pick" type="string"/>'
