@@ -91,8 +91,12 @@ def sps_text(plan: TablePlan, *, form: FormModel, language: str | None, file_nam
 
 
 def _do_escape(text: str) -> str:
-    """Text safe on one do-file line: no macro expansion (`$`, backtick) and no comment markers."""
-    text = one_line(text).replace("\\", "\\\\").replace("$", "\\$").replace("`", "\\`")
+    """Text safe on one do-file line: no macro expansion (`$`, backtick) and no comment markers.
+
+    A backslash is special to Stata only before `$` and a backtick, where it stops the expansion; elsewhere it
+    is an ordinary character and is left alone.
+    """
+    text = one_line(text).replace("$", "\\$").replace("`", "\\`")
     return text.replace("/*", "/ *").replace("*/", "* /").replace("//", "/ /")
 
 
