@@ -326,10 +326,12 @@ class TablePlan:
                 columns[var.name] = series.dt.strftime("%Y-%m-%d %H:%M:%S")
             elif var.kind == "code" and labelled and var.value_labels:
                 mapped = series.map({float(c): label for c, label in var.value_labels.items()})
-                columns[var.name] = mapped.where(series.isna() | mapped.notna(), as_integers(series))
+                columns[var.name] = mapped.where(
+                    series.isna() | mapped.notna(), as_integers(series).astype(object)
+                )
             elif var.kind == "number" and labelled and var.value_labels:
                 mapped = series.map({float(c): label for c, label in var.value_labels.items()})
-                columns[var.name] = mapped.where(mapped.notna(), as_integers(series))
+                columns[var.name] = mapped.where(mapped.notna(), as_integers(series).astype(object))
             elif var.kind in {"code", "number"}:
                 columns[var.name] = as_integers(series)
             else:
