@@ -537,7 +537,7 @@ def plan_table(
         qtype = node.question_type
         if qtype in {"note", "group", "repeat"}:
             continue
-        label = one_line(node.label(language)) or _default_label(node)
+        label = one_line(node.label(language)) or _default_label(node, form)
         common = {"path": node.path, "question_type": qtype}
         if qtype == "select_one" and node.choice_source == "list" and node.choice_list in form.choice_lists:
             mapping, labels = _choice_codes(
@@ -719,12 +719,25 @@ _PRELOAD_LABELS = {
 }
 
 
-def _default_label(node: Node) -> str:
+def xlsform_refs(form: FormModel, expression: str | None) -> str | None:
+    """An XPath expression with absolute node paths written back as XLSForm ${name} references."""
+    if not expression:
+        return expression
+    pattern = re.escape(form.root) + r"(?:/[\w.-]+)+"
+
+    def name_of(match: re.Match[str]) -> str:
+        node = form.nodes.get(match.group(0))
+        return "${" + node.name + "}" if node is not None else match.group(0)
+
+    return re.sub(pattern, name_of, expression)
+
+
+def _default_label(node: Node, form: FormModel) -> str:
     """A label for fields without one: metadata get a description, calculations show their expression."""
     if node.question_type in _PRELOAD_LABELS:
         return _PRELOAD_LABELS[node.question_type]
     if node.calculate:
-        return one_line(f"{node.name} = {node.calculate}")
+        return one_line(f"{node.name} = {xlsform_refs(form, node.calculate)}")
     return node.name
 
 

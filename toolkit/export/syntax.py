@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from toolkit import __version__
 from toolkit.export.names import one_line, truncate_bytes, wrap
-from toolkit.export.plan import TablePlan, Variable
+from toolkit.export.plan import TablePlan, Variable, xlsform_refs
 from toolkit.settings import (
     SPSS_NAME_MAX_BYTES,
     SPSS_VARIABLE_LABEL_MAX_BYTES,
@@ -127,9 +127,9 @@ def do_text(plan: TablePlan, *, form: FormModel, language: str | None, file_name
         if node is not None:
             relevant = _relevance(form, node)
             for key, value in (
-                ("Odk_relevant", _xlsform_refs(form, relevant)),
-                ("Odk_constraint", _xlsform_refs(form, node.constraint)),
-                ("Odk_calculate", _xlsform_refs(form, node.calculate)),
+                ("Odk_relevant", xlsform_refs(form, relevant)),
+                ("Odk_constraint", xlsform_refs(form, node.constraint)),
+                ("Odk_calculate", xlsform_refs(form, node.calculate)),
             ):
                 if value:
                     lines.append(f"char {name}[{key}] {_do_escape(value)}")
@@ -150,19 +150,6 @@ def do_text(plan: TablePlan, *, form: FormModel, language: str | None, file_name
         )
     lines.append(f'* save "{file_name}", replace')
     return "\n".join(lines) + "\n"
-
-
-def _xlsform_refs(form: FormModel, expression: str | None) -> str | None:
-    """An XPath expression with absolute node paths written back as XLSForm ${name} references."""
-    if not expression:
-        return expression
-    pattern = re.escape(form.root) + r"(?:/[\w.-]+)+"
-
-    def name_of(match: re.Match[str]) -> str:
-        node = form.nodes.get(match.group(0))
-        return "${" + node.name + "}" if node is not None else match.group(0)
-
-    return re.sub(pattern, name_of, expression)
 
 
 # Stata's replicate-weight options per `migkit weights` method. Jackknife replicates need per-replicate
