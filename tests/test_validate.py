@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -337,3 +338,38 @@ def test_select_from_file_and_pulldata_read_the_media_folder(tmp_path: Path) -> 
     (tmp_path / "other").mkdir()
     media_less = compile_form(load_form(write_md_form(tmp_path / "other", md)))
     assert {p.code for p in media_less.problems} == {"expression_unsupported"}
+
+
+TODAY_FORM = """
+| survey |
+| | type | name | label | constraint |
+| | today | today | | |
+| | date | last_transfer | Date of the last transfer | . <= today() and decimal-date-time(.) >= decimal-date-time(today()) - 93 |
+"""
+
+
+@pytest.mark.parametrize("method", ["instances", "columns"])
+def test_today_is_the_interview_day_unless_fixed(tmp_path: Path, method: str) -> None:
+    """A window relative to today() is checked as Collect checked it: on the day the form was filled in."""
+    from toolkit.ingest import ingest, write_tables
+    from toolkit.validate import compile_form as compile_rules
+    from toolkit.validate import validate_input
+
+    model = load_form(write_md_form(tmp_path, TODAY_FORM))
+    folder = tmp_path / "subs"
+    for name, interviewed, transfer in (("a", "2026-10-02", "2026-07-15"), ("b", "2026-10-02", "2026-05-01")):
+        (folder / name).mkdir(parents=True)
+        (folder / name / "submission.xml").write_text(
+            f'<data id="{model.form_id}"><today>{interviewed}</today><last_transfer>{transfer}</last_transfer>'
+            f"<meta><instanceID>uuid:{name}</instanceID></meta></data>",
+            encoding="utf-8",
+        )
+    data = tmp_path / "DATA"
+    write_tables(ingest([folder], model), data)
+    rules = compile_rules(model)
+    source = data if method == "columns" else folder
+    per_interview = validate_input(rules, source, method=method)
+    assert [(f.instance_id, f.code) for f in per_interview.findings] == [("uuid:b", "constraint_violated")]
+    # Checked against a later day, the July transfer is outside the 93-day window too.
+    fixed = validate_input(rules, source, method=method, today=date(2026, 11, 20))
+    assert sorted(f.instance_id for f in fixed.findings) == ["uuid:a", "uuid:b"]

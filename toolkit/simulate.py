@@ -696,7 +696,7 @@ def simulate(
         seed: makes the run reproducible.
         encrypt_with: a PEM public key; instances are then written encrypted, as Collect does.
         media_dir: the form's attachments (CSV files for pulldata()); default `<form>-media/` next to the
-            form file when it exists.
+            form file when it exists, else the form's own folder.
         workers: generator processes; default one per core, used from POOL_MIN_INSTANCES instances on.
         progress: called as `progress(done, n)`.
     """
@@ -715,8 +715,11 @@ def simulate(
                 )
             ) from None
     if media_dir is None and form.source:
-        default_media = Path(form.source).with_name(f"{Path(form.source).stem}-media")
-        media_dir = default_media if default_media.is_dir() else None
+        # Where ODK tools look for a form's attachments: `<form>-media/`, else the form's own folder.
+        source = Path(form.source)
+        media_dir = next(
+            (d for d in (source.with_name(f"{source.stem}-media"), source.parent) if d.is_dir()), None
+        )
     media = str(media_dir) if media_dir is not None else None
     try:
         Path(out_dir).mkdir(parents=True, exist_ok=True)

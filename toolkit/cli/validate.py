@@ -8,7 +8,7 @@ import io
 import os
 import tempfile
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -18,7 +18,7 @@ from rich.table import Table
 
 from toolkit import validate as validation
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, err, guarded, out, print_json
+from toolkit.cli._common import JsonOption, err, guarded, out, print_json, usage_error
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, OUTPUT_UNWRITABLE, ToolkitError, error
 
 CSV_FIELDS = (
@@ -55,8 +55,20 @@ def validate_command(  # noqa: PLR0917 (hot internal helper)
     media: Annotated[
         Path | None, typer.Option("--media", help="Folder of the form's attachments (CSV/XML).")
     ] = None,
+    today: Annotated[
+        str | None,
+        typer.Option(
+            "--today",
+            help="The date today() returns, YYYY-MM-DD. Default: each submission's interview day (its today or "
+            "start field), as Collect saw it.",
+        ),
+    ] = None,
 ) -> int:
     """Check every submission against the form: relevance, required, constraints, types, choices, calcs."""
+    try:
+        fixed_today = date.fromisoformat(today) if today else None
+    except ValueError:
+        raise usage_error(f"--today takes a date such as 2026-11-20, not {today!r}.") from None
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -70,6 +82,7 @@ def validate_command(  # noqa: PLR0917 (hot internal helper)
             input_path,
             form,
             media_dir=media,
+            today=fixed_today,
             progress=lambda done: (
                 bar.update(task, description=f"validating: {done} submissions") if done % 200 == 0 else None
             ),

@@ -872,6 +872,46 @@ def _relevance_chain(model: FormModel, node: Node) -> str | None:
     return " and ".join(f"({e})" for e in exprs) if exprs else None
 
 
+def interview_day_path(model: FormModel) -> str | None:
+    """The field that dates the interview: the `today` preload, else the `start` timestamp (None without either)."""
+    for kind in ("today", "start"):
+        for node in model.fields():
+            if node.question_type == kind and node.repeat is None:
+                return node.path
+    return None
+
+
+def _day_of(text: str | None, tz: tzinfo) -> date | None:
+    """The calendar day of a `today` (YYYY-MM-DD) or `start` (ISO dateTime with offset) value, as the device saw it."""
+    if not text:
+        return None
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text)
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    # The offset in the value is the device's own: its local date is the day the enumerator saw.
+    return moment.date() if moment.tzinfo is not None else moment.replace(tzinfo=tz).date()
+
+
+def interview_day(form: CompiledForm, root: XNode, tz: tzinfo = UTC) -> date | None:
+    """The day a submission was filled in (its `today` or `start` field), for today() in its checks.
+
+    Constraints such as "date of the last transfer within 93 days of today()" were checked by Collect on the
+    interview day; checking them against the day of validation would flag every interview older than the window.
+    """
+    path = form.__dict__.get("_interview_day_path", False)
+    if path is False:
+        path = form.__dict__["_interview_day_path"] = interview_day_path(form.model)
+    if path is None:
+        return None
+    node: XNode | None = root
+    for step in path.strip("/").split("/")[1:]:
+        node = node.child(step) if node is not None else None
+    return _day_of(node.text if node is not None else None, tz)
+
+
 def instance_tree(form: CompiledForm, data: bytes) -> XNode:
     """Parse a submission (safely) into an instance tree typed by the form's binds."""
     element = _safe_parse(data)
@@ -973,7 +1013,8 @@ def validate_submissions(
         form: the compiled form.
         submissions: (source name, instance XML bytes or an already built tree); their order decides which
             copy of a duplicate is reported.
-        today, now: fixed dates for today() and now().
+        today, now: fixed dates for today() and now(); without `today`, each submission's interview day
+            (its `today` or `start` field) is today(), as it was for Collect when the form was filled.
         tz: the devices' time zone.
         progress: called with the number of submissions done so far.
         check_duplicates: report instanceIDs seen twice (off when ingest has reported them already).
@@ -1024,7 +1065,8 @@ def validate_submissions(
                 continue
             root = build_tree(element, types=form.types, repeats=form.repeats)
             digest = hashlib.sha256(data).hexdigest()
-        instance_findings = validate_tree(form, root, source=source, today=today, now=now, tz=tz)
+        day = today if today is not None else interview_day(form, root, tz)
+        instance_findings = validate_tree(form, root, source=source, today=day, now=now, tz=tz)
         instance_id = next((f.instance_id for f in instance_findings if f.instance_id), None) or _instance_id(
             root
         )
@@ -1098,7 +1140,8 @@ def validate(
         form_path: the XLSForm (.xlsx/.xls/.md) or compiled XForm (.xml).
         media_dir: folder of the form's attachments; default the form's `<form>-media/` folder or its own
             folder.
-        today: the date today() returns (default: the current date).
+        today: the date today() returns (default: each submission's interview day, from its `today` or
+            `start` field; the current date for submissions without either).
         tz: the devices' time zone.
         progress: called with the number of submissions done so far.
         method: "auto", "columns" or "instances" (see `validate_input`).

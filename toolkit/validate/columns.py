@@ -232,7 +232,7 @@ class Ctx:
     values: dict[str, TV]  # field path -> typed values at its level (in-memory values, calculations updated)
     relevance: dict[str, np.ndarray]  # node path -> inherited relevance at its level
     secondary: Mapping[str, XNode]
-    today: date
+    today: date | np.ndarray  # one date, or per submission (main-table row) days since EPOCH
     labels: Mapping[tuple[str, str], str]
     node_kinds: Mapping[str, str]
     candidate: TV | None = None  # the value `.` reads in a constraint
@@ -419,7 +419,15 @@ class VCompiler:
             flag = name == "true"
             return lambda c, lv: TV.const(flag, lv.size)
         if name == "today" and not args:
-            return lambda c, lv: TV.const(c.today, lv.size)
+            root = self.root
+
+            def today_of(c: Ctx, lv: Level) -> TV:
+                if isinstance(c.today, date):
+                    return TV.const(c.today, lv.size)
+                days = c.today[lv.index_to(c.levels[root])]  # each submission's interview day
+                return TV(np.full(lv.size, D, np.int8), _empty_str(lv.size), days)
+
+            return today_of
         if name == "current" and not args:
             return self._reference(("path", False, (("self", "*node", ()),), None), context, context_path)
         if name in ("string-length", "normalize-space") and not args:
@@ -1202,13 +1210,29 @@ def _choice_filter(
     return allowed
 
 
+def _interview_days(model: Any, main: pd.DataFrame, columns: Mapping[str, str], fallback: date) -> np.ndarray:
+    """Per submission, the interview day (its `today` or `start` field) in days since EPOCH; `fallback` if unknown."""
+    from toolkit.validate import _day_of, interview_day_path  # noqa: PLC0415 (columns is imported by validate)
+
+    days = np.full(len(main), float((fallback - EPOCH).days))
+    path = interview_day_path(model)
+    column = columns.get(path) if path is not None else None
+    if column is None or column not in main.columns:
+        return days
+    for row, value in enumerate(main[column].astype("string").to_numpy(dtype=object, na_value=None)):
+        day = _day_of(value, UTC)
+        if day is not None:
+            days[row] = float((day - EPOCH).days)
+    return days
+
+
 def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> Any:
     """Validate ingest tables column-wise; raises NotVectorizable when the form needs the per-instance path.
 
     Parameters:
         form: the compiled form (`toolkit.validate.compile_form`).
         tables: an `IngestResult` (from `ingest` or `read_tables`).
-        today: the date today() returns (default: the current date).
+        today: the date today() returns (default: each submission's interview day).
     """
     from toolkit.validate import (  # noqa: PLC0415 (lazy: avoids an import cycle / heavy import at startup)
         CALCULATE_MISMATCH,
@@ -1224,7 +1248,7 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
     if form.needs_fixpoint:
         raise NotVectorizable("dependencies that cannot be ordered statically")
     model = form.model
-    today = today or datetime.now(UTC).date()
+    fallback_today = datetime.now(UTC).date()
     table_of = {path: name for name, path in tables.table_paths.items()}
     columns_of = {name: {c.path: c.name for c in cols if c.path} for name, cols in tables.columns.items()}
 
@@ -1284,7 +1308,7 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
         values=values,
         relevance={},
         secondary=form.secondary,
-        today=today,
+        today=today if today is not None else _interview_days(model, main, columns_of.get(main_name, {}), fallback_today),
         labels=form.labels,
         node_kinds=node_kinds,
         media=EvalEnv(root=XNode(model.root[1:]), media_dir=form.media_dir),
