@@ -85,6 +85,15 @@ def collect(
     )
 
 
+def protected_key(path: Path, key: rsa.RSAPrivateKey, passphrase: bytes) -> Path:
+    """The key as a passphrase-protected PKCS#8 PEM."""
+    encryption = serialization.BestAvailableEncryption(passphrase)
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    )
+    return path
+
+
 def tree_digest(root: Path) -> dict[str, str]:
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -620,14 +629,7 @@ def test_cli_exit_codes(
 def test_cli_passphrase_sources_and_wrong_passphrase(
     tmp_path: Path, key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    protected = tmp_path / "k.pem"
-    protected.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(b"right passphrase"),
-        )
-    )
+    protected = protected_key(tmp_path / "k.pem", key, b"right passphrase")
     collect(tmp_path / "in" / "a", key, "uuid:pp-1")
     base = ["decrypt", str(tmp_path / "in"), "--key", str(protected), "--out", str(tmp_path / "out")]
     monkeypatch.delenv(crypto.PASSPHRASE_ENV, raising=False)
@@ -758,14 +760,7 @@ def test_hidden_prompt_only_on_a_terminal(
     tmp_path: Path, key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(crypto.PASSPHRASE_ENV, raising=False)
-    protected = tmp_path / "k.pem"
-    protected.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(b"typed at the prompt"),
-        )
-    )
+    protected = protected_key(tmp_path / "k.pem", key, b"typed at the prompt")
     collect(tmp_path / "in" / "a", key, "uuid:tty-1")
     answers = iter(["typed at the prompt", "one", "two"])
     monkeypatch.setattr(cli_crypto.getpass, "getpass", lambda prompt, stream=None: next(answers))
