@@ -59,8 +59,8 @@ def validate_command(  # noqa: PLR0917 (hot internal helper)
         str | None,
         typer.Option(
             "--today",
-            help="The date today() returns, YYYY-MM-DD. Default: each submission's interview day (its today or "
-            "start field), as Collect saw it.",
+            help="The date today() returns, YYYY-MM-DD. Default: each submission's interview day "
+            "(its today or start field), as Collect saw it.",
         ),
     ] = None,
 ) -> int:

@@ -873,7 +873,7 @@ def _relevance_chain(model: FormModel, node: Node) -> str | None:
 
 
 def interview_day_path(model: FormModel) -> str | None:
-    """The field that dates the interview: the `today` preload, else the `start` timestamp (None without either)."""
+    """The field that dates the interview: the `today` preload, else `start` (None without either)."""
     for kind in ("today", "start"):
         for node in model.fields():
             if node.question_type == kind and node.repeat is None:
@@ -882,7 +882,7 @@ def interview_day_path(model: FormModel) -> str | None:
 
 
 def _day_of(text: str | None, tz: tzinfo) -> date | None:
-    """The calendar day of a `today` (YYYY-MM-DD) or `start` (ISO dateTime with offset) value, as the device saw it."""
+    """The calendar day of a `today` (YYYY-MM-DD) or `start` (ISO dateTime) value, as the device saw it."""
     if not text:
         return None
     try:
@@ -899,7 +899,8 @@ def interview_day(form: CompiledForm, root: XNode, tz: tzinfo = UTC) -> date | N
     """The day a submission was filled in (its `today` or `start` field), for today() in its checks.
 
     Constraints such as "date of the last transfer within 93 days of today()" were checked by Collect on the
-    interview day; checking them against the day of validation would flag every interview older than the window.
+    interview day; checking them against the day of validation would flag every interview older than the
+    window.
     """
     path = form.__dict__.get("_interview_day_path", False)
     if path is False:

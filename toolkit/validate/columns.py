@@ -1211,7 +1211,7 @@ def _choice_filter(
 
 
 def _interview_days(model: Any, main: pd.DataFrame, columns: Mapping[str, str], fallback: date) -> np.ndarray:
-    """Per submission, the interview day (its `today` or `start` field) in days since EPOCH; `fallback` if unknown."""
+    """Per submission, the interview day (`today` or `start` field) in days since EPOCH; else `fallback`."""
     from toolkit.validate import _day_of, interview_day_path  # noqa: PLC0415 (columns is imported by validate)
 
     days = np.full(len(main), float((fallback - EPOCH).days))
@@ -1308,7 +1308,9 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
         values=values,
         relevance={},
         secondary=form.secondary,
-        today=today if today is not None else _interview_days(model, main, columns_of.get(main_name, {}), fallback_today),
+        today=today
+        if today is not None
+        else _interview_days(model, main, columns_of.get(main_name, {}), fallback_today),
         labels=form.labels,
         node_kinds=node_kinds,
         media=EvalEnv(root=XNode(model.root[1:]), media_dir=form.media_dir),
