@@ -39,6 +39,7 @@ _ODK_DATETIME = (
 
 
 def as_integers(series: pd.Series) -> pd.Series:
+    """Whole-number floats as nullable integers (so that CSV shows 2, not 2.0); other series unchanged."""
     values = series.to_numpy(dtype="float64", na_value=np.nan)
     if np.all(np.isnan(values) | (values == np.round(values))):
         return pd.Series(pd.array(values, dtype="Float64").astype("Int64"), index=series.index)
@@ -46,6 +47,7 @@ def as_integers(series: pd.Series) -> pd.Series:
 
 
 def seconds_since(series: pd.Series, epoch: np.datetime64) -> np.ndarray:
+    """Seconds from `epoch` to each date or datetime (NaN where missing), for SPSS and Stata dates."""
     values = series.to_numpy(dtype="datetime64[s]")
     seconds = (values - epoch).astype("float64")
     seconds[np.isnat(values)] = np.nan
@@ -88,6 +90,7 @@ def tagged(series: pd.Series, missing: Mapping[float, str]) -> pd.Series:
 
 
 def all_numeric(series: pd.Series) -> bool:
+    """Whether every present value of a text column reads as a number (a calculation exported as numeric)."""
     present = series.dropna()
     if present.empty:
         return False
@@ -95,6 +98,7 @@ def all_numeric(series: pd.Series) -> bool:
 
 
 def byte_width(series: pd.Series) -> int:
+    """UTF-8 byte width of the longest value (an upper bound, 4 bytes a character, when that is short)."""
     lengths = series.str.len()
     longest = lengths.max()
     if pd.isna(longest) or longest == 0:
@@ -182,6 +186,7 @@ def dummies(series: pd.Series, names: Sequence[str]) -> np.ndarray:
 def check_multiple(
     series: pd.Series, names: Sequence[str], node: Node, table: str, issues: list[Issue]
 ) -> None:
+    """Warn about selected names that are not in the choice list (they get no dummy)."""
     known = set(names)
     values, _ = _distinct(series)
     unknown = sorted({token for value in values for token in value.split()} - known)
@@ -264,6 +269,7 @@ def split_datetime(
 
 
 def to_dates(series: pd.Series, node: Node, table: str, issues: list[Issue]) -> pd.Series:
+    """ODK dates as datetime64 (day precision); unreadable values become missing with an error issue."""
     if pd.api.types.is_datetime64_any_dtype(series):
         return series.astype("datetime64[s]")
     parsed = pd.to_datetime(series, format="ISO8601", errors="coerce")

@@ -243,6 +243,7 @@ def truncate_chars(text: str, max_chars: int) -> tuple[str, bool]:
 
 
 def one_line(text: str) -> str:
+    """The text with every run of whitespace (newlines included) made one space."""
     return " ".join(text.split())
 
 

@@ -40,6 +40,8 @@ class Design:
 
 @dataclass(frozen=True)
 class SourceTable:
+    """One DATA table: its name, node path, parent table, frame, column paths and weight columns."""
+
     name: str
     path: str
     parent: str | None
@@ -50,6 +52,7 @@ class SourceTable:
 
 
 def resolve_table_path(name: str, form: FormModel) -> str:
+    """The node path of a table named `<form_id>` (the root) or `<form_id>-<repeat>`."""
     if name == form.form_id:
         return form.root
     repeat = name.removeprefix(f"{form.form_id}-")
@@ -94,6 +97,7 @@ def load_tables(data: Any, form: FormModel) -> tuple[list[SourceTable], Design]:
 
 
 def read_data_folder(folder: Path, form: FormModel) -> tuple[list[SourceTable], Design]:
+    """Tables, column paths, weights and design from a DATA folder (tables.json and its Parquet files)."""
     manifest_path = folder / "tables.json"
     if not manifest_path.is_file():
         raise ToolkitError(
@@ -158,4 +162,5 @@ def read_data_folder(folder: Path, form: FormModel) -> tuple[list[SourceTable], 
 
 
 def is_weight(name: str, listed: Iterable[str]) -> bool:
+    """Whether a column is a survey weight: `w_*`, `weight*`, or listed by `migkit weights`."""
     return name.startswith(("w_", "weight")) or name in set(listed)

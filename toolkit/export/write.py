@@ -106,6 +106,7 @@ def _write_csv(path: Path, frame: pd.DataFrame) -> None:
 
 
 def rename_map_text(entries: Sequence[RenameEntry]) -> str:
+    """The rename map as CSV text: one row per exported variable with its SPSS and Stata names."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["table", "original_name", "xlsform_path", "spss_name", "stata_name", "reason"])
