@@ -235,3 +235,30 @@ def test_select_multiple_round_trip(case) -> None:
             choice = " ".join(choices[position].split())
             if len(choice) < 60:
                 assert labels[f"pick_{name}"].endswith(f": {choice}")
+
+
+NUMBER_FORM = (
+    '<h:html xmlns="http://www.w3.org/2002/xforms" xmlns:h="http://www.w3.org/1999/xhtml">'
+    "<h:head><h:title>Numbers</h:title><model>"
+    '<instance><data id="nb" version="1"><n/></data></instance><bind nodeset="/data/n" type="int"/>'
+    '</model></h:head><h:body><input ref="/data/n"><label>How many?</label></input></h:body></h:html>'
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.none() | st.sampled_from([-98, -99]) | st.integers(-5, 500), max_size=260))
+def test_numeric_sentinels_become_stata_extended_missing_anywhere(values) -> None:
+    """Whatever the order of answers, skips and DK/refused (narwhals sniffs only the first 100 values)."""
+    form = parse_xform(NUMBER_FORM)
+    frame = pd.DataFrame(
+        {"KEY": [f"uuid:{i}" for i in range(len(values))], "n": pd.array(values, dtype="Int64")}
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        export_tables({"nb": frame}, form, formats=["dta"], out_dir=Path(tmp))
+        data = pd.io.stata.StataReader(Path(tmp) / "nb.dta").read(
+            convert_missing=True, convert_categoricals=False
+        )
+    expected = [
+        {None: ".", -98: ".d", -99: ".r"}.get(v, str(float(v)) if v is not None else ".") for v in values
+    ]
+    assert [str(v) for v in data["n"]] == expected
