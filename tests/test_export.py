@@ -53,18 +53,19 @@ FORM = f"""
 | | calculate | calc | | | | ${{n}} * 2 | |
 | | text | comment | Comment with $x and `y` /* z */ | Комментарий $x `y` /* z */ | | | |
 | choices |
-| | list_name | name | label::English (en) | label::Russian (ru) |
-| | yn | 1 | Yes | Да |
-| | yn | 2 | No | Нет |
-| | yn | 98 | Don't know | Не знаю |
-| | yn | 99 | Refused | Отказ |
-| | fruit | 1 | Apple | Яблоко |
-| | fruit | 2 | Pear | Груша |
-| | fruit | 3 | Plum | Слива |
-| | country | RUS | Russia | Россия |
-| | country | KAZ | Kazakhstan | Казахстан |
-| | rel | 01 | Head | Глава |
-| | rel | 02 | Spouse | Супруг(а) |
+| | list_name | name | label::English (en) | label::Russian (ru) | iso_num |
+| | yn | 1 | Yes | Да | |
+| | yn | 2 | No | Нет | |
+| | yn | 98 | Don't know | Не знаю | |
+| | yn | 99 | Refused | Отказ | |
+| | fruit | 1 | Apple | Яблоко | |
+| | fruit | 2 | Pear | Груша | |
+| | fruit | 3 | Plum | Слива | |
+| | country | RUS | Russia | Россия | 643 |
+| | country | KAZ | Kazakhstan | Казахстан | 398 |
+| | country | 98 | Don't know | Не знаю | |
+| | rel | 01 | Head | Глава | |
+| | rel | 02 | Spouse | Супруг(а) | |
 | settings |
 | | form_id | version | default_language | title |
 | | exp | 2026112701 | English (en) | Export test |
@@ -410,7 +411,7 @@ def test_dta_repeat_names_fit_pyreadstat_label_sets(exported) -> None:
     assert var_labels[entry.stata_name] == "Отношение"
     assert value_labels[label_sets[entry.stata_name]] == {1: "Глава", 2: "Супруг(а)"}
     assert var_labels["fav_2"] == "Фрукты: Груша"
-    assert value_labels[label_sets["by"]][3] == "XXX"
+    assert value_labels[label_sets["by"]][4] == "XXX"
 
 
 def test_do_companion_has_notes_chars_and_svyset(exported) -> None:
@@ -446,6 +447,7 @@ def test_rename_map_and_value_map(exported) -> None:
     assert values[values.choice_list == "country"][["choice_name", "code"]].values.tolist() == [
         ["RUS", "1"],
         ["KAZ", "2"],
+        ["98", "3"],
     ]
     codes = {i.code for i in result.issues}
     assert {"export.choices_recoded", "export.unknown_choice", "export.renamed"} <= codes
@@ -507,6 +509,8 @@ def test_reads_a_data_folder_and_cli_json(form, tmp_path) -> None:
             "ru",
             "--out",
             str(tmp_path / "OUT"),
+            "--codes-from",
+            "iso_num",
             "--json",
         ],
     )
@@ -515,6 +519,7 @@ def test_reads_a_data_folder_and_cli_json(form, tmp_path) -> None:
     kinds = sorted({f["kind"] for f in payload["files"]})
     assert kinds == ["do", "dta", "rename-map", "sav", "sps", "value-map"]
     assert payload["language"] == "Russian (ru)"
+    assert {"choice_list": "country", "choice": "RUS", "code": 643, "label": "Россия"} in payload["recodes"]
     assert any(r["name"] == "by" for r in payload["renamed"])
     stdout, stderr = pspp_dictionary(tmp_path / "OUT" / "exp.sav")
     assert_no_pspp_warnings(stdout, stderr)
@@ -745,3 +750,23 @@ def test_mostly_skipped_questions_still_write_extended_missing(form, tmp_path) -
     assert sorted(value_labels[label_sets["n"]].values()) == ["Don't know", "Refused"]  # keyed .d and .r
     stdout, stderr = pspp_dictionary(tmp_path / "exp.sav")
     assert_no_pspp_warnings(stdout, stderr)
+
+
+def test_codes_from_a_choices_column(form, tmp_path) -> None:
+    """`--codes-from iso_num`: countries keep their ISO numbers; a choice without one keeps its integer
+    name."""
+    tables = _tables()
+    tables["exp-hl"]["by"] = ["RUS", "98", "XXX"]
+    result = export_tables(tables, form, formats=["dta", "sav"], out_dir=tmp_path, codes_from="iso_num")
+    data, _, value_labels, label_sets = stata_read(tmp_path / "exp-hl.dta")
+    assert [str(v) for v in data["by"]] == ["643.0", ".d", "644.0"]  # 98 is DK, XXX gets the next free code
+    assert value_labels[label_sets["by"]][398] == "Kazakhstan"
+    assert not any(i.code == "export.choices_recoded" for i in result.issues)
+    assert [(r.choice, r.code) for r in result.recodes if r.choice_list == "country"] == [
+        ("RUS", 643),
+        ("KAZ", 398),
+        ("98", 98),
+    ]
+    stdout, stderr = pspp_dictionary(tmp_path / "exp-hl.sav")
+    assert_no_pspp_warnings(stdout, stderr)
+    assert "643,Russia" in stdout

@@ -39,6 +39,14 @@ def export(  # noqa: PLR0917 (Typer maps each option to a parameter)
     number_missing: Annotated[
         str | None, typer.Option("--number-missing", help='Numeric sentinels, e.g. "-98=d,-99=r".')
     ] = None,
+    codes_from: Annotated[
+        str | None,
+        typer.Option(
+            "--codes-from",
+            help="Choices column with numeric codes for lists whose names are not numbers (iso_num); "
+            "default: such lists are coded 1..n.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> int:
     """Labelled SPSS (.sav) and Stata 14+ (.dta) files, CSV, and companion .sps/.do syntax, one per table."""
@@ -54,6 +62,7 @@ def export(  # noqa: PLR0917 (Typer maps each option to a parameter)
         language=lang,
         out_dir=out_dir or data_dir.parent / "export",
         missing_codes=codes,
+        codes_from=codes_from,
     )
     if as_json:
         print_json(

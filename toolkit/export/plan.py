@@ -80,7 +80,7 @@ from toolkit.settings import (
     STATA_VALUE_LABEL_KEY_MAX,
     STATA_VARIABLE_LABEL_MAX_CHARS,
 )
-from toolkit.xform import FormModel, Node
+from toolkit.xform import ChoiceList, FormModel, Node
 
 _YES_NO = {  # 0/1 labels of select_multiple dummies, by language code
     "en": ("No", "Yes"),
@@ -458,6 +458,17 @@ _META_LABELS = {
 }
 
 
+def _codes_from_column(choice_list: ChoiceList, column: str) -> dict[str, int] | None:
+    """Codes from a choices column (`iso_num`), None unless every choice gets a distinct integer code."""
+    codes: dict[str, int] = {}
+    for choice in choice_list.choices:
+        value = (choice.extra.get(column) or "").strip() or choice.name
+        if not INTEGER.match(value) or abs(int(value)) > STATA_VALUE_LABEL_KEY_MAX:
+            return None
+        codes[choice.name] = int(value)
+    return codes if len(set(codes.values())) == len(codes) else None
+
+
 def _choice_codes(
     form: FormModel,
     node: Node,
@@ -466,13 +477,27 @@ def _choice_codes(
     issues: list[Issue],
     table: str,
     recodes: dict[str, list[RecodeEntry]],
+    codes_from: str | None = None,
 ) -> tuple[dict[str, int], dict[int, str]]:
-    """choice name -> integer code and code -> label; 1..n in list order when names are not integers."""
+    """choice name -> integer code and code -> label.
+
+    Integer names are the codes. Otherwise the codes come from the choices column `codes_from` when every
+    choice has a distinct integer there (or an integer name, such as 98/99 in a country list coded by ISO
+    number), else 1..n in list order.
+    """
     choice_list = form.choice_lists[node.choice_list or ""]
     names = choice_list.names
     integer = all(INTEGER.match(n) and abs(int(n)) <= STATA_VALUE_LABEL_KEY_MAX for n in names)
+    from_column = _codes_from_column(choice_list, codes_from) if codes_from else None
     if integer and len({int(n) for n in names}) == len(names):
         mapping = {n: int(n) for n in names}
+    elif from_column is not None:
+        mapping = from_column
+        if choice_list.name not in recodes:
+            recodes[choice_list.name] = [
+                RecodeEntry(choice_list.name, c.name, mapping[c.name], c.label(language))
+                for c in choice_list.choices
+            ]
     else:
         mapping = {n: i for i, n in enumerate(names, start=1)}
         if choice_list.name not in recodes:
@@ -503,6 +528,7 @@ def plan_table(
     design: Design,
     issues: list[Issue],
     recodes: dict[str, list[RecodeEntry]],
+    codes_from: str | None = None,
 ) -> TablePlan:
     """Turn one DATA table into export variables and the export frame (codes, split columns, dates)."""
     fields = _fields_by_name(form, table.path)
@@ -541,7 +567,13 @@ def plan_table(
         common = {"path": node.path, "question_type": qtype}
         if qtype == "select_one" and node.choice_source == "list" and node.choice_list in form.choice_lists:
             mapping, labels = _choice_codes(
-                form, node, language=language, issues=issues, table=table.name, recodes=recodes
+                form,
+                node,
+                language=language,
+                issues=issues,
+                table=table.name,
+                recodes=recodes,
+                codes_from=codes_from,
             )
             codes = select_codes(series, mapping, node, table=table.name, issues=issues, labels=labels)
             missing = {}

@@ -133,6 +133,7 @@ def prepare_export(
     language: str | None = None,
     missing_codes: MissingCodes | None = None,
     design: Design | None = None,
+    codes_from: str | None = None,
 ) -> PreparedExport:
     """Read the tables and plan every variable, label and name, without writing anything.
 
@@ -144,6 +145,8 @@ def prepare_export(
         missing_codes: don't know / refused / not applicable codes; default 98/99 and -98/-99.
         design: weight, strata and PSU columns; default from tables.json, else `id_stratum`/`id_psu` and the
             first weight column.
+        codes_from: a choices column with numeric codes (`iso_num`) for lists whose names are not integers;
+            default: such lists are coded 1..n in list order.
     """
     chosen = resolve_language(form, language)
     codes = missing_codes or MissingCodes()
@@ -164,6 +167,7 @@ def prepare_export(
             design=table_design,
             issues=issues,
             recodes=recodes,
+            codes_from=codes_from,
         )
         name_variables(plan, issues)
         _check_parents(table, keys, issues)
@@ -219,6 +223,7 @@ def export_tables(
     out_dir: str | os.PathLike[str],
     missing_codes: MissingCodes | None = None,
     design: Design | None = None,
+    codes_from: str | None = None,
 ) -> ExportResult:
     """Write labelled .sav/.dta/.csv files (one per table) with companion .sps/.do files and the rename map.
 
@@ -230,9 +235,12 @@ def export_tables(
         out_dir: folder for the files (created if needed).
         missing_codes: don't know / refused / not applicable codes.
         design: weight, strata and PSU columns (see `prepare_export`).
+        codes_from: a choices column with numeric codes for lists whose names are not integers (`iso_num`).
     """
     chosen_formats = _check_formats(formats)
-    prepared = prepare_export(data, form, language=language, missing_codes=missing_codes, design=design)
+    prepared = prepare_export(
+        data, form, language=language, missing_codes=missing_codes, design=design, codes_from=codes_from
+    )
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
