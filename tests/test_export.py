@@ -471,7 +471,16 @@ def test_csv_and_labelled_csv(exported) -> None:
 def test_configured_not_applicable_code_becomes_dot_n(form, tmp_path) -> None:
     tables = _tables()
     codes = MissingCodes.parse("98=d,99=r,2=n", "-98=d,-99=r")
-    export_tables(tables, form, formats=["dta", "sav"], out_dir=tmp_path, missing_codes=codes)
+    calls = []
+    export_tables(
+        tables,
+        form,
+        formats=["dta", "sav"],
+        out_dir=tmp_path,
+        missing_codes=codes,
+        progress=lambda *args: calls.append(args),
+    )
+    assert calls == [(1, 4, 3), (2, 4, 3), (3, 4, 3), (4, 4, 3)]  # done, total, rows of the largest table
     data, *_ = stata_read(tmp_path / "exp-hl.dta")
     relationship = next(c for c in data.columns if c.startswith("hl_relationship"))
     assert str(data[relationship][1]) == ".n"

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from toolkit import export as export_lib
@@ -55,15 +56,34 @@ def export(  # noqa: PLR0917 (Typer maps each option to a parameter)
     except ValueError as exc:
         raise usage_error(str(exc)) from None
     model = load_form(form)
-    result = export_lib.export_tables(
-        data_dir,
-        model,
-        formats=formats.split(","),
-        language=lang,
-        out_dir=out_dir or data_dir.parent / "export",
-        missing_codes=codes,
-        codes_from=codes_from,
-    )
+    with Progress(
+        TextColumn("exporting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = None
+
+        def progress(done: int, total: int, rows: int) -> None:
+            nonlocal task
+            if rows < _PROGRESS_MIN_ROWS:
+                return
+            if task is None:
+                task = bar.add_task("export", total=total)
+            bar.update(task, completed=done)
+
+        result = export_lib.export_tables(
+            data_dir,
+            model,
+            formats=formats.split(","),
+            language=lang,
+            out_dir=out_dir or data_dir.parent / "export",
+            missing_codes=codes,
+            codes_from=codes_from,
+            progress=progress,
+        )
     if as_json:
         print_json(
             {
@@ -111,3 +131,7 @@ def _print_issues(result: export_lib.ExportResult) -> None:
     counts = Counter(issue.code for issue in result.issues)
     if counts:
         err.print("issues: " + ", ".join(f"{code} x{n}" for code, n in sorted(counts.items())))
+
+
+# A bar only for exports that take a while (tables of this many rows and more).
+_PROGRESS_MIN_ROWS = 50_000

@@ -224,6 +224,7 @@ def export_tables(
     missing_codes: MissingCodes | None = None,
     design: Design | None = None,
     codes_from: str | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> ExportResult:
     """Write labelled .sav/.dta/.csv files (one per table) with companion .sps/.do files and the rename map.
 
@@ -236,6 +237,8 @@ def export_tables(
         missing_codes: don't know / refused / not applicable codes.
         design: weight, strata and PSU columns (see `prepare_export`).
         codes_from: a choices column with numeric codes for lists whose names are not integers (`iso_num`).
+        progress: called as `progress(done, total, rows)` after each data file, `rows` being the largest
+            table's row count (for the caller to decide whether to show a bar).
     """
     chosen_formats = _check_formats(formats)
     prepared = prepare_export(
@@ -250,6 +253,17 @@ def export_tables(
         ) from None
     issues = list(prepared.issues)
     files: list[ExportedFile] = []
+    per_table = sum(f in chosen_formats for f in ("sav", "dta")) + 2 * ("csv" in chosen_formats)
+    total = per_table * len(prepared.plans)
+    largest = max((len(plan.frame) for plan in prepared.plans), default=0)
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total, largest)
+
     try:
         for plan in prepared.plans:
             rows, width = len(plan.frame), len(plan.variables)
@@ -263,6 +277,7 @@ def export_tables(
                 target = out / f"{plan.name}.{fmt}"
                 _atomic(target, lambda p, f=frame, k=kwargs, w=write: w(f, p, **k))
                 files.append(ExportedFile(str(target), plan.name, fmt, rows, width))
+                step()
                 del frame
                 script = out / f"{plan.name}.{companion}"
                 _write_text(
@@ -273,6 +288,7 @@ def export_tables(
                 for labelled, suffix, kind in ((False, "", "csv"), (True, "-labelled", "csv-labelled")):
                     target = out / f"{plan.name}{suffix}.csv"
                     _write_csv(target, plan.csv_frame(labelled=labelled))
+                    step()
                     files.append(ExportedFile(str(target), plan.name, kind, rows, width))
         renames = tuple(
             RenameEntry(plan.name, var.name, var.path, var.spss_name, var.stata_name, "; ".join(var.reasons))
