@@ -114,7 +114,8 @@ def form(tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported(form, tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
-    return export_tables(_tables(), form, out_dir=out, language="ru"), out
+    # codes_from=None: lists whose names are not numbers are recoded 1..n (the path without an iso_num column).
+    return export_tables(_tables(), form, out_dir=out, language="ru", codes_from=None), out
 
 
 def _data_folder(tmp_path: Path, tables: dict[str, pd.DataFrame], form_id: str = "exp") -> Path:
@@ -762,11 +763,11 @@ def test_mostly_skipped_questions_still_write_extended_missing(form, tmp_path) -
 
 
 def test_codes_from_a_choices_column(form, tmp_path) -> None:
-    """`--codes-from iso_num`: countries keep their ISO numbers; a choice without one keeps its integer
-    name."""
+    """By default (as `migkit forms lint` reads them) countries keep their ISO numbers from `iso_num`; a choice
+    without one keeps its integer name."""
     tables = _tables()
     tables["exp-hl"]["by"] = ["RUS", "98", "XXX"]
-    result = export_tables(tables, form, formats=["dta", "sav"], out_dir=tmp_path, codes_from="iso_num")
+    result = export_tables(tables, form, formats=["dta", "sav"], out_dir=tmp_path)
     data, _, value_labels, label_sets = stata_read(tmp_path / "exp-hl.dta")
     assert [str(v) for v in data["by"]] == ["643.0", ".d", "644.0"]  # 98 is DK, XXX gets the next free code
     assert value_labels[label_sets["by"]][398] == "Kazakhstan"

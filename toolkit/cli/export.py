@@ -15,6 +15,7 @@ from toolkit import export as export_lib
 from toolkit.cli import app
 from toolkit.cli._common import JsonOption, err, guarded, out, print_json, usage_error
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Severity
+from toolkit.settings import CHOICE_NUMERIC_CODE_COLUMN
 from toolkit.xform import load_form
 
 
@@ -44,10 +45,10 @@ def export(  # noqa: PLR0917 (Typer maps each option to a parameter)
         str | None,
         typer.Option(
             "--codes-from",
-            help="Choices column with numeric codes for lists whose names are not numbers (iso_num); "
-            "default: such lists are coded 1..n.",
+            help="Choices column with numeric codes for lists whose names are not numbers "
+            "(default iso_num, as forms lint reads them); lists without it are coded 1..n.",
         ),
-    ] = None,
+    ] = CHOICE_NUMERIC_CODE_COLUMN,
     as_json: JsonOption = False,
 ) -> int:
     """Labelled SPSS (.sav) and Stata 14+ (.dta) files, CSV, and companion .sps/.do syntax, one per table."""

@@ -35,6 +35,7 @@ from toolkit.export.plan import (
 )
 from toolkit.export.syntax import do_text, sps_text
 from toolkit.export.tables import Design, SourceTable, is_weight, load_tables
+from toolkit.settings import CHOICE_NUMERIC_CODE_COLUMN
 from toolkit.xform import FormModel
 
 # --- results ------------------------------------------------------------------------------------------------
@@ -133,7 +134,7 @@ def prepare_export(
     language: str | None = None,
     missing_codes: MissingCodes | None = None,
     design: Design | None = None,
-    codes_from: str | None = None,
+    codes_from: str | None = CHOICE_NUMERIC_CODE_COLUMN,
 ) -> PreparedExport:
     """Read the tables and plan every variable, label and name, without writing anything.
 
@@ -145,8 +146,9 @@ def prepare_export(
         missing_codes: don't know / refused / not applicable codes; default 98/99 and -98/-99.
         design: weight, strata and PSU columns; default from tables.json, else `id_stratum`/`id_psu` and the
             first weight column.
-        codes_from: a choices column with numeric codes (`iso_num`) for lists whose names are not integers;
-            default: such lists are coded 1..n in list order.
+        codes_from: a choices column with numeric codes for lists whose names are not integers; default
+            `iso_num` (the column `migkit forms lint` also reads as the codes); lists without it, or None, are
+            coded 1..n in list order.
     """
     chosen = resolve_language(form, language)
     codes = missing_codes or MissingCodes()
@@ -223,7 +225,7 @@ def export_tables(
     out_dir: str | os.PathLike[str],
     missing_codes: MissingCodes | None = None,
     design: Design | None = None,
-    codes_from: str | None = None,
+    codes_from: str | None = CHOICE_NUMERIC_CODE_COLUMN,
     progress: Callable[[int, int, int], None] | None = None,
 ) -> ExportResult:
     """Write labelled .sav/.dta/.csv files (one per table) with companion .sps/.do files and the rename map.
