@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.migkit-installed
 
-.PHONY: demo test system-deps lint bench clean
+.PHONY: demo test system-deps lint bench clean codebooks
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ demo: $(STAMP)
 	$(BIN)/migkit forms build --strict
 	$(BIN)/migkit run examples/survey/survey.toml --out demo-out || [ $$? -eq 1 ]
 	@echo "Outputs in demo-out/: export/ (.sav .dta .csv), codebook/, validation/report.html, weights/"
+
+# Questionnaire codebooks (HTML, XLSX, DDI 2.5) of the three templates, committed in codebooks/ for trainers and
+# statisticians; rebuild after changing a form.
+codebooks: $(STAMP)
+	for form in household women domestic_workers; do $(BIN)/migkit codebook forms/$$form.xlsx --out codebooks; done
 
 test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n 2 -q

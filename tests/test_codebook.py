@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -137,6 +138,9 @@ def test_write_all_formats_with_rename_map(model, tmp_path: Path) -> None:
     rows = {r[1]: r for r in sheet.iter_rows(min_row=2, values_only=True)}
     assert rows["hl_age"][2:4] == ("hl_age", "hl_age")
     assert not list((tmp_path / "out").glob(".*"))  # no temporary files left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {Path(f).stat().st_mode & 0o777 for f in result.files} == {0o666 & ~umask}  # shareable, not 0600
 
 
 def test_unknown_format_and_missing_rename_map(model, tmp_path: Path) -> None:
