@@ -368,15 +368,18 @@ def _stage_weights(config: SurveyConfig, out: Path) -> StageOutcome:
         target = report_dir / Path(produced).name
         shutil.copyfile(produced, target)
         outputs.append(str(target))
-    final = result.steps[-1] if result.steps else {}
-    figures = {
-        key: final.get(key) for key in ("n", "sum", "min", "max", "cv", "deff_kish", "n_eff") if key in final
-    }
-    summary = "household" + (" and person" if result.person_table else "") + " weights computed"
-    if figures:
-        summary += "; " + ", ".join(
-            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items()
-        )
+    summaries = {step.get("step"): step.get("summary", {}) for step in result.steps}
+    figures: dict[str, Any] = {}
+    parts = []
+    for level, step in (("households", "calibrate_households"), ("persons", "calibrate_persons")):
+        summary = summaries.get(step) or {}
+        if summary:
+            figures[level] = {k: summary.get(k) for k in ("n", "sum", "min", "max", "cv", "deff_kish", "n_eff")}
+            parts.append(f"{level}: n {summary.get('n')}, sum {summary.get('sum', 0):,.0f}, "
+                         f"Kish deff {summary.get('deff_kish', float('nan')):.2f}")
+    summary = "; ".join(parts) if parts else (
+        "household" + (" and person" if result.person_table else "") + " weights computed"
+    )
     status: StageStatus = "problems" if any(i.severity == Severity.ERROR for i in result.issues) else "ok"
     return StageOutcome("weights", status, summary, figures, tuple(outputs), result.issues)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from enum import Enum
@@ -23,9 +24,11 @@ from typer.exceptions import TyperException
 from toolkit.errors import EXIT_CANNOT_RUN, EXIT_USAGE, ToolkitError
 
 # Machine output (JSON, tables asked for) goes to stdout; messages and progress go to stderr.
-out = Console(highlight=False, soft_wrap=True)
+# Piped or under make, rich would squeeze tables to 80 columns: use a wider page unless COLUMNS says otherwise.
+_PIPED_WIDTH = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 120
+out = Console(highlight=False, soft_wrap=True, width=_PIPED_WIDTH)
 # soft_wrap: long messages and paths are never broken with inserted newlines (users copy them).
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=_PIPED_WIDTH)
 
 
 class _State:
