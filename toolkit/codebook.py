@@ -16,7 +16,6 @@ import csv
 import html
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from lxml import etree
 
 from toolkit import __version__
 from toolkit.errors import INPUT_MISSING, OUTPUT_UNWRITABLE, Issue, ToolkitError, define, error, warning
+from toolkit.files import write_atomic
 from toolkit.settings import CHOICE_DONT_KNOW, CHOICE_REFUSED, NUMERIC_DONT_KNOW, NUMERIC_REFUSED
 from toolkit.xform import NO_LANGUAGE, FormModel, Node
 
@@ -608,22 +608,6 @@ def _ddi_var(var: VariableEntry, file_id: str, language: str | None, sub: Callab
 # --- writing -----------------------------------------------------------------------------------------------------
 
 
-def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        # mkstemp makes the file private (0600); a codebook holds no answers and is meant to be shared.
-        umask = os.umask(0)
-        os.umask(umask)
-        Path(tmp).chmod(0o666 & ~umask)
-        Path(tmp).replace(target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_codebook(
     form: FormModel,
     *,
@@ -659,15 +643,15 @@ def write_codebook(
     try:
         if "html" in chosen:
             target = out / f"{form.form_id}-codebook.html"
-            _atomic_write(target, lambda p: p.write_text(render_html(codebook), encoding="utf-8"))
+            write_atomic(target, lambda p: p.write_text(render_html(codebook), encoding="utf-8"), shared=True)
             files.append(str(target))
         if "xlsx" in chosen:
             target = out / f"{form.form_id}-codebook.xlsx"
-            _atomic_write(target, lambda p: _write_xlsx(codebook, p))
+            write_atomic(target, lambda p: _write_xlsx(codebook, p), shared=True)
             files.append(str(target))
         if "ddi" in chosen:
             target = out / f"{form.form_id}-ddi.xml"
-            _atomic_write(target, lambda p: p.write_bytes(render_ddi(codebook)))
+            write_atomic(target, lambda p: p.write_bytes(render_ddi(codebook)), shared=True)
             files.append(str(target))
     except OSError as exc:
         raise ToolkitError(

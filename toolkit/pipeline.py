@@ -39,11 +39,8 @@ The configuration file format (paths are relative to the file):
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import shutil
-import tempfile
 import time
 import tomllib
 from collections.abc import Callable, Mapping
@@ -53,6 +50,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from toolkit.errors import INPUT_MISSING, INPUT_UNREADABLE, Issue, Severity, ToolkitError, define, error
+from toolkit.files import write_text_atomic
 
 CONFIG_INVALID = define(
     "config.invalid", "The survey configuration file is missing a setting or has a wrong one"
@@ -273,7 +271,7 @@ def _stage_decrypt(config: SurveyConfig, out: Path) -> StageOutcome:
     )
 
 
-def _location(**where: Any):  # noqa: ANN202
+def _location(**where: Any):
     from toolkit.errors import Location
 
     return Location(**where)
@@ -300,25 +298,13 @@ def _stage_ingest(config: SurveyConfig, form: Any, inputs: list[Path], out: Path
 
 def _stage_validate(config: SurveyConfig, submissions: Path, target: Path) -> StageOutcome:
     from toolkit import validate as validation
+    from toolkit.validate.report import findings_csv_text, render_html
 
     result = validation.validate(submissions, config.form, media_dir=config.media, today=config.today)
-    target.mkdir(parents=True, exist_ok=True)
-    outputs = []
-    writer = getattr(validation, "write_findings_csv", None)
-    if writer is not None:
-        writer(result, target / "findings.csv")
-    else:
-        _atomic_text(target / "findings.csv", _findings_csv(result.findings))
-    outputs.append(str(target / "findings.csv"))
-    html_writer = getattr(validation, "write_report_html", None) or getattr(
-        validation, "render_report_html", None
-    )
-    if html_writer is not None:
-        if html_writer.__name__.startswith("render"):
-            _atomic_text(target / "report.html", html_writer(result))
-        else:
-            html_writer(result, target / "report.html")
-        outputs.append(str(target / "report.html"))
+    # The CSV and the report carry answers (finding values): keep them private like the data.
+    write_text_atomic(target / "findings.csv", "\ufeff" + findings_csv_text(result))
+    write_text_atomic(target / "report.html", render_html(result, title=f"Validation of {config.name}"))
+    outputs = [str(target / "findings.csv"), str(target / "report.html")]
     counts: dict[str, int] = {}
     for finding in result.findings:
         counts[finding.code] = counts.get(finding.code, 0) + 1
@@ -334,27 +320,6 @@ def _stage_validate(config: SurveyConfig, submissions: Path, target: Path) -> St
         tuple(outputs),
         tuple(result.issues),
     )
-
-
-def _findings_csv(findings: Any) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["instance_id", "path", "code", "value", "expression", "message"])
-    for f in findings:
-        writer.writerow([f.instance_id, f.path, f.code, f.value, f.expression, f.message])
-    return buffer.getvalue()
-
-
-def _atomic_text(target: Path, text: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        Path(tmp).replace(target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _stage_weights(config: SurveyConfig, out: Path) -> StageOutcome:
@@ -374,11 +339,17 @@ def _stage_weights(config: SurveyConfig, out: Path) -> StageOutcome:
     for level, step in (("households", "calibrate_households"), ("persons", "calibrate_persons")):
         summary = summaries.get(step) or {}
         if summary:
-            figures[level] = {k: summary.get(k) for k in ("n", "sum", "min", "max", "cv", "deff_kish", "n_eff")}
-            parts.append(f"{level}: n {summary.get('n')}, sum {summary.get('sum', 0):,.0f}, "
-                         f"Kish deff {summary.get('deff_kish', float('nan')):.2f}")
-    summary = "; ".join(parts) if parts else (
-        "household" + (" and person" if result.person_table else "") + " weights computed"
+            figures[level] = {
+                k: summary.get(k) for k in ("n", "sum", "min", "max", "cv", "deff_kish", "n_eff")
+            }
+            parts.append(
+                f"{level}: n {summary.get('n')}, sum {summary.get('sum', 0):,.0f}, "
+                f"Kish deff {summary.get('deff_kish', float('nan')):.2f}"
+            )
+    summary = (
+        "; ".join(parts)
+        if parts
+        else ("household" + (" and person" if result.person_table else "") + " weights computed")
     )
     status: StageStatus = "problems" if any(i.severity == Severity.ERROR for i in result.issues) else "ok"
     return StageOutcome("weights", status, summary, figures, tuple(outputs), result.issues)

@@ -18,6 +18,7 @@ from pyxform.validators import odk_validate
 from pyxform.xls2xform import convert
 
 from toolkit.errors import INPUT_MISSING, Issue, Location, Severity, ToolkitError, define, error, warning
+from toolkit.files import write_text_atomic
 
 FORM_SUFFIXES = (".xlsx", ".xls", ".md", ".csv")
 
@@ -196,18 +197,6 @@ def compile_form(
     )
 
 
-def _write_atomic(target: Path, text: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        Path(tmp).replace(target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def find_forms(folder: str | os.PathLike[str]) -> list[Path]:
     """The XLSForms directly in a folder (temporary Excel lock files `~$…` left out), sorted by name."""
     root = Path(folder)
@@ -251,9 +240,9 @@ def build_forms(
         if form.xform is not None and form.form_id and form.ok:
             target_dir = Path(out_dir) if out_dir is not None else source.parent
             xform_path = target_dir / f"{form.form_id}.xml"
-            _write_atomic(xform_path, form.xform)
+            write_text_atomic(xform_path, form.xform, shared=True)
             if form.itemsets_csv:
-                _write_atomic(target_dir / f"{form.form_id}-media" / "itemsets.csv", form.itemsets_csv)
+                write_text_atomic(target_dir / f"{form.form_id}-media" / "itemsets.csv", form.itemsets_csv, shared=True)
             form = CompiledForm(
                 form.source,
                 form.form_id,
