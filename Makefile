@@ -45,10 +45,11 @@ codebooks: $(STAMP)
 	for form in household women domestic_workers; do $(BIN)/migkit codebook forms/$$form.xlsx --out codebooks; done
 
 test: $(STAMP) system-deps
+	$(BIN)/ruff check toolkit tests bench forms examples
 	$(BIN)/python -m pytest -n 2 -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check toolkit tests bench
+	$(BIN)/ruff check toolkit tests bench forms examples
 
 # Regenerate forms/*.xlsx from their text sources in forms/src/ (the .xlsx are never edited by hand).
 .PHONY: forms

@@ -89,8 +89,8 @@ def main(n: int = 1_000_000) -> None:
     )
     print(f"  ratio migkit / numpy reference              : {t_ours / t_ref:.2f}  (target ≤ 1.5)")
     try:
-        import polars as pl  # noqa: PLC0415 (svy is optional: a test extra)
-        import svy  # noqa: PLC0415
+        import polars as pl
+        import svy
     except ImportError:
         print("  svy                                         : not installed (pip install -e '.[test]')")
     else:

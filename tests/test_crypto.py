@@ -429,7 +429,7 @@ def test_3072_bit_key_round_trip(tmp_path: Path, rsa_key_3072: rsa.RSAPrivateKey
 
 
 def test_attached_key_reaches_the_xform(tmp_path: Path, rsa_key: rsa.RSAPrivateKey) -> None:
-    from toolkit import forms  # noqa: PLC0415 - the forms stage is only needed by this one check
+    from toolkit import forms
 
     wb = Workbook()
     wb.active.title = "survey"

@@ -69,7 +69,11 @@ def test_run_all_stages(survey: Path) -> None:
     assert (out / "export" / "pipe.sav").is_file() and (out / "export" / "pipe-hl.dta").is_file()
     assert (out / "codebook" / "pipe-ddi.xml").is_file()
     assert "<!DOCTYPE html>" in (out / "validation" / "report.html").read_text(encoding="utf-8")
-    assert (out / "validation" / "findings.csv").read_text(encoding="utf-8-sig").startswith("instance_id,path,code")
+    assert (
+        (out / "validation" / "findings.csv")
+        .read_text(encoding="utf-8-sig")
+        .startswith("instance_id,path,code")
+    )
     assert len(list((out / "submissions").glob("*/submission.xml"))) == 25
 
 

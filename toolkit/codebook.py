@@ -50,7 +50,10 @@ _NUMERIC_TYPES = frozenset({"integer", "decimal", "range"})
 _MISSING_CHOICES = {CHOICE_DONT_KNOW: "don't know", CHOICE_REFUSED: "refused"}
 _NUMERIC_SENTINELS = (float(NUMERIC_DONT_KNOW), float(NUMERIC_REFUSED))
 _REF = re.compile(
-    r"( ?)((?:/[A-Za-z_][\w.-]*(?:/[A-Za-z_][\w.-]*)+)|(?:(?:current\(\)/)?(?:\.\./)+[A-Za-z_][\w.-]*(?:/[A-Za-z_][\w.-]*)*)) ?"
+    r"( ?)("
+    r"(?:/[A-Za-z_][\w.-]*(?:/[A-Za-z_][\w.-]*)+)"  # an absolute path
+    r"|(?:(?:current\(\)/)?(?:\.\./)+[A-Za-z_][\w.-]*(?:/[A-Za-z_][\w.-]*)*)"  # a relative one
+    r") ?"
 )
 _LANGUAGE_CODE = re.compile(r"\(([a-z]{2,3})\)\s*$")
 
@@ -296,7 +299,8 @@ def build_codebook(
 # --- HTML ------------------------------------------------------------------------------------------------------
 
 _CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans",sans-serif;margin:2rem;color:#1b1b1b;max-width:75rem}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans",sans-serif;margin:2rem;color:#1b1b1b;
+max-width:75rem}
 h1{font-size:1.6rem}h2{margin-top:2.5rem;border-bottom:2px solid #1f4e79;padding-bottom:.2rem}
 table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}th,td{border:1px solid #ccd;padding:.25rem .5rem;
 text-align:left;vertical-align:top;font-size:.9rem}th{background:#eef2f7}code{font-size:.85rem;background:#f4f4f4;

@@ -620,7 +620,7 @@ def attach_public_key(form: Path, *, public_pem: Path) -> AttachResult:
         form: the .xlsx XLSForm.
         public_pem: the public key PEM made by `generate_keypair`.
     """
-    from openpyxl import load_workbook  # noqa: PLC0415 - only `keys attach` needs it; keeps decrypt light
+    from openpyxl import load_workbook
 
     form = Path(form)
     value = public_key_base64(Path(public_pem))

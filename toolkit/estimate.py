@@ -533,7 +533,7 @@ def _replicate_setup(
 
 def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV, Parquet, SPSS .sav or Stata .dta table (see `toolkit.weights.io.read_table`)."""
-    from toolkit.weights.io import read_table as _read  # noqa: PLC0415 (toolkit.weights imports this module)
+    from toolkit.weights.io import read_table as _read
 
     return _read(path)
 

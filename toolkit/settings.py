@@ -24,7 +24,28 @@ STATA_STR_MAX_BYTES = 2045
 STATA_BE_MAX_VARIABLES = 2048
 # Names that ReadStat refuses for Stata (case-sensitive, as Stata names are), plus str1..str2045.
 STATA_RESERVED_NAMES = frozenset(
-    "_all _b byte _coef _cons double float if in int long _n _N _pi _pred _rc _skip strL using with".split()
+    [
+        "_all",
+        "_b",
+        "byte",
+        "_coef",
+        "_cons",
+        "double",
+        "float",
+        "if",
+        "in",
+        "int",
+        "long",
+        "_n",
+        "_N",
+        "_pi",
+        "_pred",
+        "_rc",
+        "_skip",
+        "strL",
+        "using",
+        "with",
+    ]
 ) | frozenset(f"str{n}" for n in range(1, 2046))
 
 # --- SPSS (.sav) ---------------------------------------------------------------------------------------------
@@ -43,7 +64,7 @@ SPSS_FILE_LABEL_MAX_BYTES = 64
 # Up to three discrete user-missing values, or one range plus one discrete value.
 SPSS_MAX_DISCRETE_MISSING = 3
 # Reserved words, refused in any case (SPSS 13 User Guide, "Variable Names").
-SPSS_RESERVED_WORDS = frozenset("ALL AND BY EQ GE GT LE LT NE NOT OR TO WITH".split())
+SPSS_RESERVED_WORDS = frozenset(["ALL", "AND", "BY", "EQ", "GE", "GT", "LE", "LT", "NE", "NOT", "OR", "TO", "WITH"])
 
 # --- Questionnaire conventions (specs/questionnaire.md section 4) ---------------------------------------------
 CHOICE_OTHER = "96"

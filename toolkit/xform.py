@@ -476,7 +476,16 @@ def parse_xform(xform: str | bytes, *, source: str | None = None) -> FormModel:
         order += 1
         control = controls.get(path)
         nodes[path] = _field_node(
-            path, element, bind, control, parent, repeat, order, itext, attrs, choice_lists
+            path,
+            element=element,
+            bind=bind,
+            control=control,
+            parent=parent,
+            repeat=repeat,
+            order=order,
+            itext=itext,
+            attrs=attrs,
+            choice_lists=choice_lists,
         )
 
     visit(primary, root_path, None, None)
@@ -531,6 +540,7 @@ def _bind_attrs(bind: etree._Element | None, itext: dict[str, dict[str, str]]) -
 
 def _field_node(
     path: str,
+    *,
     element: etree._Element,
     bind: etree._Element | None,
     control: etree._Element | None,

@@ -54,7 +54,7 @@ EAS_PER_STRATUM = 4
 HOUSEHOLDS_PER_EA = 8
 # Interview outcomes (forms/household.xlsx list hh_result) and how often they occur.
 OUTCOMES = ((1, 0.84), (5, 0.05), (3, 0.05), (6, 0.04), (8, 0.02))
-DEMO_PASSPHRASE = "demo passphrase - not secret"
+DEMO_PASSPHRASE = "demo passphrase - not secret"  # noqa: S105 (the demo key is public on purpose)
 
 
 def _pps_systematic(mos: np.ndarray, n: int, rng: np.random.Generator) -> list[int]:
@@ -76,15 +76,16 @@ def _presets(outcome: int) -> dict[str, str]:
     return {"hh_contact": "2", "hh_result": str(outcome)}
 
 
-def _valid_instance(form, checker, index: int, presets: dict[str, str], seed: int) -> tuple[str, bytes]:  # noqa: ANN001
+def _valid_instance(form, checker, index: int, presets: dict[str, str], seed: int) -> tuple[str, bytes]:
     """A simulated instance that ODK Collect would have accepted on its interview day.
 
     Random answers can paint an enumerator into a corner that fieldwork never meets (every adult abroad, so no
     respondent to pick); such a draw is discarded and the household drawn again.
     """
     for attempt in range(200):
-        ((instance_id, xml),) = generate_instances(form, 1, seed=seed, start=index * 1000 + attempt,
-                                                   media_dir=REPO / "forms", presets=[presets])
+        ((instance_id, xml),) = generate_instances(
+            form, 1, seed=seed, start=index * 1000 + attempt, media_dir=REPO / "forms", presets=[presets]
+        )
         day = re.search(rb"<today>([0-9-]{10})</today>", xml)
         interview_day = date.fromisoformat(day.group(1).decode()) if day else None
         if not validate_tree(checker, instance_tree(checker, xml), today=interview_day):
@@ -117,16 +118,34 @@ def build(out: Path = HERE, *, seed: int = SEED) -> None:
         eas = [stratum * 1000 + k + 1 for k in range(n_ea)]
         frame_rows += [{"stratum": stratum, "psu": ea, "mos": int(m)} for ea, m in zip(eas, mos, strict=True)]
         for i in _pps_systematic(mos.astype(float), EAS_PER_STRATUM, rng):
-            listed = int(round(mos[i] * rng.uniform(0.92, 1.12)))
-            sample_rows.append({"stratum": stratum, "region": region, "urban": urban, "psu": eas[i],
-                                "mos": int(mos[i]), "stratum_mos": int(mos.sum())})
+            listed = round(mos[i] * rng.uniform(0.92, 1.12))
+            sample_rows.append(
+                {
+                    "stratum": stratum,
+                    "region": region,
+                    "urban": urban,
+                    "psu": eas[i],
+                    "mos": int(mos[i]),
+                    "stratum_mos": int(mos.sum()),
+                }
+            )
             listing_rows.append({"psu": eas[i], "listed": listed, "selected": HOUSEHOLDS_PER_EA})
             p2 = HOUSEHOLDS_PER_EA / listed
-            chosen = sorted(rng.choice(np.arange(1, listed + 1), size=HOUSEHOLDS_PER_EA, replace=False).tolist())
+            chosen = sorted(
+                rng.choice(np.arange(1, listed + 1), size=HOUSEHOLDS_PER_EA, replace=False).tolist()
+            )
             for hh_no in chosen:
                 outcome = int(rng.choice([o for o, _ in OUTCOMES], p=[p for _, p in OUTCOMES]))
-                households.append({"id_country": "TJK", "id_stratum": str(stratum), "id_psu": str(eas[i]),
-                                   "id_hh_no": str(hh_no), "id_selprob": f"{p2:.6f}", **_presets(outcome)})
+                households.append(
+                    {
+                        "id_country": "TJK",
+                        "id_stratum": str(stratum),
+                        "id_psu": str(eas[i]),
+                        "id_hh_no": str(hh_no),
+                        "id_selprob": f"{p2:.6f}",
+                        **_presets(outcome),
+                    }
+                )
 
     for folder in ("submissions", "keys"):
         shutil.rmtree(out / folder, ignore_errors=True)
@@ -140,8 +159,9 @@ def build(out: Path = HERE, *, seed: int = SEED) -> None:
     from cryptography.hazmat.primitives import serialization
 
     public_key = serialization.load_pem_public_key(keys.public_path.read_bytes())
-    instances = [_valid_instance(form, checker, index, household, seed)
-                 for index, household in enumerate(households)]
+    instances = [
+        _valid_instance(form, checker, index, household, seed) for index, household in enumerate(households)
+    ]
     completed = [i for i, h in enumerate(households) if h["hh_result"] == "1"]
     edits = (  # (field, value, what the edit does), applied to completed interviews
         ("hh_size", "0", "household size 0, below the constraint's minimum (a typing slip)"),
@@ -152,18 +172,28 @@ def build(out: Path = HERE, *, seed: int = SEED) -> None:
     edited = {completed[3 + 6 * k]: edit for k, edit in enumerate(edits)}
     submissions = out / "submissions"
     for index, (instance_id, xml) in enumerate(instances):
-        if index in edited:
-            name, value, _ = edited[index]
-            xml = _edit(xml, name, value)
+        content = _edit(xml, *edited[index][:2]) if index in edited else xml
         # Collect's tablet layout: instances/<form>_<timestamp>/ with the manifest under the instance's name.
-        folder = submissions / "tablet-01" / "instances" / f"ncamig_household_2026-10-{1 + index % 28:02d}_{index:04d}"
+        folder = (
+            submissions
+            / "tablet-01"
+            / "instances"
+            / f"ncamig_household_2026-10-{1 + index % 28:02d}_{index:04d}"
+        )
         if index == len(instances) - 1:
             # Saved on the tablet but never finalised: Collect leaves such instances as plaintext.
             folder.mkdir(parents=True)
-            (folder / f"{folder.name}.xml").write_bytes(xml)
+            (folder / f"{folder.name}.xml").write_bytes(content)
             continue
-        encrypt_submission(xml, public_key=public_key, form_id=form.form_id, instance_id=instance_id,
-                           out_dir=folder, version=form.version, manifest_name=f"{folder.name}.xml")
+        encrypt_submission(
+            content,
+            public_key=public_key,
+            form_id=form.form_id,
+            instance_id=instance_id,
+            out_dir=folder,
+            version=form.version,
+            manifest_name=f"{folder.name}.xml",
+        )
         if index == 5:  # the same submission pulled again from a second tablet's backup
             shutil.copytree(folder, submissions / "tablet-02-backup" / folder.name)
 
@@ -174,19 +204,29 @@ def build(out: Path = HERE, *, seed: int = SEED) -> None:
     # Population controls (a made-up projection for the survey's reference date): households by region are the
     # census counts grown by 4 %; persons by region and sex share one grand total (5.6 persons per household).
     region_of = {s: r for s, (r, *_) in STRATA.items()}
-    households_by_region = frame.assign(region=frame["stratum"].map(region_of)).groupby("region")["mos"].sum() * 1.04
-    pd.DataFrame({"variable": "region", "level": households_by_region.index,
-                  "target": households_by_region.round(0).to_numpy()}).to_csv(out / "controls_households.csv",
-                                                                                index=False)
+    households_by_region = (
+        frame.assign(region=frame["stratum"].map(region_of)).groupby("region")["mos"].sum() * 1.04
+    )
+    pd.DataFrame(
+        {
+            "variable": "region",
+            "level": households_by_region.index,
+            "target": households_by_region.round(0).to_numpy(),
+        }
+    ).to_csv(out / "controls_households.csv", index=False)
     persons = households_by_region.round(0) * 5.6
     rows = [("region", region, total) for region, total in persons.items()]
     rows += [("hl_sex", "1", persons.sum() * 0.497), ("hl_sex", "2", persons.sum() * 0.503)]
-    pd.DataFrame(rows, columns=["variable", "level", "target"]).to_csv(out / "controls_persons.csv", index=False)
+    pd.DataFrame(rows, columns=["variable", "level", "target"]).to_csv(
+        out / "controls_persons.csv", index=False
+    )
     notes = "\n".join(f"- instance {index + 1}: {what}" for index, (_, _, what) in sorted(edited.items()))
     (out / "EDITS.md").write_text(
         "# What was done to the example submissions after collection\n\n"
         "The example is synthetic. To give `migkit validate` and `migkit decrypt` something to find, as real data\n"
-        "would:\n\n" + notes + "\n- the last instance was saved but never finalised (plaintext on the tablet)\n"
+        "would:\n\n"
+        + notes
+        + "\n- the last instance was saved but never finalised (plaintext on the tablet)\n"
         "- one submission was pulled twice (tablet-02-backup)\n",
         encoding="utf-8",
     )

@@ -111,7 +111,7 @@ _STYLE = {
 
 @app.command("decrypt")
 @guarded
-def decrypt_command(  # noqa: PLR0917 - Typer passes every option as an argument
+def decrypt_command(
     inputs: Annotated[
         list[Path], typer.Argument(help="Folders (searched recursively) and .zip files with submissions.")
     ],

@@ -21,7 +21,7 @@ from toolkit.xform import load_form
 
 @app.command("export")
 @guarded
-def export(  # noqa: PLR0917 (Typer maps each option to a parameter)
+def export(
     data_dir: Annotated[Path, typer.Argument(help="The DATA folder written by `migkit ingest`.")],
     form: Annotated[Path, typer.Option("--form", "-f", help="The XLSForm or XForm of the data.")],
     formats: Annotated[str, typer.Option("--format", help="Comma-separated: sav, dta, csv.")] = "sav,dta,csv",

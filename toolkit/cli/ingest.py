@@ -24,7 +24,7 @@ _ISSUES_SHOWN = 20
 
 @app.command("ingest")
 @guarded
-def ingest_command(  # noqa: PLR0917 (Typer maps each parameter to an option)
+def ingest_command(
     inputs: Annotated[
         list[Path],
         typer.Argument(
@@ -120,7 +120,7 @@ def ingest_command(  # noqa: PLR0917 (Typer maps each parameter to an option)
 
 @app.command("simulate")
 @guarded
-def simulate_command(  # noqa: PLR0917 (Typer maps each parameter to an option)
+def simulate_command(
     form: Annotated[Path, typer.Argument(help="The form (XLSForm .xlsx/.xls/.md or XForm .xml).")],
     n: Annotated[int, typer.Option("--n", "-n", min=1, help="Number of submissions.")] = 100,
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for <uuid>/submission.xml.")] = Path(

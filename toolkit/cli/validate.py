@@ -22,7 +22,7 @@ from toolkit.validate.report import findings_csv_text, render_html
 
 @app.command("validate")
 @guarded
-def validate_command(  # noqa: PLR0917 (hot internal helper)
+def validate_command(
     input_path: Annotated[
         Path,
         typer.Argument(

@@ -165,7 +165,7 @@ def weights(
 
 @weights_app.command("rake")
 @guarded
-def rake_command(  # noqa: PLR0917 (Typer maps each option to a parameter)
+def rake_command(
     table: Annotated[Path, typer.Argument(help="Table to rake: CSV, Parquet, .sav or .dta.")],
     weight: Annotated[str, typer.Option("--weight", help="Starting weight column.")],
     margins: Annotated[Path, typer.Option("--margins", help="CSV with columns variable,level,target.")],
@@ -233,7 +233,7 @@ def rake_command(  # noqa: PLR0917 (Typer maps each option to a parameter)
 
 @app.command("estimate")
 @guarded
-def estimate_command(  # noqa: PLR0917 (Typer maps each option to a parameter)
+def estimate_command(
     table: Annotated[Path, typer.Argument(help="Table: CSV, Parquet, .sav or .dta.")],
     weight: Annotated[str, typer.Option("--weight", help="Analysis weight column.")],
     strata: Annotated[str | None, typer.Option("--strata", help="Stratum column.")] = None,

@@ -1174,7 +1174,7 @@ def validate_input(
             when the form has an expression that needs the per-instance path), "instances" walks one instance
             tree at a time, "auto" takes columns when the form allows and falls back to instances otherwise.
     """
-    from toolkit.validate.columns import NotVectorizable, validate_columns  # noqa: PLC0415 (columns imports this module)
+    from toolkit.validate.columns import NotVectorizable, validate_columns
 
     started = time.perf_counter()
     model = form.model

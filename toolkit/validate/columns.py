@@ -1212,7 +1212,7 @@ def _choice_filter(
 
 def _interview_days(model: Any, main: pd.DataFrame, columns: Mapping[str, str], fallback: date) -> np.ndarray:
     """Per submission, the interview day (`today` or `start` field) in days since EPOCH; else `fallback`."""
-    from toolkit.validate import _day_of, interview_day_path  # noqa: PLC0415 (columns is imported by validate)
+    from toolkit.validate import _day_of, interview_day_path
 
     days = np.full(len(main), float((fallback - EPOCH).days))
     path = interview_day_path(model)
@@ -1234,7 +1234,7 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
         tables: an `IngestResult` (from `ingest` or `read_tables`).
         today: the date today() returns (default: each submission's interview day).
     """
-    from toolkit.validate import (  # noqa: PLC0415 (lazy: avoids an import cycle / heavy import at startup)
+    from toolkit.validate import (
         CALCULATE_MISMATCH,
         CHOICE_UNKNOWN,
         CONSTRAINT_VIOLATED,

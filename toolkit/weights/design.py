@@ -961,10 +961,10 @@ def _jsonable(value: Any) -> Any:
 
 def histogram(household: np.ndarray, person: np.ndarray | None, path: Path) -> None:
     """PNG histogram of the final household (and person) weights (matplotlib, Agg backend)."""
-    import matplotlib  # noqa: PLC0415 (slow to import; only when a report is written)
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     panels = [("household weights", household)] + ([("person weights", person)] if person is not None else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.5), squeeze=False)

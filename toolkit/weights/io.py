@@ -38,7 +38,7 @@ def read_table(path: Path | str) -> pd.DataFrame:
         if suffix == ".parquet":
             return pd.read_parquet(p)
         if suffix in (".sav", ".dta"):
-            import pyreadstat  # noqa: PLC0415 (only for .sav/.dta)
+            import pyreadstat
 
             reader = pyreadstat.read_sav if suffix == ".sav" else pyreadstat.read_dta
             frame, _meta = reader(str(p))
@@ -94,7 +94,7 @@ def write_table(frame: pd.DataFrame, path: Path | str) -> None:
         elif suffix == ".parquet":
             frame.to_parquet(tmp, index=False)
         elif suffix in (".sav", ".dta"):
-            import pyreadstat  # noqa: PLC0415 (only for .sav/.dta)
+            import pyreadstat
 
             if suffix == ".sav":
                 pyreadstat.write_sav(frame, str(tmp))
