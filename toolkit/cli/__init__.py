@@ -39,17 +39,18 @@ def _root(
     state.debug = debug
 
 
-# Command modules register on `app` when imported (one module per stage). One line each.
-from toolkit.cli import codebook as _codebook  # noqa: E402,F401
-from toolkit.cli import crypto as _crypto  # noqa: E402,F401
-from toolkit.cli import export as _export  # noqa: E402,F401
+# Command modules register on `app` when imported (one module per stage), in the order of a survey so that
+# `migkit --help` lists them that way.
+# isort: off
 from toolkit.cli import forms as _forms  # noqa: E402,F401
+from toolkit.cli import crypto as _crypto  # noqa: E402,F401
 from toolkit.cli import ingest as _ingest  # noqa: E402,F401
-from toolkit.cli import run as _run  # noqa: E402,F401
-
-# (add new stage CLI modules below this line)
 from toolkit.cli import validate as _validate  # noqa: E402,F401
 from toolkit.cli import weights as _weights  # noqa: E402,F401
+from toolkit.cli import export as _export  # noqa: E402,F401
+from toolkit.cli import codebook as _codebook  # noqa: E402,F401
+from toolkit.cli import run as _run  # noqa: E402,F401
+# isort: on
 
 
 def main(argv: list[str] | None = None) -> int:
