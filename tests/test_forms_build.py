@@ -113,3 +113,10 @@ def test_cli_missing_file_is_reported_not_raised(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "does not exist" in result.output
     assert "Traceback" not in result.output
+
+
+def test_messages_keep_codes_and_brackets_on_stderr(tmp_path: Path) -> None:
+    """Issue text is printed literally: rich markup must not swallow `[code]` or brackets in an expression."""
+    src = write_md_form(tmp_path, MISSING_TRANSLATION)
+    result = runner.invoke(app, ["forms", "build", str(src), "--no-validate", "--out", str(tmp_path / "o")])
+    assert f"[{forms.FORM_PYXFORM_WARNING}]" in result.output

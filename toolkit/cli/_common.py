@@ -19,6 +19,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.exceptions import TyperException
 
 from toolkit.errors import EXIT_CANNOT_RUN, EXIT_USAGE, ToolkitError
@@ -74,7 +75,7 @@ def guarded(command: F) -> F:
         except (typer.Exit, typer.Abort, TyperException):
             raise
         except ToolkitError as exc:
-            err.print(f"[bold red]error[/]: {exc.issue.format()}", markup=True, highlight=False)
+            err.print(f"[bold red]error[/]: {escape(exc.issue.format())}", markup=True, highlight=False)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted")
@@ -86,7 +87,7 @@ def guarded(command: F) -> F:
                 err.print_exception(show_locals=False)
             else:
                 err.print(
-                    f"[bold red]unexpected error[/]: {type(exc).__name__}: {exc}. "
+                    f"[bold red]unexpected error[/]: {type(exc).__name__}: {escape(str(exc))}. "
                     "Run again with `migkit --debug ...` for the traceback, and report it.",
                     markup=True,
                     highlight=False,
@@ -99,5 +100,5 @@ def guarded(command: F) -> F:
 
 def usage_error(message: str) -> typer.Exit:
     """Print a usage problem and return the Exit to raise (exit code 2)."""
-    err.print(f"[bold red]usage error[/]: {message}", markup=True, highlight=False)
+    err.print(f"[bold red]usage error[/]: {escape(message)}", markup=True, highlight=False)
     return typer.Exit(EXIT_USAGE)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from toolkit.cli import app
 from toolkit.cli._common import JsonOption, err, guarded, out, print_json
@@ -52,5 +53,5 @@ def codebook(
         for path in result.files:
             out.print(path)
         for issue in result.issues:
-            err.print(f"warning: {issue.format()}")
+            err.print(f"warning: {escape(issue.format())}")
     return EXIT_OK

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -175,8 +176,8 @@ def decrypt_command(
         colour = _STYLE.get(str(problem.status), "white")
         who = problem.instance_id or "?"
         err.print(
-            f"[{colour}]{problem.status}[/] {who} ({problem.source}): {problem.message} "
-            f"[{problem.reason_code}]",
+            f"[{colour}]{problem.status}[/] "
+            + escape(f"{who} ({problem.source}): {problem.message} [{problem.reason_code}]"),
             markup=True,
             highlight=False,
         )

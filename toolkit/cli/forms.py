@@ -80,7 +80,7 @@ def build(
         for f in result.forms:
             for issue in f.issues:
                 colour = "red" if issue.severity == Severity.ERROR else "yellow"
-                err.print(f"[{colour}]{issue.severity}[/]: {issue.format()}", markup=True, highlight=False)
+                err.print(f"[{colour}]{issue.severity}[/]: {escape(issue.format())}", markup=True, highlight=False)
     if not result.forms:
         err.print("No XLSForms found.")
         return EXIT_DATA_PROBLEMS
@@ -149,5 +149,5 @@ def lint(
             if not report.issues
             else (f"[red]{len(report.errors)} error(s)[/], [yellow]{len(report.warnings)} warning(s)[/]")
         )
-        err.print(f"{form_file}: {verdict}", markup=True, highlight=False)
+        err.print(f"{escape(str(form_file))}: {verdict}", markup=True, highlight=False)
     return EXIT_OK if report.valid else EXIT_DATA_PROBLEMS

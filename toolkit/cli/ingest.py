@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -109,7 +110,7 @@ def ingest_command(
             out.print(issue_table)
         for issue in result.issues[:_ISSUES_SHOWN]:
             colour = "red" if issue.severity == Severity.ERROR else "yellow"
-            err.print(f"[{colour}]{issue.severity}[/]: {issue.format()}", markup=True, highlight=False)
+            err.print(f"[{colour}]{issue.severity}[/]: {escape(issue.format())}", markup=True, highlight=False)
         if len(result.issues) > _ISSUES_SHOWN:
             err.print(
                 f"... and {len(result.issues) - _ISSUES_SHOWN} more; all are listed in "
@@ -173,5 +174,5 @@ def simulate_command(
             f"-> {result.out_dir} in {result.stats['seconds']} s"
         )
         for issue in result.issues:
-            err.print(f"[yellow]{issue.severity}[/]: {issue.format()}", markup=True, highlight=False)
+            err.print(f"[yellow]{issue.severity}[/]: {escape(issue.format())}", markup=True, highlight=False)
     return EXIT_OK

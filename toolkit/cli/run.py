@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from toolkit.cli import app
@@ -47,7 +48,7 @@ def run(
         for stage in result.stages:
             shown = [i for i in stage.issues if i.severity == "error"][:5]
             for issue in shown:
-                err.print(f"[yellow]{stage.name}[/]: {issue.format()}", markup=True, highlight=False)
+                err.print(f"[yellow]{stage.name}[/]: {escape(issue.format())}", markup=True, highlight=False)
             hidden = sum(1 for i in stage.issues if i.severity == "error") - len(shown)
             if hidden > 0:
                 err.print(f"{stage.name}: {hidden} more problems; see the files in {result.out_dir}")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -83,7 +84,7 @@ def validate_command(
     else:
         _print_summary(result)
     for issue in result.issues:
-        err.print(f"[yellow]{issue.severity}[/]: {issue.format()}", markup=True, highlight=False)
+        err.print(f"[yellow]{issue.severity}[/]: {escape(issue.format())}", markup=True, highlight=False)
     if result.stats["instances"] == 0:
         if not result.issues:
             err.print(

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from typer.core import TyperGroup
@@ -60,7 +61,7 @@ class LonelyPsu(StrEnum):
 def _print_issues(issues: tuple[Issue, ...] | list[Issue]) -> None:
     for issue in issues:
         colour = "red" if issue.severity == Severity.ERROR else "yellow"
-        err.print(f"[{colour}]{issue.severity}[/]: {issue.format()}", markup=True, highlight=False)
+        err.print(f"[{colour}]{issue.severity}[/]: {escape(issue.format())}", markup=True, highlight=False)
 
 
 def _fmt(value: Any) -> str:
