@@ -802,3 +802,40 @@ def test_damaged_plaintext_instance_is_reported_other_xml_ignored(
     (tmp_path / "in" / "settings.xml").write_text("<config><a>1</a>")  # not a submission, not well-formed
     result = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")
     assert [(r.status, r.reason_code) for r in result.submissions] == [("failed", crypto.MANIFEST_INVALID)]
+
+
+def _damaged_copy(good: Path, damaged: Path) -> None:
+    """A copy of a submission with one byte of submission.xml.enc flipped: same sizes, different content."""
+    shutil.copytree(good, damaged)
+    enc = damaged / "submission.xml.enc"
+    data = bytearray(enc.read_bytes())
+    data[20] ^= 0x01
+    enc.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damaged_first", [True, False])
+def test_a_damaged_copy_never_hides_or_replaces_the_good_one(
+    tmp_path: Path, key: rsa.RSAPrivateKey, damaged_first: bool
+) -> None:
+    good = tmp_path / "in" / ("2" if damaged_first else "1") / "first"
+    collect(good, key, "uuid:twin-1")
+    _damaged_copy(good, tmp_path / "in" / ("1" if damaged_first else "2") / "first")
+    result = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")
+    by_source = {Path(r.source).parts[-3]: r for r in result.submissions}
+    good_row = by_source["2" if damaged_first else "1"]
+    assert good_row.status == "ok" and good_row.folder == "twin-1"
+    assert SECRET_ANSWER.encode() in (tmp_path / "out" / "twin-1" / "submission.xml").read_bytes()
+    damaged_row = by_source["1" if damaged_first else "2"]
+    assert damaged_row.status in {"signature_invalid", "conflict"}
+    assert damaged_row.status != "duplicate"
+
+
+def test_a_later_run_with_a_damaged_copy_keeps_the_verified_output(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
+    good = tmp_path / "in1" / "first"
+    collect(good, key, "uuid:twin-2")
+    crypto.decrypt([tmp_path / "in1"], key=key, out_dir=tmp_path / "out")
+    before = tree_digest(tmp_path / "out" / "twin-2")
+    _damaged_copy(good, tmp_path / "in2" / "first")
+    again = crypto.decrypt([tmp_path / "in2"], key=key, out_dir=tmp_path / "out")
+    assert [r.status for r in again.submissions] == ["conflict"]
+    assert tree_digest(tmp_path / "out" / "twin-2") == before

@@ -1188,9 +1188,7 @@ def _size(path: str | Path) -> int:
     return info.st_size if stat.S_ISREG(info.st_mode) else -1
 
 
-def _locate(
-    folder: str, listed: str, manifest_name: str, files: Mapping[str, Path] | None, sizes: dict[str, int]
-) -> Path | str:
+def _locate(folder: str, listed: str, manifest_name: str, files: Mapping[str, Path] | None) -> Path | str:
     """Find the file a manifest lists: exact name, the Briefcase test prefix, then a unique loose match
     (servers rename stored files, e.g. `submission.xml_ED6i4G8.enc`). Returns a path or why none was found."""
     if files is not None:
@@ -1204,9 +1202,7 @@ def _locate(
         candidates += [prefix + name for name in list(candidates)]
     for name in candidates:
         candidate = os.path.join(folder, name)
-        size = _size(candidate)
-        if size >= 0:
-            sizes[name] = size
+        if _size(candidate) >= 0:
             return Path(candidate)
     base = listed.removesuffix(".enc")
     loose = [
@@ -1378,11 +1374,13 @@ def _verified(folder: Path, stamp: Mapping[str, Any]) -> bool:
     return all(_md5_file(folder / name) == md5 for name, md5 in outputs.items())
 
 
-def _fingerprint(paths: Iterable[Path]) -> dict[str, int]:
-    out: dict[str, int] = {}
+def _fingerprint(paths: Iterable[Path]) -> dict[str, str]:
+    """Size and MD5 of each input file. Sizes alone are not enough: a copy damaged in transfer keeps its size, and
+    would then pass for the copy already decrypted (and hide a good copy found later)."""
+    out: dict[str, str] = {}
     for path in paths:
         with contextlib.suppress(OSError):
-            out[os.path.basename(path)] = os.stat(path).st_size
+            out[os.path.basename(path)] = f"{os.stat(path).st_size}:{_md5_file(path)}"
     return out
 
 
@@ -1410,7 +1408,7 @@ def _result(
 
 
 def _already_done(
-    out_dir: Path, folder: str, manifest_sha: str, inputs: Mapping[str, int]
+    out_dir: Path, folder: str, manifest_sha: str, inputs: Mapping[str, str]
 ) -> tuple[Path | None, Path | None]:
     """Look for an earlier run's output of the same manifest: (verified folder, None) when it is intact and
     the
@@ -1490,11 +1488,10 @@ def _process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | No
         )
     names = [*manifest.media, manifest.xml_file]
     folder_name, file_name = os.path.split(task.path)
-    sizes: dict[str, int] = {}
-    located = {i: _locate(folder_name, listed, file_name, files, sizes) for i, listed in enumerate(names)}
+    located = {i: _locate(folder_name, listed, file_name, files) for i, listed in enumerate(names)}
     paths = {i: p for i, p in located.items() if isinstance(p, Path)}
     manifest_sha = hashlib.sha256(data).hexdigest()
-    inputs = sizes if len(sizes) == len(paths) else _fingerprint(paths.values())
+    inputs = _fingerprint(paths.values())
     done, replace = _already_done(out_dir, folder, manifest_sha, inputs)
     if done is not None:
         return _skipped(manifest, source, folder, done)
@@ -1522,7 +1519,7 @@ def _decrypt_manifest(
     located: dict[int, Path | str],
     key: rsa.RSAPrivateKey,
     manifest_sha: str,
-    inputs: dict[str, int],
+    inputs: dict[str, str],
     replace: Path | None,
 ) -> _Outcome:
     source, out_dir = task.source, Path(task.out_dir)
@@ -1631,7 +1628,7 @@ def _decrypt_attempts(
     notes: list[tuple[str, str]],
     partial: Path,
     manifest_sha: str,
-    inputs: dict[str, int],
+    inputs: dict[str, str],
     replace: Path | None,
 ) -> _Outcome:
     source, n_media = task.source, len(manifest.media)
@@ -1933,9 +1930,15 @@ class _Committer:
         if outcome.kind != "written":
             return result
         tmp = Path(outcome.tmp)
-        if outcome.existing and outcome.existing not in self.this_run:
+        earlier = (_read_stamp(self.out_dir / outcome.existing) or {}) if outcome.existing else {}
+        if (
+            outcome.existing
+            and outcome.existing not in self.this_run
+            and not (earlier.get("status") == Status.OK and result.status != Status.OK)
+        ):
             # Same manifest as an earlier run whose outputs changed or whose inputs grew: replace atomically,
             # unless this copy has fewer files than what is there (a partial pull of a complete submission).
+            # A verified output is never replaced by a worse copy: that one is kept beside it as a conflict.
             target = self.out_dir / outcome.existing
             before = (_read_stamp(target) or {}).get("outputs") or {}
             ours = (_read_stamp(tmp) or {}).get("outputs") or {}
@@ -1990,6 +1993,25 @@ class _Committer:
                 return self._dup(result, existing.name)
             if stamp is None:
                 continue
+            # The same manifest (same wrapped key and signature) is the same submission: when the copy already
+            # there did not verify and this one does, the earlier copy was damaged in transfer; this one wins.
+            mine = _read_stamp(tmp) or {}
+            if (
+                stamp.get("status") == Status.SIGNATURE_INVALID
+                and result.status == Status.OK
+                and stamp.get("manifest_sha256") == mine.get("manifest_sha256")
+            ):
+                trash = self.out_dir / PARTIAL_DIR / f"old-{uuid.uuid4().hex}"
+                os.replace(existing, trash)
+                os.replace(tmp, existing)
+                shutil.rmtree(trash, ignore_errors=True)
+                self.this_run[existing.name] = result.source
+                return _replace(
+                    result,
+                    folder=existing.name,
+                    message=f"{result.message}; replaced the copy in {existing.name} whose signature did not "
+                    "verify (a copy damaged in transfer)",
+                )
             theirs, ours = stamp.get("outputs") or {}, (_read_stamp(tmp) or {}).get("outputs") or {}
             if not _same_files(theirs, ours):
                 continue
