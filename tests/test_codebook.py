@@ -157,3 +157,15 @@ def test_cli(model, tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "o" / "cb-ddi.xml").is_file() and (tmp_path / "o" / "cb-codebook.html").is_file()
+
+
+@pytest.mark.parametrize(("asked", "chosen"), [("ru", "Russian (ru)"), ("Russian", "Russian (ru)"), (None, "English (en)")])
+def test_language_by_code_or_name(model, asked, chosen) -> None:
+    codebook, _ = build_codebook(model, language=asked)
+    assert codebook.language == chosen
+
+
+def test_unknown_language_is_a_usage_error_not_a_silent_fallback(model) -> None:
+    with pytest.raises(ToolkitError, match="no language 'kk'") as caught:
+        build_codebook(model, language="kk")
+    assert caught.value.exit_code == 2

@@ -28,7 +28,7 @@ from toolkit import __version__
 from toolkit.errors import INPUT_MISSING, OUTPUT_UNWRITABLE, Issue, ToolkitError, define, error, warning
 from toolkit.files import write_atomic
 from toolkit.settings import CHOICE_DONT_KNOW, CHOICE_REFUSED, NUMERIC_DONT_KNOW, NUMERIC_REFUSED
-from toolkit.xform import NO_LANGUAGE, FormModel, Node
+from toolkit.xform import NO_LANGUAGE, FormModel, Node, resolve_language
 
 CODEBOOK_FORMATS = ("html", "xlsx", "ddi")
 CODEBOOK_FORMAT_UNKNOWN = define(
@@ -238,7 +238,7 @@ def build_codebook(
     """
     issues: list[Issue] = []
     names = _read_rename_map(rename_map)
-    chosen = language or form.default_language
+    chosen = resolve_language(form, language)
     table_entries = []
     for table_path, table_name in _table_names(form).items():
         frame = tables.get(table_name) if tables is not None else None

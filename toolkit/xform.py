@@ -28,6 +28,7 @@ ODK = "http://www.opendatakit.org/xforms"
 ORX = "http://openrosa.org/xforms"
 
 FORM_MODEL_INVALID = define("form.model_invalid", "The XForm cannot be read into a form model")
+FORM_LANGUAGE_UNKNOWN = define("form.language_unknown", "A language was asked for that the form does not have")
 
 # Language key for labels written without itext (single-language forms).
 NO_LANGUAGE = "default"
@@ -660,3 +661,25 @@ def load_form(path: str | os.PathLike[str]) -> FormModel:
             first or error(FORM_MODEL_INVALID, "The XLSForm does not compile.", file=str(source))
         )
     return parse_xform(compiled.xform, source=str(source))
+
+
+def resolve_language(form: FormModel, language: str | None, *, code: str = FORM_LANGUAGE_UNKNOWN) -> str | None:
+    """The form language meant by `language`: its exact name ("Russian (ru)"), its code ("ru") or its name
+    ("Russian"); the form's default language when None.
+
+    Raises ToolkitError (exit code 2, usage) naming the form's languages when there is no such language, rather
+    than falling back silently to another language.
+    """
+    if language is None:
+        return form.default_language
+    if language in form.languages:
+        return language
+    wanted = language.strip().lower()
+    for known in form.languages:
+        match = re.search(r"\(([^)]+)\)\s*$", known)
+        if (match and match.group(1).lower() == wanted) or known.lower().startswith(wanted + " "):
+            return known
+    raise ToolkitError(
+        error(code, f"The form has no language {language!r}; choose one of: {', '.join(form.languages) or '(none)'}."),
+        exit_code=2,
+    )

@@ -7,6 +7,7 @@ one line on stderr plus its exit code, and any unexpected exception into one lin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -77,6 +78,11 @@ def guarded(command: F) -> F:
         except ToolkitError as exc:
             err.print(f"[bold red]error[/]: {escape(exc.issue.format())}", markup=True, highlight=False)
             raise typer.Exit(exc.exit_code) from None
+        except BrokenPipeError:
+            # The reader of our output went away (`migkit ... --json | head`): stop quietly, as Unix tools do.
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(130) from None

@@ -12,10 +12,7 @@ import pandas as pd
 
 from toolkit import __version__
 from toolkit.errors import (
-    EXIT_USAGE,
     Issue,
-    ToolkitError,
-    error,
     warning,
 )
 from toolkit.export.codes import (
@@ -81,6 +78,7 @@ from toolkit.settings import (
     STATA_VARIABLE_LABEL_MAX_CHARS,
 )
 from toolkit.xform import ChoiceList, FormModel, Node
+from toolkit.xform import resolve_language as resolve_form_language
 
 _YES_NO = {  # 0/1 labels of select_multiple dummies, by language code
     "en": ("No", "Yes"),
@@ -418,24 +416,8 @@ def _language_code(language: str | None) -> str:
 
 
 def resolve_language(form: FormModel, language: str | None) -> str | None:
-    """The label language to use: the requested one (exact name, or its code such as `ru`), else the default.
-
-    Raises ToolkitError (usage) when the form has no such language.
-    """
-    if language is None:
-        return form.default_language
-    if language in form.languages:
-        return language
-    for known in form.languages:
-        if _language_code(known) == language.lower() or known.lower().startswith(language.lower() + " "):
-            return known
-    raise ToolkitError(
-        error(
-            EXPORT_LANGUAGE,
-            f"The form has no language {language!r}; choose one of: {', '.join(form.languages) or '(none)'}.",
-        ),
-        EXIT_USAGE,
-    )
+    """The label language to use (see `toolkit.xform.resolve_language`); an unknown one is a usage error."""
+    return resolve_form_language(form, language, code=EXPORT_LANGUAGE)
 
 
 def _missing_label(form: FormModel, code: str, letter: str, language: str | None, codes: MissingCodes) -> str:
