@@ -250,3 +250,25 @@ def test_presets_fix_top_level_answers_and_respect_skip_logic(tmp_path: Path) ->
     assert b"<id_psu>1002</id_psu>" in second[1] and b"<consent/>" in second[1] and b"<size/>" in second[1]
     with pytest.raises(ValueError, match="presets"):
         generate_instances(form, 3, presets=presets)
+
+
+def test_calculations_are_stored_as_javarosa_stores_them(tmp_path: Path) -> None:
+    """Large results (written 4.3E11) and NaN (written empty) feed later calculations as Collect does, so the
+    validator recomputes exactly what was stored: no calculate_mismatch on simulated data."""
+    from toolkit.validate import compile_form, instance_tree, validate_tree
+
+    md = """
+    | survey |
+    | | type | name | label | constraint | calculation |
+    | | decimal | amount | Amount | . >= 100000000 and . <= 900000000 | |
+    | | calculate | big | | | ${amount} * 1000 |
+    | | calculate | share | | | if(${big} != '', ${amount} div ${big} * 100, '') |
+    | | calculate | not_a_number | | | number('x') |
+    | | calculate | uses_later | | | ${tail} + 1 |
+    | | calculate | tail | | | ${share} * 2 |
+    """
+    form = load_form(write_md_form(tmp_path, md))
+    rules = compile_form(form)
+    for instance_id, xml in generate_instances(form, 20, seed=11):
+        findings = validate_tree(rules, instance_tree(rules, xml))
+        assert not findings, (instance_id, [(f.code, f.path, f.value) for f in findings])

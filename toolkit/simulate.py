@@ -42,6 +42,7 @@ from toolkit.settings import (
     NUMERIC_DONT_KNOW,
     NUMERIC_REFUSED,
 )
+from toolkit.validate import wrap_calculated
 from toolkit.xform import XF, FormModel, Node, parse_xform
 from toolkit.xpath import (
     CompiledExpr,
@@ -147,6 +148,9 @@ def _resolve(ref: str, anchor: str) -> str:
         elif step not in {"", "."}:
             parts.append(step)
     return "/".join(parts)
+
+# Passes of the final recomputation of calculations (values settle in two for the templates).
+MAX_RECOMPUTE_PASSES = 4
 
 
 @dataclass(frozen=True)
@@ -447,10 +451,28 @@ class _Generator:
         rows = self._fill(
             form.nodes[form.root], root, env, rng, when, instance_id, calculations, relevant=True
         )
-        for node, spec in calculations:  # Collect recomputes every calculation when the form is saved
-            value = self._eval(spec.calculate or "", node, env, spec.path)
-            node.set(None if value is None else to_string(value, env.tz) or None)
+        # Collect recomputes every calculation when the form is saved, in dependency order; a few passes in
+        # document order reach the same values (a calculation may read one that comes later in the form).
+        for _ in range(MAX_RECOMPUTE_PASSES):
+            changed = False
+            for node, spec in calculations:
+                value = self._eval(spec.calculate or "", node, env, spec.path)
+                text, typed = self._stored(value, spec, env)
+                if text != node.text:
+                    node.set(text, typed)
+                    changed = True
+            if not changed:
+                break
         return instance_id, _serialise(root), rows
+
+    @staticmethod
+    def _stored(value: Any, spec: Node, env: EvalEnv) -> tuple[str | None, Any]:
+        """What JavaRosa writes into the node for a calculation's result (NaN and "" leave it empty), and the
+        in-memory value later expressions read (a number stays a number, not its text)."""
+        if value is None:
+            return None, None
+        text, typed = wrap_calculated(value, spec.data_type, env.tz)
+        return (text, typed) if text else (None, None)
 
     def _fill(  # noqa: PLR0917 (recursive walk state)
         self,
@@ -499,7 +521,7 @@ class _Generator:
             elif child.calculate is not None:
                 calculations.append((node, child))
                 value = self._eval(child.calculate, node, env, child.path)
-                node.set(None if value is None else to_string(value, env.tz) or None)
+                node.set(*self._stored(value, child, env))
             elif child.question_type != "note":
                 self._answer(child, node, env, rng, when)
         return rows
