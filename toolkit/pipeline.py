@@ -420,7 +420,7 @@ def run_survey(
     broken: set[str] = set()
     needs = {
         "ingest": {"decrypt"},
-        "validate": {"decrypt"},
+        "validate": {"ingest"},
         "weights": {"ingest"},
         "export": {"ingest", "weights"},
         "codebook": {"ingest"},
@@ -430,7 +430,8 @@ def run_survey(
     plan: list[tuple[str, Callable[[], StageOutcome] | None]] = [
         ("decrypt", (lambda: _stage_decrypt(config, out)) if config.decrypts else None),
         ("ingest", lambda: _stage_ingest(config, form, inputs, out)),  # type: ignore[arg-type]
-        ("validate", lambda: _stage_validate_all(config, inputs, out)),  # type: ignore[arg-type]
+        # The tables ingest wrote: the same findings as from the XML, without parsing every submission again.
+        ("validate", lambda: _stage_validate(config, out / "data", out / "validation")),
         ("weights", (lambda: _stage_weights(config, out)) if config.weights_design else None),
         ("export", lambda: _stage_export(config, form, out)),
         ("codebook", lambda: _stage_codebook(config, form, out)),
@@ -469,21 +470,3 @@ def run_survey(
             broken.add(name)
         outcomes.append(outcome)
     return PipelineResult(config.name, str(out), tuple(outcomes))
-
-
-def _stage_validate_all(config: SurveyConfig, inputs: list[Path], out: Path) -> StageOutcome:
-    """Validate each input folder; several inputs get one sub-folder of OUT/validation each."""
-    if len(inputs) == 1:
-        return _stage_validate(config, inputs[0], out / "validation")
-    outcomes = [
-        _stage_validate(config, path, out / "validation" / f"{i}-{path.name}")
-        for i, path in enumerate(inputs, 1)
-    ]
-    status: StageStatus = "ok" if all(o.status == "ok" for o in outcomes) else "problems"
-    return StageOutcome(
-        "validate",
-        status,
-        "; ".join(o.summary for o in outcomes),
-        outputs=tuple(p for o in outcomes for p in o.outputs),
-        issues=tuple(i for o in outcomes for i in o.issues),
-    )

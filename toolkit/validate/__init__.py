@@ -209,6 +209,7 @@ class CompiledForm:
     media_dir: Path | None
     problems: list[Finding] = field(default_factory=list)
     labels: dict[tuple[str, str], str] = field(default_factory=dict)
+    interview_day_path: str | None = None  # the `today` (else `start`) field that dates each submission
 
     def choice_name(self, value: str, question: str) -> str:
         return self.labels.get((question, value), "")
@@ -361,6 +362,7 @@ def compile_form(model: FormModel, *, media_dir: Path | None = None) -> Compiled
         media_dir=(_media_candidates(model, media_dir) or [None])[0],
         problems=problems,
         labels=_choice_labels(model),
+        interview_day_path=interview_day_path(model),
     )
 
 
@@ -902,9 +904,7 @@ def interview_day(form: CompiledForm, root: XNode, tz: tzinfo = UTC) -> date | N
     interview day; checking them against the day of validation would flag every interview older than the
     window.
     """
-    path = form.__dict__.get("_interview_day_path", False)
-    if path is False:
-        path = form.__dict__["_interview_day_path"] = interview_day_path(form.model)
+    path = form.interview_day_path
     if path is None:
         return None
     node: XNode | None = root
