@@ -27,10 +27,15 @@ from lxml import etree
 from toolkit import __version__
 from toolkit.errors import INPUT_MISSING, OUTPUT_UNWRITABLE, Issue, ToolkitError, define, error, warning
 from toolkit.files import write_atomic
-from toolkit.settings import CHOICE_DONT_KNOW, CHOICE_REFUSED, NUMERIC_DONT_KNOW, NUMERIC_REFUSED
+from toolkit.settings import (
+    CHOICE_DONT_KNOW,
+    CHOICE_REFUSED,
+    CODEBOOK_FORMATS,
+    NUMERIC_DONT_KNOW,
+    NUMERIC_REFUSED,
+)
 from toolkit.xform import NO_LANGUAGE, FormModel, Node, resolve_language
 
-CODEBOOK_FORMATS = ("html", "xlsx", "ddi")
 CODEBOOK_FORMAT_UNKNOWN = define(
     "codebook.format_unknown", "A codebook format that migkit does not write was asked for"
 )

@@ -94,5 +94,12 @@ GEOPOINT_EXPORT_SUFFIXES = ("_latitude", "_longitude", "_altitude", "_accuracy")
 # (iefieldkit ietestform "TOO LONG FIELD NAMES WITH REPEAT SUFFIX (double digit)").
 WIDE_REPEAT_SUFFIX_CHARS = 3
 
+# --- Names the command line shows at start-up (kept here, not in the heavy stage modules, so `migkit --help`
+# does not import pandas, lxml or cryptography) -------------------------------------------------------------
+# Codebook formats `migkit codebook --format` writes (toolkit.codebook re-exports this).
+CODEBOOK_FORMATS = ("html", "xlsx", "ddi")
+# The environment variable holding the private-key passphrase (the same name as toolkit.crypto.PASSPHRASE_ENV).
+PASSPHRASE_ENV = "MIGKIT_PASSPHRASE"  # noqa: S105 - the name of the variable, not a passphrase
+
 # --- Where things are ----------------------------------------------------------------------------------------
 PACKAGE_DIR = Path(__file__).resolve().parent
