@@ -10,9 +10,11 @@ from rich.markup import escape
 
 from toolkit.cli import app
 from toolkit.cli._common import JsonOption, err, guarded, out, print_json
-from toolkit.codebook import CODEBOOK_FORMATS, write_codebook
 from toolkit.errors import EXIT_OK
-from toolkit.xform import load_form
+from toolkit.settings import CODEBOOK_FORMATS
+
+# Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
+# migkit command, `--help` included, imports this module, so top-level imports would slow each start-up.
 
 
 @app.command("codebook")
@@ -33,6 +35,9 @@ def codebook(
     as_json: JsonOption = False,
 ) -> int:
     """Write a codebook of the form's variables (HTML, XLSX, DDI Codebook 2.5 XML)."""
+    from toolkit.codebook import write_codebook
+    from toolkit.xform import load_form
+
     model = load_form(form)
     tables = None
     if data is not None:

@@ -10,17 +10,22 @@ import getpass
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from toolkit import crypto
 from toolkit.cli import app
 from toolkit.cli._common import JsonOption, err, guarded, out, print_json
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK
+from toolkit.settings import PASSPHRASE_ENV
+
+# toolkit.crypto (cryptography, lxml) is imported inside the commands that use it: every migkit command,
+# `--help` included, imports this module, so a top-level import would slow each start-up.
+if TYPE_CHECKING:
+    from toolkit import crypto
 
 keys_app = typer.Typer(
     help="Make RSA key pairs for encrypted forms and attach public keys.", no_args_is_help=True
@@ -31,7 +36,7 @@ PassphraseFileOption = Annotated[
     Path | None,
     typer.Option(
         "--passphrase-file",
-        help=f"File holding the passphrase (else ${crypto.PASSPHRASE_ENV}, else a hidden prompt on a "
+        help=f"File holding the passphrase (else ${PASSPHRASE_ENV}, else a hidden prompt on a "
         "terminal).",
         exists=True,
         dir_okay=False,
@@ -42,8 +47,10 @@ PassphraseFileOption = Annotated[
 def _passphrase(passphrase_file: Path | None, *, prompt: str | None) -> bytes | None:
     """The passphrase from the file, the environment, or (on a terminal only) a hidden prompt."""
     if passphrase_file is not None:
+        from toolkit import crypto
+
         return crypto.read_passphrase_file(passphrase_file)
-    from_env = os.environ.get(crypto.PASSPHRASE_ENV)
+    from_env = os.environ.get(PASSPHRASE_ENV)
     if from_env:
         return from_env.encode("utf-8")
     if prompt and sys.stdin.isatty():
@@ -59,11 +66,13 @@ def keys_new(
     passphrase_file: PassphraseFileOption = None,
 ) -> int:
     """Make an RSA key pair; print the one-line public key for the XLSForm setting `public_key`."""
+    from toolkit import crypto
+
     if bits not in crypto.KEY_SIZES:
         err.print(f"[bold red]usage error[/]: --bits must be one of {', '.join(map(str, crypto.KEY_SIZES))}.")
         return 2
     secret = _passphrase(passphrase_file, prompt="Passphrase for the new private key (Enter for none): ")
-    if secret and passphrase_file is None and not os.environ.get(crypto.PASSPHRASE_ENV):
+    if secret and passphrase_file is None and not os.environ.get(PASSPHRASE_ENV):
         again = getpass.getpass("The same passphrase again: ", stream=sys.stderr).encode("utf-8")
         if again != secret:
             err.print("[bold red]usage error[/]: the two passphrases differ; nothing was written.")
@@ -91,6 +100,8 @@ def keys_attach(
     ],
 ) -> int:
     """Set `public_key` on the settings sheet of an XLSForm (written to a temporary file, then renamed)."""
+    from toolkit import crypto
+
     result = crypto.attach_public_key(form, public_pem=public)
     what = "replaced the previous public_key" if result.replaced else "set public_key"
     err.print(
@@ -133,6 +144,8 @@ def decrypt_command(
     as_json: JsonOption = False,
 ) -> int:
     """Decrypt ODK encrypted submissions with your private key, offline; write OUT/<instance>/ and a log."""
+    from toolkit import crypto
+
     secret = None
     if crypto.key_needs_passphrase(key):
         secret = _passphrase(passphrase_file, prompt=f"Passphrase for {key.name}: ")

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from toolkit import export as export_lib
 from toolkit.cli import app
 from toolkit.cli._common import JsonOption, err, guarded, out, print_json, usage_error
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Severity
 from toolkit.settings import CHOICE_NUMERIC_CODE_COLUMN
-from toolkit.xform import load_form
+
+# Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
+# migkit command, `--help` included, imports this module, so top-level imports would slow each start-up.
+if TYPE_CHECKING:
+    from toolkit import export as export_lib
 
 
 @app.command("export")
@@ -52,6 +55,9 @@ def export(
     as_json: JsonOption = False,
 ) -> int:
     """Labelled SPSS (.sav) and Stata 14+ (.dta) files, CSV, and companion .sps/.do syntax, one per table."""
+    from toolkit import export as export_lib
+    from toolkit.xform import load_form
+
     try:
         codes = export_lib.MissingCodes.parse(choice_missing, number_missing)
     except ValueError as exc:

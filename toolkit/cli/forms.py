@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from toolkit import forms
 from toolkit.cli import app
 from toolkit.cli._common import JsonOption, err, guarded, out, print_json
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Severity
+
+# Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
+# migkit command, `--help` included, imports this module, so top-level imports would slow each start-up.
+if TYPE_CHECKING:
+    from toolkit import forms
 
 forms_app = typer.Typer(help="Compile and check XLSForms.", no_args_is_help=True)
 app.add_typer(forms_app, name="forms")
@@ -38,6 +42,8 @@ def build(
     as_json: JsonOption = False,
 ) -> int:
     """Compile XLSForms to XForms with pyxform and check them with ODK Validate (JavaRosa)."""
+    from toolkit import forms
+
     result = forms.build_forms(form_files or None, out_dir=out_dir, validate=not no_validate, strict=strict)
     if as_json:
         print_json(
@@ -94,6 +100,8 @@ def lint(
     as_json: JsonOption = False,
 ) -> int:
     """Check skip logic and export readiness: selects, forward/repeat references, names, codes, languages."""
+    from toolkit import forms
+
     report = forms.lint_form(form_file)
     if as_json:
         print_json(

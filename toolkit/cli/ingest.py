@@ -11,12 +11,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from toolkit import ingest as ingest_stage
-from toolkit import simulate as simulate_stage
 from toolkit.cli import app
 from toolkit.cli._common import JsonOption, err, guarded, out, print_json
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Severity
-from toolkit.xform import load_form
+
+# Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
+# migkit command, `--help` included, imports this module, so top-level imports would slow each start-up.
 
 # Show a progress bar from this many submission files on.
 _PROGRESS_MIN_FILES = 500
@@ -52,6 +52,9 @@ def ingest_command(
     as_json: JsonOption = False,
 ) -> int:
     """Turn submissions into one table per level of the form (main and each repeat): Parquet + tables.json."""
+    from toolkit import ingest as ingest_stage
+    from toolkit.xform import load_form
+
     models = [load_form(path) for path in form]
     with Progress(
         TextColumn("reading submissions"),
@@ -139,6 +142,9 @@ def simulate_command(
     as_json: JsonOption = False,
 ) -> int:
     """Write synthetic submissions that follow the form's skip logic, constraints and calculations."""
+    from toolkit import simulate as simulate_stage
+    from toolkit.xform import load_form
+
     model = load_form(form)
     with Progress(
         TextColumn("simulating"),

@@ -12,7 +12,9 @@ from rich.table import Table
 from toolkit.cli import app
 from toolkit.cli._common import JsonOption, err, guarded, out, print_json
 from toolkit.errors import EXIT_CANNOT_RUN, EXIT_DATA_PROBLEMS, EXIT_OK
-from toolkit.pipeline import SurveyConfig, run_survey
+
+# Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
+# migkit command, `--help` included, imports this module, so top-level imports would slow each start-up.
 
 _STYLE = {"ok": "green", "problems": "yellow", "failed": "red", "skipped": "dim"}
 
@@ -27,6 +29,8 @@ def run(
     as_json: JsonOption = False,
 ) -> int:
     """Run the survey job: decrypt -> ingest -> validate -> weights -> export -> codebook."""
+    from toolkit.pipeline import SurveyConfig, run_survey
+
     survey = SurveyConfig.from_file(config)
     with err.status("starting") as status:
         result = run_survey(survey, out_dir=out_dir, on_stage=lambda name: status.update(f"{name} ..."))

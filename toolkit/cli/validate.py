@@ -7,18 +7,21 @@ import tempfile
 from collections import Counter
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from toolkit import validate as validation
 from toolkit.cli import app
 from toolkit.cli._common import JsonOption, err, guarded, out, print_json, usage_error
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, OUTPUT_UNWRITABLE, ToolkitError, error
-from toolkit.validate.report import findings_csv_text, render_html
+
+# Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
+# migkit command, `--help` included, imports this module, so top-level imports would slow each start-up.
+if TYPE_CHECKING:
+    from toolkit import validate as validation
 
 
 @app.command("validate")
@@ -51,6 +54,9 @@ def validate_command(
     ] = None,
 ) -> int:
     """Check every submission against the form: relevance, required, constraints, types, choices, calcs."""
+    from toolkit import validate as validation
+    from toolkit.validate.report import findings_csv_text, render_html
+
     try:
         fixed_today = date.fromisoformat(today) if today else None
     except ValueError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -13,11 +13,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from typer.core import TyperGroup
 
-from toolkit import estimate as est
 from toolkit.cli import app
 from toolkit.cli._common import JsonOption, err, guarded, out, print_json, usage_error
-from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Issue, Severity
-from toolkit.weights import WeightingError, compute_weights, rake_file, weight_summary
+from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Severity
+
+# Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
+# migkit command, `--help` included, imports this module, so top-level imports would slow each start-up.
+if TYPE_CHECKING:
+    from toolkit.errors import Issue
 
 
 class _RunByDefault(TyperGroup):
@@ -116,6 +119,8 @@ def weights(
 ) -> int:
     """Compute household and person weights for an ingested survey from a design file (the default:
     `migkit weights DATA --design design.toml` runs this)."""
+    from toolkit.weights import WeightingError, compute_weights
+
     with Progress(
         TextColumn("replicates"),
         BarColumn(),
@@ -180,6 +185,8 @@ def rake_command(
     as_json: JsonOption = False,
 ) -> int:
     """Rake any table to one-way margins (iterative proportional fitting), refusing inconsistent margins."""
+    from toolkit.weights import WeightingError, rake_file, weight_summary
+
     try:
         res = rake_file(
             table,
@@ -264,6 +271,8 @@ def estimate_command(
 ) -> int:
     """Design-based mean, total, proportion or ratio with Taylor or replicate standard errors (95% t
     intervals)."""
+    from toolkit import estimate as est
+
     chosen = [
         (k, v)
         for k, v in (("mean", mean), ("total", total), ("proportion", proportion), ("ratio", ratio))
