@@ -98,6 +98,6 @@ def test_light_copies_of_constants_match_the_stage_modules() -> None:
     from toolkit import codebook, crypto, settings
 
     assert codebook.CODEBOOK_FORMATS is settings.CODEBOOK_FORMATS
-    assert crypto.PASSPHRASE_ENV == settings.PASSPHRASE_ENV
+    assert crypto.PASSPHRASE_ENV is settings.PASSPHRASE_ENV
     result = CliRunner().invoke(app, ["decrypt", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
     assert f"${crypto.PASSPHRASE_ENV}" in result.output

@@ -65,6 +65,16 @@ def test_central_iv_vectors(index: int, expected: str) -> None:
     assert crypto.collect_iv(seed, index).hex() == expected
 
 
+@given(
+    seed=st.binary(min_size=16, max_size=16) | st.just(b"\xff" * 16) | st.just(b"\xfe\xff" * 8),
+    index=st.integers(min_value=0, max_value=crypto.MEDIA_MAX_FILES),
+)
+def test_collect_iv_raises_each_byte_on_its_own_with_wrap(seed: bytes, index: int) -> None:
+    # Collect's IV: byte i of the seed raised (index + 1 + 15 - i) // 16 times, each byte wrapping at 256, no carry.
+    expected = bytes((seed[i] + (index + 1 + 15 - i) // 16) % 256 for i in range(16))
+    assert crypto.collect_iv(seed, index) == expected
+
+
 # enketo/enketo packages/enketo-express/test/client/encryptor.spec.js, "Seed generation". Its key string holds
 # characters that do not survive copying (32 bytes, of which 23 are printable), so the seed itself is taken
 # from

@@ -35,6 +35,7 @@ import concurrent.futures
 import contextlib
 import csv
 import errno
+import functools
 import hashlib
 import itertools
 import json
@@ -63,6 +64,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from lxml import etree
 
 from toolkit.errors import EXIT_CANNOT_RUN, INPUT_MISSING, OUTPUT_UNWRITABLE, ToolkitError, define, error
+from toolkit.settings import PASSPHRASE_ENV  # re-exported: where the CLI reads the passphrase from
 
 try:  # cryptography >= 47 keeps CFB among the "decrepit" modes (cryptography.io, Decrepit Cipher Modes)
     from cryptography.hazmat.decrepit.ciphers.modes import CFB as _CFB
@@ -120,7 +122,6 @@ ZIP_MAX_TOTAL_BYTES = 200 << 30
 CENTRAL_PBKDF2_ROUNDS = 128_000
 KEY_SIZES = (2048, 3072, 4096)
 RSA_BLOCK_SIZES = frozenset({128, 256, 384, 512, 768, 1024})  # wrapped-key lengths of 1024..8192-bit keys
-PASSPHRASE_ENV = "MIGKIT_PASSPHRASE"  # noqa: S105 - the name of the variable, not a passphrase
 
 # --- Issue codes
 # -------------------------------------------------------------------------------------------------
@@ -704,10 +705,21 @@ def _increments(index: int) -> list[int]:
     return [full + (1 if position < rest else 0) for position in range(BLOCK)]
 
 
+@functools.lru_cache(maxsize=64)
+def _increments_word(index: int) -> int:
+    return int.from_bytes(bytes(n & 0xFF for n in _increments(index)), "big")
+
+
+_LOW_SEVEN_BITS = int.from_bytes(b"\x7f" * BLOCK, "big")
+_HIGH_BITS = int.from_bytes(b"\x80" * BLOCK, "big")
+
+
 def collect_iv(seed: bytes, index: int) -> bytes:
-    """IV of file `index` (0-based, manifest order) as Collect, Briefcase and Central derive it (bytes
-    wrap)."""
-    return bytes((b + n) & 0xFF for b, n in zip(seed, _increments(index), strict=True))
+    """IV of file `index` (0-based, manifest order) as Collect, Briefcase and Central derive it: each seed
+    byte raised on its own, wrapping at 256 (the 16 byte additions are done at once, without carries between
+    bytes)."""
+    a, b = int.from_bytes(seed, "big"), _increments_word(index)
+    return (((a & _LOW_SEVEN_BITS) + (b & _LOW_SEVEN_BITS)) ^ ((a ^ b) & _HIGH_BITS)).to_bytes(BLOCK, "big")
 
 
 def enketo_iv(seed: bytes, index: int) -> bytes:
@@ -789,59 +801,73 @@ class _FileProblem(Exception):
         self.detail = detail
 
 
-def _decrypt_file(src: Path, dst: Path, aes_key: bytes, iv: bytes) -> str:
-    """Decrypt one `.enc` file to `dst`, streaming; returns the lowercase MD5 hex of the plaintext."""
+def _decrypt_file(src: str, dst: str, aes_key: bytes, iv: bytes) -> tuple[str, str]:
+    """Decrypt one `.enc` file to `dst`, streaming. Returns the MD5 hex of the plaintext (what the signature
+    covers) and the fingerprint of the ciphertext ("size:sha256", what re-runs compare), taken from the same
+    read."""
     try:
-        size = os.stat(src).st_size
+        fd = os.open(src, os.O_RDONLY | _O_BINARY)
     except OSError:
         raise _FileProblem("missing", "cannot be read") from None
-    if size == 0 or size % BLOCK:
-        raise _FileProblem(
-            "truncated", f"is {size} bytes, not a multiple of 16: the file was cut short (incomplete copy?)"
-        ) from None
-    decryptor = Cipher(algorithms.AES(aes_key), _CFB(iv)).decryptor()
-    if size <= CHUNK_BYTES:  # household XML, audit logs and most photos: one read, one write
-        padded = decryptor.update(_read_small(src, size))
-        if _strip_pkcs7(padded[-BLOCK:]) is None:  # the pad lives in the last block
-            raise _FileProblem("padding", "does not decrypt: its padding is invalid")
-        plain = memoryview(padded)[: len(padded) - padded[-1]]  # no copy of the plaintext
-        fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_BINARY, 0o644)
-        try:
-            view = plain
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-        return hashlib.md5(plain).hexdigest()
-    digest = hashlib.md5()
-    with open(src, "rb") as source, open(dst, "wb") as target:
-        held = b""
-        while chunk := source.read(CHUNK_BYTES):
-            plain = held + decryptor.update(chunk)
-            held, plain = plain[-BLOCK:], plain[:-BLOCK]
-            digest.update(plain)
-            target.write(plain)
-        last = _strip_pkcs7(held)
-        if last is None:
-            raise _FileProblem("padding", "does not decrypt: its padding is invalid")
-        digest.update(last)
-        target.write(last)
-    return digest.hexdigest()
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0 or size % BLOCK:
+            raise _FileProblem(
+                "truncated", f"is {size} bytes, not a multiple of 16: the file was cut short (incomplete copy?)"
+            )
+        decryptor = Cipher(algorithms.AES(aes_key), _CFB(iv)).decryptor()
+        if size <= CHUNK_BYTES:  # household XML, audit logs and most photos: one read, one write
+            ciphertext = _read_all(fd, size)
+            fingerprint = f"{len(ciphertext)}:{hashlib.sha256(ciphertext).hexdigest()}"
+            padded = decryptor.update(ciphertext)
+            if len(ciphertext) % BLOCK or _strip_pkcs7(padded[-BLOCK:]) is None:  # the pad is in the last block
+                raise _FileProblem("padding", "does not decrypt: its padding is invalid")
+            plain = memoryview(padded)[: len(padded) - padded[-1]]  # no copy of the plaintext
+            _write_new_file(dst, plain)
+            return hashlib.md5(plain).hexdigest(), fingerprint
+        digest, seen, read = hashlib.md5(), hashlib.sha256(), 0
+        with open(fd, "rb", closefd=False) as source, open(dst, "wb") as target:
+            held = b""
+            while chunk := source.read(CHUNK_BYTES):
+                seen.update(chunk)
+                read += len(chunk)
+                plain = held + decryptor.update(chunk)
+                held, plain = plain[-BLOCK:], plain[:-BLOCK]
+                digest.update(plain)
+                target.write(plain)
+            last = _strip_pkcs7(held)
+            if last is None:
+                raise _FileProblem("padding", "does not decrypt: its padding is invalid")
+            digest.update(last)
+            target.write(last)
+        return digest.hexdigest(), f"{read}:{seen.hexdigest()}"
+    finally:
+        os.close(fd)
 
 
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows
 
 
-def _read_small(path: str | Path, size: int) -> bytes:
-    """Read a file known to be small with plain system calls (no buffering layer)."""
-    fd = os.open(path, os.O_RDONLY | _O_BINARY)
+def _read_all(fd: int, size: int, limit: int | None = None) -> bytes:
+    """Read an open file known to be small with plain system calls (no buffering layer); stop once more than
+    `limit` bytes have come."""
+    chunks, total = [], 0
+    while chunk := os.read(fd, max(size, 1)):
+        chunks.append(chunk)
+        total += len(chunk)
+        if (total == size and len(chunks) == 1) or (limit is not None and total > limit):
+            break  # the usual case: all of it in one call
+    return b"".join(chunks)
+
+
+def _write_new_file(path: str, data: bytes | memoryview) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_BINARY, 0o644)
     try:
-        chunks = []
-        while chunk := os.read(fd, max(size, 1) + 1):
-            chunks.append(chunk)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
-    return b"".join(chunks)
 
 
 def _encrypt_bytes(data: bytes, aes_key: bytes, iv: bytes) -> bytes:
@@ -1188,12 +1214,13 @@ def _size(path: str | Path) -> int:
     return info.st_size if stat.S_ISREG(info.st_mode) else -1
 
 
-def _locate(folder: str, listed: str, manifest_name: str, files: Mapping[str, Path] | None) -> Path | str:
+def _locate(folder: str, listed: str, manifest_name: str, files: Mapping[str, Path] | None) -> tuple[str, str]:
     """Find the file a manifest lists: exact name, the Briefcase test prefix, then a unique loose match
-    (servers rename stored files, e.g. `submission.xml_ED6i4G8.enc`). Returns a path or why none was found."""
+    (servers rename stored files, e.g. `submission.xml_ED6i4G8.enc`). Returns (path, "") or ("", why none was
+    found)."""
     if files is not None:
         mapped = files.get(listed)
-        return mapped if mapped is not None and _regular(Path(mapped)) else "is missing"
+        return (str(mapped), "") if mapped is not None and _regular(mapped) else ("", "is missing")
     candidates = [listed]
     if not listed.endswith(".enc"):
         candidates.append(listed + ".enc")  # Central's simulator lists media without .enc
@@ -1203,7 +1230,7 @@ def _locate(folder: str, listed: str, manifest_name: str, files: Mapping[str, Pa
     for name in candidates:
         candidate = os.path.join(folder, name)
         if _size(candidate) >= 0:
-            return Path(candidate)
+            return candidate, ""
     base = listed.removesuffix(".enc")
     loose = [
         name
@@ -1212,10 +1239,10 @@ def _locate(folder: str, listed: str, manifest_name: str, files: Mapping[str, Pa
         and (name.endswith("-" + listed) or (name.startswith(base + "_") and name.endswith(".enc")))
     ]
     if len(loose) == 1:
-        return Path(folder, loose[0])
+        return os.path.join(folder, loose[0]), ""
     if len(loose) > 1:
-        return f"is ambiguous: {len(loose)} files could be it ({', '.join(loose[:3])})"
-    return "is missing"
+        return "", f"is ambiguous: {len(loose)} files could be it ({', '.join(loose[:3])})"
+    return "", "is missing"
 
 
 def _signed_name(listed: str) -> str:
@@ -1230,11 +1257,12 @@ class _Attempt:
     folder: str
     md5s: dict[int, str] = field(default_factory=dict)  # manifest position -> md5 hex (xml at len(media))
     problems: dict[int, _FileProblem] = field(default_factory=dict)
+    fingerprints: dict[int, str] = field(default_factory=dict)  # manifest position -> "size:sha256" of the input
 
 
 def _run_attempt(
     manifest: _Manifest,
-    paths: dict[int, Path],
+    paths: dict[int, str],
     aes_key: bytes,
     seed: bytes,
     iv_rule: Callable[[bytes, int], bytes],
@@ -1250,7 +1278,7 @@ def _run_attempt(
         target_name = "submission.xml" if index == len(manifest.media) else _signed_name(listed)
         dst = os.path.join(attempt.folder, target_name)
         try:
-            attempt.md5s[index] = _decrypt_file(src, dst, aes_key, iv_rule(seed, index))
+            attempt.md5s[index], attempt.fingerprints[index] = _decrypt_file(src, dst, aes_key, iv_rule(seed, index))
         except _FileProblem as problem:
             attempt.problems[index] = problem
             with contextlib.suppress(FileNotFoundError):
@@ -1308,7 +1336,7 @@ def _content_digest(outputs: Mapping[str, str]) -> str:
     return hashlib.sha256("".join(f"{n}:{m}\n" for n, m in sorted(outputs.items())).encode()).hexdigest()
 
 
-def _write_stamp(folder: Path, stamp: Mapping[str, Any]) -> None:
+def _write_stamp(folder: str | Path, stamp: Mapping[str, Any]) -> None:
     """Record what a work folder holds, before it is renamed into place (so it is never seen half-written).
 
     The record is an extended attribute of the folder where the file system has them (Linux): creating one
@@ -1328,7 +1356,7 @@ def _write_stamp(folder: Path, stamp: Mapping[str, Any]) -> None:
         handle.write(data)
 
 
-def _read_stamp(folder: Path) -> dict[str, Any] | None:
+def _read_stamp(folder: str | Path) -> dict[str, Any] | None:
     raw: bytes | None = None
     if hasattr(os, "getxattr"):
         with contextlib.suppress(OSError):
@@ -1352,14 +1380,14 @@ def _folder_outputs(folder: Path) -> dict[str, str]:
     }
 
 
-def _existing_folders(out_dir: Path, folder: str) -> Iterator[Path]:
+def _existing_folders(out_dir: str | Path, folder: str) -> Iterator[Path]:
     """OUT/<id>, then the conflict copies OUT/<id>__2, __3, ... that exist."""
     if not os.path.isdir(os.path.join(out_dir, folder)):
         return  # conflict copies exist only next to the first folder
-    yield out_dir / folder
+    yield Path(out_dir, folder)
     n = 2
     while os.path.isdir(os.path.join(out_dir, f"{folder}{CONFLICT_SEPARATOR}{n}")):
-        yield out_dir / f"{folder}{CONFLICT_SEPARATOR}{n}"
+        yield Path(out_dir, f"{folder}{CONFLICT_SEPARATOR}{n}")
         n += 1
 
 
@@ -1374,23 +1402,38 @@ def _verified(folder: Path, stamp: Mapping[str, Any]) -> bool:
     return all(_md5_file(folder / name) == md5 for name, md5 in outputs.items())
 
 
-def _fingerprint(paths: Iterable[Path]) -> dict[str, str]:
-    """Size and MD5 of each input file. Sizes alone are not enough: a copy damaged in transfer keeps its size, and
-    would then pass for the copy already decrypted (and hide a good copy found later)."""
+def _fingerprint(paths: Iterable[str | Path], *, algorithm: str = "sha256") -> dict[str, str]:
+    """Size and digest of each input file ("size:hex"). Sizes alone are not enough: a copy damaged in transfer
+    keeps its size, and would then pass for the copy already decrypted (and hide a good copy found later)."""
     out: dict[str, str] = {}
     for path in paths:
         with contextlib.suppress(OSError):
-            out[os.path.basename(path)] = f"{os.stat(path).st_size}:{_md5_file(path)}"
+            digest = hashlib.new(algorithm)
+            with open(path, "rb") as handle:
+                size = 0
+                while chunk := handle.read(CHUNK_BYTES):
+                    size += len(chunk)
+                    digest.update(chunk)
+            out[os.path.basename(path)] = f"{size}:{digest.hexdigest()}"
     return out
+
+
+def _inputs_unchanged(recorded: Any, paths: Iterable[str | Path]) -> bool:
+    """The input files found now are those an earlier run recorded (SHA-256; stamps of earlier builds hold
+    MD5)."""
+    if not isinstance(recorded, dict):
+        return False
+    md5 = any(len(str(value).partition(":")[2]) == 32 for value in recorded.values())
+    return recorded == _fingerprint(paths, algorithm="md5" if md5 else "sha256")
 
 
 _PARTIAL_COUNTER = itertools.count()
 
 
-def _new_partial(out_dir: Path | str) -> Path:
+def _new_partial(out_dir: Path | str) -> str:
     partial = os.path.join(out_dir, PARTIAL_DIR, f"{os.getpid()}-{next(_PARTIAL_COUNTER)}")
     os.mkdir(partial)
-    return Path(partial)
+    return partial
 
 
 def _result(
@@ -1408,16 +1451,15 @@ def _result(
 
 
 def _already_done(
-    out_dir: Path, folder: str, manifest_sha: str, inputs: Mapping[str, str]
+    out_dir: str | Path, folder: str, manifest_sha: str, inputs: Iterable[str | Path]
 ) -> tuple[Path | None, Path | None]:
     """Look for an earlier run's output of the same manifest: (verified folder, None) when it is intact and
-    the
-    inputs are unchanged, (None, folder to replace) when not, (None, None) when there is none."""
+    the inputs are unchanged, (None, folder to replace) when not, (None, None) when there is none."""
     for existing in _existing_folders(out_dir, folder):
         stamp = _read_stamp(existing)
         if stamp is None or stamp.get("manifest_sha256") != manifest_sha:
             continue
-        if stamp.get("inputs") == dict(inputs) and _verified(existing, stamp):
+        if _inputs_unchanged(stamp.get("inputs"), inputs) and _verified(existing, stamp):
             return existing, None
         return None, existing
     return None, None
@@ -1425,11 +1467,15 @@ def _already_done(
 
 def _process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | None = None) -> _Outcome:
     """Read one XML file: decrypt it if it is a manifest, copy it if it is a plaintext instance."""
-    out_dir, source = Path(task.out_dir), task.source
+    out_dir, source = task.out_dir, task.source
     try:
-        with open(task.path, "rb") as handle:
-            data = handle.read(PLAINTEXT_XML_MAX_BYTES + 1)
-        size = len(data)
+        fd = os.open(task.path, os.O_RDONLY | _O_BINARY)
+        try:
+            size = os.fstat(fd).st_size
+            data = b"" if size > PLAINTEXT_XML_MAX_BYTES else _read_all(fd, size, PLAINTEXT_XML_MAX_BYTES)
+        finally:
+            os.close(fd)
+        size = max(size, len(data))
         if size > PLAINTEXT_XML_MAX_BYTES:
             return _Outcome(
                 _result(
@@ -1489,13 +1535,13 @@ def _process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | No
     names = [*manifest.media, manifest.xml_file]
     folder_name, file_name = os.path.split(task.path)
     located = {i: _locate(folder_name, listed, file_name, files) for i, listed in enumerate(names)}
-    paths = {i: p for i, p in located.items() if isinstance(p, Path)}
+    paths = {i: path for i, (path, _) in located.items() if path}
+    unfound = {i: why for i, (path, why) in located.items() if not path}
     manifest_sha = hashlib.sha256(data).hexdigest()
-    inputs = _fingerprint(paths.values())
-    done, replace = _already_done(out_dir, folder, manifest_sha, inputs)
+    done, replace = _already_done(out_dir, folder, manifest_sha, paths.values())
     if done is not None:
         return _skipped(manifest, source, folder, done)
-    return _decrypt_manifest(task, manifest, folder, paths, located, key, manifest_sha, inputs, replace)
+    return _decrypt_manifest(task, manifest, folder, paths, unfound, key, manifest_sha, replace)
 
 
 def _skipped(manifest: _Manifest, source: str, folder: str, done: Path) -> _Outcome:
@@ -1515,14 +1561,13 @@ def _decrypt_manifest(
     task: _Task,
     manifest: _Manifest,
     folder: str,
-    paths: dict[int, Path],
-    located: dict[int, Path | str],
+    paths: dict[int, str],
+    unfound: dict[int, str],  # manifest position -> why the file was not found
     key: rsa.RSAPrivateKey,
     manifest_sha: str,
-    inputs: dict[str, str],
     replace: Path | None,
 ) -> _Outcome:
-    source, out_dir = task.source, Path(task.out_dir)
+    source, out_dir = task.source, task.out_dir
     n_media = len(manifest.media)
     notes: list[tuple[str, str]] = []  # (code, sentence) of secondary facts
     if manifest.repaired:
@@ -1591,7 +1636,7 @@ def _decrypt_manifest(
                 source,
                 Status.FAILED,
                 XML_MISSING,
-                f"the encrypted submission file {manifest.xml_file} {located[xml_index]}; "
+                f"the encrypted submission file {manifest.xml_file} {unfound[xml_index]}; "
                 "copy it next to the manifest and run again (nothing was written)",
             ),
             "failed",
@@ -1603,13 +1648,12 @@ def _decrypt_manifest(
             manifest,
             folder,
             paths,
-            located,
+            unfound,
             key,
             aes_key,
             notes,
             partial,
             manifest_sha,
-            inputs,
             replace,
         )
     except BaseException:
@@ -1621,14 +1665,13 @@ def _decrypt_attempts(
     task: _Task,
     manifest: _Manifest,
     folder: str,
-    paths: dict[int, Path],
-    located: dict[int, Path | str],
+    paths: dict[int, str],
+    unfound: dict[int, str],  # manifest position -> why the file was not found
     key: rsa.RSAPrivateKey,
     aes_key: bytes,
     notes: list[tuple[str, str]],
-    partial: Path,
+    partial: str,
     manifest_sha: str,
-    inputs: dict[str, str],
     replace: Path | None,
 ) -> _Outcome:
     source, n_media = task.source, len(manifest.media)
@@ -1703,7 +1746,7 @@ def _decrypt_attempts(
             "failed",
         )
     missing = [
-        f"{manifest.media[i]} {located[i] if i not in paths else winner.problems[i].detail}"
+        f"{manifest.media[i]} {unfound[i] if i not in paths else winner.problems[i].detail}"
         for i in range(n_media)
         if i not in winner.md5s
     ]
@@ -1748,7 +1791,10 @@ def _decrypt_attempts(
     stamp = {
         "version": 1,
         "manifest_sha256": manifest_sha,
-        "inputs": inputs,
+        "inputs": {
+            **_fingerprint(paths[i] for i in paths if i not in attempts[0].fingerprints),
+            **{os.path.basename(paths[i]): attempts[0].fingerprints[i] for i in attempts[0].fingerprints},
+        },
         "outputs": outputs,
         "status": str(status),
         "reason_code": code,
@@ -1822,10 +1868,10 @@ def _copy_plaintext(task: _Task, root: etree._Element, data: bytes) -> _Outcome:
     media = _referenced_media(root, path.parent, path.name)
     manifest_sha = hashlib.sha256(data).hexdigest()
     inputs = _fingerprint(media)
-    done, replace = _already_done(out_dir, folder, manifest_sha, inputs)
+    done, replace = _already_done(out_dir, folder, manifest_sha, media)
     if done is not None:
         return _skipped(m, source, folder, done)
-    partial = _new_partial(out_dir)
+    partial = Path(_new_partial(out_dir))
     outputs = {"submission.xml": hashlib.md5(data).hexdigest()}
     (partial / "submission.xml").write_bytes(data)
     for media_path in media:

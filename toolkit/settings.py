@@ -98,7 +98,7 @@ WIDE_REPEAT_SUFFIX_CHARS = 3
 # does not import pandas, lxml or cryptography) -------------------------------------------------------------
 # Codebook formats `migkit codebook --format` writes (toolkit.codebook re-exports this).
 CODEBOOK_FORMATS = ("html", "xlsx", "ddi")
-# The environment variable holding the private-key passphrase (the same name as toolkit.crypto.PASSPHRASE_ENV).
+# The environment variable holding the private-key passphrase (toolkit.crypto re-exports it).
 PASSPHRASE_ENV = "MIGKIT_PASSPHRASE"  # noqa: S105 - the name of the variable, not a passphrase
 
 # --- Where things are ----------------------------------------------------------------------------------------
