@@ -18,10 +18,12 @@ The corpus is generated once with `toolkit.crypto.encrypt_submission` and cached
     .venv/bin/python bench/decrypt.py [--n 20000] [--workers 2] [--flat-check]
 """
 
+# ruff: noqa: PTH102, PTH104, PTH118 - the file-system reference makes the same system calls decrypt makes
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import csv
 import multiprocessing
 import os
@@ -153,6 +155,45 @@ def rsa_limit(workers: int, seconds: float = 4.0) -> tuple[float, float]:
     return ops_per_second / 2, 2 * cpu_per_op
 
 
+def _write_layouts(args: tuple[str, int, int, int]) -> tuple[float, float]:
+    """Create the output of submissions start, start+step, ... < n without decrypting anything: a work folder,
+    the files decrypt writes (same names and sizes), the record attribute, the rename into place."""
+    out, start, step, n = args
+    staging = os.path.join(out, crypto.PARTIAL_DIR)
+    xml, audit, photo = b"x" * XML_BYTES, audit_csv(0), b"p" * PHOTO_BYTES
+    record = b"{" + b"r" * 600 + b"}"
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for i in range(start, n, step):
+        work = os.path.join(staging, f"{os.getpid()}-{i}")
+        os.mkdir(work)
+        files = [("submission.xml", xml), ("audit.csv", audit)]
+        if i % 3 == 0:
+            files.append((f"{1700000000000 + i}.jpg", photo))
+        for name, data in files:
+            fd = os.open(os.path.join(work, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.write(fd, data)
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.setxattr(work, crypto.STAMP_XATTR, record)
+        os.rename(work, os.path.join(out, f"bench-{i:08d}"))
+    return time.perf_counter() - started, time.process_time() - cpu_started
+
+
+def filesystem_limit(n: int, workers: int, out_root: Path) -> tuple[float, float]:
+    """Submissions/s if decryption did nothing but create its output (folders and files) under `out_root`,
+    on `workers` processes; and the CPU seconds that takes per submission. On a disk this is a second physical
+    limit: some file systems spend more time placing a new folder and its files than RSA takes."""
+    out = out_root / "fs-reference"
+    shutil.rmtree(out, ignore_errors=True)
+    (out / crypto.PARTIAL_DIR).mkdir(parents=True)
+    started = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        results = pool.map(_write_layouts, [(str(out), w, workers, n) for w in range(workers)])
+    elapsed = time.perf_counter() - started
+    shutil.rmtree(out, ignore_errors=True)
+    return n / elapsed, sum(cpu for _, cpu in results) / n
+
+
 def run_decrypt(corpus: Path, workers: int, out_root: Path) -> tuple[float, Counter[str], float, float]:
     """Run `migkit decrypt` as a child process: (seconds, statuses, peak RSS in MB, CPU seconds). wait4 gives
     the resource use of that child and the workers it waited for, and of nothing else."""
@@ -191,6 +232,7 @@ def main() -> None:
     ratios, cpu_ratios, peaks = [], [], []
     for run in range(1, args.repeat + 1):
         limit_before, rsa_cpu_before = rsa_limit(args.workers)
+        fs_rate, fs_cpu = filesystem_limit(args.n, args.workers, args.out_root)
         elapsed, statuses, peak_mb, cpu = run_decrypt(corpus, args.workers, args.out_root)
         limit_after, rsa_cpu_after = rsa_limit(args.workers)
         limit = max(limit_before, limit_after)  # the larger limit: the smaller ratio
@@ -209,6 +251,15 @@ def main() -> None:
             f"{args.workers} processes; {limit_before:.1f} before, {limit_after:.1f} after the run)"
         )
         print(f"  ratio               {rate / limit:8.2f}  (target >= 0.50)")
+        both = 1 / (1 / limit + 1 / fs_rate)
+        print(
+            f"  file-system limit   {fs_rate:8.1f} submissions/s  (creating the same folders and files under "
+            f"{args.out_root} and nothing else; {fs_cpu * 1e3:.3f} ms CPU per submission)"
+        )
+        print(
+            f"  physical limit      {both:8.1f} submissions/s  (RSA and file creation one after the other); "
+            f"ratio {rate / both:.2f}"
+        )
         print(f"  peak RSS            {peak_mb:8.1f} MB  (largest of the decrypt process and its workers)")
         # On a shared machine other users' load moves both wall-clock figures; CPU time moves much less: this
         # is the share of the run's CPU time (main process, workers, start-up) that the RSA operations need.

@@ -41,6 +41,7 @@ import itertools
 import json
 import math
 import multiprocessing
+import operator
 import os
 import re
 import shutil
@@ -2004,17 +2005,14 @@ class _Committer:
             shutil.rmtree(trash, ignore_errors=True)
             self.this_run[target.name] = result.source
             return _replace(result, folder=target.name)
-        target = self.out_dir / outcome.folder
-        try:
-            os.rename(
-                tmp, target
-            )  # the usual case: a new instanceID. Fails when OUT/<id> exists (not empty).
+        try:  # the usual case: a new instanceID. Fails when OUT/<id> exists (not empty).
+            os.rename(outcome.tmp, os.path.join(self.out_dir, outcome.folder))
         except OSError as exc:
             if exc.errno not in {errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR}:
                 raise
         else:
-            self.this_run[target.name] = result.source
-            return _replace(result, folder=target.name)
+            self.this_run[outcome.folder] = result.source
+            return _replace(result, folder=outcome.folder)
         for existing in _existing_folders(self.out_dir, outcome.folder):
             stamp = _read_stamp(existing)
             if stamp is None and existing.name not in self.this_run:
@@ -2211,6 +2209,9 @@ def _extract_zip(archive: Path, target: Path, label: str) -> list[SubmissionResu
     return refused
 
 
+_entry_name = operator.attrgetter("name")
+
+
 def _walk(top: Path, out_dir: Path) -> Iterator[str]:
     """Every regular file below `top`, sorted, never following links nor entering OUT or its work folders."""
     try:
@@ -2223,14 +2224,12 @@ def _walk(top: Path, out_dir: Path) -> Iterator[str]:
         here = stack.pop()
         try:
             with os.scandir(here) as scan:
-                entries = sorted(scan, key=lambda e: e.name)
+                entries = sorted(scan, key=_entry_name)
         except OSError:
             continue
         subdirs = []
-        for entry in entries:
-            if entry.is_symlink():
-                continue
-            if entry.is_dir():
+        for entry in entries:  # links are neither (follow_symlinks=False)
+            if entry.is_dir(follow_symlinks=False):
                 if entry.name == PARTIAL_DIR:
                     continue
                 if (
@@ -2240,7 +2239,7 @@ def _walk(top: Path, out_dir: Path) -> Iterator[str]:
                 ):
                     continue
                 subdirs.append(entry.path)
-            elif entry.is_file():
+            elif entry.is_file(follow_symlinks=False):
                 yield entry.path
         stack.extend(reversed(subdirs))
 
