@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from toolkit.export.plan import (
 )
 from toolkit.export.syntax import do_text, sps_text
 from toolkit.export.tables import Design, SourceTable, is_weight, load_tables
+from toolkit.files import write_atomic, write_text_atomic
 from toolkit.settings import CHOICE_NUMERIC_CODE_COLUMN
 from toolkit.xform import FormModel
 
@@ -84,26 +84,9 @@ class ExportResult:
 # --- writing ------------------------------------------------------------------------------------------------
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then rename it over the target."""
-    handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    temp_path = Path(temp)
-    try:
-        write(temp_path)
-        temp_path.replace(path)
-    except BaseException:
-        temp_path.unlink(missing_ok=True)
-        raise
-
-
-def _write_text(path: Path, text: str, *, bom: bool = False) -> None:
-    _atomic(path, lambda p: p.write_text(text, encoding="utf-8-sig" if bom else "utf-8", newline="\n"))
-
-
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
     # UTF-8 with BOM, so that Excel shows Cyrillic text.
-    _atomic(path, lambda p: frame.to_csv(p, index=False, encoding="utf-8-sig"))
+    write_atomic(path, lambda p: frame.to_csv(p, index=False, encoding="utf-8-sig"))
 
 
 def rename_map_text(entries: Sequence[RenameEntry]) -> str:
@@ -277,12 +260,12 @@ def export_tables(
                     continue
                 frame, kwargs = args(issues)
                 target = out / f"{plan.name}.{fmt}"
-                _atomic(target, lambda p, f=frame, k=kwargs, w=write: w(f, p, **k))
+                write_atomic(target, lambda p, f=frame, k=kwargs, w=write: w(f, p, **k))
                 files.append(ExportedFile(str(target), plan.name, fmt, rows, width))
                 step()
                 del frame
                 script = out / f"{plan.name}.{companion}"
-                _write_text(
+                write_text_atomic(
                     script, syntax(plan, form=form, language=prepared.language, file_name=target.name)
                 )
                 files.append(ExportedFile(str(script), plan.name, companion))
@@ -298,7 +281,7 @@ def export_tables(
             for var in plan.variables
         )
         rename_path = out / f"{form.form_id}-rename-map.csv"
-        _write_text(rename_path, rename_map_text(renames), bom=True)  # BOM: Excel then shows Cyrillic
+        write_text_atomic(rename_path, "\ufeff" + rename_map_text(renames))  # BOM: Excel then shows Cyrillic
         files.append(ExportedFile(str(rename_path), "", "rename-map"))
         if prepared.recodes:
             value_path = out / f"{form.form_id}-value-map.csv"
@@ -306,7 +289,7 @@ def export_tables(
             writer = csv.writer(buffer, lineterminator="\n")
             writer.writerow(["choice_list", "choice_name", "code", "label"])
             writer.writerows([r.choice_list, r.choice, r.code, r.label] for r in prepared.recodes)
-            _write_text(value_path, buffer.getvalue(), bom=True)
+            write_text_atomic(value_path, "\ufeff" + buffer.getvalue())
             files.append(ExportedFile(str(value_path), "", "value-map"))
     except OSError as exc:
         raise ToolkitError(
