@@ -17,12 +17,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-# Java runs ODK Validate and JavaRosa; GNU PSPP reads back every .sav we write. Installed with apt when missing
-# and we are root; otherwise the tests that need them fail with a message naming the package.
+# Java runs ODK Validate and JavaRosa; GNU PSPP reads back every .sav we write; R `survey` is the independent
+# implementation the design-based estimates are checked against. Installed with apt when missing and we are root;
+# otherwise the tests that need them fail with a message naming the package.
 system-deps:
 	@missing=""; \
 	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
 	command -v pspp >/dev/null 2>&1 || missing="$$missing pspp"; \
+	Rscript -e 'quit(status = !requireNamespace("survey", quietly = TRUE))' >/dev/null 2>&1 || missing="$$missing r-cran-survey"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ]; then \
 	    echo "installing:$$missing"; \

@@ -2,7 +2,8 @@
 
 Formulas (specs/weights.md §4.7). For R̂ = Σwy/Σwx the linearised variable is z_i = w_i(y_i − R̂x_i)/Σwx (a
 mean has x = 1; a total has z_i = w_i·y_i). PSU totals z_hi give v = Σ_h n_h/(n_h−1)·Σ_i (z_hi − z̄_h)²
-(with-replacement PSU approximation, no fpc: the R `survey`, Stata and DHS default), df = #PSU − #strata and
+(with-replacement PSU approximation: the R `survey`, Stata and DHS default; with a finite population correction
+each stratum's term is multiplied by 1 − f_h, f_h = n_h/N_h, as R `svydesign(fpc=)`), df = #PSU − #strata and
 t-based confidence intervals. Domains are estimated without subsetting: y = x = 0 outside the domain, so every
 PSU of the design stays in the variance (R `svyby`, Stata `subpop`). Replicate variances follow the
 coefficients of R `svrepdesign`.
@@ -42,6 +43,13 @@ REPLICATES_MISSING = define(
     "estimate.replicates_missing", "No replicate weight columns start with the given prefix"
 )
 DESIGN_MISSING = define("estimate.design_missing", "A stratum or PSU column has missing values")
+FPC_INVALID = define(
+    "estimate.fpc_invalid", "The finite population correction column is missing, not constant within a stratum, or "
+    "smaller than the sample"
+)
+# A stratum whose PSUs were all taken (f_h = 1) is self-representing: it adds no sampling variance (R uses the
+# same tolerance).
+CERTAINTY_TOLERANCE = 1e-7
 
 
 @dataclass(frozen=True)
@@ -209,7 +217,13 @@ def make_design(n: int, strata: np.ndarray | pd.Series | None, psu: np.ndarray |
     return Design(psu=psu_codes.astype(np.int64), stratum_of_psu=stratum_of_psu, stratum_labels=s_labels)
 
 
-def taylor_variance(psu_totals: np.ndarray, design: Design, *, lonely_psu: LonelyPsu = "error") -> np.ndarray:
+def taylor_variance(
+    psu_totals: np.ndarray,
+    design: Design,
+    *,
+    lonely_psu: LonelyPsu = "error",
+    sampling_fraction: np.ndarray | None = None,
+) -> np.ndarray:
     """Variance of linearised totals from their PSU totals (P×k) by the with-replacement formula.
 
     Parameters:
@@ -219,15 +233,20 @@ def taylor_variance(psu_totals: np.ndarray, design: Design, *, lonely_psu: Lonel
             contribution), "adjust" (centre at the sample average of the estimating function, zero, as R
             `survey.lonely.psu="adjust"`),
             "average" (the mean contribution of the other strata).
+        sampling_fraction: first-stage sampling fraction f_h of each stratum (see `fpc_fractions`); each
+            stratum's term is multiplied by 1 − f_h, and strata with f_h = 1 add nothing (and are not lonely).
     """
     totals = np.asarray(psu_totals, dtype=float)
     if totals.ndim == 1:
         totals = totals[:, None]
     nh = design.psus_per_stratum().astype(float)
+    keep = np.ones(design.n_strata) if sampling_fraction is None else 1.0 - np.asarray(sampling_fraction, float)
+    certain = keep < CERTAINTY_TOLERANCE
     s = design.stratum_of_psu
-    lonely = nh[s] == 1
-    if (nh == 1).any() and lonely_psu == "error":
-        names = [design.stratum_labels[h] for h in np.flatnonzero(nh == 1)]
+    lonely_stratum = (nh == 1) & ~certain
+    lonely = lonely_stratum[s]
+    if lonely_stratum.any() and lonely_psu == "error":
+        names = [design.stratum_labels[h] for h in np.flatnonzero(lonely_stratum)]
         raise ToolkitError(
             error(
                 LONELY_PSU,
@@ -252,12 +271,65 @@ def taylor_variance(psu_totals: np.ndarray, design: Design, *, lonely_psu: Lonel
     factor = np.where(nh > 1, nh / np.maximum(nh - 1, 1), 0.0)
     if lonely_psu == "adjust":
         factor = np.where(nh == 1, 1.0, factor)
-    contrib = sq * factor[:, None]
-    if lonely_psu == "average" and (nh == 1).any():
-        ok = nh > 1
+    contrib = sq * (factor * np.where(certain, 0.0, keep))[:, None]
+    if lonely_psu == "average" and lonely_stratum.any():
+        ok = ~lonely_stratum
         avg = contrib[ok].mean(axis=0) if ok.any() else np.zeros(k)
-        contrib[~ok] = avg
+        contrib[lonely_stratum] = avg
     return contrib.sum(axis=0)
+
+
+def fpc_fractions(values: np.ndarray | pd.Series, design: Design, *, column: str = "fpc") -> np.ndarray:
+    """First-stage sampling fraction f_h of every stratum from an fpc column, read as R `svydesign(fpc=)` reads
+    it: all values ≤ 1 are sampling fractions; otherwise they are population sizes N_h (PSUs in the stratum,
+    or units when every row is its own PSU), and f_h = n_h/N_h. The value must be the same on every row of a
+    stratum.
+
+    Parameters:
+        values: the fpc value of each row.
+        design: the strata/PSU structure of the same rows.
+        column: the column name, for messages.
+    """
+    raw = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
+
+    def invalid(message: str, row: int | None = None) -> ToolkitError:
+        return ToolkitError(error(FPC_INVALID, message, variable=column, row=row), EXIT_DATA_PROBLEMS)
+
+    if np.isnan(raw).any() or (raw < 0).any():
+        first = int(np.flatnonzero(np.isnan(raw) | (raw < 0))[0]) + 1
+        raise invalid(
+            f"fpc column {column!r} has missing, negative or non-numeric values (first at data row {first}); "
+            "give every row its stratum's population size or sampling fraction",
+            first,
+        )
+    stratum_of_row = design.stratum_of_psu[design.psu]
+    low = np.full(design.n_strata, np.inf)
+    high = np.full(design.n_strata, -np.inf)
+    np.minimum.at(low, stratum_of_row, raw)
+    np.maximum.at(high, stratum_of_row, raw)
+    varying = np.flatnonzero(high - low > 1e-9 * np.maximum(np.abs(high), 1.0))
+    if varying.size:
+        names = ", ".join(design.stratum_labels[h] for h in varying[:10])
+        raise invalid(
+            f"fpc column {column!r} is not constant within stratum(s) {names}; it is a property of the stratum "
+            "(its population size or sampling fraction)"
+        )
+    if (high <= 1).all():
+        return high
+    if (high < 1).any():
+        raise invalid(
+            f"fpc column {column!r} mixes sampling fractions (≤ 1) and population sizes (> 1); use one kind"
+        )
+    nh = design.psus_per_stratum().astype(float)
+    over = np.flatnonzero(nh > high + 1e-9)
+    if over.size:
+        h = int(over[0])
+        raise invalid(
+            f"fpc column {column!r} gives stratum {design.stratum_labels[h]} a population of {high[h]:g} but the "
+            f"sample has {int(nh[h])} PSUs there (more than 100% sampling); the fpc counts PSUs in the population "
+            "stratum"
+        )
+    return nh / high
 
 
 # --- Point estimates and linearised variables --------------------------------------------------------------
@@ -382,6 +454,7 @@ def estimate(
     fay: float = 0.0,
     mse: bool = False,
     lonely_psu: LonelyPsu = "error",
+    fpc: str | None = None,
     level: float = 0.95,
 ) -> EstimateResult:
     """Estimate a mean, total, proportion (every level) or ratio, overall or by domain, with its standard
@@ -400,6 +473,8 @@ def estimate(
         fay: Fay's coefficient ρ for BRR (0 = classical BRR).
         mse: centre replicate variances on the full-sample estimate instead of the replicate mean.
         lonely_psu: single-PSU strata handling for Taylor: "error", "adjust", "average", "certainty".
+        fpc: a column with each stratum's population size (PSUs) or first-stage sampling fraction, for a
+            finite population correction of the Taylor variance (none by default).
         level: confidence level of the t-based interval.
     """
     w = _weights(table, weight)
@@ -427,6 +502,21 @@ def estimate(
         None if strata is None else table[strata].to_numpy(),
         None if psu is None else table[psu].to_numpy(),
     )
+    fractions = None
+    if fpc is not None:
+        if replicate_prefix is not None:
+            raise ToolkitError(
+                error(
+                    FPC_INVALID,
+                    "--fpc applies to Taylor variances; replicate weights carry their own design (for a "
+                    "finite population correction, build the replicates with it)",
+                    variable=fpc,
+                ),
+                EXIT_USAGE,
+            )
+        if fpc not in table.columns:
+            _numeric(table, fpc)
+        fractions = fpc_fractions(table[fpc].to_numpy(), design, column=fpc)
     if replicate_prefix is not None:
         rep_cols = [c for c in table.columns if str(c).startswith(replicate_prefix) and c != weight]
         if not rep_cols:
@@ -456,7 +546,7 @@ def estimate(
         if reps is None:
             idx = design.psu * n_dom + np.where(used, dom, 0)
             totals = np.bincount(idx, weights=z, minlength=design.n_psu * n_dom).reshape(design.n_psu, n_dom)
-            var = taylor_variance(totals, design, lonely_psu=lonely_psu)
+            var = taylor_variance(totals, design, lonely_psu=lonely_psu, sampling_fraction=fractions)
         else:
             rep_est = np.column_stack(
                 [_ratio_parts(spec, reps[:, r], dom, n_dom)[0] for r in range(reps.shape[1])]
@@ -549,6 +639,7 @@ __all__: Sequence[str] = (
     "EstimateRow",
     "estimate",
     "estimate_file",
+    "fpc_fractions",
     "make_design",
     "t_quantile",
     "taylor_variance",

@@ -267,6 +267,14 @@ def estimate_command(
     lonely_psu: Annotated[
         LonelyPsu, typer.Option("--lonely-psu", help="Single-PSU strata: error, adjust, average, certainty.")
     ] = LonelyPsu.error,
+    fpc: Annotated[
+        str | None,
+        typer.Option(
+            "--fpc",
+            help="Finite population correction for Taylor: column with each stratum's population size (PSUs) "
+            "or sampling fraction.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> int:
     """Design-based mean, total, proportion or ratio with Taylor or replicate standard errors (95% t
@@ -298,6 +306,7 @@ def estimate_command(
         replicate_prefix=replicate_weights,
         method=method.value if method else None,
         fay=fay,
+        fpc=fpc,
         mse=mse,
         lonely_psu=lonely_psu.value,
     )

@@ -1,0 +1,222 @@
+"""`estimate` against R `survey` (Lumley), run for real as an independent implementation: the same data, the same
+design, the same estimates and standard errors to 1e-9 (relative). Also the values printed in the R `survey`
+documentation for the California API samples, read from the package at test time.
+
+R and the package come from Debian (`r-cran-survey`); `make test` installs them. Each case runs one Rscript."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import require_tool
+from toolkit import estimate as est
+from toolkit.errors import ToolkitError
+
+RELATIVE = 1e-9
+
+
+def run_r(script: str, tmp_path: Path) -> dict[str, tuple[float, float]]:
+    """Run an R script that prints lines `name estimate se`; return them by name."""
+    rscript = require_tool("Rscript", "r-cran-survey")
+    path = tmp_path / "case.R"
+    path.write_text("suppressPackageStartupMessages(library(survey))\n" + script, encoding="utf-8")
+    done = subprocess.run([rscript, "--vanilla", str(path)], capture_output=True, text=True, timeout=120, check=False)
+    if done.returncode != 0:
+        pytest.fail(f"R failed (is r-cran-survey installed? make test installs it):\n{done.stderr[-2000:]}")
+    values = {}
+    for line in done.stdout.splitlines():
+        name, value, se = line.split()
+        values[name] = (float(value), float(se))
+    return values
+
+
+R_PRINT = """
+out <- function(name, fit) {
+  v <- coef(fit); s <- SE(fit)
+  for (i in seq_along(v)) cat(sprintf("%s%s %.17g %.17g\\n", name, if (length(v) > 1) paste0(":", i) else "", v[i], s[i]))
+}
+"""
+
+
+def survey_table(seed: int, *, lonely: bool = False, certainty: bool = False) -> pd.DataFrame:
+    """A stratified two-stage sample: 6 strata of 2 to 5 PSUs, 3 to 8 units per PSU; `lonely` adds a stratum
+    with one PSU, `certainty` a stratum whose 3 PSUs are its whole population."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    plan = [(h, int(rng.integers(2, 6))) for h in range(1, 7)]
+    if lonely:
+        plan.append((7, 1))
+    if certainty:
+        plan.append((8, 3))
+    for stratum, n_psu in plan:
+        population = n_psu if stratum == 8 else n_psu + int(rng.integers(1, 40))
+        for psu in range(1, n_psu + 1):
+            for _ in range(int(rng.integers(3, 9))):
+                rows.append(
+                    {
+                        "stratum": stratum,
+                        "psu": psu,  # repeats across strata: the PSU is stratum × psu
+                        "w": float(rng.uniform(1, 50)),
+                        "y": float(rng.normal(100 + 5 * stratum, 20)),
+                        "x": float(rng.uniform(1, 5)),
+                        "cat": int(rng.integers(1, 4)),
+                        "dom": int(rng.integers(1, 3)),
+                        "n_pop": population,
+                        "f": n_psu / population,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def ours(table: pd.DataFrame, **options: object) -> list[tuple[float, float]]:
+    result = est.estimate(table, weight="w", strata="stratum", psu="psu", **options)  # type: ignore[arg-type]
+    return [(row.estimate, row.se) for row in result.rows]
+
+
+def theirs(values: dict[str, tuple[float, float]], name: str) -> list[tuple[float, float]]:
+    keys = [k for k in values if k == name or k.startswith(name + ":")]
+    return [values[k] for k in sorted(keys, key=lambda k: int(k.partition(":")[2] or 0))]
+
+
+# (case id, table options, R design arguments, R lonely-PSU option, our options)
+CASES = [
+    ("with replacement", {}, "", "fail", {}),
+    ("fpc population sizes", {}, ", fpc = ~n_pop", "fail", {"fpc": "n_pop"}),
+    ("fpc sampling fractions", {}, ", fpc = ~f", "fail", {"fpc": "f"}),
+    ("certainty stratum by fpc", {"certainty": True}, ", fpc = ~n_pop", "fail", {"fpc": "n_pop"}),
+    ("lonely adjust", {"lonely": True}, "", "adjust", {"lonely_psu": "adjust"}),
+    ("lonely average", {"lonely": True}, "", "average", {"lonely_psu": "average"}),
+    ("lonely certainty", {"lonely": True}, "", "certainty", {"lonely_psu": "certainty"}),
+    ("lonely adjust with fpc", {"lonely": True, "certainty": True}, ", fpc = ~n_pop", "adjust", {
+        "lonely_psu": "adjust", "fpc": "n_pop"}),
+    ("lonely average with fpc", {"lonely": True, "certainty": True}, ", fpc = ~n_pop", "average", {
+        "lonely_psu": "average", "fpc": "n_pop"}),
+]
+
+
+@pytest.mark.parametrize(("table_options", "design_args", "r_lonely", "options"), [c[1:] for c in CASES],
+                         ids=[c[0] for c in CASES])
+def test_taylor_estimates_equal_r_survey(
+    tmp_path: Path, table_options: dict[str, bool], design_args: str, r_lonely: str, options: dict[str, str]
+) -> None:
+    table = survey_table(20261128, **table_options)
+    table.to_csv(tmp_path / "data.csv", index=False)
+    values = run_r(
+        R_PRINT
+        + f"""
+options(survey.lonely.psu = "{r_lonely}")
+d <- read.csv("{tmp_path / 'data.csv'}")
+d$cat <- factor(d$cat)
+des <- svydesign(ids = ~psu, strata = ~stratum, weights = ~w, data = d, nest = TRUE{design_args})
+out("mean", svymean(~y, des))
+out("total", svytotal(~y, des))
+out("ratio", svyratio(~y, ~x, des))
+out("proportion", svymean(~cat, des))
+by <- svyby(~y, ~dom, des, svymean)
+out("domain_mean", by)
+""",
+        tmp_path,
+    )
+    checks = [
+        ("mean", ours(table, statistic="mean", variable="y", **options)),
+        ("total", ours(table, statistic="total", variable="y", **options)),
+        ("ratio", ours(table, statistic="ratio", variable="y", denominator="x", **options)),
+        ("proportion", ours(table.assign(cat=table["cat"].astype(str)), statistic="proportion", variable="cat",
+                            **options)),
+        ("domain_mean", ours(table, statistic="mean", variable="y", by="dom", **options)),
+    ]
+    for name, mine in checks:
+        expected = theirs(values, name)
+        assert len(mine) == len(expected), name
+        for (value, se), (r_value, r_se) in zip(mine, expected, strict=True):
+            assert value == pytest.approx(r_value, rel=RELATIVE), name
+            assert se == pytest.approx(r_se, rel=RELATIVE), name
+
+
+def test_srs_with_fpc_equals_r_survey(tmp_path: Path) -> None:
+    table = survey_table(7)
+    table["N"] = 5 * len(table)
+    table.to_csv(tmp_path / "data.csv", index=False)
+    values = run_r(
+        R_PRINT
+        + f"""
+d <- read.csv("{tmp_path / 'data.csv'}")
+des <- svydesign(ids = ~1, weights = ~w, data = d, fpc = ~N)
+out("mean", svymean(~y, des))
+""",
+        tmp_path,
+    )
+    result = est.estimate(table, weight="w", statistic="mean", variable="y", fpc="N")
+    assert result.rows[0].estimate == pytest.approx(values["mean"][0], rel=RELATIVE)
+    assert result.rows[0].se == pytest.approx(values["mean"][1], rel=RELATIVE)
+
+
+# Printed in the R `survey` documentation (?svydesign, ?svymean examples; Lumley 2010, ch. 2): the stratified
+# sample `apistrat` (strata stype, fpc = schools per stratum) and the one-stage cluster sample `apiclus1`
+# (clusters dnum, fpc = districts).
+PUBLISHED = [
+    ("apistrat", "stype", None, 662.29, 9.4089),
+    ("apiclus1", None, "dnum", 644.17, 23.542),
+]
+
+
+@pytest.mark.parametrize(("sample", "strata", "psu", "mean", "se"), PUBLISHED, ids=[p[0] for p in PUBLISHED])
+def test_published_api_examples(
+    tmp_path: Path, sample: str, strata: str | None, psu: str | None, mean: float, se: float
+) -> None:
+    run_r(f'data(api)\nwrite.csv({sample}, "{tmp_path / "api.csv"}", row.names = FALSE)\n', tmp_path)
+    table = pd.read_csv(tmp_path / "api.csv")
+    result = est.estimate(table, weight="pw", statistic="mean", variable="api00", strata=strata, psu=psu, fpc="fpc")
+    assert round(result.rows[0].estimate, 2) == mean
+    assert result.rows[0].se == pytest.approx(se, abs=0.5 * 10 ** -(len(str(se).partition(".")[2])))
+
+
+FPC_PROBLEMS = [
+    ("not constant", lambda t: t.assign(n_pop=t["n_pop"] + np.arange(len(t)) % 2), "not constant within"),
+    ("missing", lambda t: t.assign(n_pop=t["n_pop"].where(t.index != 3)), "data row 4"),
+    ("mixed kinds", lambda t: t.assign(n_pop=np.where(t["stratum"] == 1, 0.5, t["n_pop"])), "mixes"),
+    ("smaller than sample", lambda t: t.assign(n_pop=np.where(t["stratum"] == 2, 1, t["n_pop"])), "more than 100%"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), [p[1:] for p in FPC_PROBLEMS], ids=[p[0] for p in FPC_PROBLEMS])
+def test_fpc_problems_say_what_is_wrong(change: object, message: str) -> None:
+    table = change(survey_table(3))  # type: ignore[operator]
+    with pytest.raises(ToolkitError) as caught:
+        est.estimate(table, weight="w", statistic="mean", variable="y", strata="stratum", psu="psu", fpc="n_pop")
+    assert caught.value.issue.code == "estimate.fpc_invalid"
+    assert message in caught.value.issue.message
+
+
+def test_fpc_with_replicate_weights_is_a_usage_error() -> None:
+    table = survey_table(3).assign(rep_1=1.0, rep_2=2.0)
+    with pytest.raises(ToolkitError) as caught:
+        est.estimate(table, weight="w", statistic="mean", variable="y", replicate_prefix="rep_", method="jk1",
+                     fpc="n_pop")
+    assert caught.value.exit_code == 2
+
+
+def test_cli_fpc_option(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from toolkit.cli import app
+
+    table = survey_table(5, certainty=True)
+    path = tmp_path / "sample.csv"
+    table.to_csv(path, index=False)
+    base = ["estimate", str(path), "--weight", "w", "--strata", "stratum", "--psu", "psu", "--mean", "y", "--json"]
+    runner = CliRunner()
+    with_fpc = runner.invoke(app, [*base, "--fpc", "n_pop"])
+    without = runner.invoke(app, base)
+    assert with_fpc.exit_code == 0 and without.exit_code == 0, with_fpc.output
+    se_fpc = json.loads(with_fpc.stdout)[0]["se"]
+    assert se_fpc == pytest.approx(ours(table, statistic="mean", variable="y", fpc="n_pop")[0][1], rel=1e-12)
+    assert se_fpc < json.loads(without.stdout)[0]["se"]
+    bad = runner.invoke(app, [*base, "--fpc", "nope"])
+    assert bad.exit_code == 2 and "nope" in bad.output
