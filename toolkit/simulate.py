@@ -21,7 +21,6 @@ import math
 import os
 import random
 import re
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -35,6 +34,7 @@ from lxml import etree
 
 from toolkit.crypto import encrypt_submission
 from toolkit.errors import INPUT_UNREADABLE, OUTPUT_UNWRITABLE, Issue, ToolkitError, define, error, warning
+from toolkit.files import write_bytes_atomic
 from toolkit.settings import (
     CHOICE_DONT_KNOW,
     CHOICE_OTHER,
@@ -663,14 +663,6 @@ def _load_public(pem: bytes) -> Any:
     return serialization.load_pem_public_key(pem)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".sim-")
-    with os.fdopen(handle, "wb") as stream:
-        stream.write(data)
-    Path(temp).replace(path)
-
-
 def _run_chunk(task: tuple[int, int, int]) -> tuple[list[str], int, dict, dict]:
     start, count, seed = task
     generator: _Generator = _WORKER["generator"]
@@ -683,7 +675,7 @@ def _run_chunk(task: tuple[int, int, int]) -> tuple[list[str], int, dict, dict]:
         instance_id, xml, repeat_rows = generator.instance(index, seed)
         folder = out_dir / instance_id.removeprefix("uuid:")
         if public_key is None:
-            _write_atomic(folder / "submission.xml", xml)
+            write_bytes_atomic(folder / "submission.xml", xml)
         else:
             encrypt_submission(
                 xml,
