@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -17,6 +15,7 @@ from rich.table import Table
 from toolkit.cli import app
 from toolkit.cli._common import JsonOption, err, guarded, out, print_json, usage_error
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, OUTPUT_UNWRITABLE, ToolkitError, error
+from toolkit.files import write_text_atomic
 
 # Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
 # migkit command, `--help` included, imports this module, so top-level imports would slow each start-up.
@@ -80,9 +79,9 @@ def validate_command(
             ),
         )
     if csv_path is not None:
-        _write_atomic(csv_path, findings_csv_text(result))
+        _write_output(csv_path, findings_csv_text(result))
     if report is not None:
-        _write_atomic(
+        _write_output(
             report, render_html(result, title=f"Validation of {input_path.name} against {form.name}")
         )
     if as_json:
@@ -100,15 +99,10 @@ def validate_command(
     return EXIT_OK if result.valid else EXIT_DATA_PROBLEMS
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def _write_output(path: Path, text: str) -> None:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(
-            fd, "w", encoding="utf-8-sig" if path.suffix == ".csv" else "utf-8", newline=""
-        ) as handle:
-            handle.write(text)
-        Path(tmp).replace(path)
+        # BOM on CSV, so that Excel shows Cyrillic; 0600, since findings quote answers.
+        write_text_atomic(path, "\ufeff" + text if path.suffix == ".csv" else text)
     except OSError as exc:
         raise ToolkitError(
             error(OUTPUT_UNWRITABLE, f"Cannot write the file: {exc.strerror}.", file=str(path))
