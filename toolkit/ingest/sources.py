@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from toolkit.errors import (
     error,
     warning,
 )
+from toolkit.files import write_bytes_atomic
 from toolkit.ingest.result import MEDIA_CONFLICT
 
 # Zip inputs are untrusted: entries are read into memory (never extracted by their own names) under caps.
@@ -187,10 +187,7 @@ def _copy_media(
                     )
                 )
             continue
-        handle, temp = tempfile.mkstemp(dir=target_dir, prefix=".media-")
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        Path(temp).replace(target)
+        write_bytes_atomic(target, data)  # 0600: photos and recordings are answers
         copied += 1
     return copied
 
