@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from toolkit.errors import (
     ToolkitError,
     error,
 )
+from toolkit.files import write_atomic
 
 READABLE = (".csv", ".parquet", ".sav", ".dta", ".xlsx")
 
@@ -65,22 +64,18 @@ def read_table(path: Path | str) -> pd.DataFrame:
 
 
 def atomic_write(path: Path, writer: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then rename (readers never see half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    """`toolkit.files.write_atomic` (0600: weighted tables hold answers), an OS error raised as OUTPUT_UNWRITABLE.
+
+    Parameters:
+        path: the file to create or replace.
+        writer: writes the whole content to the temporary path it is given.
+    """
     try:
-        writer(tmp)
-        tmp.replace(path)
+        write_atomic(path, writer)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise ToolkitError(
             error(OUTPUT_UNWRITABLE, f"cannot write: {exc}", file=str(path)), EXIT_CANNOT_RUN
         ) from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_table(frame: pd.DataFrame, path: Path | str) -> None:
