@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from toolkit.errors import INPUT_MISSING, INPUT_UNREADABLE, Issue, Severity, ToolkitError, define, error
-from toolkit.files import write_text_atomic
+from toolkit.files import write_atomic, write_text_atomic
 
 CONFIG_INVALID = define(
     "config.invalid", "The survey configuration file is missing a setting or has a wrong one"
@@ -331,7 +331,8 @@ def _stage_weights(config: SurveyConfig, out: Path) -> StageOutcome:
     outputs = []
     for produced in (result.report, result.histogram):
         target = report_dir / Path(produced).name
-        shutil.copyfile(produced, target)
+        # The weights report and histogram are summaries, without answers: the usual permissions, as before.
+        write_atomic(target, lambda p, source=produced: shutil.copyfile(source, p), shared=True)
         outputs.append(str(target))
     summaries = {step.get("step"): step.get("summary", {}) for step in result.steps}
     figures: dict[str, Any] = {}

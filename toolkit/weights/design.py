@@ -799,7 +799,8 @@ def compute_weights(
     if out.resolve() != data.resolve():
         for extra in data.iterdir():
             if extra.is_file() and not (out / extra.name).exists() and extra.suffix in (".json", ".parquet"):
-                shutil.copy2(extra, out / extra.name)
+                # copy2 onto the temporary file: the same mode and times as the ingest output, renamed when whole
+                atomic_write(out / extra.name, lambda p, source=extra: shutil.copy2(source, p))
     _update_manifest(
         out,
         d,
