@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from tests.conftest import SHARED
 from toolkit import crypto
 from toolkit.cli import app
+from toolkit.crypto import scheme
 from toolkit.errors import ToolkitError
 
 runner = CliRunner()
@@ -98,7 +99,7 @@ def test_briefcase_media_ivs_start_as_documented() -> None:
     key = crypto.load_private_key(BRIEFCASE / "encrypted-form-media-key.pem")
     manifest = (BRIEFCASE / "encrypted-form-media-submission.xml").read_text()
     wrapped = base64.b64decode(manifest.split("<base64EncryptedKey>")[1].split("<")[0])
-    aes = key.private_key.decrypt(wrapped, crypto._OAEP_SHA256)
+    aes = key.private_key.decrypt(wrapped, scheme._OAEP_SHA256)
     seed = crypto.iv_seed("uuid:482e83f3-fae6-43ba-a6e9-e438ffe348e3", aes)
     assert [crypto.collect_iv(seed, i).hex()[:8] for i in range(3)] == ["afd05df4", "afd15df4", "afd15ef4"]
 
@@ -119,7 +120,7 @@ def test_enketo_iv_overflow_rule_matches_forge_seed() -> None:
 def test_forge_md5_matches_node_forge_vectors() -> None:
     vectors = json.loads((ENKETO / "forge-vectors.json").read_text(encoding="utf-8"))["forge_md5_raw"]
     for text, expected in vectors.items():
-        assert crypto.forge_md5(crypto._utf16_units(text)).hex() == expected, text
+        assert crypto.forge_md5(scheme._utf16_units(text)).hex() == expected, text
 
 
 @settings(max_examples=40, deadline=None)

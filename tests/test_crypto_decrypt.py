@@ -28,6 +28,8 @@ from tests.test_crypto import central_record
 from toolkit import crypto
 from toolkit.cli import app
 from toolkit.cli import crypto as cli_crypto
+from toolkit.crypto import manifest as crypto_manifest
+from toolkit.crypto import scheme, stamps, submission
 
 runner = CliRunner()
 SECRET_ANSWER = "Айгүл-SECRET-ANSWER-42"
@@ -331,7 +333,7 @@ def _peer(
     for index, (name, content) in enumerate(files):
         iv = crypto.collect_iv(seed, index)
         pad = 16 - len(content) % 16
-        enc = Cipher(algorithms.AES(aes), crypto._CFB(iv)).encryptor()
+        enc = Cipher(algorithms.AES(aes), scheme._CFB(iv)).encryptor()
         listed = name + ".enc"
         disk = (names_on_disk or {}).get(listed, listed)
         (folder / disk).write_bytes(enc.update(content + bytes([pad]) * pad) + enc.finalize())
@@ -540,7 +542,7 @@ def test_no_key_material_or_answers_in_log_or_output(
     for text in (
         result.output,
         log,
-        json.dumps(crypto._read_stamp(tmp_path / "out" / "leak-1"), ensure_ascii=False),
+        json.dumps(stamps._read_stamp(tmp_path / "out" / "leak-1"), ensure_ascii=False),
     ):
         assert SECRET_ANSWER not in text and body not in text
     assert json.loads(result.stdout) == rows(tmp_path / "out")
@@ -739,7 +741,7 @@ def test_an_internal_error_on_one_submission_does_not_stop_the_run(
 ) -> None:
     collect(tmp_path / "in" / "a", key, "uuid:ie-1")
     collect(tmp_path / "in" / "b", key, "uuid:ie-2")
-    real = crypto._read_manifest
+    real = crypto_manifest._read_manifest
 
     def flaky(root, repaired):  # type: ignore[no-untyped-def]
         manifest = real(root, repaired)
@@ -747,7 +749,7 @@ def test_an_internal_error_on_one_submission_does_not_stop_the_run(
             raise RuntimeError(SECRET_ANSWER)
         return manifest
 
-    monkeypatch.setattr(crypto, "_read_manifest", flaky)
+    monkeypatch.setattr(submission, "_read_manifest", flaky)  # the name _process looks up
     result = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")
     assert [(r.status, r.reason_code) for r in result.submissions] == [
         ("failed", crypto.INTERNAL_ERROR),
@@ -791,7 +793,7 @@ def test_hidden_prompt_only_on_a_terminal(
     ],
 )
 def test_plain_name_rule(name: str, ok: bool) -> None:
-    assert crypto._plain_name_ok(name) is ok
+    assert crypto_manifest._plain_name_ok(name) is ok
 
 
 def test_damaged_plaintext_instance_is_reported_other_xml_ignored(

@@ -1,0 +1,204 @@
+"""Committing results into OUT (main process): decides duplicate, conflict or replacement against what OUT
+already holds, and renames work folders into place.
+"""
+
+# File-wide lint exceptions, each for a reason:
+# PTH: every submission is committed with os-level calls on strings; pathlib objects cost measurable time per
+#      file at tens of thousands of submissions (bench/decrypt.py).
+# PLR0911: a commit returns one log row per decision.
+# ruff: noqa: PTH104, PTH105, PTH118, PLR0911
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from toolkit.crypto.codes import ALREADY_DONE, CONFLICT, DUPLICATE
+from toolkit.crypto.results import CONFLICT_SEPARATOR, PARTIAL_DIR, Status, SubmissionResult
+from toolkit.crypto.stamps import _content_digest, _existing_folders, _folder_outputs, _read_stamp, _write_stamp
+from toolkit.crypto.submission import _Outcome
+
+
+class _Committer:
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.this_run: dict[str, str] = {}  # folder name -> source that put or verified it in this run
+
+    def commit(self, outcome: _Outcome) -> SubmissionResult:
+        result = outcome.result
+        if outcome.kind == "skipped":
+            if outcome.existing in self.this_run:
+                return self._dup(result, outcome.existing)
+            self.this_run[outcome.existing] = result.source
+            message = (
+                f"already decrypted into {outcome.existing} by an earlier run; outputs verified, skipped"
+            )
+            if result.message:
+                message += f" (earlier result: {result.message})"
+            return _replace(
+                result,
+                message=message,
+                folder=outcome.existing,
+                reason_code=result.reason_code or ALREADY_DONE,
+            )
+        if outcome.kind != "written":
+            return result
+        tmp = Path(outcome.tmp)
+        earlier = (_read_stamp(self.out_dir / outcome.existing) or {}) if outcome.existing else {}
+        if (
+            outcome.existing
+            and outcome.existing not in self.this_run
+            and not (earlier.get("status") == Status.OK and result.status != Status.OK)
+        ):
+            # Same manifest as an earlier run whose outputs changed or whose inputs grew: replace atomically,
+            # unless this copy has fewer files than what is there (a partial pull of a complete submission).
+            # A verified output is never replaced by a worse copy: that one is kept beside it as a conflict.
+            target = self.out_dir / outcome.existing
+            before = (_read_stamp(target) or {}).get("outputs") or {}
+            ours = (_read_stamp(tmp) or {}).get("outputs") or {}
+            if result.status == Status.INCOMPLETE and _same_files(before, ours) and set(ours) < set(before):
+                shutil.rmtree(tmp, ignore_errors=True)
+                return _replace(
+                    result,
+                    status=Status.DUPLICATE,
+                    reason_code=DUPLICATE,
+                    folder=target.name,
+                    message=f"a partial copy of the submission already in {target.name} with more of its "
+                    "files; nothing new written",
+                )
+            trash = self.out_dir / PARTIAL_DIR / f"old-{uuid.uuid4().hex}"
+            os.replace(target, trash)
+            os.replace(tmp, target)
+            shutil.rmtree(trash, ignore_errors=True)
+            self.this_run[target.name] = result.source
+            return _replace(result, folder=target.name)
+        try:  # the usual case: a new instanceID. Fails when OUT/<id> exists (not empty).
+            os.rename(outcome.tmp, os.path.join(self.out_dir, outcome.folder))
+        except OSError as exc:
+            if exc.errno not in {errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR}:
+                raise
+        else:
+            self.this_run[outcome.folder] = result.source
+            return _replace(result, folder=outcome.folder)
+        for existing in _existing_folders(self.out_dir, outcome.folder):
+            stamp = _read_stamp(existing)
+            if stamp is None and existing.name not in self.this_run:
+                # A folder without its record (copied without extended attributes, or an interrupted run):
+                # identical content is adopted, anything else is a conflict.
+                if _content_digest(_folder_outputs(existing)) == outcome.digest:
+                    record = _read_stamp(tmp) or {}
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    _write_stamp(existing, record)
+                    self.this_run[existing.name] = result.source
+                    return _replace(result, folder=existing.name)
+                continue
+            if stamp is not None and _content_digest(stamp.get("outputs") or {}) == outcome.digest:
+                shutil.rmtree(tmp, ignore_errors=True)
+                if result.status == Status.INCOMPLETE:  # still incomplete: say so rather than "duplicate"
+                    return _replace(
+                        result,
+                        folder=existing.name,
+                        message=f"{result.message}; the same partial content is already in "
+                        f"{existing.name}, nothing new written",
+                    )
+                return self._dup(result, existing.name)
+            if stamp is None:
+                continue
+            # The same manifest (same wrapped key and signature) is the same submission: when the copy already
+            # there did not verify and this one does, the earlier copy was damaged in transfer; this one wins.
+            mine = _read_stamp(tmp) or {}
+            if (
+                stamp.get("status") == Status.SIGNATURE_INVALID
+                and result.status == Status.OK
+                and stamp.get("manifest_sha256") == mine.get("manifest_sha256")
+            ):
+                trash = self.out_dir / PARTIAL_DIR / f"old-{uuid.uuid4().hex}"
+                os.replace(existing, trash)
+                os.replace(tmp, existing)
+                shutil.rmtree(trash, ignore_errors=True)
+                self.this_run[existing.name] = result.source
+                return _replace(
+                    result,
+                    folder=existing.name,
+                    message=f"{result.message}; replaced the copy in {existing.name} whose signature did not "
+                    "verify (a copy damaged in transfer)",
+                )
+            theirs, ours = stamp.get("outputs") or {}, (_read_stamp(tmp) or {}).get("outputs") or {}
+            if not _same_files(theirs, ours):
+                continue
+            # The same submission pulled twice with different media present (a photo that arrived later).
+            if stamp.get("status") == Status.INCOMPLETE and set(theirs) < set(ours):
+                trash = self.out_dir / PARTIAL_DIR / f"old-{uuid.uuid4().hex}"
+                os.replace(existing, trash)
+                os.replace(tmp, existing)
+                shutil.rmtree(trash, ignore_errors=True)
+                self.this_run[existing.name] = result.source
+                return _replace(
+                    result,
+                    folder=existing.name,
+                    message=f"{result.message}; replaced the incomplete copy in {existing.name}",
+                )
+            if result.status == Status.INCOMPLETE and set(ours) < set(theirs):
+                shutil.rmtree(tmp, ignore_errors=True)
+                return _replace(
+                    result,
+                    status=Status.DUPLICATE,
+                    reason_code=DUPLICATE,
+                    folder=existing.name,
+                    message=f"a partial copy of the submission already in {existing.name} with more of its "
+                    "files; nothing new written",
+                )
+        n = 2
+        while (self.out_dir / f"{outcome.folder}{CONFLICT_SEPARATOR}{n}").exists():
+            n += 1
+        target = self.out_dir / f"{outcome.folder}{CONFLICT_SEPARATOR}{n}"
+        first = self.this_run.get(outcome.folder, "an earlier run")
+        message = (
+            f"another submission with instanceID {result.instance_id} but different content was decrypted "
+            f"into {outcome.folder} (from {first}); both are kept, this one in {target.name}. Find out which "
+            f"is the final version (an edited re-submission?) before using either. This one: {result.status}"
+            f" - {result.message}"
+        )
+        conflict = _replace(
+            result, status=Status.CONFLICT, reason_code=CONFLICT, message=message, folder=target.name
+        )
+        _write_stamp(
+            tmp,
+            {
+                **(_read_stamp(tmp) or {}),
+                "status": str(Status.CONFLICT),
+                "reason_code": CONFLICT,
+                "message": message,
+            },
+        )
+        os.replace(tmp, target)
+        self.this_run[target.name] = result.source
+        return conflict
+
+    def _dup(self, result: SubmissionResult, folder: str) -> SubmissionResult:
+        first = self.this_run.get(folder, "an earlier run")
+        return _replace(
+            result,
+            status=Status.DUPLICATE,
+            reason_code=DUPLICATE,
+            folder=folder,
+            message=f"the same submission (identical decrypted content) is already in {folder} "
+            f"(from {first}); nothing new written",
+        )
+
+
+def _same_files(theirs: Mapping[str, str], ours: Mapping[str, str]) -> bool:
+    """The files both copies have are identical (same names, same MD5)."""
+    common = set(theirs) & set(ours)
+    return bool(common) and all(theirs[name] == ours[name] for name in common)
+
+
+def _replace(result: SubmissionResult, **changes: Any) -> SubmissionResult:
+    values = {name: getattr(result, name) for name in SubmissionResult.__slots__}  # type: ignore[attr-defined]
+    values.update(changes)
+    return SubmissionResult(**values)
