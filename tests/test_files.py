@@ -8,7 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from tests.conftest import write_md_form
+from toolkit.cli import app
 from toolkit.files import write_atomic, write_bytes_atomic, write_text_atomic
 
 # Each helper as (target, text, **options) -> None, and the bytes it should leave on disk for that text.
@@ -168,3 +171,51 @@ def test_writers_do_not_need_the_extension(
     write_atomic(target, lambda p: writer(frame, p))
     assert reader(target).to_dict("records") == frame.to_dict("records")
     assert _listing(tmp_path) == [name]
+
+
+FORM = """
+| survey |
+| | type | name | label | constraint |
+| | text | name | Name | |
+| | integer | age | Age | . >= 0 and . <= 110 |
+| | select_one yn | consent | Consent | |
+| choices |
+| | list_name | name | label |
+| | yn | 1 | Yes |
+| | yn | 2 | No |
+"""
+
+
+def test_stage_outputs_holding_answers_stay_private(tmp_path: Path, umask: Callable[[int], int]) -> None:
+    """Submissions, attachments, findings and exported tables are 0600 whatever the umask, and no temporary
+    file is left beside them."""
+    from toolkit.export import export_tables
+    from toolkit.ingest import ingest
+    from toolkit.simulate import simulate
+    from toolkit.xform import load_form
+
+    umask(0o002)
+    form_path = write_md_form(tmp_path, FORM)
+    form = load_form(form_path)
+    submissions = tmp_path / "submissions"
+    simulate(form, 3, submissions, workers=1)
+    (next(submissions.iterdir()) / "1561432532482.jpg").write_bytes(b"\xff\xd8jpeg")
+    result = ingest([submissions], form, attachments_dir=tmp_path / "media")
+    export_tables(result, form, out_dir=tmp_path / "export")
+    findings, report = tmp_path / "findings" / "findings.csv", tmp_path / "findings" / "report.html"
+    run = CliRunner().invoke(
+        app, ["validate", str(submissions), "--form", str(form_path), "--csv", str(findings), "--report", str(report)]
+    )
+    assert run.exit_code in (0, 1), run.output
+    assert findings.read_bytes().startswith(b"\xef\xbb\xbf")  # BOM, so that Excel shows Cyrillic
+
+    written = {
+        "submissions": sorted(submissions.glob("*/submission.xml")),
+        "media": sorted((tmp_path / "media").iterdir()),
+        "export": sorted((tmp_path / "export").iterdir()),
+        "findings": sorted(findings.parent.iterdir()),
+    }
+    assert [len(written["submissions"]), [p.name for p in written["media"]]] == [3, ["1561432532482.jpg"]]
+    assert {p.suffix for p in written["export"]} >= {".sav", ".dta", ".csv", ".sps", ".do"}
+    modes = {stage: {p.name: oct(p.stat().st_mode & 0o777) for p in paths} for stage, paths in written.items()}
+    assert modes == {stage: {p.name: "0o600" for p in paths} for stage, paths in written.items()}
