@@ -136,7 +136,7 @@ def _rsa_ops(args: tuple[bytes, bytes, float]) -> tuple[int, float, float]:
     ops = 0
     started, cpu_started = time.perf_counter(), time.process_time()
     while (elapsed := time.perf_counter() - started) < seconds:
-        key.decrypt(block, crypto._OAEP_SHA256)  # the operation decrypt does twice per submission
+        key.decrypt(block, crypto.OAEP_SHA256)  # the operation decrypt does twice per submission
         ops += 1
     return ops, elapsed, time.process_time() - cpu_started
 
@@ -148,7 +148,7 @@ def rsa_limit(workers: int, seconds: float = 4.0) -> tuple[float, float]:
     der = key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    block = base64.b64decode(crypto._rsa_wrap(key.public_key(), os.urandom(32)))
+    block = base64.b64decode(crypto.rsa_wrap(key.public_key(), os.urandom(32)))
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         results = pool.map(_rsa_ops, [(der, block, seconds)] * workers)
     ops_per_second = sum(ops / elapsed for ops, elapsed, _ in results)

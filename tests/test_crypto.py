@@ -99,7 +99,7 @@ def test_briefcase_media_ivs_start_as_documented() -> None:
     key = crypto.load_private_key(BRIEFCASE / "encrypted-form-media-key.pem")
     manifest = (BRIEFCASE / "encrypted-form-media-submission.xml").read_text()
     wrapped = base64.b64decode(manifest.split("<base64EncryptedKey>")[1].split("<")[0])
-    aes = key.private_key.decrypt(wrapped, scheme._OAEP_SHA256)
+    aes = key.private_key.decrypt(wrapped, crypto.OAEP_SHA256)
     seed = crypto.iv_seed("uuid:482e83f3-fae6-43ba-a6e9-e438ffe348e3", aes)
     assert [crypto.collect_iv(seed, i).hex()[:8] for i in range(3)] == ["afd05df4", "afd15df4", "afd15ef4"]
 

@@ -91,12 +91,14 @@ from toolkit.crypto.scheme import (
     AES_KEY_BYTES,
     BLOCK,
     CHUNK_BYTES,
+    OAEP_SHA256,
     RSA_BLOCK_SIZES,
     collect_iv,
     enketo_iv,
     enketo_legacy_seed,
     forge_md5,
     iv_seed,
+    rsa_wrap,
 )
 from toolkit.crypto.submission import MANIFEST_MAX_BYTES, PLAINTEXT_XML_MAX_BYTES
 
@@ -134,6 +136,7 @@ __all__ = [
     "MEDIA_MISSING",
     "MGF1_SHA1",
     "NAME_MAX_BYTES",
+    "OAEP_SHA256",
     "OPENROSA_NS",
     "PARTIAL_DIR",
     "PASSPHRASE_ENV",
@@ -174,4 +177,5 @@ __all__ = [
     "load_private_key",
     "public_key_base64",
     "read_passphrase_file",
+    "rsa_wrap",
 ]

@@ -15,7 +15,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from toolkit.crypto.manifest import _plain_name_ok
-from toolkit.crypto.scheme import AES_KEY_BYTES, _encrypt_bytes, _rsa_wrap, _signature_text, collect_iv, iv_seed
+from toolkit.crypto.scheme import AES_KEY_BYTES, _encrypt_bytes, _signature_text, collect_iv, iv_seed, rsa_wrap
 
 COLLECT_NS = "http://www.opendatakit.org/xforms/encrypted"
 OPENROSA_NS = "http://openrosa.org/xforms"
@@ -71,7 +71,7 @@ def encrypt_submission(
     key = aes_key if aes_key is not None else os.urandom(AES_KEY_BYTES)
     if len(key) != AES_KEY_BYTES:
         raise ValueError("aes_key must be 32 bytes")
-    wrapped = _rsa_wrap(public_key, key)
+    wrapped = rsa_wrap(public_key, key)
     seed = iv_seed(instance_id, key)
     written: list[Path] = []
     signed: list[tuple[str, str]] = []
@@ -91,7 +91,7 @@ def encrypt_submission(
     digest = hashlib.md5(
         _signature_text(form_id, version, wrapped, instance_id, signed).encode("utf-8")
     ).digest()
-    signature = _rsa_wrap(public_key, digest)
+    signature = rsa_wrap(public_key, digest)
     version_attr = f' version="{_xml_escape(version, True)}"' if version is not None else ""
     parts = [
         f'<data xmlns="{COLLECT_NS}" id="{_xml_escape(form_id, True)}"{version_attr} encrypted="yes">',

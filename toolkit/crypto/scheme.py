@@ -41,7 +41,8 @@ BLOCK = 16
 CHUNK_BYTES = 1 << 20
 RSA_BLOCK_SIZES = frozenset({128, 256, 384, 512, 768, 1024})  # wrapped-key lengths of 1024..8192-bit keys
 
-_OAEP_SHA256 = asym_padding.OAEP(
+# The padding Collect wraps the AES key and the signature with (spec 1): OAEP, SHA-256, MGF1-SHA-256, no label.
+OAEP_SHA256 = asym_padding.OAEP(
     mgf=asym_padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None
 )
 # SunJCE's "RSA/ECB/OAEPWithSHA-256AndMGF1Padding" keeps MGF1 on SHA-1 (spec 1.1); OAEP's own checks make the
@@ -56,7 +57,7 @@ def _rsa_unwrap(key: rsa.RSAPrivateKey, block: bytes) -> tuple[bytes, bool] | No
     if len(block) != (key.key_size + 7) // 8:
         return None
     try:
-        return key.decrypt(block, _OAEP_SHA256), False
+        return key.decrypt(block, OAEP_SHA256), False
     except ValueError:
         pass
     try:
@@ -65,8 +66,14 @@ def _rsa_unwrap(key: rsa.RSAPrivateKey, block: bytes) -> tuple[bytes, bool] | No
         return None
 
 
-def _rsa_wrap(public: rsa.RSAPublicKey, data: bytes) -> str:
-    return base64.b64encode(public.encrypt(data, _OAEP_SHA256)).decode("ascii")
+def rsa_wrap(public: rsa.RSAPublicKey, data: bytes) -> str:
+    """RSA-OAEP encrypt as Collect does (`OAEP_SHA256`), base64: how the AES key and the signature are stored.
+
+    Parameters:
+        public: the form's public key.
+        data: the AES key, or the MD5 digest of the signature text.
+    """
+    return base64.b64encode(public.encrypt(data, OAEP_SHA256)).decode("ascii")
 
 
 def iv_seed(instance_id: str, aes_key: bytes) -> bytes:
