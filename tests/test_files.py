@@ -187,10 +187,10 @@ FORM = """
 
 
 def test_stage_outputs_holding_answers_stay_private(tmp_path: Path, umask: Callable[[int], int]) -> None:
-    """Submissions, attachments, findings and exported tables are 0600 whatever the umask, and no temporary
+    """Submissions, attachments, ingested and exported tables and findings are 0600 whatever the umask, and no temporary
     file is left beside them."""
     from toolkit.export import export_tables
-    from toolkit.ingest import ingest
+    from toolkit.ingest import ingest, write_tables
     from toolkit.simulate import simulate
     from toolkit.xform import load_form
 
@@ -201,6 +201,7 @@ def test_stage_outputs_holding_answers_stay_private(tmp_path: Path, umask: Calla
     simulate(form, 3, submissions, workers=1)
     (next(submissions.iterdir()) / "1561432532482.jpg").write_bytes(b"\xff\xd8jpeg")
     result = ingest([submissions], form, attachments_dir=tmp_path / "media")
+    write_tables(result, tmp_path / "data", csv=True)
     export_tables(result, form, out_dir=tmp_path / "export")
     findings, report = tmp_path / "findings" / "findings.csv", tmp_path / "findings" / "report.html"
     run = CliRunner().invoke(
@@ -212,6 +213,7 @@ def test_stage_outputs_holding_answers_stay_private(tmp_path: Path, umask: Calla
     written = {
         "submissions": sorted(submissions.glob("*/submission.xml")),
         "media": sorted((tmp_path / "media").iterdir()),
+        "tables": sorted((tmp_path / "data").iterdir()),
         "export": sorted((tmp_path / "export").iterdir()),
         "findings": sorted(findings.parent.iterdir()),
     }

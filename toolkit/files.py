@@ -4,7 +4,7 @@ rename it into place (a rename within one folder is atomic on every file system 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,26 +18,35 @@ def write_atomic(target: Path, write: Callable[[Path], None], *, shared: bool = 
     Parameters:
         target: the file to create or replace (its folder is created when missing).
         write: writes the whole content to the path it is given.
-        shared: give the file the usual permissions (0666 less the umask) instead of mkstemp's private 0600;
-            for outputs without answers in them (XForms, codebooks).
+        shared: give the file the usual permissions (0666 less the umask) instead of a private 0600 (outputs
+            hold answers by default); for outputs without answers in them (XForms, codebooks).
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    # A hidden name, so that nobody opens the file before it is whole; 0600 by default, since outputs hold answers.
-    # The name ends in mkstemp's random letters, not the target's extension: pyreadstat, pandas (given a Path) and
-    # savefig(format=...) do not choose the format by name; a writer that infers compression from ".gz" would.
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(handle)
-    path = Path(temporary)
+    path = _new_temporary(target, 0o666 if shared else 0o600)
     try:
         write(path)
-        if shared:
-            umask = os.umask(0)
-            os.umask(umask)
-            path.chmod(0o666 & ~umask)
         path.replace(target)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+def _new_temporary(target: Path, mode: int) -> Path:
+    """Create an empty hidden file beside `target` with `mode` (the system applies the umask to it, so 0o666
+    gives the usual permissions without reading or changing the process umask).
+
+    The name is hidden, so that nobody opens the file before it is whole, and ends in random letters, not the
+    target's extension: pyreadstat, pandas (given a Path) and savefig(format=...) do not choose the format by name;
+    a writer that infers compression from ".gz" would."""
+    for _ in range(100):
+        path = target.parent / f".{target.name}.{secrets.token_hex(4)}"
+        try:
+            handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
+        except FileExistsError:
+            continue
+        os.close(handle)
+        return path
+    raise FileExistsError(f"no free temporary name beside {target}")
 
 
 def write_text_atomic(target: Path, text: str, *, shared: bool = False) -> None:

@@ -137,6 +137,7 @@ def write_tables(result: IngestResult, out_dir: Path, *, csv: bool = False) -> l
         names.append(MANIFEST)
         written = []
         for name in names:
+            (temp / name).chmod(0o600)  # the tables hold answers: private, as every other output with answers
             (temp / name).replace(out_dir / name)
             written.append(out_dir / name)
         return written
