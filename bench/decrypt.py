@@ -8,11 +8,12 @@ processes cannot go faster than (RSA private-key operations per second on W proc
 shared), and the decrypt rate is printed as a fraction of it. Target: at least 0.5 on 2 cores for N = 20,000. Peak
 memory is the largest resident set of the decrypt process and its workers.
 
-Decryption also creates a folder and two or three files per submission. On some disks that costs more than the RSA
-work (ext4 placing each new folder in another block group; on the shared build VM it varies from 0.05 to 3 ms per
-submission from one hour to the next), so the run also times creating the same folders and files under the same
-OUT with no decryption (the file-system limit) and prints the rate against both limits together. `--out-root
-/dev/shm` (memory-backed) leaves the disk out and compares the decryptor with RSA alone.
+Decryption also creates a folder and two or three files per submission. On a rested disk that costs about 0.1 ms
+per submission; for minutes after many files were deleted, ext4 mounted with `discard` (as on the build VM) can take
+1 to 3 ms for the same work. So the run also times creating the same folders and files under the same OUT with no
+decryption (the file-system limit), after the decrypt run, prints the rate against both limits together, and
+deletes every output only at the end. `--out-root /dev/shm` (memory-backed) leaves the disk out and compares the
+decryptor with RSA alone.
 
 The corpus is generated once with `toolkit.crypto.encrypt_submission` and cached in bench/out/ (gitignored).
 
@@ -180,26 +181,22 @@ def _write_layouts(args: tuple[str, int, int, int]) -> tuple[float, float]:
     return time.perf_counter() - started, time.process_time() - cpu_started
 
 
-def filesystem_limit(n: int, workers: int, out_root: Path) -> tuple[float, float]:
-    """Submissions/s if decryption did nothing but create its output (folders and files) under `out_root`,
-    on `workers` processes; and the CPU seconds that takes per submission. On a disk this is a second physical
-    limit: some file systems spend more time placing a new folder and its files than RSA takes."""
-    out = out_root / "fs-reference"
-    shutil.rmtree(out, ignore_errors=True)
+def filesystem_limit(n: int, workers: int, out: Path) -> tuple[float, float]:
+    """Submissions/s if decryption did nothing but create its output (folders and files) in `out` (left for the
+    caller to delete), on `workers` processes; and the CPU seconds that takes per submission. On a disk this is a
+    second physical limit: some file systems spend more time placing a new folder and its files than RSA takes."""
     (out / crypto.PARTIAL_DIR).mkdir(parents=True)
     started = time.perf_counter()
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         results = pool.map(_write_layouts, [(str(out), w, workers, n) for w in range(workers)])
     elapsed = time.perf_counter() - started
-    shutil.rmtree(out, ignore_errors=True)
     return n / elapsed, sum(cpu for _, cpu in results) / n
 
 
-def run_decrypt(corpus: Path, workers: int, out_root: Path) -> tuple[float, Counter[str], float, float]:
-    """Run `migkit decrypt` as a child process: (seconds, statuses, peak RSS in MB, CPU seconds). wait4 gives
-    the resource use of that child and the workers it waited for, and of nothing else."""
-    out = out_root / f"decrypt-out-{corpus.name}"
-    shutil.rmtree(out, ignore_errors=True)
+def run_decrypt(corpus: Path, workers: int, out: Path) -> tuple[float, Counter[str], float, float]:
+    """Run `migkit decrypt` into `out` (left for the caller to delete) as a child process: (seconds, statuses,
+    peak RSS in MB, CPU seconds). wait4 gives the resource use of that child and the workers it waited for, and of
+    nothing else."""
     command = [sys.executable, "-m", "toolkit", "decrypt", str(corpus), "--key", str(KEY_PATH)]
     command += ["--out", str(out), "--workers", str(workers)]
     started = time.perf_counter()
@@ -209,7 +206,6 @@ def run_decrypt(corpus: Path, workers: int, out_root: Path) -> tuple[float, Coun
     child.returncode = 0  # reaped by wait4
     with (out / crypto.LOG_NAME).open(encoding="utf-8", newline="") as handle:
         statuses = Counter(row["status"] for row in csv.DictReader(handle))
-    shutil.rmtree(out, ignore_errors=True)
     return elapsed, statuses, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
@@ -231,10 +227,14 @@ def main() -> None:
     args = parser.parse_args()
     corpus = corpus_for(args.n, args.workers)
     ratios, cpu_ratios, peaks = [], [], []
+    # Outputs are deleted only at the end: deleting 100,000 files leaves some file systems (ext4 mounted with
+    # `discard`) slow to create new ones for minutes, which would charge one run's clean-up to the next measurement.
+    scratch = args.out_root / "decrypt-bench-outputs"
+    shutil.rmtree(scratch, ignore_errors=True)
     for run in range(1, args.repeat + 1):
         limit_before, rsa_cpu_before = rsa_limit(args.workers)
-        fs_rate, fs_cpu = filesystem_limit(args.n, args.workers, args.out_root)
-        elapsed, statuses, peak_mb, cpu = run_decrypt(corpus, args.workers, args.out_root)
+        elapsed, statuses, peak_mb, cpu = run_decrypt(corpus, args.workers, scratch / f"decrypt-{run}")
+        fs_rate, fs_cpu = filesystem_limit(args.n, args.workers, scratch / f"files-{run}")
         limit_after, rsa_cpu_after = rsa_limit(args.workers)
         limit = max(limit_before, limit_after)  # the larger limit: the smaller ratio
         rsa_cpu = min(rsa_cpu_before, rsa_cpu_after)
@@ -275,8 +275,9 @@ def main() -> None:
         )
     if args.flat_check:
         small = corpus_for(max(args.n // 10, 1), args.workers)
-        _, _, small_peak, _ = run_decrypt(small, args.workers, args.out_root)
+        _, _, small_peak, _ = run_decrypt(small, args.workers, scratch / "decrypt-small")
         print(f"peak RSS at N/10    {small_peak:8.1f} MB  (flat in N if close to the figure above)")
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
