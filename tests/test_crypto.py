@@ -1,5 +1,4 @@
-"""`toolkit.crypto`, keys and reference data: IV vectors, the shared ODK fixtures, Enketo peer output, key
-formats,
+"""`toolkit.crypto`, keys and reference data: IV vectors, the shared ODK fixtures, Enketo peer output, key formats,
 Central managed keys, `migkit keys new/attach`."""
 
 from __future__ import annotations
@@ -77,9 +76,8 @@ def test_collect_iv_raises_each_byte_on_its_own_with_wrap(seed: bytes, index: in
 
 
 # enketo/enketo packages/enketo-express/test/client/encryptor.spec.js, "Seed generation". Its key string holds
-# characters that do not survive copying (32 bytes, of which 23 are printable), so the seed itself is taken
-# from
-# the first published IV and the test checks Enketo's increments: 2nd IV and 20th IV (more than 16 files).
+# characters that do not survive copying (32 bytes, of which 23 are printable), so the seed itself is taken from the
+# first published IV and the test checks Enketo's increments: 2nd IV and 20th IV (more than 16 files).
 ENKETO_FIRST = [26, 165, 249, 183, 157, 87, 116, 18, 86, 100, 25, 164, 27, 112, 192, 230]
 ENKETO_LATER = {
     1: [26, 166, 249, 183, 157, 87, 116, 18, 86, 100, 25, 164, 27, 112, 192, 230],

@@ -1,6 +1,5 @@
-"""`migkit decrypt`: every status, peer variants, re-runs, process pool, CLI exit codes and the security
-rules,
-each with a crafted input made by `encrypt_submission` (Collect's layout) or by small peer builders below."""
+"""`migkit decrypt`: every status, peer variants, re-runs, process pool, CLI exit codes and the security rules, each
+with a crafted input made by `encrypt_submission` (Collect's layout) or by small peer builders below."""
 
 from __future__ import annotations
 

@@ -15,11 +15,10 @@ Public API (stable; `simulate` and `validate` use it)::
     ok = expr.evaluate_boolean(context_node, env=env)
 
 Values follow JavaRosa's types: `str`, `float` (numbers, NaN included), `bool`, `datetime.date` (dates) and
-`datetime.datetime` (timezone-aware, for dateTime), and `list[XNode]` for node-sets. Coercions are
-`to_boolean`, `to_number`, `to_string`, `to_date` (JavaRosa's
-XPathFuncExpr.toBoolean/toNumeric/toString/toDate). A node's value is typed by its bind type as JavaRosa does
-(int/decimal nodes are numbers, date nodes dates, empty nodes the empty string); pass the types when building
-the tree (`build_tree(..., types=...)`).
+`datetime.datetime` (timezone-aware, for dateTime), and `list[XNode]` for node-sets. Coercions are `to_boolean`,
+`to_number`, `to_string`, `to_date` (JavaRosa's XPathFuncExpr.toBoolean/toNumeric/toString/toDate). A node's value is
+typed by its bind type as JavaRosa does (int/decimal nodes are numbers, date nodes dates, empty nodes the empty string);
+pass the types when building the tree (`build_tree(..., types=...)`).
 
 Errors: `XPathSyntaxError` (the expression does not parse), `XPathUnsupportedError` (a function this evaluator
 does not implement; raised by `compile_xpath`, so callers report it once per expression), `XPathEvalError`

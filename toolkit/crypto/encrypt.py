@@ -49,11 +49,9 @@ def encrypt_submission(
 ) -> EncryptedSubmission:
     """Encrypt one submission exactly as ODK Collect does and write its files into `out_dir`.
 
-    Writes `<media>.enc` (IV indices 0..n-1 in the order given), `submission.xml.enc` (IV index n) and the
-    manifest
-    in Collect's layout (namespace `http://www.opendatakit.org/xforms/encrypted`, `orx:meta`, one `<media>`
-    per
-    file, no XML declaration) with a valid element signature.
+    Writes `<media>.enc` (IV indices 0..n-1 in the order given), `submission.xml.enc` (IV index n) and the manifest in
+    Collect's layout (namespace `http://www.opendatakit.org/xforms/encrypted`, `orx:meta`, one `<media>` per file, no
+    XML declaration) with a valid element signature.
 
     Parameters:
         instance_xml: the plaintext submission XML (bytes as they should decrypt).

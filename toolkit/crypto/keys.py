@@ -395,9 +395,8 @@ def generate_keypair(
 
 
 def attach_public_key(form: Path, *, public_pem: Path) -> AttachResult:
-    """Set `public_key` on the settings sheet of an XLSForm, keeping the other sheets and formatting (as far
-    as
-    openpyxl keeps them). The workbook is written to a temporary file and renamed over the original.
+    """Set `public_key` on the settings sheet of an XLSForm, keeping the other sheets and formatting (as far as openpyxl
+    keeps them). The workbook is written to a temporary file and renamed over the original.
 
     Parameters:
         form: the .xlsx XLSForm.

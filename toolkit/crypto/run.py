@@ -51,9 +51,8 @@ def _unsafe_member(name: str) -> bool:
 
 
 def _extract_zip(archive: Path, target: Path, label: str) -> list[SubmissionResult]:
-    """Extract a zip safely: members that would escape `target` (absolute paths, '..', drive letters,
-    symlinks)
-    are refused and reported; sizes are checked while copying."""
+    """Extract a zip safely: members that would escape `target` (absolute paths, '..', drive letters, symlinks) are
+    refused and reported; sizes are checked while copying."""
     refused: list[SubmissionResult] = []
     total = 0
     root = target.resolve()
@@ -257,11 +256,9 @@ def decrypt(
 ) -> DecryptResult:
     """Decrypt every submission found in folders and zip files into OUT, and write OUT/decrypt-log.csv.
 
-    Inputs are searched recursively for Collect instance folders, Briefcase/Aggregate storage, Central or
-    Enketo
-    downloads and plaintext instances. Inputs are never changed; each submission is written to a work folder
-    and
-    renamed into place when complete; re-running on the same OUT verifies and skips what is already there.
+    Inputs are searched recursively for Collect instance folders, Briefcase/Aggregate storage, Central or Enketo
+    downloads and plaintext instances. Inputs are never changed; each submission is written to a work folder and renamed
+    into place when complete; re-running on the same OUT verifies and skips what is already there.
 
     Parameters:
         inputs: folders and .zip files.

@@ -124,11 +124,9 @@ _M32 = 0xFFFFFFFF
 
 
 def forge_md5(units: Sequence[int]) -> bytes:
-    """MD5 as node-forge computes it over a JS string given without an encoding: each UTF-16 code unit is
-    taken
-    as one "byte", and words are packed with `c0 ^ c1<<8 ^ c2<<16 ^ c3<<24`, so units above 0xFF bleed into
-    the
-    neighbouring bytes (enketo/enketo#1421, #1608). For code units <= 0xFF this is plain MD5."""
+    """MD5 as node-forge computes it over a JS string given without an encoding: each UTF-16 code unit is taken as one
+    "byte", and words are packed with `c0 ^ c1<<8 ^ c2<<16 ^ c3<<24`, so units above 0xFF bleed into the neighbouring
+    bytes (enketo/enketo#1421, #1608). For code units <= 0xFF this is plain MD5."""
     length = len(units)
     stream = list(units) + [0x80] + [0] * ((55 - length) % 64)
     stream += list(struct.pack("<Q", (length * 8) & 0xFFFFFFFFFFFFFFFF))

@@ -37,11 +37,9 @@ def _content_digest(outputs: Mapping[str, str]) -> str:
 def _write_stamp(folder: str | Path, stamp: Mapping[str, Any]) -> None:
     """Record what a work folder holds, before it is renamed into place (so it is never seen half-written).
 
-    The record is an extended attribute of the folder where the file system has them (Linux): creating one
-    more
-    file per submission costs as much as decrypting it on some disks. Elsewhere (or when the attribute does
-    not
-    fit) it is the dot-file STAMP_NAME inside the folder."""
+    The record is an extended attribute of the folder where the file system has them (Linux): creating one more file per
+    submission costs as much as decrypting it on some disks. Elsewhere (or when the attribute does not fit) it is the
+    dot-file STAMP_NAME inside the folder."""
     data = json.dumps(stamp, ensure_ascii=False, sort_keys=True).encode("utf-8")
     if hasattr(os, "setxattr"):
         try:

@@ -124,9 +124,8 @@ def ingest(
     """Read submissions into one table per level of the form.
 
     Parameters:
-        inputs: folders of instance XMLs (`migkit decrypt` output or any tree), zips of them, single XML
-        files,
-            or ODK Central CSV export zips ("All data", or the same files unpacked in a folder).
+        inputs: folders of instance XMLs (`migkit decrypt` output or any tree), zips of them, single XML files, or ODK
+            Central CSV export zips ("All data", or the same files unpacked in a folder).
         form: the form model; several models (form versions, newest first) merge into one set of tables.
         media_dir: the form's own attachments (pulldata / select_one_from_file files), as validate and
             simulate take them; ingest reads answers only, so it does not need them (never written to).

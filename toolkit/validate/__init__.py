@@ -5,10 +5,9 @@ For every submission this answers "would ODK Collect accept this instance as it 
 - relevance is inherited: a node is relevant only when its own `relevant` holds and every enclosing group and
   repeat instance is relevant; an answer in a non-relevant node is `nonrelevant_answered` (Collect leaves
   non-relevant nodes out of a submission);
-- calculations are recomputed from the answers in dependency order, as Collect does when it opens a saved
-  instance; a stored value that differs is `calculate_mismatch` (except expressions with now(), today(),
-  random(),
-  uuid() or once(), whose value legitimately changes), and later expressions read the recomputed values;
+- calculations are recomputed from the answers in dependency order, as Collect does when it opens a saved instance; a
+  stored value that differs is `calculate_mismatch` (except expressions with now(), today(), random(), uuid() or once(),
+  whose value legitimately changes), and later expressions read the recomputed values;
 - `required` and constraints apply only to relevant nodes; a constraint is checked only on a non-empty answer;
 - values must parse as their bind type (`type_invalid`) and select answers must be in the choice list
   (`choice_unknown`); an instanceID seen twice is `duplicate_instance`.

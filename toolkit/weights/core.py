@@ -187,8 +187,7 @@ def nonresponse_adjust(
 ) -> AdjustmentResult:
     """Eligibility and nonresponse adjustment by weighting classes (two steps, §4.3).
 
-    Step 1: a1_c = Σ_all d / Σ_{ER,EN,IN} d on ER, EN and IN (UE gets 0). Step 2: a2_c = Σ_{ER,EN} d1 / Σ_ER
-        d1 on ER
+    Step 1: a1_c = Σ_all d / Σ_{ER,EN,IN} d on ER, EN and IN (UE gets 0). Step 2: a2_c = Σ_{ER,EN} d1 / Σ_ER d1 on ER
     (EN gets 0). With `unknown_to_ineligible=False` the UE weight goes to the respondents only and IN keeps d.
 
     Parameters:
