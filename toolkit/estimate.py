@@ -231,8 +231,7 @@ def taylor_variance(
         design: the strata/PSU structure.
         lonely_psu: what to do with strata that have a single PSU: "error" (raise), "certainty" (no
             contribution), "adjust" (centre at the sample average of the estimating function, zero, as R
-            `survey.lonely.psu="adjust"`),
-            "average" (the mean contribution of the other strata).
+            `survey.lonely.psu="adjust"`), "average" (the mean contribution of the other strata).
         sampling_fraction: first-stage sampling fraction f_h of each stratum (see `fpc_fractions`); each
             stratum's term is multiplied by 1 − f_h, and strata with f_h = 1 add nothing (and are not lonely).
     """
