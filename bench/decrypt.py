@@ -10,10 +10,10 @@ memory is the largest resident set of the decrypt process and its workers.
 
 Decryption also creates a folder and two or three files per submission. On a rested disk that costs about 0.1 ms
 per submission; for minutes after many files were deleted, ext4 mounted with `discard` (as on the build VM) can take
-1 to 3 ms for the same work. So the run also times creating the same folders and files under the same OUT with no
-decryption (the file-system limit), after the decrypt run, prints the rate against both limits together, and
-deletes every output only at the end. `--out-root /dev/shm` (memory-backed) leaves the disk out and compares the
-decryptor with RSA alone.
+1 to 3 ms for the same work. So each run also times creating the same folders and files under the same OUT with no
+decryption (the file-system limit), after the decrypt run, and prints the rate against both limits together; with
+--repeat on such a disk, the runs after the first meet the previous run's deletions. `--out-root /dev/shm`
+(memory-backed) leaves the disk out and compares the decryptor with RSA alone.
 
 The corpus is generated once with `toolkit.crypto.encrypt_submission` and cached in bench/out/ (gitignored).
 
@@ -227,14 +227,16 @@ def main() -> None:
     args = parser.parse_args()
     corpus = corpus_for(args.n, args.workers)
     ratios, cpu_ratios, peaks = [], [], []
-    # Outputs are deleted only at the end: deleting 100,000 files leaves some file systems (ext4 mounted with
-    # `discard`) slow to create new ones for minutes, which would charge one run's clean-up to the next measurement.
+    # A run's outputs are deleted after both of its measurements. Deleting 100,000 files leaves some file systems
+    # (ext4 mounted with `discard`) slow to create new ones for minutes, so on such a disk the runs after the first
+    # measure that too; keeping them all instead fills a memory-backed --out-root.
     scratch = args.out_root / "decrypt-bench-outputs"
     shutil.rmtree(scratch, ignore_errors=True)
     for run in range(1, args.repeat + 1):
         limit_before, rsa_cpu_before = rsa_limit(args.workers)
-        elapsed, statuses, peak_mb, cpu = run_decrypt(corpus, args.workers, scratch / f"decrypt-{run}")
-        fs_rate, fs_cpu = filesystem_limit(args.n, args.workers, scratch / f"files-{run}")
+        elapsed, statuses, peak_mb, cpu = run_decrypt(corpus, args.workers, scratch / "decrypt")
+        fs_rate, fs_cpu = filesystem_limit(args.n, args.workers, scratch / "files")
+        shutil.rmtree(scratch, ignore_errors=True)
         limit_after, rsa_cpu_after = rsa_limit(args.workers)
         limit = max(limit_before, limit_after)  # the larger limit: the smaller ratio
         rsa_cpu = min(rsa_cpu_before, rsa_cpu_after)
