@@ -272,3 +272,97 @@ def test_calculations_are_stored_as_javarosa_stores_them(tmp_path: Path) -> None
     for instance_id, xml in generate_instances(form, 20, seed=11):
         findings = validate_tree(rules, instance_tree(rules, xml))
         assert not findings, (instance_id, [(f.code, f.path, f.value) for f in findings])
+
+
+# --- answers files (how often each answer is given) ----------------------------------------------------------
+
+ANSWERS = """
+[consent]
+choices = { "1" = 90, "2" = 10 }
+[hl_reason]                       # select_multiple: chance in % of each choice
+choices = { "1" = 70, "3" = 20 }
+[hh_size]
+distribution = "normal"
+mean = 5.5
+sd = 1.0
+[income]
+distribution = "lognormal"
+median = 900
+spread = 0.5
+[district]                        # a filtered list: weights apply to what the filter leaves
+choices = { "11" = 1, "12" = 3, "21" = 1 }
+"""
+
+
+@pytest.fixture(scope="module")
+def profiled(tmp_path_factory, model):
+    folder = tmp_path_factory.mktemp("profiled")
+    (folder / "answers.toml").write_text(ANSWERS, encoding="utf-8")
+    rules = simulate_stage.load_answers(folder / "answers.toml", model)
+    out = folder / "sim"
+    simulate(model, 600, out, seed=11, workers=1, answers=rules)
+    return ingest([out], model)
+
+
+def test_answers_file_sets_how_often_answers_are_given(profiled) -> None:
+    top = profiled.tables["sim"]
+    assert top["consent"].astype(str).eq("1").mean() == pytest.approx(0.90, abs=0.04)
+    consented = top[top["consent"].astype(str) == "1"]
+    assert consented["hh_size"].mean() == pytest.approx(5.5, abs=0.15)
+    assert consented["hh_size"].between(1, 8).all()  # the constraint's bounds still hold
+    income = pd.to_numeric(consented["income"], errors="coerce")
+    assert income.median() == pytest.approx(900, rel=0.1)
+    assert income.between(100, 5000).all()
+    north = top[top["region"].astype(str) == "1"]["district"].astype(str)
+    assert set(north) <= {"11", "12"} and north.eq("12").mean() == pytest.approx(0.75, abs=0.07)
+    south = top[top["region"].astype(str) == "2"]["district"].astype(str)
+    assert set(south) == {"21"}
+
+
+def test_select_multiple_chances_are_per_choice(profiled) -> None:
+    members = profiled.tables["sim-hl"]
+    ticked = members["hl_reason"].dropna().astype(str).str.split()
+    assert len(ticked) > 300
+    # Each choice ticked on its own chance; a draw that ticks nothing (0.3 × 0.8) takes the likeliest choice.
+    assert ticked.map(lambda v: "1" in v).mean() == pytest.approx(0.70 + 0.30 * 0.80, abs=0.04)
+    assert ticked.map(lambda v: "3" in v).mean() == pytest.approx(0.20, abs=0.05)
+    assert not ticked.map(lambda v: "2" in v or "98" in v).any()  # choices not named are never drawn
+
+
+ANSWER_PROBLEMS = [
+    ("unknown question", '[consnt]\nchoices = { "1" = 1 }', "did you mean consent"),
+    ("unknown choice", '[consent]\nchoices = { "3" = 1 }', "'3' is not a choice of list yn"),
+    ("all zero", '[consent]\nchoices = { "1" = 0, "2" = 0 }', "every weight is 0"),
+    ("percent above 100", '[hl_reason]\nchoices = { "1" = 120 }', "above 100"),
+    ("distribution for a select", '[consent]\ndistribution = "normal"\nmean = 1\nsd = 1', "choices ="),
+    ("missing parameter", '[income]\ndistribution = "lognormal"\nmedian = 5', "missing: spread"),
+    ("unknown parameter", '[income]\ndistribution = "normal"\nmean = 5\nsd = 1\nmode = 3', "unknown: mode"),
+    ("bad sd", '[income]\ndistribution = "normal"\nmean = 5\nsd = 0', "sd must be above 0"),
+    ("text question", '[comments]\nchoices = { "1" = 1 }', "selects and numbers"),
+    ("not TOML", "[consent\n", "Cannot read the answers file"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), [p[1:] for p in ANSWER_PROBLEMS], ids=[p[0] for p in ANSWER_PROBLEMS])
+def test_answers_file_problems_name_the_question_and_the_fix(tmp_path, model, text: str, message: str) -> None:
+    path = tmp_path / "answers.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(simulate_stage.ToolkitError) as caught:
+        simulate_stage.load_answers(path, model)
+    assert message in caught.value.issue.message
+
+
+def test_cli_answers_option(tmp_path, model) -> None:
+    form = write_md_form(tmp_path, FORM)
+    (tmp_path / "answers.toml").write_text('[consent]\nchoices = { "2" = 1 }\n', encoding="utf-8")
+    out = tmp_path / "sim"
+    result = CliRunner().invoke(
+        app, ["simulate", str(form), "-n", "20", "--out", str(out), "--answers", str(tmp_path / "answers.toml")]
+    )
+    assert result.exit_code == 0, result.output
+    table = ingest([out], model).tables["sim"]
+    assert set(table["consent"].astype(str)) == {"2"}
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[nope]\nchoices = { "1" = 1 }\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["simulate", str(form), "-n", "2", "--out", str(out), "--answers", str(bad)])
+    assert result.exit_code == 3 and "nope" in result.output

@@ -9,7 +9,8 @@ shared XPath evaluator and redrawn when the constraint fails; repeats get `repea
 the end (Collect recomputes on save). Instances are written as `<out>/<uuid>/submission.xml`, the layout
 `migkit decrypt` writes, or encrypted the way Collect does (`toolkit.crypto.encrypt_submission`). A seed makes
 the output reproducible: instance i draws from its own generator seeded by (seed, i), whatever the number of
-worker processes.
+worker processes. An answers file (`load_answers`) sets how often chosen questions get each answer, so that
+training data can look like a real survey (about one person in eight abroad, not one in two).
 """
 
 # ruff: noqa: S311 (synthetic answers, not secrets: a seeded generator is the point)
@@ -17,11 +18,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import difflib
 import math
 import os
 import random
 import re
 import time
+import tomllib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +66,7 @@ CONSTRAINT_UNMET = define(
 EXPRESSION_FAILED = define(
     "simulate.expression_failed", "An expression could not be evaluated while simulating"
 )
+ANSWERS_INVALID = define("simulate.answers_invalid", "The answers file asks for something the form cannot give")
 
 # Rate of don't know / refused answers where the question offers them (questionnaire.md section 4).
 SENTINEL_RATE = 0.03
@@ -125,6 +129,148 @@ except ImportError:  # pragma: no cover
     _compile_ast = None
 
 
+# --- How often answers are given (--answers)
+
+
+@dataclass(frozen=True)
+class ChoiceRule:
+    """For a select_one: relative weights of its choices; for a select_multiple: the chance (0-100 %) that each
+    choice is ticked. Choices not named are never drawn."""
+
+    weights: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class NumberRule:
+    """A distribution for an integer or decimal question, clipped to [minimum, maximum] and to the bounds its
+    constraint states: "normal" (mean, sd), "lognormal" (median, spread = sd of the logarithm; amounts of money)
+    or "uniform" (minimum..maximum)."""
+
+    distribution: str
+    centre: float = 0.0  # mean (normal) or median (lognormal)
+    spread: float = 0.0  # sd (normal) or sd of the logarithm (lognormal)
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+AnswerRule = ChoiceRule | NumberRule
+# A rule is tried for the first half of a question's draws; if its values keep failing the constraint (it depends
+# on other answers), the usual draw takes over, so that a profile can never leave a question unanswerable.
+RULE_DRAW_SHARE = 0.5
+_NUMBER_KEYS = {
+    "normal": {"mean", "sd"},
+    "lognormal": {"median", "spread"},
+    "uniform": {"min", "max"},
+}
+
+
+def load_answers(path: Path, form: FormModel) -> dict[str, AnswerRule]:
+    """Read an answers file (TOML): how often the simulated enumerators give each answer, per question name.
+
+        [hl_abroad_now]                 # select_one: relative weights of the choices (names from the form)
+        choices = { "1" = 12, "2" = 88 }
+        [ru_use]                        # select_multiple: chance in % that each choice is ticked
+        choices = { "1" = 80, "3" = 35, "5" = 20 }
+        [ab_remit_amt]                  # numbers: normal (mean, sd), lognormal (median, spread) or uniform
+        distribution = "lognormal"
+        median = 2500
+        spread = 0.8
+        min = 0
+
+    Questions without a rule keep the default draws. Every problem is reported with the question and the fix.
+
+    Parameters:
+        path: the TOML file.
+        form: the form the answers are for (names and choice lists are checked against it).
+    """
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ToolkitError(
+            error(INPUT_UNREADABLE, f"Cannot read the answers file: {exc}.", file=str(path))
+        ) from None
+    by_name: dict[str, Node] = {}
+    for node in form.nodes.values():
+        if node.kind == "field":
+            by_name.setdefault(node.name, node)
+    rules: dict[str, AnswerRule] = {}
+
+    def problem(name: str, message: str) -> ToolkitError:
+        return ToolkitError(error(ANSWERS_INVALID, f"[{name}]: {message}", file=str(path), variable=name))
+
+    for name, spec in data.items():
+        node = by_name.get(name)
+        if node is None:
+            close = difflib.get_close_matches(name, list(by_name), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise problem(name, f"the form has no question {name!r}{hint}")
+        if not isinstance(spec, dict):
+            raise problem(name, "give a table: choices = {...} or distribution = ...")
+        if node.is_select:
+            rules[name] = _choice_rule(name, spec, node, form, problem)
+        elif node.data_type in {"int", "decimal"}:
+            rules[name] = _number_rule(name, spec, problem)
+        else:
+            raise problem(name, f"answers can be set for selects and numbers; {name} is {node.question_type}")
+    return rules
+
+
+def _choice_rule(name: str, spec: dict[str, Any], node: Node, form: FormModel, problem: Callable) -> ChoiceRule:
+    if set(spec) != {"choices"} or not isinstance(spec["choices"], dict) or not spec["choices"]:
+        raise problem(name, 'a select takes one key, choices = { "<choice name>" = <weight>, ... }')
+    if node.choice_source not in (None, "list") or node.choice_list not in form.choice_lists:
+        raise problem(
+            name,
+            "its choices come from a repeat or an external file, not from the form's choices sheet; they are "
+            "drawn from what the interview holds and cannot be weighted here",
+        )
+    known = set(form.choice_lists[node.choice_list].names)
+    weights: dict[str, float] = {}
+    for choice, weight in spec["choices"].items():
+        if str(choice) not in known:
+            raise problem(
+                name, f"{choice!r} is not a choice of list {node.choice_list} ({', '.join(sorted(known)[:12])}…)"
+            )
+        if not isinstance(weight, int | float) or isinstance(weight, bool) or weight < 0:
+            raise problem(name, f"the weight of {choice!r} must be a number ≥ 0")
+        if node.question_type == "select_multiple" and weight > 100:
+            raise problem(name, f"select_multiple weights are chances in %: {choice!r} = {weight} is above 100")
+        weights[str(choice)] = float(weight)
+    if not any(weights.values()):
+        raise problem(name, "every weight is 0: nothing could be drawn")
+    return ChoiceRule(weights)
+
+
+def _number_rule(name: str, spec: dict[str, Any], problem: Callable) -> NumberRule:
+    kind = spec.get("distribution")
+    if kind not in _NUMBER_KEYS:
+        raise problem(name, "a number takes distribution = \"normal\", \"lognormal\" or \"uniform\"")
+    allowed = _NUMBER_KEYS[kind] | {"distribution", "min", "max"}
+    unknown = set(spec) - allowed
+    missing = _NUMBER_KEYS[kind] - set(spec)
+    if unknown or missing:
+        raise problem(
+            name, f"a {kind} distribution takes {', '.join(sorted(allowed - {'distribution'}))}"
+            + (f"; unknown: {', '.join(sorted(unknown))}" if unknown else "")
+            + (f"; missing: {', '.join(sorted(missing))}" if missing else "")
+        )
+    values = {key: spec[key] for key in spec if key != "distribution"}
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values.values()):
+        raise problem(name, "the parameters must be numbers")
+    low, high = values.get("min"), values.get("max")
+    if low is not None and high is not None and low > high:
+        raise problem(name, f"min {low} is above max {high}")
+    if kind == "normal":
+        if values["sd"] <= 0:
+            raise problem(name, "sd must be above 0")
+        return NumberRule("normal", values["mean"], values["sd"], low, high)
+    if kind == "lognormal":
+        if values["median"] <= 0 or values["spread"] <= 0:
+            raise problem(name, "median and spread must be above 0")
+        return NumberRule("lognormal", values["median"], values["spread"], low, high)
+    return NumberRule("uniform", 0.0, 0.0, low, high)
+
+
 def _ast_nodes(ast: Any) -> list[tuple]:
     """Every tuple node of an evaluator syntax tree."""
     out, stack = [], [ast]
@@ -175,9 +321,12 @@ class SimulateResult:
 class _Generator:
     """Fills instances of one form; holds what is computed once per form (expressions, choice lists)."""
 
-    def __init__(self, form: FormModel, media_dir: Path | None = None) -> None:
+    def __init__(
+        self, form: FormModel, media_dir: Path | None = None, answers: Mapping[str, AnswerRule] | None = None
+    ) -> None:
         self.form = form
         self.media_dir = media_dir
+        self.answers = dict(answers or {})
         self.secondary = self._secondary_instances(form, media_dir)
         self.problems: dict[tuple[str, str], str] = {}
         self._presets: Mapping[str, str] = {}
@@ -318,6 +467,39 @@ class _Generator:
                 high = bound if high is None else min(high, bound)
         return low, high
 
+    def _draw_by_rule(
+        self, rule: AnswerRule, spec: Node, node: XNode, env: EvalEnv, rng: random.Random
+    ) -> str | None:
+        """A value drawn as the answers file says, or None when the rule has nothing for this node."""
+        if isinstance(rule, ChoiceRule):
+            values = self._choice_values(spec, node, env)  # what the choice filter leaves, in list order
+            weights = [rule.weights.get(v, 0.0) for v in values]
+            if not any(weights):
+                return None
+            if spec.question_type != "select_multiple":
+                return rng.choices(values, weights=weights)[0]
+            ticked = [v for v, w in zip(values, weights, strict=True) if rng.random() * 100 < w]
+            return " ".join(ticked) if ticked else max(zip(weights, values, strict=True))[1]
+        low, high = self._bounds(spec, node, env)
+        lows = [b for b in (low, rule.minimum) if b is not None]
+        highs = [b for b in (high, rule.maximum) if b is not None]
+        low, high = (max(lows) if lows else None), (min(highs) if highs else None)
+        if rule.distribution == "normal":
+            value = rng.gauss(rule.centre, rule.spread)
+        elif rule.distribution == "lognormal":
+            value = rule.centre * math.exp(rng.gauss(0.0, rule.spread))
+        else:
+            value = rng.uniform(low if low is not None else 0.0, high if high is not None else 100.0)
+        value = min(max(value, low if low is not None else -math.inf), high if high is not None else math.inf)
+        if spec.data_type == "int":
+            rounded = round(value)
+            if low is not None and rounded < low:
+                rounded = math.ceil(low)
+            if high is not None and rounded > high:
+                rounded = math.floor(high)
+            return str(rounded)
+        return f"{value:.2f}"
+
     def _draw(  # noqa: PLR0911 (one return per question type reads as the table it is)
         self,
         spec: Node,
@@ -329,6 +511,11 @@ class _Generator:
         shrink: float = 0.0,
     ) -> str | None:
         qtype, dtype = spec.question_type, spec.data_type
+        rule = self.answers.get(spec.name)
+        if rule is not None and shrink < RULE_DRAW_SHARE:
+            drawn = self._draw_by_rule(rule, spec, node, env, rng)
+            if drawn is not None:
+                return drawn
         if qtype in {"select_one", "select_multiple", "rank"}:
             filtered = spec.choice_filter and spec.choice_source == "list"
             if qtype == "select_one" and filtered and rng.random() >= SENTINEL_RATE:
@@ -625,6 +812,7 @@ def generate_instances(
     start: int = 0,
     media_dir: Path | None = None,
     presets: Sequence[Mapping[str, str]] | None = None,
+    answers: Mapping[str, AnswerRule] | None = None,
 ) -> list[tuple[str, bytes]]:
     """Instances `start`..`start+n-1` of a run with `seed`, in memory: (instanceID, XML bytes) each.
 
@@ -636,10 +824,11 @@ def generate_instances(
         media_dir: the form's attachments (CSV files for pulldata()).
         presets: for the k-th instance made here, answers of top-level questions by name (e.g. the sample IDs
             and interview outcome of the k-th selected household); len(presets) must be n.
+        answers: how often answers are given, by question name (see `load_answers`).
     """
     if presets is not None and len(presets) != n:
         raise ValueError(f"presets has {len(presets)} entries for {n} instances")
-    generator = _Generator(form, media_dir)
+    generator = _Generator(form, media_dir, answers)
     return [
         generator.instance(i, seed, presets[i - start] if presets is not None else None)[:2]
         for i in range(start, start + n)
@@ -653,8 +842,14 @@ def generate_instances(
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(xform: str, out_dir: str, public_pem: bytes | None, media_dir: str | None = None) -> None:
-    _WORKER["generator"] = _Generator(parse_xform(xform), Path(media_dir) if media_dir else None)
+def _init_worker(
+    xform: str,
+    out_dir: str,
+    public_pem: bytes | None,
+    media_dir: str | None = None,
+    answers: Mapping[str, AnswerRule] | None = None,
+) -> None:
+    _WORKER["generator"] = _Generator(parse_xform(xform), Path(media_dir) if media_dir else None, answers)
     _WORKER["out_dir"] = Path(out_dir)
     _WORKER["public_key"] = _load_public(public_pem) if public_pem else None
 
@@ -700,6 +895,7 @@ def simulate(
     media_dir: Path | None = None,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    answers: Mapping[str, AnswerRule] | None = None,
 ) -> SimulateResult:
     """Write `n` synthetic submissions of `form` into `out_dir` (one `<uuid>/submission.xml` folder each).
 
@@ -713,6 +909,8 @@ def simulate(
             form file when it exists, else the form's own folder.
         workers: generator processes; default one per core, used from POOL_MIN_INSTANCES instances on.
         progress: called as `progress(done, n)`.
+        answers: how often answers are given, by question name (see `load_answers`); others keep the
+            default draws.
     """
     started = time.perf_counter()
     public_pem = None
@@ -759,14 +957,14 @@ def simulate(
             progress(len(ids), n)
 
     if workers <= 1 or n < POOL_MIN_INSTANCES:
-        _init_worker(form.xform, str(out_dir), public_pem, media)
+        _init_worker(form.xform, str(out_dir), public_pem, media, answers)
         for task in tasks:
             collect(_run_chunk(task))
     else:
         with concurrent.futures.ProcessPoolExecutor(
             max_workers=workers,
             initializer=_init_worker,
-            initargs=(form.xform, str(out_dir), public_pem, media),
+            initargs=(form.xform, str(out_dir), public_pem, media, answers),
         ) as pool:
             for result in pool.map(_run_chunk, tasks):
                 collect(result)
@@ -804,4 +1002,12 @@ def simulate(
     )
 
 
-__all__ = ["SimulateResult", "generate_instances", "simulate"]
+__all__ = [
+    "AnswerRule",
+    "ChoiceRule",
+    "NumberRule",
+    "SimulateResult",
+    "generate_instances",
+    "load_answers",
+    "simulate",
+]

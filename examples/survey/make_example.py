@@ -6,8 +6,9 @@ A household survey on migration in one origin country (TJK), as a national stati
   count as measure of size; 4 EAs per stratum drawn PPS systematic; every selected EA listed; 8 households drawn
   per EA with equal probability (the listing's selection probability is recorded in `id_selprob`);
 - every selected household gets a submission of forms/household.xlsx, filled by `toolkit.simulate` along the
-  questionnaire's skip logic, with the sample IDs and the interview outcome (completed, refused, nobody at home,
-  vacant, not found) set from the sample;
+  questionnaire's skip logic, with answers as often as answers.toml says (illustrative shapes, not statistics),
+  with the sample IDs and the interview outcome (completed, refused, nobody at home, vacant, not found) set from
+  the sample;
 - submissions are encrypted as ODK Collect does, with the demo key pair in keys/ (the private key is protected by
   the passphrase in keys/passphrase.txt, as `migkit keys new --passphrase-file` makes it);
 - four submissions were "edited after collection" (the way cleaning in Excel or re-entry from paper changes data)
@@ -38,7 +39,7 @@ REPO = HERE.parent.parent
 sys.path.insert(0, str(REPO))
 
 from toolkit.crypto import encrypt_submission, generate_keypair  # noqa: E402
-from toolkit.simulate import generate_instances  # noqa: E402
+from toolkit.simulate import generate_instances, load_answers  # noqa: E402
 from toolkit.validate import compile_form, instance_tree, validate_tree  # noqa: E402
 from toolkit.xform import load_form  # noqa: E402
 
@@ -76,7 +77,9 @@ def _presets(outcome: int) -> dict[str, str]:
     return {"hh_contact": "2", "hh_result": str(outcome)}
 
 
-def _valid_instance(form, checker, index: int, presets: dict[str, str], seed: int) -> tuple[str, bytes]:
+def _valid_instance(
+    form, checker, index: int, presets: dict[str, str], seed: int, *, answers: dict
+) -> tuple[str, bytes]:
     """A simulated instance that ODK Collect would have accepted on its interview day.
 
     Random answers can paint an enumerator into a corner that fieldwork never meets (every adult abroad, so no
@@ -84,7 +87,13 @@ def _valid_instance(form, checker, index: int, presets: dict[str, str], seed: in
     """
     for attempt in range(200):
         ((instance_id, xml),) = generate_instances(
-            form, 1, seed=seed, start=index * 1000 + attempt, media_dir=REPO / "forms", presets=[presets]
+            form,
+            1,
+            seed=seed,
+            start=index * 1000 + attempt,
+            media_dir=REPO / "forms",
+            presets=[presets],
+            answers=answers,
         )
         day = re.search(rb"<today>([0-9-]{10})</today>", xml)
         interview_day = date.fromisoformat(day.group(1).decode()) if day else None
@@ -112,6 +121,7 @@ def build(out: Path = HERE, *, seed: int = SEED) -> None:
     rng = np.random.default_rng(seed)
     form = load_form(REPO / "forms" / "household.xlsx")
     checker = compile_form(form, media_dir=REPO / "forms")
+    answers = load_answers(HERE / "answers.toml", form)  # how often each answer is given (illustrative)
     frame_rows, sample_rows, listing_rows, households = [], [], [], []
     for stratum, (region, urban, n_ea, (low, high)) in STRATA.items():
         mos = rng.integers(low, high, size=n_ea)
@@ -160,7 +170,8 @@ def build(out: Path = HERE, *, seed: int = SEED) -> None:
 
     public_key = serialization.load_pem_public_key(keys.public_path.read_bytes())
     instances = [
-        _valid_instance(form, checker, index, household, seed) for index, household in enumerate(households)
+        _valid_instance(form, checker, index, household, seed, answers=answers)
+        for index, household in enumerate(households)
     ]
     completed = [i for i, h in enumerate(households) if h["hh_result"] == "1"]
     edits = (  # (field, value, what the edit does), applied to completed interviews

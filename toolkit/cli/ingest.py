@@ -139,6 +139,13 @@ def simulate_command(
         Path | None,
         typer.Option("--media", help="The form's attachments (pulldata CSVs); default <form>-media/."),
     ] = None,
+    answers: Annotated[
+        Path | None,
+        typer.Option(
+            "--answers",
+            help="TOML file: how often each answer is given (choice weights, number distributions) by question.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> int:
     """Write synthetic submissions that follow the form's skip logic, constraints and calculations."""
@@ -146,6 +153,7 @@ def simulate_command(
     from toolkit.xform import load_form
 
     model = load_form(form)
+    rules = simulate_stage.load_answers(answers, model) if answers is not None else None
     with Progress(
         TextColumn("simulating"),
         BarColumn(),
@@ -161,7 +169,14 @@ def simulate_command(
                 bar.update(task, completed=done)
 
         result = simulate_stage.simulate(
-            model, n, out_dir, seed=seed, encrypt_with=encrypt_with, media_dir=media, progress=progress
+            model,
+            n,
+            out_dir,
+            seed=seed,
+            encrypt_with=encrypt_with,
+            media_dir=media,
+            progress=progress,
+            answers=rules,
         )
     if as_json:
         print_json(
