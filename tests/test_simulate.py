@@ -323,9 +323,10 @@ def test_select_multiple_chances_are_per_choice(profiled) -> None:
     members = profiled.tables["sim-hl"]
     ticked = members["hl_reason"].dropna().astype(str).str.split()
     assert len(ticked) > 300
-    # Each choice ticked on its own chance; a draw that ticks nothing (0.3 × 0.8) takes the likeliest choice.
-    assert ticked.map(lambda v: "1" in v).mean() == pytest.approx(0.70 + 0.30 * 0.80, abs=0.04)
-    assert ticked.map(lambda v: "3" in v).mean() == pytest.approx(0.20, abs=0.05)
+    # Each choice ticked on its own chance; a draw that ticks nothing (0.3 × 0.8 of them) is drawn again, so the
+    # shares among answers are the chances divided by 1 − 0.24.
+    assert ticked.map(lambda v: "1" in v).mean() == pytest.approx(0.70 / 0.76, abs=0.04)
+    assert ticked.map(lambda v: "3" in v).mean() == pytest.approx(0.20 / 0.76, abs=0.05)
     assert not ticked.map(lambda v: "2" in v or "98" in v).any()  # choices not named are never drawn
 
 
@@ -338,7 +339,11 @@ ANSWER_PROBLEMS = [
     ("missing parameter", '[income]\ndistribution = "lognormal"\nmedian = 5', "missing: spread"),
     ("unknown parameter", '[income]\ndistribution = "normal"\nmean = 5\nsd = 1\nmode = 3', "unknown: mode"),
     ("bad sd", '[income]\ndistribution = "normal"\nmean = 5\nsd = 0', "sd must be above 0"),
-    ("text question", '[comments]\nchoices = { "1" = 1 }', "selects and numbers"),
+    ("text question", '[comments]\nchoices = { "1" = 1 }', "select_one, select_multiple, integer and decimal"),
+    ("nan parameter", '[income]\ndistribution = "normal"\nmean = nan\nsd = 1', "finite numbers"),
+    ("infinite max", '[income]\ndistribution = "normal"\nmean = 5\nsd = 1\nmax = inf', "finite numbers"),
+    ("infinite weight", '[consent]\nchoices = { "1" = inf }', "finite number"),
+    ("huge spread", '[income]\ndistribution = "lognormal"\nmedian = 5\nspread = 400', "spread between 0 and 3"),
     ("not TOML", "[consent\n", "Cannot read the answers file"),
 ]
 
@@ -366,3 +371,31 @@ def test_cli_answers_option(tmp_path, model) -> None:
     bad.write_text('[nope]\nchoices = { "1" = 1 }\n', encoding="utf-8")
     result = CliRunner().invoke(app, ["simulate", str(form), "-n", "2", "--out", str(out), "--answers", str(bad)])
     assert result.exit_code == 3 and "nope" in result.output
+
+
+RANK_RANGE_FORM = """
+| survey |
+| | type | name | label | parameters |
+| | rank colours | order | Order the colours | |
+| | range | score | Score | start=1 end=10 step=1 |
+| choices |
+| | list_name | name | label |
+| | colours | r | Red |
+| | colours | g | Green |
+| settings |
+| | form_id | version |
+| | rr | 1 |
+"""
+
+
+@pytest.mark.parametrize("question", ["order", "score"])
+def test_rank_and_range_questions_take_no_answer_rules(tmp_path, question: str) -> None:
+    # A rank answer lists every choice and a range answer lies on its own scale: neither fits a weight or a
+    # distribution, so a rule for them is refused rather than giving answers Collect could not produce.
+    form = load_form(write_md_form(tmp_path, RANK_RANGE_FORM))
+    path = tmp_path / "answers.toml"
+    rule = 'choices = { "r" = 1 }' if question == "order" else 'distribution = "normal"\nmean = 50\nsd = 1'
+    path.write_text(f"[{question}]\n{rule}\n", encoding="utf-8")
+    with pytest.raises(simulate_stage.ToolkitError) as caught:
+        simulate_stage.load_answers(path, form)
+    assert "integer and decimal questions" in caught.value.issue.message

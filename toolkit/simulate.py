@@ -135,7 +135,8 @@ except ImportError:  # pragma: no cover
 @dataclass(frozen=True)
 class ChoiceRule:
     """For a select_one: relative weights of its choices; for a select_multiple: the chance (0-100 %) that each
-    choice is ticked. Choices not named are never drawn."""
+    choice is ticked (an answer that would tick none is drawn again). Choices not named are not drawn while the rule
+    applies (see RULE_DRAW_SHARE)."""
 
     weights: Mapping[str, float]
 
@@ -157,6 +158,8 @@ AnswerRule = ChoiceRule | NumberRule
 # A rule is tried for the first half of a question's draws; if its values keep failing the constraint (it depends
 # on other answers), the usual draw takes over, so that a profile can never leave a question unanswerable.
 RULE_DRAW_SHARE = 0.5
+# A lognormal spread (sd of the logarithm) of 3 already puts 1 draw in 1,000 at e^9 times the median.
+MAX_LOG_SPREAD = 3.0
 _NUMBER_KEYS = {
     "normal": {"mean", "sd"},
     "lognormal": {"median", "spread"},
@@ -184,7 +187,7 @@ def load_answers(path: Path, form: FormModel) -> dict[str, AnswerRule]:
         form: the form the answers are for (names and choice lists are checked against it).
     """
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ToolkitError(
             error(INPUT_UNREADABLE, f"Cannot read the answers file: {exc}.", file=str(path))
@@ -206,13 +209,21 @@ def load_answers(path: Path, form: FormModel) -> dict[str, AnswerRule]:
             raise problem(name, f"the form has no question {name!r}{hint}")
         if not isinstance(spec, dict):
             raise problem(name, "give a table: choices = {...} or distribution = ...")
-        if node.is_select:
+        if node.question_type in {"select_one", "select_multiple"}:
             rules[name] = _choice_rule(name, spec, node, form, problem)
-        elif node.data_type in {"int", "decimal"}:
+        elif node.data_type in {"int", "decimal"} and node.question_type != "range":
             rules[name] = _number_rule(name, spec, problem)
         else:
-            raise problem(name, f"answers can be set for selects and numbers; {name} is {node.question_type}")
+            raise problem(
+                name,
+                "answers can be set for select_one, select_multiple, integer and decimal questions; "
+                f"{name} is {node.question_type}",
+            )
     return rules
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _choice_rule(name: str, spec: dict[str, Any], node: Node, form: FormModel, problem: Callable) -> ChoiceRule:
@@ -228,11 +239,11 @@ def _choice_rule(name: str, spec: dict[str, Any], node: Node, form: FormModel, p
     weights: dict[str, float] = {}
     for choice, weight in spec["choices"].items():
         if str(choice) not in known:
-            raise problem(
-                name, f"{choice!r} is not a choice of list {node.choice_list} ({', '.join(sorted(known)[:12])}…)"
-            )
-        if not isinstance(weight, int | float) or isinstance(weight, bool) or weight < 0:
-            raise problem(name, f"the weight of {choice!r} must be a number ≥ 0")
+            shown = sorted(known)
+            listing = ", ".join(shown[:12]) + ("…" if len(shown) > 12 else "")
+            raise problem(name, f"{choice!r} is not a choice of list {node.choice_list} ({listing})")
+        if not _finite(weight) or weight < 0:
+            raise problem(name, f"the weight of {choice!r} must be a finite number ≥ 0")
         if node.question_type == "select_multiple" and weight > 100:
             raise problem(name, f"select_multiple weights are chances in %: {choice!r} = {weight} is above 100")
         weights[str(choice)] = float(weight)
@@ -255,8 +266,8 @@ def _number_rule(name: str, spec: dict[str, Any], problem: Callable) -> NumberRu
             + (f"; missing: {', '.join(sorted(missing))}" if missing else "")
         )
     values = {key: spec[key] for key in spec if key != "distribution"}
-    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values.values()):
-        raise problem(name, "the parameters must be numbers")
+    if not all(_finite(v) for v in values.values()):
+        raise problem(name, "the parameters must be finite numbers")
     low, high = values.get("min"), values.get("max")
     if low is not None and high is not None and low > high:
         raise problem(name, f"min {low} is above max {high}")
@@ -265,8 +276,8 @@ def _number_rule(name: str, spec: dict[str, Any], problem: Callable) -> NumberRu
             raise problem(name, "sd must be above 0")
         return NumberRule("normal", values["mean"], values["sd"], low, high)
     if kind == "lognormal":
-        if values["median"] <= 0 or values["spread"] <= 0:
-            raise problem(name, "median and spread must be above 0")
+        if values["median"] <= 0 or not 0 < values["spread"] <= MAX_LOG_SPREAD:
+            raise problem(name, f"median must be above 0 and spread between 0 and {MAX_LOG_SPREAD} (log scale)")
         return NumberRule("lognormal", values["median"], values["spread"], low, high)
     return NumberRule("uniform", 0.0, 0.0, low, high)
 
@@ -478,8 +489,13 @@ class _Generator:
                 return None
             if spec.question_type != "select_multiple":
                 return rng.choices(values, weights=weights)[0]
-            ticked = [v for v, w in zip(values, weights, strict=True) if rng.random() * 100 < w]
-            return " ".join(ticked) if ticked else max(zip(weights, values, strict=True))[1]
+            # An answer has at least one choice: a draw that ticks none is drawn again, so each chance is the
+            # chance among answers, given that something is ticked.
+            for _ in range(MAX_DRAWS):
+                ticked = [v for v, w in zip(values, weights, strict=True) if rng.random() * 100 < w]
+                if ticked:
+                    return " ".join(ticked)
+            return rng.choices(values, weights=weights)[0]
         low, high = self._bounds(spec, node, env)
         lows = [b for b in (low, rule.minimum) if b is not None]
         highs = [b for b in (high, rule.maximum) if b is not None]
