@@ -235,6 +235,9 @@ def main() -> None:
     for run in range(1, args.repeat + 1):
         limit_before, rsa_cpu_before = rsa_limit(args.workers)
         elapsed, statuses, peak_mb, cpu = run_decrypt(corpus, args.workers, scratch / "decrypt")
+        if statuses != Counter({"ok": args.n}):
+            # A failed submission costs one RSA operation and writes nothing: a rate with failures is not a rate.
+            sys.exit(f"decrypt did not decrypt every submission ({dict(statuses)}); delete {OUT} and run again")
         fs_rate, fs_cpu = filesystem_limit(args.n, args.workers, scratch / "files")
         shutil.rmtree(scratch, ignore_errors=True)
         limit_after, rsa_cpu_after = rsa_limit(args.workers)

@@ -201,6 +201,50 @@ def test_ok_tablet_layout_and_plaintext_mixed(tmp_path: Path, key: rsa.RSAPrivat
     assert result.ok
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_decrypted_answers_are_private_whatever_the_umask(tmp_path: Path, key: rsa.RSAPrivateKey, workers: int) -> None:
+    """Decrypted files hold the answers: owner-only (0600 files, 0700 folders) under a permissive umask, for
+    decrypted and copied-through plaintext submissions, on both the in-process and the pool path."""
+    collect(tmp_path / "in" / "hh_1", key, "uuid:priv-1")
+    draft = tmp_path / "in" / "hh_2"
+    draft.mkdir()
+    (draft / "hh_2.xml").write_bytes(instance("uuid:priv-2", photo="p.jpg"))
+    (draft / "p.jpg").write_bytes(b"plain photo")
+    previous = os.umask(0o002)
+    try:
+        result = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out", workers=workers)
+    finally:
+        os.umask(previous)
+    assert {r.status for r in result.submissions} == {"ok", "plaintext"}
+    modes = {
+        p.relative_to(tmp_path / "out").as_posix(): oct(p.stat().st_mode & 0o777)
+        for p in (tmp_path / "out").rglob("*")
+        if p.name != crypto.LOG_NAME
+    }
+    assert modes == {
+        "priv-1": "0o700",
+        "priv-1/submission.xml": "0o600",
+        "priv-1/1.jpg": "0o600",
+        "priv-1/audit.csv": "0o600",
+        "priv-2": "0o700",
+        "priv-2/submission.xml": "0o600",
+        "priv-2/p.jpg": "0o600",
+    }
+    assert oct((tmp_path / "out").stat().st_mode & 0o777) == "0o700"
+
+
+def test_a_media_file_that_is_a_link_is_not_followed(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
+    made = collect(tmp_path / "in" / "hh_1", key, "uuid:link-1")
+    outside = tmp_path / "elsewhere.enc"
+    photo = made.manifest.parent / "1.jpg.enc"
+    photo.rename(outside)
+    photo.symlink_to(outside)
+    result = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")
+    (row,) = result.submissions
+    assert row.status == "incomplete" and "1.jpg" in row.message
+    assert not (tmp_path / "out" / "link-1" / "1.jpg").exists()
+
+
 def test_signature_invalid_is_exported_with_reason(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
     one = collect(tmp_path / "in" / "a", key, "uuid:sig-1")
     two = collect(tmp_path / "other" / "b", key, "uuid:sig-2")
@@ -575,6 +619,28 @@ def test_rerun_is_idempotent_and_repairs(tmp_path: Path, key: rsa.RSAPrivateKey)
     assert (tmp_path / "out" / "re-2" / "y.jpg").read_bytes() == b"2" * 64
     assert enc_b.manifest.exists() and not list((tmp_path / "out").glob("re-*__*"))
     assert not (tmp_path / "out" / crypto.PARTIAL_DIR).exists()
+
+
+def test_outputs_recorded_by_an_earlier_build_with_md5_fingerprints_are_still_skipped(
+    tmp_path: Path, key: rsa.RSAPrivateKey
+) -> None:
+    """Earlier builds recorded each input as "size:md5"; their outputs must still count as done (and a changed
+    input must still be seen), or upgrading migkit would decrypt every earlier run again."""
+    made = collect(tmp_path / "in" / "a", key, "uuid:old-1")
+    crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")
+    folder = tmp_path / "out" / "old-1"
+    record = stamps._read_stamp(folder)
+    record["inputs"] = stamps._fingerprint([made.manifest.parent / n for n in record["inputs"]], algorithm="md5")
+    assert all(len(v.partition(":")[2]) == 32 for v in record["inputs"].values())
+    stamps._write_stamp(folder, record)
+    again = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")
+    assert [r.reason_code for r in again.submissions] == [crypto.ALREADY_DONE]
+    photo = made.manifest.parent / "1.jpg.enc"
+    data = bytearray(photo.read_bytes())
+    data[-20] ^= 1  # same size, other content
+    photo.write_bytes(bytes(data))
+    changed = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")
+    assert [r.reason_code for r in changed.submissions] != [crypto.ALREADY_DONE]
 
 
 def test_workers_give_the_same_rows_in_order(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:

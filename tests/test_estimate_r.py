@@ -44,9 +44,12 @@ out <- function(name, fit) {
 """
 
 
-def survey_table(seed: int, *, lonely: bool = False, certainty: bool = False) -> pd.DataFrame:
+def survey_table(
+    seed: int, *, lonely: bool = False, certainty: bool = False, single_certainty: bool = False
+) -> pd.DataFrame:
     """A stratified two-stage sample: 6 strata of 2 to 5 PSUs, 3 to 8 units per PSU; `lonely` adds a stratum
-    with one PSU, `certainty` a stratum whose 3 PSUs are its whole population."""
+    with one PSU, `certainty` a stratum whose 3 PSUs are its whole population, `single_certainty` a stratum of
+    one PSU that is its whole population (a very large EA taken with certainty)."""
     rng = np.random.default_rng(seed)
     rows = []
     plan = [(h, int(rng.integers(2, 6))) for h in range(1, 7)]
@@ -54,8 +57,10 @@ def survey_table(seed: int, *, lonely: bool = False, certainty: bool = False) ->
         plan.append((7, 1))
     if certainty:
         plan.append((8, 3))
+    if single_certainty:
+        plan.append((9, 1))
     for stratum, n_psu in plan:
-        population = n_psu if stratum == 8 else n_psu + int(rng.integers(1, 40))
+        population = n_psu if stratum in (8, 9) else n_psu + int(rng.integers(1, 40))
         for psu in range(1, n_psu + 1):
             for _ in range(int(rng.integers(3, 9))):
                 rows.append(
@@ -97,6 +102,10 @@ CASES = [
         "lonely_psu": "adjust", "fpc": "n_pop"}),
     ("lonely average with fpc", {"lonely": True, "certainty": True}, ", fpc = ~n_pop", "average", {
         "lonely_psu": "average", "fpc": "n_pop"}),
+    # A single PSU that is its stratum's whole population is no lonely PSU: no error, no variance.
+    ("single-PSU certainty stratum", {"single_certainty": True}, ", fpc = ~n_pop", "fail", {"fpc": "n_pop"}),
+    ("single-PSU certainty and lonely average", {"single_certainty": True, "lonely": True}, ", fpc = ~n_pop",
+     "average", {"lonely_psu": "average", "fpc": "n_pop"}),
 ]
 
 

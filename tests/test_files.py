@@ -221,3 +221,9 @@ def test_stage_outputs_holding_answers_stay_private(tmp_path: Path, umask: Calla
     assert {p.suffix for p in written["export"]} >= {".sav", ".dta", ".csv", ".sps", ".do"}
     modes = {stage: {p.name: oct(p.stat().st_mode & 0o777) for p in paths} for stage, paths in written.items()}
     assert modes == {stage: {p.name: "0o600" for p in paths} for stage, paths in written.items()}
+
+
+def test_a_target_name_near_the_file_name_limit_still_gets_a_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / ("д" * 120 + ".csv")  # 244 bytes: the name itself is allowed
+    write_text_atomic(target, "x")
+    assert target.read_text(encoding="utf-8") == "x" and [p.name for p in tmp_path.iterdir()] == [target.name]

@@ -39,7 +39,10 @@ def _new_temporary(target: Path, mode: int) -> Path:
     target's extension: pyreadstat, pandas (given a Path) and savefig(format=...) do not choose the format by name;
     a writer that infers compression from ".gz" would."""
     for _ in range(100):
-        path = target.parent / f".{target.name}.{secrets.token_hex(4)}"
+        # The target's name cut to 200 bytes (whole characters): with the dot and the 9-character suffix the
+        # temporary name stays inside the 255-byte limit of ext4, NTFS and APFS even for a long Cyrillic name.
+        stem = target.name.encode("utf-8")[:200].decode("utf-8", errors="ignore")
+        path = target.parent / f".{stem}.{secrets.token_hex(4)}"
         try:
             handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
         except FileExistsError:

@@ -30,7 +30,7 @@ from toolkit.crypto.codes import ZIP_UNSAFE
 from toolkit.crypto.commit import _Committer
 from toolkit.crypto.keys import LoadedKey
 from toolkit.crypto.results import LOG_COLUMNS, LOG_NAME, PARTIAL_DIR, DecryptResult, Status, SubmissionResult
-from toolkit.crypto.scheme import CHUNK_BYTES
+from toolkit.crypto.scheme import CHUNK_BYTES, PRIVATE_FOLDER_MODE
 from toolkit.crypto.submission import _Outcome, _safe_process, _Task
 from toolkit.errors import INPUT_MISSING, OUTPUT_UNWRITABLE, ToolkitError, error
 
@@ -206,9 +206,10 @@ def _as_key(key: LoadedKey | rsa.RSAPrivateKey) -> rsa.RSAPrivateKey:
 
 def _prepare_out(out_dir: Path) -> None:
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        # A new OUT and the work folders are private (decrypted answers); an existing OUT keeps its permissions.
+        out_dir.mkdir(PRIVATE_FOLDER_MODE, parents=True, exist_ok=True)
         shutil.rmtree(out_dir / PARTIAL_DIR, ignore_errors=True)  # leftovers of an interrupted run
-        (out_dir / PARTIAL_DIR).mkdir()
+        (out_dir / PARTIAL_DIR).mkdir(PRIVATE_FOLDER_MODE)
     except OSError as exc:
         raise ToolkitError(
             error(OUTPUT_UNWRITABLE, f"cannot prepare the output folder: {exc.strerror}", file=str(out_dir))
@@ -308,6 +309,9 @@ def decrypt(
     return DecryptResult(out_dir=out_dir, log_path=log_path, counts=counts, submissions=tuple(kept))
 
 
+IN_FLIGHT_PER_WORKER = 256
+
+
 def _outcomes(
     found: Iterator[_Task | SubmissionResult], key: rsa.RSAPrivateKey, workers: int
 ) -> Iterator[_Outcome | SubmissionResult]:
@@ -317,43 +321,52 @@ def _outcomes(
         for item in found:
             yield item if isinstance(item, SubmissionResult) else _safe_process(item, key)
         return
-    # Batches grow from 8 to 256 submissions: a small run is still spread over every worker, a large one pays for
-    # inter-process traffic rarely (256 per batch costs about 6% less CPU per submission than 32). Results still
-    # come back in input order.
-    batch_size, largest_batch = 8, 256
-    window = workers * 4
+    # Batches grow from 8 to 128 submissions: a small run is still spread over every worker, a large one pays for
+    # inter-process traffic rarely (128 per batch costs about 6% less CPU per submission than 32). Submissions in
+    # flight (decrypted into OUT's work folder, not yet committed) are capped at IN_FLIGHT_PER_WORKER per worker:
+    # enough queued work to keep every worker busy, and a bounded amount of temporary disk with large photos.
+    batch_size, largest_batch = 8, 128
+    in_flight_limit = workers * IN_FLIGHT_PER_WORKER
     der = key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     context = multiprocessing.get_context(method)
-    pending: deque[concurrent.futures.Future[list[_Outcome]] | list[SubmissionResult]] = deque()
+    pending: deque[tuple[concurrent.futures.Future[list[_Outcome]] | list[SubmissionResult], int]] = deque()
+    in_flight = 0
     with concurrent.futures.ProcessPoolExecutor(
         workers, mp_context=context, initializer=_init_worker, initargs=(der,)
     ) as pool:
         batch: list[_Task] = []
 
+        def submit(tasks: list[_Task]) -> None:
+            nonlocal in_flight
+            pending.append((pool.submit(_worker_batch, tasks), len(tasks)))
+            in_flight += len(tasks)
+
         def drain(limit: int) -> Iterator[_Outcome | SubmissionResult]:
-            while len(pending) > limit:
-                head = pending.popleft()
+            nonlocal in_flight
+            while pending and in_flight > limit:
+                head, size = pending.popleft()
+                in_flight -= size
                 yield from (head if isinstance(head, list) else head.result())
 
         for item in found:
             if isinstance(item, SubmissionResult):
                 if batch:
-                    pending.append(pool.submit(_worker_batch, batch))
+                    submit(batch)
                     batch = []
-                pending.append([item])
+                pending.append(([item], 0))
             else:
                 batch.append(item)
                 if len(batch) >= batch_size:
-                    pending.append(pool.submit(_worker_batch, batch))
+                    submit(batch)
                     batch = []
                     batch_size = min(largest_batch, batch_size * 2)
-            yield from drain(window)
+            yield from drain(in_flight_limit)
         if batch:
-            pending.append(pool.submit(_worker_batch, batch))
-        yield from drain(0)
+            submit(batch)
+        yield from drain(-1)
 
 
 def iter_log(path: Path) -> Iterator[dict[str, str]]:

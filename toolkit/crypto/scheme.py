@@ -4,11 +4,9 @@ with PKCS#7, decrypting one file, and the text the element signature covers.
 """
 
 # File-wide lint exceptions, each for a reason:
-# PTH: the per-submission path uses os-level calls on strings; pathlib objects cost measurable time per
-#      file at tens of thousands of submissions (bench/decrypt.py).
 # S303, S324: MD5 and SHA-1 are fixed by the ODK format (IV seed, signature, the MGF1-SHA1 of SunJCE peers);
 #      nothing here relies on them for security that the format does not already.
-# ruff: noqa: PTH123, S303, S324
+# ruff: noqa: S303, S324
 
 from __future__ import annotations
 
@@ -18,6 +16,7 @@ import functools
 import hashlib
 import math
 import os
+import stat
 import struct
 import warnings
 from collections.abc import Sequence
@@ -187,11 +186,14 @@ def _decrypt_file(src: str, dst: str, aes_key: bytes, iv: bytes) -> tuple[str, s
     covers) and the fingerprint of the ciphertext ("size:sha256", what re-runs compare), taken from the same
     read."""
     try:
-        fd = os.open(src, os.O_RDONLY | _O_BINARY)
+        fd = os.open(src, os.O_RDONLY | _O_BINARY | _O_NOFOLLOW)
     except OSError:
-        raise _FileProblem("missing", "cannot be read") from None
+        raise _FileProblem("missing", "cannot be read (or is a link, which is never followed)") from None
     try:
-        size = os.fstat(fd).st_size
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _FileProblem("missing", "is not a regular file")
+        size = info.st_size
         if size == 0 or size % BLOCK:
             raise _FileProblem(
                 "truncated", f"is {size} bytes, not a multiple of 16: the file was cut short (incomplete copy?)"
@@ -207,7 +209,7 @@ def _decrypt_file(src: str, dst: str, aes_key: bytes, iv: bytes) -> tuple[str, s
             _write_new_file(dst, plain)
             return hashlib.md5(plain).hexdigest(), fingerprint
         digest, seen, read = hashlib.md5(), hashlib.sha256(), 0
-        with open(fd, "rb", closefd=False) as source, open(dst, "wb") as target:
+        with open(fd, "rb", closefd=False) as source, open(_create_private(dst), "wb") as target:
             held = b""
             while chunk := source.read(CHUNK_BYTES):
                 seen.update(chunk)
@@ -227,13 +229,18 @@ def _decrypt_file(src: str, dst: str, aes_key: bytes, iv: bytes) -> tuple[str, s
 
 
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # not on Windows, where tablets' copies hold no symbolic links
+# Decrypted files hold the answers: readable by their owner only, as every migkit output holding answers.
+PRIVATE_FILE_MODE, PRIVATE_FOLDER_MODE = 0o600, 0o700
+_READ_CHUNK = 1 << 16
 
 
 def _read_all(fd: int, size: int, limit: int | None = None) -> bytes:
     """Read an open file known to be small with plain system calls (no buffering layer); stop once more than
-    `limit` bytes have come."""
+    `limit` bytes have come. `size` is what fstat said: the usual case reads it all in one call; where it is 0 or
+    stale (files on FUSE or MTP tablet mounts), the rest comes in 64 KiB reads."""
     chunks, total = [], 0
-    while chunk := os.read(fd, max(size, 1)):
+    while chunk := os.read(fd, size if not chunks and size > 0 else _READ_CHUNK):
         chunks.append(chunk)
         total += len(chunk)
         if (total == size and len(chunks) == 1) or (limit is not None and total > limit):
@@ -241,8 +248,13 @@ def _read_all(fd: int, size: int, limit: int | None = None) -> bytes:
     return b"".join(chunks)
 
 
+def _create_private(path: str) -> int:
+    """Create (or truncate) a file readable by its owner only; returns the open descriptor."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_BINARY, PRIVATE_FILE_MODE)
+
+
 def _write_new_file(path: str, data: bytes | memoryview) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_BINARY, 0o644)
+    fd = _create_private(path)
     try:
         view = memoryview(data)
         while view:

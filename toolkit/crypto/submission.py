@@ -64,7 +64,10 @@ from toolkit.crypto.results import PARTIAL_DIR, Status, SubmissionResult
 from toolkit.crypto.scheme import (
     _O_BINARY,
     AES_KEY_BYTES,
+    CHUNK_BYTES,
+    PRIVATE_FOLDER_MODE,
     RSA_BLOCK_SIZES,
+    _create_private,
     _decrypt_file,
     _FileProblem,
     _read_all,
@@ -72,13 +75,14 @@ from toolkit.crypto.scheme import (
     _signature_digest,
     _signature_text,
     _utf16_units,
+    _write_new_file,
     collect_iv,
     enketo_iv,
     enketo_legacy_seed,
     forge_md5,
     iv_seed,
 )
-from toolkit.crypto.stamps import _already_done, _content_digest, _fingerprint, _md5_file, _read_stamp, _write_stamp
+from toolkit.crypto.stamps import _already_done, _content_digest, _fingerprint, _read_stamp, _write_stamp
 from toolkit.errors import OUTPUT_UNWRITABLE
 
 # Manifests are a few KB (one line per media file); anything far larger is not a manifest.
@@ -198,7 +202,7 @@ def _run_attempt(
 ) -> None:
     names = [*manifest.media, manifest.xml_file]
     if not os.path.isdir(attempt.folder):  # the first attempt writes straight into the work folder
-        os.mkdir(attempt.folder)
+        os.mkdir(attempt.folder, PRIVATE_FOLDER_MODE)
     for index, listed in enumerate(names):
         src = paths.get(index)
         if src is None:
@@ -255,9 +259,22 @@ def _signature_candidates(
 _PARTIAL_COUNTER = itertools.count()
 
 
+def _copy_private(source: Path, target: Path) -> tuple[str, str]:
+    """Copy a plaintext media file into a private file; returns the MD5 of the copy and the fingerprint of the
+    input ("size:sha256"), both from the one read."""
+    md5, sha, size = hashlib.md5(), hashlib.sha256(), 0
+    with open(source, "rb") as reader, open(_create_private(str(target)), "wb") as writer:
+        while chunk := reader.read(CHUNK_BYTES):
+            md5.update(chunk)
+            sha.update(chunk)
+            size += len(chunk)
+            writer.write(chunk)
+    return md5.hexdigest(), f"{size}:{sha.hexdigest()}"
+
+
 def _new_partial(out_dir: Path | str) -> str:
     partial = os.path.join(out_dir, PARTIAL_DIR, f"{os.getpid()}-{next(_PARTIAL_COUNTER)}")
-    os.mkdir(partial)
+    os.mkdir(partial, PRIVATE_FOLDER_MODE)
     return partial
 
 
@@ -666,16 +683,15 @@ def _copy_plaintext(task: _Task, root: etree._Element, data: bytes) -> _Outcome:
         )
     media = _referenced_media(root, path.parent, path.name)
     manifest_sha = hashlib.sha256(data).hexdigest()
-    inputs = _fingerprint(media)
     done, replace = _already_done(out_dir, folder, manifest_sha, media)
     if done is not None:
         return _skipped(m, source, folder, done)
     partial = Path(_new_partial(out_dir))
     outputs = {"submission.xml": hashlib.md5(data).hexdigest()}
-    (partial / "submission.xml").write_bytes(data)
+    _write_new_file(str(partial / "submission.xml"), data)
+    inputs: dict[str, str] = {}
     for media_path in media:
-        shutil.copyfile(media_path, partial / media_path.name)
-        outputs[media_path.name] = _md5_file(partial / media_path.name)
+        outputs[media_path.name], inputs[media_path.name] = _copy_private(media_path, partial / media_path.name)
     message = (
         "not encrypted (saved but never finalised on the device, or the form has no public key); copied as "
         f"it is with {len(media)} media file(s)"

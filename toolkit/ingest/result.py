@@ -115,7 +115,8 @@ def write_tables(result: IngestResult, out_dir: Path, *, csv: bool = False) -> l
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         # Not toolkit.files: the tables and tables.json are written whole in one temporary folder before the
-        # first is renamed into place (tables.json last), so a failed write leaves the previous set as it was.
+        # first is renamed into place (tables.json last), so a failed write leaves the previous set as it was
+        # (a failure during the renames themselves can leave new tables beside the previous tables.json).
         temp = Path(tempfile.mkdtemp(prefix=".ingest-", dir=out_dir))
     except OSError as exc:
         raise ToolkitError(
