@@ -501,6 +501,27 @@ def test_unsafe_media_names_are_refused(tmp_path: Path, key: rsa.RSAPrivateKey, 
 
 
 @pytest.mark.parametrize(
+    "second", ["1.jpg.enc", "1.jpg", "submission.xml.enc"], ids=["listed twice", "with and without .enc", "xml name"]
+)
+def test_media_entries_that_would_overwrite_each_other_are_refused(
+    tmp_path: Path, key: rsa.RSAPrivateKey, second: str
+) -> None:
+    enc = collect(tmp_path / "in" / "x", key, "uuid:dup-media")
+    text = enc.manifest.read_text()
+    first_media = "<media><file>1.jpg.enc</file></media>"
+    assert first_media in text
+    if second == "submission.xml.enc":
+        text = text.replace(first_media, f"<media><file>{second}</file></media>")
+    else:
+        text = text.replace(first_media, first_media + f"<media><file>{second}</file></media>")
+    enc.manifest.write_text(text)
+    result = crypto.decrypt_submission(enc.manifest, key=key, out_dir=tmp_path / "out")
+    assert (result.status, result.reason_code) == ("failed", crypto.MANIFEST_UNSAFE), result.message
+    assert "is taken" in result.message
+    assert not (tmp_path / "out" / "dup-media").exists()
+
+
+@pytest.mark.parametrize(
     "payload",
     [
         '<!DOCTYPE data [<!ENTITY x SYSTEM "file:///etc/passwd">]>',

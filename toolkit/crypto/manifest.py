@@ -158,6 +158,19 @@ def _read_manifest(root: etree._Element, repaired: bool) -> _Manifest:
                 "paths "
                 "and control characters are refused)",
             )
+    # Each media file becomes OUT/<id>/<name without .enc>: two entries with one output name (listed twice, or
+    # as x.jpg and x.jpg.enc), or one named like the decrypted submission, would overwrite each other. Collect
+    # never writes such a manifest.
+    seen: set[str] = set()
+    for name in media:
+        output = name.removesuffix(".enc")
+        if output in seen or output == "submission.xml":
+            raise _Refused(
+                MANIFEST_UNSAFE,
+                f"lists a media file {name!r} whose decrypted name {output!r} is taken (by another media file or "
+                "by submission.xml); refused",
+            )
+        seen.add(output)
     xml_file = _text(children.get("encryptedXmlFile")) or "submission.xml.enc"
     if not _plain_name_ok(xml_file):
         raise _Refused(
