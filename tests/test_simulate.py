@@ -339,7 +339,7 @@ ANSWER_PROBLEMS = [
     ("missing parameter", '[income]\ndistribution = "lognormal"\nmedian = 5', "missing: spread"),
     ("unknown parameter", '[income]\ndistribution = "normal"\nmean = 5\nsd = 1\nmode = 3', "unknown: mode"),
     ("bad sd", '[income]\ndistribution = "normal"\nmean = 5\nsd = 0', "sd must be above 0"),
-    ("text question", '[comments]\nchoices = { "1" = 1 }', "select_one, select_multiple, integer and decimal"),
+    ("text question", '[comments]\nchoices = { "1" = 1 }', "select_one, select_multiple, integer, decimal and date"),
     ("nan parameter", '[income]\ndistribution = "normal"\nmean = nan\nsd = 1', "finite numbers"),
     ("infinite max", '[income]\ndistribution = "normal"\nmean = 5\nsd = 1\nmax = inf', "finite numbers"),
     ("infinite weight", '[consent]\nchoices = { "1" = inf }', "finite number"),
@@ -398,4 +398,44 @@ def test_rank_and_range_questions_take_no_answer_rules(tmp_path, question: str) 
     path.write_text(f"[{question}]\n{rule}\n", encoding="utf-8")
     with pytest.raises(simulate_stage.ToolkitError) as caught:
         simulate_stage.load_answers(path, form)
-    assert "integer and decimal questions" in caught.value.issue.message
+    assert "integer, decimal and date questions" in caught.value.issue.message
+
+
+DATE_FORM = """
+| survey |
+| | type | name | label | constraint |
+| | date | sent_on | When was the money last sent? | . <= today() and decimal-date-time(.) >= decimal-date-time(today()) - 93 |
+| | today | today | | |
+| settings |
+| | form_id | version |
+| | dt | 1 |
+"""
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ("days_before = [10, 2]", "days_before = [fewest, most]"),
+        ("days_before = [-1, 5]", "whole days from 0"),
+        ("days_before = 30", "days_before = [fewest, most]"),
+        ('distribution = "normal"\nmean = 1\nsd = 1', "days_before = [fewest, most]"),
+    ],
+)
+def test_date_rule_problems(tmp_path, rule: str, message: str) -> None:
+    form = load_form(write_md_form(tmp_path, DATE_FORM))
+    (tmp_path / "answers.toml").write_text(f"[sent_on]\n{rule}\n", encoding="utf-8")
+    with pytest.raises(simulate_stage.ToolkitError) as caught:
+        simulate_stage.load_answers(tmp_path / "answers.toml", form)
+    assert message in caught.value.issue.message
+
+
+def test_date_rule_draws_days_before_the_interview(tmp_path) -> None:
+    form = load_form(write_md_form(tmp_path, DATE_FORM))
+    (tmp_path / "answers.toml").write_text("[sent_on]\ndays_before = [0, 92]\n", encoding="utf-8")
+    rules = simulate_stage.load_answers(tmp_path / "answers.toml", form)
+    out = tmp_path / "sim"
+    result = simulate(form, 200, out, seed=3, workers=1, answers=rules)
+    assert not result.issues  # every date meets "in the last 3 months" on the first draws
+    table = ingest([out], form).tables["dt"]
+    days = (pd.to_datetime(table["today"]) - pd.to_datetime(table["sent_on"])).dt.days
+    assert days.between(0, 92).all() and days.nunique() > 30

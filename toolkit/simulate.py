@@ -154,12 +154,22 @@ class NumberRule:
     maximum: float | None = None
 
 
-AnswerRule = ChoiceRule | NumberRule
+@dataclass(frozen=True)
+class DateRule:
+    """For a date question: a day drawn evenly from `fewest` to `most` days before the interview ("in the last 3
+    months": days_before = [0, 92])."""
+
+    fewest: int
+    most: int
+
+
+AnswerRule = ChoiceRule | NumberRule | DateRule
 # A rule is tried for the first half of a question's draws; if its values keep failing the constraint (it depends
 # on other answers), the usual draw takes over, so that a profile can never leave a question unanswerable.
 RULE_DRAW_SHARE = 0.5
 # A lognormal spread (sd of the logarithm) of 3 already puts 1 draw in 1,000 at e^9 times the median.
 MAX_LOG_SPREAD = 3.0
+MAX_DAYS_BEFORE = 36_500  # a date rule reaches back at most a century
 _NUMBER_KEYS = {
     "normal": {"mean", "sd"},
     "lognormal": {"median", "spread"},
@@ -179,6 +189,8 @@ def load_answers(path: Path, form: FormModel) -> dict[str, AnswerRule]:
         median = 2500
         spread = 0.8
         min = 0
+        [rs_date]                       # dates: a day between these many days before the interview
+        days_before = [0, 92]
 
     Questions without a rule keep the default draws. Every problem is reported with the question and the fix.
 
@@ -213,13 +225,30 @@ def load_answers(path: Path, form: FormModel) -> dict[str, AnswerRule]:
             rules[name] = _choice_rule(name, spec, node, form, problem)
         elif node.data_type in {"int", "decimal"} and node.question_type != "range":
             rules[name] = _number_rule(name, spec, problem)
+        elif node.data_type == "date" and node.question_type == "date":
+            rules[name] = _date_rule(name, spec, problem)
         else:
             raise problem(
                 name,
-                "answers can be set for select_one, select_multiple, integer and decimal questions; "
+                "answers can be set for select_one, select_multiple, integer, decimal and date questions; "
                 f"{name} is {node.question_type}",
             )
     return rules
+
+
+def _date_rule(name: str, spec: dict[str, Any], problem: Callable) -> DateRule:
+    days = spec.get("days_before")
+    if (
+        set(spec) != {"days_before"}
+        or not isinstance(days, list)
+        or len(days) != 2
+        or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= MAX_DAYS_BEFORE for d in days)
+        or days[0] > days[1]
+    ):
+        raise problem(
+            name, f"a date takes days_before = [fewest, most], whole days from 0 to {MAX_DAYS_BEFORE}, e.g. [0, 92]"
+        )
+    return DateRule(days[0], days[1])
 
 
 def _finite(value: object) -> bool:
@@ -478,24 +507,36 @@ class _Generator:
                 high = bound if high is None else min(high, bound)
         return low, high
 
-    def _draw_by_rule(
-        self, rule: AnswerRule, spec: Node, node: XNode, env: EvalEnv, rng: random.Random
+    def _draw_by_rule(  # noqa: PLR0917 (the draw's state, as _draw has it)
+        self, rule: AnswerRule, spec: Node, node: XNode, env: EvalEnv, rng: random.Random, when: datetime
     ) -> str | None:
         """A value drawn as the answers file says, or None when the rule has nothing for this node."""
+        if isinstance(rule, DateRule):
+            return (when.date() - timedelta(days=rng.randint(rule.fewest, rule.most))).isoformat()
         if isinstance(rule, ChoiceRule):
-            values = self._choice_values(spec, node, env)  # what the choice filter leaves, in list order
-            weights = [rule.weights.get(v, 0.0) for v in values]
-            if not any(weights):
-                return None
-            if spec.question_type != "select_multiple":
-                return rng.choices(values, weights=weights)[0]
-            # An answer has at least one choice: a draw that ticks none is drawn again, so each chance is the
-            # chance among answers, given that something is ticked.
-            for _ in range(MAX_DRAWS):
-                ticked = [v for v, w in zip(values, weights, strict=True) if rng.random() * 100 < w]
-                if ticked:
-                    return " ".join(ticked)
+            return self._choice_by_rule(rule, spec, node, env, rng)
+        return self._number_by_rule(rule, spec, node, env, rng)
+
+    def _choice_by_rule(
+        self, rule: ChoiceRule, spec: Node, node: XNode, env: EvalEnv, rng: random.Random
+    ) -> str | None:
+        """A choice (or choices) drawn with the rule's weights among what the list offers here."""
+        values = self._choice_values(spec, node, env)  # what the choice filter leaves, in list order
+        weights = [rule.weights.get(v, 0.0) for v in values]
+        if not any(weights):
+            return None
+        if spec.question_type != "select_multiple":
             return rng.choices(values, weights=weights)[0]
+        # An answer has at least one choice: a draw that ticks none is drawn again, so each chance is the
+        # chance among answers, given that something is ticked.
+        for _ in range(MAX_DRAWS):
+            ticked = [v for v, w in zip(values, weights, strict=True) if rng.random() * 100 < w]
+            if ticked:
+                return " ".join(ticked)
+        return rng.choices(values, weights=weights)[0]
+
+    def _number_by_rule(self, rule: NumberRule, spec: Node, node: XNode, env: EvalEnv, rng: random.Random) -> str:
+        """A number from the rule's distribution, kept inside the rule's and the constraint's bounds."""
         low, high = self._bounds(spec, node, env)
         lows = [b for b in (low, rule.minimum) if b is not None]
         highs = [b for b in (high, rule.maximum) if b is not None]
@@ -529,7 +570,7 @@ class _Generator:
         qtype, dtype = spec.question_type, spec.data_type
         rule = self.answers.get(spec.name)
         if rule is not None and shrink < RULE_DRAW_SHARE:
-            drawn = self._draw_by_rule(rule, spec, node, env, rng)
+            drawn = self._draw_by_rule(rule, spec, node, env, rng, when)
             if drawn is not None:
                 return drawn
         if qtype in {"select_one", "select_multiple", "rank"}:
@@ -1021,6 +1062,7 @@ def simulate(
 __all__ = [
     "AnswerRule",
     "ChoiceRule",
+    "DateRule",
     "NumberRule",
     "SimulateResult",
     "generate_instances",
