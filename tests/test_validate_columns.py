@@ -102,3 +102,57 @@ def test_templates_columns_equal_instances(tmp_path: Path, template: Path) -> No
     by_columns = validate_input(form, subs, method="columns")
     assert _key(by_columns) == _key(by_instances)
     assert by_instances.stats["findings"] > 0
+
+
+PICK_FORM = """
+| survey |
+| | type | name | label | calculation | choice_filter |
+| | begin_repeat | hl | Member | | |
+| | text | hl_name | Name | | |
+| | integer | hl_adult | Adult (1/0) | | |
+| | calculate | hl_pick | | concat(position(..), ': ', ${hl_name}) | |
+| | end_repeat | | | | |
+| | select_one ${hl_pick} | resp | Respondent | | ${hl_adult} = 1 |
+| | begin_repeat | ab | Away | | |
+| | select_one ${hl_pick} | ab_line | Who | | |
+| | end_repeat | | | | |
+"""
+
+
+def _pick_instance(form_id: str, uid: str, resp: str, ab_lines: list[str], names: tuple[str, ...] = ("Aziz", "Olga")) -> str:
+    members = "".join(
+        f"<hl><hl_name>{name}</hl_name><hl_adult>{1 if k == 0 else 0}</hl_adult><hl_pick>{k + 1}: {name}</hl_pick></hl>"
+        for k, name in enumerate(names)
+    )
+    away = "".join(f"<ab><ab_line>{line}</ab_line></ab>" for line in ab_lines)
+    return (
+        f'<data id="{form_id}">{members}<resp>{resp}</resp>{away}'
+        f"<meta><instanceID>uuid:{uid}</instanceID></meta></data>"
+    )
+
+
+@pytest.mark.parametrize("method", ["columns", "instances"])
+def test_a_pick_from_a_repeat_must_name_one_of_its_rows(tmp_path: Path, method: str) -> None:
+    """`select_one ${hl_pick}`: the answer is the value of a roster row its filter allows. An answer edited after
+    the interview, or whose row changed, points to nobody: choice_unknown, the same on both paths."""
+    form = compile_form(load_form(write_md_form(tmp_path, PICK_FORM)))
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    cases = {
+        "ok": ("1: Aziz", ["2: Olga"]),
+        "filtered": ("2: Olga", []),  # Olga is not an adult: the filter never offered her
+        "nobody": ("1: Aziz", ["2: Olga", "5: Nobody"]),  # a pick from another repeat, to a row that is not there
+        "edited": ("1: Azizz", []),
+    }
+    for uid, (resp, lines) in cases.items():
+        (subs / f"{uid}.xml").write_text(_pick_instance(form.model.form_id, uid, resp, lines), encoding="utf-8")
+    result = validate_input(form, subs, method=method)
+    assert result.stats["method"] == method
+    found = sorted((f.instance_id, f.path.rsplit("/", 1)[-1], f.value) for f in result.findings)
+    assert found == [
+        ("uuid:edited", "resp", "1: Azizz"),
+        ("uuid:filtered", "resp", "2: Olga"),
+        ("uuid:nobody", "ab_line", "5: Nobody"),
+    ]
+    assert {f.code for f in result.findings} == {"choice_unknown"}
+    assert "not the value of any row of the repeat" in result.findings[0].message

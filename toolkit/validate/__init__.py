@@ -9,8 +9,9 @@ For every submission this answers "would ODK Collect accept this instance as it 
   stored value that differs is `calculate_mismatch` (except expressions with now(), today(), random(), uuid() or once(),
   whose value legitimately changes), and later expressions read the recomputed values;
 - `required` and constraints apply only to relevant nodes; a constraint is checked only on a non-empty answer;
-- values must parse as their bind type (`type_invalid`) and select answers must be in the choice list
-  (`choice_unknown`); an instanceID seen twice is `duplicate_instance`.
+- values must parse as their bind type (`type_invalid`) and select answers must be in the choice list, or for a
+  pick from a repeat (`select_one ${hl_pick}`) the value of a row its filter allows (`choice_unknown`: Collect checks
+  neither, but data edited after collection break both); an instanceID seen twice is `duplicate_instance`.
 
 Expressions that cannot be evaluated are findings too (`expression_unsupported`, `expression_error`), never a
 crash.
@@ -192,6 +193,7 @@ class _Rule:
     is_question: bool = False
     itemset: CompiledExpr | None = None  # the filtered choices (itemset nodeset with a choice_filter)
     value_name: str = "name"
+    membership: CompiledExpr | None = None  # a select_one from a repeat: the answer is one of its rows' values
 
 
 @dataclass
@@ -347,6 +349,7 @@ def compile_form(model: FormModel, *, media_dir: Path | None = None) -> Compiled
             if rule.choices is not None and node.choice_filter and node.itemset:
                 rule.itemset = _compile_bind(node.itemset, node, "choice filter", problems)
                 rule.value_name = (node.choice_value_ref or "name").strip().split("/")[-1] or "name"
+            rule.membership = _compile_bind(repeat_membership(node), node, "repeat choices", problems)
         rules[node.path] = rule
     order, unresolved = _triggerable_order(model, rules)
     types = {n.path: n.data_type for n in model.fields() if n.data_type}
@@ -362,6 +365,29 @@ def compile_form(model: FormModel, *, media_dir: Path | None = None) -> Compiled
         problems=problems,
         labels=_choice_labels(model),
         interview_day_path=interview_day_path(model),
+    )
+
+
+def repeat_membership(node: Node) -> str | None:
+    """For a select_one whose choices are the rows of a repeat (`select_one ${hl_pick}`), an expression that is
+    true when the answer is the value of one of the rows its filter allows: `count(/data/hl[(filter) and
+    hl_pick = current()/.]) > 0`. Collect only offers those rows; an answer outside them was edited or its row
+    deleted after the interview, and would point to nobody."""
+    if node.question_type != "select_one" or node.choice_source != "repeat" or not node.itemset:
+        return None
+    base = node.itemset.split("[", 1)[0].strip()
+    value = (node.choice_value_ref or "").strip()
+    if not base.startswith("/") or not value or ("[" in node.itemset and not node.choice_filter):
+        return None
+    value = value.removeprefix("./")
+    test = f"({node.choice_filter}) and {value} = current()/." if node.choice_filter else f"{value} = current()/."
+    return f"count({base}[{test}]) > 0"
+
+
+def repeat_choice_message(name: str, value: str, node: Node) -> str:
+    return (
+        f"{name}: {value!r} is not the value of any row of the repeat it is chosen from ({node.itemset}): the "
+        "answer or that row was changed after the interview; check both against the paper or the enumerator."
     )
 
 
@@ -811,6 +837,13 @@ def validate_tree(
                             f"{node.name}: {' '.join(outside)!r} is in the list {node.choice_list!r} but not "
                             f"among the choices its filter ({node.choice_filter}) allows here.",
                         )
+        elif rule.membership is not None:
+            try:
+                member = to_boolean(ctx.evaluate(rule.membership, xnode, node, "repeat choices"))
+            except XPathError:
+                member = True
+            if not member:
+                ctx.add(CHOICE_UNKNOWN, xnode, node, text, node.itemset, repeat_choice_message(node.name, text, node))
         if rule.constraint is not None:
             try:
                 ok = to_boolean(ctx.evaluate(rule.constraint, xnode, node, "constraint"))

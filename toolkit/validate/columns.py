@@ -577,8 +577,19 @@ class VCompiler:
         return aggregate
 
     def _count_matching(self, repeat: str, predicate: tuple, context_path: str) -> VFn:
-        """count(repeat[field = current()/...]): siblings whose field equals this row's value (uniqueness
-        checks such as `count(../../ab[ab_line = current()/.]) = 1`), by grouping instead of pairing rows."""
+        """count(repeat[field = current()/...]): rows whose field equals this row's value (uniqueness checks such
+        as `count(../../ab[ab_line = current()/.]) = 1`, or an answer picked from another repeat's rows), by
+        grouping instead of pairing rows. The predicate may also be `(filter) and field = current()/...`, the
+        filter not mentioning current(): only the rows it allows count."""
+        row_filter: VFn | None = None
+        if predicate[0] == "bin" and predicate[1] == "and":
+            first, second = predicate[2], predicate[3]
+            if _mentions_current(first):
+                first, second = second, first
+            if _mentions_current(first) or _is_numeric_predicate(first):
+                raise NotVectorizable("current() predicate shape")
+            row_filter = self._c(first, [x for x in repeat.split("/") if x], repeat)
+            predicate = second
         if predicate[0] != "bin" or predicate[1] != "=":
             raise NotVectorizable("current() predicate shape")
         left, right = predicate[2], predicate[3]
@@ -600,13 +611,17 @@ class VCompiler:
 
         def count(c: Ctx, lv: Level) -> TV:
             target = c.levels[repeat]
-            if target.parent is None or target.parent_index is None or target not in lv.ancestors():
+            # Rows are matched within the row of the repeat's parent level that holds this row: the same
+            # household for a sibling check, or for a pick from another repeat of the same submission.
+            if target.parent is None or target.parent_index is None or target.parent not in lv.ancestors():
                 raise NotVectorizable("current() predicate across levels")
             candidates = c.relevance[repeat]
+            if row_filter is not None:
+                candidates = candidates & to_bool(row_filter(c, target))
             keys_t = _eq_keys(c.values[field].blank_where(~c.relevance[field]))
             keys_c = _eq_keys(other(c, lv))
             owner_t = target.parent_index
-            owner_c = target.parent_index[lv.index_to(target)]
+            owner_c = lv.index_to(target.parent)
             counted = pd.Series(1, index=pd.MultiIndex.from_arrays([owner_t[candidates], keys_t[candidates]]))
             counts = counted.groupby(level=[0, 1]).sum()
             wanted = pd.MultiIndex.from_arrays([owner_c, keys_c])
@@ -1243,6 +1258,7 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
         Finding,
         _relevance_chain,
         _same_value,
+        repeat_choice_message,
     )
 
     if form.needs_fixpoint:
@@ -1359,6 +1375,8 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
                 entry["constraint"] = compiler.compile(rule.constraint.source, path)
             if rule.itemset is not None:
                 entry["filter"] = _choice_filter(compiler, rule.node, form)
+            if rule.membership is not None:
+                entry["membership"] = compiler.compile(rule.membership.source, path)
             checks[path] = entry
     except (NotVectorizable, RecursionError) as exc:
         raise NotVectorizable(str(exc)) from None
@@ -1555,6 +1573,22 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
                                 "allows here."
                             ),
                         )
+        if "membership" in entry:
+            ctx.candidate = own_value
+            try:
+                member = to_bool(entry["membership"](ctx, lv))
+            finally:
+                ctx.candidate = None
+            outside = live & ~member
+            if outside.any():
+                emit(
+                    CHOICE_UNKNOWN,
+                    path,
+                    np.flatnonzero(outside),
+                    texts,
+                    node.itemset,
+                    lambda v, n=node.name, spec=node: repeat_choice_message(n, v, spec),
+                )
         if "constraint" in entry:
             ctx.candidate = own_value
             try:
