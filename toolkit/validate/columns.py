@@ -1573,38 +1573,31 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
                                 "allows here."
                             ),
                         )
-        if "membership" in entry:
+        # Rules on the answer itself, `.` being each row's own value: the pick from a repeat, then the constraint.
+        for key, code, expression, message in (
+            (
+                "membership",
+                CHOICE_UNKNOWN,
+                node.itemset,
+                lambda v, n=node.name, spec=node: repeat_choice_message(n, v, spec),
+            ),
+            (
+                "constraint",
+                CONSTRAINT_VIOLATED,
+                node.constraint,
+                lambda v, n=node.name, c=node.constraint: f"{n}: {v!r} breaks the constraint {c}.",
+            ),
+        ):
+            if key not in entry:
+                continue
             ctx.candidate = own_value
             try:
-                member = to_bool(entry["membership"](ctx, lv))
+                holds = to_bool(entry[key](ctx, lv))
             finally:
                 ctx.candidate = None
-            outside = live & ~member
-            if outside.any():
-                emit(
-                    CHOICE_UNKNOWN,
-                    path,
-                    np.flatnonzero(outside),
-                    texts,
-                    node.itemset,
-                    lambda v, n=node.name, spec=node: repeat_choice_message(n, v, spec),
-                )
-        if "constraint" in entry:
-            ctx.candidate = own_value
-            try:
-                ok = to_bool(entry["constraint"](ctx, lv))
-            finally:
-                ctx.candidate = None
-            broken = live & ~ok
+            broken = live & ~holds
             if broken.any():
-                emit(
-                    CONSTRAINT_VIOLATED,
-                    path,
-                    np.flatnonzero(broken),
-                    texts,
-                    node.constraint,
-                    lambda v, n=node.name, c=node.constraint: f"{n}: {v!r} breaks the constraint {c}.",
-                )
+                emit(code, path, np.flatnonzero(broken), texts, expression, message)
 
     records.sort(key=lambda rec: (rec[0], rec[1], rec[2]))
     return [rec[3] for rec in records], len(main)
