@@ -197,6 +197,7 @@ def test_cli_estimate_json_rows() -> None:
         "ci_high",
         "df",
         "n",
+        "deff",
     }
     assert round(rows[1]["se"], 6) == 1.165209
 

@@ -21,8 +21,8 @@ from toolkit.errors import ToolkitError
 RELATIVE = 1e-9
 
 
-def run_r(script: str, tmp_path: Path) -> dict[str, tuple[float, float]]:
-    """Run an R script that prints lines `name estimate se`; return them by name."""
+def run_r(script: str, tmp_path: Path) -> dict[str, tuple[float, ...]]:
+    """Run an R script that prints lines `name estimate se [deff]`; return them by name."""
     rscript = require_tool("Rscript", "r-cran-survey")
     path = tmp_path / "case.R"
     path.write_text("suppressPackageStartupMessages(library(survey))\n" + script, encoding="utf-8")
@@ -31,15 +31,17 @@ def run_r(script: str, tmp_path: Path) -> dict[str, tuple[float, float]]:
         pytest.fail(f"R failed (is r-cran-survey installed? make test installs it):\n{done.stderr[-2000:]}")
     values = {}
     for line in done.stdout.splitlines():
-        name, value, se = line.split()
-        values[name] = (float(value), float(se))
+        name, *numbers = line.split()
+        values[name] = tuple(float("nan") if x == "NA" else float(x) for x in numbers)
     return values
 
 
 R_PRINT = """
 out <- function(name, fit) {
   v <- coef(fit); s <- SE(fit)
-  for (i in seq_along(v)) cat(sprintf("%s%s %.17g %.17g\\n", name, if (length(v) > 1) paste0(":", i) else "", v[i], s[i]))
+  d <- tryCatch(as.numeric(deff(fit)), error = function(e) rep(NA_real_, length(v)))
+  if (length(d) != length(v)) d <- rep(NA_real_, length(v))
+  for (i in seq_along(v)) cat(sprintf("%s%s %.17g %.17g %.17g\\n", name, if (length(v) > 1) paste0(":", i) else "", v[i], s[i], d[i]))
 }
 """
 
@@ -80,11 +82,14 @@ def survey_table(
 
 
 def ours(table: pd.DataFrame, **options: object) -> list[tuple[float, float]]:
-    result = est.estimate(table, weight="w", strata="stratum", psu="psu", **options)  # type: ignore[arg-type]
-    return [(row.estimate, row.se) for row in result.rows]
+    return [(row.estimate, row.se) for row in _rows(table, **options)]
 
 
-def theirs(values: dict[str, tuple[float, float]], name: str) -> list[tuple[float, float]]:
+def _rows(table: pd.DataFrame, **options: object) -> tuple[est.EstimateRow, ...]:
+    return est.estimate(table, weight="w", strata="stratum", psu="psu", **options).rows  # type: ignore[arg-type]
+
+
+def theirs(values: dict[str, tuple[float, ...]], name: str) -> list[tuple[float, ...]]:
     keys = [k for k in values if k == name or k.startswith(name + ":")]
     return [values[k] for k in sorted(keys, key=lambda k: int(k.partition(":")[2] or 0))]
 
@@ -123,29 +128,33 @@ options(survey.lonely.psu = "{r_lonely}")
 d <- read.csv("{tmp_path / 'data.csv'}")
 d$cat <- factor(d$cat)
 des <- svydesign(ids = ~psu, strata = ~stratum, weights = ~w, data = d, nest = TRUE{design_args})
-out("mean", svymean(~y, des))
-out("total", svytotal(~y, des))
+out("mean", svymean(~y, des, deff = TRUE))
+out("total", svytotal(~y, des, deff = TRUE))
 out("ratio", svyratio(~y, ~x, des))
-out("proportion", svymean(~cat, des))
-by <- svyby(~y, ~dom, des, svymean)
+out("proportion", svymean(~cat, des, deff = TRUE))
+by <- svyby(~y, ~dom, des, svymean, deff = TRUE)
 out("domain_mean", by)
 """,
         tmp_path,
     )
     checks = [
-        ("mean", ours(table, statistic="mean", variable="y", **options)),
-        ("total", ours(table, statistic="total", variable="y", **options)),
-        ("ratio", ours(table, statistic="ratio", variable="y", denominator="x", **options)),
-        ("proportion", ours(table.assign(cat=table["cat"].astype(str)), statistic="proportion", variable="cat",
-                            **options)),
-        ("domain_mean", ours(table, statistic="mean", variable="y", by="dom", **options)),
+        ("mean", _rows(table, statistic="mean", variable="y", **options)),
+        ("total", _rows(table, statistic="total", variable="y", **options)),
+        ("ratio", _rows(table, statistic="ratio", variable="y", denominator="x", **options)),
+        ("proportion", _rows(table.assign(cat=table["cat"].astype(str)), statistic="proportion", variable="cat",
+                             **options)),
+        ("domain_mean", _rows(table, statistic="mean", variable="y", by="dom", **options)),
     ]
     for name, mine in checks:
         expected = theirs(values, name)
         assert len(mine) == len(expected), name
-        for (value, se), (r_value, r_se) in zip(mine, expected, strict=True):
-            assert value == pytest.approx(r_value, rel=RELATIVE), name
-            assert se == pytest.approx(r_se, rel=RELATIVE), name
+        for row, (r_value, r_se, r_deff) in zip(mine, expected, strict=True):
+            assert row.estimate == pytest.approx(r_value, rel=RELATIVE), name
+            assert row.se == pytest.approx(r_se, rel=RELATIVE), name
+            if name == "ratio":  # svyratio has no design effect
+                assert row.deff is None
+            else:
+                assert row.deff == pytest.approx(r_deff, rel=RELATIVE), name
 
 
 def test_srs_with_fpc_equals_r_survey(tmp_path: Path) -> None:
@@ -229,3 +238,21 @@ def test_cli_fpc_option(tmp_path: Path) -> None:
     assert se_fpc < json.loads(without.stdout)[0]["se"]
     bad = runner.invoke(app, [*base, "--fpc", "nope"])
     assert bad.exit_code == 2 and "nope" in bad.output
+
+
+def test_cli_deff_column(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from toolkit.cli import app
+
+    table = survey_table(5)
+    runner = CliRunner()
+    table.to_csv(tmp_path / "sample.csv", index=False)
+    base = ["estimate", str(tmp_path / "sample.csv"), "--weight", "w", "--strata", "stratum", "--psu", "psu"]
+    base += ["--mean", "y"]
+    plain = runner.invoke(app, base, env={"COLUMNS": "200"})
+    with_deff = runner.invoke(app, [*base, "--deff"], env={"COLUMNS": "200"})
+    assert plain.exit_code == 0 and with_deff.exit_code == 0, with_deff.output
+    deff = _rows(table, statistic="mean", variable="y")[0].deff
+    assert "deff" not in plain.stdout and "deff" in with_deff.stdout
+    assert f"{deff:,.6g}" in with_deff.stdout

@@ -64,6 +64,8 @@ class EstimateRow:
         ci_low, ci_high: the t-based confidence interval.
         df: degrees of freedom used for the interval.
         n: unweighted number of sample cases in the domain with a non-missing value.
+        deff: design effect, the variance over the variance a simple random sample of the same size would give
+            (R `svymean(deff = TRUE)`); None for ratios and where it is not defined.
     """
 
     domain: str
@@ -75,6 +77,7 @@ class EstimateRow:
     ci_high: float
     df: int
     n: int
+    deff: float | None = None
 
 
 @dataclass(frozen=True)
@@ -438,6 +441,27 @@ def _ratio_parts(
     return r, z, used, n
 
 
+def _srs_variance(spec: _Spec, w: np.ndarray, dom: np.ndarray, n_dom: int, used: np.ndarray) -> np.ndarray:
+    """Per domain, the variance of the same mean, proportion or total under simple random sampling of the domain's
+    n cases without replacement from N = Σw (R `svymean`/`svytotal` with deff = TRUE): s²(N − n)/(Nn) for a mean,
+    times N² for a total, s² being the weighted variance Σw(y − ȳ)²/Σw · n/(n − 1). NaN for a ratio."""
+    if spec.statistic == "ratio":
+        return np.full(n_dom, np.nan)
+    y = np.nan_to_num(spec.y)
+    carry = used & (w > 0)
+    d = np.where(carry, dom, 0)
+    weight = np.bincount(d, weights=np.where(carry, w, 0.0), minlength=n_dom)
+    count = np.bincount(d, weights=carry.astype(float), minlength=n_dom)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.bincount(d, weights=np.where(carry, w * y, 0.0), minlength=n_dom) / weight
+        spread = np.bincount(d, weights=np.where(carry, w * (y - mean[d]) ** 2, 0.0), minlength=n_dom)
+        s2 = spread / weight * count / (count - 1)
+        srs = s2 * (weight - count) / (weight * count)
+    if spec.statistic == "total":
+        srs = srs * weight**2
+    return np.where(weight >= count, srs, np.nan)  # weights that sum below n are not scaled to a population
+
+
 def estimate(
     table: pd.DataFrame,
     *,
@@ -553,6 +577,8 @@ def estimate(
             centre = rep_est.mean(axis=1, keepdims=True) if centre_on_mean else est[:, None]
             var = ((rep_est - centre) ** 2 * coefs[None, :]).sum(axis=1)
         se = np.sqrt(var)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            deff = var / _srs_variance(spec, w, dom, n_dom, used)
         for j, label in enumerate(dom_labels):
             if n[j] == 0 or not np.isfinite(est[j]):
                 issues.append(
@@ -574,6 +600,7 @@ def estimate(
                     ci_high=float(est[j] + tq * se[j]),
                     df=int(df),
                     n=int(n[j]),
+                    deff=float(deff[j]) if np.isfinite(deff[j]) else None,
                 )
             )
     return EstimateResult(rows=tuple(rows), method=method_name, issues=tuple(issues))

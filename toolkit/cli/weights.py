@@ -267,6 +267,14 @@ def estimate_command(
     lonely_psu: Annotated[
         LonelyPsu, typer.Option("--lonely-psu", help="Single-PSU strata: error, adjust, average, certainty.")
     ] = LonelyPsu.error,
+    show_deff: Annotated[
+        bool,
+        typer.Option(
+            "--deff",
+            help="Add the design effect: the variance over that of a simple random sample of the same size "
+            "(as R svymean(deff = TRUE)); --json always has it.",
+        ),
+    ] = False,
     fpc: Annotated[
         str | None,
         typer.Option(
@@ -314,7 +322,8 @@ def estimate_command(
         print_json(list(result.rows))
     else:
         t = Table(title=f"Estimates ({result.method}; 95% t intervals)")
-        for col in ("domain", "statistic", "variable", "estimate", "se", "ci_low", "ci_high", "df", "n"):
+        columns = ["domain", "statistic", "variable", "estimate", "se", "ci_low", "ci_high", "df", "n"]
+        for col in [*columns, "deff"] if show_deff else columns:
             t.add_column(
                 col,
                 justify="left" if col in ("domain", "statistic", "variable") else "right",
@@ -331,6 +340,7 @@ def estimate_command(
                 _fmt(r.ci_high),
                 str(r.df),
                 str(r.n),
+                *([_fmt(r.deff) if r.deff is not None else ""] if show_deff else []),
             )
         out.print(t)
     _print_issues(result.issues)
