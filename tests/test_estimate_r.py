@@ -250,9 +250,11 @@ def test_cli_deff_column(tmp_path: Path) -> None:
     table.to_csv(tmp_path / "sample.csv", index=False)
     base = ["estimate", str(tmp_path / "sample.csv"), "--weight", "w", "--strata", "stratum", "--psu", "psu"]
     base += ["--mean", "y"]
-    plain = runner.invoke(app, base, env={"COLUMNS": "200"})
-    with_deff = runner.invoke(app, [*base, "--deff"], env={"COLUMNS": "200"})
-    assert plain.exit_code == 0 and with_deff.exit_code == 0, with_deff.output
+    wide = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
+    plain = runner.invoke(app, base, env=wide)
+    with_deff = runner.invoke(app, [*base, "--deff"], env=wide)
+    as_json = runner.invoke(app, [*base, "--json"], env=wide)
+    assert plain.exit_code == 0 and with_deff.exit_code == 0 and as_json.exit_code == 0, with_deff.output
     deff = _rows(table, statistic="mean", variable="y")[0].deff
     assert "deff" not in plain.stdout and "deff" in with_deff.stdout
-    assert f"{deff:,.6g}" in with_deff.stdout
+    assert json.loads(as_json.stdout)[0]["deff"] == pytest.approx(deff, rel=1e-12)
