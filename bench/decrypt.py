@@ -271,7 +271,7 @@ def main() -> None:
         # is the share of the run's CPU time (main process, workers, start-up) that the RSA operations need.
         print(
             f"  CPU per submission  {cpu / args.n * 1e3:8.3f} ms  (RSA part {rsa_cpu * 1e3:.3f} ms; CPU "
-            f"ratio {rsa_cpu / (cpu / args.n):.2f}, the ratio an otherwise idle machine would give)"
+            f"ratio {rsa_cpu / (cpu / args.n):.2f}, the ratio if all of it ran in parallel on the cores)"
         )
     if args.repeat > 1:
         print(
