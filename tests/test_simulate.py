@@ -439,3 +439,12 @@ def test_date_rule_draws_days_before_the_interview(tmp_path) -> None:
     table = ingest([out], form).tables["dt"]
     days = (pd.to_datetime(table["today"]) - pd.to_datetime(table["sent_on"])).dt.days
     assert days.between(0, 92).all() and days.nunique() > 30
+
+
+def test_every_problem_of_an_answers_file_is_reported_at_once(tmp_path, model) -> None:
+    path = tmp_path / "answers.toml"
+    path.write_text('[consnt]\nchoices = { "1" = 1 }\n[consent]\nchoices = { "3" = 1 }\n', encoding="utf-8")
+    with pytest.raises(simulate_stage.ToolkitError) as caught:
+        simulate_stage.load_answers(path, model)
+    message = caught.value.issue.message
+    assert message.startswith("2 problems:") and "[consnt]" in message and "[consent]" in message

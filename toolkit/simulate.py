@@ -192,7 +192,8 @@ def load_answers(path: Path, form: FormModel) -> dict[str, AnswerRule]:
         [rs_date]                       # dates: a day between these many days before the interview
         days_before = [0, 92]
 
-    Questions without a rule keep the default draws. Every problem is reported with the question and the fix.
+    Questions without a rule keep the default draws. Every problem of the file is reported at once, each with its
+    question and the fix.
 
     Parameters:
         path: the TOML file.
@@ -213,27 +214,46 @@ def load_answers(path: Path, form: FormModel) -> dict[str, AnswerRule]:
     def problem(name: str, message: str) -> ToolkitError:
         return ToolkitError(error(ANSWERS_INVALID, f"[{name}]: {message}", file=str(path), variable=name))
 
+    refused: list[ToolkitError] = []  # every problem of the file at once, so that one run shows all fixes
     for name, spec in data.items():
-        node = by_name.get(name)
-        if node is None:
-            close = difflib.get_close_matches(name, list(by_name), n=3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise problem(name, f"the form has no question {name!r}{hint}")
-        if not isinstance(spec, dict):
-            raise problem(name, "give a table: choices = {...} or distribution = ...")
-        if node.question_type in {"select_one", "select_multiple"}:
-            rules[name] = _choice_rule(name, spec, node, form, problem)
-        elif node.data_type in {"int", "decimal"} and node.question_type != "range":
-            rules[name] = _number_rule(name, spec, problem)
-        elif node.data_type == "date" and node.question_type == "date":
-            rules[name] = _date_rule(name, spec, problem)
-        else:
-            raise problem(
-                name,
-                "answers can be set for select_one, select_multiple, integer, decimal and date questions; "
-                f"{name} is {node.question_type}",
+        try:
+            rules[name] = _rule(name, spec, by_name, form, problem)
+        except ToolkitError as exc:
+            refused.append(exc)
+    if len(refused) > 1:
+        first = refused[0].issue
+        raise ToolkitError(
+            error(
+                ANSWERS_INVALID,
+                f"{len(refused)} problems: " + "; ".join(exc.issue.message for exc in refused),
+                file=str(path),
+                variable=first.location.variable,
             )
+        )
+    if refused:
+        raise refused[0]
     return rules
+
+
+def _rule(name: str, spec: Any, by_name: Mapping[str, Node], form: FormModel, problem: Callable) -> AnswerRule:
+    node = by_name.get(name)
+    if node is None:
+        close = difflib.get_close_matches(name, list(by_name), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise problem(name, f"the form has no question {name!r}{hint}")
+    if not isinstance(spec, dict):
+        raise problem(name, "give a table: choices = {...} or distribution = ...")
+    if node.question_type in {"select_one", "select_multiple"}:
+        return _choice_rule(name, spec, node, form, problem)
+    if node.data_type in {"int", "decimal"} and node.question_type != "range":
+        return _number_rule(name, spec, problem)
+    if node.data_type == "date" and node.question_type == "date":
+        return _date_rule(name, spec, problem)
+    raise problem(
+        name,
+        "answers can be set for select_one, select_multiple, integer, decimal and date questions; "
+        f"{name} is {node.question_type}",
+    )
 
 
 def _date_rule(name: str, spec: dict[str, Any], problem: Callable) -> DateRule:
