@@ -291,6 +291,11 @@ median = 900
 spread = 0.5
 [district]                        # a filtered list: weights apply to what the filter leaves
 choices = { "11" = 1, "12" = 3, "21" = 1 }
+[hl_trips]                        # most mass near the lower bound: truncated, not piled up on it
+distribution = "normal"
+mean = 0.3
+sd = 0.8
+min = 0
 """
 
 
@@ -317,6 +322,13 @@ def test_answers_file_sets_how_often_answers_are_given(profiled) -> None:
     assert set(north) <= {"11", "12"} and north.eq("12").mean() == pytest.approx(0.75, abs=0.07)
     south = top[top["region"].astype(str) == "2"]["district"].astype(str)
     assert set(south) == {"21"}
+
+
+def test_number_rules_are_truncated_to_the_bounds_not_clipped(profiled) -> None:
+    trips = pd.to_numeric(profiled.tables["sim-hl"]["hl_trips"], errors="coerce").dropna()
+    assert len(trips) > 500 and trips.between(0, 3).all()
+    # Normal(0.3, 0.8) kept at 0 and above, rounded: P(0 ≤ X < 0.5 | X ≥ 0) = 0.379 (clipping would give 0.599).
+    assert (trips == 0).mean() == pytest.approx(0.379, abs=0.05)
 
 
 def test_select_multiple_chances_are_per_choice(profiled) -> None:

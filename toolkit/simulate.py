@@ -143,9 +143,9 @@ class ChoiceRule:
 
 @dataclass(frozen=True)
 class NumberRule:
-    """A distribution for an integer or decimal question, clipped to [minimum, maximum] and to the bounds its
-    constraint states: "normal" (mean, sd), "lognormal" (median, spread = sd of the logarithm; amounts of money)
-    or "uniform" (minimum..maximum)."""
+    """A distribution for an integer or decimal question, truncated to [minimum, maximum] and to the bounds its
+    constraint states (values outside are drawn again): "normal" (mean, sd), "lognormal" (median, spread = sd of
+    the logarithm; amounts of money) or "uniform" (minimum..maximum)."""
 
     distribution: str
     centre: float = 0.0  # mean (normal) or median (lognormal)
@@ -170,6 +170,7 @@ RULE_DRAW_SHARE = 0.5
 # A lognormal spread (sd of the logarithm) of 3 already puts 1 draw in 1,000 at e^9 times the median.
 MAX_LOG_SPREAD = 3.0
 MAX_DAYS_BEFORE = 36_500  # a date rule reaches back at most a century
+TRUNCATION_DRAWS = 20
 _NUMBER_KEYS = {
     "normal": {"mean", "sd"},
     "lognormal": {"median", "spread"},
@@ -556,18 +557,25 @@ class _Generator:
         return rng.choices(values, weights=weights)[0]
 
     def _number_by_rule(self, rule: NumberRule, spec: Node, node: XNode, env: EvalEnv, rng: random.Random) -> str:
-        """A number from the rule's distribution, kept inside the rule's and the constraint's bounds."""
+        """A number from the rule's distribution, truncated to the rule's and the constraint's bounds."""
         low, high = self._bounds(spec, node, env)
         lows = [b for b in (low, rule.minimum) if b is not None]
         highs = [b for b in (high, rule.maximum) if b is not None]
         low, high = (max(lows) if lows else None), (min(highs) if highs else None)
-        if rule.distribution == "normal":
-            value = rng.gauss(rule.centre, rule.spread)
-        elif rule.distribution == "lognormal":
-            value = rule.centre * math.exp(rng.gauss(0.0, rule.spread))
-        else:
-            value = rng.uniform(low if low is not None else 0.0, high if high is not None else 100.0)
-        value = min(max(value, low if low is not None else -math.inf), high if high is not None else math.inf)
+        floor, ceiling = (low if low is not None else -math.inf), (high if high is not None else math.inf)
+        # Truncated, not clipped: a value outside the bounds is drawn again, so that the bounds do not collect
+        # the distribution's tails (a bound is the last resort after TRUNCATION_DRAWS tries).
+        value = math.nan
+        for _ in range(TRUNCATION_DRAWS):
+            if rule.distribution == "normal":
+                value = rng.gauss(rule.centre, rule.spread)
+            elif rule.distribution == "lognormal":
+                value = rule.centre * math.exp(rng.gauss(0.0, rule.spread))
+            else:
+                value = rng.uniform(low if low is not None else 0.0, high if high is not None else 100.0)
+            if floor <= value <= ceiling:
+                break
+        value = min(max(value, floor), ceiling)
         if spec.data_type == "int":
             rounded = round(value)
             if low is not None and rounded < low:
