@@ -62,19 +62,8 @@ class _Committer:
             before = (_read_stamp(target) or {}).get("outputs") or {}
             ours = (_read_stamp(tmp) or {}).get("outputs") or {}
             if result.status == Status.INCOMPLETE and _same_files(before, ours) and set(ours) < set(before):
-                shutil.rmtree(tmp, ignore_errors=True)
-                return _replace(
-                    result,
-                    status=Status.DUPLICATE,
-                    reason_code=DUPLICATE,
-                    folder=target.name,
-                    message=f"a partial copy of the submission already in {target.name} with more of its "
-                    "files; nothing new written",
-                )
-            trash = self.out_dir / PARTIAL_DIR / f"old-{uuid.uuid4().hex}"
-            os.replace(target, trash)
-            os.replace(tmp, target)
-            shutil.rmtree(trash, ignore_errors=True)
+                return self._partial_copy(result, tmp, target.name)
+            self._swap_in(tmp, target)
             self.this_run[target.name] = result.source
             return _replace(result, folder=target.name)
         try:  # the usual case: a new instanceID. Fails when OUT/<id> exists (not empty).
@@ -117,10 +106,7 @@ class _Committer:
                 and result.status == Status.OK
                 and stamp.get("manifest_sha256") == mine.get("manifest_sha256")
             ):
-                trash = self.out_dir / PARTIAL_DIR / f"old-{uuid.uuid4().hex}"
-                os.replace(existing, trash)
-                os.replace(tmp, existing)
-                shutil.rmtree(trash, ignore_errors=True)
+                self._swap_in(tmp, existing)
                 self.this_run[existing.name] = result.source
                 return _replace(
                     result,
@@ -133,10 +119,7 @@ class _Committer:
                 continue
             # The same submission pulled twice with different media present (a photo that arrived later).
             if stamp.get("status") == Status.INCOMPLETE and set(theirs) < set(ours):
-                trash = self.out_dir / PARTIAL_DIR / f"old-{uuid.uuid4().hex}"
-                os.replace(existing, trash)
-                os.replace(tmp, existing)
-                shutil.rmtree(trash, ignore_errors=True)
+                self._swap_in(tmp, existing)
                 self.this_run[existing.name] = result.source
                 return _replace(
                     result,
@@ -144,15 +127,7 @@ class _Committer:
                     message=f"{result.message}; replaced the incomplete copy in {existing.name}",
                 )
             if result.status == Status.INCOMPLETE and set(ours) < set(theirs):
-                shutil.rmtree(tmp, ignore_errors=True)
-                return _replace(
-                    result,
-                    status=Status.DUPLICATE,
-                    reason_code=DUPLICATE,
-                    folder=existing.name,
-                    message=f"a partial copy of the submission already in {existing.name} with more of its "
-                    "files; nothing new written",
-                )
+                return self._partial_copy(result, tmp, existing.name)
         n = 2
         while (self.out_dir / f"{outcome.folder}{CONFLICT_SEPARATOR}{n}").exists():
             n += 1
@@ -179,6 +154,28 @@ class _Committer:
         os.replace(tmp, target)
         self.this_run[target.name] = result.source
         return conflict
+
+    def _swap_in(self, tmp: Path, target: Path) -> None:
+        """Replace an output folder by a new one: the old one is moved aside first, so that OUT/<id> is always a
+        whole folder, never a half-deleted one."""
+        trash = self.out_dir / PARTIAL_DIR / f"old-{uuid.uuid4().hex}"
+        os.replace(target, trash)
+        os.replace(tmp, target)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    @staticmethod
+    def _partial_copy(result: SubmissionResult, tmp: Path, folder: str) -> SubmissionResult:
+        """A copy with fewer files than the one already in OUT: nothing is written, the row says where the
+        complete one is."""
+        shutil.rmtree(tmp, ignore_errors=True)
+        return _replace(
+            result,
+            status=Status.DUPLICATE,
+            reason_code=DUPLICATE,
+            folder=folder,
+            message=f"a partial copy of the submission already in {folder} with more of its files; nothing new "
+            "written",
+        )
 
     def _dup(self, result: SubmissionResult, folder: str) -> SubmissionResult:
         first = self.this_run.get(folder, "an earlier run")
