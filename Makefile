@@ -5,17 +5,26 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.migkit-installed
+TEST_STAMP := $(VENV)/.migkit-test-installed
 
-.PHONY: demo test system-deps lint bench clean codebooks
+.PHONY: demo test system-deps lint bench clean codebooks wheelhouse
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Reinstall only when the dependency list changes.
+# Reinstall only when the dependency list changes. `make demo` installs what `pip install migkit` gives (the runtime,
+# what a workshop laptop needs); the test oracles and tools (scipy, statsmodels, polars, svy, samplics, pytest, ruff,
+# mypy) come only with `make test`. pip shows its progress: the first install takes a few minutes.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@echo "installing migkit and its runtime dependencies into $(VENV) ..."
+	$(BIN)/python -m pip install --progress-bar on -e .
 	touch $(STAMP)
+
+$(TEST_STAMP): pyproject.toml $(STAMP)
+	@echo "installing the test dependencies into $(VENV) ..."
+	$(BIN)/python -m pip install --progress-bar on -e ".[test]"
+	touch $(TEST_STAMP)
 
 # Java runs ODK Validate and JavaRosa; GNU PSPP reads back every .sav we write; R `survey` is the independent
 # implementation the design-based estimates are checked against. Installed with apt when missing and we are root;
@@ -46,11 +55,11 @@ demo: $(STAMP)
 codebooks: $(STAMP)
 	for form in household women domestic_workers; do $(BIN)/migkit codebook forms/$$form.xlsx --out codebooks; done
 
-test: $(STAMP) system-deps
+test: $(TEST_STAMP) system-deps
 	$(BIN)/ruff check toolkit tests bench forms examples
 	$(BIN)/python -m pytest -n 2 -q
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check toolkit tests bench forms examples
 
 # Regenerate forms/*.xlsx from their text sources in forms/src/ (the .xlsx are never edited by hand).
@@ -60,3 +69,26 @@ forms: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+
+# A folder of wheels for workshops without internet: migkit itself and every runtime dependency for Linux
+# (x86_64, glibc 2.28+), Windows (64-bit) and macOS (Apple silicon, Intel), Python 3.11-3.13. A trainer copies the
+# folder to each laptop and installs with `pip install --no-index --find-links wheelhouse migkit`
+# (training/README.md). One entry per target machine, its platform tags joined by commas: pip widens a macOS tag
+# to the older macOS versions, but not a manylinux_2_x tag to older glibc, so Linux names the tags wheels use.
+WHEELHOUSE ?= wheelhouse
+WHEEL_PLATFORMS ?= manylinux_2_28_x86_64,manylinux_2_17_x86_64,manylinux2014_x86_64 win_amd64 macosx_14_0_arm64 macosx_14_0_x86_64
+WHEEL_PYTHONS ?= 3.11 3.12 3.13
+wheelhouse: $(STAMP)
+	rm -rf $(WHEELHOUSE).tmp && mkdir -p $(WHEELHOUSE).tmp
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir $(WHEELHOUSE).tmp .
+	$(BIN)/python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" \
+	  > $(WHEELHOUSE).tmp/requirements.txt
+	for py in $(WHEEL_PYTHONS); do \
+	  for platform in $(WHEEL_PLATFORMS); do \
+	    echo "wheels for Python $$py on $$platform"; \
+	    $(BIN)/python -m pip download --quiet --only-binary=:all: $$(echo ",$$platform" | sed 's/,/ --platform /g') --python-version $$py \
+	      --dest $(WHEELHOUSE).tmp -r $(WHEELHOUSE).tmp/requirements.txt || exit 1; \
+	  done; \
+	done
+	rm -rf $(WHEELHOUSE) && mv $(WHEELHOUSE).tmp $(WHEELHOUSE)
+	@echo "$(WHEELHOUSE)/: $$(ls $(WHEELHOUSE)/*.whl | wc -l) wheels, $$(du -sh $(WHEELHOUSE) | cut -f1)"
