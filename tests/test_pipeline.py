@@ -99,9 +99,9 @@ def test_cli_json_and_wrong_key(survey: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
-        ("[survey]\nname='x'\n", "needs form"),
+        ("[survey]\nname='x'\n", r"\[survey\] form: is required"),
         ("[survey]\nform='f.md'\n", "Say where the submissions are"),
-        ("[survey]\nform='f.md'\n[decrypt]\ninputs=['s']\n", "needs key"),
+        ("[survey]\nform='f.md'\n[decrypt]\ninputs=['s']\n", r"\[decrypt\] key: is required"),
         ("[survey]\nform='f.md'\n[ingest]\ninputs=['s']\n[validate]\ntoday='soon'\n", "must be a date"),
         ("[survey\n", "not valid TOML"),
     ],
@@ -111,3 +111,99 @@ def test_config_errors(tmp_path: Path, toml: str, message: str) -> None:
     path.write_text(toml, encoding="utf-8")
     with pytest.raises(ToolkitError, match=message):
         SurveyConfig.from_file(path)
+
+
+# A typo in survey.toml must stop the run before anything runs, naming the file, the line and the likely key.
+TYPO_CASES = [
+    ("[decrpyt]\ninputs = ['s']\nkey = 'k.pem'\n", 3, "[decrpyt]: unknown section; did you mean 'decrypt'?"),
+    ("[decrypt]\ninputs = ['s']\nkey = 'k.pem'\npassphrase_fle = 'p'\n", 6,
+     "[decrypt] passphrase_fle: unknown key; did you mean 'passphrase_file'?"),
+    # desing is unknown, so [weights] (line 5) also lacks its design
+    ("[ingest]\ninputs = ['s']\n[weights]\ndesing = 'design.toml'\n", (6, 5), "[weights] desing: unknown key"),
+    ("[ingest]\ninputs = ['s']\n[export]\nformats = ['spss']\n", 6, "'spss' is not one of: sav, dta, csv"),
+    ("[decrypt]\ninputs = ['s']\nkey = 'k.pem'\nworkers = 0\n", 6, "workers: must be at least 1"),
+    ("[decrypt]\ninputs = ['s']\nkey = 'k.pem'\nworkers = 'two'\n", 6, "workers: must be a whole number, not 'two'"),
+]
+
+
+@pytest.mark.parametrize(("tail", "line", "message"), TYPO_CASES)
+def test_survey_config_typos_are_errors_with_file_and_line(
+    tmp_path: Path, tail: str, line: int | tuple[int, ...], message: str
+) -> None:
+    path = tmp_path / "survey.toml"
+    path.write_text("[survey]\nform = 'f.md'\n" + tail, encoding="utf-8")
+    with pytest.raises(ToolkitError) as caught:
+        SurveyConfig.from_file(path)
+    assert caught.value.exit_code == 2
+    assert tuple(issue.location.line for issue in caught.value.issues) == (line if isinstance(line, tuple) else (line,))
+    assert message in caught.value.issues[0].message
+
+
+def test_every_problem_of_a_survey_config_is_reported_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "survey.toml"
+    path.write_text(
+        "\ufeff[survey]\nfrom = 'f.md'\n[decrpyt]\nworkers = 2\n[export]\nformats = 'sav'\n[codebook]\nformats = ['pdf']\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ToolkitError) as caught:
+        SurveyConfig.from_file(path)
+    problems = {(issue.code, issue.location.line) for issue in caught.value.issues}
+    assert problems == {
+        ("config.unknown_key", 2),  # from (for form)
+        ("config.missing_key", 1),  # [survey] form
+        ("config.unknown_key", 3),  # [decrpyt]
+        ("config.wrong_value", 6),  # formats must be a list
+        ("config.wrong_value", 8),  # pdf
+    }
+    result = CliRunner().invoke(app, ["run", str(path)])
+    assert result.exit_code == 2
+    assert result.output.count("error:") == 5
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "survey"
+
+
+@pytest.mark.parametrize(
+    ("edit", "failed", "exit_code"),
+    [
+        (None, set(), 0),
+        (("keys/passphrase.txt", "wrong-passphrase.txt"), {"key"}, 3),  # the passphrase does not open the key
+        (('inputs = ["submissions"]', 'inputs = ["tablets"]'), {"inputs"}, 3),
+        (('design = "design.toml"', 'design = "missing.toml"'), {"weights design"}, 3),
+        (('language = "Russian (ru)"', 'language = "Klingon"'), {"form"}, 3),
+    ],
+)
+def test_run_check_runs_nothing_and_names_what_would_fail(
+    tmp_path: Path, edit: tuple[str, str] | None, failed: set[str], exit_code: int
+) -> None:
+    survey = tmp_path / "survey"
+    survey.mkdir()
+    (survey / "wrong-passphrase.txt").write_text("not the passphrase\n", encoding="utf-8")
+    text = (EXAMPLE / "survey.toml").read_text(encoding="utf-8")
+    for name in ("submissions", "keys", "design.toml", "psu_sample.csv", "listing.csv"):
+        (survey / name).symlink_to(EXAMPLE / name)
+    text = text.replace('"../../forms', f'"{EXAMPLE.parent.parent / "forms"}').replace('"../../demo-out"', '"out"')
+    for name in ("controls_households.csv", "controls_persons.csv"):
+        (survey / name).symlink_to(EXAMPLE / name)
+    if edit:
+        text = text.replace(*edit)
+    (survey / "survey.toml").write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["run", str(survey / "survey.toml"), "--check", "--json"])
+    assert result.exit_code == exit_code, result.output
+    checks = json.loads(result.stdout)["stages"]
+    assert {c["name"] for c in checks if c["status"] == "failed"} == failed
+    assert not (survey / "out").exists()  # nothing ran
+
+
+def test_docs_survey_toml_reference_is_the_schema() -> None:
+    """docs/survey-toml.md's reference block passes the schema and documents every key of it."""
+    import tomllib
+
+    from toolkit.config import check_config, line_numbers, schema_paths
+    from toolkit.pipeline import SURVEY_SCHEMA
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "survey-toml.md").read_text(encoding="utf-8")
+    block = text.split("```toml", 1)[1].split("```", 1)[0]
+    assert check_config(tomllib.loads(block), SURVEY_SCHEMA, source=Path("docs/survey-toml.md"), text=block) == []
+    documented = set(line_numbers(block))
+    assert [path for path, _ in schema_paths(SURVEY_SCHEMA) if path not in documented] == []

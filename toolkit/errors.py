@@ -49,6 +49,7 @@ class Location:
     file: str | None = None
     sheet: str | None = None
     row: int | None = None  # spreadsheet row number, header = row 1; or a data row number (1-based)
+    line: int | None = None  # line of a text file (configuration files), 1-based
     column: str | None = None
     variable: str | None = None
     instance: str | None = None
@@ -63,6 +64,8 @@ class Location:
             parts.append(f"sheet {self.sheet}")
         if self.row is not None:
             parts.append(f"row {self.row}")
+        if self.line is not None:
+            parts.append(f"line {self.line}")
         if self.column:
             parts.append(f"column {self.column}")
         if self.instance:
@@ -114,10 +117,17 @@ def warning(code: str, message: str, **where: Any) -> Issue:
 class ToolkitError(Exception):
     """Raised when a run cannot go on (missing input, unreadable key). Carries the Issue and the exit code."""
 
-    def __init__(self, issue: Issue, exit_code: int = EXIT_CANNOT_RUN) -> None:
-        super().__init__(issue.format())
+    def __init__(self, issue: Issue, exit_code: int = EXIT_CANNOT_RUN, *, more: tuple[Issue, ...] = ()) -> None:
+        super().__init__(issue.format() + (f" (and {len(more)} more)" if more else ""))
         self.issue = issue
+        self.issues = (issue, *more)
         self.exit_code = exit_code
+
+    @classmethod
+    def of(cls, issues: list[Issue] | tuple[Issue, ...], exit_code: int = EXIT_CANNOT_RUN) -> ToolkitError:
+        """One error carrying several problems found together (every mistake of a configuration file at once)."""
+        first, *rest = issues
+        return cls(first, exit_code, more=tuple(rest))
 
 
 # Codes used across stages.

@@ -42,23 +42,66 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from toolkit.errors import INPUT_MISSING, INPUT_UNREADABLE, Issue, Severity, ToolkitError, define, error
+from toolkit.config import Key, load_toml, table
+from toolkit.errors import Issue, Severity, ToolkitError, define, error
 from toolkit.files import write_atomic, write_text_atomic
 
 CONFIG_INVALID = define(
     "config.invalid", "The survey configuration file is missing a setting or has a wrong one"
 )
 STAGE_FAILED = define("pipeline.stage_failed", "A stage of `migkit run` could not run")
+INPUT_MISSING_CHECK = define("pipeline.input_missing", "An input folder named in survey.toml does not exist")
 
 StageStatus = Literal["ok", "problems", "failed", "skipped"]
 STAGES = ("decrypt", "ingest", "validate", "weights", "export", "codebook")
+
+_PATHS = "list[str]"
+# The survey.toml format (docs/survey-toml.md is tested against it). Unknown sections and keys are errors, so that
+# a typo such as [decrpyt] cannot silently skip a stage.
+SURVEY_SCHEMA: dict[str, Key] = {
+    "survey": table(
+        "the survey and its questionnaire",
+        required=True,
+        name=Key("str", "name shown in messages and the codebook [the file's name]"),
+        form=Key("str", "the XLSForm (or XForm) of the submissions", required=True),
+        media=Key("str", "folder of the form's attachments (pulldata CSVs such as fx_rates.csv)"),
+        out=Key("str", 'default output folder ["out"]'),
+    ),
+    "decrypt": table(
+        "decrypt encrypted submissions first (without it, [ingest] inputs are read as they are)",
+        inputs=Key(_PATHS, "Collect/Briefcase/Central folders or zips", required=True, also="str"),
+        key=Key("str", "the private key (PEM) or a Central managed-key record", required=True),
+        passphrase_file=Key("str", "file holding the key's passphrase [or MIGKIT_PASSPHRASE, or a prompt]"),
+        workers=Key("int", "processes decrypting in parallel [1]", minimum=1, maximum=256),
+    ),
+    "ingest": table(
+        "plaintext submissions (only without [decrypt])",
+        inputs=Key(_PATHS, "folders or zips of instance XMLs, or a Central CSV export zip", also="str"),
+    ),
+    "validate": table(
+        "skip-logic validation",
+        today=Key("date", "the date today() returns [each submission's interview day]"),
+    ),
+    "weights": table(
+        "survey weights (skipped without it)",
+        design=Key("str", "the weighting design file (docs/weights.md)", required=True),
+    ),
+    "export": table(
+        "labelled SPSS/Stata/CSV files",
+        formats=Key("list[str]", 'formats to write ["sav", "dta", "csv"]', choices=("sav", "dta", "csv")),
+        language=Key("str", "label language, e.g. \"Russian (ru)\" [the form's default]"),
+    ),
+    "codebook": table(
+        "the codebook",
+        formats=Key("list[str]", 'formats to write ["html", "xlsx", "ddi"]', choices=("html", "xlsx", "ddi")),
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -93,18 +136,7 @@ class SurveyConfig:
             path: the configuration file.
         """
         source = Path(path)
-        if not source.is_file():
-            raise ToolkitError(
-                error(INPUT_MISSING, "The survey configuration file does not exist.", file=str(source))
-            )
-        try:
-            raw = tomllib.loads(source.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ToolkitError(
-                error(
-                    INPUT_UNREADABLE, f"The survey configuration is not valid TOML: {exc}.", file=str(source)
-                )
-            ) from None
+        raw = load_toml(source, SURVEY_SCHEMA, what="survey configuration")
         base = source.resolve().parent
 
         def bad(message: str) -> ToolkitError:
@@ -471,3 +503,70 @@ def run_survey(
             broken.add(name)
         outcomes.append(outcome)
     return PipelineResult(config.name, str(out), tuple(outcomes))
+
+
+def _check_form(config: SurveyConfig) -> StageOutcome:
+    from toolkit.xform import load_form, resolve_language
+
+    form = load_form(config.form)
+    language = resolve_language(form, config.language)
+    shown = f", labels in {language}" if language else ""
+    return StageOutcome("form", "ok", f"{form.form_id} version {form.version}{shown}", outputs=(str(config.form),))
+
+
+def _check_key(config: SurveyConfig) -> StageOutcome:
+    from toolkit.crypto import key_needs_passphrase, load_private_key
+
+    assert config.key is not None  # only called when [decrypt] is configured
+    passphrase = _passphrase(config) if key_needs_passphrase(config.key) else None
+    load_private_key(config.key, passphrase=passphrase)
+    protected = "protected by a passphrase that opens it" if passphrase else "not protected by a passphrase"
+    return StageOutcome("key", "ok", f"the private key loads ({protected})", outputs=(str(config.key),))
+
+
+def _check_inputs(config: SurveyConfig) -> StageOutcome:
+    inputs = config.decrypt_inputs or config.ingest_inputs
+    folders = [("input", p) for p in inputs] + ([("media", config.media)] if config.media else [])
+    missing = [f"{what} {path}" for what, path in folders if not path.exists()]
+    if missing:
+        return StageOutcome(
+            "inputs",
+            "failed",
+            "not found: " + "; ".join(missing),
+            issues=tuple(error(INPUT_MISSING_CHECK, f"{m}: not found; fix the path in {config.path}") for m in missing),
+        )
+    found = f"{len(inputs)} input found" if len(inputs) == 1 else f"{len(inputs)} inputs found"
+    return StageOutcome("inputs", "ok", found, outputs=tuple(str(p) for p in inputs))
+
+
+def _check_design(config: SurveyConfig) -> StageOutcome:
+    from toolkit.weights import WeightDesign
+
+    assert config.weights_design is not None
+    design = WeightDesign.from_file(config.weights_design)
+    return StageOutcome("weights design", "ok", f"{design.source.name} reads", outputs=(str(design.source),))
+
+
+def check_survey(config: SurveyConfig) -> PipelineResult:
+    """Check what `run_survey` needs without running it: the form compiles and the export language exists, the
+    private key loads with its passphrase, the inputs exist, the weighting design reads.
+
+    Parameters:
+        config: the survey configuration (`SurveyConfig.from_file` has already checked the file itself).
+    """
+    checks: list[tuple[str, Callable[[], StageOutcome] | None]] = [
+        ("form", lambda: _check_form(config)),
+        ("key", (lambda: _check_key(config)) if config.decrypts else None),
+        ("inputs", lambda: _check_inputs(config)),
+        ("weights design", (lambda: _check_design(config)) if config.weights_design else None),
+    ]
+    outcomes = [StageOutcome("config", "ok", f"{config.path.name} is complete and every key is known")]
+    for name, check in checks:
+        if check is None:
+            outcomes.append(StageOutcome(name, "skipped", "not configured"))
+            continue
+        try:
+            outcomes.append(check())
+        except ToolkitError as exc:
+            outcomes.append(StageOutcome(name, "failed", exc.issue.message, issues=exc.issues))
+    return PipelineResult(config.name, str(config.out), tuple(outcomes))

@@ -76,7 +76,8 @@ def guarded(command: F) -> F:
         except (typer.Exit, typer.Abort, TyperException):
             raise
         except ToolkitError as exc:
-            err.print(f"[bold red]error[/]: {escape(exc.issue.format())}", markup=True, highlight=False)
+            for issue in exc.issues:
+                err.print(f"[bold red]error[/]: {escape(issue.format())}", markup=True, highlight=False)
             raise typer.Exit(exc.exit_code) from None
         except BrokenPipeError:
             # The reader of our output went away (`migkit ... --json | head`): stop quietly, as Unix tools do.

@@ -26,28 +26,36 @@ def run(
     out_dir: Annotated[
         Path | None, typer.Option("--out", "-o", help="Output folder (default: from the file).")
     ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Check the configuration, the form, the key and its passphrase, the inputs and the weighting "
+            "design; run nothing.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> int:
     """Run the survey job: decrypt -> ingest -> validate -> weights -> export -> codebook."""
-    from toolkit.pipeline import SurveyConfig, run_survey
+    from toolkit.pipeline import SurveyConfig, check_survey, run_survey
 
     survey = SurveyConfig.from_file(config)
-    with err.status("starting") as status:
-        result = run_survey(survey, out_dir=out_dir, on_stage=lambda name: status.update(f"{name} ..."))
+    if check:
+        result = check_survey(survey)
+    else:
+        with err.status("starting") as status:
+            result = run_survey(survey, out_dir=out_dir, on_stage=lambda name: status.update(f"{name} ..."))
     if as_json:
         print_json(result)
     else:
-        table = Table(title=f"{result.survey} -> {result.out_dir}")
-        for column in ("stage", "status", "summary", "seconds"):
+        title = f"Checks of {result.survey} (nothing run)" if check else f"{result.survey} -> {result.out_dir}"
+        table = Table(title=escape(title))
+        for column in ("check", "status", "summary") if check else ("stage", "status", "summary", "seconds"):
             table.add_column(column)
         for stage in result.stages:
             colour = _STYLE[stage.status]
-            table.add_row(
-                stage.name,
-                f"[{colour}]{stage.status}[/]",
-                stage.summary,
-                f"{stage.seconds:.1f}" if stage.status not in {"skipped"} else "",
-            )
+            seconds = [] if check else [f"{stage.seconds:.1f}" if stage.status != "skipped" else ""]
+            table.add_row(stage.name, f"[{colour}]{stage.status}[/]", escape(stage.summary), *seconds)
         out.print(table)
         for stage in result.stages:
             shown = [i for i in stage.issues if i.severity == "error"][:5]

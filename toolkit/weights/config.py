@@ -7,16 +7,134 @@ names are resolved against the design file's folder and must exist.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import EXIT_USAGE, INPUT_MISSING, ToolkitError, define, error
+from toolkit.config import Key, load_toml, table
+from toolkit.errors import EXIT_USAGE, ToolkitError, define, error
 from toolkit.weights.core import EN, ER, IN, UE, level_label
 
 DESIGN_INVALID = define("weights.design_invalid", "The design file is missing a setting or has a wrong value")
+
+
+_COLUMN = Key("str", "a column name")
+_CODES = Key("list[scalar]", "result codes")
+_CALIBRATION = table(
+    "calibration step",
+    method=Key(
+        "str",
+        "none | rake | poststratify | linear | linear_bounded | logit",
+        choices=("none", "rake", "poststratify", "linear", "linear_bounded", "logit"),
+    ),
+    margins=Key("str", "CSV with columns variable, level, target"),
+    tol=Key("number", "convergence tolerance", above=0),
+    max_iter=Key("int", "most iterations", minimum=1),
+    bounds=Key("list[number]", "[L, U] on g = w_new/w_old", length=2, minimum=0),
+    on_nonconvergence=Key("str", "error | warn", choices=("error", "warn")),
+    derive=Key(
+        "table",
+        "derived calibration variables",
+        each=table(
+            "one derived variable",
+            required=False,
+            **{
+                "from": Key("str", "source column", required=True),
+                "breaks": Key("list[number]", "left-closed interval bounds"),
+                "labels": Key("list[str]", "labels of the intervals"),
+                "map": Key("table", "value = label recode", each=Key("scalar")),
+            },
+        ),
+    ),
+)
+_GUARDRAILS = {
+    "classes": Key("list[str]", "weighting class columns"),
+    "min_respondents": Key("int", "fewest respondents in a class", minimum=0),
+    "max_factor": Key("number", "largest adjustment factor", minimum=1),
+    "collapse": Key("table", '"class" = "class it merges into"', each=Key("str")),
+}
+# The design.toml format: the reference block of docs/weights.md is tested against it. Unknown sections and keys
+# are errors (a mistyped [trimmming] must not silently leave weights untrimmed).
+DESIGN_SCHEMA: dict[str, Key] = {
+    "survey": table("", form_id=Key("str", "the household table"), roster=Key("str", "the roster repeat")),
+    "columns": table(
+        "column names in the DATA tables",
+        **dict.fromkeys(
+            ("key", "parent_key", "hh_id", "stratum", "psu", "hh_no", "result", "listing_group", "selected_among"),
+            _COLUMN,
+        ),
+    ),
+    "psu_sample": table(
+        "one row per selected PSU",
+        required=True,
+        file=Key("str", "the PSU sample file", required=True),
+        **dict.fromkeys(
+            (
+                "stratum", "psu", "mos", "stratum_mos", "n_h", "certainty", "segments", "segment_mos", "p1",
+                "frame_stratum", "frame_mos",
+            ),
+            _COLUMN,
+        ),
+        frame_file=Key("str", "the full frame"),
+    ),
+    "listing": table(
+        "one row per PSU (× listing group)",
+        required=True,
+        file=Key("str", "the listing file", required=True),
+        psu=_COLUMN,
+        group=_COLUMN,
+        listed=_COLUMN,
+        selected=_COLUMN,
+    ),
+    "disposition": table(
+        "result codes",
+        required=True,
+        respondent=Key("list[scalar]", "completed interviews", required=True),
+        nonrespondent=_CODES,
+        ineligible=_CODES,
+        unknown=_CODES,
+        noninterview_file=Key("str", "selected households without a submission"),
+    ),
+    "nonresponse": table(
+        "nonresponse adjustment", unknown_to_ineligible=Key("bool", "share unknowns out as ineligible"), **_GUARDRAILS
+    ),
+    "trimming": table(
+        "weight trimming",
+        method=Key("str", "none | absolute | median | quantile", choices=("none", "absolute", "median", "quantile")),
+        value=Key("number", "the cap", above=0),
+        classes=Key("list[str]", "trimming classes"),
+        cycles=Key("int", "trim-calibrate cycles", minimum=1),
+    ),
+    "calibration": table("calibration", households=_CALIBRATION, persons=_CALIBRATION),
+    "individuals": table(
+        "weights for an individual questionnaire",
+        result=_COLUMN,
+        respondent=_CODES,
+        nonrespondent=_CODES,
+        ineligible=_CODES,
+        replicate_prefix=Key("str", "prefix of individual replicate columns"),
+        **_GUARDRAILS,
+    ),
+    "replicates": table(
+        "replicate weights",
+        method=Key("str", "none | jkn | jk1 | bootstrap | brr", choices=("none", "jkn", "jk1", "bootstrap", "brr")),
+        n=Key("int", "bootstrap replicates", minimum=2),
+        seed=Key("int", "random seed", minimum=0),
+        fay=Key("number", "Fay's rho for brr", minimum=0, below=1),
+        prefix=Key("str", "prefix of replicate columns"),
+    ),
+    "output": table(
+        "names of the columns written",
+        **dict.fromkeys(
+            (
+                "base_weight", "status", "household_weight", "person_weight", "variance_stratum", "variance_psu",
+                "individual_weight",
+            ),
+            _COLUMN,
+        ),
+    ),
+}
 
 
 def _bad(message: str, source: Path) -> ToolkitError:
@@ -64,12 +182,7 @@ class WeightDesign:
             path: the design file; relative file names inside it are resolved against its folder.
         """
         source = Path(path)
-        if not source.is_file():
-            raise ToolkitError(error(INPUT_MISSING, "design file not found", file=str(source)), EXIT_USAGE)
-        try:
-            raw = tomllib.loads(source.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise _bad(f"not valid TOML: {exc}", source) from exc
+        raw = load_toml(source, DESIGN_SCHEMA, what="weighting design")
         base = source.parent
 
         def path_of(value: Any, what: str, required: bool = True) -> Path | None:

@@ -54,12 +54,8 @@ class WeightingError(ToolkitError):
     """The weighting cannot go on; carries every blocking issue (exit code 1: the inputs have problems)."""
 
     def __init__(self, issues: Sequence[Issue]) -> None:
-        self.issues = tuple(issues)
-        first = self.issues[0]
-        if len(self.issues) > 1:
-            text = " | ".join(i.format() for i in self.issues)
-            first = Issue(first.code, first.severity, f"{len(self.issues)} problems: {text}", first.location)
-        super().__init__(first, EXIT_DATA_PROBLEMS)
+        first, *rest = issues
+        super().__init__(first, EXIT_DATA_PROBLEMS, more=tuple(rest))
 
 
 # --- Diagnostics (§4.6) -------------------------------------------------------------------------------------
