@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyreadstat
 import pytest
 from typer.testing import CliRunner
 
@@ -19,7 +20,7 @@ from toolkit.cli import app
 from toolkit.config import check_config, line_numbers, schema_paths
 from toolkit.errors import ToolkitError
 from toolkit.estimate import estimate
-from toolkit.weights import WeightDesign, WeightingError, compute_weights
+from toolkit.weights import WeightDesign, WeightingError, compute_weights, read_table
 from toolkit.weights.config import DESIGN_SCHEMA
 
 runner = CliRunner()
@@ -238,3 +239,328 @@ def test_docs_design_reference_is_the_schema() -> None:
         if "*" not in path and not any(d == ".".join(path) or d.startswith(".".join(path) + ".") for d in documented)
     ]
     assert missing == []
+
+
+# --- `migkit weights rake` ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_table(tmp_path: Path) -> tuple[Path, Path]:
+    rng = np.random.default_rng(2)
+    n = 400
+    table = pd.DataFrame(
+        {
+            "sex": rng.choice(["m", "f"], n),
+            "age": rng.choice(["young", "mid", "old"], n),
+            "w": rng.uniform(1, 4, n),
+        }
+    )
+    table.loc[:5, ["sex", "age"]] = [
+        ["m", "young"],
+        ["f", "mid"],
+        ["m", "old"],
+        ["f", "young"],
+        ["m", "mid"],
+        ["f", "old"],
+    ]
+    path = tmp_path / "t.csv"
+    table.to_csv(path, index=False)
+    margins = tmp_path / "margins.csv"
+    pd.DataFrame(
+        {
+            "variable": ["sex", "sex", "age", "age", "age"],
+            "level": ["m", "f", "young", "mid", "old"],
+            "target": [4900, 5100, 4000, 3500, 2500],
+        }
+    ).to_csv(margins, index=False)
+    return path, margins
+
+
+def _rake_cli(path: Path, margins: Path, out: Path, *extra: str):
+    return runner.invoke(
+        app,
+        ["weights", "rake", str(path), "--weight", "w", "--margins", str(margins), "--out", str(out), *extra],
+    )
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".sav", ".dta"])
+def test_rake_command_writes_the_table(small_table: tuple[Path, Path], tmp_path: Path, suffix: str) -> None:
+    path, margins = small_table
+    if suffix != ".csv":  # read every supported input format
+        src = pd.read_csv(path)
+        path = tmp_path / f"in{suffix}"
+        if suffix == ".parquet":
+            src.to_parquet(path)
+        else:
+            (pyreadstat.write_sav if suffix == ".sav" else pyreadstat.write_dta)(src, str(path))
+    out = tmp_path / f"out{suffix}"
+    result = _rake_cli(path, margins, out, "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["converged"] and payload["max_rel_error"] <= 1e-6 and payload["iterations"] >= 2
+    assert {"n", "sum", "min", "max", "cv", "deff_kish", "n_eff"} <= set(payload["diagnostics"])
+    raked = read_table(out)
+    assert raked["weight_raked"].sum() == pytest.approx(10_000, rel=1e-6)
+    assert raked.groupby("sex")["weight_raked"].sum()["m"] == pytest.approx(4900, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("rows", "needle"),
+    [
+        ([("sex", "x", 100)], "target level sex=x"),  # target level absent from the sample
+        ([("age", "old", 3500)], "grand totals"),  # totals 10,000 vs 11,000
+    ],
+)
+def test_rake_command_refuses(small_table: tuple[Path, Path], tmp_path: Path, rows, needle: str) -> None:
+    path, margins = small_table
+    m = pd.read_csv(margins)
+    for var, lev, target in rows:
+        if ((m.variable == var) & (m.level == lev)).any():
+            m.loc[(m.variable == var) & (m.level == lev), "target"] = target
+        else:
+            m.loc[len(m)] = [var, lev, target]
+    m.to_csv(margins, index=False)
+    result = _rake_cli(path, margins, tmp_path / "o.csv")
+    assert result.exit_code == 1
+    assert needle in result.stderr.replace("\n", " ")
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_rake_command_nonconvergence(small_table: tuple[Path, Path], tmp_path: Path) -> None:
+    path, margins = small_table
+    args = ("--max-iter", "1", "--tol", "1e-12")
+    assert _rake_cli(path, margins, tmp_path / "o.csv", *args).exit_code == 1
+    warned = _rake_cli(path, margins, tmp_path / "o.csv", *args, "--on-nonconvergence", "warn", "--json")
+    assert warned.exit_code == 1 and json.loads(warned.stdout)["converged"] is False
+    assert (tmp_path / "o.csv").exists()
+
+
+def _variant(example: dict[str, Path], name: str, edit) -> Path:
+    design = example["design.toml"].parent / f"design-{name}.toml"
+    design.write_text(edit(example["design.toml"].read_text(encoding="utf-8")), encoding="utf-8")
+    return design
+
+
+def test_frame_file_gives_the_same_base_weights(example: dict[str, Path], tmp_path: Path) -> None:
+    design = _variant(
+        example,
+        "frame",
+        lambda t: t.replace(
+            'stratum_mos = "stratum_mos"',
+            'frame_file = "frame.csv"\nframe_stratum = "stratum"\nframe_mos = "mos"',
+        ),
+    )
+    a = compute_weights(example["DATA"], example["design.toml"], out_dir=tmp_path / "a")
+    b = compute_weights(example["DATA"], design, out_dir=tmp_path / "b")
+    wa = pd.read_parquet(a.household_table)["weight_base"]
+    wb = pd.read_parquet(b.household_table)["weight_base"]
+    np.testing.assert_allclose(wa, wb, rtol=1e-12)
+    assert all(0.8 < row["ratio"] < 1.25 for row in b.stratum_check.values())
+
+
+@pytest.mark.parametrize(
+    ("method", "extra"),
+    [
+        ("poststratify", ""),
+        ("linear", ""),
+        ("linear_bounded", "bounds = [0.5, 2.0]"),
+        ("logit", "bounds = [0.5, 2.0]"),
+    ],
+)
+def test_household_calibration_methods(
+    example: dict[str, Path], tmp_path: Path, method: str, extra: str
+) -> None:
+    design = _variant(
+        example,
+        f"hh-{method}",
+        lambda t: t.replace(
+            '[calibration.households]\nmethod = "rake"',
+            f'[calibration.households]\nmethod = "{method}"\n{extra}',
+        ).replace('method = "jkn"', 'method = "none"'),
+    )
+    res = compute_weights(example["DATA"], design, out_dir=tmp_path)
+    step = next(s for s in res.steps if s["step"].startswith("calibrate_households"))
+    assert step["method"] == method and step["max_rel_error"] < 1e-6
+    if extra:
+        factor = step["summary"]["factor"]
+        assert factor["min"] >= 0.5 - 1e-9 and factor["max"] <= 2.0 + 1e-9
+
+
+def test_trimming_cycles_are_reported(example: dict[str, Path], tmp_path: Path) -> None:
+    design = _variant(
+        example,
+        "trim",
+        lambda t: (
+            t.replace('method = "median"            # none', 'method = "quantile"          # none')
+            .replace("value = 3.5", "value = 0.95")
+            .replace('method = "jkn"', 'method = "none"')
+        ),
+    )
+    res = compute_weights(example["DATA"], design, out_dir=tmp_path)
+    trims = [s for s in res.steps if s["step"].startswith("trim[")]
+    assert trims and trims[0]["n_trimmed"] > 0 and trims[0]["mass_moved"] > 0
+    assert trims[0]["summary"]["max"] <= trims[0]["cap"] * (1 + 1e-9)
+    assert trims[0]["summary"]["sum"] == pytest.approx(
+        next(s for s in res.steps if s["step"] == "nonresponse")["summary"]["sum"], rel=1e-9
+    )
+
+
+@pytest.mark.parametrize(("method", "n"), [("bootstrap", 12), ("jk1", None)])
+def test_other_replicate_methods(
+    example: dict[str, Path], tmp_path: Path, method: str, n: int | None
+) -> None:
+    design = _variant(
+        example, f"rep-{method}", lambda t: t.replace('method = "jkn"', f'method = "{method}"\nn = {n or 0}')
+    )
+    res = compute_weights(example["DATA"], design, out_dir=tmp_path)
+    assert res.replicates is not None and res.replicates["method"] == method
+    hl = pd.read_parquet(res.person_table)
+    reps = [c for c in hl.columns if c.startswith("repw_")]
+    assert len(reps) == (n or res.replicates["n"])
+    row = estimate(
+        hl,
+        weight="weight_person",
+        statistic="mean",
+        variable="hl_age",
+        replicate_prefix="repw_",
+        method=method,
+    ).rows[0]  # type: ignore[arg-type]
+    assert np.isfinite(row.se) and row.se > 0
+
+
+def test_brr_needs_two_psus_per_stratum(example: dict[str, Path], tmp_path: Path) -> None:
+    design = _variant(example, "rep-brr", lambda t: t.replace('method = "jkn"', 'method = "brr"'))
+    with pytest.raises(WeightingError) as info:
+        compute_weights(example["DATA"], design, out_dir=tmp_path)
+    assert info.value.issues[0].code == "weights.replicate_design"
+
+
+def test_one_person_selected_among_k(example: dict[str, Path], tmp_path: Path) -> None:
+    data = tmp_path / "DATA"
+    data.mkdir()
+    for f in example["DATA"].iterdir():
+        (data / f.name).write_bytes(f.read_bytes())
+    roster = pd.read_parquet(data / "household-hl.parquet")
+    roster["k_eligible"] = 3
+    roster.to_parquet(data / "household-hl.parquet", index=False)
+    design = _variant(
+        example,
+        "k",
+        lambda t: (
+            t.replace(
+                'listing_group = "listing_group"',
+                'listing_group = "listing_group"\nselected_among = "k_eligible"',
+            )
+            .replace('[calibration.persons]\nmethod = "rake"', '[calibration.persons]\nmethod = "none"')
+            .replace('method = "jkn"', 'method = "none"')
+        ),
+    )
+    res = compute_weights(data, design, out_dir=tmp_path / "out")
+    hl = pd.read_parquet(res.person_table)
+    np.testing.assert_allclose(hl["weight_person"], 3 * hl["weight_hh"])
+
+
+def test_manifest_records_weights_and_design(weighted: tuple[Path, dict]) -> None:
+    out, _ = weighted
+    manifest = json.loads((out / "tables.json").read_text(encoding="utf-8"))
+    assert manifest["form_id"] == "household"  # what ingest wrote is kept
+    entries = {e["file"]: e for e in manifest["tables"]}
+    assert entries["household.parquet"]["weights"] == ["weight_base", "weight_hh"]
+    assert entries["household-hl.parquet"]["weights"] == ["weight_hh", "weight_person"]
+    assert "repw_1" in {c["name"] for c in entries["household-hl.parquet"]["columns"]}
+    assert manifest["design"]["strata"] == "var_stratum" and manifest["design"]["psu"] == "var_psu"
+    assert manifest["design"]["replicates"]["method"] == "jkn"
+
+
+def test_weights_command_renders_tables(example: dict[str, Path], tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        ["weights", str(example["DATA"]), "--design", str(example["design.toml"]), "--out", str(tmp_path)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "Weight diagnostics after every step" in result.stdout
+    assert "calibrate_persons" in result.stdout and "converged=True" in result.stdout
+    assert "certainty unit" in result.stderr
+
+
+def test_weights_usage(tmp_path: Path) -> None:
+    assert runner.invoke(app, ["weights", str(tmp_path)]).exit_code == 2  # --design is required
+    missing = runner.invoke(app, ["weights", str(tmp_path / "nope"), "--design", str(tmp_path / "d.toml")])
+    assert missing.exit_code == 2 and "design file does not exist" in missing.stderr
+
+
+def test_household_only_survey_with_integer_result_codes(example: dict[str, Path], tmp_path: Path) -> None:
+    data = tmp_path / "DATA"
+    data.mkdir()
+    hh = pd.read_parquet(example["DATA"] / "household.parquet")
+    hh["hh_result"] = hh["hh_result"].astype("Int64")  # an `integer` question instead of select_one
+    hh.to_parquet(data / "household.parquet", index=False)
+    design = _variant(example, "hh-only", lambda t: t.replace('method = "jkn"', 'method = "none"'))
+    res = compute_weights(data, design)
+    assert res.person_table is None
+    out = pd.read_parquet(res.household_table)
+    assert (out.loc[out["hh_result"] == 1, "weight_hh"] > 0).all()
+    assert out["resp_status"].isin(["ER", "EN", "IN"]).all()
+    assert "weights.table_missing" in {i.code for i in res.issues}
+
+
+def test_individual_interview_weights(example: dict[str, Path], tmp_path: Path) -> None:
+    data = tmp_path / "DATA"
+    data.mkdir()
+    for f in example["DATA"].iterdir():
+        (data / f.name).write_bytes(f.read_bytes())
+    roster = pd.read_parquet(data / "household-hl.parquet")
+    rng = np.random.default_rng(4)
+    eligible = (roster["hl_age"] >= 15) & (roster["hl_age"] < 65)
+    roster["ind_result"] = pd.array([None] * len(roster), dtype="string")
+    roster.loc[eligible, "ind_result"] = np.where(rng.random(int(eligible.sum())) < 0.8, "1", "2")
+    roster.to_parquet(data / "household-hl.parquet", index=False)
+    section = (
+        '[individuals]\nresult = "ind_result"\nrespondent = [1]\nnonrespondent = [2]\nclasses = ["region"]'
+    )
+    design = _variant(example, "individuals", lambda t: f"{t}\n{section}\n")
+    res = compute_weights(data, design, out_dir=tmp_path / "out")
+    hl = pd.read_parquet(res.person_table)
+    done = (hl["ind_result"] == "1").fillna(False).to_numpy()
+    assert (hl.loc[done, "weight_individual"] > 0).all() and (hl.loc[~done, "weight_individual"] == 0).all()
+    # Within each class the respondents carry the household weight of every eligible member.
+    hh = pd.read_parquet(res.household_table).set_index("KEY")
+    region = (
+        hl["PARENT_KEY"]
+        .map(hh["id_psu"])
+        .map(pd.read_csv(example["psu_sample.csv"]).set_index("ea")["region"])
+    )
+    base = hl["weight_hh"].where(hl["ind_result"].notna(), 0.0)
+    np.testing.assert_allclose(hl["weight_individual"].groupby(region).sum(), base.groupby(region).sum())
+    assert len([c for c in hl.columns if c.startswith("repi_")]) == res.replicates["n"]
+    row = estimate(
+        hl,
+        weight="weight_individual",
+        statistic="mean",
+        variable="hl_age",
+        strata="var_stratum",
+        psu="var_psu",
+        replicate_prefix="repi_",
+        method="jkn",
+    ).rows[0]
+    assert 15 <= row.estimate < 65 and row.se > 0
+    manifest = json.loads((tmp_path / "out" / "tables.json").read_text(encoding="utf-8"))
+    entry = next(e for e in manifest["tables"] if e["file"] == "household-hl.parquet")
+    assert "weight_individual" in entry["weights"]
+    assert "individuals" in [s["step"] for s in res.steps]
+
+
+def test_bad_counts_in_input_files_are_located(example: dict[str, Path], tmp_path: Path) -> None:
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    for f in example["design.toml"].parent.glob("*.csv"):
+        (folder / f.name).write_bytes(f.read_bytes())
+    listing = pd.read_csv(folder / "listing.csv", dtype={"listed": "object"})
+    listing.loc[3, "listed"] = "n/a"
+    listing.to_csv(folder / "listing.csv", index=False)
+    design = folder / "design.toml"
+    design.write_text(example["design.toml"].read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(WeightingError) as info:
+        compute_weights(example["DATA"], design, out_dir=tmp_path / "out")
+    issue = info.value.issues[0]
+    assert (issue.location.file, issue.location.variable, issue.location.row) == ("listing.csv", "listed", 5)

@@ -119,7 +119,7 @@ DESIGN_SCHEMA: dict[str, Key] = {
     "replicates": table(
         "replicate weights",
         method=Key("str", "none | jkn | jk1 | bootstrap | brr", choices=("none", "jkn", "jk1", "bootstrap", "brr")),
-        n=Key("int", "bootstrap replicates", minimum=2),
+        n=Key("int", "bootstrap replicates", minimum=0),
         seed=Key("int", "random seed", minimum=0),
         fay=Key("number", "Fay's rho for brr", minimum=0, below=1),
         prefix=Key("str", "prefix of replicate columns"),
