@@ -780,3 +780,82 @@ def test_codes_from_a_choices_column(form, tmp_path) -> None:
     stdout, stderr = pspp_dictionary(tmp_path / "exp-hl.sav")
     assert_no_pspp_warnings(stdout, stderr)
     assert "643,Russia" in stdout
+
+
+# --- #16 item 11: start-geopoint, month-year dates, roster picks, numeric design columns --------------------
+
+SHAPES_FORM = """
+| survey |
+| | type | name | label | appearance | calculation |
+| | start-geopoint | sgp | | | |
+| | begin_repeat | hl | Member | | |
+| | text | hl_name | Name | | |
+| | calculate | hl_pick | | | concat(position(..), ': ', ${hl_name}) |
+| | end_repeat | | | | |
+| | select_one ${hl_pick} | resp | Who answers? | | |
+| | date | arr | Month of arrival | month-year | |
+| settings |
+| | form_id | version |
+| | shapes | 1 |
+"""
+
+
+def _shapes_tables() -> dict[str, pd.DataFrame]:
+    main = pd.DataFrame(
+        {
+            "KEY": ["uuid:a", "uuid:b", "uuid:c"],
+            "hh_id": pd.array([1, 2, 3], dtype="Int64"),
+            "sgp": ["38.5598 68.7870 812.0 4.5", None, "42.8746 74.5698 760.5 12.0"],
+            "resp": ["2: Malika", "1: Aziz", None],
+            "arr": pd.to_datetime(["2024-03-01", None, "2019-12-01"]),
+            "var_stratum": ["5", "2", None],
+            "var_psu": ["5016", "2052", "1025"],
+            "weight_hh": [10.0, 20.0, 30.0],
+        }
+    )
+    return {"shapes": main}
+
+
+def test_start_geopoint_month_year_roster_picks_and_design_columns(tmp_path: Path) -> None:
+    form = load_form(write_md_form(tmp_path, SHAPES_FORM))
+    assert form.node("/data/sgp").question_type == "start-geopoint"
+    (tmp_path / "DATA").mkdir()
+    data = _data_folder(tmp_path / "DATA", _shapes_tables(), form_id="shapes")
+    manifest = json.loads((data / "tables.json").read_text(encoding="utf-8"))
+    manifest["tables"]["shapes"]["weights"] = ["weight_hh"]
+    manifest["design"] = {"weight": "weight_hh", "strata": "var_stratum", "psu": "var_psu"}
+    (data / "tables.json").write_text(json.dumps(manifest), encoding="utf-8")
+    result = export_tables(data, form, formats=["sav", "dta", "csv"], out_dir=tmp_path / "OUT")
+    assert result.ok, [i.format() for i in result.issues]
+
+    dta, _, _, _ = stata_read(tmp_path / "OUT" / "shapes.dta")
+    assert dta["sgp_latitude"].tolist()[0] == pytest.approx(38.5598) and dta["sgp_accuracy"].tolist()[2] == 12.0
+    assert dta["resp"].tolist()[:2] == [2, 1] and dta["resp_text"].tolist()[:2] == ["2: Malika", "1: Aziz"]
+    assert dta["var_psu"].dtype.kind == "f" and dta["var_psu"].tolist() == [5016, 2052, 1025]
+    months = pd.read_stata(tmp_path / "OUT" / "shapes.dta")["arr"]  # pandas converts %tm itself
+    assert months.tolist()[0] == pd.Timestamp("2024-03-01") and months.tolist()[2] == pd.Timestamp("2019-12-01")
+    import pyreadstat
+
+    _, meta = pyreadstat.read_dta(tmp_path / "OUT" / "shapes.dta", metadataonly=True)
+    assert meta.original_variable_types["arr"] == "%tm"
+
+    stdout, stderr = pspp_dictionary(tmp_path / "OUT" / "shapes.sav")
+    assert_no_pspp_warnings(stdout, stderr)
+    assert "MOYR" in stdout and "MAR 2024" in stdout.upper()
+    assert "svyset var_psu [pweight=weight_hh], strata(var_stratum)" in (tmp_path / "OUT" / "shapes.do").read_text()
+    csv = pd.read_csv(tmp_path / "OUT" / "shapes.csv", dtype=str, encoding="utf-8-sig")
+    assert csv["arr"].tolist()[0] == "2024-03" and csv["resp"].tolist()[0] == "2"
+
+
+def test_ids_with_leading_zeros_stay_text_in_design_columns(tmp_path: Path) -> None:
+    form = load_form(write_md_form(tmp_path, SHAPES_FORM))
+    tables = _shapes_tables()
+    tables["shapes"]["var_psu"] = ["05016", "02052", "01025"]
+    (tmp_path / "DATA").mkdir()
+    data = _data_folder(tmp_path / "DATA", tables, form_id="shapes")
+    manifest = json.loads((data / "tables.json").read_text(encoding="utf-8"))
+    manifest["design"] = {"weight": "weight_hh", "strata": "var_stratum", "psu": "var_psu"}
+    (data / "tables.json").write_text(json.dumps(manifest), encoding="utf-8")
+    export_tables(data, form, formats=["dta"], out_dir=tmp_path / "OUT")
+    dta, *_ = stata_read(tmp_path / "OUT" / "shapes.dta")
+    assert dta["var_psu"].tolist() == ["05016", "02052", "01025"]

@@ -392,6 +392,13 @@ def parse_xform(xform: str | bytes, *, source: str | None = None) -> FormModel:
         )
     itext, languages, default_language = _read_itext(model)
     choice_lists, secondary = _read_choice_lists(model, itext)
+    # start-geopoint is not a bind attribute: pyxform writes an <odk:setgeopoint> action in the model that fires
+    # when the form is first opened (ODK XForms spec, "odk-instance-first-load").
+    start_geopoints = {
+        (action.get("ref") or "").strip()
+        for action in model.iter(f"{{{ODK}}}setgeopoint")
+        if action.get("event") == "odk-instance-first-load"
+    }
     binds: dict[str, etree._Element] = {}
     for bind in model.findall(f"{{{XF}}}bind"):
         nodeset = (bind.get("nodeset") or "").strip()
@@ -487,6 +494,7 @@ def parse_xform(xform: str | bytes, *, source: str | None = None) -> FormModel:
             itext=itext,
             attrs=attrs,
             choice_lists=choice_lists,
+            start_geopoint=path in start_geopoints,
         )
 
     visit(primary, root_path, None, None)
@@ -551,6 +559,7 @@ def _field_node(
     itext: dict[str, dict[str, str]],
     attrs: dict,
     choice_lists: Mapping[str, ChoiceList],
+    start_geopoint: bool = False,
 ) -> Node:
     data_type = attrs.get("data_type") or "string"
     attrs = {**attrs, "data_type": data_type}
@@ -565,7 +574,7 @@ def _field_node(
             question_type = _PRELOAD_TYPES.get(preload, "instance_id")
         elif name == "audit" and data_type == "binary":
             question_type = "audit"
-        elif bind is not None and bind.get(f"{{{ODK}}}setgeopoint") is not None:
+        elif start_geopoint:
             question_type = "start-geopoint"
         else:
             question_type = "hidden"

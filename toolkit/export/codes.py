@@ -35,4 +35,4 @@ EXPORT_NO_TABLES = define("export.no_tables", "The DATA folder holds no tables o
 Format = Literal["sav", "dta", "csv"]
 FORMATS: tuple[Format, ...] = ("sav", "dta", "csv")
 Measure = Literal["nominal", "ordinal", "scale"]
-Kind = Literal["string", "code", "number", "date", "datetime"]
+Kind = Literal["string", "code", "number", "date", "month", "datetime"]

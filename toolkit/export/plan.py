@@ -208,9 +208,9 @@ class TablePlan:
         measures: dict[str, str] = {}
         for var in self.variables:
             series = self.frame[var.name]
-            if var.kind == "date":
+            if var.kind in {"date", "month"}:
                 columns[var.spss_name] = seconds_since(series, SPSS_EPOCH)
-                formats[var.spss_name] = "DATE11"
+                formats[var.spss_name] = "DATE11" if var.kind == "date" else "MOYR8"
             elif var.kind == "datetime":
                 columns[var.spss_name] = seconds_since(series, SPSS_EPOCH)
                 formats[var.spss_name] = "DATETIME20"
@@ -275,6 +275,10 @@ class TablePlan:
             if var.kind == "date":
                 columns[name] = seconds_since(series, STATA_EPOCH) / 86400.0
                 formats[name] = "%td"
+            elif var.kind == "month":
+                # Stata %tm counts months from January 1960.
+                columns[name] = (series.dt.year - 1960) * 12.0 + series.dt.month - 1
+                formats[name] = "%tm"
             elif var.kind == "datetime":
                 columns[name] = seconds_since(series, STATA_EPOCH) * 1000.0
                 formats[name] = "%tc"
@@ -320,6 +324,8 @@ class TablePlan:
             series = self.frame[var.name]
             if var.kind == "date":
                 columns[var.name] = series.dt.strftime("%Y-%m-%d")
+            elif var.kind == "month":
+                columns[var.name] = series.dt.strftime("%Y-%m")
             elif var.kind == "datetime":
                 columns[var.name] = series.dt.strftime("%Y-%m-%d %H:%M:%S")
             elif var.kind == "code" and labelled and var.value_labels:
@@ -540,7 +546,7 @@ def plan_table(
         series = frame[column]
         node = by_path.get(table.column_paths.get(column, "")) or fields.get(column)
         if node is None:
-            _plan_extra_column(column, series, table, repeat_names, add)
+            _plan_extra_column(column, series, table, repeat_names, add, design_columns={design.strata, design.psu})
             continue
         qtype = node.question_type
         if qtype in {"note", "group", "repeat"}:
@@ -608,6 +614,16 @@ def plan_table(
                     dummy,
                     derived=True,
                 )
+        elif qtype == "select_one" and node.choice_source == "repeat" and (lines := _roster_lines(series)) is not None:
+            # A pick from the roster (select_one ${hl_pick}, with hl_pick = "3: Aziz"): the line number is the
+            # value analysts merge on; the text shown to the interviewer is kept beside it. Names differ from one
+            # household to the next, so they cannot be value labels of the line numbers.
+            add(Variable(column, "number", f"{label} (line number)", spss_format="F4.0", **common), lines)
+            add(
+                Variable(f"{column}_text", "string", f"{label} (as shown)", suffix=" (as shown)", **common),
+                series,
+                derived=True,
+            )
         elif node.is_select:
             if qtype != "rank":
                 issues.append(
@@ -668,6 +684,11 @@ def plan_table(
                 offset,
                 derived=True,
             )
+        elif node.data_type == "date" and "month-year" in (node.appearance or "").split():
+            # Collect stores a month-year answer as the first day of the month: export a month (SPSS MOYR,
+            # Stata %tm), so nobody reads the day as an answer.
+            dates = to_dates(series, node, table.name, issues)
+            add(Variable(column, "month", label, measure="scale", **common), dates.dt.to_period("M").dt.to_timestamp())
         elif node.data_type == "date" or qtype == "today":
             add(
                 Variable(column, "date", label, measure="scale", **common),
@@ -761,8 +782,11 @@ def _plan_extra_column(
     table: SourceTable,
     repeat_names: set[str],
     add: Callable[[Variable, Any], None],
+    *,
+    design_columns: set[str | None],
 ) -> None:
     """Columns that are not form fields: keys, ids, weights, anything a later stage added."""
+    design_numbers = _whole_numbers(series) if column in design_columns else None
     if is_weight(column, table.weights):
         add(
             Variable(
@@ -796,6 +820,10 @@ def _plan_extra_column(
             Variable(column, "number", label, spss_format="F10.0"),
             series.to_numpy(dtype="float64", na_value=np.nan),
         )
+    elif design_numbers is not None:
+        # Variance strata and PSUs that are whole numbers written as text: numbers, so that Stata's svyset
+        # and SPSS Complex Samples take them as they are.
+        add(Variable(column, "number", _META_LABELS.get(column, column), spss_format="F12.0"), design_numbers)
     elif pd.api.types.is_numeric_dtype(series):
         add(
             Variable(column, "number", _META_LABELS.get(column, column), measure="scale"),
@@ -806,6 +834,28 @@ def _plan_extra_column(
             Variable(column, "string", _META_LABELS.get(column, column)),
             series.astype("str").where(series.notna()),
         )
+
+
+def _roster_lines(series: pd.Series) -> np.ndarray | None:
+    """The leading line numbers of roster picks ("3: Aziz" -> 3), or None when an answer does not start with one."""
+    text = series.dropna().astype(str)
+    numbers = text.str.extract(r"^\s*(\d{1,4})\s*[:.)\-]", expand=False)
+    if text.empty or numbers.isna().any():
+        return None
+    lines = pd.Series(np.nan, index=series.index, dtype="float64")
+    lines.loc[numbers.index] = numbers.astype("float64")
+    return lines.to_numpy()
+
+
+def _whole_numbers(series: pd.Series) -> np.ndarray | None:
+    """The values as float64 when every one is a whole number written without leading zeros (so that no ID such
+    as "0501" loses a digit), else None."""
+    if pd.api.types.is_numeric_dtype(series):
+        return None
+    text = series.dropna().astype(str)
+    if text.empty or not text.str.fullmatch(r"-?(0|[1-9][0-9]{0,14})").all():
+        return None
+    return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
 
 
 # --- names for a table --------------------------------------------------------------------------------------
