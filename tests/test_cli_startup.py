@@ -101,3 +101,16 @@ def test_light_copies_of_constants_match_the_stage_modules() -> None:
     assert crypto.PASSPHRASE_ENV is settings.PASSPHRASE_ENV
     result = CliRunner().invoke(app, ["decrypt", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
     assert f"${crypto.PASSPHRASE_ENV}" in result.output
+
+
+@pytest.mark.parametrize("path", [p for p in COMMANDS if p not in {(), ("forms",), ("keys",), ("weights",)}],
+                         ids=" ".join)
+def test_every_command_takes_json_and_its_help_reads_plainly(path: tuple[str, ...]) -> None:
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]  # type: ignore[attr-defined]
+    assert any("--json" in param.opts for param in command.params), f"migkit {' '.join(path)} has no --json"
+    shown = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"}).output
+    assert "<bool>" not in shown  # a flag takes no value
+    usage = next(line for line in shown.splitlines() if "Usage:" in line)
+    assert "{" not in usage and "}" not in usage, usage  # arguments as FORM, CONFIG, [INPUTS]...

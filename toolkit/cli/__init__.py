@@ -12,6 +12,29 @@ import typer
 from toolkit import __version__
 from toolkit.cli._common import state
 
+
+def _plain_usage_names() -> None:
+    """Help in the shape users know from other command lines: `migkit run [OPTIONS] CONFIG` rather than Typer
+    0.29's `{config}`, and flags without a `<bool>` type (a flag takes no value). typer is pinned to 0.29.*, and
+    tests/test_cli_startup.py checks the rendered help, so a Typer upgrade that moves these methods fails loudly."""
+    from typer.core import TyperArgument, TyperOption
+
+    def usage_name(self: TyperArgument) -> str:
+        name = (self.metavar or self.name or "").upper()
+        name = name if self.required else f"[{name}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+    original_type = TyperOption.display_type_rich
+
+    def flag_type(self: TyperOption, ctx: typer.Context) -> str | None:
+        return None if self.is_bool_flag else original_type(self, ctx)
+
+    TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]
+    TyperOption.display_type_rich = flag_type  # type: ignore[method-assign]
+
+
+_plain_usage_names()
+
 app = typer.Typer(
     name="migkit",
     help="Offline toolkit for household migration surveys: forms, decryption, validation, weights, exports.",

@@ -21,7 +21,7 @@ from toolkit.settings import CODEBOOK_FORMATS
 @guarded
 def codebook(
     form: Annotated[Path, typer.Argument(help="XLSForm (.xlsx/.xls/.md) or compiled XForm (.xml).")],
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("codebooks"),
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("codebook"),
     data: Annotated[
         Path | None, typer.Option("--data", help="DATA folder from `migkit ingest`, for statistics.")
     ] = None,

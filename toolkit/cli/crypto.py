@@ -64,6 +64,7 @@ def keys_new(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for private.pem and public.pem.")],
     bits: Annotated[int, typer.Option("--bits", help="RSA key size: 2048, 3072 or 4096.")] = 2048,
     passphrase_file: PassphraseFileOption = None,
+    as_json: JsonOption = False,
 ) -> int:
     """Make an RSA key pair; print the one-line public key for the XLSForm setting `public_key`."""
     from toolkit import crypto
@@ -78,6 +79,9 @@ def keys_new(
             err.print("[bold red]usage error[/]: the two passphrases differ; nothing was written.")
             return 2
     result = crypto.generate_keypair(out_dir, bits=bits, passphrase=secret)
+    if as_json:
+        print_json(result)  # paths, size, whether encrypted, and the public key: nothing secret
+        return EXIT_OK
     protection = "protected by the passphrase" if result.encrypted else "NOT protected by a passphrase"
     err.print(
         f"wrote {result.private_path} ({result.bits}-bit, PKCS#8, mode 0600, {protection}) and "
@@ -98,11 +102,15 @@ def keys_attach(
     public: Annotated[
         Path, typer.Option("--public", help="public.pem made by `migkit keys new`.", exists=True)
     ],
+    as_json: JsonOption = False,
 ) -> int:
     """Set `public_key` on the settings sheet of an XLSForm (written to a temporary file, then renamed)."""
     from toolkit import crypto
 
     result = crypto.attach_public_key(form, public_pem=public)
+    if as_json:
+        print_json(result)
+        return EXIT_OK
     what = "replaced the previous public_key" if result.replaced else "set public_key"
     err.print(
         f"{result.form}: {what} on the settings sheet. Rebuild the form and upload it as a new version."
