@@ -169,3 +169,67 @@ def test_unknown_language_is_a_usage_error_not_a_silent_fallback(model) -> None:
     with pytest.raises(ToolkitError, match="no language 'kk'") as caught:
         build_codebook(model, language="kk")
     assert caught.value.exit_code == 2
+
+
+# Who is asked, in words: (relevance, language, wording) on the module's form; None = shown as XPath only.
+UNIVERSE_WORDS = [
+    ("/data/consent = '1'", "English (en)", "Consent? = Yes"),
+    ("/data/consent = '1'", "Russian (ru)", "Согласие? = Да"),
+    ("/data/consent = '1' and /data/hl/hl_age >= 15", "English (en)", "Consent? = Yes; Age ≥ 15"),
+    ("15 <= /data/hl/hl_age", "English (en)", "Age ≥ 15"),
+    ("/data/hl/hl_sex = '2' or /data/hl/hl_age < 5", "English (en)", "Sex = Female or Age < 5"),
+    ("selected(/data/hl/fav, '2')", "Russian (ru)", "Фрукты включает Груша"),
+    ("not(selected(/data/hl/fav, '1'))", "English (en)", "Fruits & veg does not include Apple"),
+    ("count(/data/hl) > 2", "English (en)", "number of «Member» > 2"),
+    ("/data/hl/hl_age != ''", "English (en)", "Age is answered"),
+    ("string-length(/data/hl/hl_sex) > 0", "English (en)", None),  # a function with no wording
+    ("/data/hl[1]/hl_age > 3", "English (en)", None),  # a predicate
+]
+
+
+@pytest.mark.parametrize(("expression", "language", "words"), UNIVERSE_WORDS)
+def test_universe_in_words(model, expression: str, language: str, words: str | None) -> None:
+    from toolkit.wording import in_words
+
+    assert in_words(model, expression, "/data/hl/hl_age", language) == words
+
+
+def test_codebook_shows_universe_words_exported_codes_and_an_index(tmp_path: Path) -> None:
+    form_md = """
+    | survey |
+    | | type | name | label | relevant |
+    | | select_one yn | contact | Contact made | |
+    | | integer | age | Age | ${contact} = '1' |
+    | | select_one country | dest | Destination | ${contact} = '1' and ${age} >= 15 |
+    | choices |
+    | | list_name | name | label | iso_num |
+    | | yn | 1 | Yes | |
+    | | yn | 2 | No | |
+    | | country | RUS | Russia | 643 |
+    | | country | TJK | Tajikistan | 762 |
+    | settings |
+    | | form_id | version |
+    | | words | 1 |
+    """
+    form = load_form(write_md_form(tmp_path, form_md))
+    from toolkit.export import export_tables
+
+    frame = pd.DataFrame({"KEY": ["uuid:a"], "contact": ["1"], "age": [30], "dest": ["RUS"]})
+    export_tables({"words": frame}, form, out_dir=tmp_path / "export", formats=["dta"])
+    rename_map = tmp_path / "export" / "words-rename-map.csv"
+    result = write_codebook(form, out_dir=tmp_path / "cb", tables={"words": frame}, rename_map=rename_map)
+    dest = next(v for t in result.codebook.tables for v in t.variables if v.name == "dest")
+    assert dest.universe_words == "Contact made = Yes; Age ≥ 15"
+    assert dest.universe == "${contact} = '1' and ${age} >= 15"
+    assert [(c.code, c.exported, c.frequency) for c in dest.categories] == [("RUS", "643", 1), ("TJK", "762", 0)]
+    page = (tmp_path / "cb" / "words-codebook.html").read_text(encoding="utf-8")
+    assert "Contact made = Yes; Age ≥ 15" in page and "643 (RUS)" in page
+    assert 'Variable index' in page and 'href="#v-words-dest"' in page
+    ddi = etree.parse(str(tmp_path / "cb" / "words-ddi.xml"))
+    values = ddi.xpath("//d:var[@name='dest']/d:catgry/d:catValu/text()", namespaces={"d": DDI_NS})
+    assert values == ["643", "762"]
+    sheet = load_workbook(tmp_path / "cb" / "words-codebook.xlsx")["categories"]
+    assert [row[2:4] for row in sheet.iter_rows(min_row=2, values_only=True) if row[1] == "dest"] == [
+        ("643", "RUS"),
+        ("762", "TJK"),
+    ]

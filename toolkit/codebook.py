@@ -34,6 +34,7 @@ from toolkit.settings import (
     NUMERIC_DONT_KNOW,
     NUMERIC_REFUSED,
 )
+from toolkit.wording import in_words
 from toolkit.xform import NO_LANGUAGE, FormModel, Node, resolve_language
 
 CODEBOOK_FORMAT_UNKNOWN = define(
@@ -65,10 +66,11 @@ _LANGUAGE_CODE = re.compile(r"\(([a-z]{2,3})\)\s*$")
 
 @dataclass(frozen=True)
 class CategoryStat:
-    code: str
+    code: str  # the choice name in the form
     label: str
     missing: bool
     frequency: int | None = None
+    exported: str | None = None  # the code in the exported .sav/.dta when it differs from the name (RUS -> 643)
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class VariableEntry:
     maximum: float | None = None
     mean: float | None = None
     stdev: float | None = None
+    universe_words: str | None = None  # "Asked if" in words with labels; None when the relevance has no wording
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,28 @@ def _universe(form: FormModel, node: Node) -> str | None:
     return " and ".join(f"({p})" if len(cleaned) > 1 else p for p in cleaned)
 
 
+def _universe_words(form: FormModel, node: Node, language: str | None) -> str | None:
+    """Who is asked, in words: every enclosing group's and repeat's relevance and the node's own, each worded with
+    the labels in `language`; None when any of them has no wording (the XPath is shown instead)."""
+    holders = [a for a in form.ancestors(node.path) if a.relevant] + ([node] if node.relevant else [])
+    worded = [in_words(form, holder.relevant, holder.path, language) for holder in holders]
+    if not holders or any(w is None for w in worded):
+        return None
+    return "; ".join(w for w in worded if w)
+
+
+def _read_value_map(rename_map: Path | None) -> dict[tuple[str, str], str]:
+    """(choice list, choice name) -> the code written to .sav/.dta, from the value map `migkit export` writes
+    beside the rename map; empty when there is none."""
+    if rename_map is None:
+        return {}
+    value_map = rename_map.with_name(rename_map.name.replace("-rename-map.csv", "-value-map.csv"))
+    if value_map == rename_map or not value_map.is_file():
+        return {}
+    with value_map.open(encoding="utf-8-sig", newline="") as handle:
+        return {(row["choice_list"], row["choice_name"]): row["code"] for row in csv.DictReader(handle)}
+
+
 def _table_names(form: FormModel) -> dict[str, str]:
     """Table path -> table name, as `migkit ingest` names them."""
     return {
@@ -218,7 +243,7 @@ def _stats(node: Node, series: pd.Series | None, categories: list[CategoryStat])
         else:
             counts = text.value_counts()
         categories[:] = [
-            CategoryStat(c.code, c.label, c.missing, int(counts.get(c.code, 0))) for c in categories
+            CategoryStat(c.code, c.label, c.missing, int(counts.get(c.code, 0)), c.exported) for c in categories
         ]
         stats["dont_know_refused"] = int(sum(c.frequency or 0 for c in categories if c.missing))
         if node.question_type == "select_one":
@@ -243,6 +268,7 @@ def build_codebook(
     """
     issues: list[Issue] = []
     names = _read_rename_map(rename_map)
+    exported_codes = _read_value_map(rename_map)
     chosen = resolve_language(form, language)
     table_entries = []
     for table_path, table_name in _table_names(form).items():
@@ -261,7 +287,12 @@ def build_codebook(
                 continue
             choice_list = form.choice_lists.get(node.choice_list) if node.choice_list else None
             categories = [
-                CategoryStat(c.name, c.label(chosen), c.name in _MISSING_CHOICES)
+                CategoryStat(
+                    c.name,
+                    c.label(chosen),
+                    c.name in _MISSING_CHOICES,
+                    exported=exported_codes.get((node.choice_list or "", c.name)),
+                )
                 for c in (choice_list.choices if choice_list else ())
             ]
             column = frame[node.name] if frame is not None and node.name in frame.columns else None
@@ -276,6 +307,7 @@ def build_codebook(
                     labels=dict(node.labels),
                     hints=dict(node.hints),
                     universe=_universe(form, node),
+                    universe_words=_universe_words(form, node, chosen),
                     constraint=_readable(form, node.constraint, node.path),
                     derivation=_readable(form, node.calculate, node.path),
                     choice_list=node.choice_list,
@@ -310,7 +342,8 @@ h1{font-size:1.6rem}h2{margin-top:2.5rem;border-bottom:2px solid #1f4e79;padding
 table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}th,td{border:1px solid #ccd;padding:.25rem .5rem;
 text-align:left;vertical-align:top;font-size:.9rem}th{background:#eef2f7}code{font-size:.85rem;background:#f4f4f4;
 padding:0 .2rem}.var{margin:1.2rem 0;padding:.6rem .8rem;border-left:4px solid #1f4e79;background:#fafbfd}
-.meta{color:#555;font-size:.85rem}.missing{color:#8a3b12}nav ul{columns:3}
+.meta{color:#555;font-size:.85rem}.missing{color:#8a3b12}nav ul{columns:3}nav li{break-inside:avoid}
+.index{columns:14rem;font-size:.85rem}.index a{display:block;break-inside:avoid}
 """
 
 
@@ -345,6 +378,14 @@ def render_html(codebook: Codebook) -> str:
             f"({len(table.variables)} variables{rows})</li>"
         )
     out.append("</ul></nav>")
+    # Every variable in alphabetical order, linked to its entry: the way people look a name up.
+    entries = sorted((var.name.lower(), var.name, table.name) for table in codebook.tables for var in table.variables)
+    out.append('<nav><h2>Variable index</h2><div class="index">')
+    out.extend(
+        f'<a href="#v-{_e(table)}-{_e(name)}"><code>{_e(name)}</code> <span class="meta">{_e(table)}</span></a>'
+        for _, name, table in entries
+    )
+    out.append("</div></nav>")
     for table in codebook.tables:
         out.append(f'<h2 id="t-{_e(table.name)}">{_e(table.name)}: {_e(table.label)}</h2>')
         out.append(
@@ -366,8 +407,10 @@ def _html_variable(var: VariableEntry, lang: str | None) -> str:
     facts = [("type", var.question_type), ("path", var.path)]
     if var.spss_name or var.stata_name:
         facts.append(("SPSS / Stata name", f"{var.spss_name or '—'} / {var.stata_name or '—'}"))
+    if var.universe_words:
+        facts.append(("asked if", var.universe_words))
     if var.universe:
-        facts.append(("universe (asked when)", var.universe))
+        facts.append(("universe (XPath)" if var.universe_words else "universe (asked when)", var.universe))
     if var.constraint:
         facts.append(("constraint", var.constraint))
     if var.derivation:
@@ -394,8 +437,9 @@ def _html_variable(var: VariableEntry, lang: str | None) -> str:
         for c in var.categories:
             cls = ' class="missing"' if c.missing else ""
             freq = f"<td>{c.frequency}</td>" if show_freq else ""
+            code = f"{c.exported} ({c.code})" if c.exported and c.exported != c.code else c.code
             rows.append(
-                f"<tr{cls}><td><code>{_e(c.code)}</code></td><td>{_e(c.label)}"
+                f"<tr{cls}><td><code>{_e(code)}</code></td><td>{_e(c.label)}"
                 f"{' (missing)' if c.missing else ''}</td>{freq}</tr>"
             )
         parts.append(f'<table class="choices">{head}{"".join(rows)}</table>')
@@ -421,6 +465,7 @@ def _write_xlsx(codebook: Codebook, target: Path) -> None:
         "stata_name",
         "type",
         "label",
+        "asked_if",
         "universe",
         "constraint",
         "derivation",
@@ -444,6 +489,7 @@ def _write_xlsx(codebook: Codebook, target: Path) -> None:
                     v.stata_name,
                     v.question_type,
                     _pick_text(v.labels, lang),
+                    v.universe_words,
                     v.universe,
                     v.constraint,
                     v.derivation,
@@ -458,11 +504,12 @@ def _write_xlsx(codebook: Codebook, target: Path) -> None:
                 ]
             )
     choices = book.create_sheet("categories")
-    choices.append(["table", "variable", "code", "label", "missing", "frequency"])
+    choices.append(["table", "variable", "code", "choice_name", "label", "missing", "frequency"])
     for table in codebook.tables:
         for v in table.variables:
             for c in v.categories:
-                choices.append([v.table, v.name, c.code, c.label, "yes" if c.missing else "", c.frequency])
+                code = c.exported or c.code
+                choices.append([v.table, v.name, code, c.code, c.label, "yes" if c.missing else "", c.frequency])
     tables = book.create_sheet("tables")
     tables.append(["table", "level", "label", "rows", "variables"])
     for t in codebook.tables:
@@ -583,7 +630,8 @@ def _ddi_var(var: VariableEntry, file_id: str, language: str | None, sub: Callab
         for sentinel in (NUMERIC_DONT_KNOW, NUMERIC_REFUSED):
             sub(invalid, "item", VALUE=str(sentinel))
     if var.universe:
-        sub(element, "universe", var.universe, clusion="I")
+        worded = f"{var.universe_words} (XPath: {var.universe})" if var.universe_words else var.universe
+        sub(element, "universe", worded, clusion="I")
     if var.valid is not None:
         sub(element, "sumStat", str(var.valid), type="vald")
         sub(element, "sumStat", str(var.missing), type="invd")
@@ -595,7 +643,7 @@ def _ddi_var(var: VariableEntry, file_id: str, language: str | None, sub: Callab
     for category in var.categories:
         attrs = {"missing": "Y"} if category.missing else {}
         cat = sub(element, "catgry", **attrs)
-        sub(cat, "catValu", category.code)
+        sub(cat, "catValu", category.exported or category.code)
         sub(cat, "labl", category.label)
         if category.frequency is not None:
             sub(cat, "catStat", str(category.frequency), type="freq")
