@@ -373,3 +373,45 @@ def test_today_is_the_interview_day_unless_fixed(tmp_path: Path, method: str) ->
     # Checked against a later day, the July transfer is outside the 93-day window too.
     fixed = validate_input(rules, source, method=method, today=date(2026, 11, 20))
     assert sorted(f.instance_id for f in fixed.findings) == ["uuid:a", "uuid:b"]
+
+
+GROUPED_FORM = """
+| survey |
+| | type | name | label | relevant | constraint |
+| | select_one yn | any12 | Received money? | | |
+| | begin_group | rr | Remittances | ${any12} = '1' | |
+| | integer | rr_n | How many times? | | |
+| | integer | rr_amt | Amount | | |
+| | text | rr_who | Who sent it? | | |
+| | end_group | | | | |
+| | decimal | share | Share | | . < 100 |
+| choices |
+| | list_name | name | label |
+| | yn | 1 | Yes |
+| | yn | 2 | No |
+| settings |
+| | form_id | version |
+| | grouped | 1 |
+"""
+
+
+def test_html_report_groups_findings_of_one_cause_and_shows_numbers_plainly(tmp_path: Path) -> None:
+    from toolkit.validate.report import render_html
+
+    form = write_md_form(tmp_path, GROUPED_FORM)
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "a.xml").write_text(
+        '<data id="grouped" version="1"><any12>7</any12><rr><rr_n>2</rr_n><rr_amt>300</rr_amt><rr_who>Ali</rr_who>'
+        "</rr><share>118.42000000000002</share><meta><instanceID>uuid:a</instanceID></meta></data>",
+        encoding="utf-8",
+    )
+    result = validate(subs, form)
+    codes = sorted(f.code for f in result.findings)
+    assert codes == ["choice_unknown", "constraint_violated", *["nonrelevant_answered"] * 3]
+    page = render_html(result)
+    assert "3 variables" in page and "3 answers kept although this condition is false" in page
+    assert page.count("<tr><td>uuid:a</td>") == 3  # choice, constraint and one row for the skipped section
+    assert "118.42" in page and "118.42000000000002" not in page
+    chart = page.split("Submissions affected, by cause")[1].split("</table>")[0]
+    assert chart.count("<tr>") == 3  # one bar per cause, not one per variable of the section

@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import html
 import io
+import re
 from collections import Counter
 from datetime import UTC, datetime
 
-from toolkit.validate import ValidationResult
+from toolkit.validate import Finding, ValidationResult
 
 CSV_FIELDS = (
     "instance_id",
@@ -46,38 +47,81 @@ def _bars(title: str, counts: list[tuple[str, int]], colour: str) -> str:
     return f'<h2>{html.escape(title)}</h2><table class="bars">{rows}</table>'
 
 
+# Float noise from binary arithmetic (118.42000000000002) is shown as the number the user typed.
+_FLOAT_NOISE = re.compile(r"-?\d+\.\d*?(?:0{6,}\d|9{6,}\d)\d*")
+
+
+def _clean_number(match: re.Match[str]) -> str:
+    return f"{float(match.group(0)):.12g}"
+
+
+def _shown(value: object) -> str:
+    return html.escape(_FLOAT_NOISE.sub(_clean_number, "" if value is None else str(value)))
+
+
+def _cause(finding: Finding) -> tuple[str, str]:
+    """What a finding follows from: answers kept in a skipped section share their section's relevance, so one
+    unexpected answer upstream (rr_any12 = 7) is one cause, not one finding per question of the section."""
+    if finding.code == "nonrelevant_answered" and finding.expression:
+        return finding.code, finding.expression
+    return finding.code, finding.variable or finding.path
+
+
+def _finding_rows(findings: list[Finding], max_rows: int) -> str:
+    groups: dict[tuple[str | None, str, str], list[Finding]] = {}
+    for finding in findings:
+        groups.setdefault((finding.instance_id, *_cause(finding)), []).append(finding)
+    rows = []
+    for members in list(groups.values())[:max_rows]:
+        first = members[0]
+        cells = [first.instance_id, first.path, first.code, first.value, first.expression, first.message]
+        if len(members) > 1:
+            listed = ", ".join(_shown(m.variable or m.path) for m in members)
+            cells[1] = f"{len(members)} variables"
+            cells[3] = ""
+            cells[5] = f"{len(members)} answers kept although this condition is false"
+            detail = f"<details><summary>{_shown(cells[5])}</summary>{listed}</details>"
+        else:
+            detail = _shown(cells[5])
+        rows.append(
+            "<tr>"
+            + "".join(f"<td>{_shown(v)}</td>" for v in cells[:5])
+            + f"<td>{detail}</td><td>{_shown(first.enumerator)}</td></tr>"
+        )
+    more = (
+        f"<p>… and {len(groups) - max_rows} more groups of findings (use --csv for all).</p>"
+        if len(groups) > max_rows
+        else ""
+    )
+    return "".join(rows) + "</table>" + more
+
+
 def render_html(
     result: ValidationResult, *, title: str = "Validation report", max_rows: int = 2000
 ) -> str:
-    """A self-contained HTML page: summary, bar charts per code, variable and enumerator, worst submissions,
-    and the findings (first `max_rows`). No external assets."""
+    """A self-contained HTML page: summary, bar charts per code, cause, enumerator and worst submissions, and the
+    findings grouped by cause (first `max_rows` groups). No external assets."""
     stats = result.stats
     findings = result.findings
     by_enum = Counter(f.enumerator or "(unknown)" for f in findings if f.instance_id is not None)
     worst = Counter(f.instance_id for f in findings if f.instance_id)
-    rows = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{html.escape('' if v is None else str(v))}</td>"
-            for v in (f.instance_id, f.path, f.code, f.value, f.expression, f.message, f.enumerator)
-        )
-        + "</tr>"
-        for f in findings[:max_rows]
-    )
-    more = (
-        f"<p>… and {len(findings) - max_rows} more (use --csv for all).</p>"
-        if len(findings) > max_rows
-        else ""
-    )
+    # Submissions affected per cause: one bar per cause rather than one identical bar per variable of a section.
+    affected = {(f.instance_id, *_cause(f)) for f in findings}
+    causes = Counter(f"{code}: {what}" for _, code, what in affected)
     verdict = "valid" if result.valid else "has findings"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 90rem; }}
 table {{ border-collapse: collapse; }} td, th {{ padding: 2px 8px; border-bottom: 1px solid #eee; text-align:
 left;
   vertical-align: top; font-size: 13px; }}
 table.bars td.bar {{ width: 420px; }} table.bars td.bar div {{ height: 14px; }} td.n {{ text-align: right; }}
+table.bars td.k {{ max-width: 32rem; overflow-wrap: anywhere; }}
+table.findings {{ table-layout: fixed; width: 100%; }} table.findings td {{ overflow-wrap: anywhere; }}
+table.findings col.instance {{ width: 13%; }} table.findings col.path {{ width: 15%; }}
+table.findings col.code {{ width: 11%; }} table.findings col.value {{ width: 8%; }}
+table.findings col.expression {{ width: 18%; }} table.findings col.enumerator {{ width: 7%; }}
 .summary span {{ display: inline-block; margin-right: 2em; }} .bad {{ color: #b00; }} .ok {{ color: #070; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
@@ -86,11 +130,15 @@ table.bars td.bar {{ width: 420px; }} table.bars td.bar div {{ height: 14px; }} 
 <span class="{"ok" if result.valid else "bad"}">{verdict}</span>
 <span>generated {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")}</span></p>
 {_bars("Findings by code", sorted(stats["by_code"].items(), key=lambda kv: -kv[1]), "#c0392b")}
-{_bars("Findings by variable (top 30)", list(stats["by_variable"].items())[:30], "#2471a3")}
+{_bars("Submissions affected, by cause (top 30)", causes.most_common(30), "#2471a3")}
 {_bars("Findings by enumerator (id_int, else deviceid)", by_enum.most_common(30), "#7d3c98")}
 {_bars("Submissions with most findings", worst.most_common(20), "#ca6f1e")}
 <h2>Findings</h2>
-<table><tr><th>instance</th><th>path</th><th>code</th><th>value</th><th>expression</th><th>message</th>
-<th>enumerator</th></tr>{rows}</table>{more}
+<p>Findings with one cause in one submission (answers kept in a section whose condition is false) are one row;
+open it to see the variables.</p>
+<table class="findings"><colgroup><col class="instance"><col class="path"><col class="code"><col class="value">
+<col class="expression"><col class="message"><col class="enumerator"></colgroup>
+<tr><th>instance</th><th>path</th><th>code</th><th>value</th><th>expression</th><th>message</th>
+<th>enumerator</th></tr>{_finding_rows(list(findings), max_rows)}
 </body></html>
 """
