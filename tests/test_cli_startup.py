@@ -103,8 +103,9 @@ def test_light_copies_of_constants_match_the_stage_modules() -> None:
     assert f"${crypto.PASSPHRASE_ENV}" in result.output
 
 
-@pytest.mark.parametrize("path", [p for p in COMMANDS if p not in {(), ("forms",), ("keys",), ("weights",)}],
-                         ids=" ".join)
+@pytest.mark.parametrize(
+    "path", [p for p in COMMANDS if p not in {(), ("forms",), ("keys",), ("weights",)}], ids=" ".join
+)
 def test_every_command_takes_json_and_its_help_reads_plainly(path: tuple[str, ...]) -> None:
     command = typer.main.get_command(app)
     for name in path:
@@ -114,3 +115,31 @@ def test_every_command_takes_json_and_its_help_reads_plainly(path: tuple[str, ..
     assert "<bool>" not in shown  # a flag takes no value
     usage = next(line for line in shown.splitlines() if "Usage:" in line)
     assert "{" not in usage and "}" not in usage, usage  # arguments as FORM, CONFIG, [INPUTS]...
+
+
+def test_piped_output_has_no_blank_lines_where_progress_bars_were(tmp_path) -> None:
+    form = tmp_path / "form.md"
+    form.write_text(
+        "| survey |\n| | type | name | label |\n| | integer | age | Age |\n"
+        "| settings |\n| | form_id | version |\n| | piped | 1 |\n",
+        encoding="utf-8",
+    )
+    migkit = [sys.executable, "-m", "toolkit"]
+    subprocess.run(
+        [*migkit, "simulate", str(form), "--n", "3", "--out", str(tmp_path / "subs")],
+        check=True,
+        capture_output=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    done = subprocess.run(
+        [*migkit, "validate", str(tmp_path / "subs"), "--form", str(form)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    shown = done.stderr + done.stdout
+    assert shown.strip() and not shown.startswith("\n") and "\n\n\n" not in shown, repr(shown[:200])

@@ -21,6 +21,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import Progress, ProgressColumn
 from typer.exceptions import TyperException
 
 from toolkit.errors import EXIT_CANNOT_RUN, EXIT_USAGE, ToolkitError
@@ -64,6 +65,12 @@ def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(_to_jsonable(value), ensure_ascii=False, indent=2, default=str))
     sys.stdout.write("\n")
     sys.stdout.flush()
+
+
+def progress_bar(*columns: ProgressColumn | str, quiet: bool = False) -> Progress:
+    """A progress display on stderr that disappears when done, and is not shown at all when stderr is not a
+    terminal (piped, under make, in CI), so that no blank lines are left where it would have been."""
+    return Progress(*columns, console=err, transient=True, disable=quiet or not err.is_terminal)
 
 
 def guarded(command: F) -> F:

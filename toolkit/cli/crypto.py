@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, err, guarded, out, print_json
+from toolkit.cli._common import JsonOption, err, guarded, out, print_json, progress_bar
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK
 from toolkit.settings import PASSPHRASE_ENV
 
@@ -164,15 +164,12 @@ def decrypt_command(
         if not result.good and len(problems) < 1000:
             problems.append(result)
 
-    with Progress(
+    with progress_bar(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed} submissions"),
         TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
     ) as progress:
         task = progress.add_task("decrypting", total=None)
 

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, err, guarded, out, print_json, usage_error
+from toolkit.cli._common import JsonOption, err, guarded, out, print_json, progress_bar, usage_error
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Severity
 from toolkit.settings import CHOICE_NUMERIC_CODE_COLUMN
 
@@ -63,13 +63,11 @@ def export(
     except ValueError as exc:
         raise usage_error(str(exc)) from None
     model = load_form(form)
-    with Progress(
+    with progress_bar(
         TextColumn("exporting"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=err,
-        transient=True,
     ) as bar:
         task = None
 

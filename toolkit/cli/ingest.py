@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, err, guarded, out, print_json
+from toolkit.cli._common import JsonOption, err, guarded, out, print_json, progress_bar
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Severity
 
 # Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
@@ -56,13 +56,11 @@ def ingest_command(
     from toolkit.xform import load_form
 
     models = [load_form(path) for path in form]
-    with Progress(
+    with progress_bar(
         TextColumn("reading submissions"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=err,
-        transient=True,
     ) as bar:
         task = None
 
@@ -154,13 +152,11 @@ def simulate_command(
 
     model = load_form(form)
     rules = simulate_stage.load_answers(answers, model) if answers is not None else None
-    with Progress(
+    with progress_bar(
         TextColumn("simulating"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=err,
-        transient=True,
     ) as bar:
         task = bar.add_task("simulate", total=n) if n >= _PROGRESS_MIN_FILES else None
 

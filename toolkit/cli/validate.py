@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, err, guarded, out, print_json, usage_error
+from toolkit.cli._common import JsonOption, err, guarded, out, print_json, progress_bar, usage_error
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, OUTPUT_UNWRITABLE, ToolkitError, error
 from toolkit.files import write_text_atomic
 
@@ -60,13 +60,11 @@ def validate_command(
         fixed_today = date.fromisoformat(today) if today else None
     except ValueError:
         raise usage_error(f"--today takes a date such as 2026-11-20, not {today!r}.") from None
-    with Progress(
+    with progress_bar(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=as_json,
+        quiet=as_json,
     ) as bar:
         task = bar.add_task("validating", total=None)
         result = validation.validate(

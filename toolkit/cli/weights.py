@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from typer.core import TyperGroup
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, err, guarded, out, print_json, usage_error
+from toolkit.cli._common import JsonOption, err, guarded, out, print_json, progress_bar, usage_error
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Severity
 
 # Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
@@ -121,13 +121,11 @@ def weights(
     `migkit weights DATA --design design.toml` runs this)."""
     from toolkit.weights import WeightingError, compute_weights
 
-    with Progress(
+    with progress_bar(
         TextColumn("replicates"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeRemainingColumn(),
-        console=err,
-        transient=True,
     ) as bar:
         task = bar.add_task("replicates", total=None)
 
