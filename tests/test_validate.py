@@ -383,6 +383,9 @@ GROUPED_FORM = """
 | | integer | rr_n | How many times? | | |
 | | integer | rr_amt | Amount | | |
 | | text | rr_who | Who sent it? | | |
+| | begin_group | rr_more | More | ${rr_n} > 1 | |
+| | text | rr_extra | Why twice? | | |
+| | end_group | | | | |
 | | end_group | | | | |
 | | decimal | share | Share | | . < 100 |
 | choices |
@@ -403,14 +406,16 @@ def test_html_report_groups_findings_of_one_cause_and_shows_numbers_plainly(tmp_
     subs.mkdir()
     (subs / "a.xml").write_text(
         '<data id="grouped" version="1"><any12>7</any12><rr><rr_n>2</rr_n><rr_amt>300</rr_amt><rr_who>Ali</rr_who>'
-        "</rr><share>118.42000000000002</share><meta><instanceID>uuid:a</instanceID></meta></data>",
+        "<rr_more><rr_extra>twice</rr_extra></rr_more></rr><share>118.42000000000002</share><meta><instanceID>uuid:a</instanceID></meta></data>",
         encoding="utf-8",
     )
     result = validate(subs, form)
     codes = sorted(f.code for f in result.findings)
-    assert codes == ["choice_unknown", "constraint_violated", *["nonrelevant_answered"] * 3]
+    assert codes == ["choice_unknown", "constraint_violated", *["nonrelevant_answered"] * 4]
+    # rr_extra's relevance extends its group's, which is false: one cause for the four answers
+    assert len({f.expression for f in result.findings if f.code == "nonrelevant_answered"}) == 2
     page = render_html(result)
-    assert "3 variables" in page and "3 answers kept although this condition is false" in page
+    assert "4 variables" in page and "4 answers kept although this condition is false" in page
     assert page.count("<tr><td>uuid:a</td>") == 3  # choice, constraint and one row for the skipped section
     assert "118.42" in page and "118.42000000000002" not in page
     chart = page.split("Submissions affected, by cause")[1].split("</table>")[0]

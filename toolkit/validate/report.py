@@ -59,23 +59,44 @@ def _shown(value: object) -> str:
     return html.escape(_FLOAT_NOISE.sub(_clean_number, "" if value is None else str(value)))
 
 
-def _cause(finding: Finding) -> tuple[str, str]:
-    """What a finding follows from: answers kept in a skipped section share their section's relevance, so one
-    unexpected answer upstream (rr_any12 = 7) is one cause, not one finding per question of the section."""
-    if finding.code == "nonrelevant_answered" and finding.expression:
-        return finding.code, finding.expression
-    return finding.code, finding.variable or finding.path
+def _causes(findings: list[Finding]) -> dict[int, tuple[str, str]]:
+    """What each finding follows from (by position in `findings`).
 
-
-def _finding_rows(findings: list[Finding], max_rows: int) -> str:
-    groups: dict[tuple[str | None, str, str], list[Finding]] = {}
+    An answer kept in a skipped section is reported with the whole relevance that skips it: its own, after the
+    relevances of every enclosing group (`(A) and (B) and (C)`). When one submission has such findings under both
+    `(A) and (B)` and `(A) and (B) and (C)`, the shorter one is false, so it explains the longer ones too: one
+    unexpected answer upstream (rr_any12 = 7) is one cause, not one per question of the section. Other findings
+    are their own cause (code and variable).
+    """
+    skipped: dict[str | None, list[str]] = {}
     for finding in findings:
-        groups.setdefault((finding.instance_id, *_cause(finding)), []).append(finding)
+        if finding.code == "nonrelevant_answered" and finding.expression:
+            skipped.setdefault(finding.instance_id, []).append(finding.expression)
+    shortest = {instance: sorted(set(found), key=len) for instance, found in skipped.items()}
+    causes: dict[int, tuple[str, str]] = {}
+    for position, finding in enumerate(findings):
+        if finding.code == "nonrelevant_answered" and finding.expression:
+            expression = finding.expression
+            root = next(
+                (e for e in shortest[finding.instance_id] if expression == e or expression.startswith(e + " and ")),
+                expression,
+            )
+            causes[position] = (finding.code, root)
+        else:
+            causes[position] = (finding.code, finding.variable or finding.path)
+    return causes
+
+
+def _finding_rows(findings: list[Finding], causes: dict[int, tuple[str, str]], max_rows: int) -> str:
+    groups: dict[tuple[str | None, str, str], list[Finding]] = {}
+    for position, finding in enumerate(findings):
+        groups.setdefault((finding.instance_id, *causes[position]), []).append(finding)
     rows = []
     for members in list(groups.values())[:max_rows]:
         first = members[0]
         cells = [first.instance_id, first.path, first.code, first.value, first.expression, first.message]
         if len(members) > 1:
+            cells[4] = min((m.expression or "" for m in members), key=len)
             listed = ", ".join(_shown(m.variable or m.path) for m in members)
             cells[1] = f"{len(members)} variables"
             cells[3] = ""
@@ -106,7 +127,8 @@ def render_html(
     by_enum = Counter(f.enumerator or "(unknown)" for f in findings if f.instance_id is not None)
     worst = Counter(f.instance_id for f in findings if f.instance_id)
     # Submissions affected per cause: one bar per cause rather than one identical bar per variable of a section.
-    affected = {(f.instance_id, *_cause(f)) for f in findings}
+    causes_of = _causes(list(findings))
+    affected = {(f.instance_id, *causes_of[i]) for i, f in enumerate(findings)}
     causes = Counter(f"{code}: {what}" for _, code, what in affected)
     verdict = "valid" if result.valid else "has findings"
     return f"""<!DOCTYPE html>
@@ -139,6 +161,6 @@ open it to see the variables.</p>
 <table class="findings"><colgroup><col class="instance"><col class="path"><col class="code"><col class="value">
 <col class="expression"><col class="message"><col class="enumerator"></colgroup>
 <tr><th>instance</th><th>path</th><th>code</th><th>value</th><th>expression</th><th>message</th>
-<th>enumerator</th></tr>{_finding_rows(list(findings), max_rows)}
+<th>enumerator</th></tr>{_finding_rows(list(findings), causes_of, max_rows)}
 </body></html>
 """
