@@ -372,7 +372,7 @@ def render_html(codebook: Codebook) -> str:
         "<nav><h2>Tables</h2><ul>",
     ]
     for table in codebook.tables:
-        rows = "" if table.rows is None else f", {table.rows} rows"
+        rows = "" if table.rows is None else f", {table.rows} row{'' if table.rows == 1 else 's'}"
         out.append(
             f'<li><a href="#t-{_e(table.name)}">{_e(table.name)}</a> — {_e(table.label)} '
             f"({len(table.variables)} variables{rows})</li>"
@@ -381,8 +381,10 @@ def render_html(codebook: Codebook) -> str:
     # Every variable in alphabetical order, linked to its entry: the way people look a name up.
     entries = sorted((var.name.lower(), var.name, table.name) for table in codebook.tables for var in table.variables)
     out.append('<nav><h2>Variable index</h2><div class="index">')
+    # The table is shown by its level (hl, ab, ...): the form_id prefix is the same for all of them.
     out.extend(
-        f'<a href="#v-{_e(table)}-{_e(name)}"><code>{_e(name)}</code> <span class="meta">{_e(table)}</span></a>'
+        f'<a href="#v-{_e(table)}-{_e(name)}"><code>{_e(name)}</code> '
+        f'<span class="meta">{_e(table.removeprefix(codebook.form_id).lstrip("-") or "main")}</span></a>'
         for _, name, table in entries
     )
     out.append("</div></nav>")
@@ -390,7 +392,7 @@ def render_html(codebook: Codebook) -> str:
         out.append(f'<h2 id="t-{_e(table.name)}">{_e(table.name)}: {_e(table.label)}</h2>')
         out.append(
             f'<p class="meta">level <code>{_e(table.path)}</code>'
-            + ("" if table.rows is None else f" · {table.rows} rows")
+            + ("" if table.rows is None else f" · {table.rows} row{'' if table.rows == 1 else 's'}")
             + "</p>"
         )
         for var in table.variables:
