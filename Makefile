@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.migkit-installed
 TEST_STAMP := $(VENV)/.migkit-test-installed
 
-.PHONY: demo test system-deps lint bench clean codebooks wheelhouse
+.PHONY: demo test test-fast system-deps lint bench clean codebooks wheelhouse
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ codebooks: $(STAMP)
 test: $(TEST_STAMP) system-deps
 	$(BIN)/ruff check toolkit tests bench forms examples
 	$(BIN)/python -m pytest -n 2 -q
+
+# The inner loop: everything but the slow tier (coverage simulations, large JavaRosa differential runs), under a
+# minute on 2 cores. CI runs `make test`, the whole suite.
+test-fast: $(TEST_STAMP)
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check toolkit tests bench forms examples
