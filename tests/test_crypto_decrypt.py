@@ -4,14 +4,17 @@ with a crafted input made by `encrypt_submission` (Collect's layout) or by small
 from __future__ import annotations
 
 import base64
+import fcntl
 import hashlib
 import io
 import json
 import os
 import re
 import shutil
+import subprocess
+import tempfile
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -29,6 +32,7 @@ from toolkit.cli import app
 from toolkit.cli import crypto as cli_crypto
 from toolkit.crypto import manifest as crypto_manifest
 from toolkit.crypto import scheme, stamps, submission
+from toolkit.errors import ToolkitError
 
 runner = CliRunner()
 SECRET_ANSWER = "Айгүл-SECRET-ANSWER-42"
@@ -203,14 +207,14 @@ def test_ok_tablet_layout_and_plaintext_mixed(tmp_path: Path, key: rsa.RSAPrivat
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_decrypted_answers_are_private_whatever_the_umask(tmp_path: Path, key: rsa.RSAPrivateKey, workers: int) -> None:
-    """Decrypted files hold the answers: owner-only (0600 files, 0700 folders) under a permissive umask, for
+    """Decrypted files hold the answers: owner-only (0600 files, 0700 folders, the log 0600) under umask 000, for
     decrypted and copied-through plaintext submissions, on both the in-process and the pool path."""
     collect(tmp_path / "in" / "hh_1", key, "uuid:priv-1")
     draft = tmp_path / "in" / "hh_2"
     draft.mkdir()
     (draft / "hh_2.xml").write_bytes(instance("uuid:priv-2", photo="p.jpg"))
     (draft / "p.jpg").write_bytes(b"plain photo")
-    previous = os.umask(0o002)
+    previous = os.umask(0o000)
     try:
         result = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out", workers=workers)
     finally:
@@ -219,9 +223,9 @@ def test_decrypted_answers_are_private_whatever_the_umask(tmp_path: Path, key: r
     modes = {
         p.relative_to(tmp_path / "out").as_posix(): oct(p.stat().st_mode & 0o777)
         for p in (tmp_path / "out").rglob("*")
-        if p.name != crypto.LOG_NAME
     }
     assert modes == {
+        crypto.LOG_NAME: "0o600",
         "priv-1": "0o700",
         "priv-1/submission.xml": "0o600",
         "priv-1/1.jpg": "0o600",
@@ -542,8 +546,6 @@ def test_doctype_and_entities_are_refused(tmp_path: Path, key: rsa.RSAPrivateKey
     [
         ("base64EncryptedKey", "A" * 5000),
         ("orx:instanceID", "uuid:" + "a" * 600),
-        ("orx:instanceID", "uuid:../../escape"),
-        ("orx:instanceID", "uuid:/abs"),
     ],
 )
 def test_oversized_or_unsafe_elements(
@@ -802,12 +804,18 @@ def test_partial_and_complete_copies_of_one_submission(tmp_path: Path, key: rsa.
     assert [r.status for r in other.submissions] == ["ok", "duplicate"]
 
 
-def test_out_inside_the_input_folder_is_not_read_back(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
-    collect(tmp_path / "field" / "hh_1", key, "uuid:in-1")
-    first = crypto.decrypt([tmp_path / "field"], key=key, out_dir=tmp_path / "field" / "decrypted")
-    again = crypto.decrypt([tmp_path / "field"], key=key, out_dir=tmp_path / "field" / "decrypted")
-    assert [r.status for r in first.submissions] == ["ok"]
-    assert [(r.status, r.reason_code) for r in again.submissions] == [("ok", crypto.ALREADY_DONE)]
+@pytest.mark.parametrize(("inputs", "out"), [(["field"], "field/decrypted"), (["field/x"], "field"), (["field"], "field")])
+def test_out_and_inputs_must_not_overlap(
+    tmp_path: Path, key: rsa.RSAPrivateKey, key_file: Path, inputs: list[str], out: str
+) -> None:
+    """OUT inside an input would be read back on every re-run (spurious __2 conflicts); an input inside OUT likewise."""
+    collect(tmp_path / "field" / "x", key, "uuid:in-1")
+    with pytest.raises(ToolkitError) as refused:
+        crypto.decrypt([tmp_path / i for i in inputs], key=key, out_dir=tmp_path / out)
+    assert refused.value.issue.code == crypto.OUT_OVERLAPS_INPUT
+    cli = runner.invoke(app, ["decrypt", *(str(tmp_path / i) for i in inputs), "--key", str(key_file), "--out", str(tmp_path / out)])
+    assert cli.exit_code == 2 and "outside the inputs" in cli.output
+    assert not (tmp_path / out / crypto.LOG_NAME).exists()
 
 
 def test_rerun_with_a_partial_copy_first_keeps_the_complete_output(
@@ -927,3 +935,278 @@ def test_a_later_run_with_a_damaged_copy_keeps_the_verified_output(tmp_path: Pat
     again = crypto.decrypt([tmp_path / "in2"], key=key, out_dir=tmp_path / "out")
     assert [r.status for r in again.submissions] == ["conflict"]
     assert tree_digest(tmp_path / "out" / "twin-2") == before
+
+
+# --- one bad input does not stop the run (issue 14, items 7-12, 16, 17)
+# ---------------------------------------------------------------------------------------------
+UNSAFE_IDS = [
+    ".",
+    "..",
+    "decrypt-log.csv",
+    "uuid:DECRYPT-LOG.CSV",
+    ".migkit-partial",
+    crypto.STAMP_NAME,
+    "uuid:../../escape",
+    "uuid:/abs",
+    "uuid:a/b",
+    "a\\b",
+    "hh__2",
+    "CON",
+    "x~y",
+    "trailing-dot.",
+    "uuid:" + "я" * 127,  # 254 bytes
+    "uuid:" + "я" * 126 + "ю",  # 254 bytes, differs only at the end
+]
+
+
+def test_any_instance_id_gets_a_safe_unique_folder_recorded_in_the_log(
+    tmp_path: Path, key: rsa.RSAPrivateKey
+) -> None:
+    """Unsafe, reserved and over-long instanceIDs each decrypt into their own folder; the log says which."""
+    for n, instance_id in enumerate(UNSAFE_IDS):
+        collect(tmp_path / "in" / f"s{n:02d}", key, instance_id)
+    collect(tmp_path / "in" / "z", key, "uuid:plain-1")
+    result = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")
+    logged = rows(tmp_path / "out")
+    assert [r["status"] for r in logged] == ["ok"] * (len(UNSAFE_IDS) + 1)
+    assert [r["instance_id"] for r in logged] == [*UNSAFE_IDS, "uuid:plain-1"]
+    folders = [r["folder"] for r in logged]
+    assert len(set(folders)) == len(folders) and folders[-1] == "plain-1"
+    for row in logged:
+        folder = tmp_path / "out" / row["folder"]
+        assert folder.parent == tmp_path / "out" and folder.is_dir()
+        assert f"<instanceID>{row['instance_id']}</instanceID>" in (folder / "submission.xml").read_text()
+    assert not (tmp_path / "escape").exists() and (tmp_path / "out" / crypto.LOG_NAME).is_file()
+    assert [r.folder for r in result.submissions] == folders
+    again = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")  # re-runs find them again
+    assert {(r.status, r.reason_code) for r in again.submissions} == {("ok", crypto.ALREADY_DONE)}
+
+
+ANY_ID = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=300)
+
+
+@settings(max_examples=400, deadline=None)
+@given(first=ANY_ID, second=ANY_ID)
+def test_instance_folder_is_always_safe_and_unique(tmp_path_factory: pytest.TempPathFactory, first: str, second: str) -> None:
+    for instance_id in (first, second):
+        folder = crypto.instance_folder(instance_id)
+        assert folder == crypto.instance_folder(instance_id)  # the same on every run
+        assert len(folder.encode("utf-8")) <= crypto.FOLDER_MAX_BYTES
+        assert "/" not in folder and "\\" not in folder and "\0" not in folder
+        assert not folder.startswith(".") and folder.casefold() != crypto.LOG_NAME
+        assert not re.search(r"__\d+$", folder)  # never taken for a conflict copy
+        assert Path("/out", folder).parent == Path("/out")
+    same_id = first.removeprefix("uuid:") == second.removeprefix("uuid:")
+    assert (crypto.instance_folder(first) == crypto.instance_folder(second)) is same_id
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(ANY_ID.filter(lambda s: s.strip() == s and s.isprintable()), min_size=1, max_size=4, unique=True))
+def test_the_log_maps_every_instance_id_back_to_its_folder(
+    tmp_path_factory: pytest.TempPathFactory, key: rsa.RSAPrivateKey, ids: list[str]
+) -> None:
+    ids = list({i.removeprefix("uuid:"): i for i in ids}.values())
+    base = tmp_path_factory.mktemp("ids")
+    for n, instance_id in enumerate(ids):
+        collect(base / "in" / f"s{n}", key, instance_id, media=())
+    crypto.decrypt([base / "in"], key=key, out_dir=base / "out")
+    by_id = {row["instance_id"]: row["folder"] for row in rows(base / "out")}
+    assert set(by_id) == set(ids)
+    for instance_id, folder in by_id.items():
+        assert (base / "out" / folder / "submission.xml").read_bytes() == instance(instance_id)
+
+
+def test_an_error_committing_one_submission_is_its_row(
+    tmp_path: Path, key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    collect(tmp_path / "in" / "a", key, "uuid:commit-1")
+    collect(tmp_path / "in" / "b", key, "uuid:commit-2")
+    real_rename = os.rename
+
+    def rename(source: str, target: str) -> None:
+        if str(target).endswith("commit-1"):
+            raise PermissionError(13, "Permission denied")
+        real_rename(source, target)
+
+    monkeypatch.setattr(os, "rename", rename)
+    result = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")
+    assert [(r.status, r.reason_code) for r in result.submissions] == [
+        ("failed", crypto.COMMIT_FAILED),
+        ("ok", ""),
+    ]
+    assert "Permission denied" in result.submissions[0].message
+    assert [r["status"] for r in rows(tmp_path / "out")] == ["failed", "ok"]
+    assert not (tmp_path / "out" / crypto.PARTIAL_DIR).exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not_a_zip", "empty"])
+def test_one_damaged_zip_is_one_failed_row_and_the_rest_go_on(
+    tmp_path: Path, key: rsa.RSAPrivateKey, key_file: Path, damage: str
+) -> None:
+    enc = collect(tmp_path / "src" / "hh_1", key, "uuid:zipdmg-1")
+    good = tmp_path / "in" / "good.zip"
+    good.parent.mkdir()
+    with zipfile.ZipFile(good, "w") as zf:
+        for path in (*enc.files, enc.manifest):
+            zf.writestr(f"hh_1/{path.name}", path.read_bytes())
+    bad = tmp_path / "in" / "a-bad.zip"
+    data = good.read_bytes()
+    bad.write_bytes({"truncated": data[: len(data) // 2], "not_a_zip": b"PK\x03\x04 not really", "empty": b""}[damage])
+    collect(tmp_path / "in" / "plain" / "hh_2", key, "uuid:zipdmg-2")
+    result = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")
+    assert [(r.source, r.status, r.reason_code) for r in result.submissions] == [
+        (str(bad), "failed", crypto.ZIP_UNREADABLE),
+        (f"{good}!hh_1/hh_1.xml", "ok", ""),
+        (str(tmp_path / "in" / "plain" / "hh_2" / "hh_2.xml"), "ok", ""),
+    ]
+    assert len(rows(tmp_path / "out")) == 3
+    cli = runner.invoke(app, ["decrypt", str(tmp_path / "in"), "--key", str(key_file), "--out", str(tmp_path / "o2")])
+    assert cli.exit_code == 1 and "zip" in cli.output
+
+
+def test_a_zip_bomb_is_refused_without_filling_the_disk(
+    tmp_path: Path, key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member expanding ~1000x is refused before it is written; the zip is one failed row, the other inputs go on,
+    and nothing is unpacked outside OUT's work folder (removed at the end, and by the next run after a kill -9)."""
+    bomb = tmp_path / "in" / "bomb.zip"
+    bomb.parent.mkdir()
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("instances/x/x.xml", b"<data>" + b" " * (8 << 20) + b"</data>")
+    collect(tmp_path / "in" / "hh_1", key, "uuid:bomb-1")
+    scratch = tmp_path / "system-tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    seen: list[list[str]] = []
+    result = crypto.decrypt(
+        [tmp_path / "in"],
+        key=key,
+        out_dir=tmp_path / "out",
+        on_result=lambda _: seen.append(sorted(p.name for p in scratch.iterdir())),
+    )
+    assert [(r.status, r.reason_code) for r in result.submissions] == [
+        ("failed", crypto.ZIP_TOO_LARGE),
+        ("ok", ""),
+    ]
+    assert "zip bomb" in result.submissions[0].message
+    assert seen == [[], []]  # nothing unpacked in the system's temporary folder
+    assert not (tmp_path / "out" / crypto.PARTIAL_DIR).exists()
+
+
+def test_the_work_folder_is_removed_when_the_run_is_interrupted(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
+    enc = collect(tmp_path / "src" / "hh_1", key, "uuid:intr-1")
+    archive = tmp_path / "pull.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for path in (*enc.files, enc.manifest):
+            zf.writestr(f"hh_1/{path.name}", path.read_bytes())
+
+    def interrupt(_: crypto.SubmissionResult) -> None:
+        assert any((tmp_path / "out" / crypto.PARTIAL_DIR / "zips").rglob("*.enc"))  # unpacked inside OUT
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        crypto.decrypt([archive], key=key, out_dir=tmp_path / "out", on_result=interrupt)
+    assert not (tmp_path / "out" / crypto.PARTIAL_DIR).exists()
+
+
+def test_a_second_run_on_the_same_out_is_told_clearly(
+    tmp_path: Path, key: rsa.RSAPrivateKey, key_file: Path
+) -> None:
+    collect(tmp_path / "in" / "a", key, "uuid:lock-1")
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = os.open(out, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # what a first run holds while it writes
+        with pytest.raises(ToolkitError) as refused:
+            crypto.decrypt([tmp_path / "in"], key=key, out_dir=out)
+        assert refused.value.issue.code == crypto.OUT_LOCKED
+        cli = runner.invoke(app, ["decrypt", str(tmp_path / "in"), "--key", str(key_file), "--out", str(out)])
+        assert cli.exit_code == 3 and "another `migkit decrypt` run" in cli.output
+        assert list(out.iterdir()) == []  # the first run's work folder was not touched
+    finally:
+        os.close(holder)
+    assert [r.status for r in crypto.decrypt([tmp_path / "in"], key=key, out_dir=out).submissions] == ["ok"]
+
+
+def test_two_runs_at_once_on_one_out(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
+    """While one run writes, a second one started on the same OUT is refused, and the first finishes intact."""
+    for n in range(6):
+        collect(tmp_path / "in" / f"s{n}", key, f"uuid:two-{n}")
+    outcomes: list[str] = []
+
+    def start_second(_: crypto.SubmissionResult) -> None:
+        if not outcomes:
+            try:
+                crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")
+            except ToolkitError as exc:
+                outcomes.append(exc.issue.code)
+
+    first = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out", on_result=start_second)
+    assert outcomes == [crypto.OUT_LOCKED]
+    assert [r.status for r in first.submissions] == ["ok"] * 6 and len(rows(tmp_path / "out")) == 6
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 6 MB tmpfs (the suite runs as root, here and in CI): a disk that really fills up."""
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs", str(mount)],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, f"this test needs root to mount a small tmpfs: {made.stderr}"
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_full_disk_stops_cleanly_and_keeps_the_log(
+    tmp_path: Path, key: rsa.RSAPrivateKey, key_file: Path, small_disk: Path, workers: int
+) -> None:
+    photo = os.urandom(400 << 10)  # does not compress: 15 of them fill the disk
+    for n in range(24):
+        collect(tmp_path / "in" / f"s{n:02d}", key, f"uuid:full-{n:02d}", media=(("p.jpg", photo),))
+    with pytest.raises(ToolkitError) as stopped:
+        crypto.decrypt([tmp_path / "in"], key=key, out_dir=small_disk / "out", workers=workers)
+    issue = stopped.value.issue
+    assert issue.code == crypto.DISK_FULL and str(small_disk) in issue.message and "is full" in issue.message
+    logged = rows(small_disk / "out")
+    assert 0 < len(logged) < 24 and {r["status"] for r in logged} == {"ok"}
+    assert f"{len(logged)} submission(s)" in issue.message
+    for row in logged:  # each row logged is whole in OUT
+        assert (small_disk / "out" / row["folder"] / "p.jpg").read_bytes() == photo
+    assert sorted(p.name for p in (small_disk / "out").iterdir()) == sorted([crypto.LOG_NAME, *(r["folder"] for r in logged)])
+    cli = runner.invoke(app, ["decrypt", str(tmp_path / "in"), "--key", str(key_file), "--out", str(small_disk / "out")])
+    assert cli.exit_code == 3 and "is full" in cli.output and "unexpected" not in cli.output
+    again = rows(small_disk / "out")  # what was written is verified and skipped, then the disk fills up again
+    assert [r["reason_code"] for r in again[: len(logged)]] == [crypto.ALREADY_DONE] * len(logged)
+
+
+def test_a_manifest_padded_with_leading_comments_is_still_capped(tmp_path: Path, key: rsa.RSAPrivateKey) -> None:
+    enc = collect(tmp_path / "in" / "x", key, "uuid:pad-1")
+    padding_comment = "<!--" + "x" * (crypto.MANIFEST_MAX_BYTES + 10) + "-->"
+    enc.manifest.write_text(enc.manifest.read_text().replace("<data ", padding_comment + "<data ", 1))
+    result = crypto.decrypt_submission(enc.manifest, key=key, out_dir=tmp_path / "out")
+    assert (result.status, result.reason_code) == ("failed", crypto.MANIFEST_UNSAFE)
+    assert "limit" in result.message
+
+
+def test_an_instance_id_with_a_slash_is_shown_whole(tmp_path: Path, key: rsa.RSAPrivateKey, key_file: Path) -> None:
+    collect(tmp_path / "in" / "a", key, "uuid:region/7/hh-12")
+    collect(tmp_path / "in" / "b", key, "uuid:region/7/hh-12", answer="edited")  # a conflict: it is printed
+    cli = runner.invoke(
+        app, ["decrypt", str(tmp_path / "in"), "--key", str(key_file), "--out", str(tmp_path / "out")], terminal_width=400
+    )
+    assert cli.exit_code == 1
+    assert "conflict uuid:region/7/hh-12 (" in cli.output
+    logged = rows(tmp_path / "out")
+    assert [r["instance_id"] for r in logged] == ["uuid:region/7/hh-12"] * 2
+    assert logged[0]["folder"] == crypto.instance_folder("uuid:region/7/hh-12")
+    assert logged[1]["folder"] == logged[0]["folder"] + "__2"
+    assert not (tmp_path / "out" / "region").exists()

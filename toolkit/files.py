@@ -3,8 +3,10 @@ rename it into place (a rename within one folder is atomic on every file system 
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -77,3 +79,35 @@ def write_bytes_atomic(target: Path, data: bytes, *, shared: bool = False) -> No
         shared: the usual permissions instead of 0600, for outputs without answers.
     """
     write_atomic(target, lambda path: path.write_bytes(data), shared=shared)
+
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # not on Windows, where copies from tablets hold no symbolic links
+
+
+class NotRegularFile(OSError):
+    """An input that is a symbolic link (never followed: it could point at a private key) or not a file at all."""
+
+
+def read_regular_file(path: Path | str, *, max_bytes: int | None = None) -> bytes:
+    """Read an input file without following a symbolic link in its last component.
+
+    Raises `NotRegularFile` for a link, a folder, a device or a pipe (and one larger than `max_bytes`), `OSError` when
+    it cannot be read.
+
+    Parameters:
+        path: the file.
+        max_bytes: the largest file accepted (None: any).
+    """
+    try:
+        handle = os.open(path, os.O_RDONLY | _O_NOFOLLOW | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        if Path(path).is_symlink():
+            raise NotRegularFile(errno.ELOOP, "it is a symbolic link, which migkit never follows", str(path)) from None
+        raise
+    with os.fdopen(handle, "rb") as reader:
+        info = os.fstat(reader.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise NotRegularFile(errno.EINVAL, "it is not a regular file", str(path))
+        if max_bytes is not None and info.st_size > max_bytes:
+            raise NotRegularFile(errno.EFBIG, f"it is {info.st_size} bytes long (limit {max_bytes})", str(path))
+        return reader.read()

@@ -47,6 +47,7 @@ from toolkit.settings import (
 )
 from toolkit.validate import wrap_calculated
 from toolkit.xform import XF, FormModel, Node, parse_xform
+from toolkit.xml import parse_untrusted
 from toolkit.xpath import (
     CompiledExpr,
     EvalEnv,
@@ -418,8 +419,7 @@ class _Generator:
     @staticmethod
     def _secondary_instances(form: FormModel, media_dir: Path | None) -> dict[str, XNode]:
         """Choice lists in the form, and external ones (select_one_from_file) found in the form's media."""
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-        html = etree.fromstring(form.xform.encode("utf-8"), parser)
+        html = parse_untrusted(form.xform)
         trees = {}
         for instance in html.iter(f"{{{XF}}}instance"):
             name, src = instance.get("id"), instance.get("src")

@@ -20,6 +20,7 @@ from typing import Literal
 from lxml import etree
 
 from toolkit.errors import INPUT_MISSING, INPUT_UNREADABLE, ToolkitError, define, error
+from toolkit.xml import UntrustedXMLError, parse_untrusted
 
 XF = "http://www.w3.org/2002/xforms"
 H = "http://www.w3.org/1999/xhtml"
@@ -72,12 +73,6 @@ _INPUT_TYPES = {
     "boolean": "boolean",
 }
 _INSTANCE_CALL = re.compile(r"""^\s*instance\(\s*['"]([^'"]+)['"]\s*\)(.*)$""", re.DOTALL)
-
-
-def _safe_parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True
-    )
 
 
 def _local(tag: object) -> str:
@@ -365,16 +360,11 @@ def parse_xform(xform: str | bytes, *, source: str | None = None) -> FormModel:
         source: where it came from, for messages.
     """
     data = xform.encode("utf-8") if isinstance(xform, str) else xform
-    if b"<!DOCTYPE" in data[:4096] or b"<!ENTITY" in data:
-        raise ToolkitError(
-            error(FORM_MODEL_INVALID, "The XForm declares a DOCTYPE or entities; refusing it.", file=source)
-        )
     try:
-        html = etree.fromstring(data, _safe_parser())
-    except etree.XMLSyntaxError as exc:
-        raise ToolkitError(
-            error(FORM_MODEL_INVALID, f"The XForm is not well-formed XML: {exc}", file=source)
-        ) from None
+        html = parse_untrusted(data)
+    except UntrustedXMLError as exc:
+        what = "declares a DOCTYPE or entities; refusing it" if exc.reason == "doctype" else exc.message
+        raise ToolkitError(error(FORM_MODEL_INVALID, f"The XForm {what}.", file=source)) from None
     head = html.find(f"{{{H}}}head")
     model = head.find(f"{{{XF}}}model") if head is not None else None
     body = html.find(f"{{{H}}}body")

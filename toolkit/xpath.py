@@ -42,7 +42,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from lxml import etree
+from toolkit.xml import UntrustedXMLError, parse_untrusted
 
 __all__ = [
     "CompiledExpr",
@@ -875,11 +875,12 @@ def load_secondary_instance(path: Path) -> XNode:
                     if key is not None:
                         item.append(XNode(key.strip(), value or ""))
         return root
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-    data = path.read_bytes()
-    if b"<!DOCTYPE" in data[:4096]:
-        raise XPathEvalError(f"{path.name}: attachments with a DOCTYPE are refused")
-    return build_tree(etree.fromstring(data, parser))
+    try:
+        return build_tree(parse_untrusted(path.read_bytes()))
+    except UntrustedXMLError as exc:
+        if exc.reason == "doctype":
+            raise XPathEvalError(f"{path.name}: attachments with a DOCTYPE are refused") from None
+        raise XPathEvalError(f"{path.name}: the attachment {exc.message}") from None
 
 
 def _pulldata_rows(env: EvalEnv, name: str) -> list[dict[str, str]]:

@@ -31,7 +31,9 @@ Everything other modules use is re-exported here; private helpers stay in their 
 
 from toolkit.crypto.codes import (
     ALREADY_DONE,
+    COMMIT_FAILED,
     CONFLICT,
+    DISK_FULL,
     DUPLICATE,
     ENVELOPE_REPAIRED,
     FORM_NO_WORKBOOK,
@@ -48,6 +50,8 @@ from toolkit.crypto.codes import (
     MEDIA_CORRUPT,
     MEDIA_MISSING,
     MGF1_SHA1,
+    OUT_LOCKED,
+    OUT_OVERLAPS_INPUT,
     PLAINTEXT,
     RULES,
     SIGNATURE_CAUSES,
@@ -56,6 +60,8 @@ from toolkit.crypto.codes import (
     WRONG_KEY,
     XML_CORRUPT,
     XML_MISSING,
+    ZIP_TOO_LARGE,
+    ZIP_UNREADABLE,
     ZIP_UNSAFE,
 )
 from toolkit.crypto.encrypt import COLLECT_NS, OPENROSA_NS, EncryptedSubmission, encrypt_submission
@@ -73,7 +79,14 @@ from toolkit.crypto.keys import (
     public_key_base64,
     read_passphrase_file,
 )
-from toolkit.crypto.manifest import BASE64_MAX_CHARS, ID_MAX_CHARS, MEDIA_MAX_FILES, NAME_MAX_BYTES
+from toolkit.crypto.manifest import (
+    BASE64_MAX_CHARS,
+    FOLDER_MAX_BYTES,
+    ID_MAX_CHARS,
+    MEDIA_MAX_FILES,
+    NAME_MAX_BYTES,
+    instance_folder,
+)
 from toolkit.crypto.results import (
     CONFLICT_SEPARATOR,
     GOOD_STATUSES,
@@ -86,7 +99,7 @@ from toolkit.crypto.results import (
     Status,
     SubmissionResult,
 )
-from toolkit.crypto.run import ZIP_MAX_MEMBERS, ZIP_MAX_TOTAL_BYTES, decrypt, decrypt_submission, iter_log
+from toolkit.crypto.run import decrypt, decrypt_submission, iter_log
 from toolkit.crypto.scheme import (
     AES_KEY_BYTES,
     BLOCK,
@@ -110,10 +123,13 @@ __all__ = [
     "CENTRAL_PBKDF2_ROUNDS",
     "CHUNK_BYTES",
     "COLLECT_NS",
+    "COMMIT_FAILED",
     "CONFLICT",
     "CONFLICT_SEPARATOR",
+    "DISK_FULL",
     "DUPLICATE",
     "ENVELOPE_REPAIRED",
+    "FOLDER_MAX_BYTES",
     "FORM_NO_WORKBOOK",
     "GOOD_STATUSES",
     "ID_MAX_CHARS",
@@ -138,6 +154,8 @@ __all__ = [
     "NAME_MAX_BYTES",
     "OAEP_SHA256",
     "OPENROSA_NS",
+    "OUT_LOCKED",
+    "OUT_OVERLAPS_INPUT",
     "PARTIAL_DIR",
     "PASSPHRASE_ENV",
     "PLAINTEXT",
@@ -152,8 +170,8 @@ __all__ = [
     "WRONG_KEY",
     "XML_CORRUPT",
     "XML_MISSING",
-    "ZIP_MAX_MEMBERS",
-    "ZIP_MAX_TOTAL_BYTES",
+    "ZIP_TOO_LARGE",
+    "ZIP_UNREADABLE",
     "ZIP_UNSAFE",
     "AttachResult",
     "DecryptResult",
@@ -171,6 +189,7 @@ __all__ = [
     "enketo_legacy_seed",
     "forge_md5",
     "generate_keypair",
+    "instance_folder",
     "iter_log",
     "iv_seed",
     "key_needs_passphrase",

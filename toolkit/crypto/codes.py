@@ -38,13 +38,19 @@ DUPLICATE = define("decrypt.duplicate", "The same submission was already decrypt
 CONFLICT = define("decrypt.conflict", "Another submission with the same instanceID but other content exists")
 ALREADY_DONE = define("decrypt.already_done", "Decrypted in an earlier run; outputs verified and kept")
 ZIP_UNSAFE = define("decrypt.zip_unsafe_member", "A zip member would land outside the extraction folder")
-MGF1_SHA1 = define(
-    "decrypt.mgf1_sha1", "The AES key was wrapped with OAEP MGF1-SHA1 (SunJCE-style encryptor)"
+ZIP_UNREADABLE = define("decrypt.zip_unreadable", "A zip file among the inputs is damaged or truncated")
+ZIP_TOO_LARGE = define(
+    "decrypt.zip_too_large", "A zip file unpacks to more than its size allows (a zip bomb?) and was refused"
 )
+OUT_LOCKED = define("decrypt.out_locked", "Another decrypt run is writing into the same output folder")
+OUT_OVERLAPS_INPUT = define(
+    "decrypt.out_overlaps_input", "The output folder is inside an input folder, or an input inside it"
+)
+DISK_FULL = define("decrypt.disk_full", "The disk holding the output folder is full")
+COMMIT_FAILED = define("decrypt.commit_failed", "A decrypted submission could not be moved into the output folder")
+MGF1_SHA1 = define("decrypt.mgf1_sha1", "The AES key was wrapped with OAEP MGF1-SHA1 (SunJCE-style encryptor)")
 INTERNAL_ERROR = define("decrypt.internal_error", "migkit failed on this submission; the run went on")
-ENVELOPE_REPAIRED = define(
-    "decrypt.envelope_repaired", "The manifest was not well-formed XML and was repaired"
-)
+ENVELOPE_REPAIRED = define("decrypt.envelope_repaired", "The manifest was not well-formed XML and was repaired")
 
 # Rules that recover a signature (recorded as reason code decrypt.recovered.<rule>).
 RULES: dict[str, str] = {

@@ -4,13 +4,15 @@ without DTDs or entities, with caps on every element and file names that must be
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
 from lxml import etree
 
 from toolkit.crypto.codes import MANIFEST_INVALID, MANIFEST_UNSAFE
-from toolkit.crypto.results import STAMP_NAME
+from toolkit.crypto.results import LOG_NAME, STAMP_NAME
+from toolkit.xml import UntrustedXMLError, parse_untrusted
 
 # Element caps: an 8192-bit RSA block is 1,368 base64 characters.
 BASE64_MAX_CHARS = 2048
@@ -26,46 +28,26 @@ class _Refused(Exception):
         self.message = message
 
 
-_PARSER_OPTIONS = {
-    "resolve_entities": False,
-    "no_network": True,
-    "load_dtd": False,
-    "huge_tree": False,
-    "remove_comments": True,
-    "remove_pis": True,
-}
-_DOCTYPE_RE = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.I)
 # Central's simulator writes `encrypted="yes", version="..."` (central-backend test/util/crypto-odk.js).
 _STRAY_COMMA_RE = re.compile(rb'("|\')\s*,(\s+[A-Za-z_][\w.:-]*\s*=)')
 
 
-_PARSER: etree.XMLParser | None = None
-
-
-def _parse_xml(data: bytes) -> tuple[etree._Element, bool]:
+def _parse_xml(data: bytes, max_bytes: int) -> tuple[etree._Element, bool]:
     """Parse untrusted XML; refuse any DOCTYPE or entity declaration. Returns (root, repaired)."""
-    global _PARSER  # noqa: PLW0603 - one parser per process: making one costs more than parsing a manifest
-    if _DOCTYPE_RE.search(data):
-        raise _Refused(MANIFEST_UNSAFE, "contains a DOCTYPE or ENTITY declaration, which is never accepted")
-    if _PARSER is None:
-        _PARSER = etree.XMLParser(**_PARSER_OPTIONS)
-    parser = _PARSER
     try:
-        root = etree.fromstring(data, parser)
-        repaired = False
-    except etree.XMLSyntaxError as exc:
-        head_end = data.find(b">", data.find(b"<data"))
-        fixed = _STRAY_COMMA_RE.sub(rb"\1\2", data[: head_end + 1], count=4) + data[head_end + 1 :]
-        if head_end < 0 or fixed == data:
-            raise _Refused(MANIFEST_INVALID, f"is not well-formed XML ({exc.msg})") from None
-        try:
-            root = etree.fromstring(fixed, etree.XMLParser(**_PARSER_OPTIONS))
-        except etree.XMLSyntaxError:
-            raise _Refused(MANIFEST_INVALID, f"is not well-formed XML ({exc.msg})") from None
-        repaired = True
-    if root.getroottree().docinfo.doctype:
-        raise _Refused(MANIFEST_UNSAFE, "contains a DOCTYPE declaration, which is never accepted")
-    return root, repaired
+        return parse_untrusted(data, max_bytes=max_bytes), False
+    except UntrustedXMLError as exc:
+        if exc.reason != "syntax":
+            raise _Refused(MANIFEST_UNSAFE, exc.message) from None
+        syntax = exc.message
+    head_end = data.find(b">", data.find(b"<data"))
+    fixed = _STRAY_COMMA_RE.sub(rb"\1\2", data[: head_end + 1], count=4) + data[head_end + 1 :]
+    if head_end < 0 or fixed == data:
+        raise _Refused(MANIFEST_INVALID, syntax)
+    try:
+        return parse_untrusted(fixed, max_bytes=max_bytes), True
+    except UntrustedXMLError as exc:
+        raise _Refused(MANIFEST_INVALID if exc.reason == "syntax" else MANIFEST_UNSAFE, syntax) from None
 
 
 def _local(element: etree._Element) -> str:
@@ -201,12 +183,44 @@ def _is_manifest(root: etree._Element) -> bool:
     return any(_local(child) == "base64EncryptedKey" for child in root)
 
 
-def _instance_folder(instance_id: str) -> str:
-    folder = instance_id.removeprefix("uuid:")
-    if not _plain_name_ok(folder):
-        raise _Refused(
-            MANIFEST_UNSAFE,
-            "has an instanceID that cannot be a folder name (path separators, '..' or control characters); "
-            "refused",
-        )
-    return folder
+# Output folders are named after the instanceID. A name is used as it is only when it is safe on every file system
+# OUT may be copied to and cannot be mistaken for anything else decrypt writes: no separators, control or Windows-
+# forbidden characters, not hidden (ingest skips dot-folders), not '.', not a reserved name, not ending like a
+# conflict copy (`<id>__2`), and short enough that `__<n>` and the hidden temporary names still fit in 255 bytes.
+FOLDER_MAX_BYTES = 200
+_FOLDER_UNSAFE_RE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|~]')
+_WINDOWS_DEVICE_RE = re.compile(r"^(?:CON|PRN|AUX|NUL|COM\d|LPT\d)(?:\..*)?$", re.IGNORECASE)
+_CONFLICT_LIKE_RE = re.compile(r"__\d+$")
+_READABLE_PART_BYTES = 80
+_DIGEST_CHARS = 20  # 80 bits of SHA-256: no two instanceIDs of any survey share a folder by chance
+
+
+def _plain_folder(name: str) -> bool:
+    return bool(
+        name
+        and not name.startswith((".", " "))
+        and not name.endswith((".", " "))
+        and not _FOLDER_UNSAFE_RE.search(name)
+        and not _CONFLICT_LIKE_RE.search(name)
+        and not _WINDOWS_DEVICE_RE.match(name)
+        and name.casefold() != LOG_NAME.casefold()
+        and len(name.encode("utf-8")) <= FOLDER_MAX_BYTES
+    )
+
+
+def instance_folder(instance_id: str) -> str:
+    """The output folder of an instanceID: the ID without `uuid:` when that is a safe name (every Collect, Enketo
+    and Central ID is), else a readable part of it with `~` and a digest of the whole ID. `~` never appears in a name
+    used as it is, so the two kinds never meet; the log records which folder each instanceID went to. As before,
+    `uuid:x` and `x` are one submission's ID (conflicts between them are kept apart when committing).
+
+    Parameters:
+        instance_id: the instanceID as the submission gives it.
+    """
+    name = instance_id.removeprefix("uuid:")
+    if _plain_folder(name):
+        return name
+    readable = _FOLDER_UNSAFE_RE.sub("_", name).strip(". ")
+    readable = readable.encode("utf-8")[:_READABLE_PART_BYTES].decode("utf-8", errors="ignore").rstrip(". ")
+    digest = hashlib.sha256(name.encode("utf-8", errors="surrogatepass")).hexdigest()[:_DIGEST_CHARS]
+    return f"{readable or 'instance'}~{digest}"

@@ -9,7 +9,7 @@ from enum import StrEnum
 from pathlib import Path
 
 LOG_NAME = "decrypt-log.csv"
-LOG_COLUMNS = ("instance_id", "form_id", "version", "source", "status", "reason_code", "message")
+LOG_COLUMNS = ("instance_id", "form_id", "version", "source", "status", "reason_code", "message", "folder")
 STAMP_XATTR = "user.migkit.decrypt"  # what an output folder holds, as an extended attribute (Linux)
 STAMP_NAME = ".migkit-decrypt.json"  # the same as a dot-file where there are no extended attributes
 PARTIAL_DIR = ".migkit-partial"  # work folders inside OUT, renamed into place when complete
@@ -40,10 +40,10 @@ class SubmissionResult:
     status: Status
     reason_code: str
     message: str
-    folder: str = ""  # output folder name inside OUT, "" when nothing was written
+    folder: str = ""  # output folder name inside OUT (see instance_folder), "" when nothing was written
 
     def row(self) -> dict[str, str]:
-        """The log columns (no output folder), as written to decrypt-log.csv and printed by --json."""
+        """The log columns, as written to decrypt-log.csv and printed by --json."""
         return {name: str(getattr(self, name)) for name in LOG_COLUMNS}
 
     @property

@@ -5,20 +5,17 @@ points `decrypt`, `decrypt_submission` and `iter_log`.
 # File-wide lint exceptions, each for a reason:
 # PTH: walking the inputs and writing the log use os-level calls on strings; pathlib objects cost measurable
 #      time per file at tens of thousands of submissions (bench/decrypt.py).
-# ruff: noqa: PTH105, PTH116, PTH123
+# ruff: noqa: PTH116, PTH123
 
 from __future__ import annotations
 
 import concurrent.futures
 import csv
+import dataclasses
 import multiprocessing
 import operator
 import os
-import re
 import shutil
-import stat
-import tempfile
-import zipfile
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -26,92 +23,24 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from toolkit.crypto.codes import ZIP_UNSAFE
+from toolkit.archives import ArchiveRefused, SafeZip
+from toolkit.crypto.codes import COMMIT_FAILED, ZIP_TOO_LARGE, ZIP_UNREADABLE, ZIP_UNSAFE
 from toolkit.crypto.commit import _Committer
 from toolkit.crypto.keys import LoadedKey
-from toolkit.crypto.results import LOG_COLUMNS, LOG_NAME, PARTIAL_DIR, DecryptResult, Status, SubmissionResult
-from toolkit.crypto.scheme import CHUNK_BYTES, PRIVATE_FOLDER_MODE
+from toolkit.crypto.outdir import (
+    DISK_FULL_ERRNOS,
+    LogWriter,
+    clear_work_folders,
+    disk_full_error,
+    locked_output,
+    refuse_overlap,
+)
+from toolkit.crypto.results import LOG_NAME, PARTIAL_DIR, DecryptResult, Status, SubmissionResult
+from toolkit.crypto.scheme import PRIVATE_FOLDER_MODE
 from toolkit.crypto.submission import _Outcome, _safe_process, _Task
-from toolkit.errors import INPUT_MISSING, OUTPUT_UNWRITABLE, ToolkitError, error
-
-ZIP_MAX_MEMBERS = 1_000_000
-ZIP_MAX_TOTAL_BYTES = 200 << 30
-
+from toolkit.errors import INPUT_MISSING, ToolkitError, error
 
 # --- Finding submissions in folders and zips
-def _unsafe_member(name: str) -> bool:
-    normalised = name.replace("\\", "/")
-    return (
-        not normalised
-        or "\0" in normalised
-        or normalised.startswith("/")
-        or bool(re.match(r"^[A-Za-z]:", normalised))
-        or any(part == ".." for part in normalised.split("/"))
-    )
-
-
-def _extract_zip(archive: Path, target: Path, label: str) -> list[SubmissionResult]:
-    """Extract a zip safely: members that would escape `target` (absolute paths, '..', drive letters, symlinks) are
-    refused and reported; sizes are checked while copying."""
-    refused: list[SubmissionResult] = []
-    total = 0
-    root = target.resolve()
-    try:
-        with zipfile.ZipFile(archive) as zf:
-            members = zf.infolist()
-            if len(members) > ZIP_MAX_MEMBERS:
-                raise ToolkitError(
-                    error(INPUT_MISSING, f"has {len(members)} members; too many.", file=str(archive))
-                )
-            for info in members:
-                mode = info.external_attr >> 16
-                is_link = stat.S_ISLNK(mode)
-                destination = (root / info.filename.replace("\\", "/")).resolve()
-                escapes = os.path.commonpath([root, destination]) != str(root)
-                if _unsafe_member(info.filename) or escapes or is_link:
-                    why = "a symbolic link" if is_link else "a path outside the extraction folder"
-                    refused.append(
-                        SubmissionResult(
-                            "",
-                            "",
-                            "",
-                            f"{label}!{info.filename}",
-                            Status.FAILED,
-                            ZIP_UNSAFE,
-                            f"zip member refused: it is {why}; nothing extracted from it",
-                        )
-                    )
-                    continue
-                if info.is_dir():
-                    destination.mkdir(parents=True, exist_ok=True)
-                    continue
-                total += info.file_size
-                if total > ZIP_MAX_TOTAL_BYTES:
-                    raise ToolkitError(
-                        error(INPUT_MISSING, "unpacks to more than 200 GB; refused.", file=str(archive))
-                    )
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                written = 0
-                with zf.open(info) as src, open(destination, "wb") as dst:
-                    while chunk := src.read(CHUNK_BYTES):
-                        written += len(chunk)
-                        if written > info.file_size:
-                            raise ToolkitError(
-                                error(
-                                    INPUT_MISSING,
-                                    f"member {info.filename} is larger than its "
-                                    "header says (a zip bomb?); refused.",
-                                    file=str(archive),
-                                )
-                            )
-                        dst.write(chunk)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ToolkitError(
-            error(INPUT_MISSING, f"cannot be read as a zip file: {exc}", file=str(archive))
-        ) from None
-    return refused
-
-
 _entry_name = operator.attrgetter("name")
 
 
@@ -162,8 +91,28 @@ def _discover(inputs: Sequence[Path], out_dir: Path, scratch: Path) -> Iterator[
         nonlocal zips
         zips += 1
         target = scratch / f"zip{zips}"
-        target.mkdir(parents=True)
-        yield from _extract_zip(archive, target, str(archive))
+        target.mkdir(PRIVATE_FOLDER_MODE, parents=True)
+        try:
+            with SafeZip(archive) as pulled:
+                refused = [*pulled.refused, *pulled.extract(target)]
+        except ArchiveRefused as exc:
+            # One damaged or hostile zip is one failed row; the other inputs go on.
+            shutil.rmtree(target, ignore_errors=True)
+            code = ZIP_UNREADABLE if exc.reason == "unreadable" else ZIP_TOO_LARGE
+            yield SubmissionResult(
+                "", "", "", str(archive), Status.FAILED, code, f"{exc.message}; nothing in this zip was decrypted"
+            )
+            return
+        for member in refused:
+            yield SubmissionResult(
+                "",
+                "",
+                "",
+                f"{archive}!{member.name}",
+                Status.FAILED,
+                ZIP_UNSAFE,
+                f"zip member refused: {member.why}; nothing extracted from it",
+            )
         for file in _walk(target, out_dir):
             if file[-4:].lower() == ".xml":
                 yield _Task(file, _label(Path(file), target, str(archive)), str(out_dir))
@@ -204,18 +153,6 @@ def _as_key(key: LoadedKey | rsa.RSAPrivateKey) -> rsa.RSAPrivateKey:
     return key.private_key if isinstance(key, LoadedKey) else key
 
 
-def _prepare_out(out_dir: Path) -> None:
-    try:
-        # A new OUT and the work folders are private (decrypted answers); an existing OUT keeps its permissions.
-        out_dir.mkdir(PRIVATE_FOLDER_MODE, parents=True, exist_ok=True)
-        shutil.rmtree(out_dir / PARTIAL_DIR, ignore_errors=True)  # leftovers of an interrupted run
-        (out_dir / PARTIAL_DIR).mkdir(PRIVATE_FOLDER_MODE)
-    except OSError as exc:
-        raise ToolkitError(
-            error(OUTPUT_UNWRITABLE, f"cannot prepare the output folder: {exc.strerror}", file=str(out_dir))
-        ) from None
-
-
 def decrypt_submission(
     manifest: Path,
     *,
@@ -224,7 +161,8 @@ def decrypt_submission(
     files: Mapping[str, Path] | None = None,
     source: str | None = None,
 ) -> SubmissionResult:
-    """Decrypt one submission (or copy one plaintext instance) into OUT/<instanceID without uuid:>/.
+    """Decrypt one submission (or copy one plaintext instance) into OUT/<folder>/ (the instanceID without uuid:
+    when it is a safe folder name, see `instance_folder`).
 
     The same rules as `decrypt` apply: signature check with peer recovery, incomplete media, duplicates and
     conflicts against what OUT already holds, atomic rename into place, nothing written for failures.
@@ -238,12 +176,29 @@ def decrypt_submission(
         source: how the result names the input (default: the manifest path).
     """
     out_dir = Path(out_dir)
-    _prepare_out(out_dir)
-    task = _Task(str(manifest), source or str(manifest), str(out_dir))
-    outcome = _safe_process(task, _as_key(key), files)
-    result = _Committer(out_dir).commit(outcome)
-    shutil.rmtree(out_dir / PARTIAL_DIR, ignore_errors=True)
-    return result
+    with locked_output(out_dir):
+        task = _Task(str(manifest), source or str(manifest), str(out_dir))
+        outcome = _safe_process(task, _as_key(key), files)
+        return _commit_one(_Committer(out_dir), outcome)
+
+
+def _commit_one(committer: _Committer, outcome: _Outcome) -> SubmissionResult:
+    """Commit one outcome; an error moving it into place is its own failed row (a full disk stops the run)."""
+    try:
+        return committer.commit(outcome)
+    except OSError as exc:
+        if exc.errno in DISK_FULL_ERRNOS:
+            raise
+        if outcome.tmp:
+            shutil.rmtree(outcome.tmp, ignore_errors=True)
+        return dataclasses.replace(
+            outcome.result,
+            status=Status.FAILED,
+            reason_code=COMMIT_FAILED,
+            folder="",
+            message=f"decrypted, but could not be moved into the output folder as {outcome.folder!r} "
+            f"({exc.strerror or type(exc).__name__}); nothing was kept. Run again once the cause is fixed",
+        )
 
 
 def decrypt(
@@ -259,7 +214,9 @@ def decrypt(
 
     Inputs are searched recursively for Collect instance folders, Briefcase/Aggregate storage, Central or Enketo
     downloads and plaintext instances. Inputs are never changed; each submission is written to a work folder and renamed
-    into place when complete; re-running on the same OUT verifies and skips what is already there.
+    into place when complete; re-running on the same OUT verifies and skips what is already there. One run at a time
+    writes into OUT (a second one is refused while the first holds OUT's lock); OUT may not be inside an input folder
+    nor an input inside OUT. A full disk stops the run cleanly, with the log of what was written.
 
     Parameters:
         inputs: folders and .zip files.
@@ -273,39 +230,43 @@ def decrypt(
     items = [Path(p) for p in inputs]
     for item in items:
         if not item.exists():
-            raise ToolkitError(
-                error(INPUT_MISSING, "does not exist; give a folder or a .zip.", file=str(item))
-            )
-    _prepare_out(out_dir)
+            raise ToolkitError(error(INPUT_MISSING, "does not exist; give a folder or a .zip.", file=str(item)))
+    refuse_overlap(items, out_dir)
     private = _as_key(key)
     counts = {str(s): 0 for s in Status}
     kept: list[SubmissionResult] = []
     log_path = out_dir / LOG_NAME
-    log_tmp = out_dir / PARTIAL_DIR / (LOG_NAME + ".tmp")
     committer = _Committer(out_dir)
-    scratch = Path(tempfile.mkdtemp(prefix="migkit-decrypt-"))
-    try:
-        with open(log_tmp, "w", encoding="utf-8", newline="") as log_file:
-            writer = csv.DictWriter(log_file, fieldnames=LOG_COLUMNS)
-            writer.writeheader()
+    with locked_output(out_dir) as partial:
+        log = LogWriter(partial)
+        try:
 
             def emit(result: SubmissionResult) -> None:
                 counts[str(result.status)] += 1
-                writer.writerow(result.row())
+                log.add(result.row())
                 if keep_results:
                     kept.append(result)
                 if on_result is not None:
                     on_result(result)
 
-            for outcome in _outcomes(_discover(items, out_dir, scratch), private, workers):
-                if isinstance(outcome, SubmissionResult):
-                    emit(outcome)
-                elif outcome.kind != "none":
-                    emit(committer.commit(outcome))
-        os.replace(log_tmp, log_path)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-        shutil.rmtree(out_dir / PARTIAL_DIR, ignore_errors=True)
+            try:
+                for outcome in _outcomes(_discover(items, out_dir, partial / "zips"), private, workers):
+                    if isinstance(outcome, SubmissionResult):
+                        emit(outcome)
+                    elif outcome.kind != "none":
+                        emit(_commit_one(committer, outcome))
+                log.finish(log_path)
+            except OSError as exc:
+                if exc.errno not in DISK_FULL_ERRNOS:
+                    raise
+                clear_work_folders(partial)  # frees the space of submissions not yet committed
+                try:
+                    log.finish(log_path)
+                except OSError:
+                    raise disk_full_error(out_dir, exc, sum(counts.values()), log_kept=False) from None
+                raise disk_full_error(out_dir, exc, sum(counts.values()), log_kept=True) from None
+        finally:
+            log.close()
     return DecryptResult(out_dir=out_dir, log_path=log_path, counts=counts, submissions=tuple(kept))
 
 
@@ -325,48 +286,57 @@ def _outcomes(
     # inter-process traffic rarely (128 per batch costs about 6% less CPU per submission than 32). Submissions in
     # flight (decrypted into OUT's work folder, not yet committed) are capped at IN_FLIGHT_PER_WORKER per worker:
     # enough queued work to keep every worker busy, and a bounded amount of temporary disk with large photos.
-    batch_size, largest_batch = 8, 128
-    in_flight_limit = workers * IN_FLIGHT_PER_WORKER
-    der = key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     context = multiprocessing.get_context(method)
-    pending: deque[tuple[concurrent.futures.Future[list[_Outcome]] | list[SubmissionResult], int]] = deque()
-    in_flight = 0
     with concurrent.futures.ProcessPoolExecutor(
         workers, mp_context=context, initializer=_init_worker, initargs=(der,)
     ) as pool:
-        batch: list[_Task] = []
+        try:
+            yield from _pooled(found, pool, workers)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # a full disk: batches not started are not worth starting
+            raise
 
-        def submit(tasks: list[_Task]) -> None:
-            nonlocal in_flight
-            pending.append((pool.submit(_worker_batch, tasks), len(tasks)))
-            in_flight += len(tasks)
 
-        def drain(limit: int) -> Iterator[_Outcome | SubmissionResult]:
-            nonlocal in_flight
-            while pending and in_flight > limit:
-                head, size = pending.popleft()
-                in_flight -= size
-                yield from (head if isinstance(head, list) else head.result())
+def _pooled(
+    found: Iterator[_Task | SubmissionResult], pool: concurrent.futures.ProcessPoolExecutor, workers: int
+) -> Iterator[_Outcome | SubmissionResult]:
+    """Feed the pool in growing batches with a bounded window; results in input order."""
+    batch_size, largest_batch = 8, 128
+    in_flight_limit = workers * IN_FLIGHT_PER_WORKER
+    pending: deque[tuple[concurrent.futures.Future[list[_Outcome]] | list[SubmissionResult], int]] = deque()
+    in_flight = 0
+    batch: list[_Task] = []
 
-        for item in found:
-            if isinstance(item, SubmissionResult):
-                if batch:
-                    submit(batch)
-                    batch = []
-                pending.append(([item], 0))
-            else:
-                batch.append(item)
-                if len(batch) >= batch_size:
-                    submit(batch)
-                    batch = []
-                    batch_size = min(largest_batch, batch_size * 2)
-            yield from drain(in_flight_limit)
-        if batch:
-            submit(batch)
-        yield from drain(-1)
+    def submit(tasks: list[_Task]) -> None:
+        nonlocal in_flight
+        pending.append((pool.submit(_worker_batch, tasks), len(tasks)))
+        in_flight += len(tasks)
+
+    def drain(limit: int) -> Iterator[_Outcome | SubmissionResult]:
+        nonlocal in_flight
+        while pending and in_flight > limit:
+            head, size = pending.popleft()
+            in_flight -= size
+            yield from (head if isinstance(head, list) else head.result())
+
+    for item in found:
+        if isinstance(item, SubmissionResult):
+            if batch:
+                submit(batch)
+                batch = []
+            pending.append(([item], 0))
+        else:
+            batch.append(item)
+            if len(batch) >= batch_size:
+                submit(batch)
+                batch = []
+                batch_size = min(largest_batch, batch_size * 2)
+        yield from drain(in_flight_limit)
+    if batch:
+        submit(batch)
+    yield from drain(-1)
 
 
 def iter_log(path: Path) -> Iterator[dict[str, str]]:

@@ -50,7 +50,6 @@ from toolkit.crypto.codes import (
 from toolkit.crypto.manifest import (
     ID_MAX_CHARS,
     _attr,
-    _instance_folder,
     _is_manifest,
     _local,
     _Manifest,
@@ -59,7 +58,9 @@ from toolkit.crypto.manifest import (
     _read_manifest,
     _Refused,
     _text,
+    instance_folder,
 )
+from toolkit.crypto.outdir import DISK_FULL_ERRNOS
 from toolkit.crypto.results import PARTIAL_DIR, Status, SubmissionResult
 from toolkit.crypto.scheme import (
     _O_BINARY,
@@ -332,7 +333,7 @@ def _process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | No
             "failed",
         )
     try:
-        root, repaired = _parse_xml(data)
+        root, repaired = _parse_xml(data, PLAINTEXT_XML_MAX_BYTES)
     except _Refused as refused:
         if not looks_like_manifest and refused.code == MANIFEST_INVALID and b"instanceID" not in data:
             # Some other broken XML file (not a submission): not ours to report. A damaged instance (it
@@ -343,16 +344,23 @@ def _process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | No
         return _Outcome(_result(None, source, Status.FAILED, "", "form definition"), "none")  # an XForm
     if not _is_manifest(root):
         return _copy_plaintext(task, root, data)
+    if size > MANIFEST_MAX_BYTES:  # a manifest whose markers were pushed past the first MB (leading comments)
+        return _Outcome(
+            _result(
+                None,
+                source,
+                Status.FAILED,
+                MANIFEST_UNSAFE,
+                f"is a manifest of {size} bytes (limit {MANIFEST_MAX_BYTES}); refused",
+            ),
+            "failed",
+        )
     manifest: _Manifest | None = None
     try:
         manifest = _read_manifest(root, repaired)
         if not manifest.instance_id:
-            raise _Refused(
-                MANIFEST_INVALID, "has no instanceID (neither meta/instanceID nor a root attribute)"
-            )
-        folder = _instance_folder(manifest.instance_id)
-        if manifest.root_instance_id:
-            _instance_folder(manifest.root_instance_id)
+            raise _Refused(MANIFEST_INVALID, "has no instanceID (neither meta/instanceID nor a root attribute)")
+        folder = instance_folder(manifest.instance_id)
         if not manifest.encrypted_key:
             raise _Refused(MANIFEST_INVALID, "has no base64EncryptedKey")
     except _Refused as refused:
@@ -671,16 +679,7 @@ def _copy_plaintext(task: _Task, root: etree._Element, data: bytes) -> _Outcome:
         signature="",
         repaired=False,
     )
-    try:
-        folder = (
-            _instance_folder(instance_id)
-            if instance_id
-            else "noid-" + hashlib.sha1(source.encode()).hexdigest()[:12]
-        )
-    except _Refused as refused:
-        return _Outcome(
-            _result(m, source, Status.FAILED, refused.code, f"plaintext instance {refused.message}"), "failed"
-        )
+    folder = instance_folder(instance_id) if instance_id else "noid-" + hashlib.sha1(source.encode()).hexdigest()[:12]
     media = _referenced_media(root, path.parent, path.name)
     manifest_sha = hashlib.sha256(data).hexdigest()
     done, replace = _already_done(out_dir, folder, manifest_sha, media)
@@ -721,6 +720,8 @@ def _safe_process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path]
     try:
         return _process(task, key, files)
     except OSError as exc:
+        if exc.errno in DISK_FULL_ERRNOS:
+            raise  # every later submission would fail alike: the run stops, with its log
         return _Outcome(
             _result(
                 None,

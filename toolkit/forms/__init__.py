@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyxform
-from lxml import etree
 from pyxform.errors import PyXFormError
 from pyxform.validators import odk_validate
 from pyxform.xls2xform import convert
 
 from toolkit.errors import INPUT_MISSING, Issue, Location, Severity, ToolkitError, define, error, warning
 from toolkit.files import write_text_atomic
+from toolkit.xml import parse_untrusted
 
 FORM_SUFFIXES = (".xlsx", ".xls", ".md", ".csv")
 
@@ -139,8 +139,7 @@ def run_odk_validate(xform: str) -> tuple[bool | None, list[Issue]]:
 
 
 def _settings_of(xform: str) -> tuple[str | None, str | None, str | None]:
-    parser = etree.XMLParser(resolve_entities=False, no_network=True)
-    root = etree.fromstring(xform.encode("utf-8"), parser)
+    root = parse_untrusted(xform)
     ns = {"h": "http://www.w3.org/1999/xhtml", "x": "http://www.w3.org/2002/xforms"}
     title = root.findtext("h:head/h:title", namespaces=ns)
     instance = root.find("h:head/x:model/x:instance", namespaces=ns)

@@ -17,7 +17,7 @@ from toolkit.errors import (
 from toolkit.ingest.parse import _Record
 from toolkit.ingest.plan import _Plan, _Table
 from toolkit.ingest.result import NOT_DECRYPTED, ORPHAN_ROW
-from toolkit.ingest.sources import ZIP_MAX_CSV_BYTES, _zip_infos, _zip_read
+from toolkit.ingest.sources import ZIP_MAX_CSV_BYTES, _open_zip, _zip_infos, _zip_read
 
 # Central "All data" export columns that carry no answer (lib/data/briefcase.js in getodk/central-backend).
 _CENTRAL_META = {
@@ -153,7 +153,7 @@ def _central_opener(input_path: Path) -> Callable[[str], bytes | None] | None:
 
         return read_file if any(input_path.glob("*.csv")) else None
     if zipfile.is_zipfile(input_path):
-        with zipfile.ZipFile(input_path) as archive:
+        with _open_zip(input_path) as archive:
             tables = {
                 info.filename: _zip_read(archive, info, ZIP_MAX_CSV_BYTES, str(input_path))
                 for info in _zip_infos(archive, str(input_path))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import NamedTuple
 
 from lxml import etree
 
+from toolkit.files import read_regular_file
 from toolkit.ingest.plan import _EMPTY_PLAN, _FIELD, _GROUP, _JR_TEMPLATE, _Plan
-from toolkit.ingest.sources import _classify, _safe_parser
+from toolkit.ingest.sources import _classify
+from toolkit.xml import UntrustedXMLError, parse_untrusted
 
 
 class _Record(NamedTuple):
@@ -24,7 +25,6 @@ class _Record(NamedTuple):
 
 
 _WORKER_PLAN: _Plan | None = None
-_PARSER: etree.XMLParser | None = None
 
 
 def _init_worker(plan: _Plan) -> None:
@@ -111,15 +111,11 @@ def _walk(  # noqa: PLR0917 (the hot loop: positional arguments are the cheapest
 
 
 def _read_submission(source: str, data: bytes, plan: _Plan) -> _Record:
-    global _PARSER  # noqa: PLW0603 (one parser per process; lxml parsers are not shared between processes)
-    if _PARSER is None:
-        _PARSER = _safe_parser()
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        return _Record(source, None, None, "", [], frozenset(), problem="it declares a DOCTYPE; refusing it")
     try:
-        root = etree.fromstring(data, _PARSER)
-    except etree.XMLSyntaxError as exc:
-        return _Record(source, None, None, "", [], frozenset(), problem=f"it is not well-formed XML ({exc})")
+        root = parse_untrusted(data)
+    except UntrustedXMLError as exc:
+        problem = "it declares a DOCTYPE; refusing it" if exc.reason == "doctype" else f"it {exc.message}"
+        return _Record(source, None, None, "", [], frozenset(), problem=problem)
     instance_id = _instance_id(root) or ""
     values: dict[str, str] = {}
     rows: list[tuple] = [(0, instance_id, None, (), values)]
@@ -133,7 +129,7 @@ def _read_item(name: str, data: bytes | None, plan: _Plan) -> _Record:
     """Read (when `data` is None, from the file `name`), classify and parse one candidate file."""
     if data is None:
         try:
-            data = Path(name).read_bytes()
+            data = read_regular_file(name)
         except OSError as exc:
             problem = str(exc.strerror)
             return _Record(name, None, None, "", [], frozenset(), problem=problem, kind="unreadable")

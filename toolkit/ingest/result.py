@@ -37,6 +37,7 @@ NOT_DECRYPTED = define(
 ORPHAN_ROW = define("ingest.orphan_row", "A repeat row of a Central export has no parent row")
 NO_SUBMISSIONS = define("ingest.no_submissions", "The input holds no submission of the form")
 MEDIA_CONFLICT = define("ingest.media_conflict", "Two attachments share a file name but differ")
+LINK_REFUSED = define("ingest.link_refused", "An attachment is a symbolic link, which is never followed")
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,12 @@ import os
 import re
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
-from lxml import etree
-
+from toolkit.archives import ZIP_MAX_RATIO as ARCHIVE_MAX_RATIO
+from toolkit.archives import ArchiveRefused, SafeZip
 from toolkit.errors import (
     INPUT_MISSING,
     INPUT_UNREADABLE,
@@ -19,27 +20,15 @@ from toolkit.errors import (
     error,
     warning,
 )
-from toolkit.files import write_bytes_atomic
-from toolkit.ingest.result import MEDIA_CONFLICT
+from toolkit.files import NotRegularFile, read_regular_file, write_bytes_atomic
+from toolkit.ingest.result import LINK_REFUSED, MEDIA_CONFLICT
 
-# Zip inputs are untrusted: entries are read into memory (never extracted by their own names) under caps.
-ZIP_MAX_ENTRIES = 1_000_000
+# Zip inputs are untrusted: entries are read into memory (never extracted by their own names) under the caps of
+# toolkit.archives and these.
 ZIP_MAX_XML_BYTES = 64 * 1024 * 1024
 ZIP_MAX_CSV_BYTES = 2 * 1024 * 1024 * 1024
 ZIP_MAX_MEDIA_BYTES = 2 * 1024 * 1024 * 1024
-# A deflated entry expanding more than this is treated as a zip bomb (XML and CSV compress ~10-30x).
-ZIP_MAX_RATIO = 200
-
-
-def _safe_parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
+ZIP_MAX_RATIO = ARCHIVE_MAX_RATIO
 
 
 _HEAD = re.compile(rb"^(?:\s|<\?.*?\?>|<!--.*?-->)*<([A-Za-z_][\w.:-]*)((?:\s[^>]*)?)/?>", re.DOTALL)
@@ -76,43 +65,33 @@ class _Source(NamedTuple):
     is_file: bool = False  # a plain file, which a worker process can read by its name
 
 
-def _safe_member(name: str) -> bool:
-    parts = name.replace("\\", "/").split("/")
-    return not (name.startswith(("/", "\\")) or ".." in parts or re.match(r"^[A-Za-z]:", name))
+def _open_zip(path: Path) -> SafeZip:
+    """Open an input zip under the shared caps; ToolkitError when it cannot be read or is refused whole."""
+    try:
+        return SafeZip(path, max_ratio=ZIP_MAX_RATIO)
+    except ArchiveRefused as exc:
+        raise ToolkitError(error(INPUT_UNREADABLE, f"The zip {exc.message}.", file=str(path))) from None
 
 
-def _zip_read(archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int, source: str) -> bytes:
+def _zip_read(archive: SafeZip, info: zipfile.ZipInfo, cap: int, source: str) -> bytes:
     """Read one zip entry under a size cap and a compression-ratio cap; ToolkitError when it breaks one."""
-    too_big = info.file_size > cap or (
-        info.compress_size > 0
-        and info.file_size > 1_000_000
-        and info.file_size / info.compress_size > ZIP_MAX_RATIO
-    )
-    if too_big:
+    try:
+        return archive.read(info, cap)
+    except ArchiveRefused as exc:
         raise ToolkitError(
             error(
                 INPUT_UNREADABLE,
-                f"Zip entry {info.filename} is too large or compressed "
-                f"suspiciously ({info.file_size} bytes); refusing it.",
+                f"Zip entry {info.filename} is too large, damaged or compressed suspiciously ({exc.message}); "
+                "refusing it.",
                 file=source,
             )
-        )
-    with archive.open(info) as handle:
-        data = handle.read(cap + 1)
-    if len(data) > cap:
-        raise ToolkitError(
-            error(INPUT_UNREADABLE, f"Zip entry {info.filename} is larger than declared.", file=source)
-        )
-    return data
+        ) from None
 
 
-def _zip_infos(archive: zipfile.ZipFile, source: str) -> list[zipfile.ZipInfo]:
-    infos = archive.infolist()
-    if len(infos) > ZIP_MAX_ENTRIES:
-        raise ToolkitError(
-            error(INPUT_UNREADABLE, f"The zip has {len(infos)} entries; refusing it.", file=source)
-        )
-    return [info for info in infos if not info.is_dir() and _safe_member(info.filename)]
+def _zip_infos(archive: SafeZip, source: str) -> list[zipfile.ZipInfo]:
+    """The entries that may be read (regular files with safe names); `source` names the zip in messages."""
+    del source  # the archive was checked when it was opened
+    return archive.members
 
 
 def _raiser(exc: Exception) -> Callable[[], bytes]:
@@ -130,11 +109,11 @@ def _xml_sources(input_path: Path) -> list[_Source]:
             dirs[:] = [d for d in dirs if not d.startswith(".")]  # work folders of atomic writers
             found += [f"{folder}{os.sep}{f}" for f in files if f.lower().endswith(".xml") and f[0] != "."]
         found.sort(key=lambda name: name.split(os.sep))  # noqa: PTH206 (folder by folder, cheaply)
-        return [_Source(name, Path(name).read_bytes, True) for name in found]
+        return [_Source(name, partial(read_regular_file, name), True) for name in found]
     if zipfile.is_zipfile(input_path):
         # Submissions in a zip are small: read them all while the archive is open.
         sources = []
-        with zipfile.ZipFile(input_path) as archive:
+        with _open_zip(input_path) as archive:
             infos = [i for i in _zip_infos(archive, str(input_path)) if i.filename.lower().endswith(".xml")]
             for info in sorted(infos, key=lambda i: i.filename):
                 name = f"{input_path}!{info.filename}"
@@ -146,7 +125,7 @@ def _xml_sources(input_path: Path) -> list[_Source]:
                 sources.append(_Source(name, lambda data=data: data))
         return sources
     if input_path.is_file():
-        return [_Source(str(input_path), input_path.read_bytes, True)]
+        return [_Source(str(input_path), partial(read_regular_file, input_path), True)]
     raise ToolkitError(
         error(INPUT_MISSING, "The input does not exist; check the path.", file=str(input_path))
     )
@@ -176,7 +155,11 @@ def _copy_media(
     copied = 0
     for name, load in files:
         target = target_dir / Path(name).name
-        data = load()
+        try:
+            data = load()
+        except NotRegularFile as exc:
+            issues.append(warning(LINK_REFUSED, f"{exc.strerror}; not copied.", file=name))
+            continue
         if target.exists():
             if target.read_bytes() != data:
                 issues.append(
@@ -204,18 +187,23 @@ def _media_files(
             if folder == input_path:
                 continue
             for path in sorted(folder.iterdir()):
+                # Links are listed (and refused when read, with a warning): a linked "photo" could be any file.
                 if (
-                    path.is_file()
+                    (path.is_symlink() or path.is_file())
                     and path.suffix.lower() not in {".xml", ".enc"}
                     and not path.name.startswith(".")
                 ):
-                    files.append((str(path), path.read_bytes))
+                    files.append((str(path), partial(read_regular_file, path)))
         media = input_path / "media"
-        if media.is_dir():
-            files += [(str(p), p.read_bytes) for p in sorted(media.iterdir()) if p.is_file()]
+        if media.is_dir() and not media.is_symlink():
+            files += [
+                (str(p), partial(read_regular_file, p))
+                for p in sorted(media.iterdir())
+                if p.is_symlink() or p.is_file()
+            ]
         yield from files
     elif zipfile.is_zipfile(input_path):
-        with zipfile.ZipFile(input_path) as archive:  # open while the caller copies, one entry at a time
+        with _open_zip(input_path) as archive:  # open while the caller copies, one entry at a time
             for info in _zip_infos(archive, str(input_path)):
                 name = info.filename
                 if name.startswith("media/") and not name.lower().endswith((".xml", ".csv")):

@@ -47,6 +47,7 @@ from toolkit.errors import (
 )
 from toolkit.report import Report
 from toolkit.xform import XF, FormModel, Node, load_form
+from toolkit.xml import UntrustedXMLError, parse_untrusted
 from toolkit.xpath import (
     CompiledExpr,
     EvalEnv,
@@ -265,8 +266,7 @@ def _load_secondary(model: FormModel, media_dir: Path | None, problems: list[Fin
     """Inline secondary instances from the XForm, plus external ones (CSV/XML attachments) from media."""
     secondary: dict[str, XNode] = {}
     if model.xform:
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
-        html = etree.fromstring(model.xform.encode("utf-8"), parser)
+        html = parse_untrusted(model.xform)
         for inst in html.iter(f"{{{XF}}}instance"):
             ident = inst.get("id")
             if ident and inst.get("src") is None and len(inst):
@@ -467,12 +467,12 @@ def _triggerable_order(model: FormModel, rules: Mapping[str, _Rule]) -> tuple[li
 
 
 def _safe_parse(data: bytes) -> etree._Element:
-    if b"<!DOCTYPE" in data[:4096] or b"<!ENTITY" in data:
-        raise ValueError("the file declares a DOCTYPE or entities; refusing it")
-    parser = etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_comments=True
-    )
-    return etree.fromstring(data, parser)
+    try:
+        return parse_untrusted(data)
+    except UntrustedXMLError as exc:
+        if exc.reason == "doctype":
+            raise ValueError("the file declares a DOCTYPE or entities; refusing it") from None
+        raise
 
 
 def _complete(form: CompiledForm, node: XNode, path: str) -> None:
