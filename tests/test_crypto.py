@@ -363,6 +363,18 @@ def test_keys_new_cli(tmp_path: Path) -> None:
     assert crypto.load_private_key(private, passphrase=b"field team 2026 passphrase")  # untouched
 
 
+@pytest.mark.parametrize("mask", [0o000, 0o022])
+def test_keys_new_is_private_whatever_the_umask(tmp_path: Path, mask: int) -> None:
+    """The key folder 0700, private.pem 0600, public.pem 0644: set explicitly, so umask 000 gives no more."""
+    previous = os.umask(mask)
+    try:
+        crypto.generate_keypair(tmp_path / "new" / "keys")
+    finally:
+        os.umask(previous)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "new" / "keys", *(tmp_path / "new" / "keys").iterdir())}
+    assert modes == {"keys": 0o700, "private.pem": 0o600, "public.pem": 0o644}
+
+
 def test_keys_new_without_passphrase_and_bad_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(crypto.PASSPHRASE_ENV, raising=False)
     ok = runner.invoke(app, ["keys", "new", "--out", str(tmp_path / "k")])

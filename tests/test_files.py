@@ -12,7 +12,14 @@ from typer.testing import CliRunner
 
 from tests.conftest import write_md_form
 from toolkit.cli import app
-from toolkit.files import write_atomic, write_bytes_atomic, write_text_atomic
+from toolkit.files import (
+    NotRegularFile,
+    make_private_folder,
+    read_regular_file,
+    write_atomic,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 
 # Each helper as (target, text, **options) -> None, and the bytes it should leave on disk for that text.
 Helper = Callable[..., None]
@@ -227,3 +234,30 @@ def test_a_target_name_near_the_file_name_limit_still_gets_a_temporary_file(tmp_
     target = tmp_path / ("д" * 120 + ".csv")  # 244 bytes: the name itself is allowed
     write_text_atomic(target, "x")
     assert target.read_text(encoding="utf-8") == "x" and [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_read_regular_file_never_follows_a_link(tmp_path: Path) -> None:
+    secret = tmp_path / "private.pem"
+    secret.write_bytes(b"-----BEGIN PRIVATE KEY-----")
+    (tmp_path / "photo.jpg").symlink_to(secret)
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "big.xml").write_bytes(b"x" * 100)
+    assert read_regular_file(secret) == b"-----BEGIN PRIVATE KEY-----"
+    for name, why in [("photo.jpg", "symbolic link"), ("folder", "not a regular file"), ("pipe", "not a regular file")]:
+        with pytest.raises(NotRegularFile, match=why):
+            read_regular_file(tmp_path / name)
+    with pytest.raises(NotRegularFile, match="limit 10"):
+        read_regular_file(tmp_path / "big.xml", max_bytes=10)
+    with pytest.raises(FileNotFoundError):
+        read_regular_file(tmp_path / "missing.xml")
+
+
+@pytest.mark.parametrize("mask", [0o000, 0o022, 0o277])
+def test_private_folders_are_0700_whatever_the_umask(tmp_path: Path, umask: Callable[[int], int], mask: int) -> None:
+    umask(mask)
+    make_private_folder(tmp_path / "a" / "b")
+    assert (tmp_path / "a" / "b").stat().st_mode & 0o777 == 0o700
+    (tmp_path / "shared").mkdir(mode=0o755)
+    make_private_folder(tmp_path / "shared")  # an existing folder keeps its permissions
+    assert (tmp_path / "shared").stat().st_mode & 0o777 == 0o755 & ~mask

@@ -532,3 +532,36 @@ def test_cli_summary_table_with_progress(tmp_path, monkeypatch) -> None:
     assert run.exit_code == 1, run.output
     assert "hh-trip" in run.stdout and "type_invalid" in run.stdout
     assert (tmp_path / "d" / "hh.csv").is_file()
+
+
+def test_links_are_never_followed_for_submissions_or_attachments(tmp_path, model) -> None:
+    """A linked "photo" (to a private key) is not copied, and a linked submission.xml outside the input is refused,
+    each with a message; ingest opens inputs without following links, as decrypt does."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "private.pem").write_bytes(b"-----BEGIN PRIVATE KEY-----")
+    (outside / "submission.xml").write_text(SUB_B, encoding="utf-8")
+    folder = write_submissions(tmp_path / "subs", {"a": SUB_A})
+    (folder / "a" / "photo.jpg").symlink_to(outside / "private.pem")
+    (folder / "a" / "real.jpg").write_bytes(b"jpeg")
+    (folder / "b").mkdir()
+    (folder / "b" / "submission.xml").symlink_to(outside / "submission.xml")
+    (folder / "media").symlink_to(outside, target_is_directory=True)
+    result = ingest([folder], model, attachments_dir=tmp_path / "media")
+    assert result.tables["hh"]["KEY"].tolist() == ["uuid:aaaa"]
+    assert sorted(p.name for p in (tmp_path / "media").iterdir()) == ["real.jpg"]
+    messages = {issue.location.file: (issue.code, issue.message) for issue in result.issues}
+    assert messages[str(folder / "b" / "submission.xml")][0] == "input.unreadable"
+    assert "symbolic link" in messages[str(folder / "b" / "submission.xml")][1]
+    assert messages[str(folder / "a" / "photo.jpg")][0] == "ingest.link_refused"
+
+
+def test_a_zip_bomb_among_the_inputs_is_refused(tmp_path, model) -> None:
+    archive = tmp_path / "subs.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a/submission.xml", SUB_A)
+        zf.writestr("b/submission.xml", SUB_B.replace("</data>", " " * (8 << 20) + "</data>"))
+    result = ingest([archive], model)
+    assert result.tables["hh"]["KEY"].tolist() == ["uuid:aaaa"]
+    (issue,) = result.issues
+    assert issue.code == "input.unreadable" and "zip bomb" in issue.message

@@ -99,6 +99,8 @@ class SafeZip:
         if len(infos) > ZIP_MAX_MEMBERS:
             self._zip.close()
             raise ArchiveRefused("too_large", f"has {len(infos)} members (limit {ZIP_MAX_MEMBERS}); refused")
+        # The whole archive may not expand more than its members may (counted while streaming, so that many small
+        # members below the ratio floor cannot add up to a bomb either).
         self.max_total_bytes = min(max_total_bytes, max_ratio * archive_bytes + RATIO_FLOOR_BYTES)
         self.members: list[zipfile.ZipInfo] = []
         self.refused: list[RefusedMember] = []
@@ -113,9 +115,9 @@ class SafeZip:
                 self.members.append(info)
                 seen.add(info.filename)
         declared = sum(info.file_size for info in self.members)
-        if declared > self.max_total_bytes:
+        if declared > max_total_bytes:
             self._zip.close()
-            raise ArchiveRefused("too_large", _too_large(f"its members say they unpack to {declared} bytes"))
+            raise ArchiveRefused("too_large", f"unpacks to {declared} bytes (limit {max_total_bytes}); refused")
 
     def __enter__(self) -> SafeZip:
         return self
@@ -128,13 +130,16 @@ class SafeZip:
     def close(self) -> None:
         self._zip.close()
 
-    def _chunks(self, info: zipfile.ZipInfo, max_bytes: int) -> Iterator[bytes]:
-        """The member's bytes in chunks, each counted against the member's and the archive's caps."""
-        ratio_cap = max(self.max_ratio * info.compress_size, RATIO_FLOOR_BYTES)
+    def _check_header(self, info: zipfile.ZipInfo, max_bytes: int) -> None:
+        """Refuse a member by the sizes its header gives, before anything is written."""
+        if info.file_size > max(self.max_ratio * info.compress_size, RATIO_FLOOR_BYTES):
+            raise ArchiveRefused("too_large", _too_large(f"member {info.filename} expands to {info.file_size} bytes"))
         if info.file_size > max_bytes:
             raise ArchiveRefused("too_large", f"member {info.filename} is {info.file_size} bytes (limit {max_bytes})")
-        if info.file_size > ratio_cap:
-            raise ArchiveRefused("too_large", _too_large(f"member {info.filename} expands {info.file_size} bytes"))
+
+    def _chunks(self, info: zipfile.ZipInfo) -> Iterator[bytes]:
+        """The member's bytes in chunks, each counted against the member's header and the archive's cap (a header
+        may lie: zipfile stops at the size it gives, and the CRC check then fails)."""
         written = 0
         try:
             with self._zip.open(info) as source:
@@ -158,7 +163,8 @@ class SafeZip:
             info: one of `members`.
             max_bytes: the largest member accepted.
         """
-        return b"".join(self._chunks(info, max_bytes))
+        self._check_header(info, max_bytes)
+        return b"".join(self._chunks(info))
 
     def extract(self, target: Path) -> list[RefusedMember]:
         """Write every member below `target` (an empty folder), never following a link. Returns the members
@@ -174,6 +180,7 @@ class SafeZip:
             if os.path.commonpath([root, destination]) != str(root) or destination == root:
                 clashes.append(RefusedMember(info.filename, "it resolves outside the extraction folder"))
                 continue
+            self._check_header(info, self.max_total_bytes)
             try:
                 destination.parent.mkdir(0o700, parents=True, exist_ok=True)
                 fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_BINARY, 0o600)
@@ -181,7 +188,7 @@ class SafeZip:
                 clashes.append(RefusedMember(info.filename, "its name clashes with another member"))
                 continue
             with os.fdopen(fd, "wb") as handle:
-                for chunk in self._chunks(info, self.max_total_bytes):
+                for chunk in self._chunks(info):
                     handle.write(chunk)
         return clashes
 

@@ -3,6 +3,7 @@ rename it into place (a rename within one folder is atomic on every file system 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
@@ -104,10 +105,29 @@ def read_regular_file(path: Path | str, *, max_bytes: int | None = None) -> byte
         if Path(path).is_symlink():
             raise NotRegularFile(errno.ELOOP, "it is a symbolic link, which migkit never follows", str(path)) from None
         raise
-    with os.fdopen(handle, "rb") as reader:
-        info = os.fstat(reader.fileno())
+    try:
+        info = os.fstat(handle)
         if not stat.S_ISREG(info.st_mode):
             raise NotRegularFile(errno.EINVAL, "it is not a regular file", str(path))
         if max_bytes is not None and info.st_size > max_bytes:
             raise NotRegularFile(errno.EFBIG, f"it is {info.st_size} bytes long (limit {max_bytes})", str(path))
+    except BaseException:
+        os.close(handle)
+        raise
+    with os.fdopen(handle, "rb") as reader:
         return reader.read()
+
+
+def make_private_folder(path: Path) -> None:
+    """Create a folder (and missing parents) readable by its owner only, whatever the umask; an existing folder
+    keeps its permissions.
+
+    Parameters:
+        path: the folder.
+    """
+    if path.is_dir():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(0o700)
+        path.chmod(0o700)  # mkdir's mode is cut by the umask; this one is exact

@@ -37,6 +37,7 @@ from toolkit.crypto.codes import (
 )
 from toolkit.crypto.scheme import BLOCK, _strip_pkcs7
 from toolkit.errors import EXIT_CANNOT_RUN, INPUT_MISSING, OUTPUT_UNWRITABLE, ToolkitError, error
+from toolkit.files import make_private_folder
 from toolkit.settings import PASSPHRASE_ENV  # re-exported: where the CLI reads the passphrase from
 
 # Central managed keys (central-backend lib/util/crypto.js): PBKDF2-HMAC-SHA256, 128,000 rounds, 32-byte key.
@@ -366,7 +367,7 @@ def generate_keypair(
                 EXIT_CANNOT_RUN,
             )
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_private_folder(out_dir)  # 0700 whatever the umask: it holds the private key
     except OSError as exc:
         raise ToolkitError(
             error(OUTPUT_UNWRITABLE, f"cannot create the folder: {exc.strerror}", file=str(out_dir))

@@ -20,6 +20,7 @@ from toolkit.crypto.codes import DISK_FULL, OUT_LOCKED, OUT_OVERLAPS_INPUT
 from toolkit.crypto.results import LOG_COLUMNS, LOG_NAME, PARTIAL_DIR
 from toolkit.crypto.scheme import PRIVATE_FILE_MODE, PRIVATE_FOLDER_MODE
 from toolkit.errors import EXIT_USAGE, OUTPUT_UNWRITABLE, ToolkitError, error
+from toolkit.files import make_private_folder
 
 try:
     import fcntl
@@ -58,21 +59,6 @@ def refuse_overlap(inputs: Sequence[Path], out_dir: Path) -> None:
             ),
             EXIT_USAGE,
         )
-
-
-def make_private_folder(path: Path) -> None:
-    """Create a folder (and missing parents) readable by its owner only, whatever the umask; an existing folder
-    keeps its permissions.
-
-    Parameters:
-        path: the folder.
-    """
-    if path.is_dir():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        path.mkdir(PRIVATE_FOLDER_MODE)
-        path.chmod(PRIVATE_FOLDER_MODE)  # mkdir's mode is cut by the umask: 0700 is the mode asked for
 
 
 @contextlib.contextmanager
