@@ -293,6 +293,11 @@ def _result(
     )
 
 
+def _manifest_too_big(source: str, size: int) -> _Outcome:
+    message = f"is a manifest of {size} bytes (limit {MANIFEST_MAX_BYTES}); refused"
+    return _Outcome(_result(None, source, Status.FAILED, MANIFEST_UNSAFE, message), "failed")
+
+
 def _process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | None = None) -> _Outcome:
     """Read one XML file: decrypt it if it is a manifest, copy it if it is a plaintext instance."""
     out_dir, source = task.out_dir, task.source
@@ -322,16 +327,7 @@ def _process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | No
         )
     looks_like_manifest = b"base64EncryptedKey" in data[:MANIFEST_MAX_BYTES] or b"encrypted=" in data[:4096]
     if looks_like_manifest and size > MANIFEST_MAX_BYTES:
-        return _Outcome(
-            _result(
-                None,
-                source,
-                Status.FAILED,
-                MANIFEST_UNSAFE,
-                f"is a manifest of {size} bytes (limit {MANIFEST_MAX_BYTES}); refused",
-            ),
-            "failed",
-        )
+        return _manifest_too_big(source, size)  # refused before parsing
     try:
         root, repaired = _parse_xml(data, PLAINTEXT_XML_MAX_BYTES)
     except _Refused as refused:
@@ -345,16 +341,7 @@ def _process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | No
     if not _is_manifest(root):
         return _copy_plaintext(task, root, data)
     if size > MANIFEST_MAX_BYTES:  # a manifest whose markers were pushed past the first MB (leading comments)
-        return _Outcome(
-            _result(
-                None,
-                source,
-                Status.FAILED,
-                MANIFEST_UNSAFE,
-                f"is a manifest of {size} bytes (limit {MANIFEST_MAX_BYTES}); refused",
-            ),
-            "failed",
-        )
+        return _manifest_too_big(source, size)
     manifest: _Manifest | None = None
     try:
         manifest = _read_manifest(root, repaired)
