@@ -11,8 +11,11 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -1210,3 +1213,33 @@ def test_an_instance_id_with_a_slash_is_shown_whole(tmp_path: Path, key: rsa.RSA
     assert logged[0]["folder"] == crypto.instance_folder("uuid:region/7/hh-12")
     assert logged[1]["folder"] == logged[0]["folder"] + "__2"
     assert not (tmp_path / "out" / "region").exists()
+
+
+def test_after_kill_9_nothing_is_left_outside_out_and_the_next_run_clears_it(
+    tmp_path: Path, key: rsa.RSAPrivateKey, key_file: Path
+) -> None:
+    """A zip is unpacked inside OUT's work folder, never in the system's temporary folder, so a run killed with
+    SIGKILL leaves nothing behind that the next run on the same OUT does not remove."""
+    archive = tmp_path / "pull.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for n in range(150):
+            enc = collect(tmp_path / "src" / f"s{n:03d}", key, f"uuid:kill-{n:03d}", media=())
+            for path in (*enc.files, enc.manifest):
+                zf.writestr(f"s{n:03d}/{path.name}", path.read_bytes())
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "toolkit", "decrypt", str(archive), "--key", str(key_file), "--out", str(out)]
+    child = subprocess.Popen(command, env={**os.environ, "TMPDIR": str(system_tmp)}, cwd=Path(__file__).parent.parent)
+    try:
+        deadline = time.monotonic() + 60
+        while not any((out / crypto.PARTIAL_DIR).glob("zips/*/s*")) and not any(system_tmp.iterdir()):
+            assert child.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+            time.sleep(0.01)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+    assert list(system_tmp.iterdir()) == []
+    assert not (out / crypto.LOG_NAME).exists()
+    result = crypto.decrypt([archive], key=key, out_dir=out)
+    assert result.counts["ok"] == 150 and not (out / crypto.PARTIAL_DIR).exists()
