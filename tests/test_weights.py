@@ -322,6 +322,37 @@ def test_rake_nonconvergence_is_an_error_unless_warn() -> None:
     assert res.issues[-1].code == "weights.not_converged"
 
 
+# Every a=1 case has b=1, so Σw(b=1) ≥ Σw(a=1): targets a=1 → 80 and b=1 → 20 cannot both be met. IPF then drives
+# the factor of the cell (a=2, b=1) to 0 and the others towards overflow; an error that became NaN once passed for
+# "converged" (max() dropped it) with weights that missed a=1 by a factor of 4.
+IMPOSSIBLE = pd.DataFrame({"a": ["1"] * 5 + ["2"] * 5, "b": ["1"] * 6 + ["2"] * 4})
+IMPOSSIBLE_MARGINS = [Margin("a", {"1": 80.0, "2": 20.0}), Margin("b", {"1": 20.0, "2": 80.0})]
+
+
+def test_rake_impossible_margins_are_an_error() -> None:
+    with pytest.raises(WeightingError) as info:
+        rake(IMPOSSIBLE, np.ones(10), IMPOSSIBLE_MARGINS, max_iter=1_000)
+    assert info.value.issues[0].code == "weights.not_converged"
+
+
+def test_rake_impossible_margins_with_warn_report_the_real_fit() -> None:
+    res = rake(IMPOSSIBLE, np.ones(10), IMPOSSIBLE_MARGINS, max_iter=1_000, on_nonconvergence="warn")
+    assert not res.converged
+    assert res.issues[-1].code == "weights.not_converged"
+    assert np.isfinite(res.weights).all()
+    fit = {(m["variable"], m["level"]): m for m in res.margins}
+    assert all(np.isfinite(m["achieved"]) and np.isfinite(m["rel_error"]) for m in fit.values())
+    achieved_a1 = float(res.weights[IMPOSSIBLE["a"] == "1"].sum())
+    assert fit[("a", "1")]["achieved"] == pytest.approx(achieved_a1)
+    assert res.max_rel_error == max(m["rel_error"] for m in fit.values()) > 1e-6
+
+
+def test_calibrate_raking_impossible_margins_do_not_converge() -> None:
+    with pytest.raises(WeightingError) as info:
+        calibrate(IMPOSSIBLE, np.ones(10), IMPOSSIBLE_MARGINS, method="raking", max_iter=1_000)
+    assert info.value.issues[0].code == "weights.not_converged"
+
+
 def test_margins_from_frame_checks_rows() -> None:
     frame = pd.DataFrame({"variable": ["sex", "sex", "sex"], "level": ["m", "f", "m"], "target": [1, "x", 2]})
     with pytest.raises(WeightingError) as info:

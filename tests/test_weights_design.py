@@ -335,6 +335,34 @@ def test_rake_command_nonconvergence(small_table: tuple[Path, Path], tmp_path: P
     assert (tmp_path / "o.csv").exists()
 
 
+def test_rake_command_impossible_margins_fail(small_table: tuple[Path, Path], tmp_path: Path) -> None:
+    """Every case with age=young is male in this table, so young → 6000 and m → 3000 cannot both hold: the
+    factors overflow and no weights meet the margins (once reported as converged, exit 0)."""
+    path, margins = small_table
+    table = pd.read_csv(path)
+    table.loc[table["age"] == "young", "sex"] = "m"
+    table.to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "variable": ["sex", "sex", "age", "age", "age"],
+            "level": ["m", "f", "young", "mid", "old"],
+            "target": [3000, 7000, 6000, 2500, 1500],
+        }
+    ).to_csv(margins, index=False)
+    out = tmp_path / "o.csv"
+    failed = _rake_cli(path, margins, out, "--max-iter", "1000")
+    assert failed.exit_code == 1 and "weights.not_converged" in failed.stderr
+    assert not out.exists()
+    warned = _rake_cli(path, margins, out, "--max-iter", "1000", "--on-nonconvergence", "warn", "--json")
+    assert warned.exit_code == 1
+    payload = json.loads(warned.stdout)
+    assert payload["converged"] is False and payload["max_rel_error"] > 1e-6
+    written = read_table(out)
+    young = written.loc[written["age"] == "young", "weight_raked"].sum()
+    level = next(m for m in payload["margins"] if m["variable"] == "age" and m["level"] == "young")
+    assert level["achieved"] == pytest.approx(young, rel=1e-9)
+
+
 def _variant(example: dict[str, Path], name: str, edit) -> Path:
     design = example["design.toml"].parent / f"design-{name}.toml"
     design.write_text(edit(example["design.toml"].read_text(encoding="utf-8")), encoding="utf-8")
@@ -426,6 +454,39 @@ def test_other_replicate_methods(
         method=method,
     ).rows[0]  # type: ignore[arg-type]
     assert np.isfinite(row.se) and row.se > 0
+
+
+@pytest.mark.parametrize("on_nonconvergence", ["error", "warn"])
+def test_chain_impossible_person_margins_are_not_converged(
+    example: dict[str, Path], tmp_path: Path, on_nonconvergence: str
+) -> None:
+    """A derived margin `young` (age < 30) with a target below that of its part age_group=0-14: the person
+    raking cannot meet both, in the `migkit weights` chain as in `weights rake`."""
+    controls = pd.read_csv(example["design.toml"].parent / "controls_persons.csv")
+    total = controls.loc[controls["variable"] == "sex", "target"].sum()
+    extra = pd.DataFrame({"variable": ["young", "young"], "level": ["yes", "no"], "target": [20_000, total - 20_000]})
+    pd.concat([controls, extra]).to_csv(example["design.toml"].parent / "controls_impossible.csv", index=False)
+    design = _variant(
+        example,
+        f"impossible-{on_nonconvergence}",
+        lambda t: t.replace('margins = "controls_persons.csv"', 'margins = "controls_impossible.csv"')
+        .replace("max_iter = 200", f'max_iter = 1000\non_nonconvergence = "{on_nonconvergence}"')
+        .replace(
+            "[calibration.persons.derive.sex]",
+            '[calibration.persons.derive.young]\nfrom = "hl_age"\nbreaks = [0, 30, 200]\nlabels = ["yes", "no"]\n\n'
+            "[calibration.persons.derive.sex]",
+        )
+        .replace('method = "jkn"', 'method = "none"'),
+    )
+    if on_nonconvergence == "error":
+        with pytest.raises(WeightingError) as info:
+            compute_weights(example["DATA"], design, out_dir=tmp_path)
+        assert info.value.issues[0].code == "weights.not_converged"
+        return
+    res = compute_weights(example["DATA"], design, out_dir=tmp_path)
+    step = next(s for s in res.steps if s["step"] == "calibrate_persons")
+    assert step["converged"] is False and step["max_rel_error"] > 1e-6
+    assert "weights.not_converged" in {i.code for i in res.issues}
 
 
 def test_brr_needs_two_psus_per_stratum(example: dict[str, Path], tmp_path: Path) -> None:

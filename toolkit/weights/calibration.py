@@ -314,7 +314,8 @@ def _margin_fit(
         for k, lev in enumerate(cells.labels[j]):
             target = float(m.targets.get(lev, 0.0))
             rel = abs(got[k] - target) / target if target > 0 else abs(got[k]) / max(m.total, 1.0)
-            worst = max(worst, rel)
+            # max() would drop a NaN (an overflowed margin) and report a perfect fit.
+            worst = max(worst, float(rel)) if math.isfinite(rel) else math.inf
             rows.append(
                 {
                     "variable": m.variable,
@@ -361,11 +362,19 @@ def _finish(
 ) -> None:
     if converged:
         return
-    msg = (
-        f"{method} did not converge: max relative margin error {max_err:.3g} > tol {tol:g} after {iters} "
-        "iterations; the margins may be inconsistent (a level emptied by a zero target, or cells that cannot "
-        "meet both margins). Collapse levels, raise --max-iter, or accept with --on-nonconvergence warn"
-    )
+    if math.isfinite(max_err):
+        msg = (
+            f"{method} did not converge: max relative margin error {max_err:.3g} > tol {tol:g} after {iters} "
+            "iterations; the margins may be inconsistent (a level emptied by a zero target, or cells that "
+            "cannot meet both margins). Collapse levels, raise --max-iter, or accept with --on-nonconvergence "
+            "warn"
+        )
+    else:
+        msg = (
+            f"{method} diverged after {iters} iterations: the adjustment factors overflowed, so no weights "
+            "meet these margins (sample cells cannot meet one margin's target without breaking another's). "
+            "Check the targets against the sample's cross-classification and collapse levels"
+        )
     if on_nonconvergence == "error":
         raise WeightingError([error(NOT_CONVERGED, msg)])
     issues.append(warning(NOT_CONVERGED, msg))
@@ -403,27 +412,26 @@ def rake(
     cells = _cells(table, margins, w, enc)
     targets = [np.array([m.targets.get(lev, 0.0) for lev in cells.labels[j]]) for j, m in enumerate(margins)]
     factor = np.ones_like(cells.weight)
-    converged, max_err, it = False, math.inf, 0
-    for it in range(1, max_iter + 1):  # noqa: B007
-        for j in range(len(margins)):
-            lev = cells.level_of_cell[j]
-            got = np.bincount(lev, weights=cells.weight * factor, minlength=len(targets[j]))
-            with np.errstate(divide="ignore", invalid="ignore"):
+    max_err, it = math.inf, 0
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        for it in range(1, max_iter + 1):  # noqa: B007
+            for j in range(len(margins)):
+                lev = cells.level_of_cell[j]
+                got = np.bincount(lev, weights=cells.weight * factor, minlength=len(targets[j]))
                 ratio = np.where(got > 0, targets[j] / got, np.where(targets[j] == 0, 0.0, 1.0))
-            factor *= ratio[lev]
-        max_err = 0.0
-        for j in range(len(margins)):
-            got = np.bincount(
-                cells.level_of_cell[j], weights=cells.weight * factor, minlength=len(targets[j])
-            )
-            t = targets[j]
-            rel = np.where(
-                t > 0, np.abs(got - t) / np.where(t > 0, t, 1.0), np.abs(got) / max(margins[j].total, 1.0)
-            )
-            max_err = max(max_err, float(rel.max(initial=0.0)))
-        if max_err <= tol:
-            converged = True
-            break
+                factor *= ratio[lev]
+            if not np.isfinite(factor).all():
+                break  # the factors overflowed: margins that no weights can meet
+            _, max_err = _margin_fit(cells, margins, cells.weight * factor)
+            if max_err <= tol:
+                break
+    # Success is judged on the weights that are returned, not on the sweep's bookkeeping: a non-finite
+    # factor, weight or error is non-convergence, whatever the iteration reached.
+    new = w * factor[cells.cell]
+    finite = bool(np.isfinite(new).all())
+    fit, max_err = _margin_fit(cells, margins, np.bincount(cells.cell, weights=new, minlength=len(cells.weight)))
+    max_err = float(max_err)
+    converged = bool(finite and max_err <= tol)
     _finish(
         issues,
         converged=converged,
@@ -431,10 +439,8 @@ def rake(
         tol=tol,
         iters=it,
         method="raking",
-        on_nonconvergence=on_nonconvergence,
+        on_nonconvergence=on_nonconvergence if finite else "error",
     )
-    new = w * factor[cells.cell]
-    fit, _ = _margin_fit(cells, margins, cells.weight * factor)
     return CalibrationResult(
         new, "rake", it, converged, max_err, tuple(fit), weight_summary(new, w), tuple(issues)
     )
@@ -590,16 +596,17 @@ def calibrate(
     g, _ = _calfun(kind, x @ lam, low, up)
     misfit = t - x.T @ (dw * g)
     err = float(np.max(np.abs(misfit) / (1.0 + np.abs(t))))
-    converged = err <= max(tol, 1e-9)
+    finite = bool(np.isfinite(g).all()) and math.isfinite(err)
+    converged = finite and err <= max(tol, 1e-9)
     issues: list[Issue] = _zero_target_warnings(table, margins, enc) if margins else []
     _finish(
         issues,
         converged=converged,
-        max_err=err,
+        max_err=err if finite else math.inf,
         tol=tol,
         iters=it,
         method=f"calibration ({method})",
-        on_nonconvergence=on_nonconvergence,
+        on_nonconvergence=on_nonconvergence if finite else "error",  # non-finite weights are never written
     )
     new = d * g[cell_of_unit]
     if (new <= 0).any() and (d > 0).any():
