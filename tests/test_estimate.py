@@ -66,8 +66,17 @@ def test_nhanes_proportion(nhanes: pd.DataFrame) -> None:
     assert sum(r.estimate for r in res.rows) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize(("mse", "se"), [(False, 31.053792), (True, 31.127555)])
-def test_bootstrap_replicates(mse: bool, se: float) -> None:
+@pytest.mark.parametrize(
+    ("mse", "scale", "se"),
+    [
+        # samplics divides by B (scale 1/50), R `svrepdesign(type = "bootstrap")` by B − 1 (our default).
+        (False, 1 / 50, 31.053792),
+        (True, 1 / 50, 31.127555),
+        (False, None, round(31.053792 * (50 / 49) ** 0.5, 6)),
+        (None, None, round(31.053792 * (50 / 49) ** 0.5, 6)),
+    ],
+)
+def test_bootstrap_replicates(mse: bool | None, scale: float | None, se: float) -> None:
     data = samplics_csv("nmihs_subset.csv")
     row = estimate(
         data,
@@ -77,8 +86,9 @@ def test_bootstrap_replicates(mse: bool, se: float) -> None:
         replicate_prefix="bsrw",
         method="bootstrap",
         mse=mse,
+        scale=scale,
     ).rows[0]
-    assert (round(row.estimate, 6), round(row.se, 6)) == (2679.127143, se)
+    assert (round(row.estimate, 6), round(row.se, 6)) == pytest.approx((2679.127143, se), abs=1.5e-6)
     assert row.df == 49
 
 

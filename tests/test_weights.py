@@ -477,6 +477,7 @@ def test_replicate_factors_structure() -> None:
     boot = replicate_factors(design, "bootstrap", n_replicates=400, seed=1)
     assert boot.factors.shape == (7, 400)
     assert boot.factors.mean() == pytest.approx(1.0, abs=0.05)
+    np.testing.assert_allclose(boot.coefficients, 1 / 399)  # R svrepdesign(type = "bootstrap"): 1/(R − 1)
     two = make_design(6, np.array([1, 1, 2, 2, 3, 3]), np.array([1, 2, 1, 2, 1, 2]))
     fay = replicate_factors(two, "brr", fay=0.5)
     assert fay.factors.shape == (6, 4)

@@ -241,6 +241,14 @@ def test_docs_design_reference_is_the_schema() -> None:
     assert missing == []
 
 
+def test_bootstrap_needs_two_replicates(example: dict[str, Path]) -> None:
+    """R's bootstrap scale is 1/(R − 1): one replicate would divide by zero (fay = 1 is caught by the schema)."""
+    design = _variant(example, "bad-replicates", lambda t: t.replace('method = "jkn"', 'method = "bootstrap"\nn = 1'))
+    with pytest.raises(ToolkitError) as info:
+        WeightDesign.from_file(design)
+    assert info.value.issue.code == "weights.design_invalid" and "at least 2 replicates" in info.value.issue.message
+
+
 # --- `migkit weights rake` ----------------------------------------------------------------------------------
 
 

@@ -100,6 +100,7 @@ def test_jkn_replicates_rerun_raking_like_r(data: pd.DataFrame, name: str, raked
         psu="psu",
         replicate_prefix="rep_",
         method="jkn",
+        mse=True,
     ).rows[0]
     assert row.estimate == pytest.approx(ref["estimate"], rel=1e-12)
     assert row.se == pytest.approx(ref["se"], rel=1e-9)

@@ -4,9 +4,11 @@ Formulas (specs/weights.md §4.7). For R̂ = Σwy/Σwx the linearised variable i
 mean has x = 1; a total has z_i = w_i·y_i). PSU totals z_hi give v = Σ_h n_h/(n_h−1)·Σ_i (z_hi − z̄_h)²
 (with-replacement PSU approximation: the R `survey`, Stata and DHS default; with a finite population correction
 each stratum's term is multiplied by 1 − f_h, f_h = n_h/N_h, as R `svydesign(fpc=)`), df = #PSU − #strata and
-t-based confidence intervals. Domains are estimated without subsetting: y = x = 0 outside the domain, so every
-PSU of the design stays in the variance (R `svyby`, Stata `subpop`). Replicate variances follow the
-coefficients of R `svrepdesign`.
+t-based confidence intervals. With several sampling stages and an fpc for every stage, each later stage adds
+its within-cluster term, weighted by the sampling fractions of the stages above it, as R `svydesign(ids = ~psu +
+ssu, fpc = ~fpc1 + fpc2)` computes it. Domains are estimated without subsetting: y = x = 0 outside the domain, so
+every PSU of the design stays in the variance (R `svyby`, Stata `subpop`). Replicate variances are
+scale·Σ_r rscale_r(θ_r − centre)², with the scale, rscales and centring defaults of R `svrepdesign`.
 """
 
 from __future__ import annotations
@@ -46,6 +48,12 @@ DESIGN_MISSING = define("estimate.design_missing", "A stratum or PSU column has 
 FPC_INVALID = define(
     "estimate.fpc_invalid", "The finite population correction column is missing, not constant within a stratum, or "
     "smaller than the sample"
+)
+STAGES_INVALID = define(
+    "estimate.stages_invalid", "The sampling stages (--psu, --fpc) given do not describe one multistage design"
+)
+REPLICATE_OPTIONS_INVALID = define(
+    "estimate.replicate_options_invalid", "A replicate variance option (--fay, --scale, --rscales) is out of range"
 )
 # A stratum whose PSUs were all taken (f_h = 1) is self-representing: it adds no sampling variance (R uses the
 # same tolerance).
@@ -292,6 +300,37 @@ def fpc_fractions(values: np.ndarray | pd.Series, design: Design, *, column: str
         design: the strata/PSU structure of the same rows.
         column: the column name, for messages.
     """
+    return _sampling_fractions(
+        values,
+        design.stratum_of_psu[design.psu],
+        design.psus_per_stratum(),
+        design.stratum_labels,
+        column=column,
+        group="stratum",
+        units="PSUs",
+    )
+
+
+def _sampling_fractions(
+    values: np.ndarray | pd.Series,
+    group_of_row: np.ndarray,
+    sampled: np.ndarray,
+    group_labels: Sequence[str],
+    *,
+    column: str,
+    group: str,
+    units: str,
+) -> np.ndarray:
+    """Sampling fraction of every group (a stratum at the first stage, a cluster of the stage above later) from
+    an fpc column of population sizes (> 1) or sampling fractions (all ≤ 1), constant within a group.
+
+    Parameters:
+        values: the fpc value of each row.
+        group_of_row: the group index of each row.
+        sampled: the number of clusters sampled in each group.
+        group_labels: the group names, for messages.
+        column, group, units: the column name, what a group is and what it counts, for messages.
+    """
     raw = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy(dtype=float)
 
     def invalid(message: str, row: int | None = None) -> ToolkitError:
@@ -301,19 +340,19 @@ def fpc_fractions(values: np.ndarray | pd.Series, design: Design, *, column: str
         first = int(np.flatnonzero(np.isnan(raw) | (raw < 0))[0]) + 1
         raise invalid(
             f"fpc column {column!r} has missing, negative or non-numeric values (first at data row {first}); "
-            "give every row its stratum's population size or sampling fraction",
+            f"give every row its {group}'s population size or sampling fraction",
             first,
         )
-    stratum_of_row = design.stratum_of_psu[design.psu]
-    low = np.full(design.n_strata, np.inf)
-    high = np.full(design.n_strata, -np.inf)
-    np.minimum.at(low, stratum_of_row, raw)
-    np.maximum.at(high, stratum_of_row, raw)
+    n_groups = len(sampled)
+    low = np.full(n_groups, np.inf)
+    high = np.full(n_groups, -np.inf)
+    np.minimum.at(low, group_of_row, raw)
+    np.maximum.at(high, group_of_row, raw)
     varying = np.flatnonzero(high - low > 1e-9 * np.maximum(np.abs(high), 1.0))
     if varying.size:
-        names = ", ".join(design.stratum_labels[h] for h in varying[:10])
+        names = ", ".join(group_labels[h] for h in varying[:10])
         raise invalid(
-            f"fpc column {column!r} is not constant within stratum(s) {names}; it is a property of the stratum "
+            f"fpc column {column!r} is not constant within {group}(s) {names}; it is a property of the {group} "
             "(its population size or sampling fraction)"
         )
     if (high <= 1).all():
@@ -322,16 +361,128 @@ def fpc_fractions(values: np.ndarray | pd.Series, design: Design, *, column: str
         raise invalid(
             f"fpc column {column!r} mixes sampling fractions (≤ 1) and population sizes (> 1); use one kind"
         )
-    nh = design.psus_per_stratum().astype(float)
-    over = np.flatnonzero(nh > high + 1e-9)
+    count = np.asarray(sampled, dtype=float)
+    over = np.flatnonzero(count > high + 1e-9)
     if over.size:
         h = int(over[0])
         raise invalid(
-            f"fpc column {column!r} gives stratum {design.stratum_labels[h]} a population of {high[h]:g} but the "
-            f"sample has {int(nh[h])} PSUs there (more than 100% sampling); the fpc counts PSUs in the population "
-            "stratum"
+            f"fpc column {column!r} gives {group} {group_labels[h]} a population of {high[h]:g} but the "
+            f"sample has {int(count[h])} {units} there (more than 100% sampling); the fpc counts {units} in the "
+            f"population {group}"
         )
-    return nh / high
+    return count / high
+
+
+@dataclass(frozen=True)
+class LaterStage:
+    """A sampling stage after the first: clusters drawn inside every cluster of the stage above.
+
+    Parameters:
+        cluster: the cluster index of every row at this stage (0..C-1; clusters of different parents differ).
+        parent_of_cluster: the index of the enclosing cluster of the stage above, per cluster (for stage 2 the
+            first-stage PSU index of `Design.psu`).
+        sampling_fraction: per cluster of the stage above, the fraction of its clusters this stage sampled.
+        labels: the names of the clusters of the stage above, for messages.
+    """
+
+    cluster: np.ndarray
+    parent_of_cluster: np.ndarray
+    sampling_fraction: np.ndarray
+    labels: tuple[str, ...]
+
+
+def later_stages(
+    parent_of_row: np.ndarray,
+    parent_labels: Sequence[str],
+    columns: Sequence[tuple[str, np.ndarray | pd.Series, str, np.ndarray | pd.Series]],
+) -> tuple[LaterStage, ...]:
+    """Index the stages after the first, each nested in the one above (cluster ids may repeat across parents).
+
+    Parameters:
+        parent_of_row: the first-stage PSU index of every row (`Design.psu`).
+        parent_labels: the first-stage PSU names, for messages.
+        columns: per later stage, (cluster column, cluster value of each row, fpc column, fpc value of each row).
+    """
+    stages = []
+    parent = np.asarray(parent_of_row, dtype=np.int64)
+    labels = tuple(parent_labels)
+    for name, values, fpc_name, fpc_values in columns:
+        raw = pd.factorize(pd.Series(values), sort=True)[0].astype(np.int64)
+        pair = parent * (int(raw.max(initial=0)) + 1) + raw
+        cluster, uniques = pd.factorize(pair, sort=True)
+        parent_of_cluster = (np.asarray(uniques) // (int(raw.max(initial=0)) + 1)).astype(np.int64)
+        sampled = np.bincount(parent_of_cluster, minlength=len(labels))
+        fractions = _sampling_fractions(
+            fpc_values, parent, sampled, labels, column=fpc_name, group="cluster of the stage above", units=name
+        )
+        stages.append(LaterStage(cluster.astype(np.int64), parent_of_cluster, fractions, labels))
+        value_text = pd.Series(values).astype(str).to_numpy()
+        first_row = np.zeros(len(uniques), dtype=np.int64)
+        first_row[cluster[::-1]] = np.arange(len(cluster))[::-1]
+        labels = tuple(f"{labels[p]}/{value_text[r]}" for p, r in zip(parent_of_cluster, first_row, strict=True))
+        parent = cluster.astype(np.int64)
+    return tuple(stages)
+
+
+def later_stage_variance(
+    z: np.ndarray,
+    column: np.ndarray,
+    n_columns: int,
+    stages: Sequence[LaterStage],
+    psu_fraction: np.ndarray,
+    *,
+    lonely_psu: LonelyPsu = "error",
+) -> np.ndarray:
+    """The variance terms of the stages after the first (R `survey` multistage, `survey.ultimate.cluster =
+    FALSE`): inside every cluster g of the stage above, (1 − f_g)·m_g/(m_g − 1)·Σ_j (Z_gj − Z̄_g)² over its m_g
+    sampled clusters' totals Z_gj, weighted by the product of the sampling fractions of g and of every cluster
+    above it.
+
+    Parameters:
+        z: the linearised value of every row.
+        column: the output column (domain) of every row; `z` adds to that column only.
+        n_columns: the number of output columns.
+        stages: the later stages, in order (see `later_stages`).
+        psu_fraction: the first-stage sampling fraction of every first-stage PSU (its stratum's f_h).
+        lonely_psu: a cluster with one sampled subcluster (and f_g < 1): "error" raises, "certainty" adds
+            nothing, "adjust" centres it at zero as R does; "average" is refused (R gives no number there).
+    """
+    weight = np.asarray(psu_fraction, dtype=float)
+    variance = np.zeros(n_columns)
+    for stage in stages:
+        n_clusters = len(stage.parent_of_cluster)
+        n_parents = len(weight)
+        totals = np.bincount(
+            stage.cluster * n_columns + column, weights=z, minlength=n_clusters * n_columns
+        ).reshape(n_clusters, n_columns)
+        parent = stage.parent_of_cluster
+        sampled = np.bincount(parent, minlength=n_parents).astype(float)
+        sums = np.zeros((n_parents, n_columns))
+        np.add.at(sums, parent, totals)
+        dev = totals - (sums / np.maximum(sampled, 1)[:, None])[parent]
+        keep = 1.0 - stage.sampling_fraction
+        certain = keep < CERTAINTY_TOLERANCE
+        lonely = (sampled == 1) & ~certain & (weight > 0)
+        if lonely.any() and lonely_psu in ("error", "average"):
+            names = [stage.labels[g] for g in np.flatnonzero(lonely)[:10]]
+            raise ToolkitError(
+                error(
+                    LONELY_PSU,
+                    f"{int(lonely.sum())} cluster(s) have a single sampled cluster at the next stage "
+                    f"({', '.join(names)}), so that stage's variance cannot be estimated there; give an fpc "
+                    "showing the cluster was taken whole, or --lonely-psu adjust|certainty"
+                    + (" (average is not defined inside a cluster)" if lonely_psu == "average" else ""),
+                ),
+                EXIT_DATA_PROBLEMS,
+            )
+        if lonely_psu == "adjust":
+            dev[lonely[parent]] = totals[lonely[parent]]
+        squares = np.zeros((n_parents, n_columns))
+        np.add.at(squares, parent, dev * dev)
+        factor = np.where(sampled > 1, sampled / np.maximum(sampled - 1, 1), 1.0) * np.where(certain, 0.0, keep)
+        variance += (squares * (factor * weight)[:, None]).sum(axis=0)
+        weight = (weight * stage.sampling_fraction)[parent]
+    return variance
 
 
 # --- Point estimates and linearised variables --------------------------------------------------------------
@@ -471,14 +622,16 @@ def estimate(
     denominator: str | None = None,
     by: str | None = None,
     strata: str | None = None,
-    psu: str | None = None,
+    psu: str | Sequence[str] | None = None,
     replicate_prefix: str | None = None,
     method: ReplicateMethod | None = None,
     fay: float = 0.0,
-    mse: bool = False,
+    mse: bool | None = None,
     lonely_psu: LonelyPsu = "error",
-    fpc: str | None = None,
+    fpc: str | Sequence[str] | None = None,
     level: float = 0.95,
+    scale: float | None = None,
+    rscales: Sequence[float] | None = None,
 ) -> EstimateResult:
     """Estimate a mean, total, proportion (every level) or ratio, overall or by domain, with its standard
     error.
@@ -490,22 +643,35 @@ def estimate(
         variable: the analysis variable (the numerator of a ratio).
         denominator: the denominator variable of a ratio.
         by: a domain column; domains are estimated without subsetting the design.
-        strata, psu: design columns for Taylor linearisation (and to find JKn coefficients).
+        strata: the stratum column for Taylor linearisation (and to find JKn coefficients).
+        psu: the PSU column, or one cluster column per sampling stage (first stage first; a later stage's ids
+            may repeat across the clusters above it).
         replicate_prefix: use the replicate weight columns starting with this prefix instead of Taylor.
         method: replicate method: "jkn", "jk1", "bootstrap" or "brr" (Fay with `fay` > 0).
-        fay: Fay's coefficient ρ for BRR (0 = classical BRR).
-        mse: centre replicate variances on the full-sample estimate instead of the replicate mean.
+        fay: Fay's coefficient ρ for BRR, 0 ≤ ρ < 1 (0 = classical BRR).
+        mse: centre replicate variances on the full-sample estimate (True) or on the mean of the replicates
+            (False); None takes R `svrepdesign`'s default, False for every method.
         lonely_psu: single-PSU strata handling for Taylor: "error", "adjust", "average", "certainty".
         fpc: a column with each stratum's population size (PSUs) or first-stage sampling fraction, for a
-            finite population correction of the Taylor variance (none by default).
+            finite population correction of the Taylor variance (none by default); with several `psu` stages,
+            one column per stage (a later stage's column holds, for every cluster of the stage above, its
+            number of subclusters or the fraction sampled), as R `svydesign(fpc = ~fpc1 + fpc2)`.
         level: confidence level of the t-based interval.
+        scale: the overall replicate variance multiplier, for replicates made elsewhere (default R
+            `svrepdesign`'s: JK1 (R−1)/R, bootstrap 1/(R−1), BRR 1/R, Fay 1/(R(1−ρ)²), JKn 1).
+        rscales: per-replicate multipliers (one value for all, or one per replicate in the natural order of
+            the column names); default 1, for JKn (n_h−1)/n_h of the stratum the replicate deletes from.
     """
+    psu_columns = [psu] if isinstance(psu, str) else list(psu or ())
+    fpc_columns = [fpc] if isinstance(fpc, str) else list(fpc or ())
+    _check_stages(psu_columns, fpc_columns)
+    _check_replicate_options(fay, scale, rscales)
     w = _weights(table, weight)
     dom, dom_labels = _domain_codes(table, by)
     n_dom = len(dom_labels)
     issues: list[Issue] = []
     specs = _specs(table, statistic, variable, denominator)
-    for col in (strata, psu):
+    for col in (strata, *psu_columns):
         if col is not None and col not in table.columns:
             _numeric(table, col)
         if col is not None and table[col].isna().any():
@@ -523,23 +689,38 @@ def estimate(
     design = make_design(
         len(table),
         None if strata is None else table[strata].to_numpy(),
-        None if psu is None else table[psu].to_numpy(),
+        None if not psu_columns else table[psu_columns[0]].to_numpy(),
     )
     fractions = None
-    if fpc is not None:
+    stages: tuple[LaterStage, ...] = ()
+    if fpc_columns:
         if replicate_prefix is not None:
             raise ToolkitError(
                 error(
                     FPC_INVALID,
                     "--fpc applies to Taylor variances; replicate weights carry their own design (for a "
                     "finite population correction, build the replicates with it)",
-                    variable=fpc,
+                    variable=fpc_columns[0],
                 ),
                 EXIT_USAGE,
             )
-        if fpc not in table.columns:
-            _numeric(table, fpc)
-        fractions = fpc_fractions(table[fpc].to_numpy(), design, column=fpc)
+        for column in fpc_columns:
+            if column not in table.columns:
+                _numeric(table, column)
+        fractions = fpc_fractions(table[fpc_columns[0]].to_numpy(), design, column=fpc_columns[0])
+    if len(fpc_columns) > 1:
+        psu_labels = [
+            f"{design.stratum_labels[design.stratum_of_psu[p]]}:{table[psu_columns[0]].iloc[r]}"
+            for p, r in zip(*np.unique(design.psu, return_index=True), strict=True)
+        ]
+        stages = later_stages(
+            design.psu,
+            psu_labels,
+            [
+                (column, table[column].to_numpy(), fpc_column, table[fpc_column].to_numpy())
+                for column, fpc_column in zip(psu_columns[1:], fpc_columns[1:], strict=True)
+            ],
+        )
     if replicate_prefix is not None:
         rep_cols = [c for c in table.columns if str(c).startswith(replicate_prefix) and c != weight]
         if not rep_cols:
@@ -554,14 +735,25 @@ def estimate(
             )
         rep_cols = sorted(rep_cols, key=_natural_key)
         reps = np.column_stack([_weights(table, c) for c in rep_cols])
-        coefs, centre_on_mean, df = _replicate_setup(
-            reps, w, method or "jkn", fay=fay, design=design if (strata or psu) else None
+        coefs, df = _replicate_setup(
+            reps,
+            w,
+            method or "jkn",
+            fay=fay,
+            design=design if (strata or psu_columns) else None,
+            scale=scale,
+            rscales=rscales,
         )
-        centre_on_mean = centre_on_mean and not mse
-        method_name = f"replicate:{method}" + (f"(fay={fay})" if method == "brr" and fay else "")
+        # R `svrepdesign(mse = getOption("survey.replicates.mse"))`: FALSE unless set, for every method.
+        centre_on_mean = not mse
+        method_name = (
+            f"replicate:{method}"
+            + (f"(fay={fay})" if method == "brr" and fay else "")
+            + (", mse" if mse else "")
+        )
     else:
         coefs, centre_on_mean, df, reps = None, False, design.df, None
-        method_name = "taylor"
+        method_name = "taylor" + (f", {len(psu_columns)} stages" if stages else "")
     tq = t_quantile(0.5 + level / 2.0, df) if df >= 1 else math.nan
     rows: list[EstimateRow] = []
     for spec in specs:
@@ -570,11 +762,21 @@ def estimate(
             idx = design.psu * n_dom + np.where(used, dom, 0)
             totals = np.bincount(idx, weights=z, minlength=design.n_psu * n_dom).reshape(design.n_psu, n_dom)
             var = taylor_variance(totals, design, lonely_psu=lonely_psu, sampling_fraction=fractions)
+            if stages and fractions is not None:
+                var = var + later_stage_variance(
+                    z,
+                    np.where(used, dom, 0),
+                    n_dom,
+                    stages,
+                    fractions[design.stratum_of_psu],
+                    lonely_psu=lonely_psu,
+                )
         else:
             rep_est = np.column_stack(
                 [_ratio_parts(spec, reps[:, r], dom, n_dom)[0] for r in range(reps.shape[1])]
             )
-            centre = rep_est.mean(axis=1, keepdims=True) if centre_on_mean else est[:, None]
+            # R `svrVar`: the mean of the replicates that carry a positive multiplier.
+            centre = rep_est[:, coefs > 0].mean(axis=1, keepdims=True) if centre_on_mean else est[:, None]
             var = ((rep_est - centre) ** 2 * coefs[None, :]).sum(axis=1)
         se = np.sqrt(var)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -610,24 +812,99 @@ def _natural_key(name: object) -> tuple[object, ...]:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(name)))
 
 
-def _replicate_setup(
-    reps: np.ndarray, w: np.ndarray, method: str, *, fay: float, design: Design | None
-) -> tuple[np.ndarray, bool, int]:
-    """Per-replicate variance coefficients, whether to centre on the replicate mean, and the df."""
-    n_rep = reps.shape[1]
-    if method == "jk1":
-        return np.full(n_rep, (n_rep - 1) / n_rep), False, n_rep - 1
-    if method == "bootstrap":
-        return np.full(n_rep, 1.0 / n_rep), True, n_rep - 1
-    if method == "brr":
-        return (
-            np.full(n_rep, 1.0 / (n_rep * (1.0 - fay) ** 2)),
-            False,
-            n_rep - 1 if design is None else design.df,
+def _check_stages(psu_columns: Sequence[str], fpc_columns: Sequence[str]) -> None:
+    """Refuse stage lists that do not make one design (a repeated option is a stage, never an override)."""
+    if len(fpc_columns) > 1 and len(fpc_columns) != len(psu_columns):
+        raise ToolkitError(
+            error(
+                STAGES_INVALID,
+                f"{len(fpc_columns)} --fpc columns ({', '.join(fpc_columns)}) for {len(psu_columns)} --psu "
+                "stage(s): give one --fpc per --psu, in the same order (first stage first), as R "
+                "svydesign(ids = ~psu + ssu, fpc = ~fpc1 + fpc2); or one --psu with one --fpc for the "
+                "ultimate-cluster variance with a first-stage fpc",
+            ),
+            EXIT_USAGE,
         )
-    # JKn: replicate r drops one PSU of stratum h and multiplies the other PSUs of h by n_h/(n_h−1); its
-    # coefficient is (n_h−1)/n_h. With the design we find h from the dropped PSU; without it we read
-    # n_h/(n_h−1) off the weights (the factor applied to the kept PSUs of h).
+    if len(fpc_columns) == 1 and len(psu_columns) > 1:
+        raise ToolkitError(
+            error(
+                STAGES_INVALID,
+                f"{len(psu_columns)} --psu stages ({', '.join(psu_columns)}) but one --fpc: a multistage "
+                "variance needs the fpc of every stage (R svydesign refuses fewer fpc than stages too); give "
+                f"{len(psu_columns)} --fpc columns, or only the first --psu for the ultimate-cluster variance "
+                "with a first-stage fpc",
+            ),
+            EXIT_USAGE,
+        )
+    repeated = sorted({c for c in psu_columns if list(psu_columns).count(c) > 1})
+    if repeated:
+        raise ToolkitError(
+            error(STAGES_INVALID, f"--psu {repeated[0]} is given twice; each --psu names one stage"), EXIT_USAGE
+        )
+
+
+def _check_replicate_options(fay: float, scale: float | None, rscales: Sequence[float] | None) -> None:
+    """Fay's ρ must be in [0, 1) (ρ = 1 leaves the replicates equal to the full sample: a division by zero);
+    a scale and rscales must be finite and ≥ 0."""
+    problem = None
+    if not (math.isfinite(fay) and 0.0 <= fay < 1.0):
+        problem = f"--fay {fay:g} is outside [0, 1): Fay's coefficient ρ multiplies the dropped half-sample"
+    elif scale is not None and not (math.isfinite(scale) and scale > 0):
+        problem = f"--scale {scale:g} must be a number > 0"
+    elif rscales is not None and (
+        len(rscales) == 0 or not all(math.isfinite(r) and r >= 0 for r in rscales)
+    ):
+        problem = "--rscales must be numbers ≥ 0 (one for all replicates, or one per replicate)"
+    if problem:
+        raise ToolkitError(error(REPLICATE_OPTIONS_INVALID, problem), EXIT_USAGE)
+
+
+def _replicate_setup(
+    reps: np.ndarray,
+    w: np.ndarray,
+    method: str,
+    *,
+    fay: float,
+    design: Design | None,
+    scale: float | None = None,
+    rscales: Sequence[float] | None = None,
+) -> tuple[np.ndarray, int]:
+    """Per-replicate variance multipliers scale·rscale_r (R `svrepdesign` defaults unless given) and the df."""
+    n_rep = reps.shape[1]
+    df = n_rep - 1
+    if rscales is not None and len(rscales) not in (1, n_rep):
+        raise ToolkitError(
+            error(
+                REPLICATE_OPTIONS_INVALID,
+                f"--rscales has {len(rscales)} values but there are {n_rep} replicate weight columns; give one "
+                "value for all or one per replicate",
+            ),
+            EXIT_USAGE,
+        )
+    default_scale = {
+        "jk1": (n_rep - 1) / n_rep,
+        "bootstrap": 1.0 / max(n_rep - 1, 1),
+        "brr": 1.0 / (n_rep * (1.0 - fay) ** 2),
+        "jkn": 1.0,
+    }[method]
+    if method == "brr" and design is not None:
+        df = design.df
+    if rscales is not None:
+        per_replicate = np.broadcast_to(np.asarray(rscales, dtype=float), (n_rep,)).copy()
+    elif method == "jkn":
+        per_replicate = _jkn_rscales(reps, w, design)
+    else:
+        per_replicate = np.ones(n_rep)
+    if method == "jkn" and design is not None:
+        df = design.df
+    return (default_scale if scale is None else scale) * per_replicate, df
+
+
+def _jkn_rscales(reps: np.ndarray, w: np.ndarray, design: Design | None) -> np.ndarray:
+    """JKn: replicate r drops one PSU of stratum h and multiplies the other PSUs of h by n_h/(n_h−1); its
+    multiplier is (n_h−1)/n_h. With the design we find h from the dropped PSU; without it we read n_h/(n_h−1)
+    off the weights (the factor applied to the kept PSUs of h)."""
+    n_rep = reps.shape[1]
     coefs = np.empty(n_rep)
     positive = w > 0
     for r in range(n_rep):
@@ -643,8 +920,7 @@ def _replicate_setup(
             continue
         factor = float(np.median(reps[changed, r] / w[changed]))
         coefs[r] = 1.0 / factor if factor > 1 else (n_rep - 1) / n_rep
-    df = design.df if design is not None else n_rep - 1
-    return coefs, False, df
+    return coefs
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -663,9 +939,12 @@ __all__: Sequence[str] = (
     "Design",
     "EstimateResult",
     "EstimateRow",
+    "LaterStage",
     "estimate",
     "estimate_file",
     "fpc_fractions",
+    "later_stage_variance",
+    "later_stages",
     "make_design",
     "t_quantile",
     "taylor_variance",

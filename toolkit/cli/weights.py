@@ -243,7 +243,14 @@ def estimate_command(
     table: Annotated[Path, typer.Argument(help="Table: CSV, Parquet, .sav or .dta.")],
     weight: Annotated[str, typer.Option("--weight", help="Analysis weight column.")],
     strata: Annotated[str | None, typer.Option("--strata", help="Stratum column.")] = None,
-    psu: Annotated[str | None, typer.Option("--psu", help="PSU (cluster) column.")] = None,
+    psu: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--psu",
+            help="PSU (cluster) column; repeat it for every sampling stage, first stage first (with one --fpc "
+            "per stage: multistage variance as R svydesign(ids = ~psu + ssu, fpc = ~fpc1 + fpc2)).",
+        ),
+    ] = None,
     mean: Annotated[str | None, typer.Option("--mean", help="Estimate the mean of VAR.")] = None,
     total: Annotated[str | None, typer.Option("--total", help="Estimate the total of VAR.")] = None,
     proportion: Annotated[
@@ -258,10 +265,32 @@ def estimate_command(
         str | None, typer.Option("--replicate-weights", help="Prefix of the replicate weight columns.")
     ] = None,
     method: Annotated[RepMethod | None, typer.Option("--method", help="Replicate method.")] = None,
-    fay: Annotated[float, typer.Option("--fay", help="Fay's coefficient ρ for BRR.")] = 0.0,
+    fay: Annotated[float, typer.Option("--fay", help="Fay's coefficient ρ for BRR, 0 ≤ ρ < 1.")] = 0.0,
     mse: Annotated[
-        bool, typer.Option("--mse", help="Centre replicate variances on the full-sample estimate.")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--mse/--no-mse",
+            help="Centre replicate variances on the full-sample estimate (--mse) or on the mean of the "
+            "replicates (--no-mse, the default of R svrepdesign for every method).",
+        ),
+    ] = None,
+    scale: Annotated[
+        float | None,
+        typer.Option(
+            "--scale",
+            help="Overall replicate variance multiplier, for replicates made elsewhere (default as R "
+            "svrepdesign: jk1 (R-1)/R, bootstrap 1/(R-1), brr 1/R, Fay 1/(R(1-ρ)²), jkn 1).",
+        ),
+    ] = None,
+    rscales: Annotated[
+        str | None,
+        typer.Option(
+            "--rscales",
+            help="Per-replicate multipliers, comma-separated: one for all or one per replicate column in "
+            "natural order (default 1; jkn (n_h-1)/n_h).",
+            metavar="R1,R2,...",
+        ),
+    ] = None,
     lonely_psu: Annotated[
         LonelyPsu, typer.Option("--lonely-psu", help="Single-PSU strata: error, adjust, average, certainty.")
     ] = LonelyPsu.error,
@@ -274,11 +303,12 @@ def estimate_command(
         ),
     ] = False,
     fpc: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--fpc",
             help="Finite population correction for Taylor: column with each stratum's population size (PSUs) "
-            "or sampling fraction.",
+            "or sampling fraction; with several --psu stages, one --fpc per stage (the number or fraction of "
+            "clusters sampled inside each cluster of the stage above).",
         ),
     ] = None,
     as_json: JsonOption = False,
@@ -298,6 +328,16 @@ def estimate_command(
         raise usage_error("--replicate-weights and --method go together")
     if fay and (method is None or method != RepMethod.brr):
         raise usage_error("--fay applies to --method brr only")
+    if not (math.isfinite(fay) and 0.0 <= fay < 1.0):
+        raise usage_error(f"--fay {fay:g} is outside [0, 1): Fay's ρ must be at least 0 and below 1")
+    if (scale is not None or rscales is not None or mse is not None) and replicate_weights is None:
+        raise usage_error("--mse/--no-mse, --scale and --rscales apply to --replicate-weights")
+    replicate_scales = None
+    if rscales is not None:
+        try:
+            replicate_scales = [float(part) for part in rscales.split(",")]
+        except ValueError:
+            raise usage_error(f"--rscales {rscales!r}: give numbers separated by commas, e.g. 0.5,0.5,0.75") from None
     statistic, target = chosen[0]
     variable, denominator = target if statistic == "ratio" else (target, None)  # type: ignore[misc]
     result = est.estimate_file(
@@ -314,6 +354,8 @@ def estimate_command(
         fay=fay,
         fpc=fpc,
         mse=mse,
+        scale=scale,
+        rscales=replicate_scales,
         lonely_psu=lonely_psu.value,
     )
     if as_json:

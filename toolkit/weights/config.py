@@ -289,6 +289,8 @@ class WeightDesign:
         replicates.update(raw.get("replicates", {}))
         if replicates["method"] not in ("none", "jkn", "jk1", "bootstrap", "brr"):
             raise _bad("[replicates] method must be none, jkn, jk1, bootstrap or brr", source)
+        if replicates["method"] == "bootstrap" and replicates["n"] == 1:  # 0 takes the default, 200
+            raise _bad("[replicates] n = 1: the bootstrap needs at least 2 replicates (its scale is 1/(n − 1))", source)
         output = {
             "base_weight": "weight_base",
             "status": "resp_status",

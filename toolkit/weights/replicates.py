@@ -32,15 +32,17 @@ class ReplicateFactors:
     Parameters:
         method: jkn, jk1, bootstrap or brr.
         factors: array (P, R).
-        coefficients: the multiplier of (θ_r − θ̂)² in the variance, per replicate.
-        centre_on_mean: bootstrap variances centre on the replicate mean (unless mse).
+        coefficients: the multiplier scale·rscale_r of the squared deviation of replicate r in the variance,
+            R `svrepdesign`'s defaults (JKn (n_h−1)/n_h, JK1 (R−1)/R, bootstrap 1/(R−1), BRR/Fay 1/(R(1−ρ)²)).
+        centre_on_mean: the deviations are from the mean of the replicates (R `svrepdesign`'s default, mse =
+            FALSE, and `migkit estimate`'s), not from the full-sample estimate (`--mse`).
         fay: Fay's ρ (BRR only).
     """
 
     method: str
     factors: np.ndarray
     coefficients: np.ndarray
-    centre_on_mean: bool = False
+    centre_on_mean: bool = True
     fay: float = 0.0
 
 
@@ -109,7 +111,7 @@ def replicate_factors(
             counts = np.zeros((b, n))
             np.add.at(counts, (np.repeat(np.arange(b), n - 1), draws.ravel()), 1.0)
             f[idx, :] = (counts * n / (n - 1)).T
-        return ReplicateFactors("bootstrap", f, np.full(b, 1.0 / b), centre_on_mean=True)
+        return ReplicateFactors("bootstrap", f, np.full(b, 1.0 / (b - 1)))
     if method == "brr":
         if (nh != 2).any():
             raise WeightingError(
