@@ -343,6 +343,117 @@ def test_rake_command_nonconvergence(small_table: tuple[Path, Path], tmp_path: P
     assert (tmp_path / "o.csv").exists()
 
 
+def _margins_sex(path: Path) -> Path:
+    pd.DataFrame({"variable": ["sex", "sex"], "level": [1, 2], "target": [480.0, 520.0]}).to_csv(path, index=False)
+    return path
+
+
+def _labelled_rows() -> pd.DataFrame:
+    rng = np.random.default_rng(4)
+    n = 60
+    return pd.DataFrame(
+        {
+            "hhid": [f"0161291013{i:04d}" for i in range(n)],
+            "sex": rng.choice([1.0, 2.0], n),
+            "q1": rng.choice([1.0, 2.0, 8.0, 9.0], n),  # 8 = don't know, 9 = refused: user-missing
+            "age": rng.integers(15, 80, n).astype(float),
+            "w": rng.uniform(1, 30, n),
+        }
+    )
+
+
+def test_rake_command_keeps_sav_metadata(tmp_path: Path) -> None:
+    source = tmp_path / "in.sav"
+    labels = {"hhid": "Household ID", "sex": "Sex of member", "q1": "Sent money home?", "age": "Age", "w": "Design weight"}
+    value_labels = {"sex": {1: "Male", 2: "Female"}, "q1": {1: "Yes", 2: "No", 8: "Don't know", 9: "Refused"}}
+    pyreadstat.write_sav(
+        _labelled_rows(),
+        str(source),
+        file_label="Migration survey 2026",
+        column_labels=labels,
+        variable_value_labels=value_labels,
+        missing_ranges={"q1": [8, 9]},
+        variable_measure={"sex": "nominal", "q1": "nominal", "age": "scale", "w": "scale", "hhid": "nominal"},
+        variable_format={"age": "F3.0", "sex": "F1.0"},
+    )
+    out = tmp_path / "out.sav"
+    result = _rake_cli(source, _margins_sex(tmp_path / "m.csv"), out)
+    assert result.exit_code == 0, result.output
+    before, meta_in = pyreadstat.read_sav(str(source), user_missing=True)
+    after, meta = pyreadstat.read_sav(str(out), user_missing=True)
+    assert meta.file_label == "Migration survey 2026"
+    assert {k: v for k, v in meta.column_names_to_labels.items() if k != "weight_raked"} == labels
+    assert "w" in meta.column_names_to_labels["weight_raked"]  # says what it was raked from
+    assert meta.variable_value_labels == value_labels
+    assert meta.missing_ranges == meta_in.missing_ranges and meta.missing_ranges["q1"]
+    assert meta.variable_measure == {**meta_in.variable_measure, "weight_raked": "scale"}
+    assert {k: meta.original_variable_types[k] for k in ("age", "sex")} == {"age": "F3.0", "sex": "F1.0"}
+    pd.testing.assert_frame_equal(after.drop(columns="weight_raked"), before)  # DK/refused are still 8/9
+    assert (after["q1"] == 9).any()
+    assert after.groupby("sex")["weight_raked"].sum()[1.0] == pytest.approx(480, rel=1e-6)
+
+
+def test_rake_command_to_another_format_says_what_it_drops(tmp_path: Path) -> None:
+    source = tmp_path / "in.sav"
+    pyreadstat.write_sav(
+        _labelled_rows(), str(source), column_labels={"sex": "Sex of member"},
+        variable_value_labels={"sex": {1: "Male", 2: "Female"}}, missing_ranges={"q1": [8, 9]},
+    )
+    out = tmp_path / "out.dta"
+    result = _rake_cli(source, _margins_sex(tmp_path / "m.csv"), out, "--json")
+    assert result.exit_code == 0, result.output
+    assert [i["code"] for i in json.loads(result.stdout)["issues"]] == ["weights.metadata_dropped"]
+    written, meta = pyreadstat.read_dta(str(out))
+    assert meta.column_names_to_labels["sex"] == "Sex of member"
+    assert meta.variable_value_labels["sex"] == {1: "Male", 2: "Female"}
+    assert written["q1"].isna().sum() == _labelled_rows()["q1"].isin([8, 9]).sum()  # missing, as SPSS meant
+
+
+def test_rake_command_keeps_dta_metadata(tmp_path: Path) -> None:
+    source = tmp_path / "in.dta"
+    rows = _labelled_rows()
+    # Stata extended missing values: .d (don't know) and .r (refused), written as their letters.
+    rows["q1"] = rows["q1"].astype(object).replace({8.0: "d", 9.0: "r"})
+    labels = {"hhid": "Household ID", "sex": "Sex of member", "q1": "Sent money home?", "age": "Age", "w": "Design weight"}
+    value_labels = {"sex": {1: "Male", 2: "Female"}, "q1": {1: "Yes", 2: "No"}}
+    pyreadstat.write_dta(
+        rows, str(source), file_label="Migration survey", column_labels=labels, variable_value_labels=value_labels,
+        missing_user_values={"q1": ["d", "r"]},
+    )
+    out = tmp_path / "out.dta"
+    result = _rake_cli(source, _margins_sex(tmp_path / "m.csv"), out)
+    assert result.exit_code == 0, result.output
+    before, _ = pyreadstat.read_dta(str(source), user_missing=True)
+    after, meta = pyreadstat.read_dta(str(out), user_missing=True)
+    assert {k: v for k, v in meta.column_names_to_labels.items() if k != "weight_raked"} == labels
+    assert meta.column_names_to_labels["weight_raked"]
+    assert meta.variable_value_labels == value_labels
+    assert meta.file_label == "Migration survey"
+    pd.testing.assert_frame_equal(after.drop(columns="weight_raked"), before)  # .d/.r are still .d/.r
+    assert (after["q1"] == "r").any()
+
+
+def test_rake_command_keeps_csv_ids_and_integers(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    rows = _labelled_rows()
+    text = rows.assign(
+        sex=rows["sex"].astype(int),
+        age=rows["age"].astype(int).astype(str).where(rows.index % 7 != 0, ""),  # an integer column with blanks
+        q1=rows["q1"].astype(int),
+    )
+    text.to_csv(source, index=False)
+    out = tmp_path / "out.csv"
+    result = _rake_cli(source, _margins_sex(tmp_path / "m.csv"), out)
+    assert result.exit_code == 0, result.output
+    written = pd.read_csv(out, dtype=str, keep_default_na=False)
+    original = pd.read_csv(source, dtype=str, keep_default_na=False)
+    assert written["hhid"].iloc[0] == "01612910130000"  # leading zero kept
+    for column in ("hhid", "sex", "age", "q1"):
+        assert written[column].tolist() == original[column].tolist(), column  # no 1.0, no lost zeros
+    raked = pd.to_numeric(written["weight_raked"])
+    assert raked.groupby(written["sex"]).sum()["1"] == pytest.approx(480, rel=1e-6)
+
+
 def test_rake_command_impossible_margins_fail(small_table: tuple[Path, Path], tmp_path: Path) -> None:
     """Every case with age=young is male in this table, so young → 6000 and m → 3000 cannot both hold: the
     factors overflow and no weights meet the margins (once reported as converged, exit 0)."""

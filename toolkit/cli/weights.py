@@ -214,7 +214,7 @@ def rake_command(
                 "max_rel_error": cal.max_rel_error,
                 "diagnostics": diag,
                 "margins": list(cal.margins),
-                "issues": [i.flatten() for i in cal.issues],
+                "issues": [i.flatten() for i in (*cal.issues, *res.issues)],
             }
         )
     else:
@@ -233,7 +233,7 @@ def rake_command(
         out.print(table_out)
         out.print(_summary_table("Weights", [(res.column, cal.diagnostics)]))
         out.print(f"wrote {res.output} (column {res.column})")
-    _print_issues(cal.issues)
+    _print_issues((*cal.issues, *res.issues))
     return EXIT_OK if cal.converged else EXIT_DATA_PROBLEMS
 
 

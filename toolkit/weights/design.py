@@ -40,7 +40,7 @@ from toolkit.weights.core import (
     trim_cap,
     weight_summary,
 )
-from toolkit.weights.io import atomic_write, read_table, write_table
+from toolkit.weights.io import atomic_write, read_table, read_table_keeping, write_table
 from toolkit.weights.replicates import replicate_factors
 
 RESULT_UNMAPPED = define(
@@ -54,6 +54,9 @@ SELECTION_COUNT = define(
     "weights.selection_count", "A PSU has a different number of households than were selected"
 )
 STRATUM_CHECK = define("weights.stratum_check", "Σ base weights of a stratum is far from its frame count")
+METADATA_DROPPED = define(
+    "weights.metadata_dropped", "The output format cannot hold the input's user-missing definitions"
+)
 
 REPORT_NAME = "weights-report.json"
 HISTOGRAM_NAME = "weights-histogram.png"
@@ -985,11 +988,13 @@ def histogram(household: np.ndarray, person: np.ndarray | None, path: Path) -> N
 
 @dataclass(frozen=True)
 class RakeFileResult:
-    """`rake_file` output: where the table was written and the calibration result."""
+    """`rake_file` output: where the table was written, the calibration result and what the output format
+    could not keep (warnings)."""
 
     output: Path
     column: str
     calibration: CalibrationResult
+    issues: tuple[Issue, ...] = ()
 
 
 def rake_file(
@@ -1015,7 +1020,8 @@ def rake_file(
         name: the new weight column.
         on_nonconvergence: "error" or "warn".
     """
-    frame = read_table(table)
+    source = read_table_keeping(table)
+    frame = source.values
     if weight not in frame.columns:
         raise WeightingError(
             [
@@ -1027,7 +1033,7 @@ def rake_file(
                 )
             ]
         )
-    w = pd.to_numeric(frame[weight], errors="coerce").to_numpy(float)
+    w = pd.to_numeric(frame[weight], errors="coerce").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
     m = margins_from_frame(read_table(margins), source=Path(margins).name)
     res = rake(
         frame,
@@ -1038,7 +1044,22 @@ def rake_file(
         on_nonconvergence="warn" if on_nonconvergence == "warn" else "error",
         source=Path(margins).name,
     )
-    result = frame.copy()
+    # Write back what the file had (labels, user-missing codes, identifiers as text), plus the new column.
+    issues: list[Issue] = []
+    metadata = source.metadata
+    same_format = metadata is None or Path(out).suffix.lower() == metadata.suffix
+    result = (source.kept if same_format else source.values).copy()
+    if not same_format and metadata is not None and (metadata.missing_ranges or metadata.missing_user_values):
+        issues.append(
+            warning(
+                METADATA_DROPPED,
+                f"{Path(out).name} is not a {metadata.suffix} file: the user-missing values of "
+                f"{', '.join(sorted({*metadata.missing_ranges, *metadata.missing_user_values})[:10])} are written "
+                f"as missing and their definitions are not kept; write a {metadata.suffix} to keep them",
+                file=str(out),
+            )
+        )
     result[name] = res.weights
-    write_table(result, out)
-    return RakeFileResult(Path(out), name, res)
+    label = f"Raked weight: {weight} raked to {Path(margins).name}"
+    write_table(result, out, metadata=metadata.with_column(name, label) if metadata is not None else None)
+    return RakeFileResult(Path(out), name, res, tuple(issues))
