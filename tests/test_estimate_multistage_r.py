@@ -13,12 +13,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from tests.test_estimate_r import R_PRINT, run_r, theirs
+from tests.test_estimate_r import R_PRINT, assert_like_r, run_r
 from toolkit import estimate as est
 from toolkit.cli import app
 from toolkit.errors import ToolkitError
 
-RELATIVE = 1e-9
 runner = CliRunner()
 
 
@@ -103,12 +102,7 @@ def test_multistage_variance_equals_r(
         ("ratio", est.estimate(table, statistic="ratio", variable="y", denominator="x", **common)),  # type: ignore[arg-type]
         ("domain", est.estimate(table, statistic="mean", variable="y", by="dom", **common)),  # type: ignore[arg-type]
     ]
-    for name, result in checks:
-        expected = theirs(values, name)
-        assert len(result.rows) == len(expected), name
-        for row, (r_value, r_se, _deff) in zip(result.rows, expected, strict=True):
-            assert row.estimate == pytest.approx(r_value, rel=RELATIVE), name
-            assert row.se == pytest.approx(r_se, rel=RELATIVE), name
+    assert_like_r(values, checks)
 
 
 def test_second_stage_adds_variance_to_the_first_stage_fpc() -> None:

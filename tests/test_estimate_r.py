@@ -94,6 +94,18 @@ def theirs(values: dict[str, tuple[float, ...]], name: str) -> list[tuple[float,
     return [values[k] for k in sorted(keys, key=lambda k: int(k.partition(":")[2] or 0))]
 
 
+def assert_like_r(
+    values: dict[str, tuple[float, ...]], checks: list[tuple[str, est.EstimateResult]], *, suffix: str = ""
+) -> None:
+    """Every row of every result has R's estimate and SE (to RELATIVE), R's rows named `name + suffix`."""
+    for name, result in checks:
+        expected = theirs(values, name + suffix)
+        assert len(result.rows) == len(expected), name
+        for row, (r_value, r_se, *_deff) in zip(result.rows, expected, strict=True):
+            assert row.estimate == pytest.approx(r_value, rel=RELATIVE), (name, suffix)
+            assert row.se == pytest.approx(r_se, rel=RELATIVE), (name, suffix)
+
+
 # (case id, table options, R design arguments, R lonely-PSU option, our options)
 CASES = [
     ("with replacement", {}, "", "fail", {}),

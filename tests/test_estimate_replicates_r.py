@@ -14,13 +14,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from tests.test_estimate_r import R_PRINT, run_r, theirs
+from tests.test_estimate_r import R_PRINT, assert_like_r, run_r
 from toolkit import estimate as est
 from toolkit.cli import app
 from toolkit.errors import ToolkitError
 from toolkit.weights import replicate_factors
 
-RELATIVE = 1e-9
 runner = CliRunner()
 
 
@@ -84,12 +83,7 @@ def compare(values: dict[str, tuple[float, ...]], table: pd.DataFrame, mse: bool
         ("ratio", est.estimate(table, statistic="ratio", variable="y", denominator="x", **common)),  # type: ignore[arg-type]
         ("domain", est.estimate(table, statistic="mean", variable="y", by="dom", **common)),  # type: ignore[arg-type]
     ]
-    for name, result in checks:
-        expected = theirs(values, name + tag)
-        assert len(result.rows) == len(expected), name
-        for row, (r_value, r_se, _deff) in zip(result.rows, expected, strict=True):
-            assert row.estimate == pytest.approx(r_value, rel=RELATIVE), name
-            assert row.se == pytest.approx(r_se, rel=RELATIVE), (name, tag)
+    assert_like_r(values, checks, suffix=tag)
 
 
 # (case id, our method, Fay's ρ, R svrepdesign arguments besides mse)

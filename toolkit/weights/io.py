@@ -99,15 +99,8 @@ def read_table(path: Path | str) -> pd.DataFrame:
             return frame
         if suffix == ".xlsx":
             return pd.read_excel(p)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise ToolkitError(
-            error(INPUT_UNREADABLE, f"cannot read the table: {exc}", file=str(p)), EXIT_CANNOT_RUN
-        ) from exc
     except Exception as exc:  # pyreadstat raises its own exception types
-        raise ToolkitError(
-            error(INPUT_UNREADABLE, f"cannot read the table: {type(exc).__name__}: {exc}", file=str(p)),
-            EXIT_CANNOT_RUN,
-        ) from exc
+        raise _unreadable(p, exc) from exc
     raise ToolkitError(
         error(
             INPUT_UNREADABLE,
@@ -116,6 +109,12 @@ def read_table(path: Path | str) -> pd.DataFrame:
         ),
         EXIT_USAGE,
     )
+
+
+def _unreadable(path: Path, exc: Exception) -> ToolkitError:
+    known = isinstance(exc, (OSError, ValueError, UnicodeDecodeError))
+    reason = str(exc) if known else f"{type(exc).__name__}: {exc}"
+    return ToolkitError(error(INPUT_UNREADABLE, f"cannot read the table: {reason}", file=str(path)), EXIT_CANNOT_RUN)
 
 
 def read_table_keeping(path: Path | str) -> KeptTable:
@@ -138,15 +137,8 @@ def read_table_keeping(path: Path | str) -> KeptTable:
             reader = pyreadstat.read_sav if suffix == ".sav" else pyreadstat.read_dta
             kept, meta = reader(str(p), user_missing=True)
             return KeptTable(values, kept, _metadata(meta, suffix))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise ToolkitError(
-            error(INPUT_UNREADABLE, f"cannot read the table: {exc}", file=str(p)), EXIT_CANNOT_RUN
-        ) from exc
     except Exception as exc:  # pyreadstat raises its own exception types
-        raise ToolkitError(
-            error(INPUT_UNREADABLE, f"cannot read the table: {type(exc).__name__}: {exc}", file=str(p)),
-            EXIT_CANNOT_RUN,
-        ) from exc
+        raise _unreadable(p, exc) from exc
     return KeptTable(values, values, None)
 
 
