@@ -406,21 +406,22 @@ def later_stages(
     stages = []
     parent = np.asarray(parent_of_row, dtype=np.int64)
     labels = tuple(parent_labels)
-    for name, values, fpc_name, fpc_values in columns:
+    for index, (name, values, fpc_name, fpc_values) in enumerate(columns):
         raw = pd.factorize(pd.Series(values), sort=True)[0].astype(np.int64)
         pair = parent * (int(raw.max(initial=0)) + 1) + raw
         cluster, uniques = pd.factorize(pair, sort=True)
         parent_of_cluster = (np.asarray(uniques) // (int(raw.max(initial=0)) + 1)).astype(np.int64)
         sampled = np.bincount(parent_of_cluster, minlength=len(labels))
         fractions = _sampling_fractions(
-            fpc_values, parent, sampled, labels, column=fpc_name, group="cluster of the stage above", units=name
+            fpc_values, parent, sampled, labels, column=fpc_name, group="cluster", units=f"{name} clusters"
         )
         stages.append(LaterStage(cluster.astype(np.int64), parent_of_cluster, fractions, labels))
-        value_text = pd.Series(values).astype(str).to_numpy()
-        first_row = np.zeros(len(uniques), dtype=np.int64)
-        first_row[cluster[::-1]] = np.arange(len(cluster))[::-1]
-        labels = tuple(f"{labels[p]}/{value_text[r]}" for p, r in zip(parent_of_cluster, first_row, strict=True))
         parent = cluster.astype(np.int64)
+        if index + 1 < len(columns):  # names of this stage's clusters, for the next stage's messages
+            value_text = pd.Series(values).astype(str).to_numpy()
+            first_row = np.zeros(len(uniques), dtype=np.int64)
+            first_row[cluster[::-1]] = np.arange(len(cluster))[::-1]
+            labels = tuple(f"{labels[p]}/{value_text[r]}" for p, r in zip(parent_of_cluster, first_row, strict=True))
     return tuple(stages)
 
 
@@ -457,8 +458,7 @@ def later_stage_variance(
         ).reshape(n_clusters, n_columns)
         parent = stage.parent_of_cluster
         sampled = np.bincount(parent, minlength=n_parents).astype(float)
-        sums = np.zeros((n_parents, n_columns))
-        np.add.at(sums, parent, totals)
+        sums = _sum_rows_by(totals, parent, n_parents)
         dev = totals - (sums / np.maximum(sampled, 1)[:, None])[parent]
         keep = 1.0 - stage.sampling_fraction
         certain = keep < CERTAINTY_TOLERANCE
@@ -477,12 +477,18 @@ def later_stage_variance(
             )
         if lonely_psu == "adjust":
             dev[lonely[parent]] = totals[lonely[parent]]
-        squares = np.zeros((n_parents, n_columns))
-        np.add.at(squares, parent, dev * dev)
+        squares = _sum_rows_by(dev * dev, parent, n_parents)
         factor = np.where(sampled > 1, sampled / np.maximum(sampled - 1, 1), 1.0) * np.where(certain, 0.0, keep)
         variance += (squares * (factor * weight)[:, None]).sum(axis=0)
         weight = (weight * stage.sampling_fraction)[parent]
     return variance
+
+
+def _sum_rows_by(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """Sum the rows of a 2-D array by group (one bincount; np.add.at is slow on many rows)."""
+    n_columns = values.shape[1]
+    index = (group[:, None] * n_columns + np.arange(n_columns)[None, :]).ravel()
+    return np.bincount(index, weights=values.ravel(), minlength=n_groups * n_columns).reshape(n_groups, n_columns)
 
 
 # --- Point estimates and linearised variables --------------------------------------------------------------
@@ -709,8 +715,9 @@ def estimate(
                 _numeric(table, column)
         fractions = fpc_fractions(table[fpc_columns[0]].to_numpy(), design, column=fpc_columns[0])
     if len(fpc_columns) > 1:
+        psu_values = table[psu_columns[0]].astype(str).to_numpy()
         psu_labels = [
-            f"{design.stratum_labels[design.stratum_of_psu[p]]}:{table[psu_columns[0]].iloc[r]}"
+            f"{design.stratum_labels[design.stratum_of_psu[p]]}:{psu_values[r]}"
             for p, r in zip(*np.unique(design.psu, return_index=True), strict=True)
         ]
         stages = later_stages(
