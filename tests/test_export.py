@@ -688,7 +688,7 @@ def test_weights_from_migkit_weights_become_weight_by_and_svyset(tmp_path) -> No
     assert "WEIGHT BY weight_hh." in (tmp_path / "OUT" / "household.sps").read_text(encoding="utf-8")
     roster_do = (tmp_path / "OUT" / "household-hl.do").read_text(encoding="utf-8")
     assert "svyset var_psu [pweight=weight_person], strata(var_stratum)" in roster_do
-    assert "jkrweight(repw_1-repw_44) vce(jackknife) mse" in roster_do
+    assert "jkrweight(repw_1-repw_44) vce(jackknife)\n" in roster_do
     pspp = require_tool("pspp", "pspp")
     run = subprocess.run(
         [pspp, "household-hl.sps"], capture_output=True, text=True, cwd=tmp_path / "OUT", check=False

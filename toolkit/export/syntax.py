@@ -167,10 +167,12 @@ def _replicate_svyset(plan: TablePlan, weight: str, replicates: list[str]) -> li
     span = f"{replicates[0]}-{replicates[-1]}"
     fay = settings.get("fay")
     extra = f" fay({fay})" if option == "brrweight" and fay else ""
-    line = f"svyset [pweight={weight}], {option}({span}) vce({_REPLICATE_VCE[option]}) mse{extra}"
+    # No `mse`: like `migkit estimate` and R's svrepdesign by default, the variance is centred on the mean of the
+    # replicate estimates; add `mse` to centre on the full-sample estimate (`migkit estimate --mse`).
+    line = f"svyset [pweight={weight}], {option}({span}) vce({_REPLICATE_VCE[option]}){extra}"
     note = (
         f"* Replicate weights from `migkit weights` ({method}, {len(replicates)} replicates); for "
-        "design-based standard errors from them:"
+        "design-based standard errors from them (as `migkit estimate`; add mse for its --mse):"
     )
     if option == "jkrweight":
         return [note, "* (set multiplier() per replicate: (R-1)/R for JK1, (n_h-1)/n_h for JKn)", "* " + line]
