@@ -9,11 +9,16 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.console import Console
+from rich.text import Text
 from typer.testing import CliRunner
 
 from tests.conftest import write_md_form
 from toolkit import ingest
 from toolkit.cli import app
+from toolkit.cli._common import shown
 from toolkit.validate import validate
 from toolkit.xform import load_form
 
@@ -138,3 +143,60 @@ def test_an_entity_hidden_in_utf16_is_still_refused(tmp_path: Path, form_path: P
     result = ingest.ingest([subs], load_form(form_path))
     assert [i.code for i in result.issues] == ["input.unreadable"] and "DOCTYPE" in result.issues[0].message
     assert validate(subs, form_path, method="instances").findings[0].code == "instance_unreadable"
+
+
+# ---- item 13: data is printed as it is, never read as rich markup ------------------------------------------------
+
+MARKUP = ["[/]", "[link=http://x.example]click[/link]", "[bold red]x", "a\\", "[/link]", "\\[/]"]
+
+
+# How the commands put data into their lines: alone (a table cell), after a coloured label, before more text.
+TEMPLATES = ["{}", "[yellow]warning[/]: {}", "[red]error[/]: {} (see the log)", "{}\n[dim]x[/]"]
+
+
+PRINTABLE = st.text(st.characters(blacklist_categories=("Cc",)) | st.sampled_from("\t\n\\[]/"))
+
+
+@given(text=PRINTABLE | st.sampled_from(MARKUP), template=st.sampled_from(TEMPLATES))
+@settings(max_examples=300, deadline=None)
+def test_shown_text_is_printed_exactly(text: str, template: str) -> None:
+    rendered = Text.from_markup(template.format(shown(text)))
+    assert rendered.plain == Text.from_markup(template.format("@@")).plain.replace("@@", text)
+    assert all("link" not in str(span.style) for span in rendered.spans)
+
+
+@pytest.mark.parametrize("text", ["\x1b]8;;http://x.example\x1b\\click\x1b]8;;\x1b\\", "\x1b[2J", "a\rb", "\x9b31m"])
+def test_control_characters_are_shown_not_sent_to_the_terminal(text: str) -> None:
+    console = Console(file=io.StringIO(), force_terminal=True, color_system="truecolor")
+    console.print(f"[yellow]warning[/]: {shown(text)}")
+    written = console.file.getvalue()
+    assert "\x1b]8" not in written and "\x1b[2J" not in written and "\r" not in written and "\x9b" not in written
+    assert "\\x1b" in written or "\\x0d" in written or "\\x9b" in written
+
+
+@pytest.mark.parametrize("answer", MARKUP[:3])
+def test_validate_and_ingest_print_markup_answers_as_they_are(tmp_path: Path, form_path: Path, answer: str) -> None:
+    # The answer is not a number: type_invalid quotes it in the message, and the folder name is data too.
+    subs = _folder(tmp_path / "in", {f"x{answer.replace('/', '_')}": _instance("uuid:[/]", age=answer)})
+    for args in (
+        ["validate", str(subs), "--form", str(form_path)],
+        ["ingest", str(subs), "--form", str(form_path), "--out", str(tmp_path / "DATA")],
+    ):
+        done = runner.invoke(app, args, env={"COLUMNS": "400"})
+        assert done.exit_code == 1, done.output
+        assert "unexpected error" not in done.output and "MarkupError" not in done.output
+        assert answer in done.output, done.output
+
+
+def test_run_prints_markup_answers_as_they_are(tmp_path: Path, form_path: Path) -> None:
+    answer = "[/]"
+    subs = _folder(tmp_path / "in", {"a": _instance("uuid:a", age=answer)})
+    survey = tmp_path / "survey.toml"
+    survey.write_text(
+        f'[survey]\nname = "[/] survey"\nform = "{form_path.name}"\nout = "out"\n'
+        f'[ingest]\ninputs = ["{subs.name}"]\n[validate]\ntoday = "2026-11-20"\n',
+        encoding="utf-8",
+    )
+    done = runner.invoke(app, ["run", str(survey)], env={"COLUMNS": "400"})
+    assert "unexpected error" not in done.output, done.output
+    assert done.exit_code == 1 and "[/] survey" in done.output and answer in done.output
