@@ -290,3 +290,24 @@ def test_codebook_xlsx_has_no_formulas(tmp_path: Path, form_path: Path) -> None:
     assert labels and all(v.startswith(TEXT_PREFIX) for v in labels)
     with zipfile.ZipFile(xlsx) as archive:
         assert not any(b"<f>" in archive.read(n) for n in archive.namelist() if n.startswith("xl/worksheets/"))
+
+
+def test_file_names_and_labels_with_markup_are_printed_as_they_are(tmp_path: Path) -> None:
+    folder = tmp_path / "[b]x[link=x.example]"  # no / in a file name: the tags that open are enough
+    folder.mkdir()
+    form_path = write_md_form(folder, FORM, "[bold]form.md")
+    table = folder / "t.csv"
+    table.write_text("w,sex\n1,[/]\n1,[b]m\n1,[/]\n", encoding="utf-8")
+    margins = folder / "m.csv"
+    margins.write_text("variable,level,target\nsex,[/],20\nsex,[b]m,10\n", encoding="utf-8")
+    for args, expected in (
+        (["forms", "lint", str(form_path)], str(form_path)),
+        (["codebook", str(form_path), "--out", str(folder / "cb"), "--format", "html"], str(folder / "cb")),
+        (
+            ["weights", "rake", str(table), "--weight", "w", "--margins", str(margins), "-o", str(folder / "o.csv")],
+            "[b]m",
+        ),
+    ):
+        done = runner.invoke(app, args, env={"COLUMNS": "400"})
+        assert "unexpected error" not in done.output and "Traceback" not in done.output, done.output
+        assert expected in done.output, (args[0], done.output)
