@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 # OWASP's list of characters that start a formula (tab and carriage return included).
@@ -22,7 +23,6 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # Quoted in front of such a cell (OWASP); spreadsheets show the rest as text.
 TEXT_PREFIX = "'"
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_RISKY = r"^[=+\-@\t\r]"
 
 
 def safe_cell(value: Any) -> Any:
@@ -52,13 +52,18 @@ def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
         if not (pd.api.types.is_object_dtype(column.dtype) or pd.api.types.is_string_dtype(column.dtype)):
             continue
         try:
-            starts = column.str.contains(_RISKY, regex=True, na=False)
+            starts = column.str.startswith(FORMULA_STARTS, na=False).to_numpy(dtype=bool)
         except AttributeError:  # an object column without any text (codes as Python ints)
             continue
-        if not starts.any():
+        rows = np.flatnonzero(starts)
+        if not len(rows):
             continue
-        risky = starts & ~column.str.fullmatch(_PLAIN_NUMBER.pattern, na=False)
-        changed[position] = column.where(~risky, TEXT_PREFIX + column.astype(str))
+        candidates = column.iloc[rows]
+        rows = rows[~candidates.str.fullmatch(_PLAIN_NUMBER.pattern, na=False).to_numpy(dtype=bool)]
+        if len(rows):
+            fixed = column.copy()
+            fixed.iloc[rows] = TEXT_PREFIX + column.iloc[rows].astype(str)
+            changed[position] = fixed
     if not changed:
         return frame
     result = frame.copy()
