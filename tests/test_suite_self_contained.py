@@ -15,7 +15,8 @@ OUTSIDE = re.compile(
         (
             re.escape("../shared"),
             re.escape("REPO.parent"),
-            r"/\s*['\"]shared['\"]",  # Path(...) / "shared"
+            r"parent\s*/\s*['\"]shared['\"]",  # ....parent / "shared"
+            r"parents\[[2-9]\]",  # from tests/x.py, parents[2] is above the repository
             re.escape(".parent" * 3),  # three levels up from tests/x.py is above the repository
             r"['\"]/work/",  # the build machine's folders
         )
@@ -42,9 +43,16 @@ def test_no_test_module_reads_outside_the_repository(path: Path) -> None:
 
 
 def test_the_pattern_catches_what_it_is_for() -> None:
-    caught = ['SHARED = REPO.parent / "shared"', 'x = Path("../shared/fixtures")', 'root / "shared" / "odk"']
+    caught = [
+        'SHARED = REPO.parent / "shared"',
+        'x = Path("../shared/fixtures")',
+        'Path(__file__).parent.parent.parent / "shared" / "odk"',
+        'Path(__file__).resolve().parents[2] / "shared"',
+        'Path("/work/shared/specs")',
+    ]
     assert all(OUTSIDE.search(line) for line in caught)
-    assert not OUTSIDE.search('write_atomic(t, data, shared=True)')
+    for fine in ('write_atomic(t, data, shared=True)', '(tmp_path / "shared").mkdir()', 'REPO / "tests" / "fixtures"'):
+        assert not OUTSIDE.search(fine)
 
 
 @pytest.mark.parametrize(
