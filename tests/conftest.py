@@ -1,4 +1,4 @@
-"""Shared test helpers: compiling markdown-table forms, and where the shared fixtures are."""
+"""Shared test helpers: compiling markdown-table forms, and where the fixtures are (all inside the repository)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
+FIXTURES = REPO / "tests" / "fixtures"
+# Real ODK encrypted submissions (Apache-2.0) and the DDI 2.5 schema (LGPL), copied in with their notices.
+ODK_FIXTURES = FIXTURES / "odk"
+DDI_SCHEMA = FIXTURES / "schemas" / "ddi-codebook-2.5" / "codebook.xsd"
 FORMS_DIR = REPO / "forms"
 
 
@@ -26,10 +29,3 @@ def require_tool(name: str, package: str) -> str:
     if found is None:
         pytest.fail(f"{name} is required for this test; install the Debian package {package} (make test does).")
     return found
-
-
-@pytest.fixture
-def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.fail(f"the shared reference folder is missing: {SHARED}")
-    return SHARED

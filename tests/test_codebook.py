@@ -11,7 +11,7 @@ from lxml import etree
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
-from tests.conftest import SHARED, write_md_form
+from tests.conftest import DDI_SCHEMA, write_md_form
 from toolkit.cli import app
 from toolkit.codebook import DDI_NS, build_codebook, render_ddi, render_html, write_codebook
 from toolkit.errors import ToolkitError
@@ -65,10 +65,7 @@ def tables():
 
 
 def _ddi_schema() -> etree.XMLSchema:
-    xsd = SHARED / "schemas" / "ddi-codebook-2.5" / "codebook.xsd"
-    if not xsd.is_file():
-        pytest.fail(f"the DDI 2.5 schema is missing: {xsd}")
-    return etree.XMLSchema(etree.parse(str(xsd)))
+    return etree.XMLSchema(etree.parse(str(DDI_SCHEMA)))
 
 
 def test_structure_without_data(model) -> None:

@@ -1,4 +1,4 @@
-"""`toolkit.crypto`, keys and reference data: IV vectors, the shared ODK fixtures, Enketo peer output, key formats,
+"""`toolkit.crypto`, keys and reference data: IV vectors, the ODK fixtures, Enketo peer output, key formats,
 Central managed keys, `migkit keys new/attach`."""
 
 from __future__ import annotations
@@ -21,16 +21,15 @@ from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Font
 from typer.testing import CliRunner
 
-from tests.conftest import SHARED
+from tests.conftest import ODK_FIXTURES
 from toolkit import crypto
 from toolkit.cli import app
 from toolkit.crypto import scheme
 from toolkit.errors import ToolkitError
 
 runner = CliRunner()
-ODK = SHARED / "fixtures" / "odk"
-BRIEFCASE = ODK / "briefcase"
-CENTRAL = ODK / "central"
+BRIEFCASE = ODK_FIXTURES / "briefcase"
+CENTRAL = ODK_FIXTURES / "central"
 HERE = Path(__file__).resolve().parent / "fixtures" / "crypto"
 ENKETO = HERE / "enketo"
 

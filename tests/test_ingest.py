@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tests.conftest import write_md_form
+from tests.conftest import ODK_FIXTURES, write_md_form
 from toolkit import ingest as ingest_stage
 from toolkit.cli import app
 from toolkit.cli import ingest as cli_ingest
@@ -179,10 +179,10 @@ def test_duplicates_same_content_kept_once_other_content_kept_with_suffix(tmp_pa
     assert result.tables["hh"]["consent"].tolist() == ["1", "2", "1"]
 
 
-def test_finds_instances_and_skips_manifests_xforms_and_logs(tmp_path, model, shared_dir) -> None:
+def test_finds_instances_and_skips_manifests_xforms_and_logs(tmp_path, model) -> None:
     folder = write_submissions(tmp_path / "in", {"a": SUB_A})
     (folder / "b.xml").write_text(SUB_B, encoding="utf-8")  # a loose instance file
-    manifest = shared_dir / "fixtures" / "odk" / "briefcase" / "encrypted-form-submission.xml"
+    manifest = ODK_FIXTURES / "briefcase" / "encrypted-form-submission.xml"
     (folder / "enc").mkdir()
     (folder / "enc" / "submission.xml").write_bytes(manifest.read_bytes())
     (folder / "form.xml").write_text(model.xform, encoding="utf-8")

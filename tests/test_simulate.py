@@ -10,7 +10,7 @@ import pytest
 from lxml import etree
 from typer.testing import CliRunner
 
-from tests.conftest import write_md_form
+from tests.conftest import ODK_FIXTURES, write_md_form
 from toolkit import simulate as simulate_stage
 from toolkit.cli import app
 from toolkit.crypto import decrypt, load_private_key
@@ -162,8 +162,8 @@ def test_deterministic_for_a_seed_whatever_the_processes(tmp_path, model, monkey
         assert (tmp_path / instance_id.removeprefix("uuid:") / "submission.xml").read_bytes() == xml
 
 
-def test_encrypted_output_decrypts_to_the_plain_instances(tmp_path, model, shared_dir) -> None:
-    keys = shared_dir / "fixtures" / "odk" / "central"
+def test_encrypted_output_decrypts_to_the_plain_instances(tmp_path, model) -> None:
+    keys = ODK_FIXTURES / "central"
     result = simulate(model, 4, tmp_path / "enc", seed=5, encrypt_with=keys / "pub.pem", workers=1)
     assert result.encrypted
     skipped = ingest([tmp_path / "enc"], model)

@@ -34,6 +34,7 @@ from toolkit.settings import (
     NUMERIC_DONT_KNOW,
     NUMERIC_REFUSED,
 )
+from toolkit.spreadsheet import safe_row
 from toolkit.wording import in_words
 from toolkit.xform import NO_LANGUAGE, FormModel, Node, resolve_language
 
@@ -481,10 +482,11 @@ def _write_xlsx(codebook: Codebook, target: Path) -> None:
         "sd",
     ]
     sheet.append(header)
+    # Labels and expressions come from forms made by others: text that would run as a formula is kept as text.
     for table in codebook.tables:
         for v in table.variables:
             sheet.append(
-                [
+                safe_row([
                     v.table,
                     v.name,
                     v.spss_name,
@@ -503,7 +505,7 @@ def _write_xlsx(codebook: Codebook, target: Path) -> None:
                     v.mean,
                     v.maximum,
                     v.stdev,
-                ]
+                ])
             )
     choices = book.create_sheet("categories")
     choices.append(["table", "variable", "code", "choice_name", "label", "missing", "frequency"])
@@ -511,11 +513,13 @@ def _write_xlsx(codebook: Codebook, target: Path) -> None:
         for v in table.variables:
             for c in v.categories:
                 code = c.exported or c.code
-                choices.append([v.table, v.name, code, c.code, c.label, "yes" if c.missing else "", c.frequency])
+                choices.append(
+                    safe_row([v.table, v.name, code, c.code, c.label, "yes" if c.missing else "", c.frequency])
+                )
     tables = book.create_sheet("tables")
     tables.append(["table", "level", "label", "rows", "variables"])
     for t in codebook.tables:
-        tables.append([t.name, t.path, t.label, t.rows, len(t.variables)])
+        tables.append(safe_row([t.name, t.path, t.label, t.rows, len(t.variables)]))
     for ws in book.worksheets:
         for cell in ws[1]:
             cell.font = Font(bold=True)

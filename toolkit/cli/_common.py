@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from enum import Enum
@@ -60,6 +61,27 @@ def _to_jsonable(value: Any) -> Any:
     return value
 
 
+# C0 and C1 control characters but tab and newline: a terminal acts on them (colours, links, moving the cursor).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def shown(value: object) -> str:
+    """`value` as text to put inside a rich markup string, printed as it is and never read as markup.
+
+    Everything that comes from data goes through here before rich sees it: answers and the messages that quote
+    them, instance IDs, file and folder names, form labels and expressions. An answer `[/]` would otherwise stop
+    the command (rich's MarkupError) and `[link=...]` would become a clickable terminal link. Control characters
+    (ESC starts terminal commands) are shown as `\\x1b`; tab and newline are kept. Put no `[` right after it:
+    backslashes at the end of the value would then escape that bracket.
+    """
+    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+    escaped = escape(text)
+    # rich doubles one trailing backslash in case a tag follows; none does here, and it would be printed twice.
+    if text.endswith("\\") and not text.endswith("\\\\") and escaped.endswith("\\\\"):
+        return escaped[:-1]
+    return escaped
+
+
 def print_json(value: Any) -> None:
     """Print a result object (dataclass, dict, list) as JSON on stdout, non-ASCII text kept as it is."""
     sys.stdout.write(json.dumps(_to_jsonable(value), ensure_ascii=False, indent=2, default=str))
@@ -84,7 +106,7 @@ def guarded(command: F) -> F:
             raise
         except ToolkitError as exc:
             for issue in exc.issues:
-                err.print(f"[bold red]error[/]: {escape(issue.format())}", markup=True, highlight=False)
+                err.print(f"[bold red]error[/]: {shown(issue.format())}", markup=True, highlight=False)
             raise typer.Exit(exc.exit_code) from None
         except BrokenPipeError:
             # The reader of our output went away (`migkit ... --json | head`): stop quietly, as Unix tools do.
@@ -101,7 +123,7 @@ def guarded(command: F) -> F:
                 err.print_exception(show_locals=False)
             else:
                 err.print(
-                    f"[bold red]unexpected error[/]: {type(exc).__name__}: {escape(str(exc))}. "
+                    f"[bold red]unexpected error[/]: {type(exc).__name__}: {shown(exc)}. "
                     "Run again with `migkit --debug ...` for the traceback, and report it.",
                     markup=True,
                     highlight=False,
@@ -114,5 +136,5 @@ def guarded(command: F) -> F:
 
 def usage_error(message: str) -> typer.Exit:
     """Print a usage problem and return the Exit to raise (exit code 2)."""
-    err.print(f"[bold red]usage error[/]: {escape(message)}", markup=True, highlight=False)
+    err.print(f"[bold red]usage error[/]: {shown(message)}", markup=True, highlight=False)
     return typer.Exit(EXIT_USAGE)

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, err, guarded, out, print_json
+from toolkit.cli._common import JsonOption, err, guarded, out, print_json, shown
 from toolkit.errors import EXIT_OK
 from toolkit.settings import CODEBOOK_FORMATS
 
@@ -56,7 +55,7 @@ def codebook(
         print_json({"files": result.files, "issues": [i.flatten() for i in result.issues]})
     else:
         for path in result.files:
-            out.print(path)
+            out.print(shown(path))
         for issue in result.issues:
-            err.print(f"warning: {escape(issue.format())}")
+            err.print(f"warning: {shown(issue.format())}")
     return EXIT_OK

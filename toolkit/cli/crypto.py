@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, err, guarded, out, print_json, progress_bar
+from toolkit.cli._common import JsonOption, err, guarded, out, print_json, progress_bar, shown
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK
 from toolkit.settings import PASSPHRASE_ENV
 
@@ -84,8 +83,8 @@ def keys_new(
         return EXIT_OK
     protection = "protected by the passphrase" if result.encrypted else "NOT protected by a passphrase"
     err.print(
-        f"wrote {result.private_path} ({result.bits}-bit, PKCS#8, mode 0600, {protection}) and "
-        f"{result.public_path}"
+        f"wrote {shown(result.private_path)} ({result.bits}-bit, PKCS#8, mode 0600, {protection}) and "
+        f"{shown(result.public_path)}"
     )
     err.print(
         "Keep private.pem off the tablets and back it up: without it the submissions cannot be decrypted."
@@ -113,7 +112,7 @@ def keys_attach(
         return EXIT_OK
     what = "replaced the previous public_key" if result.replaced else "set public_key"
     err.print(
-        f"{result.form}: {what} on the settings sheet. Rebuild the form and upload it as a new version."
+        f"{shown(result.form)}: {what} on the settings sheet. Rebuild the form and upload it as a new version."
     )
     return EXIT_OK
 
@@ -156,7 +155,7 @@ def decrypt_command(
 
     secret = None
     if crypto.key_needs_passphrase(key):
-        secret = _passphrase(passphrase_file, prompt=f"Passphrase for {key.name}: ")
+        secret = _passphrase(passphrase_file, prompt=f"Passphrase for {shown(key.name)}: ")
     loaded = crypto.load_private_key(key, passphrase=secret)
     problems: list[crypto.SubmissionResult] = []
 
@@ -183,7 +182,7 @@ def decrypt_command(
     if as_json:
         print_json([r.row() for r in result.submissions])
     else:
-        table = Table(title=f"Decryption into {result.out_dir}")
+        table = Table(title=f"Decryption into {shown(result.out_dir)}")
         table.add_column("status")
         table.add_column("submissions", justify="right")
         for status, count in result.counts.items():
@@ -195,11 +194,11 @@ def decrypt_command(
         who = problem.instance_id or "?"
         err.print(
             f"[{colour}]{problem.status}[/] "
-            + escape(f"{who} ({problem.source}): {problem.message} [{problem.reason_code}]"),
+            + shown(f"{who} ({problem.source}): {problem.message} [{problem.reason_code}]"),
             markup=True,
             highlight=False,
         )
-    err.print(f"log: {result.log_path}")
+    err.print(f"log: {shown(result.log_path)}")
     if result.total == 0:
         err.print(
             "No submissions found in the inputs (looked for .xml manifests and instances, and .zip files)."

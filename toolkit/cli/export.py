@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, err, guarded, out, print_json, progress_bar, usage_error
+from toolkit.cli._common import JsonOption, err, guarded, out, print_json, progress_bar, shown, usage_error
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Severity
 from toolkit.settings import CHOICE_NUMERIC_CODE_COLUMN
 
@@ -103,11 +102,11 @@ def export(
             }
         )
     else:
-        table = Table(title=f"Export of {result.form_id} (labels: {result.language or 'form default'})")
+        table = Table(title=shown(f"Export of {result.form_id} (labels: {result.language or 'form default'})"))
         for column in ("file", "kind", "rows", "variables"):
             table.add_column(column, justify="right" if column in {"rows", "variables"} else "left")
         for file in result.files:
-            table.add_row(Path(file.path).name, file.kind, str(file.rows or ""), str(file.variables or ""))
+            table.add_row(shown(Path(file.path).name), file.kind, str(file.rows or ""), str(file.variables or ""))
         out.print(table)
         _print_issues(result)
     return EXIT_OK if result.ok else EXIT_DATA_PROBLEMS
@@ -124,14 +123,14 @@ def _print_issues(result: export_lib.ExportResult) -> None:
     for code, issues in sorted(
         by_code.items(), key=lambda item: (item[1][0].severity != Severity.ERROR, item[0])
     ):
-        shown = issues if issues[0].severity == Severity.ERROR else issues[:_SHOWN_PER_CODE]
-        for issue in shown:
+        listed = issues if issues[0].severity == Severity.ERROR else issues[:_SHOWN_PER_CODE]
+        for issue in listed:
             colour = "red" if issue.severity == Severity.ERROR else "yellow"
-            line = f"[{colour}]{issue.severity}[/]: {escape(issue.format())}"
+            line = f"[{colour}]{issue.severity}[/]: {shown(issue.format())}"
             err.print(line, markup=True, highlight=False)
-        if len(issues) > len(shown):
+        if len(issues) > len(listed):
             err.print(
-                f"  ... {len(issues) - len(shown)} more {code}; the rename map and --json list them all."
+                f"  ... {len(issues) - len(listed)} more {code}; the rename map and --json list them all."
             )
     counts = Counter(issue.code for issue in result.issues)
     if counts:

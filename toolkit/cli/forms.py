@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, err, guarded, out, print_json
+from toolkit.cli._common import JsonOption, err, guarded, out, print_json, shown
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Severity
 
 # Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
@@ -74,19 +73,19 @@ def build(
             n_err = sum(i.severity == Severity.ERROR for i in f.issues)
             n_warn = sum(i.severity == Severity.WARNING for i in f.issues)
             table.add_row(
-                Path(f.source).name,
-                f.form_id or "",
-                f.version or "",
+                shown(Path(f.source).name),
+                shown(f.form_id or ""),
+                shown(f.version or ""),
                 _verdict(f),
                 str(n_err),
                 str(n_warn),
-                f.xform_path or "",
+                shown(f.xform_path or ""),
             )
         out.print(table)
         for f in result.forms:
             for issue in f.issues:
                 colour = "red" if issue.severity == Severity.ERROR else "yellow"
-                err.print(f"[{colour}]{issue.severity}[/]: {escape(issue.format())}", markup=True, highlight=False)
+                err.print(f"[{colour}]{issue.severity}[/]: {shown(issue.format())}", markup=True, highlight=False)
     if not result.forms:
         err.print("No XLSForms found.")
         return EXIT_DATA_PROBLEMS
@@ -127,8 +126,10 @@ def lint(
     else:
         stats = report.stats
         table = Table(
-            title=f"{form_file.name}: {stats['questions']} questions, {stats['choice_lists']} choice lists, "
-            f"languages: {', '.join(stats['languages']) or 'one (no language columns)'}"
+            title=shown(
+                f"{form_file.name}: {stats['questions']} questions, {stats['choice_lists']} choice lists, "
+                f"languages: {', '.join(stats['languages']) or 'one (no language columns)'}"
+            )
         )
         table.add_column("where", no_wrap=True)
         table.add_column("code", no_wrap=True)
@@ -145,10 +146,10 @@ def lint(
                 if part
             )
             table.add_row(
-                where,
+                shown(where),
                 f"[{colour}]{i.code}[/]",
-                escape(i.message)
-                + (f"\n[dim]{escape(i.location.expression)}[/]" if i.location.expression else ""),
+                shown(i.message)
+                + (f"\n[dim]{shown(i.location.expression)}[/]" if i.location.expression else ""),
             )
         if report.issues:
             out.print(table)
@@ -157,5 +158,5 @@ def lint(
             if not report.issues
             else (f"[red]{len(report.errors)} error(s)[/], [yellow]{len(report.warnings)} warning(s)[/]")
         )
-        err.print(f"{escape(str(form_file))}: {verdict}", markup=True, highlight=False)
+        err.print(f"{shown(str(form_file))}: {verdict}", markup=True, highlight=False)
     return EXIT_OK if report.valid else EXIT_DATA_PROBLEMS

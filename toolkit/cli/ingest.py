@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, err, guarded, out, print_json, progress_bar
+from toolkit.cli._common import JsonOption, err, guarded, out, print_json, progress_bar, shown
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Severity
 
 # Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
@@ -94,12 +93,12 @@ def ingest_command(
         )
     else:
         table = Table(
-            title=f"{result.form_id}: {result.stats.get('submissions', 0)} submissions -> {out_dir}"
+            title=shown(f"{result.form_id}: {result.stats.get('submissions', 0)} submissions -> {out_dir}")
         )
         for column in ("table", "level", "rows", "columns"):
             table.add_column(column, justify="right" if column in {"rows", "columns"} else "left")
         for name, frame in result.tables.items():
-            table.add_row(name, result.table_paths[name], str(len(frame)), str(len(frame.columns)))
+            table.add_row(shown(name), shown(result.table_paths[name]), str(len(frame)), str(len(frame.columns)))
         out.print(table)
         if by_code:
             issue_table = Table(title="Issues")
@@ -111,11 +110,11 @@ def ingest_command(
             out.print(issue_table)
         for issue in result.issues[:_ISSUES_SHOWN]:
             colour = "red" if issue.severity == Severity.ERROR else "yellow"
-            err.print(f"[{colour}]{issue.severity}[/]: {escape(issue.format())}", markup=True, highlight=False)
+            err.print(f"[{colour}]{issue.severity}[/]: {shown(issue.format())}", markup=True, highlight=False)
         if len(result.issues) > _ISSUES_SHOWN:
             err.print(
                 f"... and {len(result.issues) - _ISSUES_SHOWN} more; all are listed in "
-                f"{out_dir / ingest_stage.MANIFEST} and with --json."
+                f"{shown(out_dir / ingest_stage.MANIFEST)} and with --json."
             )
     return EXIT_OK if result.valid else EXIT_DATA_PROBLEMS
 
@@ -186,10 +185,10 @@ def simulate_command(
         )
     else:
         out.print(
-            f"{result.stats['instances']} submissions of {result.form_id} "
+            f"{result.stats['instances']} submissions of {shown(result.form_id)} "
             f"({result.stats['repeat_rows']} repeat rows{', encrypted' if result.encrypted else ''}) "
-            f"-> {result.out_dir} in {result.stats['seconds']} s"
+            f"-> {shown(result.out_dir)} in {result.stats['seconds']} s"
         )
         for issue in result.issues:
-            err.print(f"[yellow]{issue.severity}[/]: {escape(issue.format())}", markup=True, highlight=False)
+            err.print(f"[yellow]{issue.severity}[/]: {shown(issue.format())}", markup=True, highlight=False)
     return EXIT_OK

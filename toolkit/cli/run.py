@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, err, guarded, out, print_json
+from toolkit.cli._common import JsonOption, err, guarded, out, print_json, shown
 from toolkit.errors import EXIT_CANNOT_RUN, EXIT_DATA_PROBLEMS, EXIT_OK
 
 # Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
@@ -49,21 +48,21 @@ def run(
         print_json(result)
     else:
         title = f"Checks of {result.survey} (nothing run)" if check else f"{result.survey} -> {result.out_dir}"
-        table = Table(title=escape(title))
+        table = Table(title=shown(title))
         for column in ("check", "status", "summary") if check else ("stage", "status", "summary", "seconds"):
             table.add_column(column)
         for stage in result.stages:
             colour = _STYLE[stage.status]
             seconds = [] if check else [f"{stage.seconds:.1f}" if stage.status != "skipped" else ""]
-            table.add_row(stage.name, f"[{colour}]{stage.status}[/]", escape(stage.summary), *seconds)
+            table.add_row(stage.name, f"[{colour}]{stage.status}[/]", shown(stage.summary), *seconds)
         out.print(table)
         for stage in result.stages:
-            shown = [i for i in stage.issues if i.severity == "error"][:5]
-            for issue in shown:
-                err.print(f"[yellow]{stage.name}[/]: {escape(issue.format())}", markup=True, highlight=False)
-            hidden = sum(1 for i in stage.issues if i.severity == "error") - len(shown)
+            listed = [i for i in stage.issues if i.severity == "error"][:5]
+            for issue in listed:
+                err.print(f"[yellow]{stage.name}[/]: {shown(issue.format())}", markup=True, highlight=False)
+            hidden = sum(1 for i in stage.issues if i.severity == "error") - len(listed)
             if hidden > 0:
-                err.print(f"{stage.name}: {hidden} more problems; see the files in {result.out_dir}")
+                err.print(f"{stage.name}: {hidden} more problems; see the files in {shown(result.out_dir)}")
     if result.failed:
         return EXIT_CANNOT_RUN
     return EXIT_OK if result.ok else EXIT_DATA_PROBLEMS

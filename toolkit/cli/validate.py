@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, err, guarded, out, print_json, progress_bar, usage_error
+from toolkit.cli._common import JsonOption, err, guarded, out, print_json, progress_bar, shown, usage_error
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, OUTPUT_UNWRITABLE, ToolkitError, error
 from toolkit.files import write_text_atomic
 
@@ -87,11 +86,11 @@ def validate_command(
     else:
         _print_summary(result)
     for issue in result.issues:
-        err.print(f"[yellow]{issue.severity}[/]: {escape(issue.format())}", markup=True, highlight=False)
+        err.print(f"[yellow]{issue.severity}[/]: {shown(issue.format())}", markup=True, highlight=False)
     if result.stats["instances"] == 0:
         if not result.issues:
             err.print(
-                f"[yellow]warning[/]: no submission of this form was found in {input_path}.", markup=True
+                f"[yellow]warning[/]: no submission of this form was found in {shown(input_path)}.", markup=True
             )
         return EXIT_DATA_PROBLEMS
     return EXIT_OK if result.valid else EXIT_DATA_PROBLEMS
@@ -120,7 +119,7 @@ def _print_summary(result: validation.ValidationResult) -> None:
     by_code.add_column("code")
     by_code.add_column("findings", justify="right")
     for code, n in sorted(stats["by_code"].items(), key=lambda kv: -kv[1]):
-        by_code.add_row(code, str(n))
+        by_code.add_row(shown(code), str(n))
     out.print(by_code)
     by_var = Table(title="Variables with most findings")
     by_var.add_column("variable")
@@ -132,7 +131,7 @@ def _print_summary(result: validation.ValidationResult) -> None:
             codes_per_var.setdefault(f.variable, Counter())[f.code] += 1
     for variable, n in list(stats["by_variable"].items())[:15]:
         detail = ", ".join(f"{c} {k}" for c, k in codes_per_var.get(variable, Counter()).most_common())
-        by_var.add_row(variable, str(n), detail)
+        by_var.add_row(shown(variable), str(n), shown(detail))
     out.print(by_var)
     worst = Counter(f.instance_id for f in result.findings if f.instance_id)
     table = Table(title="Submissions with most findings")
@@ -143,8 +142,8 @@ def _print_summary(result: validation.ValidationResult) -> None:
     for f in result.findings:
         first.setdefault(f.instance_id, f)
     for instance, n in worst.most_common(10):
-        table.add_row(instance or "", str(n), first[instance].message)
+        table.add_row(shown(instance or ""), str(n), shown(first[instance].message))
     out.print(table)
     for f in result.findings:
         if f.instance_id is None:
-            err.print(f"[yellow]{f.severity}[/]: {f.message} [{f.code}]", markup=True, highlight=False)
+            err.print(f"[yellow]{f.severity}[/]: {shown(f'{f.message} [{f.code}]')}", markup=True, highlight=False)

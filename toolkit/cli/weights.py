@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from typer.core import TyperGroup
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, err, guarded, out, print_json, progress_bar, usage_error
+from toolkit.cli._common import JsonOption, err, guarded, out, print_json, progress_bar, shown, usage_error
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Severity
 
 # Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
@@ -64,7 +63,7 @@ class LonelyPsu(StrEnum):
 def _print_issues(issues: tuple[Issue, ...] | list[Issue]) -> None:
     for issue in issues:
         colour = "red" if issue.severity == Severity.ERROR else "yellow"
-        err.print(f"[{colour}]{issue.severity}[/]: {escape(issue.format())}", markup=True, highlight=False)
+        err.print(f"[{colour}]{issue.severity}[/]: {shown(issue.format())}", markup=True, highlight=False)
 
 
 def _fmt(value: Any) -> str:
@@ -92,7 +91,7 @@ def _summary_table(title: str, rows: list[tuple[str, dict[str, Any]]]) -> Table:
     for name, s in rows:
         f = s.get("factor")
         table.add_row(
-            name,
+            shown(name),
             _fmt(s.get("n")),
             _fmt(s.get("sum")),
             _fmt(s.get("min")),
@@ -153,15 +152,16 @@ def weights(
                     f"converged={s.get('converged')}, max relative margin error {worst:.2e}"
                 )
             if s["step"] == "nonresponse" and s.get("collapsed"):
-                out.print(f"nonresponse classes collapsed: {s['collapsed']}")
+                out.print(f"nonresponse classes collapsed: {shown(s['collapsed'])}")
         out.print(
-            f"wrote {result.household_table}" + (f", {result.person_table}" if result.person_table else "")
+            f"wrote {shown(result.household_table)}"
+            + (f", {shown(result.person_table)}" if result.person_table else "")
         )
-        out.print(f"report {result.report}, histogram {result.histogram}")
+        out.print(f"report {shown(result.report)}, histogram {shown(result.histogram)}")
         if result.replicates:
             out.print(
                 f"replicate weights: {result.replicates['n']} × {result.replicates['method']} "
-                f"({result.replicates['columns']}); estimate with: {result.replicates['estimate']}"
+                f"({shown(result.replicates['columns'])}); estimate with: {shown(result.replicates['estimate'])}"
             )
         _print_issues(result.issues)
     return EXIT_OK
@@ -228,11 +228,11 @@ def rake_command(
             )
         for m in cal.margins:
             table_out.add_row(
-                m["variable"], m["level"], _fmt(m["target"]), _fmt(m["achieved"]), f"{m['rel_error']:.2e}"
+                shown(m["variable"]), shown(m["level"]), _fmt(m["target"]), _fmt(m["achieved"]), f"{m['rel_error']:.2e}"
             )
         out.print(table_out)
         out.print(_summary_table("Weights", [(res.column, cal.diagnostics)]))
-        out.print(f"wrote {res.output} (column {res.column})")
+        out.print(f"wrote {shown(res.output)} (column {shown(res.column)})")
     _print_issues((*cal.issues, *res.issues))
     return EXIT_OK if cal.converged else EXIT_DATA_PROBLEMS
 
@@ -371,9 +371,9 @@ def estimate_command(
             )
         for r in result.rows:
             t.add_row(
-                r.domain,
+                shown(r.domain),
                 r.statistic,
-                r.variable,
+                shown(r.variable),
                 _fmt(r.estimate),
                 _fmt(r.se),
                 _fmt(r.ci_low),

@@ -36,6 +36,7 @@ from toolkit.export.syntax import do_text, sps_text
 from toolkit.export.tables import Design, SourceTable, is_weight, load_tables
 from toolkit.files import write_atomic, write_text_atomic
 from toolkit.settings import CHOICE_NUMERIC_CODE_COLUMN
+from toolkit.spreadsheet import safe_frame, safe_row
 from toolkit.xform import FormModel
 
 # --- results ------------------------------------------------------------------------------------------------
@@ -85,8 +86,9 @@ class ExportResult:
 
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
-    # UTF-8 with BOM, so that Excel shows Cyrillic text.
-    write_atomic(path, lambda p: frame.to_csv(p, index=False, encoding="utf-8-sig"))
+    # UTF-8 with BOM, so that Excel shows Cyrillic text; answers that would run as formulas are written as text.
+    safe = safe_frame(frame)
+    write_atomic(path, lambda p: safe.to_csv(p, index=False, encoding="utf-8-sig"))
 
 
 def rename_map_text(entries: Sequence[RenameEntry]) -> str:
@@ -95,7 +97,7 @@ def rename_map_text(entries: Sequence[RenameEntry]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["table", "original_name", "xlsform_path", "spss_name", "stata_name", "reason"])
     for e in entries:
-        writer.writerow([e.table, e.name, e.xlsform_path or "", e.spss_name, e.stata_name, e.reason])
+        writer.writerow(safe_row([e.table, e.name, e.xlsform_path or "", e.spss_name, e.stata_name, e.reason]))
     return buffer.getvalue()
 
 
@@ -288,7 +290,7 @@ def export_tables(
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")
             writer.writerow(["choice_list", "choice_name", "code", "label"])
-            writer.writerows([r.choice_list, r.choice, r.code, r.label] for r in prepared.recodes)
+            writer.writerows(safe_row([r.choice_list, r.choice, r.code, r.label]) for r in prepared.recodes)
             write_text_atomic(value_path, "\ufeff" + buffer.getvalue())
             files.append(ExportedFile(str(value_path), "", "value-map"))
     except OSError as exc:

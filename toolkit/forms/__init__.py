@@ -18,7 +18,7 @@ from pyxform.xls2xform import convert
 
 from toolkit.errors import INPUT_MISSING, Issue, Location, Severity, ToolkitError, define, error, warning
 from toolkit.files import write_text_atomic
-from toolkit.xml import parse_untrusted
+from toolkit.xml import UntrustedXMLError, parse_untrusted
 
 FORM_SUFFIXES = (".xlsx", ".xls", ".md", ".csv")
 
@@ -184,7 +184,15 @@ def compile_form(
         return failed(error(FORM_INVALID, message, file=name))
     severity = Severity.ERROR if strict else Severity.WARNING
     issues = [_issue_from_pyxform(w, name, severity, FORM_PYXFORM_WARNING) for w in pyxform_warnings]
-    form_id, version, title = _settings_of(result.xform)
+    try:
+        form_id, version, title = _settings_of(result.xform)
+    except UntrustedXMLError as exc:
+        # pyxform copies extra column headers (of the choices sheet, say) into element names unchecked.
+        message = (
+            f"pyxform wrote an XForm that is not well-formed XML ({exc}). A column header is probably not a "
+            "valid XML name: use letters, digits, _ and - only, starting with a letter."
+        )
+        return failed(error(FORM_INVALID, message, file=name))
     validated: bool | None = None
     if validate:
         validated, validate_issues = run_odk_validate(result.xform)

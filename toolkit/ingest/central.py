@@ -10,10 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from toolkit.errors import (
-    Issue,
-    warning,
-)
+from toolkit.errors import INPUT_UNREADABLE, Issue, error, warning
 from toolkit.ingest.parse import _Record
 from toolkit.ingest.plan import _Plan, _Table
 from toolkit.ingest.result import NOT_DECRYPTED, ORPHAN_ROW
@@ -70,7 +67,18 @@ def _read_central(
         data = open_member(f"{table.name}.csv")
         if data is None:
             continue
-        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        try:
+            frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        except (ValueError, UnicodeDecodeError) as exc:  # pandas' EmptyDataError and ParserError are ValueErrors
+            issues.append(
+                error(
+                    INPUT_UNREADABLE,
+                    f"{table.name}.csv of this Central export cannot be read as CSV ({exc}); its rows are "
+                    "left out. Download the export from Central again.",
+                    file=source,
+                )
+            )
+            continue
         mapping = _central_columns(plan, table)
         known = [c for c in frame.columns if c in mapping]
         # Select-multiple split columns (`name/choice`, 0/1) repeat the space-separated answer: skip them.

@@ -8,7 +8,7 @@ from lxml import etree
 
 from toolkit.files import read_regular_file
 from toolkit.ingest.plan import _EMPTY_PLAN, _FIELD, _GROUP, _JR_TEMPLATE, _Plan
-from toolkit.ingest.sources import _classify
+from toolkit.ingest.sources import UNREADABLE_HINTS, UNREADABLE_KINDS, _classify, as_utf8
 from toolkit.xml import UntrustedXMLError, parse_untrusted
 
 
@@ -115,6 +115,8 @@ def _read_submission(source: str, data: bytes, plan: _Plan) -> _Record:
         root = parse_untrusted(data)
     except UntrustedXMLError as exc:
         problem = "it declares a DOCTYPE; refusing it" if exc.reason == "doctype" else f"it {exc.message}"
+        if exc.reason == "syntax":
+            problem += "; a cut-off copy is the usual cause: copy it again"
         return _Record(source, None, None, "", [], frozenset(), problem=problem)
     instance_id = _instance_id(root) or ""
     values: dict[str, str] = {}
@@ -133,12 +135,17 @@ def _read_item(name: str, data: bytes | None, plan: _Plan) -> _Record:
         except OSError as exc:
             problem = str(exc.strerror)
             return _Record(name, None, None, "", [], frozenset(), problem=problem, kind="unreadable")
-    kind, attrs = _classify(data)
+    utf8 = as_utf8(data)
+    if utf8 is None:
+        return _Record(name, None, None, "", [], frozenset(), problem=UNREADABLE_HINTS["utf16"], kind="unreadable")
+    kind, attrs = _classify(utf8)
+    if kind in UNREADABLE_KINDS:
+        return _Record(name, None, None, "", [], frozenset(), problem=UNREADABLE_HINTS[kind], kind="unreadable")
     if kind == "instance" and attrs.get("id") not in plan.form_ids:
         kind = "other_form"
     if kind != "instance":
         return _Record(name, attrs.get("id"), None, "", [], frozenset(), kind=kind)
-    return _read_submission(name, data, plan)
+    return _read_submission(name, utf8, plan)
 
 
 def _read_chunk(chunk: list[tuple[str, bytes | None]]) -> list[_Record]:

@@ -23,6 +23,7 @@ from toolkit.errors import (
     define,
     error,
 )
+from toolkit.spreadsheet import safe_frame
 
 # Shared with validate (same code, same title: define() refuses a second title).
 TYPE_INVALID = define("type_invalid", "A value does not parse as the question's type")
@@ -131,7 +132,8 @@ def write_tables(result: IngestResult, out_dir: Path, *, csv: bool = False) -> l
             frame.to_parquet(temp / files[name], index=False)
             names.append(files[name])
             if csv:
-                frame.to_csv(temp / f"{name}.csv", index=False, encoding="utf-8-sig")
+                # For spreadsheets: answers that would run as formulas are written as text (Parquet keeps them).
+                safe_frame(frame).to_csv(temp / f"{name}.csv", index=False, encoding="utf-8-sig")
                 names.append(f"{name}.csv")
         (temp / MANIFEST).write_text(
             json.dumps(_manifest(result, files), ensure_ascii=False, indent=2, default=str), encoding="utf-8"

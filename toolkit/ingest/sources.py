@@ -30,14 +30,54 @@ ZIP_MAX_CSV_BYTES = 2 * 1024 * 1024 * 1024
 ZIP_MAX_MEDIA_BYTES = 2 * 1024 * 1024 * 1024
 ZIP_MAX_RATIO = ARCHIVE_MAX_RATIO
 
+# What `_classify` calls files that cannot be read as XML at all; how to fix each is in UNREADABLE_HINTS.
+UNREADABLE_KINDS = frozenset({"empty", "binary"})
+UNREADABLE_HINTS = {
+    "empty": "the file is empty; copy it again from the tablet or the server (or run `migkit decrypt` again)",
+    "binary": "the file is not XML text (binary content, or an encoding other than UTF-8/UTF-16); copy it "
+    "again from the tablet or the server, or save it as UTF-8",
+    "utf16": "the file starts as UTF-16 text but does not decode as UTF-16; save it again as UTF-8",
+}
+
 
 _HEAD = re.compile(rb"^(?:\s|<\?.*?\?>|<!--.*?-->)*<([A-Za-z_][\w.:-]*)((?:\s[^>]*)?)/?>", re.DOTALL)
 _ATTR = re.compile(rb"""([\w.:-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 
 
-def _classify(data: bytes) -> tuple[str, dict[str, str]]:
-    """What an XML file is, from its head: instance, encrypted (an ODK manifest), doctype, or other."""
+_UTF16_DECLARATION = re.compile(rb"""^(<\?xml[^>]*?encoding\s*=\s*)(["'])utf-?16(?:le|be)?\2""", re.IGNORECASE)
+
+
+def as_utf8(data: bytes) -> bytes | None:
+    """XML in UTF-16 (with a byte-order mark, or starting with its XML declaration) as UTF-8, its declaration
+    changed to match; any other data unchanged. None when the data claims UTF-16 but does not decode.
+
+    Parameters:
+        data: the bytes of a file. Editors on Windows save "Unicode" text as UTF-16; byte checks (DOCTYPE, the
+            form id on the root) and the parsers then see the same text as in a UTF-8 file.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        codec = "utf-16"
+    elif data.startswith(b"<\x00?\x00"):
+        codec = "utf-16-le"
+    elif data.startswith(b"\x00<\x00?"):
+        codec = "utf-16-be"
+    else:
+        return data
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError:
+        return None
+    return _UTF16_DECLARATION.sub(rb"\1\2UTF-8\2", text.encode("utf-8"), count=1)
+
+
+def _classify(data: bytes) -> tuple[str, dict[str, str]]:  # noqa: PLR0911 (one return per kind of file)
+    """What an XML file is, from its head: instance, encrypted (an ODK manifest), doctype, other (XML that is no
+    submission: an XForm, a log), empty, or binary (not XML text at all). UTF-16 goes through `as_utf8` first."""
     head = data[:65536].lstrip(b"\xef\xbb\xbf")
+    if not head.strip():
+        return "empty", {}
+    if b"\x00" in head[:4096] or not head.lstrip().startswith(b"<"):
+        return "binary", {}
     if b"<!DOCTYPE" in head:
         return "doctype", {}
     match = _HEAD.match(head)
@@ -138,12 +178,21 @@ def iter_submission_xml(input_path: Path, *, form_id: str | None = None) -> Iter
         input_path: a folder (searched recursively: `migkit decrypt` output `<instance>/submission.xml`,
             or any tree of instance XMLs), a zip of such files, or one XML file. Encrypted ODK manifests
             (root attribute encrypted="yes"), XForms and XML without a form id on the root (logs) are skipped.
+            Files that cannot be submissions of any form (empty, binary, broken UTF-16, with a DOCTYPE) are
+            yielded as they are, so that the reader reports them instead of passing them over. UTF-16 comes
+            as UTF-8.
         form_id: when given, only instances whose root `id` is this form id.
     """
     for source in _xml_sources(Path(input_path)):
-        data = source.load()
+        raw = source.load()
+        data = as_utf8(raw)
+        if data is None:
+            yield source.name, raw
+            continue
         kind, attrs = _classify(data)
-        if kind == "instance" and (form_id is None or attrs.get("id") == form_id):
+        if kind in UNREADABLE_KINDS or kind == "doctype" or (
+            kind == "instance" and (form_id is None or attrs.get("id") == form_id)
+        ):
             yield source.name, data
 
 

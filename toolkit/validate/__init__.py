@@ -38,6 +38,7 @@ from lxml import etree
 from toolkit import ingest
 from toolkit.errors import (
     INPUT_MISSING,
+    INPUT_UNREADABLE,
     Issue,
     Location,
     Severity,
@@ -1223,7 +1224,7 @@ def validate_input(
             carried = [
                 _finding_from_issue(model, i)
                 for i in tables.issues
-                if i.code in (TYPE_INVALID, DUPLICATE_INSTANCE)
+                if i.code in _CARRIED
             ]
             invalid = {(f.instance_id, f.path) for f in carried if f.code == TYPE_INVALID}
             kept = [
@@ -1247,7 +1248,7 @@ def validate_input(
         carried = [
             _finding_from_issue(model, i)
             for i in tables.issues
-            if i.code in (TYPE_INVALID, DUPLICATE_INSTANCE)
+            if i.code in _CARRIED
         ]
         inner = validate_submissions(
             form,
@@ -1265,7 +1266,7 @@ def validate_input(
 
 def _with_input_issues(result: ValidationResult, issues: Iterable[Issue]) -> ValidationResult:
     """Keep what ingest reported about the input (skipped files, other forms, unknown fields) in `issues`."""
-    kept = tuple(i for i in issues if i.code not in (TYPE_INVALID, DUPLICATE_INSTANCE))
+    kept = tuple(i for i in issues if i.code not in _CARRIED)
     return ValidationResult(result.valid, result.stats, result.findings, (*result.issues, *kept))
 
 
@@ -1287,13 +1288,18 @@ def _tables_input(input_path: Path, model: FormModel) -> Any:
     return ingest.ingest([input_path], model) if central else None
 
 
+# What ingest reports about submissions that validate reports as findings: a file that cannot be read is a
+# submission that was not checked, so the input is not valid.
+_CARRIED = (TYPE_INVALID, DUPLICATE_INSTANCE, INPUT_UNREADABLE)
+
+
 def _finding_from_issue(model: FormModel, issue: Issue) -> Finding:
     where = issue.location
     path = where.path or (f"{model.root}/meta/instanceID" if issue.code == DUPLICATE_INSTANCE else "")
     return Finding(
         where.instance,
         path,
-        issue.code,
+        INSTANCE_UNREADABLE if issue.code == INPUT_UNREADABLE else issue.code,
         None if issue.value is None else str(issue.value),
         where.expression,
         issue.message,

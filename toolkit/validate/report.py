@@ -9,6 +9,7 @@ import re
 from collections import Counter
 from datetime import UTC, datetime
 
+from toolkit.spreadsheet import safe_cell
 from toolkit.validate import Finding, ValidationResult
 
 CSV_FIELDS = (
@@ -26,12 +27,12 @@ CSV_FIELDS = (
 
 
 def findings_csv_text(result: ValidationResult) -> str:
-    """Every finding as a CSV row (columns CSV_FIELDS)."""
+    """Every finding as a CSV row (columns CSV_FIELDS); values that would run as spreadsheet formulas are text."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore")
     writer.writeheader()
     for finding in result.findings:
-        writer.writerow({k: ("" if v is None else v) for k, v in finding.to_dict().items()})
+        writer.writerow({k: ("" if v is None else safe_cell(v)) for k, v in finding.to_dict().items()})
     return buffer.getvalue()
 
 
