@@ -17,6 +17,7 @@ from tests.conftest import require_tool
 from tests.java.jrcheck import javarosa_check
 from tests.test_validate_javarosa import _model_from_md, _ours
 from toolkit.validate import compile_form
+from toolkit.xform import parse_xform
 
 pytestmark = pytest.mark.java
 
@@ -136,3 +137,45 @@ def test_geo_randomize_and_repeat_paths_equal_javarosa(tmp_path: Path) -> None:
 
 def _generic(path: str) -> str:
     return "/".join(part.split("[")[0] for part in path.split("/"))
+
+
+CHOICE_NAME_FORM = """
+| survey |
+| | type | name | label::English (en) | label::Russian (ru) | calculation |
+| | select_one yn | q | Q | В | |
+| | calculate | qn | | | jr:choice-name(${q}, '${q}') |
+| choices |
+| | list_name | name | code | label::English (en) | label::Russian (ru) |
+| | yn | 1 | y | Yes | Да |
+| | yn | 2 | n | No | Нет |
+| | yn | 3 | n | Never | Никогда |
+| settings |
+| | form_id | default_language |
+| | data | Russian (ru) |
+"""
+
+
+def test_choice_name_follows_any_default_attribute_and_the_itemset_value_element(tmp_path: Path) -> None:
+    """`default=""` on a translation makes it the default (JavaRosa reads the attribute's presence), and an
+    itemset whose value element is `code` answers with codes: jr:choice-name() finds the first choice by code."""
+    require_tool("java", "openjdk-17-jre-headless")
+    require_tool("javac", "openjdk-17-jdk-headless")
+    model, xform = _model_from_md(tmp_path, CHOICE_NAME_FORM)
+    assert 'default="true()"' in xform and '<value ref="name"/>' in xform
+    xform = xform.replace('default="true()"', 'default=""').replace('<value ref="name"/>', '<value ref="code"/>')
+    (tmp_path / "form.xml").write_text(xform, encoding="utf-8")
+    model = parse_xform(xform, source=str(tmp_path / "form.md"))
+    files = []
+    for k, answer in enumerate(["y", "n", "1", ""]):
+        path = tmp_path / f"i{k}.xml"
+        path.write_text(
+            f'<data id="{model.form_id}"><q>{answer}</q><qn/><meta><instanceID>uuid:{k}</instanceID></meta></data>',
+            encoding="utf-8",
+        )
+        files.append(path)
+    theirs = javarosa_check(tmp_path / "form.xml", files)
+    form = compile_form(model)
+    ours = {path.name: {p: v for p, *_, v in _ours(form, path.read_bytes())[0]} for path in files}
+    jr = {path.name: {n.path: n.value for n in theirs[str(path)]} for path in files}
+    assert [jr[p.name]["/data/qn"] for p in files] == ["Да", "Нет", "", ""]
+    assert [ours[p.name]["/data/qn"] for p in files] == [jr[p.name]["/data/qn"] for p in files]
