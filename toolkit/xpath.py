@@ -20,9 +20,16 @@ Values follow JavaRosa's types: `str`, `float` (numbers, NaN included), `bool`, 
 typed by its bind type as JavaRosa does (int/decimal nodes are numbers, date nodes dates, empty nodes the empty string);
 pass the types when building the tree (`build_tree(..., types=...)`).
 
-Errors: `XPathSyntaxError` (the expression does not parse), `XPathUnsupportedError` (a function this evaluator
-does not implement; raised by `compile_xpath`, so callers report it once per expression), `XPathEvalError`
-(a run-time error JavaRosa would also raise, e.g. a repeated field used as a single value).
+Errors: `XPathSyntaxError` (the expression does not parse), `XPathRejectedError` (a subclass: valid XPath 1.0
+that JavaRosa refuses when it loads a form, such as unions, `//`, axes other than child/attribute, node tests,
+paths after other expressions than instance()/current(), `$variables`, or nesting deeper than
+MAX_EXPRESSION_DEPTH; lint gives the same messages), `XPathUnsupportedError` (a function this evaluator does not
+implement; raised by `compile_xpath`, so callers report it once per expression), `XPathEvalError` (a run-time
+error JavaRosa would also raise, e.g. a repeated field used as a single value).
+
+As in JavaRosa, an absolute path evaluated inside a repeat is pinned to the context's repeat instances
+(`/data/hh/age` evaluated in `/data/hh[2]/...` reads `/data/hh[2]/age`). tests/test_xpath_javarosa_cases.py
+runs JavaRosa's own expression tests (tests/fixtures/javarosa-xpath) against this module.
 """
 
 from __future__ import annotations
