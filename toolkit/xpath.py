@@ -109,6 +109,7 @@ class XNode:
     """
 
     __slots__ = (
+        "_chain",
         "_repeat_names",
         "_value",
         "attrs",
@@ -135,6 +136,7 @@ class XNode:
         self.is_attr = False
         self._value: Any = None
         self._repeat_names: frozenset[str] | None = None
+        self._chain: list[XNode] | None = None  # root .. self, once attached under its tree's root
         # JavaRosa reads a non-relevant node (or one inside a non-relevant group) as empty in every
         # expression.
         self.relevant = True
@@ -1111,16 +1113,22 @@ def _compile_step(step: tuple) -> Callable[[list[XNode], EvalEnv], list[XNode]]:
 
 
 def _context_chain(context: XNode, root: XNode) -> list[XNode]:
-    """The context node and its ancestors, root first; empty when the context is not in the main instance."""
-    chain = []
-    cursor: XNode | None = context
-    while cursor is not None:
-        chain.append(cursor)
-        cursor = cursor.parent
-    if chain[-1] is not root:
-        return []
-    chain.reverse()
-    return chain
+    """The context node and its ancestors, root first; empty when the context is not in the main instance.
+
+    Kept on the node once it hangs under the root: nodes are not moved after they are attached.
+    """
+    chain = context._chain
+    if chain is None:
+        chain = []
+        cursor: XNode | None = context
+        while cursor is not None:
+            chain.append(cursor)
+            cursor = cursor.parent
+        chain.reverse()
+        if chain[0] is not root:
+            return []
+        context._chain = chain
+    return chain if chain[0] is root else []
 
 
 def _pinned_children(nodes: list[XNode], name: str, pin: XNode | None) -> list[XNode]:
