@@ -741,9 +741,12 @@ class _Linter:
         reports it; lint names the loop."""
         uses: dict[str, list[str]] = {}
         where: dict[str, _Expression] = {}
+        # With a trigger, pyxform writes the calculation as a setvalue action run when the trigger changes, not as
+        # a calculate bind: it may read its own question (the usual "default unless answered" pattern).
+        triggers = [header for header, tokens in self.form.survey.columns.items() if tokens == ("trigger",)]
         for expr in self.expressions:
             name = expr.element.name
-            if expr.role != "calculation" or not name:
+            if expr.role != "calculation" or not name or any(expr.element.cells.get(h) for h in triggers):
                 continue
             refs = (n.text for n in expr.tree.walk() if n.kind == "ref" and not n.text.startswith("last-saved#"))
             uses[name] = list(dict.fromkeys(refs))
