@@ -1,7 +1,7 @@
 """JavaRosa's own XPath test cases, run through migkit's evaluators.
 
 tests/fixtures/javarosa-xpath/cases.json holds the cases of getodk/javarosa's XPathEvalTest, XPathParseTest,
-DateUtilsFormatTests (%W) and the geo scenario tests as data (expression, instance, expected value or error;
+DateUtilsFormatTests (%W) and the geo, repeat and randomize scenario tests as data (expression, instance, expected value or error;
 extract.py rebuilds it from a javarosa checkout). Each evaluable case runs through the per-instance evaluator,
 and the instance-free ones also through the column evaluator when it vectorises them. The cases that need
 Java objects (or no context node at all) are listed, with the reason, in the fixture's README; a test checks that list against the data.
@@ -225,7 +225,8 @@ def _calculated(case: dict[str, Any]) -> Any:
     """The target's value after every calculate bind ran at each of its nodes (twice, so chains settle)."""
     types = {path: props["type"] for path, props in case["binds"].items() if "type" in props}
     root = build_tree(etree.fromstring(case["instance"]), types=types)
-    env = EvalEnv(root=root, today=TODAY, tz=UTC)
+    secondary = {name: build_tree(etree.fromstring(xml)) for name, xml in case["secondary"].items()}
+    env = EvalEnv(root=root, secondary=secondary, today=TODAY, tz=UTC)
     values: dict[int, Any] = {}
     for _ in range(2):
         for path, props in case["binds"].items():
