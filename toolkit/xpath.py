@@ -1986,16 +1986,9 @@ def _walk(ast: tuple) -> Iterable[tuple]:
         yield from _walk(ast[3])
     elif kind in ("neg",):
         yield from _walk(ast[1])
-    elif kind == "union":
-        yield from _walk(ast[1])
-        yield from _walk(ast[2])
     elif kind == "func":
         for a in ast[2]:
             yield from _walk(a)
-    elif kind == "filter":
-        yield from _walk(ast[1])
-        for pred in ast[2]:
-            yield from _walk(pred)
     elif kind == "path":
         if ast[3] is not None:
             yield from _walk(ast[3])
@@ -2017,9 +2010,6 @@ def _collect_refs(ast: tuple, context: list[str], current: list[str], found: set
         _collect_refs(ast[3], context, current, found)
     elif kind == "neg":
         _collect_refs(ast[1], context, current, found)
-    elif kind == "union":
-        _collect_refs(ast[1], context, current, found)
-        _collect_refs(ast[2], context, current, found)
     elif kind == "func":
         if ast[1] in ("instance",):
             return
@@ -2027,10 +2017,6 @@ def _collect_refs(ast: tuple, context: list[str], current: list[str], found: set
             found.add("/" + "/".join(context))
         for arg in ast[2]:
             _collect_refs(arg, context, current, found)
-    elif kind == "filter":
-        _collect_refs(ast[1], context, current, found)
-        for pred in ast[2]:
-            _collect_refs(pred, context, current, found)
     elif kind == "path":
         _, absolute, steps, base = ast
         if base is not None:
