@@ -500,8 +500,8 @@ PARSES = [
     "current()/../x = 1",
     "not((selected(.,'98') or selected(.,'99')) and count-selected(.)>1)",
     "${x} = \u2018a\u2019",
-    "@x or ancestor::node() or //item",
-    "-${x} * 2 | /data/y",
+    "@x or ../@y",
+    "-${x} * 2 div /data/y",
 ]
 FAILS = [
     ("${a", 0, "malformed reference"),
@@ -553,6 +553,7 @@ BROKEN = form(
 | | integer | AGE | Q | | | | | |
 | | integer | to | Q | | | | | |
 | | integer | a.b | Q | | | | | |
+| | calculate | loop | | | | | ${loop} + 1 | |
 | | end_group | | | | | | | |
 """,
     choices="""

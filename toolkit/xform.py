@@ -147,6 +147,7 @@ class Node:
     itemset: str | None = None
     choice_filter: str | None = None
     choice_value_ref: str | None = None
+    choice_label_ref: str | None = None
     media_type: str | None = None
     parameters: Mapping[str, str] = field(default_factory=dict)
     children: tuple[str, ...] = ()
@@ -258,7 +259,7 @@ def _read_itext(model: etree._Element) -> tuple[dict[str, dict[str, str]], tuple
     for translation in itext.findall(f"{{{XF}}}translation"):
         language = translation.get("lang") or NO_LANGUAGE
         languages.append(language)
-        if (translation.get("default") or "").replace(" ", "") == "true()":
+        if translation.get("default") is not None:  # JavaRosa: any default attribute, whatever its value
             default_language = language
         for text in translation.findall(f"{{{XF}}}text"):
             # A text may carry several forms (long, short, image, audio); the plain value is the label.
@@ -584,6 +585,8 @@ def _field_node(
                 extra["itemset"] = nodeset
                 extra["choice_filter"] = predicate
                 extra["choice_value_ref"] = value.get("ref") if value is not None else None
+                label = itemset.find(f"{{{XF}}}label")
+                extra["choice_label_ref"] = label.get("ref") if label is not None else None
                 if list_name is not None and list_name not in choice_lists:
                     source = "file"
                 extra["choice_list"] = list_name

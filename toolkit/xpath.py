@@ -20,9 +20,16 @@ Values follow JavaRosa's types: `str`, `float` (numbers, NaN included), `bool`, 
 typed by its bind type as JavaRosa does (int/decimal nodes are numbers, date nodes dates, empty nodes the empty string);
 pass the types when building the tree (`build_tree(..., types=...)`).
 
-Errors: `XPathSyntaxError` (the expression does not parse), `XPathUnsupportedError` (a function this evaluator
-does not implement; raised by `compile_xpath`, so callers report it once per expression), `XPathEvalError`
-(a run-time error JavaRosa would also raise, e.g. a repeated field used as a single value).
+Errors: `XPathSyntaxError` (the expression does not parse), `XPathRejectedError` (a subclass: valid XPath 1.0
+that JavaRosa refuses when it loads a form, such as unions, `//`, axes other than child/attribute, node tests,
+paths after other expressions than instance()/current(), `$variables`, or nesting deeper than
+MAX_EXPRESSION_DEPTH; lint gives the same messages), `XPathUnsupportedError` (a function this evaluator does not
+implement; raised by `compile_xpath`, so callers report it once per expression), `XPathEvalError` (a run-time
+error JavaRosa would also raise, e.g. a repeated field used as a single value).
+
+As in JavaRosa, an absolute path evaluated inside a repeat is pinned to the context's repeat instances
+(`/data/hh/age` evaluated in `/data/hh[2]/...` reads `/data/hh[2]/age`). tests/test_xpath_javarosa_cases.py
+runs JavaRosa's own expression tests (tests/fixtures/javarosa-xpath) against this module.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
+import itertools
 import math
 import random
 import re
@@ -50,11 +58,14 @@ __all__ = [
     "XNode",
     "XPathError",
     "XPathEvalError",
+    "XPathRejectedError",
     "XPathSyntaxError",
     "XPathUnsupportedError",
     "build_tree",
     "compile_xpath",
+    "javarosa_rejection",
     "load_secondary_instance",
+    "nesting_too_deep",
     "to_boolean",
     "to_date",
     "to_number",
@@ -98,6 +109,7 @@ class XNode:
     """
 
     __slots__ = (
+        "_chain",
         "_repeat_names",
         "_value",
         "attrs",
@@ -124,6 +136,7 @@ class XNode:
         self.is_attr = False
         self._value: Any = None
         self._repeat_names: frozenset[str] | None = None
+        self._chain: list[XNode] | None = None  # root .. self, once attached under its tree's root
         # JavaRosa reads a non-relevant node (or one inside a non-relevant group) as empty in every
         # expression.
         self.relevant = True
@@ -354,7 +367,7 @@ _DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
 def _format_date(value: date, fmt: str, tz: tzinfo) -> str:
-    """JavaRosa's DateFormatter.format: %Y %y %m %n %b %d %e %H %h %M %S %3 %a."""
+    """JavaRosa's DateUtils.format: %Y %y %m %n %b %d %e %H %h %M %S %3 %a %W."""
     moment = _as_datetime(value, tz).astimezone(tz)
     out: list[str] = []
     i = 0
@@ -392,6 +405,11 @@ def _format_date(value: date, fmt: str, tz: tzinfo) -> str:
             out.append(f"{moment.microsecond // 1000:03d}")
         elif code == "a":
             out.append(_DAYS[moment.weekday()])
+        elif code == "W":
+            # Week of the year as JavaRosa's DateUtilsFormatTests state it: ISO 8601 weeks (Monday first, week 1
+            # holds the first Thursday), which is also what Calendar gives on devices in ISO-week locales
+            # (ru, kk, ky, tg, uz and most of Europe); en-US devices count Sunday-first weeks instead.
+            out.append(str(moment.isocalendar().week))
         elif code == "%":
             out.append("%")
         else:
@@ -592,11 +610,93 @@ _TOKEN_RE = re.compile(
 )
 
 _OPERATOR_NAMES = {"and", "or", "div", "mod"}
+# JavaRosa's lexer reads an operator name glued to what follows when an operator is due: `3mod4` is 3 mod 4,
+# `6andpath` is 6 and path, `5 divx` is 5 div x.
+_GLUED_OPERATOR = re.compile(r"^(and|or|div|mod)(?=.)")
+
+# Nesting (parentheses, brackets, unary minus) beyond this is refused with a clear message instead of
+# exhausting Python's stack; real forms stay far below it (a 40-branch nested if() is 40 levels).
+MAX_EXPRESSION_DEPTH = 100
+
+# Every XPath 1.0 axis; JavaRosa evaluates child, self and parent (only as `.` and `..`) and attribute (by
+# name), and refuses the others when it loads the form.
+XPATH_AXES = frozenset(
+    {
+        "ancestor",
+        "ancestor-or-self",
+        "attribute",
+        "child",
+        "descendant",
+        "descendant-or-self",
+        "following",
+        "following-sibling",
+        "namespace",
+        "parent",
+        "preceding",
+        "preceding-sibling",
+        "self",
+    }
+)
+NODE_TYPE_TESTS = frozenset({"node", "text", "comment", "processing-instruction"})
+
+
+def javarosa_rejection(construct: str) -> str:
+    """The message for valid XPath 1.0 that ODK Collect (JavaRosa) refuses, shared by lint and the evaluator.
+
+    Parameters:
+        construct: what the expression uses, e.g. "the union operator '|'" or "the ancestor:: axis".
+    """
+    return (
+        f"{construct} is XPath 1.0 but ODK Collect (JavaRosa) cannot evaluate it; use paths of child names, "
+        "'.', '..', '@name', instance('list')/root/item[...] or current()/..."
+    )
+
+
+def nesting_too_deep(text: str) -> int | None:
+    """The 0-based position where `text` nests deeper than MAX_EXPRESSION_DEPTH, or None.
+
+    Counts open parentheses and brackets outside quoted strings, and runs of unary minus signs.
+    """
+    depth = 0
+    minus_run = 0
+    quote = ""
+    for position, char in enumerate(text):
+        if quote:
+            if char == quote:
+                quote = ""
+            continue
+        if char in "'\"":
+            quote = char
+        elif char in "([":
+            depth += 1
+            if depth > MAX_EXPRESSION_DEPTH:
+                return position
+        elif char in ")]":
+            depth -= 1
+        if char == "-":
+            minus_run += 1
+            if minus_run > MAX_EXPRESSION_DEPTH:
+                return position
+        elif not char.isspace():
+            minus_run = 0
+    return None
+
+
+def too_deep_message(position: int) -> str:
+    return (
+        f"the expression nests more than {MAX_EXPRESSION_DEPTH} levels deep (at character {position + 1}); "
+        "split it into several calculations"
+    )
+
+
+class XPathRejectedError(XPathSyntaxError):
+    """Valid XPath 1.0 that JavaRosa refuses (unions, axes, //, node tests, filter paths, variables), or an
+    expression nested too deeply to evaluate."""
 
 
 @dataclass(frozen=True)
 class Tok:
-    kind: str  # number, string, op, name, opname, func, star, end
+    kind: str  # number, string, op, name, opname, mul, star, end
     text: str
 
 
@@ -618,20 +718,44 @@ def tokenize(expr: str) -> list[Tok]:
         # XPath 1.0 3.7: after a token that ends an operand, '*' is multiplication and and/or/div/mod are
         # operators.
         operand_before = prev is not None and not (
-            prev.kind in ("opname",) or (prev.kind == "op" and prev.text not in (")", "]", ".", ".."))
+            prev.kind in ("opname", "mul") or (prev.kind == "op" and prev.text not in (")", "]", ".", ".."))
         )
         if kind == "op" and text == "*":
             kind = "mul" if operand_before else "star"
-        elif kind == "name" and text in _OPERATOR_NAMES and operand_before:
-            kind = "opname"
+        elif kind == "name" and operand_before:
+            glued = _GLUED_OPERATOR.match(text)
+            if text in _OPERATOR_NAMES:
+                kind = "opname"
+            elif glued:
+                tokens.append(Tok("opname", glued.group(1)))
+                pos = m.start() + len(glued.group(1))
+                continue
         tokens.append(Tok(kind, text))
     tokens.append(Tok("end", ""))
     return tokens
 
 
-# AST nodes are tuples: (kind, ...). Kinds: num, str, func, neg, bin, union, path, filter.
-# path: ("path", absolute: bool, steps, base) where base is a filter expression or None;
-# step: (axis, name, predicates) with axis in child, self, parent, attribute, descendant-or-self.
+# AST nodes are tuples: (kind, ...). Kinds: num, str, func, neg, bin, path, filter.
+# path: ("path", absolute: bool, steps, base) where base is a function call (instance() or current()) or None;
+# step: (axis, name, predicates) with axis in child, self, parent, attribute; "*node" is node().
+
+# Binary operators by precedence (XPath 1.0 3.4-3.5), loosest first.
+_PRECEDENCE = {
+    "or": 1,
+    "and": 2,
+    "=": 3,
+    "!=": 3,
+    "<": 4,
+    "<=": 4,
+    ">": 4,
+    ">=": 4,
+    "+": 5,
+    "-": 5,
+    "*": 6,
+    "div": 6,
+    "mod": 6,
+}
+_PATH_FUNCTIONS = ("instance", "current")
 
 
 class _Parser:
@@ -645,7 +769,7 @@ class _Parser:
 
     def next(self) -> Tok:
         tok = self.tokens[self.i]
-        self.i += 1
+        self.i = min(self.i + 1, len(self.tokens) - 1)
         return tok
 
     def expect(self, text: str) -> None:
@@ -658,132 +782,129 @@ class _Parser:
         return tok.kind in ("op", "opname", "mul") and tok.text in texts
 
     def parse(self) -> tuple:
-        node = self.or_expr()
+        node = self.expression()
         if self.peek().kind != "end":
             raise XPathSyntaxError(f"unexpected {self.peek().text!r} in {self.expr!r}")
         return node
 
-    def binary(self, ops: tuple[str, ...], sub: Callable[[], tuple]) -> tuple:
-        left = sub()
-        while self.at_op(*ops):
-            op = self.next().text
-            left = ("bin", op, left, sub())
-        return left
-
-    def or_expr(self) -> tuple:
-        return self.binary(("or",), self.and_expr)
-
-    def and_expr(self) -> tuple:
-        return self.binary(("and",), self.eq_expr)
-
-    def eq_expr(self) -> tuple:
-        return self.binary(("=", "!="), self.rel_expr)
-
-    def rel_expr(self) -> tuple:
-        return self.binary(("<", "<=", ">", ">="), self.add_expr)
-
-    def add_expr(self) -> tuple:
-        return self.binary(("+", "-"), self.mul_expr)
-
-    def mul_expr(self) -> tuple:
-        return self.binary(("*", "div", "mod"), self.unary_expr)
+    def expression(self, min_precedence: int = 1) -> tuple:
+        """Binary operators by precedence climbing (left-associative), one stack frame per level of it."""
+        left = self.unary_expr()
+        while True:
+            tok = self.peek()
+            precedence = _PRECEDENCE.get(tok.text) if tok.kind in ("op", "opname", "mul") else None
+            if precedence is None or precedence < min_precedence:
+                return left
+            self.next()
+            left = ("bin", tok.text, left, self.expression(precedence + 1))
 
     def unary_expr(self) -> tuple:
-        if self.at_op("-"):
+        negations = 0
+        while self.at_op("-"):
             self.next()
-            return ("neg", self.unary_expr())
-        return self.union_expr()
+            negations += 1
+        node = self.union_expr()
+        for _ in range(negations):
+            node = ("neg", node)
+        return node
 
     def union_expr(self) -> tuple:
-        left = self.path_expr()
-        while self.at_op("|"):
+        node = self.path_expr()
+        if self.at_op("|"):
             self.next()
-            left = ("union", left, self.path_expr())
-        return left
+            self.path_expr()  # what follows must parse: `8|-9` is a syntax error, `a | b` a refusal
+            raise XPathRejectedError(javarosa_rejection("the union operator '|'"))
+        return node
 
     def path_expr(self) -> tuple:
         tok = self.peek()
         if (
             tok.kind in ("number", "string")
             or (tok.kind == "op" and tok.text in ("(", "$"))
-            or (tok.kind == "name" and self.peek(1).text == "(" and tok.text not in ("node", "text"))
+            or (tok.kind == "name" and self.peek(1).text == "(" and tok.text not in NODE_TYPE_TESTS)
         ):
             base = self.filter_expr()
             if self.at_op("/", "//"):
                 steps = self.relative_steps(after_slash=True)
+                if base[0] != "func" or base[1] not in _PATH_FUNCTIONS:
+                    raise XPathRejectedError(
+                        javarosa_rejection("a path after an expression other than instance() or current()")
+                    )
                 return ("path", False, tuple(steps), base)
             return base
-        if tok.kind == "op" and tok.text in ("/", "//"):
-            if tok.text == "/":
-                self.next()
-                nxt = self.peek()
-                if nxt.kind in ("name", "star") or (nxt.kind == "op" and nxt.text in (".", "..", "@")):
-                    steps = self.relative_steps(after_slash=False)
-                else:
-                    steps = []
-                return ("path", True, tuple(steps), None)
-            steps = self.relative_steps(after_slash=True)
+        if tok.kind == "op" and tok.text == "//":
+            self.relative_steps(after_slash=True)  # `//` alone is a syntax error, `//x` a refusal
+        if tok.kind == "op" and tok.text == "/":
+            self.next()
+            nxt = self.peek()
+            if nxt.kind in ("name", "star", "opname") or (nxt.kind == "op" and nxt.text in (".", "..", "@")):
+                steps = self.relative_steps(after_slash=False)
+            else:
+                steps = []
+            if steps and steps[0][0] == "parent":
+                raise XPathRejectedError(javarosa_rejection("'..' right after the root '/'"))
             return ("path", True, tuple(steps), None)
         steps = self.relative_steps(after_slash=False)
         return ("path", False, tuple(steps), None)
 
     def relative_steps(self, *, after_slash: bool) -> list[tuple]:
-        steps: list[tuple] = []
-        if after_slash:
-            sep = self.next().text
-            if sep == "//":
-                steps.append(("descendant-or-self", "*node", ()))
-        steps.append(self.step())
+        descendant = after_slash and self.next().text == "//"
+        steps = [self.step()]
         while self.at_op("/", "//"):
-            sep = self.next().text
-            if sep == "//":
-                steps.append(("descendant-or-self", "*node", ()))
+            descendant = self.next().text == "//" or descendant
             steps.append(self.step())
+        if descendant:
+            raise XPathRejectedError(javarosa_rejection("'//' (a descendant at any depth)"))
+        if any(axis == "attribute" for axis, _, _ in steps[:-1]):
+            raise XPathRejectedError(javarosa_rejection("a step after an attribute"))
         return steps
 
     def step(self) -> tuple:
         tok = self.next()
         if tok.kind == "op" and tok.text == ".":
-            return ("self", "*node", ())
+            return ("self", "*node", self.predicates(forbidden="'.'"))
         if tok.kind == "op" and tok.text == "..":
-            return ("parent", "*node", ())
+            return ("parent", "*node", self.predicates(forbidden="'..'"))
         axis = "child"
         if tok.kind == "op" and tok.text == "@":
             axis = "attribute"
             tok = self.next()
-        elif tok.kind == "name" and self.peek().text == "::":
+        elif tok.kind in ("name", "opname") and self.peek().text == "::":
             axis = tok.text
             self.next()
             tok = self.next()
-            if axis not in (
-                "child",
-                "self",
-                "parent",
-                "attribute",
-                "descendant",
-                "descendant-or-self",
-                "ancestor",
-                "ancestor-or-self",
-                "following-sibling",
-                "preceding-sibling",
-            ):
-                raise XPathUnsupportedError(f"axis {axis}::")
+            if axis not in XPATH_AXES:
+                raise XPathSyntaxError(f"unknown axis {axis}:: in {self.expr!r}")
         if tok.kind == "star":
             name = "*"
         elif tok.kind in ("name", "opname"):
             name = tok.text
-            if self.peek().text == "(" and name in ("node", "text"):
+            if self.peek().text == "(" and name in NODE_TYPE_TESTS:
                 self.next()
+                literal = self.peek().kind == "string" and name == "processing-instruction"
+                if literal:
+                    self.next()
                 self.expect(")")
-                name = "*node" if name == "node" else "*text"
+                if name == "node" and axis in ("self", "parent"):
+                    return (axis, "*node", self.predicates())
+                raise XPathRejectedError(javarosa_rejection(f"the node test {name}()"))
         else:
             raise XPathSyntaxError(f"expected a step but found {tok.text!r} in {self.expr!r}")
-        predicates = []
+        if axis not in ("child", "attribute"):
+            raise XPathRejectedError(javarosa_rejection(f"the {axis}:: axis"))
+        if name.endswith("*") and (axis == "attribute" or name != "*"):
+            raise XPathRejectedError(javarosa_rejection(f"the wildcard {'@' if axis == 'attribute' else ''}{name}"))
+        return (axis, name, self.predicates())
+
+    def predicates(self, forbidden: str | None = None) -> tuple:
+        found = []
         while self.at_op("["):
+            if forbidden is not None:
+                raise XPathSyntaxError(f"a predicate cannot follow {forbidden} in {self.expr!r}")
             self.next()
-            predicates.append(self.or_expr())
+            found.append(self.expression())
             self.expect("]")
-        return (axis, name, tuple(predicates))
+        return tuple(found)
 
     def filter_expr(self) -> tuple:
         tok = self.next()
@@ -792,35 +913,44 @@ class _Parser:
         elif tok.kind == "string":
             node = ("str", tok.text)
         elif tok.text == "(":
-            node = self.or_expr()
+            node = self.expression()
             self.expect(")")
         elif tok.text == "$":
-            name = self.next().text
-            raise XPathUnsupportedError(f"${name} variable")
+            name = self.next()
+            if name.kind not in ("name", "opname") or "*" in name.text:
+                raise XPathSyntaxError(f"'$' must be followed by a variable name in {self.expr!r}")
+            raise XPathRejectedError(javarosa_rejection(f"the variable ${name.text}"))
         else:
             name = tok.text
             self.expect("(")
             args = []
             if not self.at_op(")"):
-                args.append(self.or_expr())
+                args.append(self.expression())
                 while self.at_op(","):
                     self.next()
-                    args.append(self.or_expr())
+                    args.append(self.expression())
             self.expect(")")
+            if name == "instance" and (len(args) != 1 or args[0][0] != "str"):
+                raise XPathRejectedError(javarosa_rejection("instance() with anything but one quoted name"))
             node = ("func", name, tuple(args))
-        predicates = []
-        while self.at_op("["):
-            self.next()
-            predicates.append(self.or_expr())
-            self.expect("]")
-        if predicates:
-            node = ("filter", node, tuple(predicates))
+        if self.at_op("["):
+            raise XPathRejectedError(javarosa_rejection("a predicate on a parenthesised expression or function"))
         return node
 
 
 def parse(expr: str) -> tuple:
-    """The AST of an expression (nested tuples)."""
-    return _Parser(expr).parse()
+    """The AST of an expression (nested tuples).
+
+    Raises XPathSyntaxError when it does not parse, XPathRejectedError (a subclass) for what JavaRosa refuses
+    or for nesting deeper than MAX_EXPRESSION_DEPTH.
+    """
+    too_deep = nesting_too_deep(expr)
+    if too_deep is not None:
+        raise XPathRejectedError(too_deep_message(too_deep))
+    try:
+        return _Parser(expr).parse()
+    except RecursionError:  # a chain of operators that the nesting count does not see
+        raise XPathRejectedError(too_deep_message(0)) from None
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -907,7 +1037,7 @@ Fn = Callable[[XNode, int, int, EvalEnv], Any]
 VOLATILE_FUNCTIONS = frozenset({"now", "today", "random", "uuid", "randomize", "once", "property"})
 
 
-def _compile(node: tuple) -> Fn:  # noqa: PLR0911 (one return per JavaRosa type rule)
+def _compile(node: tuple) -> Fn:
     kind = node[0]
     if kind == "num":
         number = node[1]
@@ -920,30 +1050,8 @@ def _compile(node: tuple) -> Fn:  # noqa: PLR0911 (one return per JavaRosa type 
         return lambda n, p, s, e: -to_number(inner(n, p, s, e), e.tz)
     if kind == "bin":
         return _compile_binary(node[1], _compile(node[2]), _compile(node[3]))
-    if kind == "union":
-        left, right = _compile(node[1]), _compile(node[2])
-
-        def union(n: XNode, p: int, s: int, e: EvalEnv) -> list[XNode]:
-            a, b = left(n, p, s, e), right(n, p, s, e)
-            if not isinstance(a, list) or not isinstance(b, list):
-                raise XPathEvalError("| needs node-sets on both sides")
-            seen = {id(x) for x in a}
-            return a + [x for x in b if id(x) not in seen]
-
-        return union
     if kind == "func":
         return _compile_function(node[1], node[2])
-    if kind == "filter":
-        base = _compile(node[1])
-        predicates = tuple(_compile(pred) for pred in node[2])
-
-        def filtered(n: XNode, p: int, s: int, e: EvalEnv) -> Any:
-            value = base(n, p, s, e)
-            if not isinstance(value, list):
-                raise XPathEvalError("a predicate needs a node-set")
-            return _apply_predicates(value, predicates, e)
-
-        return filtered
     if kind == "path":
         return _compile_path(node)
     raise XPathSyntaxError(f"unknown expression node {kind}")
@@ -964,64 +1072,26 @@ def _apply_predicates(nodes: list[XNode], predicates: tuple[Fn, ...], env: EvalE
     return nodes
 
 
-def _name_matches(name: str) -> Callable[[XNode], bool]:
-    if name in ("*", "*node"):
-        return lambda x: True
-    if name == "*text":
-        return lambda x: False
-    local = name.split(":", 1)[1] if ":" in name else name
-    if local == "*":
-        return lambda x: True
-    return lambda x: x.name == local
-
-
 def _compile_step(step: tuple) -> Callable[[list[XNode], EvalEnv], list[XNode]]:
+    """One step of the axes JavaRosa evaluates: child (by name or *), attribute (by name), '.' and '..'."""
     axis, name, predicate_asts = step
     predicates = tuple(_compile(p) for p in predicate_asts)
-    matches = _name_matches(name)
-    local = name.split(":", 1)[1] if ":" in name and not name.startswith("*") else name
-    simple_child = axis == "child" and not local.startswith("*") and local != "*"
+    local = name.split(":", 1)[1] if ":" in name else name
 
-    def select(node: XNode) -> list[XNode]:  # noqa: PLR0911 (one return per JavaRosa type rule)
+    def select(node: XNode) -> list[XNode]:
         if axis == "child":
-            if simple_child:
-                return [c for c in node.children if c.name == local]
-            return [c for c in node.children if matches(c)]
+            if local == "*":
+                return list(node.children)
+            return [c for c in node.children if c.name == local]
         if axis == "self":
-            return [node] if matches(node) else []
+            return [node]
         if axis == "parent":
-            return [node.parent] if node.parent is not None and matches(node.parent) else []
-        if axis == "attribute":
-            if node.is_attr:
-                return []
-            out = []
-            for key, value in node.attrs.items():
-                if local in ("*", "*node") or key == local:
-                    attr = XNode(key, value, node)
-                    attr.is_attr = True
-                    out.append(attr)
-            return out
-        if axis in ("descendant-or-self", "descendant"):
-            found = [x for x in node.iter() if matches(x)]
-            return found if axis == "descendant-or-self" else [x for x in found if x is not node]
-        if axis in ("ancestor", "ancestor-or-self"):
-            out = [node] if axis == "ancestor-or-self" and matches(node) else []
-            cursor = node.parent
-            while cursor is not None:
-                if matches(cursor):
-                    out.append(cursor)
-                cursor = cursor.parent
-            return out
-        if axis in ("following-sibling", "preceding-sibling"):
-            if node.parent is None:
-                return []
-            siblings = node.parent.children
-            where = next(i for i, x in enumerate(siblings) if x is node)
-            chosen = (
-                siblings[where + 1 :] if axis == "following-sibling" else list(reversed(siblings[:where]))
-            )
-            return [x for x in chosen if matches(x)]
-        raise XPathUnsupportedError(f"axis {axis}::")
+            return [node.parent] if node.parent is not None else []
+        if node.is_attr or local not in node.attrs:
+            return []
+        attr = XNode(local, node.attrs[local], node)
+        attr.is_attr = True
+        return [attr]
 
     def apply(nodes: list[XNode], env: EvalEnv) -> list[XNode]:
         if len(nodes) == 1:
@@ -1042,14 +1112,41 @@ def _compile_step(step: tuple) -> Callable[[list[XNode], EvalEnv], list[XNode]]:
     return apply
 
 
+def _context_chain(context: XNode, root: XNode) -> list[XNode]:
+    """The context node and its ancestors, root first; empty when the context is not in the main instance.
+
+    Kept on the node once it hangs under the root: nodes are not moved after they are attached.
+    """
+    chain = context._chain
+    if chain is None:
+        chain = []
+        cursor: XNode | None = context
+        while cursor is not None:
+            chain.append(cursor)
+            cursor = cursor.parent
+        chain.reverse()
+        if chain[0] is not root:
+            return []
+        context._chain = chain
+    return chain if chain[0] is root else []
+
+
+def _pinned_children(nodes: list[XNode], name: str, pin: XNode | None) -> list[XNode]:
+    """Children named `name`; with `pin`, only those at the pin's position among its same-named siblings."""
+    if pin is None:
+        return [c for x in nodes for c in x.children if c.name == name]
+    return [c for x in nodes for c in x.children if c.name == name and c.index == pin.index]
+
+
 def _compile_path(node: tuple) -> Fn:
+    """A path. An absolute path is pinned to the context's repeat instances, as JavaRosa contextualizes it:
+    each leading child step (without a predicate) whose name is the context's ancestor at that depth takes
+    that ancestor's position, so `/data/outer/q` evaluated inside `/data/outer[2]/...` reads
+    `/data/outer[2]/q` (TreeReference.contextualize; pinning stops at the first name that differs)."""
     _, absolute, steps, base_ast = node
     base = _compile(base_ast) if base_ast is not None else None
     # Fast path: an absolute path of plain child steps without predicates (most references in binds).
-    plain = all(
-        axis == "child" and not preds and not name.startswith("*") and name != "*"
-        for axis, name, preds in steps
-    )
+    plain = all(axis == "child" and not preds and name != "*" for axis, name, preds in steps)
     if absolute and base is None and plain:
         names = tuple(name.split(":", 1)[-1] for _, name, _ in steps)
         if not names:
@@ -1059,12 +1156,13 @@ def _compile_path(node: tuple) -> Fn:
             root = e.root
             if root.name != names[0]:
                 return []
+            chain = _context_chain(n, root) if n.parent is not None else []
+            pinning = len(chain) > 1
             current = [root]
-            for name in names[1:]:
-                if len(current) == 1:
-                    current = [c for c in current[0].children if c.name == name]
-                else:
-                    current = [c for x in current for c in x.children if c.name == name]
+            for depth, name in enumerate(names[1:], start=1):
+                pin = chain[depth] if pinning and depth < len(chain) and chain[depth].name == name else None
+                pinning = pin is not None
+                current = _pinned_children(current, name, pin)
                 if not current:
                     return current
             # JavaRosa drops non-relevant nodes from every path's result (XPathPathExprEval).
@@ -1072,25 +1170,34 @@ def _compile_path(node: tuple) -> Fn:
 
         return plain_absolute
     compiled_steps = [_compile_step(step) for step in steps]
+    pinnable = [axis == "child" and name != "*" for axis, name, _ in steps]
+    names = [name.split(":", 1)[-1] for _, name, _ in steps]
 
     def evaluate_path(n: XNode, p: int, s: int, e: EvalEnv) -> list[XNode]:
+        chain: list[XNode] = []
         if base is not None:
-            start = base(n, p, s, e)
-            if not isinstance(start, list):
+            current = base(n, p, s, e)
+            if not isinstance(current, list):
                 raise XPathEvalError("a path step needs a node-set")
-            current = start
         elif absolute:
             # The document node's only child is the root element.
-            doc = XNode("#document")
-            doc.children = [e.root]
-            current = [doc]
+            document = XNode("#document")
+            document.children = [e.root]
+            current = [document]
+            chain = _context_chain(n, e.root) if n.parent is not None else []
         else:
             current = [n]
-        for step in compiled_steps:
-            current = step(current, e)
+        for depth, step in enumerate(compiled_steps):
+            pin = None
+            if chain and depth > 0:
+                if not pinnable[depth] or depth >= len(chain) or chain[depth].name != names[depth]:
+                    chain = []
+                elif not steps[depth][2]:
+                    pin = chain[depth]
+            current = _pinned_children(current, pin.name, pin) if pin is not None else step(current, e)
             if not current:
                 return current
-        if absolute and base is None and current and current[0].name == "#document":
+        if absolute and base is None and not steps:
             return [e.root]
         # JavaRosa drops non-relevant nodes from every path's result (XPathPathExprEval).
         return [x for x in current if x.relevant]
@@ -1625,7 +1732,8 @@ def _substring_after(e: EvalEnv, text: Any, sub: Any) -> str:
 
 
 def _f_count_non_empty(e: EvalEnv, nodes: Any) -> float:
-    return float(sum(1 for x in _nodeset(nodes, "count-non-empty") if to_string(x.value, e.tz) != ""))
+    # XPathNodeset.getNonEmptySize: a node counts when it has children or a value.
+    return float(sum(1 for x in _nodeset(nodes, "count-non-empty") if x.children or (x.text or "") != ""))
 
 
 def _f_round(e: EvalEnv, value: Any, places: Any = 0.0) -> float:
@@ -1642,6 +1750,141 @@ def _f_base64_decode(e: EvalEnv, value: Any) -> str:
 
 def _f_uuid(e: EvalEnv, *args: Any) -> str:
     return str(uuid.uuid4())
+
+
+# --- geo functions (JavaRosa GeoUtils and XPathFuncExprGeo) ------------------------------------------------
+
+EARTH_EQUATORIAL_RADIUS_METERS = 6_378_100.0
+EARTH_EQUATORIAL_CIRCUMFERENCE_METERS = 2 * EARTH_EQUATORIAL_RADIUS_METERS * math.pi
+
+
+def _geopoint(text: str, function: str) -> tuple[float, float]:
+    """(latitude, longitude) of a geopoint "lat lon [alt [accuracy]]" (GeoPointData.cast); empty reads as 0 0."""
+    parts = [x for x in text.split(" ") if x]
+    if len(parts) > 4 or not all(_DECIMAL_TEXT.match(x) for x in parts):
+        raise XPathEvalError(f"The function '{function}' received a value that does not represent GPS coordinates")
+    numbers = [float(x) for x in parts] + [0.0, 0.0]
+    return numbers[0], numbers[1]
+
+
+def _java_split(text: str, separator: str) -> list[str]:
+    """Java's String.split: trailing empty strings are dropped."""
+    parts = text.split(separator)
+    while parts and parts[-1] == "":
+        parts.pop()
+    return parts
+
+
+def _geo_points(value: Any, function: str) -> list[tuple[float, float]]:
+    """The points of a node-set argument: one node is a geoshape/geotrace, several nodes are geopoints."""
+    if not isinstance(value, list):
+        raise XPathEvalError(f"function '{function}' requires a field as the parameter.")
+    if len(value) == 1:
+        return [_geopoint(part.strip(), function) for part in _java_split(value[0].string, ";")]
+    return [_geopoint(to_string(node.value), function) for node in value]
+
+
+def _great_circle(a: tuple[float, float], b: tuple[float, float]) -> float:
+    """Metres between two points by the spherical law of cosines (GeoUtils.distanceBetween)."""
+    lat1, lat2 = math.radians(a[0]), math.radians(b[0])
+    delta = math.radians(a[1] - b[1])
+    cosine = math.sin(lat1) * math.sin(lat2) + math.cos(lat1) * math.cos(lat2) * math.cos(delta)
+    return (math.acos(cosine) if -1.0 <= cosine <= 1.0 else NAN) * EARTH_EQUATORIAL_RADIUS_METERS
+
+
+def _path_length(points: list[tuple[float, float]]) -> float:
+    return sum((_great_circle(points[i - 1], points[i]) for i in range(1, len(points))), 0.0)
+
+
+def _f_distance(e: EvalEnv, *args: Any) -> float:
+    if not args:
+        raise XPathEvalError("function 'distance' requires at least one parameter.")
+    if len(args) > 1:
+        return _path_length([_geopoint(to_string(a, e.tz), "distance") for a in args])
+    (value,) = args
+    if isinstance(value, list):
+        return _path_length(_geo_points(value, "distance"))
+    if isinstance(value, str):
+        return _path_length([_geopoint(part, "distance") for part in _java_split(value, ";")])
+    raise XPathEvalError("function 'distance' requires a field or text as the parameter.")
+
+
+def _f_area(e: EvalEnv, shape: Any) -> float:
+    """Square metres inside a polygon, by triangles from its first point on a flat projection
+    (GeoUtils.calculateAreaOfGPSPolygonOnEarthInSquareMeters)."""
+    points = _geo_points(shape, "area")
+    if len(points) < 3:
+        return 0.0
+    lat0, lon0 = points[0]
+    ys = [(lat - lat0) * EARTH_EQUATORIAL_CIRCUMFERENCE_METERS / 360.0 for lat, _ in points[1:]]
+    xs = [
+        (lon - lon0) * EARTH_EQUATORIAL_CIRCUMFERENCE_METERS * math.cos(math.radians(lat)) / 360.0
+        for lat, lon in points[1:]
+    ]
+    total = sum((ys[i - 1] * xs[i] - xs[i - 1] * ys[i]) / 2 for i in range(1, len(xs)))
+    return abs(total)
+
+
+def _f_geofence(e: EvalEnv, point: Any, shape: Any) -> bool:
+    """Whether a point lies inside a closed geoshape (GeoUtils.calculateIsPointInGPSPolygon, the pnpoly test
+    over consecutive vertices: a geoshape repeats its first point last)."""
+    lat, lon = _geopoint(to_string(point, e.tz), "geofence")
+    polygon = _geo_points(shape, "geofence")
+    inside = False
+    for (lat1, lon1), (lat2, lon2) in itertools.pairwise(polygon):
+        if (lat2 > lat) != (lat1 > lat) and lon < (lon1 - lon2) * (lat - lat2) / (lat1 - lat2) + lon2:
+            inside = not inside
+    return inside
+
+
+# --- randomize() (JavaRosa FisherYates with the ParkMiller generator) -------------------------------------
+
+_PARK_MILLER_MODULUS = 2147483647
+_PARK_MILLER_MULTIPLIER = 16807
+
+
+def _seed_of(value: Any, tz: tzinfo) -> int:
+    """RandomizeHelper.toNumericWithLongHash: the number truncated to a long, or for text that is not a number
+    the first 8 bytes (big-endian, signed) of its UTF-8 SHA-256; the empty string is 0."""
+    number = to_number(value, tz)
+    if not math.isnan(number):
+        if math.isinf(number):
+            return (2**63 - 1) if number > 0 else -(2**63)
+        return max(-(2**63), min(2**63 - 1, int(number)))
+    text = to_string(value, tz)
+    if text == "":
+        return 0
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big", signed=True)
+
+
+def _park_miller_doubles(seed: int) -> Iterable[float]:
+    """ParkMiller.nextDouble(): a Lehmer generator kept in a double, as JavaRosa (and Enketo) compute it."""
+    state = math.fmod(float(seed), _PARK_MILLER_MODULUS)
+    if state <= 0:
+        state += _PARK_MILLER_MODULUS - 1
+    while True:
+        state = math.fmod(state * _PARK_MILLER_MULTIPLIER, _PARK_MILLER_MODULUS)
+        yield (int(state) - 1) / (_PARK_MILLER_MODULUS - 1)
+
+
+def _f_randomize(e: EvalEnv, nodes: Any, seed: Any = None) -> list[XNode]:
+    if not isinstance(nodes, list):
+        raise XPathEvalError("First argument to randomize must be a nodeset")
+    doubles: Iterable[float] = (
+        iter(random.random, None)  # type: ignore[call-overload]  # unseeded: a new order every time
+        if seed is None
+        else _park_miller_doubles(_seed_of(seed, e.tz))
+    )
+    # FisherYates.shuffle: element i goes to a position drawn from [0, i], the one there moves to i.
+    shuffled: list[XNode] = []
+    for i, (node, draw) in enumerate(zip(nodes, doubles, strict=False)):
+        j = int(draw * (i + 1))
+        if j == i:
+            shuffled.append(node)
+        else:
+            shuffled.append(shuffled[j])
+            shuffled[j] = node
+    return shuffled
 
 
 def _f_random(e: EvalEnv) -> float:
@@ -1721,6 +1964,11 @@ _SIMPLE: dict[str, tuple[Callable[[str, tuple], None], Callable[..., Any]]] = {
     "digest": (_any(2, 3), _f_digest),
     "base64-decode": (_any(1), _f_base64_decode),
     "pulldata": (_any(4), _f_pulldata),
+    "distance": (_at_least(1), _f_distance),
+    "area": (_any(1), _f_area),
+    "enclosed-area": (_any(1), _f_area),
+    "geofence": (_any(2), _f_geofence),
+    "randomize": (_any(1, 2), _f_randomize),
     "version": (_any(0), lambda e: e.root.attrs.get("version", "")),
 }
 
@@ -1738,16 +1986,9 @@ def _walk(ast: tuple) -> Iterable[tuple]:
         yield from _walk(ast[3])
     elif kind in ("neg",):
         yield from _walk(ast[1])
-    elif kind == "union":
-        yield from _walk(ast[1])
-        yield from _walk(ast[2])
     elif kind == "func":
         for a in ast[2]:
             yield from _walk(a)
-    elif kind == "filter":
-        yield from _walk(ast[1])
-        for pred in ast[2]:
-            yield from _walk(pred)
     elif kind == "path":
         if ast[3] is not None:
             yield from _walk(ast[3])
@@ -1769,9 +2010,6 @@ def _collect_refs(ast: tuple, context: list[str], current: list[str], found: set
         _collect_refs(ast[3], context, current, found)
     elif kind == "neg":
         _collect_refs(ast[1], context, current, found)
-    elif kind == "union":
-        _collect_refs(ast[1], context, current, found)
-        _collect_refs(ast[2], context, current, found)
     elif kind == "func":
         if ast[1] in ("instance",):
             return
@@ -1779,10 +2017,6 @@ def _collect_refs(ast: tuple, context: list[str], current: list[str], found: set
             found.add("/" + "/".join(context))
         for arg in ast[2]:
             _collect_refs(arg, context, current, found)
-    elif kind == "filter":
-        _collect_refs(ast[1], context, current, found)
-        for pred in ast[2]:
-            _collect_refs(pred, context, current, found)
     elif kind == "path":
         _, absolute, steps, base = ast
         if base is not None:

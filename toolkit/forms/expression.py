@@ -1,7 +1,10 @@
 """XLSForm expressions (XPath 1.0 plus ${name} references) as a tree, for static checks.
 
 The tokenizer follows XPath 1.0 section 3.7 (when `*`, `and`, `or`, `div`, `mod` are operators) and keeps each
-token's character position, so that a problem can be reported at its place in the cell.
+token's character position, so that a problem can be reported at its place in the cell. What ODK Collect
+(JavaRosa) refuses although XPath 1.0 allows it (unions, `//`, axes, node tests, paths on a parenthesised
+expression) and nesting deeper than toolkit.xpath.MAX_EXPRESSION_DEPTH are refused here with the evaluator's
+own messages (toolkit.xpath), so that lint and validate/simulate say the same.
 """
 
 from __future__ import annotations
@@ -9,6 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from toolkit.xpath import XPATH_AXES, javarosa_rejection, nesting_too_deep, too_deep_message
 
 
 class ExpressionError(ValueError):
@@ -52,6 +57,7 @@ _TOKEN_RE = re.compile(
 # After these tokens no operator can follow, so `*` is a wildcard and `and`/`div` are names (XPath 1.0 §3.7).
 _NO_OPERAND_BEFORE = {"(", "[", ",", "@", "::", "OP", "/", "//", None}
 _OPERATOR_NAMES = {"and", "or", "div", "mod"}
+_GLUED_OPERATOR = re.compile(r"^(and|or|div|mod)(?=.)")
 _SMART_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 
 
@@ -65,7 +71,11 @@ def tokenize(text: str) -> list[Token]:
     """
     text = text.translate(_SMART_QUOTES)  # pyxform replaces smart quotes the same way
     tokens: list[Token] = []
-    for match in _TOKEN_RE.finditer(text):
+    at = 0
+    while at < len(text):
+        match = _TOKEN_RE.match(text, at)
+        assert match is not None  # the last alternative matches any character
+        at = match.end()
         kind = match.lastgroup
         value = match.group()
         pos = match.start()
@@ -104,8 +114,13 @@ def tokenize(text: str) -> list[Token]:
                 tokens.append(Token(value, value, pos))
         else:  # a name: operator name, function name, axis or node test
             rest = text[match.end() :].lstrip()
+            glued = _GLUED_OPERATOR.match(value)
             if value in _OPERATOR_NAMES and previous_is_operand:
                 tokens.append(Token("OP", value, pos))
+            elif glued and previous_is_operand:
+                # JavaRosa reads `3mod4` as 3 mod 4 and `6andx` as 6 and x: the operator, then the rest.
+                tokens.append(Token("OP", glued.group(1), pos))
+                at = pos + len(glued.group(1))
             elif rest.startswith("::"):
                 tokens.append(Token("AXIS", value, pos))
             elif rest.startswith("("):
@@ -145,6 +160,7 @@ _BINARY_LEVELS: tuple[frozenset[str], ...] = (
     frozenset({"+", "-"}),
     frozenset({"*", "div", "mod"}),
 )
+_PRECEDENCE = {op: level for level, ops in enumerate(_BINARY_LEVELS) for op in ops}
 _NODE_TYPE_TESTS = frozenset({"node", "text", "comment", "processing-instruction"})
 
 
@@ -182,27 +198,31 @@ class _Parser:
         return node
 
     def binary(self, level: int) -> Node:
-        if level == len(_BINARY_LEVELS):
-            return self.unary()
-        left = self.binary(level + 1)
-        while self.peek().kind == "OP" and self.peek().text in _BINARY_LEVELS[level]:
-            op = self.take()
-            right = self.binary(level + 1)
-            left = Node("binary", op.text, op.pos, (left, right))
-        return left
+        """Binary operators of `level` and tighter, by precedence climbing (one stack frame per level)."""
+        left = self.unary()
+        while True:
+            token = self.peek()
+            found = _PRECEDENCE.get(token.text) if token.kind == "OP" else None
+            if found is None or found < level:
+                return left
+            self.take()
+            left = Node("binary", token.text, token.pos, (left, self.binary(found + 1)))
 
     def unary(self) -> Node:
-        token = self.peek()
-        if token.kind == "OP" and token.text == "-":
-            self.take()
-            return Node("unary", "-", token.pos, (self.unary(),))
-        return self.union()
+        signs: list[Token] = []
+        while self.peek().kind == "OP" and self.peek().text == "-":
+            signs.append(self.take())
+        node = self.union()
+        for sign in reversed(signs):
+            node = Node("unary", "-", sign.pos, (node,))
+        return node
 
     def union(self) -> Node:
         left = self.path()
-        while self.peek().kind == "OP" and self.peek().text == "|":
+        if self.peek().kind == "OP" and self.peek().text == "|":
             op = self.take()
-            left = Node("binary", "|", op.pos, (left, self.path()))
+            self.path()  # what follows must parse too
+            raise ExpressionError(javarosa_rejection("the union operator '|'"), op.pos)
         return left
 
     def path(self) -> Node:
@@ -216,16 +236,30 @@ class _Parser:
                 steps.extend(self.relative_path())
             elif token.kind == "//":
                 raise ExpressionError("'//' must be followed by a step", self.peek().pos)
+            if token.kind == "//":
+                raise ExpressionError(javarosa_rejection("'//' (a descendant at any depth)"), token.pos)
             return Node("path", token.text, token.pos, tuple(steps))
         if token.kind in {"REF", "STRING", "NUMBER", "(", "FUNC"} and not (
             token.kind == "FUNC" and token.text in _NODE_TYPE_TESTS
         ):
             primary = self.filter_expr()
             if self.peek().kind in {"/", "//"}:
+                # pyxform writes ${name} as a path; JavaRosa takes a path after instance() and current() only
+                if not (
+                    token.kind == "REF" or (primary.kind == "call" and primary.text in ("instance", "current"))
+                ):
+                    raise ExpressionError(
+                        javarosa_rejection("a path after an expression other than instance() or current()"),
+                        self.peek().pos,
+                    )
                 parts = [primary]
                 while self.peek().kind in {"/", "//"}:
-                    self.take()
+                    separator = self.take()
                     parts.append(self.step())
+                    if separator.kind == "//":
+                        raise ExpressionError(
+                            javarosa_rejection("'//' (a descendant at any depth)"), separator.pos
+                        )
                 return Node("path", "filter", token.pos, tuple(parts))
             return primary
         if token.kind in {"NAME", "*", ".", "..", "@", "AXIS", "FUNC"}:
@@ -241,8 +275,10 @@ class _Parser:
     def relative_path(self) -> list[Node]:
         steps = [self.step()]
         while self.peek().kind in {"/", "//"}:
-            self.take()
+            separator = self.take()
             steps.append(self.step())
+            if separator.kind == "//":
+                raise ExpressionError(javarosa_rejection("'//' (a descendant at any depth)"), separator.pos)
         return steps
 
     def step(self) -> Node:
@@ -250,18 +286,34 @@ class _Parser:
         if token.kind in {".", ".."}:
             self.take()
             return Node("context", token.text, token.pos)
+        axis = "child"
         if token.kind == "@":
             self.take()
+            axis = "attribute"
         elif token.kind == "AXIS":
             self.take()
             self.expect("::", "'::'")
+            axis = token.text
+            if axis not in XPATH_AXES:
+                raise ExpressionError(f"unknown axis {axis}::", token.pos)
+        if axis not in ("child", "attribute", "self", "parent"):
+            raise ExpressionError(javarosa_rejection(f"the {axis}:: axis"), token.pos)
         test = self.peek()
         if test.kind == "FUNC" and test.text in _NODE_TYPE_TESTS:
             self.take()
             self.expect("(", "'('")
+            if test.text == "processing-instruction" and self.peek().kind == "STRING":
+                self.take()
             self.expect(")", "')'")
+            if not (test.text == "node" and axis in ("self", "parent")):
+                raise ExpressionError(javarosa_rejection(f"the node test {test.text}()"), test.pos)
         elif test.kind in {"NAME", "*"}:
             self.take()
+            if axis not in ("child", "attribute"):
+                raise ExpressionError(javarosa_rejection(f"the {axis}:: axis"), token.pos)
+            if test.text.endswith("*") and (axis == "attribute" or test.text != "*"):
+                wildcard = ("@" if axis == "attribute" else "") + test.text
+                raise ExpressionError(javarosa_rejection(f"the wildcard {wildcard}"), test.pos)
         else:
             found = "the end of the expression" if test.kind == "END" else repr(test.text)
             raise ExpressionError(f"expected a name in the path but found {found}", test.pos)
@@ -299,6 +351,10 @@ class _Parser:
             node = Node("call", token.text, token.pos, tuple(args))
         predicates = self.predicates()
         if predicates:
+            if token.kind != "REF":  # pyxform writes ${name} as a path, which may take a predicate
+                raise ExpressionError(
+                    javarosa_rejection("a predicate on a parenthesised expression or function"), token.pos
+                )
             return Node("path", "predicate", token.pos, (node, *predicates))
         return node
 
@@ -309,6 +365,13 @@ def parse_expression(text: str) -> Node:
     Parameters:
         text: the expression as written in the XLSForm cell.
 
-    Raises ExpressionError (with the character position) when it does not parse.
+    Raises ExpressionError (with the character position) when it does not parse, when it uses what ODK Collect
+    refuses, or when it nests deeper than toolkit.xpath.MAX_EXPRESSION_DEPTH.
     """
-    return _Parser(text).parse()
+    too_deep = nesting_too_deep(text)
+    if too_deep is not None:
+        raise ExpressionError(too_deep_message(too_deep), too_deep)
+    try:
+        return _Parser(text).parse()
+    except RecursionError:  # a chain of operators that the nesting count does not see
+        raise ExpressionError(too_deep_message(0), 0) from None

@@ -88,6 +88,9 @@ LINT_NO_PUBLIC_KEY = define(
 )
 LINT_EXPRESSION_INVALID = define("lint.expression_invalid", "An expression cannot be parsed")
 LINT_FORM_INVALID = define("lint.form_invalid", "pyxform rejects the form structure (e.g. unbalanced groups)")
+LINT_CALCULATION_CYCLE = define(
+    "lint.calculation_cycle", "Calculations depend on each other in a loop (ODK Collect refuses the form)"
+)
 
 
 # --- Reading the XLSForm with its spreadsheet row numbers -------------------------------------------------
@@ -732,6 +735,59 @@ class _Linter:
                 **where,
             )
 
+    def check_calculation_cycles(self) -> None:
+        """Calculations that depend on themselves, directly or through other calculations. JavaRosa refuses
+        such a form when it loads it ("Cycle detected"), which is how `migkit forms build` (ODK Validate)
+        reports it; lint names the loop."""
+        uses: dict[str, list[str]] = {}
+        where: dict[str, _Expression] = {}
+        # With a trigger, pyxform writes the calculation as a setvalue action run when the trigger changes, not as
+        # a calculate bind: it may read its own question (the usual "default unless answered" pattern).
+        triggers = [header for header, tokens in self.form.survey.columns.items() if tokens == ("trigger",)]
+        for expr in self.expressions:
+            name = expr.element.name
+            if expr.role != "calculation" or not name or any(expr.element.cells.get(h) for h in triggers):
+                continue
+            refs = (n.text for n in expr.tree.walk() if n.kind == "ref" and not n.text.startswith("last-saved#"))
+            uses[name] = list(dict.fromkeys(refs))
+            where[name] = expr
+        state: dict[str, bool] = {}  # True while on the current path, False when finished
+        reported: set[frozenset[str]] = set()
+        for start, inputs in uses.items():
+            if start in state:
+                continue
+            state[start] = True
+            path = [start]
+            stack = [iter(inputs)]
+            while stack:
+                following = next((r for r in stack[-1] if r in uses), None)
+                if following is None:
+                    state[path.pop()] = False
+                    stack.pop()
+                elif state.get(following) is True:
+                    loop = path[path.index(following) :]
+                    if frozenset(loop) not in reported:
+                        reported.add(frozenset(loop))
+                        self.report_cycle([*loop, following], where)
+                elif following not in state:
+                    state[following] = True
+                    path.append(following)
+                    stack.append(iter(uses[following]))
+
+    def report_cycle(self, loop: list[str], where: dict[str, _Expression]) -> None:
+        first = min(loop[:-1], key=lambda name: where[name].element.row)
+        turn = loop.index(first)
+        ordered = [*loop[turn:-1], *loop[:turn], first]
+        expr = where[first]
+        chain = " -> ".join(f"${{{name}}} (row {where[name].element.row})" for name in ordered)
+        self.add(
+            LINT_CALCULATION_CYCLE,
+            Severity.ERROR,
+            f"The calculation of {first} depends on itself: {chain}. ODK Collect refuses the form ('Cycle "
+            "detected'); compute one of them from answered questions instead.",
+            **_at(expr, first),
+        )
+
     def answered_by(self, target: _Element, seen: frozenset[str] = frozenset()) -> _Element | None:
         """The last-asked question a value depends on.
 
@@ -1174,6 +1230,7 @@ def lint_form(path: str | os.PathLike[str], *, structure: bool = True) -> Report
         linter.check_selected_calls(expr)
         linter.check_selected_at_comparisons(expr)
         linter.check_references(expr)
+    linter.check_calculation_cycles()
     linter.check_names()
     linter.check_choices()
     languages = linter.languages()

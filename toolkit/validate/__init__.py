@@ -311,15 +311,32 @@ def _load_secondary(model: FormModel, media_dir: Path | None, problems: list[Fin
     return secondary
 
 
-def _choice_labels(model: FormModel) -> dict[tuple[str, str], str]:
+def _choice_labels(model: FormModel, secondary: Mapping[str, XNode]) -> dict[tuple[str, str], str]:
+    """(question path, choice value) -> label in the default language, for jr:choice-name().
+
+    As JavaRosa's ChoiceNameFunctionHandler: the value is the itemset's value element (`name` or another, such
+    as `code`), the first choice with that value wins, and lists from attachments take the label element the
+    itemset names.
+    """
     labels: dict[tuple[str, str], str] = {}
     language = model.default_language
     for node in model.fields():
-        lst = model.choices_for(node.path) if node.choice_list else None
-        if lst is None:
+        if not node.choice_list:
             continue
-        for choice in lst.choices:
-            labels[(node.path, choice.name)] = choice.label(language)
+        value_name = (node.choice_value_ref or "name").strip().split("/")[-1] or "name"
+        lst = model.choices_for(node.path)
+        if lst is not None:
+            for choice in lst.choices:
+                value = choice.name if value_name == "name" else choice.extra.get(value_name)
+                if value is not None:
+                    labels.setdefault((node.path, value), choice.label(language))
+            continue
+        items = secondary.get(node.choice_list)
+        label_name = (node.choice_label_ref or "label").strip().split("/")[-1] or "label"
+        for item in items.children if items is not None else ():
+            value_node, label_node = item.child(value_name), item.child(label_name)
+            if value_node is not None:
+                labels.setdefault((node.path, value_node.string), label_node.string if label_node is not None else "")
     return labels
 
 
@@ -364,7 +381,7 @@ def compile_form(model: FormModel, *, media_dir: Path | None = None) -> Compiled
         secondary=secondary,
         media_dir=(_media_candidates(model, media_dir) or [None])[0],
         problems=problems,
-        labels=_choice_labels(model),
+        labels=_choice_labels(model, secondary),
         interview_day_path=interview_day_path(model),
     )
 

@@ -552,6 +552,10 @@ class VCompiler:
                 raise NotVectorizable("positional predicate")
         if name in ("sum", "max", "min", "count-non-empty") and kind != "field":
             raise NotVectorizable(f"{name} of a group")
+        absolute = args[0][0] == "path" and args[0][1] and args[0][3] is None
+        own_level, target_level = self._level(context_path), self._level(path)
+        if absolute and predicate is None and (own_level + "/").startswith(target_level + "/"):
+            return self._pinned_aggregate(name, path, target_level)
 
         def aggregate(c: Ctx, lv: Level) -> TV:
             _target, mask, owner = self._child_rows(c, lv, path, predicate, context, pred_fn)
@@ -575,6 +579,30 @@ class VCompiler:
             return _num_tv(np.where(found, out, np.nan))
 
         return aggregate
+
+    def _pinned_aggregate(self, name: str, path: str, target_level: str) -> VFn:
+        """An aggregate over an absolute path whose repeats all enclose the context: JavaRosa pins each of them to
+        the context's instance (TreeReference.contextualize), so it reads the one node of this row."""
+
+        def single(c: Ctx, lv: Level) -> TV:
+            target = c.levels[target_level]
+            index = None if target is lv else lv.index_to(target)
+            relevant = c.relevance[path] if index is None else c.relevance[path][index]
+            if name == "count":
+                return _num_tv(relevant.astype(float))
+            values = c.values[path].blank_where(~c.relevance[path])
+            values = values if index is None else values.take(index)
+            if name == "count-non-empty":
+                return _num_tv(((to_str(values) != "") & relevant).astype(float))
+            x = to_num(values)
+            with np.errstate(invalid="ignore"):
+                if name == "sum":
+                    return _num_tv(np.where(np.isnan(x), 0.0, x))
+                # max/min start from Double.MIN_VALUE / MAX_VALUE, as in the aggregate below
+                bound = np.maximum(x, 5e-324) if name == "max" else np.minimum(x, 1.7976931348623157e308)
+            return _num_tv(np.where(np.isnan(x), np.nan, bound))
+
+        return single
 
     def _count_matching(self, repeat: str, predicate: tuple, context_path: str) -> VFn:
         """count(repeat[field = current()/...]): rows whose field equals this row's value (uniqueness checks such
@@ -818,6 +846,8 @@ def _coalesce(a: TV, b: TV) -> TV:
 
 
 def _date_fn(v: TV) -> TV:
+    if (v.t == B).any():
+        raise NotVectorizable("date() of a boolean")  # a type error in JavaRosa, raised per instance
     t = v.t.copy()
     n = v.n.copy()
     s = v.s.copy()
@@ -910,6 +940,8 @@ def _format_date(v: TV, fmt: TV) -> TV:
     if len(formats) != 1:
         raise NotVectorizable("format-date with a computed format")
     f = next(iter(formats))
+    if any("T" in str(x) for x in v.s[v.t == S]):
+        raise NotVectorizable("format-date of a date-time text")
     dated = _date_fn(v) if ((v.t == S) | (v.t == D)).all() else None
     if dated is None:
         raise NotVectorizable("format-date of a dateTime")
