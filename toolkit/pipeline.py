@@ -78,7 +78,7 @@ SURVEY_SCHEMA: dict[str, Key] = {
         inputs=Key(_PATHS, "Collect/Briefcase/Central folders or zips", required=True, also="str"),
         key=Key("str", "the private key (PEM) or a Central managed-key record", required=True),
         passphrase_file=Key("str", "file holding the key's passphrase [or MIGKIT_PASSPHRASE, or a prompt]"),
-        workers=Key("int", "processes decrypting in parallel [1]", minimum=1, maximum=256),
+        workers=Key("int", "processes decrypting in parallel [the number of cores]", minimum=1, maximum=256),
     ),
     "ingest": table(
         "plaintext submissions (only without [decrypt])",
@@ -116,7 +116,7 @@ class SurveyConfig:
     decrypt_inputs: tuple[Path, ...] = ()
     key: Path | None = None
     passphrase_file: Path | None = None
-    workers: int = 1
+    workers: int = os.cpu_count() or 1
     ingest_inputs: tuple[Path, ...] = ()
     today: date | None = None
     weights_design: Path | None = None
@@ -183,7 +183,7 @@ class SurveyConfig:
                 today = date.fromisoformat(str(today))
             except ValueError:
                 raise bad("[validate] today must be a date such as 2026-11-20.") from None
-        workers = decrypt.get("workers", 1)
+        workers = decrypt.get("workers", os.cpu_count() or 1)
         if not isinstance(workers, int) or workers < 1:
             raise bad("[decrypt] workers must be a whole number ≥ 1.")
         return cls(

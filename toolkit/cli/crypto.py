@@ -146,8 +146,11 @@ def decrypt_command(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
     passphrase_file: PassphraseFileOption = None,
     workers: Annotated[
-        int, typer.Option("--workers", min=1, max=64, help="Processes decrypting in parallel.")
-    ] = 1,
+        int,
+        typer.Option(
+            "--workers", min=1, max=64, help="Processes decrypting in parallel [default: the number of cores]."
+        ),
+    ] = os.cpu_count() or 1,
     as_json: JsonOption = False,
 ) -> int:
     """Decrypt ODK encrypted submissions with your private key, offline; write OUT/<instance>/ and a log."""
