@@ -110,7 +110,7 @@ def _run(script: str, cwd: Path, home: Path) -> tuple[str, Path]:
     }
     env.pop("MIGKIT_PASSPHRASE", None)
     done = subprocess.run(
-        ["bash", "-c", f"{script}\necho \"$PWD\" > {marker}"],
+        ["bash", "-c", f'{script}\necho "$PWD" > {marker}'],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
@@ -174,3 +174,32 @@ def test_russian_lab_has_the_same_commands_and_outputs(lab: str) -> None:
         russian_path.write_text(russian, encoding="utf-8")
         ours = _blocks(russian)
     assert [b for _, _, b in ours] == [b for _, _, b in theirs]
+
+
+@pytest.mark.parametrize(
+    ("quoted", "real", "same"),
+    [
+        ("20 submissions checked in 0.3 s", "20 submissions checked in 1.41 s", True),  # durations vary
+        ("20 submissions checked in 0.3 s", "21 submissions checked in 0.3 s", False),  # an edited count fails
+        ("a\n…\nd", "a\nb\nc\nd", True),  # a trimmed table
+        ("│ x … │", "│ x long text │", True),
+        ("│ x … │", "│ y long text │", False),
+        (
+            "wrote keys/private.pem on 2026-11-27 22:39:01 UTC",
+            "wrote keys/private.pem on 2026-12-07 19:20:00 UTC",
+            True,
+        ),
+        (
+            "-rw------- 1 root root 1886 Nov 27 22:39 private.pem",
+            "-rw------- 1 root root 1866 Dec  7 19:20 private.pem",
+            True,
+        ),
+        (
+            "-rw------- 1 root root 1886 Nov 27 22:39 private.pem",
+            "-rw-r--r-- 1 root root 1886 Nov 27 22:39 private.pem",
+            False,
+        ),
+    ],
+)
+def test_quoted_output_comparison(quoted: str, real: str, same: bool, tmp_path: Path) -> None:
+    assert _matches(_normalise(quoted, tmp_path), _normalise(real, tmp_path)) is same
