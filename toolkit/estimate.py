@@ -815,6 +815,207 @@ def estimate(
     return EstimateResult(rows=tuple(rows), method=method_name, issues=tuple(issues))
 
 
+
+# --- Intervals for proportions and quantiles (indicator tables) -----------------------------------------------
+
+ProportionInterval = Literal["logit", "korn-graubard", "wald"]
+
+
+def beta_quantile(q: float, a: float, b: float) -> float:
+    """Quantile of the Beta(a, b) distribution (R `qbeta`); 0 when a = 0 and 1 when b = 0, as R gives."""
+    if a <= 0:
+        return 0.0
+    if b <= 0:
+        return 1.0
+    lo, hi = 0.0, 1.0
+    for _ in range(200):  # bisection on the regularised incomplete beta to machine precision
+        mid = 0.5 * (lo + hi)
+        if _betainc(a, b, mid) < q:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-16:
+            break
+    return 0.5 * (lo + hi)
+
+
+def proportion_interval(
+    p: float,
+    se: float,
+    *,
+    df: float,
+    method: ProportionInterval = "logit",
+    n: int = 0,
+    domain_df: float | None = None,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Confidence interval of an estimated proportion that never leaves [0, 1].
+
+    "logit": the Wald interval on the logit scale, logit(p) ± t·se/(p(1−p)), back-transformed (R
+    `svyciprop(method = "logit")` and `"xlogit"`, which agree for one proportion). "korn-graubard": the
+    Clopper–Pearson interval at the effective sample size n_eff = p(1−p)/se² · (t_{n−1}/t_{df})² (Korn and Graubard
+    1998; R `svyciprop(method = "beta")`, whose df is that of the domain's own subset, `domain_df`). "wald": p ± t·se,
+    clipped to [0, 1]. Where p is 0 or 1 (no variance), both logit and Korn–Graubard give the Clopper–Pearson
+    interval of the n cases (R has no interval there).
+
+    Parameters:
+        p, se: the estimate and its standard error.
+        df: degrees of freedom of the design (t quantile of the logit and Wald intervals).
+        method: "logit", "korn-graubard" or "wald".
+        n: unweighted number of cases behind the estimate.
+        domain_df: degrees of freedom of the domain subset (#PSUs with cases − #strata with cases), for
+            Korn–Graubard; default `df`.
+        level: confidence level.
+    """
+    alpha = 1.0 - level
+    if not (math.isfinite(p) and math.isfinite(se)):
+        return math.nan, math.nan
+    if method == "wald":
+        t = t_quantile(1 - alpha / 2, df)
+        return max(0.0, p - t * se), min(1.0, p + t * se)
+    degenerate = se <= 0 or p <= 0 or p >= 1
+    if method == "logit" and not degenerate:
+        t = t_quantile(1 - alpha / 2, df)
+        centre = math.log(p / (1 - p))
+        half = t * se / (p * (1 - p))
+        return 1 / (1 + math.exp(-(centre - half))), 1 / (1 + math.exp(-(centre + half)))
+    if degenerate:
+        n_eff = float(n)
+    else:
+        ddf = df if domain_df is None else domain_df
+        n_eff = p * (1 - p) / (se * se) * (t_quantile(alpha / 2, n - 1) / t_quantile(alpha / 2, ddf)) ** 2
+    if not math.isfinite(n_eff) or n_eff <= 0:
+        return math.nan, math.nan
+    return (
+        beta_quantile(alpha / 2, n_eff * p, n_eff * (1 - p) + 1),
+        beta_quantile(1 - alpha / 2, n_eff * p + 1, n_eff * (1 - p)),
+    )
+
+
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, p: float) -> float:
+    """The p-quantile of a weighted sample as R `survey` "math" rule (`qrule_math`, the `svyquantile` default):
+    the smallest value whose weighted distribution function reaches p. Cases with weight 0 are left out.
+
+    Parameters:
+        values, weights: the sample (finite values) and its weights.
+        p: the probability, 0 < p < 1.
+    """
+    keep = weights != 0
+    x, w = np.asarray(values, float)[keep], np.asarray(weights, float)[keep]
+    if x.size == 0:
+        return math.nan
+    order = np.argsort(x, kind="stable")
+    x, cumw = x[order], np.cumsum(w[order])
+    total = float(w.sum())
+    below = np.flatnonzero(cumw <= p * total)
+    if below.size == 0:
+        return float(x[0])
+    pos = int(below[-1])
+    if p - cumw[pos] / total == 0:
+        return float(x[pos])
+    return float(x[min(pos + 1, x.size - 1)])
+
+
+@dataclass(frozen=True)
+class QuantileRow:
+    """A quantile in a domain with its Woodruff interval.
+
+    Parameters:
+        domain: the domain value (as text) or "all".
+        quantile: the probability (0.5 for the median).
+        estimate: the quantile.
+        ci_low, ci_high: the Woodruff interval (NaN where the interval of the distribution function leaves [0, 1]).
+        se: (ci_high − ci_low)/(2·t), as R reports it.
+        df: degrees of freedom.
+        n: unweighted cases.
+    """
+
+    domain: str
+    quantile: float
+    estimate: float
+    ci_low: float
+    ci_high: float
+    se: float
+    df: int
+    n: int
+
+
+def estimate_quantile(
+    table: pd.DataFrame,
+    *,
+    weight: str,
+    variable: str,
+    quantile: float = 0.5,
+    by: str | None = None,
+    level: float = 0.95,
+    **design: object,
+) -> tuple[QuantileRow, ...]:
+    """A quantile per domain with Woodruff's interval, as R `svyquantile(interval.type = "mean", qrule = "math",
+    df = degf(full design))` on each domain: the distribution function at the estimate, F̂(q̂), is estimated as a
+    mean with its design-based SE (Taylor or replicates: `design` takes the keyword options of `estimate`), its
+    t-interval is mapped back through the weighted quantile function, and SE = interval width / (2t).
+
+    Parameters:
+        table: the data; rows with a missing `variable` are left out of every domain.
+        weight, variable: the weight and the numeric analysis variable.
+        quantile: the probability (0.5: median, 0.8: 80th percentile).
+        by: a domain column.
+        level: confidence level.
+        design: strata, psu, replicate_prefix, method, fay, mse, lonely_psu, fpc as `estimate` takes them.
+    """
+    y = _numeric(table, variable)
+    w = _weights(table, weight)
+    dom, labels = _domain_codes(table, by)
+    usable = np.isfinite(y) & (dom >= 0)
+    point = np.full(len(labels), math.nan)
+    below = np.full(len(table), math.nan)
+    for j in range(len(labels)):
+        rows = usable & (dom == j)
+        point[j] = weighted_quantile(y[rows], w[rows], quantile)
+        below[rows] = (y[rows] <= point[j]).astype(float)
+    work = pd.DataFrame({"__w": w, "__below": below})
+    if by is not None:
+        work["__by"] = table[by].to_numpy()
+    for key in ("strata", "psu", "fpc"):
+        column = design.get(key)
+        if isinstance(column, str):
+            work[column] = table[column].to_numpy()
+    prefix = design.get("replicate_prefix")
+    if isinstance(prefix, str):
+        for column in table.columns:
+            if str(column).startswith(prefix) and column != weight:
+                work[column] = table[column].to_numpy()
+    cdf = estimate(
+        work,
+        weight="__w",
+        statistic="mean",
+        variable="__below",
+        by="__by" if by is not None else None,
+        level=level,
+        **design,  # type: ignore[arg-type]
+    )
+    rows_out = []
+    t = t_quantile(0.5 + level / 2.0, cdf.rows[0].df) if cdf.rows else math.nan
+    for j, label in enumerate(labels):
+        row = cdf.rows[j]
+        inside = usable & (dom == j)
+        low = math.nan if not row.ci_low >= 0 else weighted_quantile(y[inside], w[inside], row.ci_low)
+        high = math.nan if not row.ci_high <= 1 else weighted_quantile(y[inside], w[inside], row.ci_high)
+        rows_out.append(
+            QuantileRow(
+                domain=label,
+                quantile=quantile,
+                estimate=float(point[j]),
+                ci_low=low,
+                ci_high=high,
+                se=(high - low) / (2 * t),
+                df=row.df,
+                n=row.n,
+            )
+        )
+    return tuple(rows_out)
+
+
 def _natural_key(name: object) -> tuple[object, ...]:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", str(name)))
 
@@ -947,12 +1148,17 @@ __all__: Sequence[str] = (
     "EstimateResult",
     "EstimateRow",
     "LaterStage",
+    "QuantileRow",
+    "beta_quantile",
     "estimate",
     "estimate_file",
+    "estimate_quantile",
     "fpc_fractions",
     "later_stage_variance",
     "later_stages",
     "make_design",
+    "proportion_interval",
     "t_quantile",
     "taylor_variance",
+    "weighted_quantile",
 )

@@ -70,6 +70,7 @@ from toolkit.cli import crypto as _crypto  # noqa: E402,F401
 from toolkit.cli import ingest as _ingest  # noqa: E402,F401
 from toolkit.cli import validate as _validate  # noqa: E402,F401
 from toolkit.cli import weights as _weights  # noqa: E402,F401
+from toolkit.cli import indicators as _indicators  # noqa: E402,F401
 from toolkit.cli import export as _export  # noqa: E402,F401
 from toolkit.cli import codebook as _codebook  # noqa: E402,F401
 from toolkit.cli import run as _run  # noqa: E402,F401

@@ -1,0 +1,779 @@
+"""Compute a catalogue's indicators from a DATA folder with design-based standard errors.
+
+For each entry: build the level's table (joins for weights and design columns), keep the universe, apply the
+declared missing-value rule, and estimate with `toolkit.estimate` (Taylor linearisation, or the replicate weights
+the weighting step produced). Rows outside the universe are not dropped but carry no value, so every PSU stays in
+the variance (domain estimation, as R `svyby` on a subset design). A row in the universe whose answer is missing
+(the question was not asked, or the answer is empty) never enters a denominator.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from toolkit import estimate as est
+from toolkit.errors import INPUT_MISSING, INPUT_UNREADABLE, Issue, ToolkitError, define, error, warning
+from toolkit.indicators.catalogue import (
+    NO_WEIGHT,
+    UNKNOWN_CODE,
+    UNKNOWN_VARIABLE,
+    Catalogue,
+    CatalogueError,
+    Domain,
+    Indicator,
+    Level,
+    close_matches,
+)
+from toolkit.indicators.filters import codes_compared, evaluate, parse_filter, variables
+from toolkit.xform import FormModel
+
+EMPTY_UNIVERSE = define("indicators.empty_universe", "An indicator's universe has no cases in the data")
+TABLE_ABSENT = define("indicators.table_absent", "An indicator's table is not in this DATA folder")
+ESTIMATE_FAILED = define("indicators.estimate_failed", "An indicator could not be estimated")
+DK_LABEL = {"en": "Don't know / refused", "ru": "Не знаю / отказ"}
+ALL_LABEL = {"en": "Total", "ru": "Всего"}
+SHORT_LIST = 20
+
+
+@dataclass(frozen=True)
+class IndicatorRow:
+    """One published number: an indicator (a category of it) in a domain, with everything needed to reproduce it.
+
+    Parameters:
+        indicator: the catalogue id.
+        statistic: proportion, mean, median, quantile, ratio, total, distribution or shares.
+        category, category_label: the code and label of a distribution or multi-response category ("" otherwise).
+        domain, domain_value, domain_label: the domain name ("all" for the whole universe) and its value/label.
+        estimate, se, ci_low, ci_high: the estimate, its standard error and the confidence interval.
+        cv: se / |estimate|; deff: the design effect (None where R gives none: ratios and quantiles).
+        n: unweighted cases; weighted_n: Σ weights of those cases; df: degrees of freedom.
+        flags: quality flags: "suppressed", "parentheses", "cv", "low_effective_n", "empty".
+        table, variables, universe, weight, missing, ci_method, variance: how the number was made.
+    """
+
+    indicator: str
+    statistic: str
+    category: str
+    category_label: str
+    domain: str
+    domain_variable: str
+    domain_value: str
+    domain_label: str
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    cv: float
+    deff: float | None
+    n: int
+    weighted_n: float
+    df: int
+    flags: tuple[str, ...]
+    table: str
+    variables: tuple[str, ...]
+    universe: str
+    weight: str
+    missing: str
+    ci_method: str
+    variance: str
+
+
+@dataclass(frozen=True)
+class IndicatorSummary:
+    """What happened to one entry: status ok / empty / skipped, its texts, and the cases left out by rule."""
+
+    id: str
+    status: str
+    message: str
+    title: str
+    definition: str
+    universe_text: str
+    source: str
+    level: str
+    statistic: str
+    unit: str = ""
+    not_asked: int = 0
+    dont_know: int = 0
+    in_universe: int = 0
+
+
+@dataclass(frozen=True)
+class IndicatorsResult:
+    """Every row of every indicator, a summary per entry, and warnings (empty universes, absent tables)."""
+
+    catalogue: str
+    data_dir: str
+    language: str
+    rows: tuple[IndicatorRow, ...]
+    indicators: tuple[IndicatorSummary, ...]
+    issues: tuple[Issue, ...] = ()
+    variance: str = "taylor"
+    quality: Mapping[str, float] = field(default_factory=dict)
+    files: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return all(i.severity != "error" for i in self.issues)
+
+
+# --- the DATA folder ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Data:
+    folder: Path
+    manifest: Mapping[str, Any]
+
+    @property
+    def tables(self) -> Mapping[str, Any]:
+        tables = self.manifest.get("tables") or {}
+        return tables if isinstance(tables, dict) else {t.get("name", t.get("file")): t for t in tables}
+
+    @property
+    def design(self) -> Mapping[str, Any]:
+        return self.manifest.get("design") or {}
+
+    def read(self, name: str) -> pd.DataFrame:
+        return pd.read_parquet(self.folder / self.tables[name]["file"])
+
+    def paths(self, name: str) -> dict[str, str]:
+        return {c["name"]: c.get("path") or "" for c in self.tables[name].get("columns", []) if isinstance(c, dict)}
+
+
+def _read_data(folder: Path) -> _Data:
+    manifest_path = folder / "tables.json"
+    if not manifest_path.is_file():
+        raise ToolkitError(
+            error(
+                INPUT_MISSING,
+                "No tables.json here; run `migkit ingest` (and `migkit weights`) first.",
+                file=str(folder),
+            )
+        )
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ToolkitError(
+            error(INPUT_UNREADABLE, f"Cannot read tables.json: {exc}.", file=str(manifest_path))
+        ) from None
+    return _Data(folder, manifest)
+
+
+def as_text(series: pd.Series) -> pd.Series:
+    """Codes as text ('1' for 1, 1.0 and '1'), missing as <NA>: numeric and text columns compare alike."""
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        numbers = series.astype("Float64")
+        whole = numbers.dropna() == numbers.dropna().round()
+        out = numbers.astype("string")
+        if bool(whole.all()):
+            out = numbers.astype("Int64").astype("string")
+        return out
+    return series.astype("string").str.strip().replace("", pd.NA)
+
+
+def as_number(series: pd.Series) -> np.ndarray:
+    return pd.to_numeric(series, errors="coerce").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+
+
+@dataclass(frozen=True)
+class _LevelFrame:
+    frame: pd.DataFrame
+    paths: Mapping[str, tuple[str, str]]  # column -> (table, form path)
+    strata: str | None
+    psu: str | None
+    replicate_prefix: str | None
+    replicate_method: str | None
+
+
+def _build_level(data: _Data, level: Level) -> _LevelFrame:
+    frame = data.read(level.table)
+    paths = {name: (level.table, path) for name, path in data.paths(level.table).items()}
+    design = data.design
+    strata, psu = design.get("strata"), design.get("psu")
+    reps = design.get("replicates") or {}
+    prefix = reps.get("prefix")
+    for join in level.joins:
+        other = data.read(join.table)
+        wanted = dict(join.columns)
+        for column in (strata, psu):
+            if column and column not in frame.columns and column in other.columns:
+                wanted.setdefault(column, column)
+        # Replicate weights come from the table that gives the weight, so that they belong to it.
+        lacks_reps = prefix and not any(str(c).startswith(prefix) for c in frame.columns)
+        if lacks_reps and (level.weight in wanted.values() or level.weight in wanted):
+            wanted.update({c: c for c in other.columns if str(c).startswith(prefix)})
+        left_keys = [f"__key{i}" for i in range(len(join.on))]
+        left = frame.copy()
+        right = other[[*join.on.values(), *dict.fromkeys(wanted.values())]].copy()
+        for i, (mine, theirs) in enumerate(join.on.items()):
+            left[left_keys[i]] = as_text(frame[mine])
+            right[left_keys[i]] = as_text(other[theirs])
+        right = right.drop(columns=[c for c in join.on.values() if c not in wanted.values()])
+        picked = right[left_keys].copy()
+        for new, old in wanted.items():
+            picked[new] = right[old].to_numpy()
+        picked = picked.drop_duplicates(subset=left_keys)
+        merged = left.drop(columns=[c for c in wanted if c in left.columns]).merge(picked, on=left_keys, how="left")
+        frame = merged.drop(columns=left_keys)
+        other_paths = data.paths(join.table)
+        for new, old in wanted.items():
+            paths[new] = (join.table, other_paths.get(old, ""))
+    has_reps = bool(prefix) and any(str(c).startswith(prefix) for c in frame.columns)
+    return _LevelFrame(
+        frame=frame.reset_index(drop=True),
+        paths=paths,
+        strata=strata if strata in frame.columns else None,
+        psu=psu if psu in frame.columns else None,
+        replicate_prefix=prefix if has_reps else None,
+        replicate_method=str(reps.get("method")) if has_reps else None,
+    )
+
+
+# --- checks before computing ---------------------------------------------------------------------------------
+
+
+def _choice_names(form: FormModel | None, path: str) -> tuple[str, ...] | None:
+    if form is None or not path or path not in form.nodes:
+        return None
+    node = form.nodes[path]
+    if node.choice_source not in (None, "list"):
+        return None
+    choices = form.choices_for(path)
+    return choices.names if choices is not None else None
+
+
+def _domain_variable(catalogue: Catalogue, name: str) -> str:
+    domain = catalogue.domains.get(name)
+    return domain.variable if domain is not None else name
+
+
+def _check(catalogue: Catalogue, levels: Mapping[str, _LevelFrame], form: FormModel | None) -> list[Issue]:
+    issues: list[Issue] = []
+    for name, built in levels.items():
+        level = catalogue.levels[name]
+        if level.weight not in built.frame.columns:
+            weights = [c for c in built.frame.columns if "weight" in str(c).lower()]
+            issues.append(
+                error(
+                    NO_WEIGHT,
+                    f"[levels.{name}] weight: column {level.weight!r} is not in table {level.table}"
+                    f"{close_matches(level.weight, [str(c) for c in built.frame.columns])}; "
+                    "run `migkit weights` first, "
+                    f"or join the weight from the household or roster table (weight-like columns here: "
+                    f"{', '.join(map(str, weights)) or 'none'})",
+                    variable=level.weight,
+                )
+            )
+    for entry in catalogue.indicators:
+        built = levels.get(entry.level)
+        if built is None:
+            continue
+        columns = [str(c) for c in built.frame.columns]
+        level = catalogue.levels[entry.level]
+
+        def need(
+            column: str | None,
+            field_name: str,
+            entry: Indicator = entry,
+            columns: list[str] = columns,
+            level: Level = level,
+        ) -> None:
+            if column and column not in columns:
+                issues.append(
+                    error(
+                        UNKNOWN_VARIABLE,
+                        f"indicator {entry.id}, {field_name}: {column!r} is not a column of {level.table}"
+                        f"{close_matches(column, columns)}",
+                        variable=column,
+                    )
+                )
+
+        need(entry.variable, "variable")
+        need(entry.denominator, "denominator")
+        for field_name, text in (
+            ("universe", entry.universe),
+            ("condition", entry.condition),
+            (f"level {entry.level} universe", level.universe),
+        ):
+            if text:
+                for column in variables(parse_filter(text)):
+                    need(column, field_name)
+                for column, code in codes_compared(parse_filter(text)):
+                    _check_code(
+                        issues, entry=entry, field_name=field_name, column=column, code=code, built=built, form=form
+                    )
+        for domain in entry.domains:
+            need(_domain_variable(catalogue, domain), f"domains ({domain})")
+        for code in entry.yes:
+            if entry.variable:
+                _check_code(
+                    issues, entry=entry, field_name="yes", column=entry.variable, code=code, built=built, form=form
+                )
+    return issues
+
+
+def _check_code(
+    issues: list[Issue],
+    *,
+    entry: Indicator,
+    field_name: str,
+    column: str,
+    code: str,
+    built: _LevelFrame,
+    form: FormModel | None,
+) -> None:
+    names = _choice_names(form, built.paths.get(column, ("", ""))[1])
+    if names is not None and code not in names:
+        issues.append(
+            error(
+                UNKNOWN_CODE,
+                f"indicator {entry.id}, {field_name}: code {code!r} is not in the choice list of {column} "
+                f"({', '.join(names[:20])}){close_matches(code, list(names))}",
+                variable=column,
+            )
+        )
+
+
+# --- computing -------------------------------------------------------------------------------------------------
+
+
+def _language_of(form: FormModel | None, language: str) -> str | None:
+    if form is None:
+        return None
+    for name in form.languages:
+        if name.endswith(f"({language})") or name == language:
+            return name
+    return form.default_language
+
+
+def _text(texts: Mapping[str, str], language: str) -> str:
+    return texts.get(language) or texts.get("en") or next(iter(texts.values()), "")
+
+
+def _choice_labels(form: FormModel | None, built: _LevelFrame, column: str, language: str) -> dict[str, str]:
+    path = built.paths.get(column, ("", ""))[1]
+    if form is None or not path or path not in form.nodes:
+        return {}
+    choices = form.choices_for(path)
+    if choices is None:
+        return {}
+    form_language = _language_of(form, language)
+    return {c.name: c.label(form_language) for c in choices.choices}
+
+
+def _domain_series(domain: Domain | None, name: str, frame: pd.DataFrame) -> pd.Series:
+    """The domain value of every row as text (missing: not in any domain)."""
+    variable = domain.variable if domain is not None else name
+    raw = frame[variable]
+    if domain is not None and domain.breaks:
+        numbers = pd.Series(as_number(raw))
+        cut = pd.cut(numbers, bins=list(domain.breaks), labels=list(domain.labels), right=False)
+        return cut.astype("string")
+    text = as_text(raw)
+    if domain is not None and domain.map:
+        return text.map(lambda v: domain.map.get(v, pd.NA) if not pd.isna(v) else pd.NA).astype("string")
+    return text
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """What enters the estimator: a value per row (NaN outside the universe or missing), categories, counts."""
+
+    values: dict[str, np.ndarray]  # category code ("" for a single number) -> y per row
+    denominator: np.ndarray | None
+    labels: dict[str, str]
+    in_universe: np.ndarray
+    not_asked: int
+    dont_know: int
+
+
+def _prepare(
+    entry: Indicator, catalogue: Catalogue, built: _LevelFrame, labels: dict[str, str], language: str
+) -> _Prepared:
+    frame = built.frame
+    level = catalogue.levels[entry.level]
+    universe = np.ones(len(frame), dtype=bool)
+    for text in (level.universe, entry.universe):
+        if text:
+            universe &= evaluate(parse_filter(text), frame)
+    universe &= as_number(frame[level.weight]) > 0
+    if entry.statistic == "total" and entry.count:
+        y = np.where(universe, 1.0, np.nan)
+        return _Prepared({"": y}, None, {}, universe, 0, 0)
+    raw = frame[entry.variable]
+    missing_codes = set(catalogue.missing_codes)
+    if entry.statistic in ("mean", "median", "quantile", "ratio", "total"):
+        number = as_number(raw)
+        dk = np.isin(number, np.array(catalogue.missing_numbers)) & universe
+        answered = np.isfinite(number) & universe
+        not_asked = int((universe & ~np.isfinite(number)).sum())
+        keep = answered & ~dk
+        y = np.where(keep, number * entry.scale, np.nan)
+        x = None
+        if entry.statistic == "ratio":
+            den = as_number(frame[entry.denominator])
+            den_dk = np.isin(den, np.array(catalogue.missing_numbers))
+            x = np.where(keep & np.isfinite(den) & ~den_dk, den, np.nan)
+            y = np.where(np.isfinite(x), y, np.nan)
+        return _Prepared({"": y}, x, {}, universe, not_asked, int(dk.sum()))
+    text = as_text(raw)
+    present = text.notna().to_numpy() & universe
+    not_asked = int((universe & ~present).sum())
+    if entry.statistic == "shares":
+        words = text.fillna("").str.split().to_numpy(dtype=object)
+        is_dk = np.array([bool(w) and all(c in missing_codes for c in w) for w in words]) & present
+        codes = [c for c in labels if c not in missing_codes] or sorted(
+            {c for w in words[present] for c in w if c not in missing_codes}, key=_code_order
+        )
+        values: dict[str, np.ndarray] = {}
+        denominator = present & ~is_dk if entry.missing == "exclude" else present
+        for code in codes:
+            has = np.fromiter((code in w for w in words), dtype=bool, count=len(words))
+            values[code] = np.where(denominator, has.astype(float), np.nan)
+        if entry.missing == "category":
+            values["dk"] = np.where(denominator, is_dk.astype(float), np.nan)
+        return _Prepared(
+            values, None, {**labels, "dk": _text(DK_LABEL, language)}, universe, not_asked, int(is_dk.sum())
+        )
+    codes_text = text.fillna("").to_numpy(dtype=object)
+    is_dk = np.isin(codes_text, list(missing_codes)) & present
+    denominator = present & ~is_dk if entry.missing == "exclude" else present
+    if entry.statistic == "proportion":
+        if entry.condition:
+            hit = evaluate(parse_filter(entry.condition), frame)
+        else:
+            hit = np.isin(codes_text, list(entry.yes))
+        values = {"": np.where(denominator, (hit & ~is_dk).astype(float), np.nan)}
+        if entry.missing == "category":
+            values["dk"] = np.where(denominator, is_dk.astype(float), np.nan)
+        return _Prepared(values, None, {"dk": _text(DK_LABEL, language)}, universe, not_asked, int(is_dk.sum()))
+    # distribution of a categorical answer
+    seen = {c for c in codes_text[denominator] if c}
+    # A short list shows every category (a zero is news); a long one (countries) only those that occur.
+    listed = [c for c in labels if c not in missing_codes and (c in seen or len(labels) <= SHORT_LIST)]
+    ordered = listed + sorted(seen - set(listed) - missing_codes, key=_code_order)
+    values = {code: np.where(denominator, (codes_text == code).astype(float), np.nan) for code in ordered}
+    if entry.missing == "category":
+        values["dk"] = np.where(denominator, is_dk.astype(float), np.nan)
+    return _Prepared(values, None, {**labels, "dk": _text(DK_LABEL, language)}, universe, not_asked, int(is_dk.sum()))
+
+
+def _code_order(code: str) -> tuple[int, float, str]:
+    try:
+        return (0, float(code), code)
+    except ValueError:
+        return (1, 0.0, code)
+
+
+def _domain_df(used: np.ndarray, dom: np.ndarray, n_dom: int, built: _LevelFrame) -> np.ndarray:
+    """Per domain: PSUs with used cases minus strata with used cases (R `degf` of the domain's subset design)."""
+    frame = built.frame
+    psu = (
+        as_text(frame[built.psu]).fillna("").to_numpy(dtype=object) if built.psu else np.arange(len(frame)).astype(str)
+    )
+    stratum = (
+        as_text(frame[built.strata]).fillna("").to_numpy(dtype=object) if built.strata else np.full(len(frame), "")
+    )
+    out = np.zeros(n_dom)
+    for j in range(n_dom):
+        rows = used & (dom == j)
+        pairs = set(zip(stratum[rows], psu[rows], strict=True))
+        out[j] = len(pairs) - len({s for s, _ in pairs})
+    return out
+
+
+def _flags(n: int, cv: float, deff: float | None, catalogue: Catalogue, *, empty: bool) -> tuple[str, ...]:
+    q = catalogue.quality
+    if empty or n == 0:
+        return ("empty",)
+    flags = []
+    if n < q.suppress_below:
+        flags.append("suppressed")
+    elif n < q.parentheses_below:
+        flags.append("parentheses")
+    if math.isfinite(cv) and cv > q.cv_above:
+        flags.append("cv")
+    if q.effective_n_below and deff and deff > 0 and n / deff < q.effective_n_below:
+        flags.append("low_effective_n")
+    return tuple(flags)
+
+
+def _estimate_entry(
+    entry: Indicator,
+    *,
+    catalogue: Catalogue,
+    built: _LevelFrame,
+    prepared: _Prepared,
+    domain_name: str,
+    domain_values: pd.Series | None,
+    domain_labels: dict[str, str],
+    language: str,
+    variance: str,
+    domain_variable: str = "",
+) -> list[IndicatorRow]:
+    frame = built.frame
+    level = catalogue.levels[entry.level]
+    w = as_number(frame[level.weight])
+    work = pd.DataFrame({"__w": np.where(np.isfinite(w), w, 0.0)})
+    design: dict[str, Any] = {}
+    if built.strata:
+        work["__strata"] = frame[built.strata].to_numpy()
+        design["strata"] = "__strata"
+    if built.psu:
+        work["__psu"] = frame[built.psu].to_numpy()
+        design["psu"] = "__psu"
+    if variance == "replicates" and built.replicate_prefix:
+        rep_columns = [c for c in frame.columns if str(c).startswith(built.replicate_prefix)]
+        reps = frame[rep_columns].astype(float).fillna(0.0)
+        reps.columns = [f"__rep{c}" for c in rep_columns]
+        work = pd.concat([work, reps], axis=1)
+        design["replicate_prefix"] = "__rep" + built.replicate_prefix
+        design["method"] = built.replicate_method
+    by = None
+    if domain_values is not None:
+        work["__by"] = domain_values.to_numpy()
+        by = "__by"
+    ordered_domains = None
+    if domain_values is not None:
+        present_values = set(domain_values.dropna().unique())
+        ordered_domains = [v for v in domain_labels if v in present_values]
+        ordered_domains += sorted(present_values - set(ordered_domains), key=_code_order)
+    rows: list[IndicatorRow] = []
+    names = tuple(v for v in (entry.variable, entry.denominator) if v)
+    universe_text = " and ".join(f"({t})" for t in (level.universe, entry.universe) if t) or "all rows"
+    variance_name = (
+        f"replicates ({built.replicate_method})"
+        if "replicate_prefix" in design
+        else ("taylor" if built.psu or built.strata else "taylor (no design columns: simple random sample)")
+    )
+    for category, y in prepared.values.items():
+        work["__y"] = y
+        if prepared.denominator is not None:
+            work["__x"] = prepared.denominator
+        if entry.statistic in ("median", "quantile"):
+            qrows = est.estimate_quantile(
+                work, weight="__w", variable="__y", quantile=entry.quantile, by=by, level=catalogue.confidence, **design
+            )
+            results = [(q.domain, q.estimate, q.se, q.ci_low, q.ci_high, None, q.n, q.df) for q in qrows]
+        else:
+            statistic = {"ratio": "ratio", "total": "total"}.get(entry.statistic, "mean")
+            fitted = est.estimate(
+                work,
+                weight="__w",
+                statistic=statistic,
+                variable="__y",  # type: ignore[arg-type]
+                denominator="__x" if statistic == "ratio" else None,
+                by=by,
+                level=catalogue.confidence,
+                **design,
+            )
+            results = [(r.domain, r.estimate, r.se, r.ci_low, r.ci_high, r.deff, r.n, r.df) for r in fitted.rows]
+        used = np.isfinite(y) & (np.isfinite(prepared.denominator) if prepared.denominator is not None else True)
+        if domain_values is not None:
+            codes = domain_values.to_numpy(dtype=object)
+            keys = sorted({r[0] for r in results})
+        else:
+            codes = np.full(len(frame), "all", dtype=object)
+            keys = ["all"]
+        dom_index = {k: i for i, k in enumerate(keys)}
+        dom = np.array([dom_index.get(c, -1) if isinstance(c, str) else -1 for c in codes])
+        weighted = np.bincount(
+            np.where(used & (dom >= 0), dom, 0), weights=np.where(used & (dom >= 0), w, 0.0), minlength=len(keys)
+        )
+        domain_df = (
+            _domain_df(used & (dom >= 0), dom, len(keys), built)
+            if entry.statistic in ("proportion", "distribution", "shares")
+            else None
+        )
+        by_key = {r[0]: r for r in results}
+        order = ordered_domains if ordered_domains is not None else ["all"]
+        for value in order:
+            if value not in by_key:
+                continue
+            _, point, se, low, high, deff, n, df = by_key[value]
+            j = dom_index[value]
+            if entry.statistic in ("proportion", "distribution", "shares") and n > 0:
+                low, high = est.proportion_interval(
+                    point,
+                    se,
+                    df=df,
+                    method=entry.ci,  # type: ignore[arg-type]
+                    n=n,
+                    domain_df=float(domain_df[j]) if domain_df is not None else None,
+                    level=catalogue.confidence,
+                )
+            cv = se / abs(point) if point and math.isfinite(point) and math.isfinite(se) else math.nan
+            rows.append(
+                IndicatorRow(
+                    indicator=entry.id,
+                    statistic=entry.statistic if entry.statistic != "quantile" else f"quantile {entry.quantile:g}",
+                    category=category,
+                    category_label=prepared.labels.get(category, category),
+                    domain=domain_name,
+                    domain_variable=domain_variable,
+                    domain_value=value,
+                    domain_label=_text(ALL_LABEL, language)
+                    if domain_name == "all"
+                    else domain_labels.get(value, value),
+                    estimate=float(point),
+                    se=float(se),
+                    ci_low=float(low),
+                    ci_high=float(high),
+                    cv=float(cv),
+                    deff=deff,
+                    n=int(n),
+                    weighted_n=float(weighted[j]),
+                    df=int(df),
+                    flags=_flags(int(n), cv, deff, catalogue, empty=not math.isfinite(point)),
+                    table=level.table,
+                    variables=names,
+                    universe=universe_text,
+                    weight=level.weight,
+                    missing=entry.missing,
+                    ci_method=(
+                        entry.ci
+                        if entry.statistic in ("proportion", "distribution", "shares")
+                        else "woodruff"
+                        if entry.statistic in ("median", "quantile")
+                        else "t"
+                    ),
+                    variance=variance_name,
+                )
+            )
+    return rows
+
+
+def compute_indicators(
+    data_dir: str | Path,
+    catalogue: Catalogue,
+    *,
+    form: FormModel | None = None,
+    language: str = "en",
+    variance: str = "design",
+) -> IndicatorsResult:
+    """Check the catalogue against the data (every problem at once), then compute every indicator.
+
+    Parameters:
+        data_dir: the DATA folder (`migkit ingest`, then `migkit weights`).
+        catalogue: the catalogue (`Catalogue.from_file`).
+        form: the form, for choice-code checks and category labels (without it codes are not checked).
+        language: "en" or "ru": titles, definitions and labels.
+        variance: "design" (the replicate weights when the weighting made them, else Taylor) or "taylor".
+    """
+    data = _read_data(Path(data_dir))
+    issues: list[Issue] = []
+    built: dict[str, _LevelFrame] = {}
+    absent: dict[str, str] = {}
+    for name in dict.fromkeys(e.level for e in catalogue.indicators):
+        level = catalogue.levels[name]
+        missing_tables = [t for t in (level.table, *(j.table for j in level.joins)) if t not in data.tables]
+        if missing_tables:
+            absent[name] = missing_tables[0]
+            continue
+        built[name] = _build_level(data, level)
+    problems = _check(catalogue, built, form)
+    if problems:
+        raise CatalogueError(problems)
+    rows: list[IndicatorRow] = []
+    summaries: list[IndicatorSummary] = []
+    for entry in catalogue.indicators:
+        level = catalogue.levels[entry.level]
+        texts = {
+            "title": _text(entry.title, language),
+            "definition": _text(entry.definition, language),
+            "universe_text": " and ".join(f"({t})" for t in (level.universe, entry.universe) if t) or "all rows",
+            "source": entry.source,
+            "level": _text(level.title, language),
+            "statistic": entry.statistic,
+            "unit": _text(entry.unit, language) if entry.unit else "",
+        }
+        if entry.level in absent:
+            message = f"table {absent[entry.level]} is not in this DATA folder (another form's data?)"
+            issues.append(warning(TABLE_ABSENT, f"indicator {entry.id}: {message}; skipped", variable=entry.id))
+            summaries.append(IndicatorSummary(entry.id, "skipped", message, **texts))
+            continue
+        frame = built[entry.level]
+        labels = _choice_labels(form, frame, entry.variable, language) if entry.variable else {}
+        prepared = _prepare(entry, catalogue, frame, labels, language)
+        in_universe = int(prepared.in_universe.sum())
+        usable = any(np.isfinite(v).any() for v in prepared.values.values())
+        if not usable:
+            message = f"no cases: {in_universe} rows in the universe, none with a usable answer"
+            issues.append(warning(EMPTY_UNIVERSE, f"indicator {entry.id}: {message}", variable=entry.id))
+            summaries.append(
+                IndicatorSummary(
+                    entry.id,
+                    "empty",
+                    message,
+                    **texts,
+                    not_asked=prepared.not_asked,
+                    dont_know=prepared.dont_know,
+                    in_universe=in_universe,
+                )
+            )
+            continue
+        method = "replicates" if variance == "design" else "taylor"
+        try:
+            common = {
+                "catalogue": catalogue,
+                "built": frame,
+                "prepared": prepared,
+                "language": language,
+                "variance": method,
+            }
+            entry_rows = _estimate_entry(entry, domain_name="all", domain_values=None, domain_labels={}, **common)
+            for domain_name in entry.domains:
+                domain = catalogue.domains.get(domain_name)
+                values = _domain_series(domain, domain_name, frame.frame)
+                variable = domain.variable if domain is not None else domain_name
+                domain_labels = _choice_labels(form, frame, variable, language)
+                if domain is not None and (domain.breaks or domain.map):
+                    ordered = list(domain.labels) if domain.breaks else list(dict.fromkeys(domain.map.values()))
+                    domain_labels = {v: v for v in ordered}
+                entry_rows += _estimate_entry(
+                    entry,
+                    domain_name=domain_name,
+                    domain_values=values,
+                    domain_labels=domain_labels,
+                    domain_variable=variable,
+                    **common,
+                )
+        except ToolkitError as exc:
+            issues.append(error(ESTIMATE_FAILED, f"indicator {entry.id}: {exc.issue.message}", variable=entry.id))
+            summaries.append(IndicatorSummary(entry.id, "failed", exc.issue.message, **texts))
+            continue
+        rows += entry_rows
+        summaries.append(
+            IndicatorSummary(
+                entry.id,
+                "ok",
+                f"{len(entry_rows)} rows",
+                **texts,
+                not_asked=prepared.not_asked,
+                dont_know=prepared.dont_know,
+                in_universe=in_universe,
+            )
+        )
+    has_reps = any(b.replicate_prefix for b in built.values())
+    return IndicatorsResult(
+        catalogue=catalogue.path,
+        data_dir=str(data_dir),
+        language=language,
+        rows=tuple(rows),
+        indicators=tuple(summaries),
+        issues=tuple(issues),
+        variance="replicates" if variance == "design" and has_reps else "taylor",
+        quality={
+            "suppress_below": catalogue.quality.suppress_below,
+            "parentheses_below": catalogue.quality.parentheses_below,
+            "cv_above": catalogue.quality.cv_above,
+        },
+    )
