@@ -940,6 +940,84 @@ class QuantileRow:
     n: int
 
 
+def estimate_with_replicates(
+    table: pd.DataFrame,
+    *,
+    weight: str,
+    replicate_columns: Sequence[str],
+    coefficients: Sequence[float],
+    centre_on_mean: bool = False,
+    df: int,
+    statistic: Statistic,
+    variable: str,
+    denominator: str | None = None,
+    by: str | None = None,
+    level: float = 0.95,
+) -> EstimateResult:
+    """Like `estimate` with replicate weights, but with the variance coefficients the weighting step recorded
+    (weights-report.json) instead of coefficients read off the table: a table of return migrants does not show
+    which PSU a replicate dropped, and calibrated replicates change every weight. v = Σ_r c_r (θ_r − θ̂)², or
+    centred on the mean of the θ_r when the method centres there (R `svrepdesign(rscales =, mse =)`).
+
+    Parameters:
+        table: the data.
+        weight: the full-sample weight column.
+        replicate_columns: the replicate weight columns, in the order of `coefficients`.
+        coefficients: the variance coefficient c_r of each replicate.
+        centre_on_mean: centre on the mean of the replicate estimates instead of the full-sample estimate.
+        df: degrees of freedom of the t interval (the design's #PSU − #strata).
+        statistic, variable, denominator, by, level: as for `estimate`.
+    """
+    options = {"statistic": statistic, "variable": variable, "denominator": denominator, "by": by, "level": level}
+    full = estimate(table, weight=weight, **options)  # type: ignore[arg-type]
+    replicated = np.column_stack(
+        [
+            np.array([row.estimate for row in estimate(table, weight=column, **options).rows])  # type: ignore[arg-type]
+            for column in replicate_columns
+        ]
+    )
+    point = np.array([row.estimate for row in full.rows])
+    # A replicate in which a domain has no weight left gives no estimate: it is left out, as R's svrVar does
+    # (na.action), with a warning.
+    finite = np.isfinite(replicated)
+    issues = list(full.issues)
+    for j in np.flatnonzero(~finite.all(axis=1) & finite.any(axis=1)):
+        issues.append(
+            warning(
+                EMPTY_DOMAIN,
+                f"domain {full.rows[j].domain!r}: {int((~finite[j]).sum())} replicate(s) have no cases in the domain "
+                "and are left out of its variance (as R does)",
+                variable=variable,
+            )
+        )
+    with np.errstate(invalid="ignore"):
+        centre = np.nanmean(np.where(finite, replicated, np.nan), axis=1) if centre_on_mean else point
+    deviation = np.where(finite, replicated - centre[:, None], 0.0)
+    var = (deviation**2 * np.asarray(coefficients, float)[None, :]).sum(axis=1)
+    var = np.where(finite.any(axis=1), var, np.nan)
+    tq = t_quantile(0.5 + level / 2.0, df) if df >= 1 else math.nan
+    rows = []
+    for j, row in enumerate(full.rows):
+        se = float(np.sqrt(var[j]))
+        # deff: the same SRS variance as `estimate` (its deff = its variance / SRS variance)
+        deff = row.deff * var[j] / row.se**2 if row.deff is not None and row.se > 0 else None
+        rows.append(
+            EstimateRow(
+                domain=row.domain,
+                statistic=row.statistic,
+                variable=row.variable,
+                estimate=row.estimate,
+                se=se,
+                ci_low=row.estimate - tq * se,
+                ci_high=row.estimate + tq * se,
+                df=int(df),
+                n=row.n,
+                deff=float(deff) if deff is not None and math.isfinite(deff) else None,
+            )
+        )
+    return EstimateResult(rows=tuple(rows), method="replicate:recorded", issues=tuple(issues))
+
+
 def estimate_quantile(
     table: pd.DataFrame,
     *,
@@ -985,15 +1063,29 @@ def estimate_quantile(
         for column in table.columns:
             if str(column).startswith(prefix) and column != weight:
                 work[column] = table[column].to_numpy()
-    cdf = estimate(
-        work,
-        weight="__w",
-        statistic="mean",
-        variable="__below",
-        by="__by" if by is not None else None,
-        level=level,
-        **design,  # type: ignore[arg-type]
-    )
+    columns = design.get("replicate_columns")
+    if isinstance(columns, (list, tuple)):
+        for column in columns:
+            work[column] = table[column].to_numpy()
+        cdf = estimate_with_replicates(
+            work,
+            weight="__w",
+            statistic="mean",
+            variable="__below",
+            by="__by" if by is not None else None,
+            level=level,
+            **design,  # type: ignore[arg-type]
+        )
+    else:
+        cdf = estimate(
+            work,
+            weight="__w",
+            statistic="mean",
+            variable="__below",
+            by="__by" if by is not None else None,
+            level=level,
+            **design,  # type: ignore[arg-type]
+        )
     rows_out = []
     t = t_quantile(0.5 + level / 2.0, cdf.rows[0].df) if cdf.rows else math.nan
     for j, label in enumerate(labels):
@@ -1153,6 +1245,7 @@ __all__: Sequence[str] = (
     "estimate",
     "estimate_file",
     "estimate_quantile",
+    "estimate_with_replicates",
     "fpc_fractions",
     "later_stage_variance",
     "later_stages",

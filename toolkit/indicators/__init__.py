@@ -7,7 +7,13 @@ import dataclasses
 from pathlib import Path
 
 from toolkit.indicators.catalogue import Catalogue, CatalogueError, Indicator, Level, parse_catalogue
-from toolkit.indicators.compute import IndicatorRow, IndicatorsResult, IndicatorSummary, compute_indicators
+from toolkit.indicators.compute import (
+    IndicatorRow,
+    IndicatorsResult,
+    IndicatorSummary,
+    analysis_frames,
+    compute_indicators,
+)
 from toolkit.indicators.render import render_html, spreadsheet_safe, write_outputs
 from toolkit.xform import FormModel
 
@@ -48,6 +54,7 @@ __all__ = [
     "IndicatorSummary",
     "IndicatorsResult",
     "Level",
+    "analysis_frames",
     "compute_indicators",
     "make_indicators",
     "parse_catalogue",

@@ -191,6 +191,8 @@ class _LevelFrame:
     psu: str | None
     replicate_prefix: str | None
     replicate_method: str | None
+    coefficients: tuple[float, ...] = ()
+    centre_on_mean: bool = False
 
 
 def _build_level(data: _Data, level: Level) -> _LevelFrame:
@@ -227,6 +229,11 @@ def _build_level(data: _Data, level: Level) -> _LevelFrame:
         for new, old in wanted.items():
             paths[new] = (join.table, other_paths.get(old, ""))
     has_reps = bool(prefix) and any(str(c).startswith(prefix) for c in frame.columns)
+    recorded = _recorded_replicates(data.folder)
+    if strata in frame.columns and psu in frame.columns:
+        frame = _with_every_psu(
+            data, frame, strata=strata, psu=psu, weight=level.weight, prefix=prefix if has_reps else None
+        )
     return _LevelFrame(
         frame=frame.reset_index(drop=True),
         paths=paths,
@@ -234,7 +241,51 @@ def _build_level(data: _Data, level: Level) -> _LevelFrame:
         psu=psu if psu in frame.columns else None,
         replicate_prefix=prefix if has_reps else None,
         replicate_method=str(reps.get("method")) if has_reps else None,
+        coefficients=tuple(recorded.get("coefficients") or ()) if has_reps else (),
+        centre_on_mean=bool(recorded.get("centre_on_mean", False)),
     )
+
+
+def _replicate_columns(frame: pd.DataFrame, prefix: str) -> list[str]:
+    """The replicate weight columns in replicate order (repw_1, repw_2, …, repw_10)."""
+    found = [str(c) for c in frame.columns if str(c).startswith(prefix) and str(c)[len(prefix) :].isdigit()]
+    return sorted(found, key=lambda c: int(c[len(prefix) :]))
+
+
+def _recorded_replicates(folder: Path) -> Mapping[str, Any]:
+    """The replicate coefficients the weighting step recorded (weights-report.json), or nothing."""
+    try:
+        report = json.loads((folder / "weights-report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    replicates = report.get("replicates") if isinstance(report, dict) else None
+    return replicates if isinstance(replicates, dict) else {}
+
+
+def _with_every_psu(
+    data: _Data, frame: pd.DataFrame, *, strata: str, psu: str, weight: str, prefix: str | None
+) -> pd.DataFrame:
+    """Add one row of weight 0 for every PSU of the household sample that has no row in this table (a PSU without
+    return migrants still is a PSU of the design): its z is 0, and the PSU counts per stratum and the degrees of
+    freedom stay those of the design, as in R for a domain of the household sample."""
+    main = data.manifest.get("form_id")
+    if not main or main not in data.tables:
+        return frame
+    sample = data.read(main)
+    if strata not in sample.columns or psu not in sample.columns:
+        return frame
+    have = set(zip(as_text(frame[strata]).fillna(""), as_text(frame[psu]).fillna(""), strict=True))
+    pairs = sample[[strata, psu]].drop_duplicates()
+    keys = zip(as_text(pairs[strata]).fillna(""), as_text(pairs[psu]).fillna(""), strict=True)
+    ghosts = pairs[[key not in have for key in keys]]
+    if ghosts.empty:
+        return frame
+    extra = pd.DataFrame({strata: ghosts[strata].to_numpy(), psu: ghosts[psu].to_numpy(), weight: 0.0})
+    if prefix:
+        for column in frame.columns:
+            if str(column).startswith(prefix):
+                extra[column] = 0.0
+    return pd.concat([frame, extra], ignore_index=True)
 
 
 # --- checks before computing ---------------------------------------------------------------------------------
@@ -530,13 +581,19 @@ def _estimate_entry(
     if built.psu:
         work["__psu"] = frame[built.psu].to_numpy()
         design["psu"] = "__psu"
-    if variance == "replicates" and built.replicate_prefix:
-        rep_columns = [c for c in frame.columns if str(c).startswith(built.replicate_prefix)]
+    replicated = variance == "replicates" and built.replicate_prefix and built.coefficients
+    if replicated:
+        rep_columns = _replicate_columns(frame, built.replicate_prefix)
         reps = frame[rep_columns].astype(float).fillna(0.0)
         reps.columns = [f"__rep{c}" for c in rep_columns]
         work = pd.concat([work, reps], axis=1)
-        design["replicate_prefix"] = "__rep" + built.replicate_prefix
-        design["method"] = built.replicate_method
+        taylor = est.estimate(work.assign(__y=0.0), weight="__w", statistic="mean", variable="__y", **design)
+        design = {
+            "replicate_columns": list(reps.columns),
+            "coefficients": built.coefficients,
+            "centre_on_mean": built.centre_on_mean,
+            "df": taylor.rows[0].df,
+        }
     by = None
     if domain_values is not None:
         work["__by"] = domain_values.to_numpy()
@@ -551,7 +608,7 @@ def _estimate_entry(
     universe_text = " and ".join(f"({t})" for t in (level.universe, entry.universe) if t) or "all rows"
     variance_name = (
         f"replicates ({built.replicate_method})"
-        if "replicate_prefix" in design
+        if replicated
         else ("taylor" if built.psu or built.strata else "taylor (no design columns: simple random sample)")
     )
     for category, y in prepared.values.items():
@@ -565,7 +622,8 @@ def _estimate_entry(
             results = [(q.domain, q.estimate, q.se, q.ci_low, q.ci_high, None, q.n, q.df) for q in qrows]
         else:
             statistic = {"ratio": "ratio", "total": "total"}.get(entry.statistic, "mean")
-            fitted = est.estimate(
+            estimator = est.estimate_with_replicates if replicated else est.estimate
+            fitted = estimator(
                 work,
                 weight="__w",
                 statistic=statistic,
@@ -777,3 +835,43 @@ def compute_indicators(
             "cv_above": catalogue.quality.cv_above,
         },
     )
+
+
+def analysis_frames(
+    data_dir: str | Path, catalogue: Catalogue, *, form: FormModel | None = None
+) -> dict[str, pd.DataFrame]:
+    """What each computed entry hands to the estimator, one frame per entry id, to reproduce it elsewhere (R):
+    `weight`, `strata`, `psu`, the replicate weights `rep_1..`, `y` (or `y:<category>`; missing outside the
+    universe and where the rule leaves a case out), `x` for a ratio, and `d:<domain>` (the domain as text).
+
+    Parameters:
+        data_dir: the DATA folder.
+        catalogue: the catalogue.
+        form: the form, for the category order.
+    """
+    data = _read_data(Path(data_dir))
+    frames: dict[str, pd.DataFrame] = {}
+    built: dict[str, _LevelFrame] = {}
+    for entry in catalogue.indicators:
+        level = catalogue.levels[entry.level]
+        if any(t not in data.tables for t in (level.table, *(j.table for j in level.joins))):
+            continue
+        if entry.level not in built:
+            built[entry.level] = _build_level(data, level)
+        lf = built[entry.level]
+        labels = _choice_labels(form, lf, entry.variable, "en") if entry.variable else {}
+        prepared = _prepare(entry, catalogue, lf, labels, "en")
+        out = pd.DataFrame({"weight": as_number(lf.frame[level.weight])})
+        out["strata"] = as_text(lf.frame[lf.strata]).to_numpy() if lf.strata else "1"
+        out["psu"] = as_text(lf.frame[lf.psu]).to_numpy() if lf.psu else np.arange(1, len(out) + 1).astype(str)
+        if lf.replicate_prefix:
+            for k, column in enumerate(_replicate_columns(lf.frame, lf.replicate_prefix)):
+                out[f"rep_{k + 1}"] = as_number(lf.frame[column])
+        for category, values in prepared.values.items():
+            out["y" if category == "" and len(prepared.values) == 1 else f"y:{category}"] = values
+        if prepared.denominator is not None:
+            out["x"] = prepared.denominator
+        for name in entry.domains:
+            out[f"d:{name}"] = _domain_series(catalogue.domains.get(name), name, lf.frame).to_numpy()
+        frames[entry.id] = out
+    return frames
