@@ -970,10 +970,13 @@ def estimate_with_replicates(
     """
     options = {"statistic": statistic, "variable": variable, "denominator": denominator, "by": by, "level": level}
     full = estimate(table, weight=weight, **options)  # type: ignore[arg-type]
-    replicated = np.column_stack(
+    dom, labels = _domain_codes(table, by)
+    reps = np.column_stack([_weights(table, column) for column in replicate_columns])
+    # estimate() gives one row per (level of a proportion, domain): the same order here.
+    replicated = np.vstack(
         [
-            np.array([row.estimate for row in estimate(table, weight=column, **options).rows])  # type: ignore[arg-type]
-            for column in replicate_columns
+            np.column_stack([_ratio_parts(spec, reps[:, r], dom, len(labels))[0] for r in range(reps.shape[1])])
+            for spec in _specs(table, statistic, variable, denominator)
         ]
     )
     point = np.array([row.estimate for row in full.rows])

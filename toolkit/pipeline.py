@@ -6,8 +6,11 @@ Stages, each in its own output folder under OUT:
 2. ingest    -> OUT/data/          (Parquet tables + tables.json)
 3. validate  -> OUT/validation/    (findings.csv, report.html)
 4. weights   -> OUT/data/          (weight columns) + OUT/weights/  [weights] table; skipped without it
-5. export    -> OUT/export/        (.sav, .dta, .csv, .sps, .do, rename map)
-6. codebook  -> OUT/codebook/      (HTML, XLSX, DDI 2.5 with statistics and export names)
+5. indicators -> OUT/indicators/  (XLSX, CSV, HTML of the catalogue's indicators) [indicators] table; skipped without it
+6. export    -> OUT/export/        (.sav, .dta, .csv, .sps, .do, rename map)
+7. codebook  -> OUT/codebook/      (HTML, XLSX, DDI 2.5 with statistics and export names)
+
+OUT/index.html links every stage's report (validation, weights diagnostics, indicators, codebook, exports).
 
 Data problems in one stage (a signature that does not verify, a skip-logic violation) are reported and the run
 goes on; a stage that cannot run at all stops the stages that need its output, and the others still run.
@@ -30,6 +33,10 @@ The configuration file format (paths are relative to the file):
     today = "2026-11-20"              # optional: the date today() returns, for reproducible checks
     [weights]                         # optional
     design = "design.toml"
+    [indicators]                      # optional; after weights
+    catalogue = "../../indicators/ncamig.toml"
+    language = "en"                   # en or ru
+    variance = "design"               # replicate weights when the weighting made them, else Taylor; or "taylor"
     [export]
     formats = ["sav", "dta", "csv"]
     language = "Russian (ru)"         # optional; default the form's default language
@@ -59,7 +66,8 @@ STAGE_FAILED = define("pipeline.stage_failed", "A stage of `migkit run` could no
 INPUT_MISSING_CHECK = define("pipeline.input_missing", "An input folder named in survey.toml does not exist")
 
 StageStatus = Literal["ok", "problems", "failed", "skipped"]
-STAGES = ("decrypt", "ingest", "validate", "weights", "export", "codebook")
+STAGES = ("decrypt", "ingest", "validate", "weights", "indicators", "export", "codebook")
+INDEX_NAME = "index.html"
 
 _PATHS = "list[str]"
 # The survey.toml format (docs/survey-toml.md is tested against it). Unknown sections and keys are errors, so that
@@ -92,6 +100,13 @@ SURVEY_SCHEMA: dict[str, Key] = {
         "survey weights (skipped without it)",
         design=Key("str", "the weighting design file (docs/weights.md)", required=True),
     ),
+    "indicators": table(
+        "the catalogue's indicators, after weights (skipped without it)",
+        catalogue=Key("str", "the indicator catalogue (docs/indicators.md)", required=True),
+        language=Key("str", 'titles and labels ["en"]', choices=("en", "ru")),
+        variance=Key("str", 'replicate weights when the weighting made them, else Taylor ["design"]',
+                     choices=("design", "taylor")),
+    ),
     "export": table(
         "labelled SPSS/Stata/CSV files",
         formats=Key("list[str]", 'formats to write ["sav", "dta", "csv"]', choices=("sav", "dta", "csv")),
@@ -120,6 +135,9 @@ class SurveyConfig:
     ingest_inputs: tuple[Path, ...] = ()
     today: date | None = None
     weights_design: Path | None = None
+    indicators_catalogue: Path | None = None
+    indicators_language: str = "en"
+    indicators_variance: str = "design"
     export_formats: tuple[str, ...] = ("sav", "dta", "csv")
     language: str | None = None
     codebook_formats: tuple[str, ...] = ("html", "xlsx", "ddi")
@@ -173,6 +191,7 @@ class SurveyConfig:
         weights = section("weights")
         export = section("export")
         codebook = section("codebook")
+        indicators = section("indicators")
         if not decrypt and not ingest.get("inputs"):
             raise bad("Say where the submissions are: [decrypt] inputs and key, or [ingest] inputs.")
         if decrypt and "key" not in decrypt:
@@ -201,6 +220,9 @@ class SurveyConfig:
             ingest_inputs=paths(ingest["inputs"], "[ingest] inputs") if ingest.get("inputs") else (),
             today=today,
             weights_design=resolve(weights["design"], "[weights] design") if "design" in weights else None,
+            indicators_catalogue=resolve(indicators["catalogue"], "[indicators] catalogue") if indicators else None,
+            indicators_language=str(indicators.get("language", "en")),
+            indicators_variance=str(indicators.get("variance", "design")),
             export_formats=strings(export.get("formats", ["sav", "dta", "csv"]), "[export] formats"),
             language=export.get("language"),
             codebook_formats=strings(codebook.get("formats", ["html", "xlsx", "ddi"]), "[codebook] formats"),
@@ -388,6 +410,27 @@ def _stage_weights(config: SurveyConfig, out: Path) -> StageOutcome:
     return StageOutcome("weights", status, summary, figures, tuple(outputs), result.issues)
 
 
+def _stage_indicators(config: SurveyConfig, form: Any, out: Path) -> StageOutcome:
+    from toolkit.indicators import make_indicators
+
+    result = make_indicators(
+        out / "data",
+        config.indicators_catalogue,  # type: ignore[arg-type]
+        out_dir=out / "indicators",
+        form=form,
+        language=config.indicators_language,
+        variance=config.indicators_variance,
+    )
+    counts: dict[str, int] = {}
+    for summary in result.indicators:
+        counts[summary.status] = counts.get(summary.status, 0) + 1
+    summary = f"{len(result.rows)} rows ({result.variance} SEs): " + ", ".join(
+        f"{n} {status}" for status, n in sorted(counts.items())
+    )
+    status: StageStatus = "ok" if result.ok else "problems"
+    return StageOutcome("indicators", status, summary, counts, result.files, result.issues)
+
+
 def _stage_export(config: SurveyConfig, form: Any, out: Path) -> StageOutcome:
     from toolkit.export import export_tables
 
@@ -455,6 +498,7 @@ def run_survey(
         "ingest": {"decrypt"},
         "validate": {"ingest"},
         "weights": {"ingest"},
+        "indicators": {"ingest", "weights"},
         "export": {"ingest", "weights"},
         "codebook": {"ingest"},
     }
@@ -466,6 +510,10 @@ def run_survey(
         # The tables ingest wrote: the same findings as from the XML, without parsing every submission again.
         ("validate", lambda: _stage_validate(config, out / "data", out / "validation")),
         ("weights", (lambda: _stage_weights(config, out)) if config.weights_design else None),
+        (
+            "indicators",
+            (lambda: _stage_indicators(config, form, out)) if config.indicators_catalogue else None,
+        ),
         ("export", lambda: _stage_export(config, form, out)),
         ("codebook", lambda: _stage_codebook(config, form, out)),
     ]
@@ -502,7 +550,9 @@ def run_survey(
         if outcome.status == "failed":
             broken.add(name)
         outcomes.append(outcome)
-    return PipelineResult(config.name, str(out), tuple(outcomes))
+    result = PipelineResult(config.name, str(out), tuple(outcomes))
+    write_text_atomic(out / INDEX_NAME, render_index(result), shared=True)
+    return result
 
 
 def _check_form(config: SurveyConfig) -> StageOutcome:
@@ -547,9 +597,22 @@ def _check_design(config: SurveyConfig) -> StageOutcome:
     return StageOutcome("weights design", "ok", f"{design.source.name} reads", outputs=(str(design.source),))
 
 
+def _check_catalogue(config: SurveyConfig) -> StageOutcome:
+    from toolkit.indicators import Catalogue
+
+    assert config.indicators_catalogue is not None
+    catalogue = Catalogue.from_file(config.indicators_catalogue)
+    return StageOutcome(
+        "indicator catalogue",
+        "ok",
+        f"{config.indicators_catalogue.name} reads: {len(catalogue.indicators)} indicators",
+        outputs=(str(config.indicators_catalogue),),
+    )
+
+
 def check_survey(config: SurveyConfig) -> PipelineResult:
     """Check what `run_survey` needs without running it: the form compiles and the export language exists, the
-    private key loads with its passphrase, the inputs exist, the weighting design reads.
+    private key loads with its passphrase, the inputs exist, the weighting design and indicator catalogue read.
 
     Parameters:
         config: the survey configuration (`SurveyConfig.from_file` has already checked the file itself).
@@ -559,6 +622,7 @@ def check_survey(config: SurveyConfig) -> PipelineResult:
         ("key", (lambda: _check_key(config)) if config.decrypts else None),
         ("inputs", lambda: _check_inputs(config)),
         ("weights design", (lambda: _check_design(config)) if config.weights_design else None),
+        ("indicator catalogue", (lambda: _check_catalogue(config)) if config.indicators_catalogue else None),
     ]
     outcomes = [StageOutcome("config", "ok", f"{config.path.name} is complete and every key is known")]
     for name, check in checks:
@@ -570,3 +634,39 @@ def check_survey(config: SurveyConfig) -> PipelineResult:
         except ToolkitError as exc:
             outcomes.append(StageOutcome(name, "failed", exc.issue.message, issues=exc.issues))
     return PipelineResult(config.name, str(config.out), tuple(outcomes))
+
+
+def render_index(result: PipelineResult) -> str:
+    """OUT/index.html: each stage's status and summary, with links to its reports and files (relative to OUT)."""
+    import html
+
+    out = Path(result.out_dir)
+    shown_first = ("report.html", "indicators.html", "weights-report.json", "weights-histogram.png")
+    rows = []
+    for stage in result.stages:
+        links = []
+        for produced in sorted(stage.outputs, key=lambda p: (Path(p).name not in shown_first, p)):
+            path = Path(produced)
+            if path.is_dir() or not path.exists():
+                continue
+            try:
+                relative = path.resolve().relative_to(out.resolve()).as_posix()
+            except ValueError:
+                continue
+            links.append(f'<a href="{html.escape(relative)}">{html.escape(relative)}</a>')
+        rows.append(
+            f'<tr><td>{html.escape(stage.name)}</td><td class="{stage.status}">{html.escape(stage.status)}</td>'
+            f"<td>{html.escape(stage.summary)}</td><td>{'<br>'.join(links[:12])}"
+            f"{'<br>…' if len(links) > 12 else ''}</td></tr>"
+        )
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto}td,th{border-bottom:1px solid #ddd;"
+        "padding:4px 8px;vertical-align:top;text-align:left}.ok{color:#276749}.problems{color:#b7791f}"
+        ".failed{color:#c53030}.skipped{color:#888}"
+    )
+    return (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{html.escape(result.survey)}</title>'
+        f"<style>{style}</style></head><body><h1>{html.escape(result.survey)}</h1>"
+        "<table><tr><th>stage</th><th>status</th><th>summary</th><th>files</th></tr>"
+        f"{''.join(rows)}</table></body></html>"
+    )

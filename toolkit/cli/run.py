@@ -1,4 +1,5 @@
-"""`migkit run`: the whole survey job from a survey.toml (decrypt, ingest, validate, weights, export, codebook)."""
+"""`migkit run`: the whole survey job from a survey.toml (decrypt, ingest, validate, weights, indicators, export,
+codebook), with an index page of the run."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def run(
     ] = False,
     as_json: JsonOption = False,
 ) -> int:
-    """Run the survey job: decrypt -> ingest -> validate -> weights -> export -> codebook."""
+    """Run the survey job: decrypt -> ingest -> validate -> weights -> indicators -> export -> codebook."""
     from toolkit.pipeline import SurveyConfig, check_survey, run_survey
 
     survey = SurveyConfig.from_file(config)
@@ -56,6 +57,8 @@ def run(
             seconds = [] if check else [f"{stage.seconds:.1f}" if stage.status != "skipped" else ""]
             table.add_row(stage.name, f"[{colour}]{stage.status}[/]", shown(stage.summary), *seconds)
         out.print(table)
+        if not check:
+            out.print(f"index of the run: {Path(result.out_dir) / 'index.html'}")
         for stage in result.stages:
             listed = [i for i in stage.issues if i.severity == "error"][:5]
             for issue in listed:
