@@ -35,8 +35,9 @@ def build_example_data(out: Path) -> Path:
     from toolkit.ingest import ingest, write_tables
     from toolkit.weights import compute_weights
 
-    key = load_private_key(EXAMPLE / "keys" / "private.pem",
-                           passphrase=read_passphrase_file(EXAMPLE / "keys" / "passphrase.txt"))
+    key = load_private_key(
+        EXAMPLE / "keys" / "private.pem", passphrase=read_passphrase_file(EXAMPLE / "keys" / "passphrase.txt")
+    )
     decrypt([EXAMPLE / "submissions"], key=key, out_dir=out / "submissions", workers=1)
     form = load_form(ROOT / "forms" / "household.xlsx")
     result = ingest([out / "submissions"], form, media_dir=ROOT / "forms", workers=1)
@@ -50,8 +51,9 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_example_data(tmp_path_factory.mktemp("example"))
 
 
-def r_script(frames: dict[str, pd.DataFrame], catalogue: Catalogue, folder: Path, *, replicates: bool,
-             coefficients: list[float]) -> str:
+def r_script(
+    frames: dict[str, pd.DataFrame], catalogue: Catalogue, folder: Path, *, replicates: bool, coefficients: list[float]
+) -> str:
     """One R script that prints `id|column|domain|value|est|se|low|high` for every estimate."""
     lines = [
         "suppressPackageStartupMessages(library(survey))",
@@ -66,20 +68,28 @@ def r_script(frames: dict[str, pd.DataFrame], catalogue: Catalogue, folder: Path
         names = {c: f"v{i}" for i, c in enumerate(frame.columns)}
         path = folder / f"{entry.id}.csv"
         frame.rename(columns=names).to_csv(path, index=False)
-        classes = ", ".join(f'{names[c]} = "character"' for c in frame.columns if c in ("strata", "psu")
-                            or c.startswith("d:"))
+        classes = ", ".join(
+            f'{names[c]} = "character"' for c in frame.columns if c in ("strata", "psu") or c.startswith("d:")
+        )
         lines.append(f'd <- read.csv("{path}", colClasses = c({classes}))')
-        lines.append(f"full <- svydesign(ids = ~{names['psu']}, strata = ~{names['strata']}, "
-                     f"weights = ~{names['weight']}, data = d, nest = TRUE)")
+        lines.append(
+            f"full <- svydesign(ids = ~{names['psu']}, strata = ~{names['strata']}, "
+            f"weights = ~{names['weight']}, data = d, nest = TRUE)"
+        )
         # The design's df: PSUs minus strata of the whole household sample (R's degf() would leave out PSUs whose
         # rows all have weight 0, e.g. PSUs without return migrants: a domain keeps the design's df, as Stata's subpop).
-        lines.append(f"DF <- length(unique(paste(d${names['strata']}, d${names['psu']}))) - "
-                     f"length(unique(d${names['strata']}))")
+        lines.append(
+            f"DF <- length(unique(paste(d${names['strata']}, d${names['psu']}))) - length(unique(d${names['strata']}))"
+        )
         if replicates:
             reps = [names[c] for c in frame.columns if c.startswith("rep_")]
-            lines.append(f"des <- svrepdesign(data = d, weights = ~{names['weight']}, repweights = d[, c("
-                         + ", ".join(f'"{r}"' for r in reps) + ")], type = 'JKn', scale = 1, rscales = c("
-                         + ", ".join(repr(float(c)) for c in coefficients) + "), mse = TRUE, combined.weights = TRUE)")
+            lines.append(
+                f"des <- svrepdesign(data = d, weights = ~{names['weight']}, repweights = d[, c("
+                + ", ".join(f'"{r}"' for r in reps)
+                + ")], type = 'JKn', scale = 1, rscales = c("
+                + ", ".join(repr(float(c)) for c in coefficients)
+                + "), mse = TRUE, combined.weights = TRUE)"
+            )
         else:
             lines.append("des <- full")
         x = names.get("x")
@@ -100,8 +110,10 @@ def r_script(frames: dict[str, pd.DataFrame], catalogue: Catalogue, folder: Path
                     # "logit" (svyglm) is the same number; under replicate weights svyglm replicates logit(p) itself.
                     method = "beta" if entry.ci == "korn-graubard" else ("xlogit" if replicates else "logit")
                     lines.append(f"  m <- svymean(~{y}, s); p <- coef(m)[1]")
-                    lines.append(f"  r <- if (p > 1e-12 && p < 1 - 1e-12 && SE(m) > 1e-12) safe(suppressWarnings(svyciprop(~{y}, s, "
-                                 f"method = '{method}', df = DF))) else NULL")
+                    lines.append(
+                        f"  r <- if (p > 1e-12 && p < 1 - 1e-12 && SE(m) > 1e-12) safe(suppressWarnings(svyciprop(~{y}, s, "
+                        f"method = '{method}', df = DF))) else NULL"
+                    )
                     lines.append(f"  say('{key}', p, SE(m), if (is.null(r)) c(NA, NA) else attr(r, 'ci'))")
                 elif entry.statistic == "mean":
                     lines.append(f"  m <- svymean(~{y}, s); say('{key}', coef(m), SE(m), confint(m, df = DF))")
@@ -169,4 +181,12 @@ def test_every_indicator_matches_r(example: Path, tmp_path: Path, variance: str)
     assert compared > 100
     # every statistic of the catalogue was compared
     assert {r.statistic.split()[0] for r in result.rows} >= {
-        "proportion", "mean", "median", "quantile", "ratio", "total", "distribution", "shares"}
+        "proportion",
+        "mean",
+        "median",
+        "quantile",
+        "ratio",
+        "total",
+        "distribution",
+        "shares",
+    }

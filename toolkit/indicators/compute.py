@@ -230,7 +230,7 @@ def _build_level(data: _Data, level: Level) -> _LevelFrame:
             paths[new] = (join.table, other_paths.get(old, ""))
     has_reps = bool(prefix) and any(str(c).startswith(prefix) for c in frame.columns)
     recorded = _recorded_replicates(data.folder)
-    if strata in frame.columns and psu in frame.columns:
+    if strata in frame.columns and psu in frame.columns and level.weight in frame.columns:
         frame = _with_every_psu(
             data, frame, strata=strata, psu=psu, weight=level.weight, prefix=prefix if has_reps else None
         )
