@@ -295,7 +295,7 @@ def test_entry_errors_name_the_entry_and_field(mini, fields, code, words) -> Non
 
 
 def test_level_without_weight_and_every_problem_at_once(mini) -> None:
-    data, _ = mini
+    data, form_path = mini
     base = BASE.replace('columns = ["w"]', 'columns = ["sex"]')
     cat = catalogue(
         entry(id="a", statistic="mean", variable="age", missing="exclude", level="member"),
