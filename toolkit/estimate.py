@@ -1070,25 +1070,16 @@ def estimate_quantile(
     if isinstance(columns, (list, tuple)):
         for column in columns:
             work[column] = table[column].to_numpy()
-        cdf = estimate_with_replicates(
-            work,
-            weight="__w",
-            statistic="mean",
-            variable="__below",
-            by="__by" if by is not None else None,
-            level=level,
-            **design,  # type: ignore[arg-type]
-        )
-    else:
-        cdf = estimate(
-            work,
-            weight="__w",
-            statistic="mean",
-            variable="__below",
-            by="__by" if by is not None else None,
-            level=level,
-            **design,  # type: ignore[arg-type]
-        )
+    estimator = estimate_with_replicates if isinstance(columns, (list, tuple)) else estimate
+    cdf = estimator(
+        work,
+        weight="__w",
+        statistic="mean",
+        variable="__below",
+        by="__by" if by is not None else None,
+        level=level,
+        **design,  # type: ignore[arg-type]
+    )
     rows_out = []
     t = t_quantile(0.5 + level / 2.0, cdf.rows[0].df) if cdf.rows else math.nan
     for j, label in enumerate(labels):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -42,7 +44,8 @@ def indicators(
     model = load_form(form) if form is not None else None
     result = make_indicators(data, catalogue, out_dir=out_dir, form=model, language=lang, variance=variance)
     if as_json:
-        print_json(result)
+        # JSON has no NaN: an estimate that does not exist (empty domain, no variance) is null
+        print_json(_finite_or_null(dataclasses.asdict(result)))
     else:
         table = Table(title=f"indicators ({result.variance} standard errors)")
         for column in ("indicator", "category", "domain", "estimate", "95% CI", "n", "flags"):
@@ -64,3 +67,13 @@ def indicators(
         for issue in result.issues:
             err.print(f"{issue.severity}: {escape(issue.format())}")
     return EXIT_OK if result.ok else EXIT_DATA_PROBLEMS
+
+
+def _finite_or_null(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    return value

@@ -118,6 +118,7 @@ class IndicatorsResult:
     variance: str = "taylor"
     quality: Mapping[str, float] = field(default_factory=dict)
     files: tuple[str, ...] = ()
+    domain_titles: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -829,6 +830,7 @@ def compute_indicators(
         indicators=tuple(summaries),
         issues=tuple(issues),
         variance="replicates" if variance == "design" and has_reps else "taylor",
+        domain_titles={name: _text(d.title, language) for name, d in catalogue.domains.items()},
         quality={
             "suppress_below": catalogue.quality.suppress_below,
             "parentheses_below": catalogue.quality.parentheses_below,

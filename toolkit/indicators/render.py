@@ -7,7 +7,7 @@ import csv
 import html
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from toolkit.files import write_atomic, write_text_atomic
@@ -120,8 +120,18 @@ def display_estimate(row: IndicatorRow) -> str:
     return text
 
 
-def _group_label(row: IndicatorRow, words: dict) -> tuple[str, str]:
-    return (words["all"], "") if row.domain == "all" else (row.domain, row.domain_label)
+def _group_label(row: IndicatorRow, words: dict, titles: Mapping[str, str] | None = None) -> tuple[str, str]:
+    if row.domain == "all":
+        return words["all"], ""
+    return (titles or {}).get(row.domain, row.domain), row.domain_label
+
+
+def _rounded(row: IndicatorRow, value: float, scale: float) -> float | None:
+    """A number for a spreadsheet cell, rounded as published (percentages and small values to 0.1)."""
+    if not math.isfinite(value):
+        return None
+    number = value * scale
+    return round(number, 1 if scale == 100 or abs(number) < 1000 else 0)
 
 
 def _footnote(
@@ -227,16 +237,16 @@ def write_xlsx(result: IndicatorsResult, path: Path) -> Path:
         for row in rows:
             scale = _scale(row)
             hidden = "suppressed" in row.flags or "empty" in row.flags
-            domain, group = _group_label(row, words)
+            domain, group = _group_label(row, words, result.domain_titles)
             sheet.append(
                 [
                     spreadsheet_safe(domain),
                     spreadsheet_safe(group),
                     spreadsheet_safe(row.category_label),
                     display_estimate(row),
-                    None if hidden or not math.isfinite(row.ci_low) else round(row.ci_low * scale, 4),
-                    None if hidden or not math.isfinite(row.ci_high) else round(row.ci_high * scale, 4),
-                    None if hidden or not math.isfinite(row.se) else round(row.se * scale, 4),
+                    None if hidden else _rounded(row, row.ci_low, scale),
+                    None if hidden else _rounded(row, row.ci_high, scale),
+                    None if hidden else _rounded(row, row.se, scale),
                     None if not math.isfinite(row.cv) else round(100 * row.cv, 1),
                     None if row.deff is None or not math.isfinite(row.deff) else round(row.deff, 2),
                     row.n,
@@ -256,7 +266,7 @@ def write_xlsx(result: IndicatorsResult, path: Path) -> Path:
     return path
 
 
-def _chart(rows: Sequence[IndicatorRow], words: dict) -> str:
+def _chart(rows: Sequence[IndicatorRow], words: dict, titles: Mapping[str, str]) -> str:
     """A horizontal bar chart with interval whiskers, as inline SVG (suppressed and empty rows are left out)."""
     shown = [r for r in rows if "suppressed" not in r.flags and "empty" not in r.flags and math.isfinite(r.estimate)]
     if not shown:
@@ -280,7 +290,7 @@ def _chart(rows: Sequence[IndicatorRow], words: dict) -> str:
     ]
     for i, row in enumerate(shown):
         y = 10 + i * line
-        domain, group = _group_label(row, words)
+        domain, group = _group_label(row, words, titles)
         label = " · ".join(t for t in (row.category_label, group or domain) if t)
         parts.append(f'<text x="{label_width - 6}" y="{y + 14}" text-anchor="end">{html.escape(label[:42])}</text>')
         left, right = sorted((x(0.0), x(values[i])))
@@ -319,12 +329,12 @@ def render_html(result: IndicatorsResult, *, title: str) -> str:
             else (" (%)" if rows and rows[0].statistic in PROPORTIONS else "")
         )
         body.append(f'<section id="{summary.id}"><h2>{html.escape(summary.title)}{unit}</h2>')
-        body.append(_chart([r for r in rows if r.domain == "all"] or rows, words))
+        body.append(_chart([r for r in rows if r.domain == "all"] or rows, words, result.domain_titles))
         body.append("<table><tr>" + "".join(f"<th>{html.escape(words[c])}</th>" for c in columns) + "</tr>")
         for row in rows:
             scale = _scale(row)
             hidden = "suppressed" in row.flags or "empty" in row.flags
-            domain, group = _group_label(row, words)
+            domain, group = _group_label(row, words, result.domain_titles)
             cells = [
                 domain,
                 group,
