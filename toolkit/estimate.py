@@ -13,6 +13,7 @@ scale·Σ_r rscale_r(θ_r − centre)², with the scale, rscales and centring de
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Sequence
@@ -821,6 +822,12 @@ def estimate(
 ProportionInterval = Literal["logit", "korn-graubard", "wald"]
 
 
+@functools.lru_cache(maxsize=4096)
+def _t_cached(p: float, df: float) -> float:
+    # Indicator tables ask for the same few quantiles thousands of times; each costs a bisection.
+    return t_quantile(p, df)
+
+
 def beta_quantile(q: float, a: float, b: float) -> float:
     """Quantile of the Beta(a, b) distribution (R `qbeta`); 0 when a = 0 and 1 when b = 0, as R gives."""
     if a <= 0:
@@ -871,11 +878,11 @@ def proportion_interval(
     if not (math.isfinite(p) and math.isfinite(se)):
         return math.nan, math.nan
     if method == "wald":
-        t = t_quantile(1 - alpha / 2, df)
+        t = _t_cached(1 - alpha / 2, df)
         return max(0.0, p - t * se), min(1.0, p + t * se)
     degenerate = se <= 0 or p <= 0 or p >= 1
     if method == "logit" and not degenerate:
-        t = t_quantile(1 - alpha / 2, df)
+        t = _t_cached(1 - alpha / 2, df)
         centre = math.log(p / (1 - p))
         half = t * se / (p * (1 - p))
         return 1 / (1 + math.exp(-(centre - half))), 1 / (1 + math.exp(-(centre + half)))
@@ -883,7 +890,7 @@ def proportion_interval(
         n_eff = float(n)
     else:
         ddf = df if domain_df is None else domain_df
-        n_eff = p * (1 - p) / (se * se) * (t_quantile(alpha / 2, n - 1) / t_quantile(alpha / 2, ddf)) ** 2
+        n_eff = p * (1 - p) / (se * se) * (_t_cached(alpha / 2, n - 1) / _t_cached(alpha / 2, ddf)) ** 2
     if not math.isfinite(n_eff) or n_eff <= 0:
         return math.nan, math.nan
     return (
@@ -968,57 +975,75 @@ def estimate_with_replicates(
         df: degrees of freedom of the t interval (the design's #PSU − #strata).
         statistic, variable, denominator, by, level: as for `estimate`.
     """
-    options = {"statistic": statistic, "variable": variable, "denominator": denominator, "by": by, "level": level}
-    full = estimate(table, weight=weight, **options)  # type: ignore[arg-type]
+    w = _weights(table, weight)
     dom, labels = _domain_codes(table, by)
-    reps = np.column_stack([_weights(table, column) for column in replicate_columns])
-    # estimate() gives one row per (level of a proportion, domain): the same order here.
-    replicated = np.vstack(
-        [
-            np.column_stack([_ratio_parts(spec, reps[:, r], dom, len(labels))[0] for r in range(reps.shape[1])])
-            for spec in _specs(table, statistic, variable, denominator)
-        ]
-    )
-    point = np.array([row.estimate for row in full.rows])
-    # A replicate in which a domain has no weight left gives no estimate: it is left out, as R's svrVar does
-    # (na.action), with a warning.
-    finite = np.isfinite(replicated)
-    issues = list(full.issues)
-    for j in np.flatnonzero(~finite.all(axis=1) & finite.any(axis=1)):
-        issues.append(
-            warning(
-                EMPTY_DOMAIN,
-                f"domain {full.rows[j].domain!r}: {int((~finite[j]).sum())} replicate(s) have no cases in the domain "
-                "and are left out of its variance (as R does)",
-                variable=variable,
+    n_dom = len(labels)
+    reps = table[list(replicate_columns)].to_numpy(dtype=float)
+    if not np.isfinite(reps).all() or (reps < 0).any():
+        for column in replicate_columns:
+            _weights(table, column)  # raises the message that names the column and row
+    coefs = np.asarray(coefficients, float)
+    tq = _t_cached(0.5 + level / 2.0, df) if df >= 1 else math.nan
+    rows: list[EstimateRow] = []
+    issues: list[Issue] = []
+    for spec in _specs(table, statistic, variable, denominator):
+        point, _, used, n = _ratio_parts(spec, w, dom, n_dom)
+        replicated = _replicate_points(spec, reps, dom, n_dom)
+        # A replicate in which a domain has no weight left gives no estimate: it is left out, as R's svrVar does
+        # (na.action), with a warning.
+        finite = np.isfinite(replicated)
+        for j in np.flatnonzero(~finite.all(axis=1) & finite.any(axis=1)):
+            issues.append(
+                warning(
+                    EMPTY_DOMAIN,
+                    f"domain {labels[j]!r}: {int((~finite[j]).sum())} replicate(s) have no cases in the domain and "
+                    "are left out of its variance (as R does)",
+                    variable=spec.label,
+                )
             )
-        )
-    with np.errstate(invalid="ignore"):
-        centre = np.nanmean(np.where(finite, replicated, np.nan), axis=1) if centre_on_mean else point
-    deviation = np.where(finite, replicated - centre[:, None], 0.0)
-    var = (deviation**2 * np.asarray(coefficients, float)[None, :]).sum(axis=1)
-    var = np.where(finite.any(axis=1), var, np.nan)
-    tq = t_quantile(0.5 + level / 2.0, df) if df >= 1 else math.nan
-    rows = []
-    for j, row in enumerate(full.rows):
-        se = float(np.sqrt(var[j]))
-        # deff: the same SRS variance as `estimate` (its deff = its variance / SRS variance)
-        deff = row.deff * var[j] / row.se**2 if row.deff is not None and row.se > 0 else None
-        rows.append(
-            EstimateRow(
-                domain=row.domain,
-                statistic=row.statistic,
-                variable=row.variable,
-                estimate=row.estimate,
-                se=se,
-                ci_low=row.estimate - tq * se,
-                ci_high=row.estimate + tq * se,
-                df=int(df),
-                n=row.n,
-                deff=float(deff) if deff is not None and math.isfinite(deff) else None,
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if centre_on_mean:
+                counts = finite.sum(axis=1)
+                centre = np.where(finite, replicated, 0.0).sum(axis=1) / np.where(counts > 0, counts, np.nan)
+            else:
+                centre = point
+            deviation = np.where(finite, replicated - centre[:, None], 0.0)
+            var = np.where(finite.any(axis=1), (deviation**2 * coefs[None, :]).sum(axis=1), np.nan)
+            deff = var / _srs_variance(spec, w, dom, n_dom, used)
+        for j, label in enumerate(labels):
+            se = float(np.sqrt(var[j]))
+            rows.append(
+                EstimateRow(
+                    domain=label,
+                    statistic=spec.statistic,
+                    variable=spec.label,
+                    estimate=float(point[j]),
+                    se=se,
+                    ci_low=float(point[j] - tq * se),
+                    ci_high=float(point[j] + tq * se),
+                    df=int(df),
+                    n=int(n[j]),
+                    deff=float(deff[j]) if np.isfinite(deff[j]) else None,
+                )
             )
-        )
     return EstimateResult(rows=tuple(rows), method="replicate:recorded", issues=tuple(issues))
+
+
+def _replicate_points(spec: _Spec, reps: np.ndarray, dom: np.ndarray, n_dom: int) -> np.ndarray:
+    """Per domain (rows) and replicate (columns): the ratio, mean or total under each replicate weight."""
+    y = spec.y
+    x = np.ones_like(y) if spec.x is None else spec.x
+    used = np.isfinite(y) & np.isfinite(x) & (dom >= 0)
+    out = np.full((n_dom, reps.shape[1]), np.nan)
+    for j in range(n_dom):
+        rows = used & (dom == j)
+        totals_y = y[rows] @ reps[rows]
+        if spec.x is None:
+            out[j] = totals_y
+        else:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[j] = totals_y / (x[rows] @ reps[rows])
+    return out
 
 
 def estimate_quantile(

@@ -132,6 +132,7 @@ class IndicatorsResult:
 class _Data:
     folder: Path
     manifest: Mapping[str, Any]
+    cache: dict[str, pd.DataFrame] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def tables(self) -> Mapping[str, Any]:
@@ -143,7 +144,9 @@ class _Data:
         return self.manifest.get("design") or {}
 
     def read(self, name: str) -> pd.DataFrame:
-        return pd.read_parquet(self.folder / self.tables[name]["file"])
+        if name not in self.cache:
+            self.cache[name] = pd.read_parquet(self.folder / self.tables[name]["file"])
+        return self.cache[name]
 
     def paths(self, name: str) -> dict[str, str]:
         return {c["name"]: c.get("path") or "" for c in self.tables[name].get("columns", []) if isinstance(c, dict)}
@@ -194,6 +197,7 @@ class _LevelFrame:
     replicate_method: str | None
     coefficients: tuple[float, ...] = ()
     centre_on_mean: bool = False
+    cache: dict[Any, Any] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
 
 def _build_level(data: _Data, level: Level) -> _LevelFrame:
@@ -528,17 +532,15 @@ def _code_order(code: str) -> tuple[int, float, str]:
 def _domain_df(used: np.ndarray, dom: np.ndarray, n_dom: int, built: _LevelFrame) -> np.ndarray:
     """Per domain: PSUs with used cases minus strata with used cases (R `degf` of the domain's subset design)."""
     frame = built.frame
-    psu = (
-        as_text(frame[built.psu]).fillna("").to_numpy(dtype=object) if built.psu else np.arange(len(frame)).astype(str)
-    )
-    stratum = (
-        as_text(frame[built.strata]).fillna("").to_numpy(dtype=object) if built.strata else np.full(len(frame), "")
-    )
+    psu = pd.factorize(frame[built.psu])[0] if built.psu else np.arange(len(frame))
+    stratum = pd.factorize(frame[built.strata])[0] if built.strata else np.zeros(len(frame), dtype=np.int64)
+    cases = pd.DataFrame({"dom": dom[used], "stratum": stratum[used], "psu": psu[used]})
+    psus = cases.drop_duplicates().groupby("dom").size()
+    strata = cases[["dom", "stratum"]].drop_duplicates().groupby("dom").size()
     out = np.zeros(n_dom)
-    for j in range(n_dom):
-        rows = used & (dom == j)
-        pairs = set(zip(stratum[rows], psu[rows], strict=True))
-        out[j] = len(pairs) - len({s for s, _ in pairs})
+    for j in psus.index:
+        if 0 <= j < n_dom:
+            out[j] = psus[j] - strata[j]
     return out
 
 
@@ -558,6 +560,40 @@ def _flags(n: int, cv: float, deff: float | None, catalogue: Catalogue, *, empty
     return tuple(flags)
 
 
+def _design_frame(built: _LevelFrame, weight: str, variance: str) -> tuple[pd.DataFrame, dict[str, Any], bool]:
+    """The weight, design and replicate columns of a level, built once per level and variance method."""
+    key = (weight, variance)
+    if key in built.cache:
+        return built.cache[key]
+    frame = built.frame
+    w = as_number(frame[weight])
+    work = pd.DataFrame({"__w": np.where(np.isfinite(w), w, 0.0)})
+    design: dict[str, Any] = {}
+    if built.strata:
+        work["__strata"] = frame[built.strata].to_numpy()
+        design["strata"] = "__strata"
+    if built.psu:
+        work["__psu"] = frame[built.psu].to_numpy()
+        design["psu"] = "__psu"
+    replicated = bool(variance == "replicates" and built.replicate_prefix and built.coefficients)
+    if replicated:
+        rep_columns = _replicate_columns(frame, built.replicate_prefix)  # type: ignore[arg-type]
+        reps = pd.DataFrame(
+            np.nan_to_num(frame[rep_columns].to_numpy(dtype=float, na_value=np.nan)),
+            columns=[f"__rep{c}" for c in rep_columns],
+        )
+        work = pd.concat([work, reps], axis=1)
+        taylor = est.estimate(work.assign(__y=0.0), weight="__w", statistic="mean", variable="__y", **design)
+        design = {
+            "replicate_columns": list(reps.columns),
+            "coefficients": built.coefficients,
+            "centre_on_mean": built.centre_on_mean,
+            "df": taylor.rows[0].df,
+        }
+    built.cache[key] = (work, design, replicated)
+    return work, design, replicated
+
+
 def _estimate_entry(
     entry: Indicator,
     *,
@@ -574,27 +610,8 @@ def _estimate_entry(
     frame = built.frame
     level = catalogue.levels[entry.level]
     w = as_number(frame[level.weight])
-    work = pd.DataFrame({"__w": np.where(np.isfinite(w), w, 0.0)})
-    design: dict[str, Any] = {}
-    if built.strata:
-        work["__strata"] = frame[built.strata].to_numpy()
-        design["strata"] = "__strata"
-    if built.psu:
-        work["__psu"] = frame[built.psu].to_numpy()
-        design["psu"] = "__psu"
-    replicated = variance == "replicates" and built.replicate_prefix and built.coefficients
-    if replicated:
-        rep_columns = _replicate_columns(frame, built.replicate_prefix)
-        reps = frame[rep_columns].astype(float).fillna(0.0)
-        reps.columns = [f"__rep{c}" for c in rep_columns]
-        work = pd.concat([work, reps], axis=1)
-        taylor = est.estimate(work.assign(__y=0.0), weight="__w", statistic="mean", variable="__y", **design)
-        design = {
-            "replicate_columns": list(reps.columns),
-            "coefficients": built.coefficients,
-            "centre_on_mean": built.centre_on_mean,
-            "df": taylor.rows[0].df,
-        }
+    base, design, replicated = _design_frame(built, level.weight, variance)
+    work = base.copy(deep=False)
     by = None
     if domain_values is not None:
         work["__by"] = domain_values.to_numpy()
@@ -643,7 +660,7 @@ def _estimate_entry(
             codes = np.full(len(frame), "all", dtype=object)
             keys = ["all"]
         dom_index = {k: i for i, k in enumerate(keys)}
-        dom = np.array([dom_index.get(c, -1) if isinstance(c, str) else -1 for c in codes])
+        dom = pd.Series(codes, dtype=object).map(dom_index).fillna(-1).to_numpy(dtype=np.int64)
         weighted = np.bincount(
             np.where(used & (dom >= 0), dom, 0), weights=np.where(used & (dom >= 0), w, 0.0), minlength=len(keys)
         )
