@@ -58,6 +58,7 @@ COMMANDS = [
     ("weights", "run"),
     ("weights", "rake"),
     ("estimate",),
+    ("indicators",),
     ("export",),
     ("codebook",),
     ("run",),

@@ -183,6 +183,7 @@ def test_run_check_runs_nothing_and_names_what_would_fail(
     for name in ("submissions", "keys", "design.toml", "psu_sample.csv", "listing.csv"):
         (survey / name).symlink_to(EXAMPLE / name)
     text = text.replace('"../../forms', f'"{EXAMPLE.parent.parent / "forms"}').replace('"../../demo-out"', '"out"')
+    text = text.replace('"../../indicators', f'"{EXAMPLE.parent.parent / "indicators"}')
     for name in ("controls_households.csv", "controls_persons.csv"):
         (survey / name).symlink_to(EXAMPLE / name)
     if edit:

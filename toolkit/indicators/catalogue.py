@@ -37,12 +37,12 @@ class CatalogueError(ToolkitError):
     """The catalogue cannot be used; carries every problem found (exit code 2: fix the catalogue)."""
 
     def __init__(self, issues: Sequence[Issue]) -> None:
-        self.issues = tuple(issues)
-        first = self.issues[0]
-        if len(self.issues) > 1:
-            text = " | ".join(i.format() for i in self.issues)
-            first = Issue(first.code, first.severity, f"{len(self.issues)} problems: {text}", first.location)
-        super().__init__(first, EXIT_USAGE)
+        first, *rest = issues
+        if rest:
+            # the one line the command prints names every problem; `issues` keeps them one by one
+            text = " | ".join(i.format() for i in issues)
+            first = Issue(first.code, first.severity, f"{len(issues)} problems: {text}", first.location)
+        super().__init__(first, EXIT_USAGE, more=tuple(rest))
 
 
 @dataclass(frozen=True)
