@@ -7,7 +7,8 @@ R functions matched (docs/indicators.md): proportions with ci = "logit" -> svyci
 df); ci = "korn-graubard" -> svyciprop(method = "beta"); means -> svymean + confint(df); ratios -> svyratio +
 confint(df); totals -> svytotal + confint(df); medians and quantiles -> svyquantile(interval.type = "mean", qrule =
 "math", df), i.e. Woodruff's interval (R survey 4.x defaults). Both variance methods: Taylor (svydesign with strata
-and PSUs) and the JKn replicate weights of the example design (svrepdesign, mse = TRUE)."""
+and PSUs) and the JKn replicate weights of the example design (svrepdesign with the coefficients and centring the
+weighting recorded)."""
 
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ def r_script(
                 + ", ".join(f'"{r}"' for r in reps)
                 + ")], type = 'JKn', scale = 1, rscales = c("
                 + ", ".join(repr(float(c)) for c in coefficients)
-                + "), mse = TRUE, combined.weights = TRUE)"
+                + f"), mse = {'TRUE' if mse else 'FALSE'}, combined.weights = TRUE)"
             )
         else:
             lines.append("des <- full")
@@ -156,8 +157,11 @@ def test_every_indicator_matches_r(example: Path, tmp_path: Path, variance: str)
     frames = analysis_frames(example, catalogue, form=form)
     report = json.loads((example / "weights-report.json").read_text(encoding="utf-8"))
     coefficients = report["replicates"]["coefficients"]
+    # centred as the weighting step recorded: on the full-sample estimate (R mse = TRUE) or the replicates' mean
+    mse = not report["replicates"].get("centre_on_mean", False)
     replicates = variance == "design"
-    expected = run_r(r_script(frames, catalogue, tmp_path, replicates=replicates, coefficients=coefficients), tmp_path)
+    script = r_script(frames, catalogue, tmp_path, replicates=replicates, coefficients=coefficients, mse=mse)
+    expected = run_r(script, tmp_path)
     computed = [s.id for s in result.indicators if s.status == "ok"]
     assert len(computed) >= 20, [s for s in result.indicators if s.status != "ok"]
     compared = 0
