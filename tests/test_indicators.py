@@ -19,7 +19,6 @@ from toolkit import estimate as est
 from toolkit.cli import app
 from toolkit.indicators import Catalogue, CatalogueError, analysis_frames, compute_indicators, parse_catalogue
 from toolkit.indicators.filters import FilterSyntaxError, evaluate, parse_filter
-from toolkit.indicators.render import spreadsheet_safe
 from toolkit.pipeline import PipelineResult, StageOutcome, SurveyConfig, render_index
 from toolkit.xform import load_form
 
@@ -470,18 +469,6 @@ def test_cli_writes_xlsx_csv_html_and_json(mini, tmp_path: Path) -> None:
     assert flags[("yes_share", "all")] == ["parentheses"] and "suppressed" in flags[("yes_share", "1")]
     bad = runner.invoke(app, ["indicators", str(data), "--catalogue", str(path), "--lang", "de"])
     assert bad.exit_code == 2
-
-
-def test_spreadsheet_safe() -> None:
-    assert [spreadsheet_safe(t) for t in ("=1+1", "+7", "-x", "@a", "\tx", "ok", "")] == [
-        "'=1+1",
-        "'+7",
-        "'-x",
-        "'@a",
-        "'\tx",
-        "ok",
-        "",
-    ]
 
 
 def test_survey_toml_indicators_section_and_index(tmp_path: Path) -> None:

@@ -53,7 +53,13 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def r_script(
-    frames: dict[str, pd.DataFrame], catalogue: Catalogue, folder: Path, *, replicates: bool, coefficients: list[float]
+    frames: dict[str, pd.DataFrame],
+    catalogue: Catalogue,
+    folder: Path,
+    *,
+    replicates: bool,
+    coefficients: list[float],
+    mse: bool,
 ) -> str:
     """One R script that prints `id|column|domain|value|est|se|low|high` for every estimate."""
     lines = [

@@ -1003,8 +1003,10 @@ def estimate_with_replicates(
             )
         with np.errstate(invalid="ignore", divide="ignore"):
             if centre_on_mean:
-                counts = finite.sum(axis=1)
-                centre = np.where(finite, replicated, 0.0).sum(axis=1) / np.where(counts > 0, counts, np.nan)
+                # the mean of the replicates with a coefficient > 0, as R's svrVar takes it
+                counted = finite & (coefs > 0)[None, :]
+                counts = counted.sum(axis=1)
+                centre = np.where(counted, replicated, 0.0).sum(axis=1) / np.where(counts > 0, counts, np.nan)
             else:
                 centre = point
             deviation = np.where(finite, replicated - centre[:, None], 0.0)

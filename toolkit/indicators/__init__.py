@@ -14,7 +14,7 @@ from toolkit.indicators.compute import (
     analysis_frames,
     compute_indicators,
 )
-from toolkit.indicators.render import render_html, spreadsheet_safe, write_outputs
+from toolkit.indicators.render import render_html, write_outputs
 from toolkit.xform import FormModel
 
 
@@ -59,6 +59,5 @@ __all__ = [
     "make_indicators",
     "parse_catalogue",
     "render_html",
-    "spreadsheet_safe",
     "write_outputs",
 ]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from toolkit.files import write_atomic, write_text_atomic
 from toolkit.indicators.compute import IndicatorRow, IndicatorsResult, IndicatorSummary
+from toolkit.spreadsheet import safe_cell as spreadsheet_safe
 
 PROPORTIONS = frozenset({"proportion", "distribution", "shares"})
 WORDS = {
@@ -80,16 +81,6 @@ WORDS = {
         "confidence": "интервал",
     },
 }
-# A cell that starts with one of these is a formula (or becomes one) in Excel and LibreOffice.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(text: str) -> str:
-    """Text for a spreadsheet cell that no spreadsheet runs as a formula: a leading ' when it starts with = + - @
-    tab or CR (labels come from forms and data)."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
 def _words(language: str) -> dict:
     return WORDS.get(language, WORDS["en"])
 
