@@ -69,11 +69,7 @@ def test_run_all_stages(survey: Path) -> None:
     assert (out / "export" / "pipe.sav").is_file() and (out / "export" / "pipe-hl.dta").is_file()
     assert (out / "codebook" / "pipe-ddi.xml").is_file()
     assert "<!DOCTYPE html>" in (out / "validation" / "report.html").read_text(encoding="utf-8")
-    assert (
-        (out / "validation" / "findings.csv")
-        .read_text(encoding="utf-8-sig")
-        .startswith("instance_id,path,code")
-    )
+    assert (out / "validation" / "findings.csv").read_text(encoding="utf-8-sig").startswith("instance_id,path,code")
     assert len(list((out / "submissions").glob("*/submission.xml"))) == 25
 
 
@@ -85,11 +81,7 @@ def test_cli_json_and_wrong_key(survey: Path, tmp_path: Path) -> None:
     assert stages["export"] == "ok"
     # Decrypting with another key: every submission fails, so nothing downstream can run (exit 3).
     other = generate_keypair(tmp_path / "other")
-    config = (
-        (survey / "survey.toml")
-        .read_text(encoding="utf-8")
-        .replace("keys/private.pem", str(other.private_path))
-    )
+    config = (survey / "survey.toml").read_text(encoding="utf-8").replace("keys/private.pem", str(other.private_path))
     (survey / "wrong.toml").write_text(config, encoding="utf-8")
     result = runner.invoke(app, ["run", str(survey / "wrong.toml"), "--out", str(tmp_path / "w")])
     assert result.exit_code == 3, result.output
@@ -116,8 +108,11 @@ def test_config_errors(tmp_path: Path, toml: str, message: str) -> None:
 # A typo in survey.toml must stop the run before anything runs, naming the file, the line and the likely key.
 TYPO_CASES = [
     ("[decrpyt]\ninputs = ['s']\nkey = 'k.pem'\n", 3, "[decrpyt]: unknown section; did you mean 'decrypt'?"),
-    ("[decrypt]\ninputs = ['s']\nkey = 'k.pem'\npassphrase_fle = 'p'\n", 6,
-     "[decrypt] passphrase_fle: unknown key; did you mean 'passphrase_file'?"),
+    (
+        "[decrypt]\ninputs = ['s']\nkey = 'k.pem'\npassphrase_fle = 'p'\n",
+        6,
+        "[decrypt] passphrase_fle: unknown key; did you mean 'passphrase_file'?",
+    ),
     # desing is unknown, so [weights] (line 5) also lacks its design
     ("[ingest]\ninputs = ['s']\n[weights]\ndesing = 'design.toml'\n", (6, 5), "[weights] desing: unknown key"),
     ("[ingest]\ninputs = ['s']\n[export]\nformats = ['spss']\n", 6, "'spss' is not one of: sav, dta, csv"),
@@ -208,3 +203,25 @@ def test_docs_survey_toml_reference_is_the_schema() -> None:
     assert check_config(tomllib.loads(block), SURVEY_SCHEMA, source=Path("docs/survey-toml.md"), text=block) == []
     documented = set(line_numbers(block))
     assert [path for path, _ in schema_paths(SURVEY_SCHEMA) if path not in documented] == []
+
+
+def test_run_summary_names_each_report_and_every_output_folder_once(tmp_path: Path) -> None:
+    """#16 item 8 on the bundled example survey: each stage's summary names its own report, the closing lines list
+    every output folder (the decrypted submissions and DATA included), and no file is written twice."""
+    result = CliRunner().invoke(app, ["run", str(EXAMPLE / "survey.toml"), "--out", str(tmp_path), "--json"])
+    assert result.exit_code == 1, result.output  # the example has findings on purpose (EDITS.md)
+    stages = {s["name"]: s for s in json.loads(result.stdout)["stages"]}
+    assert stages["validate"]["summary"].endswith("; report validation/report.html")
+    assert "report data/weights-report.json" in stages["weights"]["summary"]
+    assert "indicators/indicators.html" in stages["indicators"]["summary"]
+    assert (
+        "labels shortened" in stages["export"]["summary"] and "renamed or shortened" not in stages["export"]["summary"]
+    )
+    assert "open codebook/ncamig_household-codebook.html" in stages["codebook"]["summary"]
+    written = [p.name for p in tmp_path.rglob("*") if p.is_file() and p.relative_to(tmp_path).parts[0] != "submissions"]
+    assert len(written) == len(set(written)), "a file was written twice"
+    shown = CliRunner().invoke(app, ["run", str(EXAMPLE / "survey.toml"), "--out", str(tmp_path / "again")])
+    closing = shown.stdout.split("Outputs in", 1)[1]
+    for folder in ("submissions/", "data/", "validation/", "indicators/", "export/", "codebook/"):
+        assert folder in closing
+    assert "index.html" in closing

@@ -47,7 +47,6 @@ The configuration file format (paths are relative to the file):
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -57,7 +56,8 @@ from typing import Any, Literal
 
 from toolkit.config import Key, load_toml, table
 from toolkit.errors import Issue, Severity, ToolkitError, define, error
-from toolkit.files import write_atomic, write_text_atomic
+from toolkit.files import write_text_atomic
+from toolkit.report import counted
 
 CONFIG_INVALID = define(
     "config.invalid", "The survey configuration file is missing a setting or has a wrong one"
@@ -303,7 +303,7 @@ def _stage_decrypt(config: SurveyConfig, out: Path) -> StageOutcome:
         for row in result.submissions
         if not row.good
     )
-    summary = f"{result.total} submissions: " + ", ".join(
+    summary = f"{counted(result.total, 'submission')}: " + ", ".join(
         f"{n} {status}" for status, n in sorted(counts.items())
     )
     if result.total == 0:
@@ -343,7 +343,7 @@ def _stage_ingest(config: SurveyConfig, form: Any, inputs: list[Path], out: Path
             )
         )
     written = write_tables(result, out / "data")
-    summary = ", ".join(f"{name}: {n} rows" for name, n in rows.items())
+    summary = ", ".join(f"{name}: {counted(n, 'row')}" for name, n in rows.items())
     status: StageStatus = "ok" if result.valid else "problems"
     return StageOutcome(
         "ingest", status, summary, {"rows": rows}, tuple(str(p) for p in written), result.issues
@@ -363,9 +363,9 @@ def _stage_validate(config: SurveyConfig, submissions: Path, target: Path) -> St
     for finding in result.findings:
         counts[finding.code] = counts.get(finding.code, 0) + 1
     checked = result.stats.get("instances", result.stats.get("submissions", "?"))
-    summary = f"{checked} submissions checked: " + (
+    summary = f"{counted(checked, 'submission')} checked: " + (
         ", ".join(f"{n} {code}" for code, n in sorted(counts.items())) if counts else "no findings"
-    )
+    ) + "; report validation/report.html"
     return StageOutcome(
         "validate",
         "ok" if result.valid else "problems",
@@ -380,14 +380,9 @@ def _stage_weights(config: SurveyConfig, out: Path) -> StageOutcome:
     from toolkit.weights import compute_weights
 
     result = compute_weights(out / "data", config.weights_design, out_dir=out / "data")  # type: ignore[arg-type]
-    report_dir = out / "weights"
-    report_dir.mkdir(parents=True, exist_ok=True)
-    outputs = []
-    for produced in (result.report, result.histogram):
-        target = report_dir / Path(produced).name
-        # The weights report and histogram are summaries, without answers: the usual permissions, as before.
-        write_atomic(target, lambda p, source=produced: shutil.copyfile(source, p), shared=True)
-        outputs.append(str(target))
+    # The report and histogram stay in data/ only: the DATA folder's readers (indicators) take the replicate
+    # coefficients from it, and a second copy elsewhere could go out of step.
+    outputs = [str(result.report), str(result.histogram)]
     summaries = {step.get("step"): step.get("summary", {}) for step in result.steps}
     figures: dict[str, Any] = {}
     parts = []
@@ -405,7 +400,7 @@ def _stage_weights(config: SurveyConfig, out: Path) -> StageOutcome:
         "; ".join(parts)
         if parts
         else ("household" + (" and person" if result.person_table else "") + " weights computed")
-    )
+    ) + "; report data/weights-report.json"
     status: StageStatus = "problems" if any(i.severity == Severity.ERROR for i in result.issues) else "ok"
     return StageOutcome("weights", status, summary, figures, tuple(outputs), result.issues)
 
@@ -424,11 +419,22 @@ def _stage_indicators(config: SurveyConfig, form: Any, out: Path) -> StageOutcom
     counts: dict[str, int] = {}
     for summary in result.indicators:
         counts[summary.status] = counts.get(summary.status, 0) + 1
-    summary = f"{len(result.rows)} rows ({result.variance} SEs): " + ", ".join(
+    summary = f"{counted(len(result.rows), 'row')} ({result.variance} SEs): " + ", ".join(
         f"{n} {status}" for status, n in sorted(counts.items())
-    )
+    ) + "; tables indicators/indicators.html"
     status: StageStatus = "ok" if result.ok else "problems"
     return StageOutcome("indicators", status, summary, counts, result.files, result.issues)
+
+
+# What the export's warnings are, in the run summary (codes of toolkit.export).
+_EXPORT_WARNINGS = {
+    "export.label_truncated": "labels shortened to the format's limit",
+    "export.renamed": "names changed for SPSS or Stata",
+    "export.no_choice_list": "questions exported as text without value labels",
+    "export.unknown_choice": "answers not in their choice list (coded and labelled with the value)",
+    "export.string_truncated": "texts cut to SPSS's limit",
+    "export.bad_value": "dates or locations that could not be read",
+}
 
 
 def _stage_export(config: SurveyConfig, form: Any, out: Path) -> StageOutcome:
@@ -442,9 +448,13 @@ def _stage_export(config: SurveyConfig, form: Any, out: Path) -> StageOutcome:
         f"{len(data_files)} data files ({', '.join(config.export_formats)}), "
         f"{len(result.files) - len(data_files)} companion files"
     )
-    warnings = [i for i in result.issues if i.severity == Severity.WARNING]
-    if warnings:
-        summary += f", {len(warnings)} warnings (renamed or shortened; see the rename map)"
+    kinds: dict[str, int] = {}
+    for issue in result.issues:
+        if issue.severity == Severity.WARNING:
+            kinds[issue.code] = kinds.get(issue.code, 0) + 1
+    if kinds:
+        summary += "; warnings: " + ", ".join(f"{n} {_EXPORT_WARNINGS.get(code, code)}" for code, n in kinds.items())
+        summary += f" (names in export/{form.form_id}-rename-map.csv, full labels in the .do notes and the codebook)"
     return StageOutcome(
         "export",
         "ok" if result.ok else "problems",
@@ -469,9 +479,9 @@ def _stage_codebook(config: SurveyConfig, form: Any, out: Path) -> StageOutcome:
         rename_map=rename if rename.is_file() else None,
         language=config.language,
     )
-    return StageOutcome(
-        "codebook", "ok", f"{len(result.files)} files", outputs=result.files, issues=result.issues
-    )
+    shown = next((Path(f).name for f in result.files if f.endswith(".html")), None)
+    summary = counted(len(result.files), "file") + (f"; open codebook/{shown}" if shown else "")
+    return StageOutcome("codebook", "ok", summary, outputs=result.files, issues=result.issues)
 
 
 def run_survey(

@@ -48,3 +48,8 @@ class Report:
 
     def to_json(self, **json_options: Any) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, default=str, **json_options)
+
+
+def counted(number: object, noun: str, plural: str | None = None) -> str:
+    """`1 submission`, `2 submissions`: a count with its noun in the right number (English messages)."""
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"

@@ -16,6 +16,16 @@ from toolkit.errors import EXIT_CANNOT_RUN, EXIT_DATA_PROBLEMS, EXIT_OK
 # Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
 # migkit command, `--help` included, imports this module, so top-level imports would slow each start-up.
 
+# The folders a run writes, in the order of the stages, and what each holds.
+_FOLDERS = (
+    ("submissions", "decrypted submissions"),
+    ("data", "Parquet tables, weights and their report"),
+    ("validation", "report.html, findings.csv"),
+    ("indicators", "indicator tables: HTML, XLSX, CSV"),
+    ("export", ".sav .dta .csv and syntax"),
+    ("codebook", "HTML, XLSX, DDI"),
+)
+
 _STYLE = {"ok": "green", "problems": "yellow", "failed": "red", "skipped": "dim"}
 
 
@@ -58,7 +68,10 @@ def run(
             table.add_row(stage.name, f"[{colour}]{stage.status}[/]", shown(stage.summary), *seconds)
         out.print(table)
         if not check:
-            out.print(f"index of the run: {Path(result.out_dir) / 'index.html'}")
+            folder = Path(result.out_dir)
+            made = [f"{name}/ ({what})" for name, what in _FOLDERS if (folder / name).is_dir()]
+            out.print(f"Outputs in {shown(str(folder))}/: " + ", ".join(made))
+            out.print(f"Start at {shown(str(folder / 'index.html'))}: it links every report of the run.")
         for stage in result.stages:
             listed = [i for i in stage.issues if i.severity == "error"][:5]
             for issue in listed:
