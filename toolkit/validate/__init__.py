@@ -6,9 +6,11 @@ For every submission this answers "would ODK Collect accept this instance as it 
   repeat instance is relevant; an answer in a non-relevant node is `nonrelevant_answered` (Collect leaves
   non-relevant nodes out of a submission);
 - calculations are recomputed from the answers in dependency order, as Collect does when it opens a saved instance; a
-  stored value that differs is `calculate_mismatch` (except expressions with now(), today(), random(), uuid() or once(),
-  whose value legitimately changes), and later expressions read the recomputed values;
-- `required` and constraints apply only to relevant nodes; a constraint is checked only on a non-empty answer;
+  stored value that differs is `calculate_mismatch`, and later expressions read the recomputed values; values the
+  device drew (uuid(), random(), now(), once(...)) are taken from the instance and only their dependents recomputed;
+- `required` and constraints apply only to relevant nodes; a constraint is checked only on a non-empty answer; a
+  relevant required note is `hard_stop_reached` (Collect cannot get past it); a required node missing from the
+  submission is reported with `absent` (docs/validation.md);
 - values must parse as their bind type (`type_invalid`) and select answers must be in the choice list, or for a
   pick from a repeat (`select_one ${hl_pick}`) the value of a row its filter allows (`choice_unknown`: Collect checks
   neither, but data edited after collection break both); an instanceID seen twice is `duplicate_instance`.
@@ -27,7 +29,7 @@ import time
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,10 @@ NONRELEVANT_ANSWERED = define(
     "nonrelevant_answered", "A question is answered although its skip logic makes it not relevant"
 )
 REQUIRED_MISSING = define("required_missing", "A required question is relevant but has no answer")
+HARD_STOP_REACHED = define(
+    "hard_stop_reached",
+    "A required note is relevant: Collect stops there and the submission could not have been finalised",
+)
 CONSTRAINT_VIOLATED = define("constraint_violated", "An answer breaks the question's constraint")
 TYPE_INVALID = define("type_invalid", "A value does not parse as the question's type")
 CHOICE_UNKNOWN = define("choice_unknown", "A select answer is not in the question's choice list")
@@ -132,6 +138,7 @@ class Finding:
     variable: str | None = None
     source: str | None = None
     enumerator: str | None = None
+    absent: bool = False  # the node is missing from the submission (not merely empty)
 
     def to_issue(self) -> Issue:
         return Issue(
@@ -160,6 +167,7 @@ class Finding:
             "variable": self.variable,
             "source": self.source,
             "enumerator": self.enumerator,
+            "absent": self.absent,
         }
 
 
@@ -357,8 +365,11 @@ def compile_form(model: FormModel, *, media_dir: Path | None = None) -> Compiled
         rule.relevant = _compile_bind(node.relevant, node, "relevant", problems)
         if node.kind == "field":
             rule.is_question = node.question_type not in _PRELOADED | {"calculate", "hidden"} | _NO_VALUE
+            # Notes and acknowledgements have no answer of their own, but JavaRosa checks `required` on them too.
             rule.required = (
-                _compile_bind(node.required, node, "required", problems) if rule.is_question else None
+                _compile_bind(node.required, node, "required", problems)
+                if rule.is_question or node.question_type in _NO_VALUE
+                else None
             )
             rule.constraint = _compile_bind(node.constraint, node, "constraint", problems)
             if node.calculate is not None and node.question_type not in _PRELOADED:
@@ -493,8 +504,9 @@ def _safe_parse(data: bytes) -> etree._Element:
         raise
 
 
-def _complete(form: CompiledForm, node: XNode, path: str) -> None:
-    """Add the form's nodes missing from a submission as empty (JavaRosa fills a saved instance likewise)."""
+def _complete(form: CompiledForm, node: XNode, path: str, absent: set[int]) -> None:
+    """Add the form's nodes missing from a submission as empty (JavaRosa fills a saved instance likewise);
+    the ids of the added nodes go into `absent`."""
     fnode = form.model.nodes.get(path)
     if fnode is None:
         return
@@ -502,12 +514,12 @@ def _complete(form: CompiledForm, node: XNode, path: str) -> None:
     for child_path in fnode.children:
         cnode = form.model.nodes[child_path]
         if cnode.name not in present and cnode.kind != "repeat":
-            node.append(XNode(cnode.name, None, node, form.types.get(child_path)))
+            absent.add(id(node.append(XNode(cnode.name, None, node, form.types.get(child_path)))))
     for child in node.children:
         if child.children or form.model.nodes.get(f"{path}/{child.name}", None) is not None:
             child_path = f"{path}/{child.name}"
             if child_path in form.model.nodes and form.model.nodes[child_path].kind != "field":
-                _complete(form, child, child_path)
+                _complete(form, child, child_path, absent)
 
 
 def _iter_nodes(node: XNode, path: str) -> Iterator[tuple[XNode, str]]:
@@ -632,6 +644,8 @@ class _Context:
         message: str,
         severity: str = "error",
         path: str | None = None,
+        *,
+        absent: bool = False,
     ) -> None:
         self.findings.append(
             Finding(
@@ -645,6 +659,7 @@ class _Context:
                 node.name,
                 self.source,
                 self.enumerator,
+                absent,
             )
         )
 
@@ -666,6 +681,41 @@ class _Context:
                     "warning",
                 )
             raise
+
+
+# Calculations whose value the device drew once and cannot be drawn again (an ID, a random draw, a timestamp):
+# the stored value is taken as it is and the calculations that read it are recomputed from it. today() is not
+# among them: it is recomputed as the interview day.
+_DRAWN_FUNCTIONS = frozenset({"now", "random", "uuid", "once", "randomize", "property"})
+
+
+def stored_volatile(expr: CompiledExpr) -> bool:
+    """Whether a calculation is taken from the stored instance instead of being recomputed."""
+    return bool(expr.functions & _DRAWN_FUNCTIONS)
+
+
+def required_finding(node: Node, *, absent: bool) -> tuple[str, str]:
+    """The code and message for a relevant, required node without a value.
+
+    A required note never has a value: when it is relevant Collect stops there, so forms use it as a hard stop
+    on inconsistent answers (`hard_stop_reached`). A node missing from the submission (`absent`) was left out
+    by Collect because it was not relevant when the form was saved; JavaRosa reads it so and passes it, migkit
+    reports it because the answers now make it relevant (typically after an edit).
+    """
+    if node.question_type == "note":
+        return HARD_STOP_REACHED, (
+            f"{node.name}: a required note is relevant here, so Collect could not have finalised this "
+            f"submission (the form uses it as a hard stop when {node.relevant or 'it is shown'}); check the "
+            "answers its condition reads."
+        )
+    what = "acknowledgement" if node.question_type == "acknowledge" else "question"
+    if absent:
+        return REQUIRED_MISSING, (
+            f"{node.name}: required and relevant, but absent from the submission (Collect leaves out only "
+            f"questions that are not relevant, so an answer its relevance reads was probably changed after "
+            f"the interview); this {what} needs an answer or its relevance inputs need checking."
+        )
+    return REQUIRED_MISSING, f"{node.name}: required and relevant, but empty."
 
 
 def _enumerator(root: XNode) -> str | None:
@@ -712,7 +762,8 @@ def validate_tree(
         media_dir=form.media_dir,
     )
     ctx = _Context(form, env, instance_id, source, _enumerator(root), [], set())
-    _complete(form, root, model.root)
+    absent: set[int] = set()
+    _complete(form, root, model.root, absent)
 
     # 1. Types (before anything reads the values) and the stored calculations.
     stored: dict[int, str] = {}
@@ -760,6 +811,8 @@ def validate_tree(
                         _inherit(xnode, own)
             else:
                 assert rule.calculate is not None
+                if stored_volatile(rule.calculate):
+                    continue  # the stored value is the one the device drew; its dependents read it
                 for xnode in by_path.get(path, ()):
                     try:
                         result = ctx.evaluate(rule.calculate, xnode, rule.node, "calculation")
@@ -815,14 +868,9 @@ def validate_tree(
             except XPathError:
                 required = False
             if required:
-                ctx.add(
-                    REQUIRED_MISSING,
-                    xnode,
-                    node,
-                    None,
-                    node.required,
-                    f"{node.name}: required and relevant, but empty.",
-                )
+                missing = id(xnode) in absent and node.question_type != "note"
+                code, message = required_finding(node, absent=missing)
+                ctx.add(code, xnode, node, None, node.required, message, absent=missing)
         if not answered or id(xnode) in bad_type:
             continue
         if rule.choices is not None:
@@ -1229,6 +1277,7 @@ def validate_input(
     started = time.perf_counter()
     model = form.model
     tables = _tables_input(input_path, model)
+    from_xml = tables is None
     if method != "instances" and not _needs_instances(form, tz):
         if tables is None:
             tables = ingest.ingest([input_path], model)
@@ -1252,6 +1301,8 @@ def validate_input(
                     and ((f.instance_id, f.path) in invalid or (f.source, f.path) in invalid)
                 )
             ]
+            if from_xml:
+                kept = _mark_absent(form, kept, input_path)
             if progress is not None:
                 progress(count)
             result = _result([*form.problems, *carried, *kept], count, time.perf_counter() - started)
@@ -1279,6 +1330,37 @@ def validate_input(
         result = _with_input_issues(result, tables.issues)
     result.stats["method"] = "instances"
     return result
+
+
+def _mark_absent(form: CompiledForm, findings: list[Finding], input_path: Path) -> list[Finding]:
+    """Mark the `required_missing` findings of the column path whose node is missing from the submission XML.
+
+    The tables do not keep whether an empty answer was an empty element or no element at all, so the few
+    submissions with such findings are read again.
+    """
+    wanted = {f.instance_id for f in findings if f.code == REQUIRED_MISSING and f.instance_id}
+    if not wanted:
+        return findings
+    present: dict[str, set[str]] = {}
+    for _, data in iter_instance_files(input_path):
+        if not any(instance_id.encode() in data for instance_id in wanted):
+            continue
+        try:
+            root = instance_tree(form, data)
+        except (etree.XMLSyntaxError, ValueError):
+            continue
+        instance_id = _instance_id(root)
+        if instance_id in wanted:
+            present[instance_id] = {xnode.path() for xnode, _ in _iter_nodes(root, form.model.root)}
+    marked = []
+    for finding in findings:
+        paths = present.get(finding.instance_id or "")
+        if finding.code == REQUIRED_MISSING and paths is not None and finding.path not in paths:
+            node = form.model.nodes[re.sub(r"\[\d+\]", "", finding.path)]
+            marked.append(replace(finding, message=required_finding(node, absent=True)[1], absent=True))
+        else:
+            marked.append(finding)
+    return marked
 
 
 def _with_input_issues(result: ValidationResult, issues: Iterable[Issue]) -> ValidationResult:

@@ -1237,10 +1237,11 @@ def _choice_filter(
         try:
             for item in items:
                 value = item.get(value_name, "")
-                if value in verdicts:
-                    continue
                 c.item = item
-                verdicts[value] = to_bool(fn(c, lv))
+                verdict = to_bool(fn(c, lv))
+                # Lists with allow_choice_duplicates reuse a name under several parents (the same district
+                # name in two regions): a value is allowed where any of its rows passes the filter.
+                verdicts[value] = verdicts[value] | verdict if value in verdicts else verdict
         finally:
             c.item = saved
         out = np.ones(lv.size, dtype=bool)
@@ -1286,11 +1287,12 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
         CHOICE_UNKNOWN,
         CONSTRAINT_VIOLATED,
         NONRELEVANT_ANSWERED,
-        REQUIRED_MISSING,
         Finding,
         _relevance_chain,
         _same_value,
         repeat_choice_message,
+        required_finding,
+        stored_volatile,
     )
 
     if form.needs_fixpoint:
@@ -1395,6 +1397,8 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
         for kind, path in form.order:
             rule = form.rules[path]
             expr = rule.relevant if kind == "relevant" else rule.calculate
+            if kind == "calculate" and stored_volatile(expr):
+                continue  # read from the stored column, as the per-instance path does
             compiled[(kind, path)] = compiler.compile(expr.source, path)
         checks: dict[str, dict[str, Any]] = {}
         for path, rule in form.rules.items():
@@ -1415,6 +1419,8 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
 
     computed_text: dict[str, np.ndarray] = {}
     for kind, path in form.order:
+        if (kind, path) not in compiled:
+            continue
         lv = levels[level_of[path]]
         result = compiled[(kind, path)](ctx, lv)
         if kind == "relevant":
@@ -1550,14 +1556,8 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> An
             if need.any():
                 required = to_bool(entry["required"](ctx, lv)) & need
                 if required.any():
-                    emit(
-                        REQUIRED_MISSING,
-                        path,
-                        np.flatnonzero(required),
-                        None,
-                        node.required,
-                        lambda v, n=node.name: f"{n}: required and relevant, but empty.",
-                    )
+                    code, text = required_finding(node, absent=False)
+                    emit(code, path, np.flatnonzero(required), None, node.required, lambda v, t=text: t)
         live = rel & answered
         if not live.any():
             continue

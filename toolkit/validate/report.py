@@ -23,6 +23,7 @@ CSV_FIELDS = (
     "variable",
     "enumerator",
     "source",
+    "absent",
 )
 
 

@@ -1,0 +1,203 @@
+"""validate on patterns of real-world forms (issue 15): cascading lists that reuse a choice name, values drawn on
+the device (uuid() person IDs read through indexed-repeat()), required notes and acknowledgements, and nodes
+absent from a submission. Each rule is checked on both paths (columns over tables, per instance over XML trees)
+and, where JavaRosa has a verdict, against JavaRosa itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import write_md_form
+from tests.test_validate_javarosa import _model_from_md, _run
+from toolkit.cli import app
+from toolkit.validate import compile_form, validate_input
+from toolkit.xform import load_form
+
+METHODS = ["columns", "instances"]
+
+CASCADE_FORM = """
+| survey |
+| | type | name | label | choice_filter |
+| | select_one region | region | Region | |
+| | select_one district | district | District | region = ${region} |
+| choices |
+| | list_name | name | label | region |
+| | region | n | North | |
+| | region | s | South | |
+| | district | centre | Centre (north) | n |
+| | district | hills | Hills | n |
+| | district | centre | Centre (south) | s |
+| | district | coast | Coast | s |
+| settings |
+| | form_id | allow_choice_duplicates |
+| | cascade | yes |
+"""
+
+ROSTER_FORM = """
+| survey |
+| | type | name | label | calculation | repeat_count |
+| | integer | n | Members | | |
+| | begin_repeat | roster | Member | | ${n} |
+| | text | name | Name | | |
+| | calculate | person_id | | uuid() | |
+| | end_repeat | | | | |
+| | begin_repeat | edu | Education | | ${n} |
+| | calculate | edu_pos | | position(..) | |
+| | calculate | edu_person | | indexed-repeat(${person_id}, ${roster}, ${edu_pos}) | |
+| | calculate | edu_key | | concat(${edu_person}, '-', ${edu_pos}) | |
+| | integer | grade | Grade | | |
+| | end_repeat | | | | |
+| | calculate | first_id | | indexed-repeat(${person_id}, ${roster}, 1) | |
+| settings |
+| | form_id |
+| | roster |
+"""
+
+NOTES_FORM = """
+| survey |
+| | type | name | label | relevant | required |
+| | integer | age | Age | | yes |
+| | select_one yn | married | Married? | | yes |
+| | note | stop_child_married | A child cannot be married: go back and correct age or status. | ${age} < 12 and ${married} = '1' | yes |
+| | acknowledge | consent_read | I have read the consent text to the respondent. | ${age} >= 18 | yes |
+| | note | info | Thank you. | | |
+| | text | spouse | Spouse's name | ${married} = '1' | yes |
+| choices |
+| | list_name | name | label |
+| | yn | 1 | Yes |
+| | yn | 2 | No |
+| settings |
+| | form_id |
+| | notes |
+"""
+
+
+def _instance(form_id: str, body: str, uid: str) -> str:
+    return f'<data id="{form_id}">{body}<meta><instanceID>{uid}</instanceID></meta></data>'
+
+
+def _validate(tmp_path: Path, md: str, instances: dict[str, str], method: str):
+    form_path = write_md_form(tmp_path, md)
+    folder = tmp_path / "subs"
+    folder.mkdir(exist_ok=True)
+    for name, text in instances.items():
+        (folder / f"{name}.xml").write_text(text, encoding="utf-8")
+    return validate_input(compile_form(load_form(form_path)), folder, method=method)
+
+
+def _found(result) -> set[tuple[str | None, str, str]]:
+    return {(f.instance_id, f.path, f.code) for f in result.findings if f.instance_id}
+
+
+# --- 1. cascading lists with allow_choice_duplicates ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_choice_name_reused_under_two_parents_is_allowed_under_each(tmp_path: Path, method: str) -> None:
+    instances = {
+        "north": _instance("cascade", "<region>n</region><district>centre</district>", "uuid:north"),
+        "south": _instance("cascade", "<region>s</region><district>centre</district>", "uuid:south"),
+        "wrong": _instance("cascade", "<region>n</region><district>coast</district>", "uuid:wrong"),
+    }
+    result = _validate(tmp_path, CASCADE_FORM, instances, method)
+    assert result.stats["method"] == method
+    assert _found(result) == {("uuid:wrong", "/data/district", "choice_unknown")}
+
+
+# --- 2. values drawn on the device ---------------------------------------------------------------------------
+
+PEOPLE = ("3f1c2d9e-0000-4000-8000-000000000001", "3f1c2d9e-0000-4000-8000-000000000002")
+
+
+def _roster(uid: str, edu_key_2: str | None = None) -> str:
+    roster = "".join(f"<roster><name>P{k}</name><person_id>{p}</person_id></roster>" for k, p in enumerate(PEOPLE))
+    edu = "".join(
+        f"<edu><edu_pos>{k}</edu_pos><edu_person>{p}</edu_person>"
+        f"<edu_key>{edu_key_2 if (k == 2 and edu_key_2) else f'{p}-{k}'}</edu_key><grade>3</grade></edu>"
+        for k, p in enumerate(PEOPLE, start=1)
+    )
+    return _instance("roster", f"<n>2</n>{roster}{edu}<first_id>{PEOPLE[0]}</first_id>", uid)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_uuid_values_are_read_from_the_instance_and_their_dependents_recomputed(
+    tmp_path: Path, method: str
+) -> None:
+    instances = {"clean": _roster("uuid:clean"), "edited": _roster("uuid:edited", edu_key_2="someone-else-2")}
+    result = _validate(tmp_path, ROSTER_FORM, instances, method)
+    assert _found(result) == {("uuid:edited", "/data/edu[2]/edu_key", "calculate_mismatch")}
+    mismatch = next(f for f in result.findings if f.code == "calculate_mismatch")
+    assert mismatch.message.endswith(f"gives '{PEOPLE[1]}-2'.")
+
+
+# --- 3. required notes and acknowledgements ------------------------------------------------------------------
+
+
+def _person(uid: str, age: str, married: str, consent: str = "", spouse: str = "") -> str:
+    body = (
+        f"<age>{age}</age><married>{married}</married><stop_child_married/>"
+        f"<consent_read>{consent}</consent_read><info/><spouse>{spouse}</spouse>"
+    )
+    return _instance("notes", body, uid)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_required_notes_stop_and_acknowledgements_are_required(tmp_path: Path, method: str) -> None:
+    instances = {
+        "adult": _person("uuid:adult", "30", "1", consent="OK", spouse="A"),
+        "unread": _person("uuid:unread", "30", "2"),
+        "child": _person("uuid:child", "10", "1", spouse="B"),
+        "teen": _person("uuid:teen", "14", "2"),
+    }
+    result = _validate(tmp_path, NOTES_FORM, instances, method)
+    assert _found(result) == {
+        ("uuid:unread", "/data/consent_read", "required_missing"),
+        ("uuid:child", "/data/stop_child_married", "hard_stop_reached"),
+    }
+    stop = next(f for f in result.findings if f.code == "hard_stop_reached")
+    assert "could not have finalised" in stop.message and stop.severity == "error"
+
+
+@pytest.mark.java
+def test_required_notes_and_acknowledgements_equal_javarosa(tmp_path: Path) -> None:
+    model, xform = _model_from_md(tmp_path, NOTES_FORM)
+    instances = [
+        _person(f"uuid:{k}", age, married, consent, spouse)
+        for k, (age, married, consent, spouse) in enumerate(
+            [("30", "1", "OK", "A"), ("30", "2", "", ""), ("10", "1", "", "B"), ("14", "2", "", ""), ("9", "2", "OK", "")]
+        )
+    ]
+    _run(tmp_path, model, xform, instances)
+
+
+# --- 4. nodes absent from the submission ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_required_node_absent_from_the_submission_says_so(tmp_path: Path, method: str) -> None:
+    absent = _instance("notes", "<age>30</age><married>1</married><consent_read>OK</consent_read>", "uuid:absent")
+    instances = {"absent": absent, "empty": _person("uuid:empty", "30", "1", consent="OK")}
+    result = _validate(tmp_path, NOTES_FORM, instances, method)
+    spouse = {f.instance_id: f for f in result.findings if f.variable == "spouse"}
+    assert set(spouse) == {"uuid:absent", "uuid:empty"}
+    assert spouse["uuid:absent"].code == spouse["uuid:empty"].code == "required_missing"
+    assert spouse["uuid:absent"].absent and "absent" in spouse["uuid:absent"].message
+    assert not spouse["uuid:empty"].absent and "absent" not in spouse["uuid:empty"].message
+
+
+def test_absent_is_in_the_json_of_the_cli(tmp_path: Path) -> None:
+    form_path = write_md_form(tmp_path, NOTES_FORM)
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    (folder / "a.xml").write_text(
+        _instance("notes", "<age>30</age><married>1</married><consent_read>OK</consent_read>", "uuid:a"),
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(app, ["validate", str(folder), "--form", str(form_path), "--json"])
+    assert result.exit_code == 1, result.output
+    findings = json.loads(result.stdout)["findings"]
+    assert [(f["variable"], f["code"], f["absent"]) for f in findings] == [("spouse", "required_missing", True)]
