@@ -164,7 +164,7 @@ def test_passphrases_never_on_the_command_line() -> None:
 
 
 def test_broken_form_gives_the_findings_lab_02_describes() -> None:
-    report = lint_form(BROKEN_FORM)
+    report = lint_form(BROKEN_FORM, profile="ncamig")
     found = {(i.code, i.location.sheet, i.location.row) for i in report.issues}
     assert found == BROKEN_FORM_FINDINGS
     assert sum(i.severity == Severity.ERROR for i in report.issues) == BROKEN_FORM_ERRORS

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, err, guarded, out, print_json, shown
+from toolkit.cli._common import JsonOption, err, guarded, out, print_json, shown, usage_error
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Severity
 
 # Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
@@ -96,12 +96,24 @@ def build(
 @guarded
 def lint(
     form_file: Annotated[Path, typer.Argument(help="The XLSForm (.xlsx, .xls, .md or .csv).")],
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile",
+            help="House rules to apply: 'ncamig' (migkit's templates) makes export names, integer choice codes "
+            "errors; without it they are warnings, as export resolves them.",
+        ),
+    ] = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Treat every finding as an error.")] = False,
     as_json: JsonOption = False,
 ) -> int:
     """Check skip logic and export readiness: selects, forward/repeat references, names, codes, languages."""
     from toolkit import forms
+    from toolkit.forms.lint import PROFILES
 
-    report = forms.lint_form(form_file)
+    if profile is not None and profile not in PROFILES:
+        raise usage_error(f"--profile must be one of: {', '.join(PROFILES)} (got {profile!r}).")
+    report = forms.lint_form(form_file, profile=profile, strict=strict)
     if as_json:
         print_json(
             {

@@ -11,7 +11,7 @@ import copy
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
@@ -128,6 +128,24 @@ _NODESET_FUNCTIONS = frozenset({"count", "sum", "min", "max", "join", "count-non
 _MEDIA_EXTENSIONS = (".csv", ".xml", ".geojson")
 _INTEGER_NAME = re.compile(r"-?[0-9]+")
 _EXPORT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+# Stata accepts a leading underscore (its own temporary names use it); SPSS does not.
+_STATA_ONLY_NAME = re.compile(r"_[A-Za-z0-9_]*[A-Za-z0-9][A-Za-z0-9_]*")
+# In the body of a `begin loop`, pyxform replaces %(name)s, %(label)s ... with each choice's columns before
+# anything reads the expression: they are neither choice names nor references.
+_LOOP_PLACEHOLDER = re.compile(r"%\([A-Za-z_][A-Za-z0-9_:]*\)s")
+# Rules of export readiness that `migkit export` resolves by itself (renaming, recoding text codes): warnings
+# for any form, errors under the house rules of migkit's own templates (`--profile ncamig`) or `--strict`.
+POLICY_CODES = frozenset(
+    {
+        "lint.choice_not_integer",
+        "lint.name_too_long",
+        "lint.name_too_long_wide",
+        "lint.name_invalid",
+        "lint.name_case_collision",
+        "lint.reserved_word",
+    }
+)
+PROFILES = ("ncamig",)
 
 
 @dataclass(frozen=True)
@@ -499,6 +517,8 @@ class _Linter:
                 try:
                     tree = parse_expression(text)
                 except ExpressionError as exc:
+                    if _LOOP_PLACEHOLDER.search(text):
+                        continue  # a loop body: the expression only exists once pyxform fills it in
                     self.add(
                         LINT_EXPRESSION_INVALID,
                         Severity.ERROR,
@@ -598,6 +618,8 @@ class _Linter:
         names = self.choice_names(question)
         if question.list_name not in self.form.lists:
             return  # pyxform reports the missing list (lint.form_invalid)
+        if isinstance(literal, str) and _LOOP_PLACEHOLDER.search(literal):
+            return
         # XPath compares a number with the answer converted to a number, a string with the answer as text
         known = literal in names if isinstance(literal, str) else any(_number(n) == literal for n in names)
         if not known:
@@ -862,10 +884,15 @@ class _Linter:
             for variable, _ in variables:
                 if not _EXPORT_NAME.fullmatch(variable):
                     what = "" if variable == element.name else f" (the export column {variable})"
+                    where_invalid = (
+                        "in SPSS, which needs a letter first (Stata accepts a leading _)"
+                        if _STATA_ONLY_NAME.fullmatch(variable)
+                        else "in SPSS and Stata"
+                    )
                     self.add(
                         LINT_NAME_INVALID,
                         Severity.ERROR,
-                        f"The name {variable!r}{what} is not valid in SPSS and Stata: use ASCII letters, "
+                        f"The name {variable!r}{what} is not valid {where_invalid}: use ASCII letters, "
                         "digits and _, starting with a letter.",
                         **where,
                     )
@@ -925,18 +952,18 @@ class _Linter:
                 for variable, element in entries[1:]:
                     if element is first:
                         continue  # two dummies of one select_multiple: its duplicate choice is reported
-                    same = (
-                        "the same name as"
+                    rule = (
+                        "the same name as {first}; a table cannot hold two variables of one name"
                         if variable == first_variable
-                        else "a name that differs only in case from"
-                    )
+                        else "a name that differs only in case from {first}; SPSS names are unique without "
+                        "regard to case"
+                    ).format(first=f"{first_variable} (from {first.name}, row {first.row})")
                     table = f"repeat {table_name}" if table_name else "the main table"
                     self.add(
                         LINT_NAME_CASE_COLLISION,
                         Severity.ERROR,
-                        f"The export variable {variable} (from {element.name}) has {same} {first_variable} "
-                        f"(from {first.name}, row {first.row}) in {table}; SPSS names are unique without "
-                        "regard to case. Rename one of them.",
+                        f"The export variable {variable} (from {element.name}) in {table} has {rule}. "
+                        "Rename one of them (export otherwise renames the second).",
                         sheet="survey",
                         row=element.row,
                         column=self.form.survey.header("name"),
@@ -959,6 +986,7 @@ class _Linter:
         named = self.lists_named_in_expressions()
         allow_duplicates = aliases.yes_no.get(self.setting("allow_choice_duplicates") or "no", False)
         label_cols = [h for h, t in choices.columns.items() if t[0] == "label"]
+        filter_columns = self.filter_columns(users)
         for list_name, items in self.form.lists.items():
             coded = [e for e in users.get(list_name, []) if e.coded]
             if list_name not in users and list_name not in named:
@@ -980,7 +1008,7 @@ class _Linter:
                 first = seen.get(item.name)
                 if first is None:
                     seen[item.name] = item
-                elif coded or not allow_duplicates:
+                elif not allow_duplicates:
                     self.add(
                         LINT_CHOICE_DUPLICATE_NAME,
                         Severity.ERROR,
@@ -992,13 +1020,17 @@ class _Linter:
                         row=item.row,
                         column=name_col,
                     )
+            columns = filter_columns.get(list_name)
             for header in label_cols:
-                labels: dict[str, _Choice] = {}
+                labels: dict[tuple[str, ...], _Choice] = {}
                 for item in items:
                     text = item.cells.get(header)
-                    if not text:
+                    if not text or columns == ():
                         continue
-                    key = " ".join(text.casefold().split())
+                    # A filtered list shows only the choices of one parent at a time: the same label under
+                    # two parents (a district name in two regions) is never on one screen.
+                    parent = tuple(item.cells.get(c) or "" for c in columns or ())
+                    key = (" ".join(text.casefold().split()), *parent)
                     first = labels.setdefault(key, item)
                     if first is not item:
                         self.add(
@@ -1013,6 +1045,24 @@ class _Linter:
                             row=item.row,
                             column=header,
                         )
+
+    def filter_columns(self, users: dict[str, list[_Element]]) -> dict[str, tuple[str, ...]]:
+        """Per list shown through a choice_filter, the choices columns its filters read (empty tuple when
+        they read none that lint can tell, e.g. a filter on the position)."""
+        choices = self.form.choices
+        assert choices is not None
+        filter_col = self.form.survey.header("choice_filter")
+        candidates = [
+            h for h, t in choices.columns.items() if t[0] not in {"label", "media", "name", constants.LIST_NAME_S}
+        ]
+        found: dict[str, tuple[str, ...]] = {}
+        for list_name, elements in users.items():
+            filters = [e.cells.get(filter_col or "") for e in elements]
+            if not filters or not all(filters):
+                continue  # some question shows the whole list
+            read = sorted({c for c in candidates for f in filters if re.search(rf"(?<![$\w{{]){re.escape(c)}\b", f)})
+            found[list_name] = tuple(read)
+        return found
 
     def check_codes(
         self, list_name: str, items: list[_Choice], user: _Element, name_col: str | None, code_col: str | None
@@ -1212,12 +1262,29 @@ def _structure_issues(form: _Form, data: Any) -> list[Issue]:
 _SHEET_ORDER = {"survey": 0, "choices": 1, "settings": 2}
 
 
-def lint_form(path: str | os.PathLike[str], *, structure: bool = True) -> Report:
+def _with_policy(issue: Issue, *, profile: str | None, strict: bool) -> Issue:
+    """The issue with the severity the profile gives it (see `lint_form`)."""
+    if strict:
+        severity = Severity.ERROR
+    elif issue.code in POLICY_CODES:
+        severity = Severity.ERROR if profile == "ncamig" else Severity.WARNING
+    else:
+        return issue
+    return issue if issue.severity == severity else replace(issue, severity=severity)
+
+
+def lint_form(
+    path: str | os.PathLike[str], *, structure: bool = True, profile: str | None = None, strict: bool = False
+) -> Report:
     """Check an XLSForm's skip logic and export readiness beyond what pyxform checks.
 
     Parameters:
         path: the XLSForm (.xlsx, .xls, .md or .csv).
         structure: also compile with pyxform (no ODK Validate) and report its error as lint.form_invalid.
+        profile: "ncamig" applies the house rules of migkit's templates: the export-readiness rules that export
+            otherwise resolves itself (POLICY_CODES) are errors. Without a profile they are warnings, so that
+            a sound form written elsewhere passes.
+        strict: every finding is an error.
 
     Returns a Report whose issues carry file, sheet, spreadsheet row (header = row 1), column, variable and
     expression. Raises ToolkitError (exit 3) when the file is missing or is not an XLSForm at all.
@@ -1241,6 +1308,9 @@ def lint_form(path: str | os.PathLike[str], *, structure: bool = True) -> Report
     )
     if structure:
         issues = _structure_issues(form, data) + issues
+    if profile is not None and profile not in PROFILES:
+        raise ValueError(f"unknown lint profile {profile!r}; known: {', '.join(PROFILES)}")
+    issues = [_with_policy(issue, profile=profile, strict=strict) for issue in issues]
     stats = {
         "file": form.source,
         "questions": sum(e.kind == "question" for e in form.elements),
