@@ -747,3 +747,120 @@ def test_dot_in_a_predicate_is_the_filtered_node(tmp_path: Path) -> None:
     assert found(lint(tmp_path, bad, "bad.md"), forms.LINT_CHOICE_UNKNOWN) == [("survey", 5, "constraint")]
     good = form("| | select_multiple uses | u2 | U | | count(${sex}[. = '2']) + count(/d[. = 'a']) < 2 |")
     assert lint(tmp_path, good, "good.md").issues == ()
+
+
+# --- forms written elsewhere (issue 15): cascades, policy rules, messages ----------------------------------------
+
+CASCADE_HEAD = """
+| survey |
+| | type | name | label | choice_filter |
+| | select_one region | region | Region | |
+| | select_one district | district | District | region = ${region} |
+"""
+CASCADE_CHOICES = """
+| choices |
+| | list_name | name | label | region |
+| | region | 1 | North | |
+| | region | 2 | South | |
+| | district | 11 | Centre | 1 |
+| | district | 12 | Hills | 1 |
+| | district | 21 | Centre | 2 |
+| | district | 22 | {last} | 2 |
+"""
+
+
+@pytest.mark.parametrize(
+    ("last", "expected"),
+    [("Coast", []), ("centre", [("choices", 7, "label")])],
+    ids=["same label under two parents", "same label under one parent"],
+)
+def test_duplicate_labels_in_a_cascade_count_per_parent(tmp_path: Path, last: str, expected: list) -> None:
+    report = lint(tmp_path, form(head=CASCADE_HEAD, choices=CASCADE_CHOICES.format(last=last)))
+    assert found(report, forms.LINT_CHOICE_DUPLICATE_LABEL) == expected
+
+
+def test_duplicate_names_under_allow_choice_duplicates_are_no_finding(tmp_path: Path) -> None:
+    choices = CASCADE_CHOICES.format(last="Coast").replace("| 21 | Centre | 2 |", "| 11 | Centre | 2 |")
+    allowed = "| settings |\n| | form_id | allow_choice_duplicates | public_key |\n| | t | yes | MIIBIjANBg |"
+    report = lint(tmp_path, form(head=CASCADE_HEAD, choices=choices, settings=allowed))
+    assert report.issues == (), report.flatten()
+    refused = lint(tmp_path, form(head=CASCADE_HEAD, choices=choices), "refused.md")
+    assert found(refused, forms.LINT_CHOICE_DUPLICATE_NAME) == [("choices", 6, "name")]
+
+
+THIRD_PARTY = """
+| survey |
+| | type | name | label |
+| | select_one yes_no | has_water_source_within_thirty_minutes_walk | Water within 30 minutes? |
+| | text | Name | Name |
+| | text | name | Name again |
+| choices |
+| | list_name | name | label |
+| | yes_no | yes | Yes |
+| | yes_no | no | No |
+| settings |
+| | form_id | public_key |
+| | wash | MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA |
+"""
+POLICY_FOUND = {forms.LINT_CHOICE_NOT_INTEGER, forms.LINT_NAME_TOO_LONG, forms.LINT_NAME_CASE_COLLISION}
+
+
+@pytest.mark.parametrize(
+    ("options", "exit_code", "severity"),
+    [([], 0, "warning"), (["--profile", "ncamig"], 1, "error"), (["--strict"], 1, "error")],
+    ids=["default", "house-profile", "strict"],
+)
+def test_policy_rules_are_warnings_unless_house_profile_or_strict(
+    tmp_path: Path, options: list[str], exit_code: int, severity: str
+) -> None:
+    path = write_md_form(tmp_path, THIRD_PARTY)
+    result = runner.invoke(app, ["forms", "lint", str(path), *options, "--json"])
+    assert result.exit_code == exit_code, result.output
+    findings = json.loads(result.stdout)["findings"]
+    assert {f["code"] for f in findings} == POLICY_FOUND
+    assert {f["severity"] for f in findings} == {severity}
+
+
+def test_unknown_profile_is_a_usage_error(tmp_path: Path) -> None:
+    path = write_md_form(tmp_path, THIRD_PARTY)
+    result = runner.invoke(app, ["forms", "lint", str(path), "--profile", "kobo"])
+    assert result.exit_code == 2
+
+
+def test_exact_collision_does_not_speak_of_case(tmp_path: Path) -> None:
+    rows = "| | begin_group | g1 | G | | | | | |\n| | integer | {name} | Age | | | | | |\n| | end_group |"
+    exact = lint(tmp_path, form(rows.format(name="age")))
+    (issue,) = [i for i in exact.issues if i.code == forms.LINT_NAME_CASE_COLLISION]
+    assert "same name as age" in issue.message and "case" not in issue.message
+    cased = lint(tmp_path, form(rows.format(name="AGE")), "cased.md")
+    (issue,) = [i for i in cased.issues if i.code == forms.LINT_NAME_CASE_COLLISION]
+    assert "without regard to case" in issue.message
+
+
+def test_leading_underscore_is_only_invalid_in_spss(tmp_path: Path) -> None:
+    report = lint(tmp_path, form("| | integer | _1 | Q | | | | | |"))
+    (issue,) = [i for i in report.issues if i.code == forms.LINT_NAME_INVALID]
+    assert "in SPSS, which needs a letter first (Stata accepts a leading _)" in issue.message
+    plain = lint(tmp_path, form("| | integer | a-b | Q | | | | | |"), "plain.md")
+    (issue,) = [i for i in plain.issues if i.code == forms.LINT_NAME_INVALID]
+    assert "in SPSS and Stata" in issue.message
+
+
+def test_begin_loop_placeholders_are_not_references(tmp_path: Path) -> None:
+    md = """
+    | survey |
+    | | type | name | label | relevant |
+    | | select_multiple toilet | toilets | Toilets | |
+    | | begin loop over toilet | per_toilet | | |
+    | | integer | number | How many %(label)s? | selected(${toilets}, '%(name)s') |
+    | | end loop | | | |
+    | choices |
+    | | list_name | name | label |
+    | | toilet | pit | Pit |
+    | | toilet | flush | Flush |
+    | settings |
+    | | form_id | public_key |
+    | | loops | MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA |
+    """
+    report = lint(tmp_path, md)
+    assert {i.code for i in report.issues} == {forms.LINT_CHOICE_NOT_INTEGER}, report.flatten()
