@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import write_md_form
 from tests.test_validate_javarosa import _model_from_md, _run
+from toolkit import ingest
 from toolkit.cli import app
 from toolkit.validate import compile_form, validate_input
 from toolkit.xform import load_form
@@ -201,3 +202,17 @@ def test_absent_is_in_the_json_of_the_cli(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     findings = json.loads(result.stdout)["findings"]
     assert [(f["variable"], f["code"], f["absent"]) for f in findings] == [("spouse", "required_missing", True)]
+
+
+# --- also seen on real forms ---------------------------------------------------------------------------------
+
+
+def test_central_deprecated_id_is_a_known_field(tmp_path: Path) -> None:
+    edited = _person("uuid:edited", "30", "1", consent="OK", spouse="A").replace(
+        "</instanceID>", "</instanceID><deprecatedID>uuid:original</deprecatedID>"
+    )
+    result = _validate(tmp_path, NOTES_FORM, {"edited": edited}, "columns")
+    assert result.valid and not result.findings
+    assert [i.code for i in result.issues] == []
+    tables = ingest.ingest([tmp_path / "subs"], load_form(tmp_path / "form.md"))
+    assert tables.tables["notes"]["deprecatedID"].tolist() == ["uuid:original"]

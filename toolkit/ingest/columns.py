@@ -40,6 +40,10 @@ _PATTERNS = {
     "geopoint": _GEOPOINT,
 }
 
+# ODK Central adds meta/deprecatedID to a submission edited on the server (the instanceID of the version it
+# replaces): a known field of every form, kept as a column without an "unknown field" warning.
+CENTRAL_EDIT_META = "meta/deprecatedID"
+
 
 def _typed(values: list[str | None], data_type: str) -> tuple[pd.Series, pd.Series | None]:
     """The typed column for a bind type and the mask of values that do not parse (None when all do)."""
@@ -189,6 +193,9 @@ def _build(
         for (table_index, path), count in sorted(unknown_seen.items()):
             if table_index == index and path not in known:
                 parent, _, name = path.rpartition("/")
+                if path == f"{table.path}/{CENTRAL_EDIT_META}":
+                    specs.append(_Field(path, name, parent.rsplit("/", 1)[-1], "deprecatedID", "string"))
+                    continue
                 specs.append(_Field(path, name, parent.rsplit("/", 1)[-1], "unknown", "string"))
                 issues.append(
                     warning(
