@@ -33,14 +33,16 @@ FORM_SUFFIXES = (".xlsx", ".xls")
 # Findings of simulated data that Collect would not have finalised: gaps of `migkit simulate`, not of validate.
 SIMULATE_GAPS: dict[str, str] = {
     "impact-cleaning-form": (
-        "simulate leaves telephone_number empty: its constraint is a regex() it cannot satisfy "
-        "(required_missing; issue 15 item 5)"
+        "required_missing on telephone_number in 7 of 12 submissions: simulate leaves it empty because its "
+        "constraint is a regex() it cannot satisfy (issue 15 item 5, simulate)"
     ),
     "reach-msna-2024": (
-        "simulate draws households of several members while ind_potentially_hoh (outside the roster) compares "
-        "the roster's ind_age without indexed-repeat(): JavaRosa fails on it ('This field is repeated'), so "
-        "Collect could only finalise one-member households (expression_error); the relevant required notes "
-        "note_resp_gender_mismatch/note_resp_age_mismatch must stay unreachable (issue 15 item 6)"
+        "simulate writes what Collect could not finalise (issue 15 item 6, simulate): households of several "
+        "members, while ind_potentially_hoh (outside the roster) compares the roster's ind_age without "
+        "indexed-repeat(), which JavaRosa refuses ('This field is repeated': expression_error in 8 of 12); the "
+        "relevant required notes note_resp_age_mismatch/note_resp_gender_mismatch (hard_stop_reached in 8 and "
+        "4); and cm_expenditure_infrequent_note, a required note with no relevance of its own (a defect of this "
+        "draft: Collect can only finalise households whose cm module is not relevant; hard_stop_reached in 8)"
     ),
 }
 # Lint errors that are true defects of the published form (lint must keep reporting them), by folder.
