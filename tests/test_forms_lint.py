@@ -864,3 +864,31 @@ def test_begin_loop_placeholders_are_not_references(tmp_path: Path) -> None:
     """
     report = lint(tmp_path, md)
     assert {i.code for i in report.issues} == {forms.LINT_CHOICE_NOT_INTEGER}, report.flatten()
+
+
+@pytest.mark.parametrize(
+    ("profile", "expected"),
+    [(None, [("choices", 2)]), ("ncamig", [("choices", 2), ("choices", 3), ("choices", 4), ("choices", 5)])],
+)
+def test_text_codes_are_one_warning_per_list_unless_house_rules(
+    tmp_path: Path, profile: str | None, expected: list
+) -> None:
+    md = """
+    | survey |
+    | | type | name | label |
+    | | select_one water | water | Main water source |
+    | choices |
+    | | list_name | name | label |
+    | | water | piped | Piped |
+    | | water | well | Well |
+    | | water | river | River |
+    | | water | truck | Truck |
+    | settings |
+    | | form_id | public_key |
+    | | water | MIIBIjANBg |
+    """
+    report = forms.lint_form(write_md_form(tmp_path, md), profile=profile)
+    assert [(sheet, row) for sheet, row, _ in found(report, forms.LINT_CHOICE_NOT_INTEGER)] == expected
+    if profile is None:
+        (issue,) = report.issues
+        assert "'piped', 'well', 'river' and 1 more" in issue.message and "1..n" in issue.message

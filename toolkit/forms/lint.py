@@ -465,8 +465,9 @@ def _walk_with_calls(
 
 
 class _Linter:
-    def __init__(self, form: _Form) -> None:
+    def __init__(self, form: _Form, *, per_choice: bool = True) -> None:
         self.form = form
+        self.per_choice = per_choice  # one choice_not_integer per choice (house rules) or one per list
         self.issues: list[Issue] = []
         self.expressions: list[_Expression] = []
         self.calculations: dict[str | None, Node] | None = (
@@ -1078,6 +1079,7 @@ class _Linter:
         names_are_codes = all(as_code(item.name) is not None for item in items if item.name is not None)
         use_code_col = not names_are_codes and code_col is not None
         codes: dict[int, _Choice] = {}
+        not_integer: list[_Choice] = []
         for item in items:
             if item.name is None:
                 continue
@@ -1085,6 +1087,9 @@ class _Linter:
             text = item.cells.get(code_col or "") if use_code_col else None
             column = code_col if text else name_col
             code = as_code(text or item.name)
+            if code is None and not self.per_choice:
+                not_integer.append(item)
+                continue
             if code is None:
                 where_code = (
                     f"its {code_col} value {text!r} is not"
@@ -1116,6 +1121,20 @@ class _Linter:
                     row=item.row,
                     column=column,
                 )
+        if not_integer:
+            shown = ", ".join(f"'{item.name}'" for item in not_integer[:3])
+            more = f" and {len(not_integer) - 3} more" if len(not_integer) > 3 else ""
+            self.add(
+                LINT_CHOICE_NOT_INTEGER,
+                Severity.WARNING,
+                f"List '{list_name}' (used by {user.value_type} {user.name}, row {user.row}) has choice names "
+                f"that are not integers ({shown}{more}); export gives them codes 1..n in list order for the "
+                f"SPSS/Stata value labels. For codes of your own, give every choice an integer "
+                f"{settings.CHOICE_NUMERIC_CODE_COLUMN} column.",
+                sheet="choices",
+                row=not_integer[0].row,
+                column=code_col if use_code_col else name_col,
+            )
         if user.or_other:
             self.add(
                 LINT_CHOICE_NOT_INTEGER,
@@ -1290,7 +1309,7 @@ def lint_form(
     expression. Raises ToolkitError (exit 3) when the file is missing or is not an XLSForm at all.
     """
     form, data = _read_form(Path(path))
-    linter = _Linter(form)
+    linter = _Linter(form, per_choice=strict or profile == "ncamig")
     linter.parse_expressions()
     for expr in linter.expressions:
         linter.check_comparisons(expr)
