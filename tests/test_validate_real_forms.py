@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import write_md_form
+from tests.conftest import require_tool, write_md_form
+from tests.java.jrcheck import javarosa_check
 from tests.test_validate_javarosa import _model_from_md, _run
 from toolkit import ingest
 from toolkit.cli import app
@@ -107,6 +108,36 @@ def test_a_choice_name_reused_under_two_parents_is_allowed_under_each(tmp_path: 
     result = _validate(tmp_path, CASCADE_FORM, instances, method)
     assert result.stats["method"] == method
     assert _found(result) == {("uuid:wrong", "/data/district", "choice_unknown")}
+
+
+@pytest.mark.java
+def test_choices_of_a_cascade_reusing_names_equal_javarosa(tmp_path: Path) -> None:
+    require_tool("java", "openjdk-17-jre-headless")
+    _, xform = _model_from_md(tmp_path, CASCADE_FORM)
+    (tmp_path / "form.xml").write_text(xform, encoding="utf-8")
+    answers = [(region, district) for region in ("n", "s") for district in ("centre", "hills", "coast")]
+    instances = {
+        f"i{k}": _instance("cascade", f"<region>{r}</region><district>{d}</district>", f"uuid:{k}")
+        for k, (r, d) in enumerate(answers)
+    }
+    files = []
+    for name, text in instances.items():
+        files.append(tmp_path / f"{name}.xml")
+        files[-1].write_text(text, encoding="utf-8")
+    theirs = javarosa_check(tmp_path / "form.xml", files)
+    refused = set()
+    for path in files:
+        nodes = theirs[str(path)]
+        assert not isinstance(nodes, str), nodes
+        verdict = next(node.choices for node in nodes if node.path == "/data/district")
+        assert verdict in {"0", "1"}
+        if verdict == "0":
+            refused.add(f"uuid:{path.stem[1:]}")
+    assert refused == {"uuid:2", "uuid:4"}  # coast in the north, hills in the south
+    for method in METHODS:
+        (tmp_path / method).mkdir()
+        found = _found(_validate(tmp_path / method, CASCADE_FORM, instances, method))
+        assert found == {(uid, "/data/district", "choice_unknown") for uid in refused}, method
 
 
 # --- 2. values drawn on the device ---------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 // a saved form (populate the template, then initialize without a new instance: every calculation, relevance and
 // required condition is recomputed from the answers) and prints, per node of the main instance:
 //   path <TAB> relevant(1/0) <TAB> required(1/0) <TAB> constraint(1 ok / 0 violated / - none or empty) <TAB> value
+//   <TAB> choices (for a select with an itemset: 1 every chosen value is among the choices its filter offers here,
+//   0 one is not, E the itemset fails; - otherwise)
 // where path has 1-based indexes on repeat instances only (/data/hl[2]/age) and value is the serialized answer.
 //
 // Usage: java -cp ODK_Validate.jar:. JrCheck check FORM.xml INSTANCE.xml...
@@ -19,6 +21,8 @@ import java.util.List;
 import java.util.Map;
 
 import org.javarosa.core.model.FormDef;
+import org.javarosa.core.model.QuestionDef;
+import org.javarosa.core.model.SelectChoice;
 import org.javarosa.core.model.condition.EvaluationContext;
 import org.javarosa.core.model.condition.IFunctionHandler;
 import org.javarosa.xpath.expr.XPathFuncExpr;
@@ -127,8 +131,25 @@ public class JrCheck {
             String value = v == null ? "" : String.valueOf(SERIALIZER.serializeAnswerData(v));
             sb.append(p).append('\t').append(c.isRelevant() ? "1" : "0").append('\t')
               .append(c.isRequired() ? "1" : "0").append('\t').append(cons).append('\t')
-              .append(oneLine(value)).append('\n');
+              .append(oneLine(value)).append('\t').append(inItemset(fd, c, value)).append('\n');
             walk(fd, c, p, sb);
+        }
+    }
+
+    /** Whether every value of a select answer is among the choices its itemset (choice_filter) offers here. */
+    static String inItemset(FormDef fd, TreeElement c, String value) {
+        if (value.isEmpty()) return "-";
+        QuestionDef q = FormDef.findQuestionByRef(c.getRef().genericize(), fd);
+        if (q == null || q.getDynamicChoices() == null) return "-";
+        try {
+            java.util.Set<String> offered = new java.util.HashSet<>();
+            for (SelectChoice choice : q.getDynamicChoices().getChoices(fd, c.getRef())) offered.add(choice.getValue());
+            for (String token : value.trim().split("\\s+")) {
+                if (!offered.contains(token)) return "0";
+            }
+            return "1";
+        } catch (Throwable t) {
+            return "E";
         }
     }
 

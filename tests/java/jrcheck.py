@@ -30,6 +30,7 @@ class JrNode:
     required: bool
     constraint: str  # "1" ok, "0" violated, "-" none or empty answer, "E" evaluation error
     value: str
+    choices: str = "-"  # a select with an itemset: "1" the answer is among the filtered choices, "0" not, "E" error
 
 
 def driver_classpath() -> str:
@@ -94,8 +95,8 @@ def javarosa_check(
             result[name] = _unescape(line.split("\t", 1)[1])
             current = None
         elif current is not None and line:
-            path, rel, req, cons, value = [*line.split("\t"), ""][:5]
-            current.append(JrNode(path, rel == "1", req == "1", cons, _unescape(value)))
+            path, rel, req, cons, value, choices = [*line.split("\t"), "", "-"][:6]
+            current.append(JrNode(path, rel == "1", req == "1", cons, _unescape(value), choices or "-"))
     return result
 
 
