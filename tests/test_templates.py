@@ -163,7 +163,7 @@ def test_compiles_with_zero_pyxform_warnings_and_passes_odk_validate(name: str) 
 
 @pytest.mark.parametrize("name", TEMPLATES)
 def test_lint_finds_no_errors(name: str) -> None:
-    report = lint_form(FORMS_DIR / f"{name}.xlsx")
+    report = lint_form(FORMS_DIR / f"{name}.xlsx", profile="ncamig")
     assert [i.message for i in report.issues if i.severity == "error"] == []
     # Templates carry no public_key on purpose (migkit keys attach adds it per deployment).
     assert "lint.no_public_key" in {i.code for i in report.issues}
