@@ -6,6 +6,7 @@ and, where JavaRosa has a verdict, against JavaRosa itself."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -247,3 +248,59 @@ def test_central_deprecated_id_is_a_known_field(tmp_path: Path) -> None:
     assert [i.code for i in result.issues] == []
     tables = ingest.ingest([tmp_path / "subs"], load_form(tmp_path / "form.md"))
     assert tables.tables["notes"]["deprecatedID"].tolist() == ["uuid:original"]
+
+
+TIMES_FORM = """
+| survey |
+| | type | name | label | constraint | calculation |
+| | start | start | | | |
+| | dateTime | when | When | | |
+| | date | dob | Born | . <= today() | |
+| | calculate | when_day | | | date(${when}) |
+| | calculate | age_days | | | int(today() - ${dob}) |
+| | calculate | dob_dt | | | decimal-date-time(${dob}) |
+| | calculate | same_day | | | if(date(${when}) = today(), 'yes', 'no') |
+| | date | moved | Moved | . < date(${when}) | |
+| settings |
+| | form_id |
+| | times |
+"""
+
+
+@pytest.mark.parametrize("zone", ["Asia/Almaty", "Asia/Tashkent", "Europe/Moscow"])
+def test_other_time_zones_stay_on_the_column_path_and_agree(tmp_path: Path, zone: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(zone)
+    # Shortly after local midnight: the device's day is one later than the UTC day.
+    cases = [
+        ("2024-03-02T01:30:00.000+05:00", "2024-03-02T00:15:00.000+05:00", "2024-03-02", "2024-03-01"),
+        ("2024-03-02T01:30:00.000+05:00", "2024-03-01T23:50:00.000+05:00", "2024-03-03", "2024-03-02"),
+        ("2024-06-10T00:20:00.000+03:00", "2024-06-09T22:10:00.000Z", "2000-01-31", "2024-06-10"),
+    ]
+    instances = {}
+    for k, (start, when, dob, moved) in enumerate(cases):
+        body = (
+            f"<start>{start}</start><when>{when}</when><dob>{dob}</dob><when_day/><age_days/><dob_dt/>"
+            f"<same_day/><moved>{moved}</moved>"
+        )
+        instances[f"i{k}"] = _instance("times", body, f"uuid:{k}")
+    form_path = write_md_form(tmp_path, TIMES_FORM)
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    for name, text in instances.items():
+        (folder / f"{name}.xml").write_text(text, encoding="utf-8")
+    form = compile_form(load_form(form_path))
+    columns = validate_input(form, folder, tz=tz)
+    instances_result = validate_input(form, folder, tz=tz, method="instances")
+    assert columns.stats["method"] == "columns"
+
+    def key(result) -> list[tuple[str | None, str, str, str | None]]:
+        return sorted((f.instance_id, f.path, f.code, f.message) for f in result.findings)
+
+    assert key(columns) == key(instances_result)
+    # 00:15 at +05:00 is the previous day in UTC (and in Moscow): moved (1 March) < date(when) only holds where the
+    # device's day is 2 March.
+    local_day = datetime(2024, 3, 1, 19, 15, tzinfo=UTC).astimezone(tz).date()
+    violated = ("uuid:0", "/data/moved", "constraint_violated") in {k[:3] for k in key(columns)}
+    assert violated == (local_day <= date(2024, 3, 1))

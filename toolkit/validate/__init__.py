@@ -1278,11 +1278,11 @@ def validate_input(
     model = form.model
     tables = _tables_input(input_path, model)
     from_xml = tables is None
-    if method != "instances" and not _needs_instances(form, tz):
+    if method != "instances" and not _needs_instances(form):
         if tables is None:
             tables = ingest.ingest([input_path], model)
         try:
-            findings, count = validate_columns(form, tables, today=today)
+            findings, count = validate_columns(form, tables, today=today, tz=tz)
         except NotVectorizable:
             if method == "columns":
                 raise
@@ -1369,9 +1369,8 @@ def _with_input_issues(result: ValidationResult, issues: Iterable[Issue]) -> Val
     return ValidationResult(result.valid, result.stats, result.findings, (*result.issues, *kept))
 
 
-def _needs_instances(form: CompiledForm, tz: tzinfo) -> bool:
-    # The column path computes dates in UTC; other device time zones go through the scalar evaluator.
-    return tz not in (UTC,) or form.needs_fixpoint
+def _needs_instances(form: CompiledForm) -> bool:
+    return form.needs_fixpoint
 
 
 def _tables_input(input_path: Path, model: FormModel) -> Any:

@@ -18,8 +18,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,25 @@ S, N, B, D, DT = (
     3,
     4,
 )  # type tags: string, number, boolean, date (days), dateTime (fractional UTC days)
+
+
+# The devices' time zone for this validation run. dateTime payloads are instants (fractional days since the epoch,
+# UTC); their calendar day, their text and a date's midnight are taken in this zone, as JavaRosa does on the device.
+_DEVICE_TZ: ContextVar[tzinfo] = ContextVar("migkit_device_tz", default=UTC)
+
+
+def _local_days(n: np.ndarray) -> np.ndarray:
+    """Instants (fractional UTC days) -> the whole local days of the devices' time zone."""
+    tz = _DEVICE_TZ.get()
+    if tz is UTC:
+        return np.floor(n)
+
+    def day(x: float) -> float:
+        if math.isnan(x):
+            return x
+        return float((datetime.fromtimestamp(x * 86400.0, tz=tz).date() - EPOCH).days)
+
+    return per_unique(day, n, float)
 
 
 class NotVectorizable(Exception):
@@ -163,9 +183,12 @@ def to_str(v: TV) -> np.ndarray:
     bools = v.t == B
     if bools.any():
         out[bools] = np.where(v.n[bools] != 0, "true", "false")
-    dates = v.t >= D
+    dates = v.t == D
     if dates.any():
         out[dates] = [_days_text(x) for x in v.n[dates]]
+    moments = v.t == DT
+    if moments.any():
+        out[moments] = [_days_text(x) for x in _local_days(v.n[moments])]
     return out
 
 
@@ -868,7 +891,7 @@ def _date_fn(v: TV) -> TV:
     n[nums] = np.where(np.isnan(v.n[nums]), np.nan, np.trunc(v.n[nums]))
     t[nums & ~np.isnan(v.n)] = D
     dts = v.t == DT
-    n[dts] = np.floor(v.n[dts])
+    n[dts] = _local_days(v.n[dts])
     t[dts] = D
     return TV(t, s, n)
 
@@ -1006,15 +1029,25 @@ def _decimal_date_time(v: TV) -> TV:
         text = str(v.s[i])
         if text == "":
             continue
-        parsed = _parse_datetime(text.strip())
+        tz = _DEVICE_TZ.get()
+        parsed = _parse_datetime(text.strip(), tz)
         if parsed is None:
             raise NotVectorizable("unparseable date")
         moment = (
             parsed
             if isinstance(parsed, datetime)
-            else datetime(parsed.year, parsed.month, parsed.day, tzinfo=UTC)
+            else datetime(parsed.year, parsed.month, parsed.day, tzinfo=tz)
         )
         out[i], t[i] = moment.timestamp() / 86400.0, N
+    dates = v.t == D
+    tz = _DEVICE_TZ.get()
+    if dates.any() and tz is not UTC:  # a date is its local midnight
+
+        def midnight(days: float) -> float:
+            day = EPOCH + timedelta(days=int(days))
+            return datetime(day.year, day.month, day.day, tzinfo=tz).timestamp() / 86400.0
+
+        out[dates] = per_unique(midnight, v.n[dates], float)
     bools = v.t == B
     if bools.any():
         raise NotVectorizable("decimal-date-time of a boolean")
@@ -1077,13 +1110,12 @@ def wrap(result: TV, dtype: str | None) -> tuple[TV, np.ndarray]:
         texts[strings] = values
     dates = t >= D
     if dates.any():
+        tz = _DEVICE_TZ.get()
         for i in np.flatnonzero(dates):
             value: Any = (
-                (EPOCH + timedelta(days=int(n[i])))
-                if t[i] == D
-                else datetime.fromtimestamp(n[i] * 86400.0, tz=UTC)
+                (EPOCH + timedelta(days=int(n[i]))) if t[i] == D else datetime.fromtimestamp(n[i] * 86400.0, tz=tz)
             )
-            text_i, _typed = wrap_calculated(value, dtype)
+            text_i, _typed = wrap_calculated(value, dtype, tz)
             texts[i] = text_i
     return TV(t, s, n), texts
 
@@ -1268,20 +1300,29 @@ def _interview_days(model: Any, main: pd.DataFrame, columns: Mapping[str, str], 
     if column is None or column not in main.columns:
         return days
     for row, value in enumerate(main[column].astype("string").to_numpy(dtype=object, na_value=None)):
-        day = _day_of(value, UTC)
+        day = _day_of(value, _DEVICE_TZ.get())
         if day is not None:
             days[row] = float((day - EPOCH).days)
     return days
 
 
-def validate_columns(form: Any, tables: Any, *, today: date | None = None) -> Any:
+def validate_columns(form: Any, tables: Any, *, today: date | None = None, tz: tzinfo = UTC) -> Any:
     """Validate ingest tables column-wise; raises NotVectorizable when the form needs the per-instance path.
 
     Parameters:
         form: the compiled form (`toolkit.validate.compile_form`).
         tables: an `IngestResult` (from `ingest` or `read_tables`).
         today: the date today() returns (default: each submission's interview day).
+        tz: the devices' time zone (calendar days of dateTime values, midnight of dates).
     """
+    token = _DEVICE_TZ.set(tz)
+    try:
+        return _validate_columns(form, tables, today=today)
+    finally:
+        _DEVICE_TZ.reset(token)
+
+
+def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:
     from toolkit.validate import (
         CALCULATE_MISMATCH,
         CHOICE_UNKNOWN,
