@@ -685,13 +685,21 @@ class _Context:
 
 # Calculations whose value the device drew once and cannot be drawn again (an ID, a random draw, a timestamp):
 # the stored value is taken as it is and the calculations that read it are recomputed from it. today() is not
-# among them: it is recomputed as the interview day.
-_DRAWN_FUNCTIONS = frozenset({"now", "random", "uuid", "once", "randomize", "property"})
+# among them: it is recomputed as the interview day; nor is randomize() with a seed, which is deterministic.
+_DRAWN_FUNCTIONS = frozenset({"now", "random", "uuid", "once", "property"})
 
 
 def stored_volatile(expr: CompiledExpr) -> bool:
     """Whether a calculation is taken from the stored instance instead of being recomputed."""
-    return bool(expr.functions & _DRAWN_FUNCTIONS)
+    return bool(expr.functions & _DRAWN_FUNCTIONS) or _unseeded_randomize(expr.ast)
+
+
+def _unseeded_randomize(ast: Any) -> bool:
+    if not isinstance(ast, tuple):
+        return False
+    if ast[:2] == ("func", "randomize") and len(ast[2]) < 2:
+        return True
+    return any(_unseeded_randomize(part) for part in ast if isinstance(part, tuple))
 
 
 def required_finding(node: Node, *, absent: bool) -> tuple[str, str]:
