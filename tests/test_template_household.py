@@ -704,12 +704,30 @@ def test_same_roster_member_cannot_have_two_abroad_records(form: Any) -> None:
 
 def test_media_file_lists_every_currency() -> None:
     with (FORMS_DIR / "fx_rates.csv").open(encoding="utf-8", newline="") as handle:
-        rates = {row["iso"]: row for row in csv.DictReader(handle)}
+        rows = list(csv.DictReader(handle))
+    current = {row["iso"]: row for row in rows if row["period"] == "current"}
     currencies = _choice_codes()["currencies"] - {"96"}
-    assert set(rates) == currencies
-    for iso, row in rates.items():
-        assert float(row["usd_per_unit"]) > 0, iso
+    assert set(current) == currencies
+    for iso, row in current.items():
+        assert row["key"] == iso and float(row["usd_per_unit"]) > 0, iso
         assert row["source"] and re.fullmatch(r"\d{4}-\d{2}", row["date"]), iso
+    # The current rows come first: pulldata returns the first row whose iso matches.
+    assert [row["period"] for row in rows[: len(current)]] == ["current"] * len(current)
+
+
+def test_media_file_has_ten_annual_averages_per_currency_each_sourced_or_marked_missing() -> None:
+    with (FORMS_DIR / "fx_rates.csv").open(encoding="utf-8", newline="") as handle:
+        annual = [row for row in csv.DictReader(handle) if row["period"] != "current"]
+    currencies = _choice_codes()["currencies"] - {"96"}
+    keys = {row["key"] for row in annual}
+    assert keys == {f"{iso}-{year}" for iso in currencies for year in range(2016, 2026)}
+    for row in annual:
+        assert row["iso"] == "", row["key"]  # so that an iso lookup never lands on an annual row
+        if row["usd_per_unit"]:
+            assert float(row["usd_per_unit"]) * float(row["lcu_per_usd"]) == pytest.approx(1, rel=1e-4)
+            assert row["source"], row["key"]
+        else:
+            assert "not available" in row["source"] or "NOT FOUND" in row["source"], row["key"]
 
 
 def test_readme_names_the_proxy_never_as_10c1() -> None:
@@ -746,6 +764,8 @@ def test_javarosa_itself_accepts_the_household_and_computes_the_indicators(form:
     assert float(values["/data/m4/rr/rs/rs_cost_pct"]) == pytest.approx(5.0)
     assert values["/data/m4/rr/rr_brk"] == "3"
     assert values["/data/m2/ab/ab_name"] == "Rustam"
+    assert values["/data/m3/rm/rm_g/rm_cur_job"] == "RUB"  # issue 12 item 1: currency of the job country
+    assert values["/data/m4/rr/rs/rs_cur_snd"] == "RUB"
 
 
 def test_soft_check_on_a_high_fee_asks_for_confirmation_and_keeps_the_value(form: Any) -> None:
@@ -755,3 +775,50 @@ def test_soft_check_on_a_high_fee_asks_for_confirmation_and_keeps_the_value(form
     assert high.node("/data/m4/rr/rs/rs_chk_fee").relevant
     assert high.findings == []
     assert float(high.value("/data/m4/rr/rs/rs_cost_pct")) == pytest.approx(29.0)
+
+
+# ------------------------------------------------------------------------------------------------ v2 items
+
+
+PRESETS = {  # currency question -> the calculate holding the currency of the country of the job or payment
+    "rm_earn1_cur": "rm_cur_job",
+    "rm_earn_last1_cur": "rm_cur_job",
+    "rm_earn_usual_cur": "rm_cur_job",
+    "rc_amt_cur": "rm_cur_job",
+    "ab_remit_cur": "ab_cur_dest",
+    "ab_rc_total_cur": "ab_cur_dest",
+    "ab_fee_usual_cur": "ab_cur_dest",
+    "rs_sent_cur": "rs_cur_snd",
+}
+
+
+@pytest.mark.parametrize(("name", "source"), sorted(PRESETS.items()))
+def test_money_earned_or_paid_abroad_is_preset_to_the_currency_of_the_job_country(name: str, source: str) -> None:
+    """Issue 12 item 1: a TJS preset for pay earned in Russia would overstate E_k about eightfold. The preset is
+    a trigger calculation (Collect runs it when the amount is first entered), so its expression is checked here
+    and the value of the source calculate below."""
+    row = survey()[name]
+    assert row["calculation"] == f"if(${{{name}}} = '', ${{{source}}}, ${{{name}}})"
+    assert "id_cur_default" not in row["calculation"]
+    assert f"${{{source}}}" in row["label::English (en)"] and "(preset" in row["label::English (en)"]
+    assert "по умолчанию" in row["label::Russian (ru)"]
+
+
+def test_the_currency_sources_follow_the_destination_and_the_sender(form: Any) -> None:
+    checked = run(form)
+    assert checked.value("/data/m3/rm/rm_g/rm_cur_job") == "RUB"
+    assert checked.value("/data/m2/ab/ab_cur_dest") == "RUB"
+    assert checked.value("/data/m4/rr/rs/rs_cur_snd") == "RUB"  # sent by Rustam, who is in Russia
+    assert checked.value("/data/m0/id_cur_default") == "TJS"
+
+
+@pytest.mark.parametrize(
+    ("country", "currency"), [("RUS", "RUB"), ("KAZ", "KZT"), ("DEU", "EUR"), ("KOR", "KRW"), ("SAU", "")]
+)
+def test_job_currency_follows_the_country_never_the_interview_country(
+    form: Any, country: str, currency: str
+) -> None:
+    checked = run(form, rm=[dict(RETURNEE, rm_ctry=country)])
+    assert checked.value("/data/m3/rm/rm_g/rm_cur_job") == currency
+    # an unlisted country leaves the currency for the interviewer to choose, it never falls back to TJS
+    assert "id_cur_default" not in survey()["rm_earn1_cur"]["calculation"]
