@@ -82,20 +82,23 @@ BASE: dict[str, Any] = dict(
     rm_left_y=2024,
     rm_emp=1,
     rm_job1_y=2024,
+    rm_job1_m=2,
     rm_joboffer=2,
     rm_channel=3,
     rc_items="1 13 2",
     rc=[
-        {"rc_amt": 20000, "rc_amt_cur": "RUB", "rc_payee": 6, "rc_deduct": 1},
-        {"rc_amt": 30000, "rc_amt_cur": "RUB", "rc_payee": 5, "rc_deduct": 2},
-        {"rc_amt": 500, "rc_amt_cur": "TJS", "rc_payee": 2, "rc_deduct": 2},
+        {"rc_amt": 20000, "rc_amt_cur": "RUB", "rc_paid_ym": "2024-01-01", "rc_payee": 6, "rc_deduct": 1},
+        {"rc_amt": 30000, "rc_amt_cur": "RUB", "rc_paid_ym": "2024-01-01", "rc_payee": 5, "rc_deduct": 2},
+        {"rc_amt": 500, "rc_amt_cur": "TJS", "rc_paid_ym": "2024-01-01", "rc_payee": 2, "rc_deduct": 2},
     ],
     rc_finance="3",
     rc_interest=0,
     rm_earn1=40000,
     rm_earn1_cur="RUB",
+    rm_earn1_ym="2024-03-01",
     rm_earn_last1=48000,
     rm_earn_last1_cur="RUB",
+    rm_earn_last1_ym="2025-06-01",
     rm_earn_usual=45000,
     rm_earn_usual_cur="RUB",
     rs_sent=1,
@@ -164,17 +167,27 @@ def test_complete_interview_obeys_the_form(dw: Template) -> None:
     ("changes", "total", "rci"),
     [
         (
-            {"rc": [{"rc_amt": -98, "rc_payee": 98, "rc_deduct": 98}, *BASE["rc"][1:]]},
+            {"rc": [{"rc_amt": -98, "rc_payee": 98, "rc_deduct": 98}, *BASE["rc"][1:]], "rc_total_paid": -99},
             "",
             "",
-        ),  # one amount unknown
+        ),  # one amount unknown and the total refused
+        (
+            {
+                "rc": [{"rc_amt": -98, "rc_payee": 98, "rc_deduct": 98}, *BASE["rc"][1:]],
+                "rc_total_paid": 50000,
+                "rc_total_paid_cur": "RUB",
+                "rc_total_paid_y": 2023,
+            },
+            "800",
+            "1.6",
+        ),  # one amount unknown: the reported total at the 2023 average (50,000 x 0.016) replaces the sum
         (
             {"rc_items": "0", "rc": [], "rc_finance": None, "rc_interest": None},
             "0",
             "0",
         ),  # nothing paid: C_k = 0
-        ({"rc_items": "98", "rc": []}, "", ""),  # items not known: financing is still asked
-        ({"rm_earn1": -98, "rm_earn1_cur": None, "rm_earn1_brk": 2}, "675", ""),  # first-month pay unknown
+        ({"rc_items": "98", "rc": [], "rc_total_paid": -98, "rc_tot_brk_a": 2, "rc_tot_brk_c": 1}, "", ""),
+        ({"rm_earn1": -98, "rm_earn1_cur": None, "rm_earn1_ym": None, "rm_earn1_brk": 2}, "675", ""),  # first-month pay unknown
     ],
 )
 def test_recruitment_cost_indicator(dw: Template, changes: dict[str, Any], total: str, rci: str) -> None:
@@ -192,18 +205,18 @@ COST_BLOCK = ("rc_items", "rc", "rc_finance", "rc_interest")
     [
         ({}, True, True),
         (
-            {"rm_left_y": 2020, "rm_job1_y": 2021},
+            {"rm_left_y": 2020, "rm_job1_y": 2021, "rm_job1_m": 4},
             False,
             True,
         ),  # first job started > 3 years ago: outside 10.7.1
-        ({"rm_job1_y": -98}, False, True),  # start year unknown: the recall window cannot be checked
+        ({"rm_job1_y": -98, "rm_job1_m": None}, False, True),  # start year unknown: the window cannot be checked
         ({"rm_emp": 2}, False, False),  # own-account workers are outside the 10.7.1 population
     ],
 )
 def test_cost_items_only_for_the_10_7_1_population(
     dw: Template, changes: dict[str, Any], costs_asked: bool, earnings_asked: bool
 ) -> None:
-    answers = dict(BASE, **changes)
+    answers = {k: v for k, v in dict(BASE, **changes).items() if v is not None}
     if not costs_asked:
         answers = {k: v for k, v in answers.items() if not k.startswith(COST_BLOCK)}
     if not earnings_asked:
@@ -346,15 +359,15 @@ def test_amounts_accept_only_the_dk_and_refused_sentinels(
     ("changes", "asked", "low", "high"),
     [
         (
-            {"rm_earn1": -98, "rm_earn1_cur": None, "rm_earn1_brk": 3},
+            {"rm_earn1": -98, "rm_earn1_cur": None, "rm_earn1_ym": None, "rm_earn1_brk": 3},
             True,
             "20000",
             "40000",
         ),  # USD 250/500 in RUB
-        ({"rm_earn1": -99, "rm_earn1_cur": None}, False, "20000", "40000"),  # refused: no bracket
+        ({"rm_earn1": -99, "rm_earn1_cur": None, "rm_earn1_ym": None}, False, "20000", "40000"),  # refused
         ({"rm_earn1": 30000}, False, "20000", "40000"),
         (  # a job in Kazakhstan: the bracket is in tenge
-            {"dw_ctry": "KAZ", "rm_earn1": -98, "rm_earn1_cur": None, "rm_earn1_brk": 1},
+            {"dw_ctry": "KAZ", "rm_earn1": -98, "rm_earn1_cur": None, "rm_earn1_ym": None, "rm_earn1_brk": 1},
             True,
             "125000",
             "250000",

@@ -28,8 +28,12 @@ from toolkit.xpath import XNode, build_tree
 
 NAME = "household"
 TODAY = date(2026, 11, 27)
-# Test rates (the field copy of forms/fx_rates.csv is attached as media): 1 RUB = 0.0125 USD, 1 TJS = 0.1 USD.
-FX_RATES = "iso,usd_per_unit\nRUB,0.0125\nTJS,0.1\nKZT,0.002\nUSD,1\n"
+# Test rates (the field copy of forms/fx_rates.csv is attached as media): 1 RUB = 0.0125 USD, 1 TJS = 0.1 USD
+# now; the 2023 annual average of the rouble is 0.016 USD (key RUB-2023); a year without a row uses the current rate.
+FX_RATES = (
+    "key,iso,period,usd_per_unit\nRUB,RUB,current,0.0125\nTJS,TJS,current,0.1\nKZT,KZT,current,0.002\n"
+    "USD,USD,current,1\nRUB-2023,,2023,0.016\nRUB-2024,,2024,\n"
+)
 RECOMPUTED = {"calculate_mismatch"}
 
 
@@ -239,14 +243,18 @@ def test_hl_rel_constraint_puts_exactly_one_head_on_line_one() -> None:
 
 
 def test_every_usd_conversion_treats_sentinels_as_missing() -> None:
-    usd = {
-        n: r["calculation"]
-        for n, r in survey().items()
-        if n.endswith("_usd") and "pulldata" in r["calculation"]
-    }
-    assert len(usd) >= 12
+    usd = {n: r["calculation"] for n, r in survey().items() if n.endswith("_usd") and "pulldata" in r["calculation"]}
+    assert len(usd) >= 8
     for name, expression in usd.items():
         assert ">= 0" in expression and "pulldata('fx_rates', 'usd_per_unit', 'iso'," in expression, name
+    # Amounts of the 10.7.1 block convert at the rate of the period they were paid or earned (a _fx calculate).
+    period = {n: r["calculation"] for n, r in survey().items() if n.endswith("_usd") and "_fx}" in r["calculation"]}
+    assert set(period) == {
+        "rc_amt_usd", "rc_total_paid_usd", "rm_earn1_usd", "rm_earn_last1_usd", "rm_earn_usual_usd"
+    }
+    for name, expression in period.items():
+        amount = name.removesuffix("_usd")
+        assert f"${{{amount}}} > 0 and" in expression and f"if(${{{amount}}} = 0, 0," in expression, name
 
 
 def test_every_amount_accepts_the_sentinels_and_has_a_currency() -> None:
@@ -476,9 +484,9 @@ ABROAD = {
     "ab_return_int": 2,
 }
 COSTS = [  # agency fee and work permit in roubles, the ticket bought at home in somoni
-    {"rc_amt": 5000, "rc_amt_cur": "RUB", "rc_payee": 6, "rc_deduct": 2},
-    {"rc_amt": 20000, "rc_amt_cur": "RUB", "rc_payee": 2, "rc_deduct": 2},
-    {"rc_amt": 3000, "rc_amt_cur": "TJS", "rc_payee": 5, "rc_deduct": 2},
+    {"rc_amt": 5000, "rc_amt_cur": "RUB", "rc_paid_ym": "2024-01-01", "rc_payee": 6, "rc_deduct": 2},
+    {"rc_amt": 20000, "rc_amt_cur": "RUB", "rc_paid_ym": "2024-02-01", "rc_payee": 2, "rc_deduct": 2},
+    {"rc_amt": 3000, "rc_amt_cur": "TJS", "rc_paid_ym": "2024-01-01", "rc_payee": 5, "rc_deduct": 2},
 ]
 RETURNEE = {
     "rm_who": "3: Firuz",
@@ -495,15 +503,18 @@ RETURNEE = {
     "rm_dw": 2,
     "rm_joboffer": 2,
     "rm_channel": 3,
-    "rm_job1_y": 2023,
+    "rm_job1_y": 2024,
+    "rm_job1_m": 3,
     "rc_items": "1 4 13",
     "rc": COSTS,
     "rc_finance": "3",
     "rc_interest": 0,
     "rm_earn1": 40000,
     "rm_earn1_cur": "RUB",
+    "rm_earn1_ym": "2024-04-01",
     "rm_earn_last1": 60000,
     "rm_earn_last1_cur": "RUB",
+    "rm_earn_last1_ym": "2025-05-01",
     "rm_earn_usual": 55000,
     "rm_earn_usual_cur": "RUB",
     "rm_contract": 2,
@@ -607,7 +618,7 @@ def test_sdg_10_7_1_ratio_from_itemised_costs_and_first_month_pay(form: Any) -> 
     [
         ({"rc_items": "0", "rc": [], "rc_finance": None, "rc_interest": None}, "0"),  # paid nothing
         ({"rm_earn1": -98}, ""),  # first-month pay not known
-        ({"rm_job1_y": 2021}, ""),  # first job started more than 3 years ago: outside the 10.7.1 subset
+        ({"rm_job1_y": 2021, "rm_job1_m": 5}, ""),  # first job started more than 3 years ago: outside 10.7.1
         ({"rm_emp": 2}, ""),  # own-account worker: outside the 10.7.1 population
     ],
 )
@@ -620,13 +631,110 @@ def test_sdg_10_7_1_ratio_is_missing_outside_its_population_or_with_sentinels(
     assert (value if value in ("", "NaN") else str(round(float(value), 6)).rstrip("0").rstrip(".")) == rci
 
 
-def test_one_unknown_cost_item_makes_the_total_missing(form: Any) -> None:
-    costs = [dict(COSTS[0], rc_amt=-98, rc_amt_cur=None, rc_payee=None, rc_deduct=None), COSTS[1], COSTS[2]]
-    checked = run(form, rm=[dict(RETURNEE, rc=costs)])
+JOB = "/data/m3/rm/rm_g/rm_job"
+UNKNOWN_ITEM = [dict(COSTS[0], rc_amt=-98, rc_amt_cur=None, rc_paid_ym=None, rc_payee=None, rc_deduct=None), *COSTS[1:]]
+
+
+def test_one_unknown_cost_item_asks_for_the_total_paid(form: Any) -> None:
+    """Issue 12 item 2: a 'don't know' item no longer leaves C_k missing; the reported total replaces the sum."""
+    returnee = dict(RETURNEE, rc=UNKNOWN_ITEM, rc_total_paid=30000, rc_total_paid_cur="RUB", rc_total_paid_y=2023)
+    checked = run(form, rm=[returnee])
     assert checked.findings == []
-    assert checked.value("/data/m3/rm/rm_g/rm_job/rc_g/rc/rc_amt_usd") == ""
-    assert checked.value("/data/m3/rm/rm_g/rm_job/rc_g/rc_total_usd") == ""
-    assert checked.value("/data/m3/rm/rm_g/rm_job/rm_rci") == ""
+    assert checked.value(f"{JOB}/rc_g/rc/rc_amt_usd") == ""
+    assert checked.value(f"{JOB}/rc_g/rc_n_dk") == "1"
+    assert float(checked.value(f"{JOB}/rc_g/rc_total_usd")) == pytest.approx(480)  # 30000 x 0.016 (2023 rate)
+    assert checked.value(f"{JOB}/rc_g/rc_total_src") == "2"
+    assert float(checked.value(f"{JOB}/rm_rci")) == pytest.approx(0.96)  # 480 / 500
+    assert run(form).value(f"{JOB}/rc_g/rc_total_src") == "1"  # all items known: their sum
+    assert not run(form).node(f"{JOB}/rc_g/rc_total_paid").relevant
+
+
+@pytest.mark.parametrize(
+    ("answers", "bracket"),
+    [
+        ({"rc_tot_brk_a": 1, "rc_tot_brk_b": 1}, "4"),  # more than USD 2000 (160000 RUB at 0.0125)
+        ({"rc_tot_brk_a": 1, "rc_tot_brk_b": 2}, "3"),
+        ({"rc_tot_brk_a": 2, "rc_tot_brk_c": 1}, "2"),
+        ({"rc_tot_brk_a": 2, "rc_tot_brk_c": 2}, "1"),
+    ],
+)
+def test_unknown_total_cost_gets_unfolding_brackets_in_the_job_currency(
+    form: Any, answers: dict[str, int], bracket: str
+) -> None:
+    checked = run(form, rm=[dict(RETURNEE, rc=UNKNOWN_ITEM, rc_total_paid=-98, **answers)])
+    assert checked.findings == []
+    assert checked.value(f"{JOB}/rc_g/rc_total_brk") == bracket
+    assert checked.value("/data/m3/rm/rm_g/rm_brk_mid") == "40000"  # USD 500 in roubles, the job currency
+    assert checked.value(f"{JOB}/rc_g/rc_total_usd") == ""
+    assert checked.value(f"{JOB}/rm_rci") == ""
+
+
+def test_costs_and_earnings_convert_at_the_rate_of_their_year(form: Any) -> None:
+    costs = [dict(COSTS[0], rc_paid_ym="2023-11-01"), *COSTS[1:]]
+    returnee = dict(RETURNEE, rc=costs, rm_earn1_ym="2023-12-01", rm_job1_y=2023, rm_job1_m=11, rm_left_y=2023)
+    checked = run(form, rm=[returnee])
+    assert checked.findings == []
+    assert float(checked.value(f"{JOB}/rc_g/rc/rc_amt_usd")) == pytest.approx(80)  # 5000 x 0.016 (2023)
+    # 5000 RUB at 0.016 + 20000 RUB at the current 0.0125 (2024 has no annual average yet) + 3000 TJS x 0.1
+    assert float(checked.value(f"{JOB}/rc_g/rc_total_usd")) == pytest.approx(80 + 250 + 300)
+    assert float(checked.value(f"{JOB}/rm_earn/rm_earn1_usd")) == pytest.approx(640)  # 40000 x 0.016
+
+
+@pytest.mark.parametrize(
+    ("year", "month", "in_period"),
+    [
+        (2023, 11, 1),  # 36 months before November 2026
+        (2023, 10, 0),  # 37 months
+        (2023, -98, 1),  # month not known: calendar-year rule (year >= 2026 - 3)
+        (2022, -98, 0),
+        (2026, 11, 1),
+    ],
+)
+def test_reference_period_of_10_7_1_is_36_months_before_the_interview(
+    form: Any, year: int, month: int, in_period: int
+) -> None:
+    """SDG 10.7.1 metadata (rev. 2022-05-18): the first job in the last destination, started within 3 years."""
+    returnee = dict(RETURNEE, rm_job1_y=year, rm_job1_m=month, rm_left_y=min(year, 2023), rm_ret_y=2026)
+    if not in_period:
+        returnee = {k: v for k, v in returnee.items() if not k.startswith("rc")}
+    checked = run(form, rm=[returnee])
+    assert checked.value(f"{JOB}/rm_1071_ref") == str(in_period)
+    assert checked.value(f"{JOB}/rm_1071") == str(in_period)
+    assert checked.node(f"{JOB}/rc_g").relevant is bool(in_period)
+
+
+def test_returnee_not_present_gets_a_result_code_and_a_revisit(form: Any) -> None:
+    absent = {"rm_who": "3: Firuz", "rm_present": 2, "rm_result": 2, "rm_callback": "2026-11-28T18:00:00"}
+    checked = run(form, rm=[absent])
+    assert checked.findings == []
+    assert checked.value("/data/m3/rm/rm_status") == "2"
+    assert not checked.node("/data/m3/rm/rm_g").relevant
+    missing = run(form, rm=[{"rm_who": "3: Firuz", "rm_present": 2}])
+    assert ("required_missing", "rm_result") in {(f.code, f.variable) for f in missing.findings}
+    refused_code_when_absent = run(form, rm=[{"rm_who": "3: Firuz", "rm_present": 2, "rm_result": 4}])
+    assert ("constraint_violated", "rm_result") in {(f.code, f.variable) for f in refused_code_when_absent.findings}
+    assert run(form).value("/data/m3/rm/rm_status") == "1"
+    assert not run(form).node("/data/m3/rm/rm_result").relevant
+
+
+def test_cost_items_follow_the_ilo_2019_definition() -> None:
+    items = {code for (lst, code) in _choice_pairs() if lst == "rc_items"}
+    assert {"17", "18", "19"} <= items  # equipment; deposits, bonds or guarantees; travel to the workplace
+    labels = _choice_labels("rc_items")
+    assert "bribe" not in labels["16"].lower()
+    # deductions: the full cost is recorded as a cost, earnings are asked after the deduction (no double count)
+    assert "full amount" in survey()["rc_items"]["hint::English (en)"]
+    for name in ("rm_earn1", "rm_earn_last1", "rm_earn_usual"):
+        assert "after the deduction" in survey()[name]["hint::English (en)"], name
+
+
+def _choice_pairs() -> set[tuple[str, str]]:
+    return {(lst, code) for lst, codes in _choice_codes().items() for code in codes}
+
+
+def _choice_labels(list_name: str) -> dict[str, str]:
+    with (FORMS_DIR / "src" / NAME / "choices.csv").open(encoding="utf-8", newline="") as handle:
+        return {r["name"]: r["label::English (en)"] for r in csv.DictReader(handle) if r["list_name"] == list_name}
 
 
 def test_transfer_cost_proxy_from_fee_and_exchange_margin(form: Any) -> None:
@@ -822,3 +930,38 @@ def test_job_currency_follows_the_country_never_the_interview_country(
     assert checked.value("/data/m3/rm/rm_g/rm_cur_job") == currency
     # an unlisted country leaves the currency for the interviewer to choose, it never falls back to TJS
     assert "id_cur_default" not in survey()["rm_earn1_cur"]["calculation"]
+
+
+@pytest.mark.java
+def test_javarosa_computes_the_10_7_1_fallback_period_rates_and_reference_period(form: Any, tmp_path: Path) -> None:
+    """JavaRosa differential for issue 12 item 2: total-cost fallback, annual-average rates, 36-month window.
+    (JavaRosa's today() is the real date, so the job is chosen to stay inside the window until 2027.)"""
+    require_tool("javac", "openjdk-17-jdk-headless")
+    compiled_xform = compile_form(FORMS_DIR / f"{NAME}.xlsx", validate=False)
+    assert compiled_xform.xform is not None
+    (tmp_path / "form.xml").write_text(compiled_xform.xform, encoding="utf-8")
+    (tmp_path / "fx_rates.csv").write_text(FX_RATES, encoding="utf-8")
+    returnee = dict(
+        RETURNEE,
+        rc=UNKNOWN_ITEM,
+        rc_total_paid=30000,
+        rc_total_paid_cur="RUB",
+        rc_total_paid_y=2023,  # paid before leaving, at the 2023 average; the job starts in March 2024
+    )
+    answers = _clean(dict(BASE, rm=[returnee]))
+    ours = Checked(form, answers)
+    assert ours.findings == []
+    root = instance_xml(form, answers)
+    etree.SubElement(etree.SubElement(root, "meta"), "instanceID").text = "uuid:household-2"
+    (tmp_path / "instance.xml").write_bytes(etree.tostring(root))
+    (nodes,) = javarosa_check(tmp_path / "form.xml", [tmp_path / "instance.xml"], media=tmp_path).values()
+    assert not isinstance(nodes, str), nodes
+    values = {re.sub(r"\[1\]", "", n.path): n.value for n in nodes if n.relevant}
+    relevant = {re.sub(r"\[1\]", "", n.path) for n in nodes if n.relevant}
+    for name in ("rc_g/rc_n_dk", "rc_g/rc_total_src", "rm_1071_ref", "rm_1071"):
+        assert values[f"{JOB}/{name}"] == ours.value(f"{JOB}/{name}"), name
+    for name in ("rc_g/rc_total_usd", "rm_earn/rm_earn1_usd", "rm_rci"):
+        assert float(values[f"{JOB}/{name}"]) == pytest.approx(float(ours.value(f"{JOB}/{name}"))), name
+    assert float(values[f"{JOB}/rc_g/rc_total_usd"]) == pytest.approx(480)
+    assert (f"{JOB}/rc_g/rc_total_paid" in relevant) is ours.node(f"{JOB}/rc_g/rc_total_paid").relevant is True
+    assert f"{JOB}/rc_g/rc_tot_brk_a" not in relevant

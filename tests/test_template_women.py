@@ -34,7 +34,11 @@ TODAY = date(2026, 11, 27)
 LANGUAGES = ("English (en)", "Russian (ru)", "Kazakh (kk)", "Kyrgyz (ky)", "Tajik (tg)", "Uzbek (uz)")
 CYRILLIC = re.compile(r"[\u0400-\u04FF]")
 # Offline exchange rates for the tests (the real forms/fx_rates.csv is attached as form media in the field).
-FX_RATES = "iso,usd_per_unit\nRUB,0.0125\nKZT,0.002\nTJS,0.1\nUSD,1\n"
+# Current rates by iso; annual averages by key CUR-YYYY (the 2023 rouble at 0.016 USD).
+FX_RATES = (
+    "key,iso,period,usd_per_unit\nRUB,RUB,current,0.0125\nKZT,KZT,current,0.002\nTJS,TJS,current,0.1\n"
+    "USD,USD,current,1\nRUB-2023,,2023,0.016\n"
+)
 # Findings the tests ignore: instances here store no calculated values (the validator recomputes them).
 RECOMPUTED = {"calculate_mismatch"}
 
