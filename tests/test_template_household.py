@@ -965,3 +965,93 @@ def test_javarosa_computes_the_10_7_1_fallback_period_rates_and_reference_period
     assert float(values[f"{JOB}/rc_g/rc_total_usd"]) == pytest.approx(480)
     assert (f"{JOB}/rc_g/rc_total_paid" in relevant) is ours.node(f"{JOB}/rc_g/rc_total_paid").relevant is True
     assert f"{JOB}/rc_g/rc_tot_brk_a" not in relevant
+
+
+def _nth(checked: Checked, repeat: str, n: int, rest: str) -> XNode:
+    """The node at `rest` below the n-th (1-based) instance of the repeat at the plain path `repeat`."""
+    parent_path, name = repeat.rsplit("/", 1)
+    instances = [c for c in checked.node(parent_path).children if c.name == name]
+    node: XNode | None = instances[n - 1]
+    for part in rest.split("/"):
+        node = node.child(part) if node is not None else None
+    assert node is not None, (repeat, n, rest)
+    return node
+
+
+def _nth_value(checked: Checked, repeat: str, n: int, rest: str) -> str:
+    node = _nth(checked, repeat, n, rest)
+    return node.string if node.relevant else ""
+
+
+def _two_women(first_draw: float, second_draw: float) -> list[dict[str, Any]]:
+    """Zarina (line 2) and a daughter-in-law Gulnora (line 4, 19, returned from domestic work abroad)."""
+    roster = [dict(r) for r in ROSTER]
+    roster[1]["hl_wg_rand"] = first_draw
+    roster[3] = dict(
+        roster[1], hl_name="Gulnora", hl_age=19, hl_rel=4, hl_ever_abroad=1, hl_ret10=1, hl_prev_ctry="RUS",
+        hl_mig_reason=7, hl_lfs=2, hl_wg_rand=second_draw,
+    )
+    return roster
+
+
+def test_the_woman_is_selected_in_the_household_form(form: Any) -> None:
+    """Issue 12 item 5: eligible women come from the roster; the pick is fixed once (once(random()))."""
+    checked = run(form)
+    assert checked.value("/data/m1/wg_n_elig") == "1"  # Zarina; Madina (10) is too young, Rustam is a man
+    assert checked.value("/data/m1/wg_sel_line") == "2"
+    assert checked.value("/data/m1/wg_sel_name") == "Zarina"
+    assert checked.value("/data/m1/wg_sel_prob") == "1"
+    assert checked.node("/data/m1/n_wg_sel").relevant
+    assert survey()["hl_wg_rand"]["calculation"] == "once(random())"
+
+
+@pytest.mark.parametrize(("draws", "line"), [((0.9, 0.2), "2"), ((0.1, 0.7), "4")])
+def test_the_highest_draw_among_eligible_women_is_selected(form: Any, draws: tuple[float, float], line: str) -> None:
+    roster = _two_women(*draws)
+    returnee = {"rm_who": "4: Gulnora", "rm_present": 2, "rm_result": 3}
+    checked = run(form, hl=roster, rm=[dict(RETURNEE), returnee])
+    assert [(f.code, f.variable) for f in checked.findings] == []
+    assert checked.value("/data/m1/wg_n_elig") == "2"
+    assert checked.value("/data/m1/wg_sel_line") == line
+    assert checked.value("/data/m1/wg_sel_prob") == "0.5"
+    # the draw is kept (once): recomputing never re-draws
+    assert _nth_value(checked, "/data/m1/hl", 1, "hl_wg_key") == "-1"  # a man is never drawn
+    assert float(_nth_value(checked, "/data/m1/hl", 2, "hl_wg_rand")) == draws[0]
+
+
+@pytest.mark.parametrize(("draws", "route"), [((0.9, 0.2), "2"), ((0.1, 0.7), "1")])
+def test_a_female_returnee_in_domestic_work_gets_m6b_only_when_she_is_the_selected_woman(
+    form: Any, draws: tuple[float, float], route: str
+) -> None:
+    roster = _two_women(*draws)
+    gulnora = dict(RETURNEE, rm_who="4: Gulnora", rm_dw=1, rm_isco=9111)
+    checked = run(form, hl=roster, rm=[dict(RETURNEE), gulnora])
+    assert [(f.code, f.variable) for f in checked.findings] == []
+    assert _nth_value(checked, "/data/m3/rm", 2, "rm_g/rm_job/rm_to_m6") == "1"
+    assert _nth_value(checked, "/data/m3/rm", 2, "rm_g/rm_job/rm_dw_route") == route
+    assert _nth(checked, "/data/m3/rm", 2, "rm_g/rm_job/n_rm_m6").relevant is (route == "2")  # DW form, no M6b
+    assert _nth(checked, "/data/m3/rm", 2, "rm_g/rm_job/n_rm_m6_sel").relevant is (route == "1")  # women's form
+
+
+@pytest.mark.java
+@pytest.mark.parametrize(("draws", "line", "route"), [((0.9, 0.2), "2", "2"), ((0.1, 0.7), "4", "1")])
+def test_javarosa_selects_the_same_woman_and_route(
+    form: Any, tmp_path: Path, draws: tuple[float, float], line: str, route: str
+) -> None:
+    """JavaRosa keeps the stored draws (once) and picks the same line as migkit's evaluator."""
+    require_tool("javac", "openjdk-17-jdk-headless")
+    compiled_xform = compile_form(FORMS_DIR / f"{NAME}.xlsx", validate=False)
+    assert compiled_xform.xform is not None
+    (tmp_path / "form.xml").write_text(compiled_xform.xform, encoding="utf-8")
+    (tmp_path / "fx_rates.csv").write_text(FX_RATES, encoding="utf-8")
+    gulnora = dict(RETURNEE, rm_who="4: Gulnora", rm_dw=1, rm_isco=9111)
+    answers = _clean(dict(BASE, hl=_two_women(*draws), rm=[dict(RETURNEE), gulnora]))
+    root = instance_xml(form, answers)
+    etree.SubElement(etree.SubElement(root, "meta"), "instanceID").text = "uuid:household-3"
+    (tmp_path / "instance.xml").write_bytes(etree.tostring(root))
+    (nodes,) = javarosa_check(tmp_path / "form.xml", [tmp_path / "instance.xml"], media=tmp_path).values()
+    assert not isinstance(nodes, str), nodes
+    values = {n.path: n.value for n in nodes if n.relevant}
+    assert values["/data/m1/wg_sel_line"] == line
+    assert values["/data/m1/wg_n_elig"] == "2"
+    assert values["/data/m3/rm[2]/rm_g/rm_job/rm_dw_route"] == route

@@ -31,6 +31,7 @@ The configuration file format (paths are relative to the file):
     inputs = ["plain-submissions"]    # only without [decrypt]
     [validate]
     today = "2026-11-20"              # optional: the date today() returns, for reproducible checks
+    link = "../household/forms/household.xlsx=../household/out/data"   # optional: FORM=DATA cross-form check
     [weights]                         # optional
     design = "design.toml"
     [indicators]                      # optional; after weights
@@ -141,6 +142,7 @@ class SurveyConfig:
     export_formats: tuple[str, ...] = ("sav", "dta", "csv")
     language: str | None = None
     codebook_formats: tuple[str, ...] = ("html", "xlsx", "ddi")
+    links: tuple[str, ...] = ()  # [validate] link: FORM=DATA, checked by toolkit.validate.links
 
     @property
     def decrypts(self) -> bool:
@@ -202,6 +204,18 @@ class SurveyConfig:
                 today = date.fromisoformat(str(today))
             except ValueError:
                 raise bad("[validate] today must be a date such as 2026-11-20.") from None
+
+        def link_setting(value: Any) -> list[str]:
+            # FORM=DATA, both paths relative to this file (toolkit.validate.links)
+            items = [value] if isinstance(value, str) else list(strings(value, "[validate] link"))
+            resolved = []
+            for item in items:
+                form, sep, data = item.partition("=")
+                if not sep or not form or not data:
+                    raise bad(f"[validate] link takes FORM=DATA, not {item!r}.")
+                resolved.append(f"{resolve(form, '[validate] link')}={resolve(data, '[validate] link')}")
+            return resolved
+
         workers = decrypt.get("workers", os.cpu_count() or 1)
         if not isinstance(workers, int) or workers < 1:
             raise bad("[decrypt] workers must be a whole number ≥ 1.")
@@ -226,6 +240,7 @@ class SurveyConfig:
             export_formats=strings(export.get("formats", ["sav", "dta", "csv"]), "[export] formats"),
             language=export.get("language"),
             codebook_formats=strings(codebook.get("formats", ["html", "xlsx", "ddi"]), "[codebook] formats"),
+            links=tuple(link_setting(validate.get("link", []))),
         )
 
 
@@ -355,6 +370,11 @@ def _stage_validate(config: SurveyConfig, submissions: Path, target: Path) -> St
     from toolkit.validate.report import findings_csv_text, render_html
 
     result = validation.validate(submissions, config.form, media_dir=config.media, today=config.today)
+    if config.links:
+        from toolkit.validate.links import LinkSpec, validate_links, with_link_findings
+
+        specs = [LinkSpec.parse(text) for text in config.links]
+        result = with_link_findings(result, validate_links(submissions, config.form, specs))
     # The CSV and the report carry answers (finding values): keep them private like the data.
     write_text_atomic(target / "findings.csv", "\ufeff" + findings_csv_text(result))
     write_text_atomic(target / "report.html", render_html(result, title=f"Validation of {config.name}"))

@@ -50,6 +50,14 @@ def validate_command(
             "(its today or start field), as Collect saw it.",
         ),
     ] = None,
+    link: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--link",
+            help="FORM=DATA: also check that every submission names an existing record of that form "
+            "(women's questionnaire -> household: household key and selected line). Repeatable.",
+        ),
+    ] = None,
 ) -> int:
     """Check every submission against the form: relevance, required, constraints, types, choices, calcs."""
     from toolkit import validate as validation
@@ -75,6 +83,11 @@ def validate_command(
                 bar.update(task, description=f"validating: {done} submissions") if done % 200 == 0 else None
             ),
         )
+    if link:
+        from toolkit.validate.links import LinkSpec, validate_links, with_link_findings
+
+        specs = [LinkSpec.parse(text) for text in link]
+        result = with_link_findings(result, validate_links(input_path, form, specs))
     if csv_path is not None:
         _write_output(csv_path, findings_csv_text(result))
     if report is not None:
