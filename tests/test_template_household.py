@@ -235,7 +235,7 @@ def test_calculations_as_the_spec_defines_them() -> None:
         == "if(${rm_earn1_usd}>0 and ${rc_total_usd} != '', ${rc_total_usd} div ${rm_earn1_usd}, '')"
     )
     assert "${rs_amt_sent} - (${rs_amt_recv} div ${rs_ref_rate})" in calc["rs_fx_margin"]
-    assert "(${rs_fee_snd} + ${rs_fx_margin}) div ${rs_amt_sent} * 100" in calc["rs_cost_pct"]
+    assert "(${rs_fee_add} + ${rs_fx_margin}) div ${rs_amt_sent} * 100" in calc["rs_cost_pct"]
 
 
 def test_hl_rel_constraint_puts_exactly_one_head_on_line_one() -> None:
@@ -746,6 +746,24 @@ def test_transfer_cost_proxy_from_fee_and_exchange_margin(form: Any) -> None:
     assert float(checked.value(f"{rs}/rs_cost_pct")) == pytest.approx(5.0)
     assert checked.value(f"{rs}/rs_le200") == "0"  # 20000 RUB = 250 USD
     assert checked.value(f"{rs}/rs_sender_line") == "1"
+
+
+@pytest.mark.parametrize(
+    ("payer", "cost"),
+    [
+        (1, 5.0),  # sender paid 200 RUB on top of the 20000 sent: fee + margin of 800 RUB
+        (2, 4.0),  # receiver paid: the fee is already inside the 2400 TJS paid out, so only the margin counts
+        (3, None),  # both paid: the split is not known, no proxy
+        (98, None),
+    ],
+)
+def test_transfer_cost_adds_the_fee_only_when_the_sender_paid_it(form: Any, payer: int, cost: float | None) -> None:
+    """Issue 12 item 7: v1 added a receiver-paid fee on top of an exchange margin that already contained it."""
+    checked = run(form, rs_fee_payer=payer)
+    value = checked.value("/data/m4/rr/rs/rs_cost_pct")
+    assert (value == "") if cost is None else float(value) == pytest.approx(cost)
+    hint = survey()["rs_cost_pct"]["hint::English (en)"]
+    assert "not SDG 10.c.1" in hint  # the codebook carries the hint as the variable's description
 
 
 def test_transfer_cost_is_missing_when_an_amount_is_unknown(form: Any) -> None:
