@@ -245,7 +245,7 @@ def test_cost_lists_are_the_household_lists(ours: str, household: str) -> None:
 @pytest.mark.parametrize(
     ("dw_consent", "dw_privacy", "fl_consent", "fl_privacy", "runs"),
     [
-        (*combo, combo[0] == 1 and combo[1] in (1, 2) and combo[2] == 1 and combo[3] in (1, 2))
+        (*combo, combo[0] == 1 and combo[1] in (1, 2) and combo[2] == 1 and combo[3] == 1)
         for combo in itertools.product(CONSENT_CODES, PRIVACY_CODES, CONSENT_CODES, PRIVACY_CODES)
     ],
 )
@@ -388,3 +388,29 @@ def test_bracket_is_required_when_the_amount_is_unknown(dw: Template) -> None:
     checked = check(dw, dict(answers, dw_pay_amt=-98))
     assert checked.codes() == ["required_missing"]
     assert checked.findings[0].variable == "dw_pay_brk"
+
+
+@pytest.mark.parametrize(
+    ("age", "guardian", "assent", "asked"),
+    [
+        (29, None, None, True),  # adults: own consent only
+        (16, 1, 1, True),  # 15-17: guardian's permission and the young person's assent
+        (16, 1, 2, False),
+        (16, 2, None, False),
+        (17, None, None, False),  # permission not recorded: the module is not asked
+    ],
+)
+def test_m6b_for_15_to_17_needs_guardian_permission_and_assent(
+    dw: Template, age: int, guardian: int | None, assent: int | None, asked: bool
+) -> None:
+    """Issue 12 item 6 (UNICEF/WHO practice for adolescents): permission of a parent or guardian, never the
+    employer, and the young person's own assent."""
+    answers = dict(BASE, dw_age=age, fl_guardian=guardian, fl_assent=assent)
+    if not asked:
+        answers = {k: v for k, v in answers.items() if k not in (*FL_ITEMS, "fl_privacy", "fl_interrupt")}
+    checked = check(dw, {k: v for k, v in answers.items() if v is not None})
+    assert checked.relevant("fl") is asked
+    assert checked.relevant("fl_guardian") is (15 <= age <= 17)
+    missing = [f.variable for f in checked.findings if f.code == "required_missing"]
+    assert missing == ([] if guardian is not None or age > 17 else ["fl_guardian"])
+    assert checked.relevant("fl_minor_stop") is (guardian == 2 or assent == 2)

@@ -401,7 +401,7 @@ PRIVACY_CODES = (1, 2, 3, None)
 @pytest.mark.parametrize(
     ("wg_consent", "wg_privacy", "fl_consent", "fl_privacy", "runs"),
     [
-        (*combo, combo[0] == 1 and combo[1] in (1, 2) and combo[2] == 1 and combo[3] in (1, 2))
+        (*combo, combo[0] == 1 and combo[1] in (1, 2) and combo[2] == 1 and combo[3] == 1)
         for combo in itertools.product(CONSENT_CODES, PRIVACY_CODES, CONSENT_CODES, PRIVACY_CODES)
     ],
 )
@@ -428,9 +428,11 @@ def test_m6b_runs_only_with_both_consents_and_privacy(
     assert checked.value("fl_flag") == ("0" if runs else "")
 
 
-def test_m6b_postpone_note_shows_when_others_can_hear(women: Template) -> None:
+@pytest.mark.parametrize("privacy", [2, 3])
+def test_m6b_postpone_note_shows_unless_fully_private(women: Template, privacy: int) -> None:
+    """Issue 12 item 6: M6b needs full privacy; 'others present but cannot hear' postpones it too."""
     answers = {k: v for k, v in BASE.items() if k not in (*FL_ITEMS, "fl_interrupt")}
-    checked = check(women, dict(answers, fl_privacy=3))
+    checked = check(women, dict(answers, fl_privacy=privacy))
     assert checked.findings == ()
     assert checked.relevant("fl_postpone") and not checked.relevant("fl")
     assert checked.relevant("fl_referral")  # the referral note is read to every domestic worker offered M6b
@@ -547,6 +549,8 @@ def test_m6_answers_without_eligibility_are_reported(women: Template) -> None:
 @pytest.mark.parametrize(("age", "runs"), [(14, False), (15, True), (64, True), (65, False)])
 def test_only_women_aged_15_to_64(women: Template, age: int, runs: bool) -> None:
     answers = dict(BASE, wg_age=age)
+    if age < 18:  # M6b at 15-17: a guardian's permission and her own assent (issue 12 item 6)
+        answers.update(fl_guardian=1, fl_assent=1)
     if not runs:
         answers = {
             k: v
