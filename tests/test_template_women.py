@@ -337,7 +337,9 @@ BASE: dict[str, Any] = {
     "fl_consent": 1,
     "fl_privacy": 1,
     "fl_deceived": 2,
+    "fl_other_empl": 2,
     "fl_overtime": 2,
+    "fl_hours_more": 2,
     "fl_lowpay": 2,
     "fl_cant_quit": 2,
     "fl_degrading": 2,
@@ -345,6 +347,7 @@ BASE: dict[str, Any] = {
     "fl_confined": 2,
     "fl_threat": 2,
     "fl_threat_police": 2,
+    "fl_threat_dism": 2,
     "fl_debt": 2,
     "fl_hit": 2,
     "fl_sexual": 2,
@@ -352,12 +355,21 @@ BASE: dict[str, Any] = {
     "fl_interrupt": 2,
     "wg_result": 1,
 }
-FL_INVOL = ("fl_deceived", "fl_overtime", "fl_lowpay", "fl_cant_quit", "fl_degrading")
+FL_INVOL = (
+    "fl_deceived",
+    "fl_other_empl",
+    "fl_overtime",
+    "fl_hours_more",
+    "fl_lowpay",
+    "fl_cant_quit",
+    "fl_degrading",
+)
 FL_COERC = (
     "fl_wage_withheld",
     "fl_confined",
     "fl_threat",
     "fl_threat_police",
+    "fl_threat_dism",
     "fl_debt",
     "fl_hit",
     "fl_sexual",
@@ -457,6 +469,8 @@ def test_forced_labour_flag_is_involuntary_and_coerced(
     women: Template, yes: tuple[str, ...], docs_kept: int, expected: tuple[str, str, str]
 ) -> None:
     answers = dict(BASE, dw_docs_kept=docs_kept, **dict.fromkeys(yes, 1))
+    if "fl_cant_quit" in yes:
+        answers["fl_quit_why"] = 1  # kept there by threats or a penalty, not by money reasons only
     checked = check(women, answers)
     assert checked.findings == ()
     assert (checked.value("fl_invol"), checked.value("fl_coerc"), checked.value("fl_flag")) == expected
@@ -634,3 +648,55 @@ def test_husband_codes_only_for_women_with_a_husband(women: Template) -> None:
     assert check(women, single).findings == ()
     assert check(women, dict(single, wg_dec_health=3)).codes("wg_dec_health") == ["choice_unknown"]
     assert check(women, dict(single, wg_dec_remit=2)).codes("wg_dec_remit") == ["choice_unknown"]
+
+
+@pytest.mark.parametrize(("reason", "invol"), [(1, "1"), (2, "0"), (99, "1")])
+def test_only_threats_not_money_make_staying_involuntary(women: Template, reason: int, invol: str) -> None:
+    """Issue 12 item 4 (ICLS 2018): staying for purely economic reasons is not involuntary work."""
+    checked = check(women, dict(BASE, fl_cant_quit=1, fl_quit_why=reason))
+    assert checked.findings == ()
+    assert checked.value("fl_invol") == invol
+
+
+def test_non_payment_is_not_counted_twice(women: Template) -> None:
+    """v1 counted 'not paid at all' as involuntariness and 'wages held back' as coercion: one event, a flag."""
+    low = check(women, dict(BASE, fl_lowpay=1))
+    assert (low.value("fl_invol"), low.value("fl_coerc"), low.value("fl_flag")) == ("1", "0", "0")
+    labels = {r["name"]: r["label::English (en)"] for r in survey_csv(NAME)}
+    assert "not paid at all" not in labels["fl_lowpay"]
+    assert "so that you would not leave" in labels["fl_wage_withheld"]
+
+
+@pytest.mark.parametrize(
+    ("age", "yes", "flag"),
+    [
+        (16, ("fl_threat",), "1"),  # a child under coercion by a third party: forced labour of children
+        (16, (), "0"),
+        (16, ("fl_deceived",), "0"),
+        (30, ("fl_threat",), "0"),  # an adult needs involuntariness too
+        (30, ("fl_threat", "fl_deceived"), "1"),
+    ],
+)
+def test_forced_labour_of_children_needs_coercion_only(
+    women: Template, age: int, yes: tuple[str, ...], flag: str
+) -> None:
+    """ICLS 2018 / ILO 2012 operational definition: work of a child (15-17) under coercion applied by a third
+    party is forced labour of children; involuntariness need not be shown."""
+    answers = dict(BASE, wg_age=age, **dict.fromkeys(yes, 1))
+    if age < 18:
+        answers.update(fl_guardian=1, fl_assent=1)
+    checked = check(women, answers)
+    assert checked.findings == ()
+    assert checked.value("fl_flag") == flag
+
+
+@pytest.mark.parametrize(("current", "end", "asked"), [(1, None, True), (2, 2022, True), (2, 2020, False)])
+def test_m6b_reference_period_is_the_last_5_years(
+    women: Template, current: int, end: int | None, asked: bool
+) -> None:
+    answers = dict(BASE, dw_current=current, dw_end_y=end)
+    if not asked:
+        answers = {k: v for k, v in answers.items() if not k.startswith("fl_")}
+    checked = check(women, {k: v for k, v in answers.items() if v is not None})
+    assert checked.value("fl_ref") == ("1" if asked else "0")
+    assert checked.relevant("fl_mod") is asked
