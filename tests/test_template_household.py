@@ -168,7 +168,8 @@ CONTRACT = {
     "rs_le200": "calculate",
     "ru_use": "select_multiple ru_use",
     "ru_main": "select_one ru_use",
-    "ru_decide": "select_one decide",
+    "ru_dec_main": "select_one ${hl_pick}",
+    "ru_dec_wdhs": "calculate",
     "ru_acct": "select_one yesno",
 }
 
@@ -570,7 +571,10 @@ BASE: dict[str, Any] = {
     "rs_collect": 1,
     "ru_use": "1 3 11",
     "ru_main": 1,
-    "ru_decide": 3,
+    "ru_dec_main": "2: Zarina",
+    "ru_dec_joint": 1,
+    "ru_dec_with": "1: Rustam",
+    "ru_dec_out": 2,
     "ru_acct": 2,
     "mi_plan": 1,
     "hh_result": 1,
@@ -892,6 +896,7 @@ def test_javarosa_itself_accepts_the_household_and_computes_the_indicators(form:
     assert values["/data/m2/ab/ab_name"] == "Rustam"
     assert values["/data/m3/rm/rm_g/rm_cur_job"] == "RUB"  # issue 12 item 1: currency of the job country
     assert values["/data/m4/rr/rs/rs_cur_snd"] == "RUB"
+    assert (values["/data/m4/rr/ru_dec_wdhs"], values["/data/m4/rr/ru_dec_nf"]) == ("1", "1")  # issue 12 item 3
 
 
 def test_soft_check_on_a_high_fee_asks_for_confirmation_and_keeps_the_value(form: Any) -> None:
@@ -1073,3 +1078,33 @@ def test_javarosa_selects_the_same_woman_and_route(
     assert values["/data/m1/wg_sel_line"] == line
     assert values["/data/m1/wg_n_elig"] == "2"
     assert values["/data/m3/rm[2]/rm_g/rm_job/rm_dw_route"] == route
+
+
+@pytest.mark.parametrize(
+    ("answers", "resp", "alone", "wdhs", "women"),
+    [
+        ({}, "1", "0", "1", "1"),  # Zarina (the respondent) with her husband abroad: jointly
+        ({"ru_dec_joint": 2, "ru_dec_with": None}, "1", "1", "1", "1"),  # she alone
+        ({"ru_dec_main": "1: Rustam", "ru_dec_joint": 2, "ru_dec_with": None}, "0", "0", "0", "0"),
+        ({"ru_dec_joint": 2, "ru_dec_with": None, "ru_dec_out": 1}, "1", "0", "1", "1"),  # with an outsider
+        ({"rr_resp": "3: Firuz", "rr_receiver": "3: Firuz"}, "0", "0", "", "1"),  # a man answers: no DHS value
+    ],
+)
+def test_decision_makers_are_roster_lines_and_the_indicator_is_derived(
+    form: Any, answers: dict[str, Any], resp: str, alone: str, wdhs: str, women: str
+) -> None:
+    """Issue 12 item 3: sex and relationship of decision-makers come from the roster, not from codes written
+    from a woman's point of view; ru_dec_wdhs is the DHS-style 'woman decides alone or jointly'."""
+    checked = run(form, **answers)
+    assert [(f.code, f.variable) for f in checked.findings] == []
+    m4 = "/data/m4/rr"
+    assert checked.value(f"{m4}/ru_dec_resp") == resp
+    assert checked.value(f"{m4}/ru_dec_alone") == alone
+    assert checked.value(f"{m4}/ru_dec_wdhs") == wdhs
+    assert checked.value(f"{m4}/ru_dec_nf") == women
+    assert "DHS" in survey()["ru_dec_wdhs"]["hint::English (en)"]
+
+
+def test_the_joint_decision_maker_cannot_be_the_main_one(form: Any) -> None:
+    checked = run(form, ru_dec_with="2: Zarina")
+    assert any(f.variable == "ru_dec_with" for f in checked.findings)
