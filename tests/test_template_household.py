@@ -1108,3 +1108,35 @@ def test_decision_makers_are_roster_lines_and_the_indicator_is_derived(
 def test_the_joint_decision_maker_cannot_be_the_main_one(form: Any) -> None:
     checked = run(form, ru_dec_with="2: Zarina")
     assert any(f.variable == "ru_dec_with" for f in checked.findings)
+
+
+@pytest.mark.parametrize(
+    ("answers", "bracket"),
+    [
+        ({"rr_brk_a": 1, "rr_brk_b": 1, "rr_brk_d": 1}, "5"),  # more than USD 5000 a year
+        ({"rr_brk_a": 1, "rr_brk_b": 1, "rr_brk_d": 2}, "4"),  # USD 2000-5000
+        ({"rr_brk_a": 1, "rr_brk_b": 2}, "3"),
+        ({"rr_brk_a": 2, "rr_brk_b": None, "rr_brk_c": 2}, "1"),
+    ],
+)
+def test_annual_remittance_brackets_reach_above_usd_2000(
+    form: Any, answers: dict[str, int | None], bracket: str
+) -> None:
+    """Issue 12 item 10: most annual totals fall above USD 2000, so the top bracket is split at USD 5000."""
+    checked = run(form, **answers)
+    assert checked.findings == []
+    assert checked.value("/data/m4/rr/rr_brk") == bracket
+    assert checked.value("/data/m0/id_brk_top") == "50000"  # USD 5000 in somoni at 0.1
+
+
+def test_russian_marital_code_2_is_not_read_as_cohabitation() -> None:
+    with (FORMS_DIR / "src" / "lists" / "marital.csv").open(encoding="utf-8", newline="") as handle:
+        labels = {r["name"]: r["label::Russian (ru)"] for r in csv.DictReader(handle)}
+    assert "гражданск" not in labels["2"]  # "гражданский брак" is colloquial Russian for cohabitation
+    assert "зарегистрированном" in labels["2"] and "незарегистрированном" in labels["3"]
+    assert "ДМС" in _choice_labels_ru("rc_items")["6"]
+
+
+def _choice_labels_ru(list_name: str) -> dict[str, str]:
+    with (FORMS_DIR / "src" / NAME / "choices.csv").open(encoding="utf-8", newline="") as handle:
+        return {r["name"]: r["label::Russian (ru)"] for r in csv.DictReader(handle) if r["list_name"] == list_name}
