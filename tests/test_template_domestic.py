@@ -45,6 +45,7 @@ BASE: dict[str, Any] = dict(
     id_sample=3,
     id_coupon="A-0042",
     dw_netsize=12,
+    dw_coupons=3,
     id_int="102",
     id_sup="12",
     id_lang="5",
@@ -80,6 +81,9 @@ BASE: dict[str, Any] = dict(
     dw_pay_freq=4,
     dw_pay_cash=1,
     dw_docs_kept=2,
+    dw_healthins=2,
+    dw_paid_leave=2,
+    dw_minwage=1,
     dw_socins=2,
     fl_int_samesex=1,
     fl_consent=1,
@@ -451,3 +455,20 @@ def test_javarosa_agrees_on_the_forced_labour_flag_and_the_minor_path(
     for name in ("fl_minor", "fl_may_ask", "fl_invol", "fl_coerc", "fl_flag", "fl_ref", "rc_total_src"):
         assert values[name] == ours.value(name), name
     assert values["fl_flag"] == flag
+
+
+@pytest.mark.parametrize(("sample", "asked"), [(2, {"dw_venue_freq"}), (3, {"dw_coupons", "dw_netsize"}), (1, set())])
+def test_sampling_design_items_follow_the_sampling_method(dw: Template, sample: int, asked: set[str]) -> None:
+    """Issue 12 item 9: RDS records coupons given and network size; venue sampling the frequency of attendance."""
+    checked = check(dw, dict(BASE, id_sample=sample))
+    for name in ("dw_venue_freq", "dw_coupons", "dw_netsize"):
+        assert checked.relevant(name) is (name in asked), name
+
+
+def test_c189_items_and_split_insurance_are_asked_of_every_domestic_worker(dw: Template) -> None:
+    checked = check(dw, BASE)
+    assert checked.findings == ()
+    for name in ("dw_socins", "dw_healthins", "dw_paid_leave", "dw_minwage"):
+        assert checked.relevant(name), name
+    rows = {r["name"]: r for r in survey_csv(NAME)}
+    assert "112" not in rows["dw_days_wk"]["constraint"]  # long live-in hours are a soft check, not rejected
