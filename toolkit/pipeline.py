@@ -96,6 +96,7 @@ SURVEY_SCHEMA: dict[str, Key] = {
     "validate": table(
         "skip-logic validation",
         today=Key("date", "the date today() returns [each submission's interview day]"),
+        link=Key(_PATHS, "FORM=DATA: check submissions against a linked form's data (women -> household)", also="str"),
     ),
     "weights": table(
         "survey weights (skipped without it)",
