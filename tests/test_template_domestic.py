@@ -10,11 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lxml import etree
 
-from tests.conftest import FORMS_DIR, require_tool
-from tests.java.jrcheck import javarosa_check
-from tests.test_template_household import instance_xml
+from tests.test_template_household import javarosa_run
 from tests.test_template_women import (
     CONSENT_CODES,
     FL_COERC,
@@ -31,7 +28,6 @@ from tests.test_template_women import (
     survey_csv,
     template,
 )
-from toolkit.forms import compile_form
 
 NAME = "domestic_workers"
 
@@ -436,21 +432,12 @@ def test_javarosa_agrees_on_the_forced_labour_flag_and_the_minor_path(
     dw: Template, tmp_path: Path, age: int, yes: tuple[str, ...], flag: str
 ) -> None:
     """JavaRosa differential for issue 12 items 4 and 6: the children's rule, the new items, the 15-17 path."""
-    require_tool("javac", "openjdk-17-jdk-headless")
-    compiled_xform = compile_form(FORMS_DIR / f"{NAME}.xlsx", validate=False)
-    assert compiled_xform.xform is not None
-    (tmp_path / "form.xml").write_text(compiled_xform.xform, encoding="utf-8")
-    (tmp_path / "fx_rates.csv").write_text(FX_RATES, encoding="utf-8")
     answers = dict(BASE, dw_age=age, **dict.fromkeys(yes, 1))
     if age < 18:
         answers.update(fl_guardian=1, fl_assent=1)
     ours = check(dw, answers)
     assert ours.findings == ()
-    root = instance_xml(dw.form, {k: v for k, v in answers.items() if v is not None})
-    etree.SubElement(etree.SubElement(root, "meta"), "instanceID").text = "uuid:dw-1"
-    (tmp_path / "instance.xml").write_bytes(etree.tostring(root))
-    (nodes,) = javarosa_check(tmp_path / "form.xml", [tmp_path / "instance.xml"], media=tmp_path).values()
-    assert not isinstance(nodes, str), nodes
+    nodes = javarosa_run(NAME, dw.form, {k: v for k, v in answers.items() if v is not None}, tmp_path, FX_RATES)
     values = {n.path.rsplit("/", 1)[-1]: n.value for n in nodes if n.relevant}
     for name in ("fl_minor", "fl_may_ask", "fl_invol", "fl_coerc", "fl_flag", "fl_ref", "rc_total_src"):
         assert values[name] == ours.value(name), name

@@ -375,6 +375,22 @@ def instance_xml(compiled: Any, answers: dict[str, Any]) -> etree._Element:
     return root
 
 
+def javarosa_run(name: str, compiled: Any, answers: dict[str, Any], folder: Path, fx_rates: str) -> list[Any]:
+    """JavaRosa's view (relevance and values of every node) of one instance of forms/<name>.xlsx built from
+    answers as Collect saves it; fx_rates is the pulldata media."""
+    require_tool("javac", "openjdk-17-jdk-headless")
+    compiled_xform = compile_form(FORMS_DIR / f"{name}.xlsx", validate=False)
+    assert compiled_xform.xform is not None
+    (folder / "form.xml").write_text(compiled_xform.xform, encoding="utf-8")
+    (folder / "fx_rates.csv").write_text(fx_rates, encoding="utf-8")
+    root = instance_xml(compiled, answers)
+    etree.SubElement(etree.SubElement(root, "meta"), "instanceID").text = f"uuid:{name}-{folder.name}"
+    (folder / "instance.xml").write_bytes(etree.tostring(root))
+    (nodes,) = javarosa_check(folder / "form.xml", [folder / "instance.xml"], media=folder).values()
+    assert not isinstance(nodes, str), nodes
+    return list(nodes)
+
+
 class Checked:
     def __init__(self, compiled: Any, answers: dict[str, Any]) -> None:
         root = instance_xml(compiled, answers)
@@ -959,11 +975,6 @@ def test_job_currency_follows_the_country_never_the_interview_country(
 def test_javarosa_computes_the_10_7_1_fallback_period_rates_and_reference_period(form: Any, tmp_path: Path) -> None:
     """JavaRosa differential for issue 12 item 2: total-cost fallback, annual-average rates, 36-month window.
     (JavaRosa's today() is the real date, so the job is chosen to stay inside the window until 2027.)"""
-    require_tool("javac", "openjdk-17-jdk-headless")
-    compiled_xform = compile_form(FORMS_DIR / f"{NAME}.xlsx", validate=False)
-    assert compiled_xform.xform is not None
-    (tmp_path / "form.xml").write_text(compiled_xform.xform, encoding="utf-8")
-    (tmp_path / "fx_rates.csv").write_text(FX_RATES, encoding="utf-8")
     returnee = dict(
         RETURNEE,
         rc=UNKNOWN_ITEM,
@@ -974,11 +985,7 @@ def test_javarosa_computes_the_10_7_1_fallback_period_rates_and_reference_period
     answers = _clean(dict(BASE, rm=[returnee]))
     ours = Checked(form, answers)
     assert ours.findings == []
-    root = instance_xml(form, answers)
-    etree.SubElement(etree.SubElement(root, "meta"), "instanceID").text = "uuid:household-2"
-    (tmp_path / "instance.xml").write_bytes(etree.tostring(root))
-    (nodes,) = javarosa_check(tmp_path / "form.xml", [tmp_path / "instance.xml"], media=tmp_path).values()
-    assert not isinstance(nodes, str), nodes
+    nodes = javarosa_run(NAME, form, answers, tmp_path, FX_RATES)
     values = {re.sub(r"\[1\]", "", n.path): n.value for n in nodes if n.relevant}
     relevant = {re.sub(r"\[1\]", "", n.path) for n in nodes if n.relevant}
     for name in ("rc_g/rc_n_dk", "rc_g/rc_total_src", "rm_1071_ref", "rm_1071"):
@@ -1062,18 +1069,9 @@ def test_javarosa_selects_the_same_woman_and_route(
     form: Any, tmp_path: Path, draws: tuple[float, float], line: str, route: str
 ) -> None:
     """JavaRosa keeps the stored draws (once) and picks the same line as migkit's evaluator."""
-    require_tool("javac", "openjdk-17-jdk-headless")
-    compiled_xform = compile_form(FORMS_DIR / f"{NAME}.xlsx", validate=False)
-    assert compiled_xform.xform is not None
-    (tmp_path / "form.xml").write_text(compiled_xform.xform, encoding="utf-8")
-    (tmp_path / "fx_rates.csv").write_text(FX_RATES, encoding="utf-8")
     gulnora = dict(RETURNEE, rm_who="4: Gulnora", rm_dw=1, rm_isco=9111)
     answers = _clean(dict(BASE, hl=_two_women(*draws), rm=[dict(RETURNEE), gulnora]))
-    root = instance_xml(form, answers)
-    etree.SubElement(etree.SubElement(root, "meta"), "instanceID").text = "uuid:household-3"
-    (tmp_path / "instance.xml").write_bytes(etree.tostring(root))
-    (nodes,) = javarosa_check(tmp_path / "form.xml", [tmp_path / "instance.xml"], media=tmp_path).values()
-    assert not isinstance(nodes, str), nodes
+    nodes = javarosa_run(NAME, form, answers, tmp_path, FX_RATES)
     values = {n.path: n.value for n in nodes if n.relevant}
     assert values["/data/m1/wg_sel_line"] == line
     assert values["/data/m1/wg_n_elig"] == "2"
