@@ -14,8 +14,10 @@ from tests.conftest import ODK_FIXTURES, write_md_form
 from toolkit import simulate as simulate_stage
 from toolkit.cli import app
 from toolkit.crypto import decrypt, load_private_key
+from toolkit.errors import ToolkitError
 from toolkit.ingest import ingest
 from toolkit.simulate import generate_instances, simulate
+from toolkit.simulate import write as simulate_write
 from toolkit.xform import load_form
 
 FORM = """
@@ -154,8 +156,8 @@ def test_deterministic_for_a_seed_whatever_the_processes(tmp_path, model, monkey
     assert generate_instances(model, 6, seed=11) == first
     assert generate_instances(model, 3, seed=11, start=3) == first[3:]
     assert generate_instances(model, 6, seed=12) != first
-    monkeypatch.setattr(simulate_stage, "POOL_MIN_INSTANCES", 2)
-    monkeypatch.setattr(simulate_stage, "_CHUNK", 2)
+    monkeypatch.setattr(simulate_write, "POOL_MIN_INSTANCES", 2)
+    monkeypatch.setattr(simulate_write, "_CHUNK", 2)
     pooled = simulate(model, 6, tmp_path, seed=11, workers=2)
     assert pooled.instance_ids == tuple(i for i, _ in first)
     for instance_id, xml in first:
@@ -364,7 +366,7 @@ ANSWER_PROBLEMS = [
 def test_answers_file_problems_name_the_question_and_the_fix(tmp_path, model, text: str, message: str) -> None:
     path = tmp_path / "answers.toml"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(simulate_stage.ToolkitError) as caught:
+    with pytest.raises(ToolkitError) as caught:
         simulate_stage.load_answers(path, model)
     assert message in caught.value.issue.message
 
@@ -408,7 +410,7 @@ def test_rank_and_range_questions_take_no_answer_rules(tmp_path, question: str) 
     path = tmp_path / "answers.toml"
     rule = 'choices = { "r" = 1 }' if question == "order" else 'distribution = "normal"\nmean = 50\nsd = 1'
     path.write_text(f"[{question}]\n{rule}\n", encoding="utf-8")
-    with pytest.raises(simulate_stage.ToolkitError) as caught:
+    with pytest.raises(ToolkitError) as caught:
         simulate_stage.load_answers(path, form)
     assert "integer, decimal and date questions" in caught.value.issue.message
 
@@ -436,7 +438,7 @@ DATE_FORM = """
 def test_date_rule_problems(tmp_path, rule: str, message: str) -> None:
     form = load_form(write_md_form(tmp_path, DATE_FORM))
     (tmp_path / "answers.toml").write_text(f"[sent_on]\n{rule}\n", encoding="utf-8")
-    with pytest.raises(simulate_stage.ToolkitError) as caught:
+    with pytest.raises(ToolkitError) as caught:
         simulate_stage.load_answers(tmp_path / "answers.toml", form)
     assert message in caught.value.issue.message
 
@@ -456,7 +458,7 @@ def test_date_rule_draws_days_before_the_interview(tmp_path) -> None:
 def test_every_problem_of_an_answers_file_is_reported_at_once(tmp_path, model) -> None:
     path = tmp_path / "answers.toml"
     path.write_text('[consnt]\nchoices = { "1" = 1 }\n[consent]\nchoices = { "3" = 1 }\n', encoding="utf-8")
-    with pytest.raises(simulate_stage.ToolkitError) as caught:
+    with pytest.raises(ToolkitError) as caught:
         simulate_stage.load_answers(path, model)
     message = caught.value.issue.message
     assert message.startswith("2 problems:") and "[consnt]" in message and "[consent]" in message
