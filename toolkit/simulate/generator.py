@@ -126,6 +126,8 @@ def _resolve(ref: str, anchor: str) -> str:
 
 # Attempts at an interview Collect could finalise (see Generator.instance).
 MAX_INSTANCE_ATTEMPTS = 30
+# Beside a regex() constraint, the share of answers that try the values named by `. = X` first.
+NAMED_VALUE_SHARE = 0.2
 # Candidate places tried per fault kind before another kind is tried.
 MAX_PLANT_TRIES = 6
 _INDEX = re.compile(r"\[\d+\]")
@@ -184,6 +186,7 @@ class Generator:
         self.allow_duplicates = True
         self._presets: Mapping[str, str] = {}
         self.unmet: dict[str, int] = {}
+        self._unmet_now: list[str] = []
         self._choices: dict[str, list[str]] = {}
         # Integer questions that size a repeat (directly or through calculations): the first repeat's count is
         # drawn like a household size, any other like a short list (0-3 entries).
@@ -524,6 +527,7 @@ class Generator:
             random.seed(rng.random())
             self._blocked = []
             self._visited = []
+            self._unmet_now = []
             try:
                 instance_id, root, rows = self._instance(rng)
             finally:
@@ -531,6 +535,7 @@ class Generator:
             xml = _serialise(root)
             blocked = self._blocked or self._check(instance_id, xml)
             if not blocked:
+                self._count_unmet()
                 if attempt:
                     self.redrawn += 1
                 if errors > 0:
@@ -540,7 +545,13 @@ class Generator:
                 return instance_id, xml, rows
         for reason in blocked:
             self.unfinalisable[reason] = self.unfinalisable.get(reason, 0) + 1
+        self._count_unmet()
         return instance_id, xml, rows
+
+    def _count_unmet(self) -> None:
+        """Questions left empty in the kept draw because no value met their constraint."""
+        for path in self._unmet_now:
+            self.unmet[path] = self.unmet.get(path, 0) + 1
 
     def _plant(self, instance_id: str, root: XNode, rng: random.Random) -> bytes | None:
         """Plant one fault of a kind drawn evenly among those this instance allows; the XML with it, or
@@ -738,9 +749,12 @@ class Generator:
             if self._true(spec.constraint, node, env, spec.path, default=True):
                 return
         # A constraint `. = <expression>` names the value outright (a copy of a roster answer, a code allowed
-        # in one case): those values are tried first, in random order.
+        # in one case): those values are tried first, in random order. Beside a regex() the pattern is the rule
+        # and a named value (`regex(., '^[A-Z]{2}$') or . = 'none'`) the exception, tried first in 1 of 5.
         candidates = list(self._equality_values(spec))
         rng.shuffle(candidates)
+        if candidates and self._regex_patterns(spec) and rng.random() >= NAMED_VALUE_SHARE:
+            candidates = []
         for candidate, literal in candidates:
             value = self._eval_compiled(candidate, node, env, spec.path)
             text = to_string(value, env.tz) if value is not None else ""
@@ -765,7 +779,7 @@ class Generator:
                 if self._true(spec.constraint, node, env, spec.path, default=False):
                     return
         node.set(None)
-        self.unmet[spec.path] = self.unmet.get(spec.path, 0) + 1
+        self._unmet_now.append(spec.path)
 
 
 def _escape(text: str) -> str:

@@ -3,8 +3,8 @@
 ODK evaluates `regex(., 'pattern')` with Java's regular expressions; XLSForms use a small part of them: literals
 and escapes, character classes with ranges and negation, `\\d \\w \\s` and their negations, `\\p{L}`-style
 Unicode classes, `.`, groups (capturing, `(?:...)`, named), alternation, the quantifiers `* + ? {n} {n,} {n,m}`
-(lazy and possessive forms generate the same strings), inline flags such as `(?i)` and the anchors `^ $ \\b`
-(which generate nothing: an answer is the whole string). Lookarounds, back-references and class intersections
+and their lazy forms, inline flags such as `(?i)` and the anchors `^ $ \\b` (which generate nothing: an answer
+is the whole string). Lookarounds, back-references, possessive quantifiers and class intersections
 (`[a-z&&[^x]]`) are refused with `RegexUnsupported`; the caller then falls back to its usual draws.
 
 The generator is seeded by the caller's `random.Random`, so that simulated answers stay reproducible. The
@@ -132,8 +132,10 @@ class _Parser:
             low, high = self._bounds()
         else:
             return atom
-        if self.peek() in {"?", "+"}:  # lazy and possessive quantifiers match the same strings
+        if self.peek() == "?":  # a lazy quantifier matches the same whole strings
             self.at += 1
+        elif self.peek() == "+":  # a possessive one gives nothing back: `a*+a` matches nothing
+            raise self.fail("possessive quantifiers are not generated")
         return _Repeat(atom, low, high)
 
     def _counted(self) -> bool:
