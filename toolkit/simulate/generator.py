@@ -155,7 +155,15 @@ MAX_RECOMPUTE_PASSES = 4
 
 
 class Generator:
-    """Fills instances of one form; holds what is computed once per form (expressions, choice lists)."""
+    """Fills instances of one form; holds what is computed once per form (expressions, choice lists).
+
+    Parameters:
+        form: the form model.
+        media_dir: the form's attachments; default as `media_folder`.
+        answers: how often answers are given, by question name.
+        check: check every drawn instance with the validator and draw again until it is clean (off only to
+            measure what the check costs, in bench/simulate.py).
+    """
 
     def __init__(
         self,
@@ -822,7 +830,8 @@ def generate_instances(
         n: how many instances.
         seed: the run's seed; instance i is the same whatever n, start and the number of processes.
         start: index of the first instance.
-        media_dir: the form's attachments (CSV files for pulldata()).
+        media_dir: the form's attachments (CSV files for pulldata()); default `<form>-media/` next to the form
+            file when it exists, else the form's own folder (where validate looks too).
         presets: for the k-th instance made here, answers of top-level questions by name (e.g. the sample IDs
             and interview outcome of the k-th selected household); len(presets) must be n.
         answers: how often answers are given, by question name (see `load_answers`).
