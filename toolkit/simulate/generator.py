@@ -25,7 +25,16 @@ from toolkit.settings import (
 from toolkit.simulate.answers import RULE_DRAW_SHARE, TRUNCATION_DRAWS, AnswerRule, ChoiceRule, DateRule, NumberRule
 from toolkit.simulate.faults import PlantedFault, candidates, unread_fields
 from toolkit.simulate.regex import RegexUnsupported, check_pattern, matching_string
-from toolkit.validate import DUPLICATE_INSTANCE, CompiledForm, compile_form, validate_submissions, wrap_calculated
+from toolkit.validate import (
+    DUPLICATE_INSTANCE,
+    EXPRESSION_ERROR,
+    EXPRESSION_UNSUPPORTED,
+    CompiledForm,
+    Finding,
+    compile_form,
+    validate_submissions,
+    wrap_calculated,
+)
 from toolkit.xform import XF, FormModel, Node
 from toolkit.xml import parse_untrusted
 from toolkit.xpath import (
@@ -126,6 +135,9 @@ def _resolve(ref: str, anchor: str) -> str:
 
 # Attempts at an interview Collect could finalise (see Generator.instance).
 MAX_INSTANCE_ATTEMPTS = 30
+# Findings another draw cannot change (an expression the evaluator cannot run, an attachment that is missing):
+# they are the form's, reported by validate whatever the answers, and do not make a draw be drawn again.
+_NOT_REDRAWN = frozenset({EXPRESSION_ERROR, EXPRESSION_UNSUPPORTED})
 # Beside a regex() constraint, the share of answers that try the values named by `. = X` first.
 NAMED_VALUE_SHARE = 0.2
 # Candidate places tried per fault kind before another kind is tried.
@@ -475,8 +487,11 @@ class Generator:
         if qtype == "today" or dtype == "date":
             if qtype == "today":
                 return when.date().isoformat()
-            # Up to ten years back; redraws come closer to the interview ("in the last 3 months").
-            return (when.date() - timedelta(days=rng.randint(0, int(3650 * (1 - shrink)) + 1))).isoformat()
+            # Up to ten years back; redraws come closer to the interview ("in the last 3 months"), and half of
+            # them go ahead of it, for constraints such as `. >= today()` (an appointment, a planned return).
+            days = rng.randint(0, int(3650 * (1 - shrink)) + 1)
+            ahead = shrink > 0 and rng.random() < 0.5
+            return (when.date() + timedelta(days=days if ahead else -days)).isoformat()
         if dtype == "dateTime":
             return (when - timedelta(minutes=rng.randint(0, 600))).isoformat(timespec="milliseconds")
         if dtype == "time":
@@ -585,7 +600,7 @@ class Generator:
                 before = candidate.node.text
                 candidate.node.text = candidate.text
                 xml = _serialise(root)
-                findings = validate_submissions(self._checker, [(instance_id, xml)], check_duplicates=False).findings
+                findings = self._findings(self._checker, instance_id, xml)
                 if (
                     len(findings) == 1
                     and findings[0].code == kind
@@ -600,8 +615,14 @@ class Generator:
         """What the validator finds in a drawn instance, as `code path` strings (empty when it is clean)."""
         if self._checker is None:
             return []
-        result = validate_submissions(self._checker, [(instance_id, xml)], check_duplicates=False)
-        return [f"{f.code} {_generic(f.path)}" for f in result.findings]
+        return [f"{f.code} {_generic(f.path)}" for f in self._findings(self._checker, instance_id, xml)]
+
+    @staticmethod
+    def _findings(checker: CompiledForm, instance_id: str, xml: bytes) -> list[Finding]:
+        """The validator's findings in one instance that its answers cause (not the form's own problems)."""
+        result = validate_submissions(checker, [(instance_id, xml)], check_duplicates=False)
+        form_level = set(checker.problems)
+        return [f for f in result.findings if f not in form_level and f.code not in _NOT_REDRAWN]
 
     def _instance(self, rng: random.Random) -> tuple[str, XNode, int]:
         instance_id = f"uuid:{uuid.UUID(int=rng.getrandbits(128), version=4)}"
