@@ -149,7 +149,7 @@ def simulate_command(
             "--errors",
             min=0.0,
             max=1.0,
-            help="Share of submissions (0-1) given one planted fault, listed in an answer key CSV (see below).",
+            help="Share of submissions (0-1) given one planted fault, listed in an answer key CSV (see above).",
         ),
     ] = 0.0,
     errors_key: Annotated[
