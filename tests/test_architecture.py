@@ -48,7 +48,9 @@ LAYERS: dict[str, int] = {
 KNOWN_CROSSINGS: dict[tuple[str, str], str] = {
     ("xform", "forms"): "loading an XLSForm compiles it; forms sits in the same layer, compile could move to xform",
     ("estimate", "weights"): "estimate reads tables with weights.io.read_table: the reader belongs to a dataset module",
-    ("simulate", "validate"): "simulate stores calculations as validate does (wrap_calculated): move to xpath",
+    ("simulate", "validate"): "simulate stores calculations as validate does (wrap_calculated: move to xpath), "
+    "checks every draw with validate_submissions and plants faults under validate's codes: the per-instance "
+    "rules and their codes move to a rule catalogue below the stages",
     ("validate", "ingest"): "validate reads submissions with ingest's parser: the submission reader moves down",
 }
 

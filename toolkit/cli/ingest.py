@@ -143,9 +143,35 @@ def simulate_command(
             help="TOML file: how often each answer is given (choice weights, number distributions) by question.",
         ),
     ] = None,
+    errors: Annotated[
+        float,
+        typer.Option(
+            "--errors",
+            min=0.0,
+            max=1.0,
+            help="Share of submissions (0-1) given one planted fault, listed in an answer key CSV (see above).",
+        ),
+    ] = 0.0,
+    errors_key: Annotated[
+        Path | None,
+        typer.Option("--errors-key", help="Answer key CSV of the planted faults; default OUT-errors.csv."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> int:
-    """Write synthetic submissions that follow the form's skip logic, constraints and calculations."""
+    """Write synthetic submissions that follow the form's skip logic, constraints and calculations.
+
+    Only interviews ODK Collect could finalise are written: a draw that reaches a relevant required note (a hard
+    stop) or leaves a relevant required question empty, or in which `migkit validate` would find anything, is
+    drawn again. Text questions with a regex() constraint get strings that match it.
+
+    --errors RATE plants one fault in that share of submissions and writes the answer key (instance_id, path,
+    code): exactly what `migkit validate` must find, no more and no fewer. Faults go only into fields that no
+    other expression reads, so each makes one finding: nonrelevant_answered (a valid answer in a skipped
+    question), required_missing (a required answer removed), constraint_violated (a number just past a literal
+    bound, never -98/-99), choice_unknown (a code not in the list), calculate_mismatch (a stored calculation
+    changed; never uuid()/now()/random()/once()), duplicate_instance (the submission written again as
+    <uuid>-copy; plain output only). The rest of each submission is what the same seed gives without --errors.
+    """
     from toolkit import simulate as simulate_stage
     from toolkit.xform import load_form
 
@@ -172,6 +198,8 @@ def simulate_command(
             media_dir=media,
             progress=progress,
             answers=rules,
+            errors=errors,
+            errors_key=errors_key,
         )
     if as_json:
         print_json(
@@ -180,6 +208,7 @@ def simulate_command(
                 "out": str(result.out_dir),
                 "encrypted": result.encrypted,
                 "stats": result.stats,
+                "errors_key": str(result.errors_key) if result.errors_key is not None else None,
                 "issues": [i.flatten() for i in result.issues],
             }
         )
@@ -189,6 +218,8 @@ def simulate_command(
             f"({result.stats['repeat_rows']} repeat rows{', encrypted' if result.encrypted else ''}) "
             f"-> {shown(result.out_dir)} in {result.stats['seconds']} s"
         )
+        if result.errors_key is not None:
+            out.print(f"{result.stats['planted']} planted faults; answer key: {result.errors_key}")
         for issue in result.issues:
             err.print(f"[yellow]{issue.severity}[/]: {shown(issue.format())}", markup=True, highlight=False)
     return EXIT_OK

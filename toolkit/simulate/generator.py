@@ -1,43 +1,20 @@
-"""Synthetic submissions that follow a form's skip logic, for benchmarks, tests and the example survey.
-
-Each instance is filled the way an enumerator moves through ODK Collect: nodes in document order; a node
-whose `relevant` is false (or that sits in a non-relevant group) stays empty; every relevant question gets a
-plausible value for its type (a choice of its list, honouring choice filters; numbers inside the bounds its
-constraint states; don't know / refused sentinels at a small rate), checked against its constraint with the
-shared XPath evaluator and redrawn when the constraint fails; repeats get `repeat_count` instances, or 1-12
-(household-size-like) without one; calculations are computed with the evaluator, once in order and again at
-the end (Collect recomputes on save). Instances are written as `<out>/<uuid>/submission.xml`, the layout
-`migkit decrypt` writes, or encrypted the way Collect does (`toolkit.crypto.encrypt_submission`). A seed makes
-the output reproducible: instance i draws from its own generator seeded by (seed, i), whatever the number of
-worker processes. An answers file (`load_answers`) sets how often chosen questions get each answer, so that
-training data can look like a real survey (about one person in eight abroad, not one in two).
-"""
+"""Filling one instance the way an enumerator moves through ODK Collect (see the package docstring)."""
 
 # ruff: noqa: S311 (synthetic answers, not secrets: a seeded generator is the point)
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-import difflib
 import math
-import os
 import random
 import re
-import time
-import tomllib
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
-from toolkit.crypto import encrypt_submission
-from toolkit.errors import INPUT_UNREADABLE, OUTPUT_UNWRITABLE, Issue, ToolkitError, define, error, warning
-from toolkit.files import write_bytes_atomic
 from toolkit.settings import (
     CHOICE_DONT_KNOW,
     CHOICE_OTHER,
@@ -45,8 +22,20 @@ from toolkit.settings import (
     NUMERIC_DONT_KNOW,
     NUMERIC_REFUSED,
 )
-from toolkit.validate import wrap_calculated
-from toolkit.xform import XF, FormModel, Node, parse_xform
+from toolkit.simulate.answers import RULE_DRAW_SHARE, TRUNCATION_DRAWS, AnswerRule, ChoiceRule, DateRule, NumberRule
+from toolkit.simulate.faults import PlantedFault, candidates, unread_fields
+from toolkit.simulate.regex import RegexUnsupported, check_pattern, matching_string
+from toolkit.validate import (
+    DUPLICATE_INSTANCE,
+    EXPRESSION_ERROR,
+    EXPRESSION_UNSUPPORTED,
+    CompiledForm,
+    Finding,
+    compile_form,
+    validate_submissions,
+    wrap_calculated,
+)
+from toolkit.xform import XF, FormModel, Node
 from toolkit.xml import parse_untrusted
 from toolkit.xpath import (
     CompiledExpr,
@@ -61,14 +50,6 @@ from toolkit.xpath import (
     to_string,
 )
 
-CONSTRAINT_UNMET = define(
-    "simulate.constraint_unmet", "No value satisfying a constraint was found by sampling"
-)
-EXPRESSION_FAILED = define(
-    "simulate.expression_failed", "An expression could not be evaluated while simulating"
-)
-ANSWERS_INVALID = define("simulate.answers_invalid", "The answers file asks for something the form cannot give")
-
 # Rate of don't know / refused answers where the question offers them (questionnaire.md section 4).
 SENTINEL_RATE = 0.03
 # Draws per question before giving up on a constraint (the value is then left empty).
@@ -77,8 +58,6 @@ MAX_DRAWS = 25
 MAX_REPEAT = 30
 ROSTER_MIN, ROSTER_MAX = 1, 12
 # From this many instances on, instances are generated in a process pool.
-POOL_MIN_INSTANCES = 400
-_CHUNK = 100
 # Fieldwork the synthetic interviews fall into, and the device time zone (Central Asia, UTC+6).
 FIELDWORK_START = date(2026, 10, 1)
 FIELDWORK_DAYS = 56
@@ -130,209 +109,6 @@ except ImportError:  # pragma: no cover
     _compile_ast = None
 
 
-# --- How often answers are given (--answers)
-
-
-@dataclass(frozen=True)
-class ChoiceRule:
-    """For a select_one: relative weights of its choices; for a select_multiple: the chance (0-100 %) that each
-    choice is ticked (an answer that would tick none is drawn again). Choices not named are not drawn while the rule
-    applies (see RULE_DRAW_SHARE)."""
-
-    weights: Mapping[str, float]
-
-
-@dataclass(frozen=True)
-class NumberRule:
-    """A distribution for an integer or decimal question, truncated to [minimum, maximum] and to the bounds its
-    constraint states (values outside are drawn again): "normal" (mean, sd), "lognormal" (median, spread = sd of
-    the logarithm; amounts of money) or "uniform" (minimum..maximum)."""
-
-    distribution: str
-    centre: float = 0.0  # mean (normal) or median (lognormal)
-    spread: float = 0.0  # sd (normal) or sd of the logarithm (lognormal)
-    minimum: float | None = None
-    maximum: float | None = None
-
-
-@dataclass(frozen=True)
-class DateRule:
-    """For a date question: a day drawn evenly from `fewest` to `most` days before the interview ("in the last 3
-    months": days_before = [0, 92])."""
-
-    fewest: int
-    most: int
-
-
-AnswerRule = ChoiceRule | NumberRule | DateRule
-# A rule is tried for the first half of a question's draws; if its values keep failing the constraint (it depends
-# on other answers), the usual draw takes over, so that a profile can never leave a question unanswerable.
-RULE_DRAW_SHARE = 0.5
-# A lognormal spread (sd of the logarithm) of 3 already puts 1 draw in 1,000 at e^9 times the median.
-MAX_LOG_SPREAD = 3.0
-MAX_DAYS_BEFORE = 36_500  # a date rule reaches back at most a century
-TRUNCATION_DRAWS = 20
-_NUMBER_KEYS = {
-    "normal": {"mean", "sd"},
-    "lognormal": {"median", "spread"},
-    "uniform": {"min", "max"},
-}
-
-
-def load_answers(path: Path, form: FormModel) -> dict[str, AnswerRule]:
-    """Read an answers file (TOML): how often the simulated enumerators give each answer, per question name.
-
-        [hl_abroad_now]                 # select_one: relative weights of the choices (names from the form)
-        choices = { "1" = 12, "2" = 88 }
-        [ru_use]                        # select_multiple: chance in % that each choice is ticked
-        choices = { "1" = 80, "3" = 35, "5" = 20 }
-        [ab_remit_amt]                  # numbers: normal (mean, sd), lognormal (median, spread) or uniform
-        distribution = "lognormal"
-        median = 2500
-        spread = 0.8
-        min = 0
-        [rs_date]                       # dates: a day between these many days before the interview
-        days_before = [0, 92]
-
-    Questions without a rule keep the default draws. Every problem of the file is reported at once, each with its
-    question and the fix.
-
-    Parameters:
-        path: the TOML file.
-        form: the form the answers are for (names and choice lists are checked against it).
-    """
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ToolkitError(
-            error(INPUT_UNREADABLE, f"Cannot read the answers file: {exc}.", file=str(path))
-        ) from None
-    by_name: dict[str, Node] = {}
-    for node in form.nodes.values():
-        if node.kind == "field":
-            by_name.setdefault(node.name, node)
-    rules: dict[str, AnswerRule] = {}
-
-    def problem(name: str, message: str) -> ToolkitError:
-        return ToolkitError(error(ANSWERS_INVALID, f"[{name}]: {message}", file=str(path), variable=name))
-
-    refused: list[ToolkitError] = []  # every problem of the file at once, so that one run shows all fixes
-    for name, spec in data.items():
-        try:
-            rules[name] = _rule(name, spec, by_name, form, problem)
-        except ToolkitError as exc:
-            refused.append(exc)
-    if len(refused) > 1:
-        first = refused[0].issue
-        raise ToolkitError(
-            error(
-                ANSWERS_INVALID,
-                f"{len(refused)} problems: " + "; ".join(exc.issue.message for exc in refused),
-                file=str(path),
-                variable=first.location.variable,
-            )
-        )
-    if refused:
-        raise refused[0]
-    return rules
-
-
-def _rule(name: str, spec: Any, by_name: Mapping[str, Node], form: FormModel, problem: Callable) -> AnswerRule:
-    node = by_name.get(name)
-    if node is None:
-        close = difflib.get_close_matches(name, list(by_name), n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise problem(name, f"the form has no question {name!r}{hint}")
-    if not isinstance(spec, dict):
-        raise problem(name, "give a table: choices = {...} or distribution = ...")
-    if node.question_type in {"select_one", "select_multiple"}:
-        return _choice_rule(name, spec, node, form, problem)
-    if node.data_type in {"int", "decimal"} and node.question_type != "range":
-        return _number_rule(name, spec, problem)
-    if node.data_type == "date" and node.question_type == "date":
-        return _date_rule(name, spec, problem)
-    raise problem(
-        name,
-        "answers can be set for select_one, select_multiple, integer, decimal and date questions; "
-        f"{name} is {node.question_type}",
-    )
-
-
-def _date_rule(name: str, spec: dict[str, Any], problem: Callable) -> DateRule:
-    days = spec.get("days_before")
-    if (
-        set(spec) != {"days_before"}
-        or not isinstance(days, list)
-        or len(days) != 2
-        or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= MAX_DAYS_BEFORE for d in days)
-        or days[0] > days[1]
-    ):
-        raise problem(
-            name, f"a date takes days_before = [fewest, most], whole days from 0 to {MAX_DAYS_BEFORE}, e.g. [0, 92]"
-        )
-    return DateRule(days[0], days[1])
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _choice_rule(name: str, spec: dict[str, Any], node: Node, form: FormModel, problem: Callable) -> ChoiceRule:
-    if set(spec) != {"choices"} or not isinstance(spec["choices"], dict) or not spec["choices"]:
-        raise problem(name, 'a select takes one key, choices = { "<choice name>" = <weight>, ... }')
-    if node.choice_source not in (None, "list") or node.choice_list not in form.choice_lists:
-        raise problem(
-            name,
-            "its choices come from a repeat or an external file, not from the form's choices sheet; they are "
-            "drawn from what the interview holds and cannot be weighted here",
-        )
-    known = set(form.choice_lists[node.choice_list].names)
-    weights: dict[str, float] = {}
-    for choice, weight in spec["choices"].items():
-        if str(choice) not in known:
-            shown = sorted(known)
-            listing = ", ".join(shown[:12]) + ("…" if len(shown) > 12 else "")
-            raise problem(name, f"{choice!r} is not a choice of list {node.choice_list} ({listing})")
-        if not _finite(weight) or weight < 0:
-            raise problem(name, f"the weight of {choice!r} must be a finite number ≥ 0")
-        if node.question_type == "select_multiple" and weight > 100:
-            raise problem(name, f"select_multiple weights are chances in %: {choice!r} = {weight} is above 100")
-        weights[str(choice)] = float(weight)
-    if not any(weights.values()):
-        raise problem(name, "every weight is 0: nothing could be drawn")
-    return ChoiceRule(weights)
-
-
-def _number_rule(name: str, spec: dict[str, Any], problem: Callable) -> NumberRule:
-    kind = spec.get("distribution")
-    if kind not in _NUMBER_KEYS:
-        raise problem(name, "a number takes distribution = \"normal\", \"lognormal\" or \"uniform\"")
-    allowed = _NUMBER_KEYS[kind] | {"distribution", "min", "max"}
-    unknown = set(spec) - allowed
-    missing = _NUMBER_KEYS[kind] - set(spec)
-    if unknown or missing:
-        raise problem(
-            name, f"a {kind} distribution takes {', '.join(sorted(allowed - {'distribution'}))}"
-            + (f"; unknown: {', '.join(sorted(unknown))}" if unknown else "")
-            + (f"; missing: {', '.join(sorted(missing))}" if missing else "")
-        )
-    values = {key: spec[key] for key in spec if key != "distribution"}
-    if not all(_finite(v) for v in values.values()):
-        raise problem(name, "the parameters must be finite numbers")
-    low, high = values.get("min"), values.get("max")
-    if low is not None and high is not None and low > high:
-        raise problem(name, f"min {low} is above max {high}")
-    if kind == "normal":
-        if values["sd"] <= 0:
-            raise problem(name, "sd must be above 0")
-        return NumberRule("normal", values["mean"], values["sd"], low, high)
-    if kind == "lognormal":
-        if values["median"] <= 0 or not 0 < values["spread"] <= MAX_LOG_SPREAD:
-            raise problem(name, f"median must be above 0 and spread between 0 and {MAX_LOG_SPREAD} (log scale)")
-        return NumberRule("lognormal", values["median"], values["spread"], low, high)
-    return NumberRule("uniform", 0.0, 0.0, low, high)
-
-
 def _ast_nodes(ast: Any) -> list[tuple]:
     """Every tuple node of an evaluator syntax tree."""
     out, stack = [], [ast]
@@ -357,42 +133,80 @@ def _resolve(ref: str, anchor: str) -> str:
             parts.append(step)
     return "/".join(parts)
 
+# Attempts at an interview Collect could finalise (see Generator.instance).
+MAX_INSTANCE_ATTEMPTS = 30
+# Findings another draw cannot change (an expression the evaluator cannot run, an attachment that is missing):
+# they are the form's, reported by validate whatever the answers, and do not make a draw be drawn again.
+_NOT_REDRAWN = frozenset({EXPRESSION_ERROR, EXPRESSION_UNSUPPORTED})
+# Beside a regex() constraint, the share of answers that try the values named by `. = X` first.
+NAMED_VALUE_SHARE = 0.2
+# Candidate places tried per fault kind before another kind is tried.
+MAX_PLANT_TRIES = 6
+_INDEX = re.compile(r"\[\d+\]")
+
+
+def media_folder(form: FormModel) -> Path | None:
+    """Where ODK tools look for a form's attachments: `<form>-media/`, else the form's own folder."""
+    if not form.source:
+        return None
+    source = Path(form.source)
+    return next((d for d in (source.with_name(f"{source.stem}-media"), source.parent) if d.is_dir()), None)
+
+
+def _generic(path: str) -> str:
+    """A finding's path without repeat indexes: /data/hl[2]/age -> /data/hl/age."""
+    return _INDEX.sub("", path)
+
+
 # Passes of the final recomputation of calculations (values settle in two for the templates).
 MAX_RECOMPUTE_PASSES = 4
-
-
-@dataclass(frozen=True)
-class SimulateResult:
-    """What `simulate` wrote: one folder per instance under `out_dir`.
-
-    `instance_ids` are in generation order; `stats` counts instances, repeat rows, redraws and seconds.
-    """
-
-    form_id: str
-    out_dir: Path
-    instance_ids: tuple[str, ...]
-    encrypted: bool = False
-    stats: dict[str, Any] = field(default_factory=dict)
-    issues: tuple[Issue, ...] = ()
 
 
 # ------------------------------------------------------------------------------------------------------------
 # Generating one instance
 
 
-class _Generator:
-    """Fills instances of one form; holds what is computed once per form (expressions, choice lists)."""
+class Generator:
+    """Fills instances of one form; holds what is computed once per form (expressions, choice lists).
+
+    Parameters:
+        form: the form model.
+        media_dir: the form's attachments; default as `media_folder`.
+        answers: how often answers are given, by question name.
+        check: check every drawn instance with the validator and draw again until it is clean (off only to
+            measure what the check costs, in bench/simulate.py).
+    """
 
     def __init__(
-        self, form: FormModel, media_dir: Path | None = None, answers: Mapping[str, AnswerRule] | None = None
+        self,
+        form: FormModel,
+        media_dir: Path | None = None,
+        answers: Mapping[str, AnswerRule] | None = None,
+        *,
+        check: bool = True,
     ) -> None:
         self.form = form
-        self.media_dir = media_dir
+        self.media_dir = media_dir = media_dir if media_dir is not None else media_folder(form)
         self.answers = dict(answers or {})
         self.secondary = self._secondary_instances(form, media_dir)
         self.problems: dict[tuple[str, str], str] = {}
+        # Why drawn instances were not finalisable ("hard_stop /data/x"), and how many were drawn again.
+        self._blocked: list[str] = []
+        self.unfinalisable: dict[str, int] = {}
+        self.redrawn = 0
+        self._checker: CompiledForm | None = compile_form(form, media_dir=media_dir) if check else None
+        self._patterns: dict[str, tuple[str, ...]] = {}
+        # Planted faults (errors > 0): the fields of the last instance with their relevance, fields no other
+        # expression reads, and the fault planted in the last instance.
+        self._visited: list[tuple[XNode, Node, bool]] = []
+        self._unread: frozenset[str] | None = None
+        self._day: date | None = None
+        self.planted: list[PlantedFault] = []
+        self.duplicate = False
+        self.allow_duplicates = True
         self._presets: Mapping[str, str] = {}
         self.unmet: dict[str, int] = {}
+        self._unmet_now: list[str] = []
         self._choices: dict[str, list[str]] = {}
         # Integer questions that size a repeat (directly or through calculations): the first repeat's count is
         # drawn like a household size, any other like a short list (0-3 entries).
@@ -473,6 +287,24 @@ class _Generator:
                                 found.append((compiled, literal))
         self._equalities[spec.path] = tuple(found)
         return self._equalities[spec.path]
+
+    def _regex_patterns(self, spec: Node) -> tuple[str, ...]:
+        """The patterns of `regex(., 'pattern')` calls in the constraint that the generator can produce."""
+        cached = self._patterns.get(spec.path)
+        if cached is not None:
+            return cached
+        found: list[str] = []
+        if spec.constraint and "regex" in spec.constraint:
+            with contextlib.suppress(XPathError, ValueError):
+                for node in _ast_nodes(compile_xpath(spec.constraint).ast):
+                    if node[0] == "func" and node[1] == "regex" and len(node[2]) == 2:
+                        subject, pattern = node[2]
+                        if subject == _SELF and pattern[0] == "str":
+                            with contextlib.suppress(RegexUnsupported):
+                                check_pattern(pattern[1])
+                                found.append(pattern[1])
+        self._patterns[spec.path] = tuple(found)
+        return self._patterns[spec.path]
 
     def _true(self, expression: str | None, node: XNode, env: EvalEnv, path: str, *, default: bool) -> bool:
         if expression is None:
@@ -601,6 +433,10 @@ class _Generator:
             drawn = self._draw_by_rule(rule, spec, node, env, rng, when)
             if drawn is not None:
                 return drawn
+        patterns = self._regex_patterns(spec)
+        if patterns and qtype not in {"select_one", "select_multiple", "rank"}:
+            with contextlib.suppress(RegexUnsupported):
+                return matching_string(rng.choice(patterns), rng) or None
         if qtype in {"select_one", "select_multiple", "rank"}:
             filtered = spec.choice_filter and spec.choice_source == "list"
             if qtype == "select_one" and filtered and rng.random() >= SENTINEL_RATE:
@@ -651,8 +487,11 @@ class _Generator:
         if qtype == "today" or dtype == "date":
             if qtype == "today":
                 return when.date().isoformat()
-            # Up to ten years back; redraws come closer to the interview ("in the last 3 months").
-            return (when.date() - timedelta(days=rng.randint(0, int(3650 * (1 - shrink)) + 1))).isoformat()
+            # Up to ten years back; redraws come closer to the interview ("in the last 3 months"), and half of
+            # them go ahead of it, for constraints such as `. >= today()` (an appointment, a planned return).
+            days = rng.randint(0, int(3650 * (1 - shrink)) + 1)
+            ahead = shrink > 0 and rng.random() < 0.5
+            return (when.date() + timedelta(days=days if ahead else -days)).isoformat()
         if dtype == "dateTime":
             return (when - timedelta(minutes=rng.randint(0, 600))).isoformat(timespec="milliseconds")
         if dtype == "time":
@@ -683,24 +522,109 @@ class _Generator:
     # -- the walk
 
     def instance(
-        self, index: int, seed: int, presets: Mapping[str, str] | None = None
+        self, index: int, seed: int, presets: Mapping[str, str] | None = None, *, errors: float = 0.0
     ) -> tuple[str, bytes, int]:
         """Instance `index` of a run with `seed`: (instanceID, XML bytes, repeat rows).
 
         `presets` fixes the answers of top-level questions by name (sample IDs, interview outcome); a preset
         question that the skip logic makes non-relevant stays empty, as it would in Collect.
+
+        Only an interview Collect could finalise is kept: one that reaches a relevant required note (a hard
+        stop), leaves a relevant required question empty (a pick from a roster with no eligible member, a
+        constraint no draw met) or that the validator would find anything in is drawn again from the next
+        stream of the same seed, up to MAX_INSTANCE_ATTEMPTS times (the last attempt is kept and counted in
+        `unfinalisable`).
+
+        With `errors` > 0, a fault is planted with that probability (see `faults`); it is drawn from its own
+        stream, so the instance is otherwise the one drawn without errors. The fault (if any) is in `planted`,
+        and `duplicate` says whether the submission is to be written twice.
         """
         self._presets = presets or {}
-        rng = random.Random(f"{seed}:{index}")
-        # The form's random() draws from the global generator: seed it for this instance, restore it after.
-        saved = random.getstate()
-        random.seed(rng.random())
-        try:
-            return self._instance(rng)
-        finally:
-            random.setstate(saved)
+        self.planted = []
+        self.duplicate = False
+        blocked: list[str] = []
+        for attempt in range(MAX_INSTANCE_ATTEMPTS):
+            rng = random.Random(f"{seed}:{index}" if attempt == 0 else f"{seed}:{index}:{attempt}")
+            # The form's random() draws from the global generator: seed it for this instance, restore it after.
+            saved = random.getstate()
+            random.seed(rng.random())
+            self._blocked = []
+            self._visited = []
+            self._unmet_now = []
+            try:
+                instance_id, root, rows = self._instance(rng)
+            finally:
+                random.setstate(saved)
+            xml = _serialise(root)
+            blocked = self._blocked or self._check(instance_id, xml)
+            if not blocked:
+                self._count_unmet()
+                if attempt:
+                    self.redrawn += 1
+                if errors > 0:
+                    faulty = random.Random(f"{seed}:{index}:errors")
+                    if faulty.random() < errors:
+                        xml = self._plant(instance_id, root, faulty) or xml
+                return instance_id, xml, rows
+        for reason in blocked:
+            self.unfinalisable[reason] = self.unfinalisable.get(reason, 0) + 1
+        self._count_unmet()
+        return instance_id, xml, rows
 
-    def _instance(self, rng: random.Random) -> tuple[str, bytes, int]:
+    def _count_unmet(self) -> None:
+        """Questions left empty in the kept draw because no value met their constraint."""
+        for path in self._unmet_now:
+            self.unmet[path] = self.unmet.get(path, 0) + 1
+
+    def _plant(self, instance_id: str, root: XNode, rng: random.Random) -> bytes | None:
+        """Plant one fault of a kind drawn evenly among those this instance allows; the XML with it, or
+        None when nothing could be planted (or for a duplicate, which the writer makes)."""
+        if self._unread is None:
+            self._unread = unread_fields(self.form)
+        if self._checker is None:
+            self._checker = compile_form(self.form, media_dir=self.media_dir)
+        day = self._day or FIELDWORK_START
+        options = candidates(self.form, self._unread, self._visited, day)
+        kinds = sorted(options)
+        if self.allow_duplicates:
+            kinds.append(DUPLICATE_INSTANCE)
+        rng.shuffle(kinds)
+        for kind in kinds:
+            if kind == DUPLICATE_INSTANCE:
+                self.duplicate = True
+                self.planted = [PlantedFault(instance_id, f"{self.form.root}/meta/instanceID", kind)]
+                return None
+            tries = options[kind]
+            rng.shuffle(tries)
+            for candidate in tries[:MAX_PLANT_TRIES]:
+                before = candidate.node.text
+                candidate.node.text = candidate.text
+                xml = _serialise(root)
+                findings = self._findings(self._checker, instance_id, xml)
+                if (
+                    len(findings) == 1
+                    and findings[0].code == kind
+                    and _generic(findings[0].path) == candidate.spec.path
+                ):
+                    self.planted = [PlantedFault(instance_id, findings[0].path, kind)]
+                    return xml
+                candidate.node.text = before
+        return None
+
+    def _check(self, instance_id: str, xml: bytes) -> list[str]:
+        """What the validator finds in a drawn instance, as `code path` strings (empty when it is clean)."""
+        if self._checker is None:
+            return []
+        return [f"{f.code} {_generic(f.path)}" for f in self._findings(self._checker, instance_id, xml)]
+
+    @staticmethod
+    def _findings(checker: CompiledForm, instance_id: str, xml: bytes) -> list[Finding]:
+        """The validator's findings in one instance that its answers cause (not the form's own problems)."""
+        result = validate_submissions(checker, [(instance_id, xml)], check_duplicates=False)
+        form_level = set(checker.problems)
+        return [f for f in result.findings if f not in form_level and f.code not in _NOT_REDRAWN]
+
+    def _instance(self, rng: random.Random) -> tuple[str, XNode, int]:
         instance_id = f"uuid:{uuid.UUID(int=rng.getrandbits(128), version=4)}"
         when = datetime.combine(
             FIELDWORK_START + timedelta(days=rng.randrange(FIELDWORK_DAYS)), datetime.min.time(), LOCAL_TZ
@@ -735,7 +659,8 @@ class _Generator:
                     changed = True
             if not changed:
                 break
-        return instance_id, _serialise(root), rows
+        self._day = when.date()
+        return instance_id, root, rows
 
     @staticmethod
     def _stored(value: Any, spec: Node, env: EvalEnv) -> tuple[str | None, Any]:
@@ -778,6 +703,8 @@ class _Generator:
                 continue
             node = parent.append(XNode(child.name, None, None, child.data_type))
             here = relevant and self._true(child.relevant, node, env, child.path, default=True)
+            if child.kind == "field":
+                self._visited.append((node, child, here))
             preset = self._presets.get(child.name) if child.kind == "field" and child.repeat is None else None
             if preset is not None:
                 if here:
@@ -794,8 +721,18 @@ class _Generator:
                 calculations.append((node, child))
                 value = self._eval(child.calculate, node, env, child.path)
                 node.set(*self._stored(value, child, env))
-            elif child.question_type != "note":
+            elif child.question_type == "note":
+                # A relevant required note is a hard stop: Collect cannot finalise the interview.
+                if child.required and self._true(child.required, node, env, child.path, default=False):
+                    self._blocked.append(f"hard_stop {child.path}")
+            else:
                 self._answer(child, node, env, rng, when)
+                if (
+                    node.text is None
+                    and child.required
+                    and self._true(child.required, node, env, child.path, default=False)
+                ):
+                    self._blocked.append(f"required_missing {child.path}")
         return rows
 
     def _repeat_count(self, spec: Node, parent: XNode, env: EvalEnv, rng: random.Random) -> int:
@@ -841,9 +778,12 @@ class _Generator:
             if self._true(spec.constraint, node, env, spec.path, default=True):
                 return
         # A constraint `. = <expression>` names the value outright (a copy of a roster answer, a code allowed
-        # in one case): those values are tried first, in random order.
+        # in one case): those values are tried first, in random order. Beside a regex() the pattern is the rule
+        # and a named value (`regex(., '^[A-Z]{2}$') or . = 'none'`) the exception, tried first in 1 of 5.
         candidates = list(self._equality_values(spec))
         rng.shuffle(candidates)
+        if candidates and self._regex_patterns(spec) and rng.random() >= NAMED_VALUE_SHARE:
+            candidates = []
         for candidate, literal in candidates:
             value = self._eval_compiled(candidate, node, env, spec.path)
             text = to_string(value, env.tz) if value is not None else ""
@@ -858,12 +798,17 @@ class _Generator:
                 return
         # Nothing drawn fits: an enumerator would record don't know where the question allows it.
         for sentinel in (str(NUMERIC_DONT_KNOW), CHOICE_DONT_KNOW):
-            if spec.data_type in {"int", "decimal"} if sentinel.startswith("-") else spec.is_select:
+            offered = (
+                spec.data_type in {"int", "decimal"}
+                if sentinel.startswith("-")
+                else spec.is_select and sentinel in self._choice_values(spec, node, env)
+            )
+            if offered:
                 node.set(sentinel)
                 if self._true(spec.constraint, node, env, spec.path, default=False):
                     return
         node.set(None)
-        self.unmet[spec.path] = self.unmet.get(spec.path, 0) + 1
+        self._unmet_now.append(spec.path)
 
 
 def _escape(text: str) -> str:
@@ -906,194 +851,16 @@ def generate_instances(
         n: how many instances.
         seed: the run's seed; instance i is the same whatever n, start and the number of processes.
         start: index of the first instance.
-        media_dir: the form's attachments (CSV files for pulldata()).
+        media_dir: the form's attachments (CSV files for pulldata()); default `<form>-media/` next to the form
+            file when it exists, else the form's own folder (where validate looks too).
         presets: for the k-th instance made here, answers of top-level questions by name (e.g. the sample IDs
             and interview outcome of the k-th selected household); len(presets) must be n.
         answers: how often answers are given, by question name (see `load_answers`).
     """
     if presets is not None and len(presets) != n:
         raise ValueError(f"presets has {len(presets)} entries for {n} instances")
-    generator = _Generator(form, media_dir, answers)
+    generator = Generator(form, media_dir, answers)
     return [
         generator.instance(i, seed, presets[i - start] if presets is not None else None)[:2]
         for i in range(start, start + n)
     ]
-
-
-# ------------------------------------------------------------------------------------------------------------
-# Writing
-
-
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(
-    xform: str,
-    out_dir: str,
-    public_pem: bytes | None,
-    media_dir: str | None = None,
-    answers: Mapping[str, AnswerRule] | None = None,
-) -> None:
-    _WORKER["generator"] = _Generator(parse_xform(xform), Path(media_dir) if media_dir else None, answers)
-    _WORKER["out_dir"] = Path(out_dir)
-    _WORKER["public_key"] = _load_public(public_pem) if public_pem else None
-
-
-def _load_public(pem: bytes) -> Any:
-    return serialization.load_pem_public_key(pem)
-
-
-def _run_chunk(task: tuple[int, int, int]) -> tuple[list[str], int, dict, dict]:
-    start, count, seed = task
-    generator: _Generator = _WORKER["generator"]
-    out_dir: Path = _WORKER["out_dir"]
-    public_key = _WORKER["public_key"]
-    generator.problems.clear()
-    generator.unmet.clear()
-    ids, rows = [], 0
-    for index in range(start, start + count):
-        instance_id, xml, repeat_rows = generator.instance(index, seed)
-        folder = out_dir / instance_id.removeprefix("uuid:")
-        if public_key is None:
-            write_bytes_atomic(folder / "submission.xml", xml)
-        else:
-            encrypt_submission(
-                xml,
-                public_key=public_key,
-                form_id=generator.form.form_id,
-                instance_id=instance_id,
-                out_dir=folder,
-                version=generator.form.version,
-            )
-        ids.append(instance_id)
-        rows += repeat_rows
-    return ids, rows, dict(generator.problems), dict(generator.unmet)
-
-
-def simulate(
-    form: FormModel,
-    n: int,
-    out_dir: Path,
-    *,
-    seed: int = 0,
-    encrypt_with: Path | None = None,
-    media_dir: Path | None = None,
-    workers: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    answers: Mapping[str, AnswerRule] | None = None,
-) -> SimulateResult:
-    """Write `n` synthetic submissions of `form` into `out_dir` (one `<uuid>/submission.xml` folder each).
-
-    Parameters:
-        form: the form model.
-        n: number of instances.
-        out_dir: the folder to write into (created when missing).
-        seed: makes the run reproducible.
-        encrypt_with: a PEM public key; instances are then written encrypted, as Collect does.
-        media_dir: the form's attachments (CSV files for pulldata()); default `<form>-media/` next to the
-            form file when it exists, else the form's own folder.
-        workers: generator processes; default one per core, used from POOL_MIN_INSTANCES instances on.
-        progress: called as `progress(done, n)`.
-        answers: how often answers are given, by question name (see `load_answers`); others keep the
-            default draws.
-    """
-    started = time.perf_counter()
-    public_pem = None
-    if encrypt_with is not None:
-        try:
-            public_pem = Path(encrypt_with).read_bytes()
-            _load_public(public_pem)
-        except (OSError, ValueError) as exc:
-            raise ToolkitError(
-                error(
-                    INPUT_UNREADABLE,
-                    f"Cannot read the public key: {exc}. Give the PEM public key of the form.",
-                    file=str(encrypt_with),
-                )
-            ) from None
-    if media_dir is None and form.source:
-        # Where ODK tools look for a form's attachments: `<form>-media/`, else the form's own folder.
-        source = Path(form.source)
-        media_dir = next(
-            (d for d in (source.with_name(f"{source.stem}-media"), source.parent) if d.is_dir()), None
-        )
-    media = str(media_dir) if media_dir is not None else None
-    try:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ToolkitError(
-            error(OUTPUT_UNWRITABLE, f"Cannot create the folder: {exc}.", file=str(out_dir))
-        ) from None
-    tasks = [(start, min(_CHUNK, n - start), seed) for start in range(0, n, _CHUNK)]
-    workers = workers or os.cpu_count() or 1
-    ids: list[str] = []
-    rows = 0
-    problems: dict[tuple[str, str], str] = {}
-    unmet: dict[str, int] = {}
-
-    def collect(result: tuple[list[str], int, dict, dict]) -> None:
-        nonlocal rows
-        ids.extend(result[0])
-        rows += result[1]
-        problems.update(result[2])
-        for path, count in result[3].items():
-            unmet[path] = unmet.get(path, 0) + count
-        if progress is not None:
-            progress(len(ids), n)
-
-    if workers <= 1 or n < POOL_MIN_INSTANCES:
-        _init_worker(form.xform, str(out_dir), public_pem, media, answers)
-        for task in tasks:
-            collect(_run_chunk(task))
-    else:
-        with concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers,
-            initializer=_init_worker,
-            initargs=(form.xform, str(out_dir), public_pem, media, answers),
-        ) as pool:
-            for result in pool.map(_run_chunk, tasks):
-                collect(result)
-    issues: list[Issue] = [
-        warning(
-            EXPRESSION_FAILED,
-            f"Evaluating {expression!r} failed ({message}); the node was treated as "
-            "relevant/valid or left empty.",
-            path=path,
-            expression=expression,
-        )
-        for (path, expression), message in sorted(problems.items())
-    ]
-    issues += [
-        warning(
-            CONSTRAINT_UNMET,
-            f"In {count} instance(s) no drawn value met the constraint; left empty.",
-            path=path,
-        )
-        for path, count in sorted(unmet.items())
-    ]
-    seconds = time.perf_counter() - started
-    return SimulateResult(
-        form_id=form.form_id,
-        out_dir=Path(out_dir),
-        instance_ids=tuple(ids),
-        encrypted=encrypt_with is not None,
-        stats={
-            "instances": len(ids),
-            "repeat_rows": rows,
-            "seconds": round(seconds, 3),
-            "instances_per_second": round(len(ids) / seconds, 1) if seconds else None,
-        },
-        issues=tuple(issues),
-    )
-
-
-__all__ = [
-    "AnswerRule",
-    "ChoiceRule",
-    "DateRule",
-    "NumberRule",
-    "SimulateResult",
-    "generate_instances",
-    "load_answers",
-    "simulate",
-]
