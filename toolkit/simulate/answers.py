@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolkit.errors import INPUT_UNREADABLE, ToolkitError, define, error
+from toolkit.config import line_numbers
+from toolkit.errors import EXIT_USAGE, INPUT_UNREADABLE, ToolkitError, define, error
 from toolkit.xform import FormModel, Node
 
 ANSWERS_INVALID = define("simulate.answers_invalid", "The answers file asks for something the form cannot give")
@@ -86,11 +87,13 @@ def load_answers(path: Path, form: FormModel) -> dict[str, AnswerRule]:
         form: the form the answers are for (names and choice lists are checked against it).
     """
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))
+        text = Path(path).read_text(encoding="utf-8-sig")
+        data = tomllib.loads(text)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ToolkitError(
-            error(INPUT_UNREADABLE, f"Cannot read the answers file: {exc}.", file=str(path))
+            error(INPUT_UNREADABLE, f"Cannot read the answers file: {exc}.", file=str(path)), EXIT_USAGE
         ) from None
+    lines = line_numbers(text)
     by_name: dict[str, Node] = {}
     for node in form.nodes.values():
         if node.kind == "field":
@@ -98,7 +101,8 @@ def load_answers(path: Path, form: FormModel) -> dict[str, AnswerRule]:
     rules: dict[str, AnswerRule] = {}
 
     def problem(name: str, message: str) -> ToolkitError:
-        return ToolkitError(error(ANSWERS_INVALID, f"[{name}]: {message}", file=str(path), variable=name))
+        where = {"file": str(path), "variable": name, "line": lines.get((name,))}
+        return ToolkitError(error(ANSWERS_INVALID, f"[{name}]: {message}", **where), EXIT_USAGE)
 
     refused: list[ToolkitError] = []  # every problem of the file at once, so that one run shows all fixes
     for name, spec in data.items():
@@ -106,18 +110,9 @@ def load_answers(path: Path, form: FormModel) -> dict[str, AnswerRule]:
             rules[name] = _rule(name, spec, by_name, form, problem)
         except ToolkitError as exc:
             refused.append(exc)
-    if len(refused) > 1:
-        first = refused[0].issue
-        raise ToolkitError(
-            error(
-                ANSWERS_INVALID,
-                f"{len(refused)} problems: " + "; ".join(exc.issue.message for exc in refused),
-                file=str(path),
-                variable=first.location.variable,
-            )
-        )
     if refused:
-        raise refused[0]
+        # every problem with its own line, as the other configuration files (toolkit.config)
+        raise ToolkitError.of([exc.issue for exc in refused], EXIT_USAGE)
     return rules
 
 
