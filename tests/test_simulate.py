@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -716,3 +717,16 @@ def test_cli_errors_writes_the_key_that_validate_finds(tmp_path) -> None:
     found = {(f["instance_id"], f["path"], f["code"]) for f in json.loads(run.stdout)["findings"]}
     assert found == _key(key)
     assert runner.invoke(app, [*args[:-1], "1.5"]).exit_code == 2
+
+
+def test_docs_answers_reference_loads_against_the_household_form() -> None:
+    """The reference block of docs/answers-toml.md is a valid answers file for forms/household.xlsx."""
+    import re
+
+    repo = Path(__file__).resolve().parent.parent
+    block = re.search(r"```toml\n(.*?)```", (repo / "docs" / "answers-toml.md").read_text(encoding="utf-8"), re.S)
+    assert block is not None
+    answers = Path(tempfile.mkdtemp()) / "answers.toml"
+    answers.write_text(block.group(1), encoding="utf-8")
+    rules = simulate_stage.load_answers(answers, load_form(repo / "forms" / "household.xlsx"))
+    assert set(rules) == {"hl_abroad_now", "ru_use", "ab_remit_amt", "hl_age", "rs_date"}
