@@ -2,9 +2,8 @@
 
 Per form: build (pyxform) -> lint -> simulate -> ingest -> validate (column path on the DATA folder and
 per-instance path on the XML, which must agree) -> export (sav, dta, csv) -> codebook. Simulated data follow the
-form as Collect would, so validation must find nothing; the forms whose simulated data Collect would not finalise
-today are listed in SIMULATE_GAPS with the reason (simulate is being fixed separately) and fail strictly once
-they are clean, so that the list only shrinks.
+form as Collect would, so validation must find nothing on every form; a form simulate cannot yet serve would be
+listed in SIMULATE_GAPS with the reason, and fails strictly once it is clean, so that the list only shrinks.
 """
 
 from __future__ import annotations
@@ -31,20 +30,9 @@ SUBMISSIONS = 12
 FORM_SUFFIXES = (".xlsx", ".xls")
 
 # Findings of simulated data that Collect would not have finalised: gaps of `migkit simulate`, not of validate.
-SIMULATE_GAPS: dict[str, str] = {
-    "impact-cleaning-form": (
-        "required_missing on telephone_number in 7 of 12 submissions: simulate leaves it empty because its "
-        "constraint is a regex() it cannot satisfy (issue 15 item 5, simulate)"
-    ),
-    "reach-msna-2024": (
-        "simulate writes what Collect could not finalise (issue 15 item 6, simulate): households of several "
-        "members, while ind_potentially_hoh (outside the roster) compares the roster's ind_age without "
-        "indexed-repeat(), which JavaRosa refuses ('This field is repeated': expression_error in 8 of 12); the "
-        "relevant required notes note_resp_age_mismatch/note_resp_gender_mismatch (hard_stop_reached in 8 and "
-        "4); and cm_expenditure_infrequent_note, a required note with no relevance of its own (a defect of this "
-        "draft: Collect can only finalise households whose cm module is not relevant; hard_stop_reached in 8)"
-    ),
-}
+# Forms whose simulated data Collect could not finalise (reason per folder); strict, so the list only shrinks.
+# Empty since simulate generates regex() answers and redraws what Collect could not finalise.
+SIMULATE_GAPS: dict[str, str] = {}
 # Lint errors that are true defects of the published form (lint must keep reporting them), by folder.
 LINT_ERRORS: dict[str, set[str]] = {
     # the constraint of how_engaged_by_office excludes 'dont_know', a name its list does not have
