@@ -48,7 +48,6 @@ system-deps:
 demo: $(STAMP)
 	$(BIN)/migkit forms build --strict
 	$(BIN)/migkit run examples/survey/survey.toml --out demo-out || [ $$? -eq 1 ]
-	@echo "Open demo-out/index.html: it links every report of the run."
 
 # Questionnaire codebooks (HTML, XLSX, DDI 2.5) of the three templates, committed in codebooks/ for trainers and
 # statisticians; rebuild after changing a form.

@@ -449,12 +449,12 @@ def _stage_indicators(config: SurveyConfig, form: Any, out: Path) -> StageOutcom
 
 # What the export's warnings are, in the run summary (codes of toolkit.export).
 _EXPORT_WARNINGS = {
-    "export.label_truncated": "labels shortened to the format's limit",
-    "export.renamed": "names changed for SPSS or Stata",
-    "export.no_choice_list": "questions exported as text without value labels",
-    "export.unknown_choice": "answers not in their choice list (coded and labelled with the value)",
-    "export.string_truncated": "texts cut to SPSS's limit",
-    "export.bad_value": "dates or locations that could not be read",
+    "export.label_truncated": ("label", "shortened to the format's limit"),
+    "export.renamed": ("name", "changed for SPSS or Stata"),
+    "export.no_choice_list": ("question", "exported as text without value labels"),
+    "export.unknown_choice": ("answer", "not in the choice list (coded and labelled with the value)"),
+    "export.string_truncated": ("text", "cut to SPSS's limit"),
+    "export.bad_value": ("date or location", "that could not be read"),
 }
 
 
@@ -474,7 +474,13 @@ def _stage_export(config: SurveyConfig, form: Any, out: Path) -> StageOutcome:
         if issue.severity == Severity.WARNING:
             kinds[issue.code] = kinds.get(issue.code, 0) + 1
     if kinds:
-        summary += "; warnings: " + ", ".join(f"{n} {_EXPORT_WARNINGS.get(code, code)}" for code, n in kinds.items())
+        said = [
+            f"{counted(n, _EXPORT_WARNINGS[code][0])} {_EXPORT_WARNINGS[code][1]}"
+            if code in _EXPORT_WARNINGS
+            else f"{n} {code}"
+            for code, n in kinds.items()
+        ]
+        summary += "; warnings: " + ", ".join(said)
         summary += f" (names in export/{form.form_id}-rename-map.csv, full labels in the .do notes and the codebook)"
     return StageOutcome(
         "export",
