@@ -14,8 +14,8 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Reinstall only when the dependency list changes. `make demo` installs what `pip install migkit` gives (the runtime,
-# what a workshop laptop needs); the test oracles and tools (scipy, statsmodels, polars, svy, samplics, pytest, ruff,
-# mypy) come only with `make test`. pip shows its progress: the first install takes a few minutes.
+# what a workshop laptop needs); the test oracles and tools (scipy, statsmodels, polars, svy, samplics, pytest, ruff)
+# come only with `make test`. pip shows its progress: the first install takes a few minutes.
 $(STAMP): pyproject.toml | $(BIN)/python
 	@echo "installing migkit and its runtime dependencies into $(VENV) ..."
 	$(BIN)/python -m pip install --progress-bar on -e .
