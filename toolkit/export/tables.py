@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -11,9 +10,9 @@ from typing import Any
 
 import pandas as pd
 
+from toolkit.dataset import MANIFEST, read_manifest
 from toolkit.errors import (
     EXIT_USAGE,
-    INPUT_MISSING,
     INPUT_UNREADABLE,
     ToolkitError,
     error,
@@ -98,21 +97,8 @@ def load_tables(data: Any, form: FormModel) -> tuple[list[SourceTable], Design]:
 
 def read_data_folder(folder: Path, form: FormModel) -> tuple[list[SourceTable], Design]:
     """Tables, column paths, weights and design from a DATA folder (tables.json and its Parquet files)."""
-    manifest_path = folder / "tables.json"
-    if not manifest_path.is_file():
-        raise ToolkitError(
-            error(
-                INPUT_MISSING,
-                "tables.json is missing; run `migkit ingest` first to create the DATA folder.",
-                file=str(folder),
-            )
-        )
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ToolkitError(
-            error(INPUT_UNREADABLE, f"tables.json cannot be read: {exc}", file=str(manifest_path))
-        ) from None
+    manifest = read_manifest(folder)
+    manifest_path = folder / MANIFEST
     if manifest.get("form_id") not in (None, form.form_id):
         raise ToolkitError(
             error(

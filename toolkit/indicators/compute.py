@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from toolkit import estimate as est
-from toolkit.errors import INPUT_MISSING, INPUT_UNREADABLE, Issue, ToolkitError, define, error, warning
+from toolkit.dataset import read_manifest
+from toolkit.errors import Issue, ToolkitError, define, error, warning
 from toolkit.indicators.catalogue import (
     NO_WEIGHT,
     UNKNOWN_CODE,
@@ -153,21 +154,7 @@ class _Data:
 
 
 def _read_data(folder: Path) -> _Data:
-    manifest_path = folder / "tables.json"
-    if not manifest_path.is_file():
-        raise ToolkitError(
-            error(
-                INPUT_MISSING,
-                "No tables.json here; run `migkit ingest` (and `migkit weights`) first.",
-                file=str(folder),
-            )
-        )
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ToolkitError(
-            error(INPUT_UNREADABLE, f"Cannot read tables.json: {exc}.", file=str(manifest_path))
-        ) from None
+    manifest = read_manifest(folder)
     return _Data(folder, manifest)
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+from toolkit.dataset import MANIFEST, read_manifest
 from toolkit.errors import (
-    INPUT_MISSING,
     INPUT_UNREADABLE,
     OUTPUT_UNWRITABLE,
     Issue,
@@ -79,7 +79,6 @@ class IngestResult:
 
 
 _STRING = pd.StringDtype("python")
-MANIFEST = "tables.json"
 
 
 def _manifest(result: IngestResult, files: dict[str, str]) -> dict[str, Any]:
@@ -168,13 +167,8 @@ def read_tables(data_dir: Path) -> IngestResult:
         data_dir: the folder holding tables.json and the Parquet files.
     """
     data_dir = Path(data_dir)
-    manifest_path = data_dir / MANIFEST
-    if not manifest_path.is_file():
-        raise ToolkitError(
-            error(INPUT_MISSING, "No tables.json here; run `migkit ingest` first.", file=str(data_dir))
-        )
+    manifest = read_manifest(data_dir)
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         tables = {
             name: _restore(pd.read_parquet(data_dir / meta["file"]), meta["columns"])
             for name, meta in manifest["tables"].items()

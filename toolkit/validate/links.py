@@ -25,8 +25,9 @@ from pathlib import Path
 import pandas as pd
 
 from toolkit import ingest
+from toolkit.dataset import MANIFEST
 from toolkit.errors import INPUT_MISSING, ToolkitError, define, error
-from toolkit.ingest.result import MANIFEST, IngestResult
+from toolkit.ingest.result import IngestResult
 from toolkit.validate import Finding, ValidationResult
 from toolkit.xform import load_form
 
