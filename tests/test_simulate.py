@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -275,6 +276,34 @@ def test_calculations_are_stored_as_javarosa_stores_them(tmp_path: Path) -> None
     for instance_id, xml in generate_instances(form, 20, seed=11):
         findings = validate_tree(rules, instance_tree(rules, xml))
         assert not findings, (instance_id, [(f.code, f.path, f.value) for f in findings])
+
+
+
+def test_month_year_and_year_dates_are_stored_as_collect_stores_them(tmp_path: Path) -> None:
+    """Collect's month-year widget records the first of the month, the year widget the first of January; the
+    simulator gives the same, also under an answers-file date rule."""
+    md = """
+    | survey |
+    | | type | name | label | appearance |
+    | | date | arrived | Month of arrival | month-year |
+    | | date | born | Year of birth | year |
+    | | date | visit | Day of visit | |
+    """
+    form = load_form(write_md_form(tmp_path, md))
+    rules = tmp_path / "answers.toml"
+    rules.write_text('[arrived]\ndays_before = [40, 400]\n', encoding="utf-8")
+    answers = simulate_stage.load_answers(rules, form)
+    days = set()
+    for _, xml in generate_instances(form, 40, seed=5, answers=answers):
+        text = xml.decode()
+        arrived = re.search(r"<arrived>(\d{4}-\d{2}-\d{2})</arrived>", text)
+        born = re.search(r"<born>(\d{4}-\d{2}-\d{2})</born>", text)
+        visit = re.search(r"<visit>(\d{4}-\d{2}-\d{2})</visit>", text)
+        assert arrived and arrived[1].endswith("-01"), text
+        assert born and born[1].endswith("-01-01"), text
+        assert visit
+        days.add(visit[1][-2:])
+    assert len(days) > 5  # a plain date keeps its day
 
 
 # --- answers files (how often each answer is given) ----------------------------------------------------------
@@ -580,7 +609,6 @@ def _regexes() -> object:
 def test_regex_generator_against_python_fullmatch() -> None:
     """Random patterns of the subset: every generated string matches whole (Java and Python agree here)."""
     import random
-    import re
 
     from hypothesis import given, settings
     from hypothesis import strategies as st

@@ -793,7 +793,7 @@ class Generator:
                 if self._true(spec.constraint, node, env, spec.path, default=False):
                     return
         for attempt in range(MAX_DRAWS):
-            node.set(self._draw(spec, node, env, rng, when, shrink=attempt / MAX_DRAWS))
+            node.set(_as_collect_stores(spec, self._draw(spec, node, env, rng, when, shrink=attempt / MAX_DRAWS)))
             if node.text is None or self._true(spec.constraint, node, env, spec.path, default=True):
                 return
         # Nothing drawn fits: an enumerator would record don't know where the question allows it.
@@ -864,3 +864,20 @@ def generate_instances(
         generator.instance(i, seed, presets[i - start] if presets is not None else None)[:2]
         for i in range(start, start + n)
     ]
+
+
+def _as_collect_stores(spec: Node, value: str | None) -> str | None:
+    """A date as Collect stores it for the question's appearance.
+
+    A `month-year` widget has no day, so Collect records the first of the month; a `year` widget records the first
+    of January. Simulated answers follow, so that exports (SPSS MOYR, Stata %tm) and constraints see real values.
+    """
+    if value is None or spec.data_type != "date" or len(value) != len("2026-12-07"):
+        return value
+    appearance = (spec.appearance or "").split()
+    if "month-year" in appearance:
+        return value[:8] + "01"
+    if "year" in appearance:
+        return value[:5] + "01-01"
+    return value
+
