@@ -198,6 +198,8 @@ def test_ok_tablet_layout_and_plaintext_mixed(tmp_path: Path, key: rsa.RSAPrivat
     (forms / "hh.xml").write_text('<h:html xmlns:h="http://www.w3.org/1999/xhtml"><h:head/></h:html>')
     before = tree_digest(tmp_path / "sdcard")
     result = crypto.decrypt([tmp_path / "sdcard"], key=key, out_dir=tmp_path / "out")
+    # The progress total counts every XML file, the form definition too: an upper bound, never short.
+    assert crypto.count_submissions([tmp_path / "sdcard"], tmp_path / "out") == 3
     assert {r.instance_id: r.status for r in result.submissions} == {
         "uuid:tab-1": "ok",
         "uuid:draft-1": "plaintext",
@@ -587,6 +589,7 @@ def test_zip_input_and_escaping_members(tmp_path: Path, key: rsa.RSAPrivateKey) 
         link.external_attr = 0o120777 << 16
         zf.writestr(link, "/etc/passwd")
     result = crypto.decrypt([archive], key=key, out_dir=tmp_path / "out")
+    assert crypto.count_submissions([archive], tmp_path / "out") == len(result.submissions) == 7  # the total shown
     statuses = [(r.status, r.reason_code) for r in result.submissions]
     assert statuses.count(("failed", crypto.ZIP_UNSAFE)) == 6
     assert ("ok", "") in statuses

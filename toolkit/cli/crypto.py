@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from toolkit.cli import app
@@ -170,10 +177,13 @@ def decrypt_command(
         SpinnerColumn(),
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed} submissions"),
+        MofNCompleteColumn(),
+        TextColumn("submissions"),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
     ) as progress:
-        task = progress.add_task("decrypting", total=None)
+        task = progress.add_task("decrypting", total=crypto.count_submissions(inputs, out_dir) or None)
 
         def on_result(result: crypto.SubmissionResult) -> None:
             remember(result)

@@ -99,7 +99,7 @@ from toolkit.crypto.results import (
     Status,
     SubmissionResult,
 )
-from toolkit.crypto.run import decrypt, decrypt_submission, iter_log
+from toolkit.crypto.run import count_submissions, decrypt, decrypt_submission, iter_log
 from toolkit.crypto.scheme import (
     AES_KEY_BYTES,
     BLOCK,
@@ -182,6 +182,7 @@ __all__ = [
     "SubmissionResult",
     "attach_public_key",
     "collect_iv",
+    "count_submissions",
     "decrypt",
     "decrypt_submission",
     "encrypt_submission",

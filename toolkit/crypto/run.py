@@ -16,6 +16,7 @@ import multiprocessing
 import operator
 import os
 import shutil
+import zipfile
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -130,6 +131,31 @@ def _discover(inputs: Sequence[Path], out_dir: Path, scratch: Path) -> Iterator[
                     yield _Task(file, file, out)
                 elif suffix == ".zip":
                     yield from from_zip(Path(file))
+
+
+
+def count_submissions(inputs: Sequence[Path], out_dir: Path) -> int:
+    """How many submissions a decrypt of `inputs` will look at, counted from file names alone (zips by their
+    member names, nothing extracted): the total a progress display shows before the first one is done. Other XML
+    files in the inputs (a form definition copied from a tablet) are counted too, so this is an upper bound."""
+    out_dir = Path(out_dir)
+
+    def in_zip(archive: str | Path) -> int:
+        try:
+            with zipfile.ZipFile(archive) as opened:
+                return sum(name[-4:].lower() == ".xml" for name in opened.namelist())
+        except (OSError, zipfile.BadZipFile, ValueError):
+            return 1  # reported as one failed row
+
+    total = 0
+    for item in map(Path, inputs):
+        if item.is_file():
+            total += in_zip(item) if item.suffix.lower() == ".zip" else 1
+        elif item.is_dir():
+            for file in _walk(item, out_dir):
+                suffix = file[-4:].lower()
+                total += 1 if suffix == ".xml" else in_zip(file) if suffix == ".zip" else 0
+    return total
 
 
 # --- Worker processes
