@@ -440,7 +440,8 @@ def _stage_indicators(config: SurveyConfig, form: Any, out: Path) -> StageOutcom
     counts: dict[str, int] = {}
     for summary in result.indicators:
         counts[summary.status] = counts.get(summary.status, 0) + 1
-    summary = f"{counted(len(result.rows), 'row')} ({result.variance} SEs): " + ", ".join(
+    variance = "SEs from replicate weights" if result.variance == "replicates" else "Taylor-linearised SEs"
+    summary = f"{counted(len(result.rows), 'row')} ({variance}): " + ", ".join(
         f"{n} {status}" for status, n in sorted(counts.items())
     ) + "; tables indicators/indicators.html"
     status: StageStatus = "ok" if result.ok else "problems"

@@ -531,6 +531,37 @@ def _domain_df(used: np.ndarray, dom: np.ndarray, n_dom: int, built: _LevelFrame
     return out
 
 
+def _rank_as_r(matrix: np.ndarray, tol: float = 1e-5) -> int:
+    """The rank R's `qr(matrix, tol = 1e-5)$rank` gives (LINPACK dqrdc2): columns are taken in order and one counts
+    when the part of it not explained by the columns already counted has at least `tol` times its own norm; a zero
+    column never counts. Worked on the Gram matrix (replicates x replicates) by Schur complements, so the cost does
+    not grow with the square of the number of cases."""
+    gram = matrix.T @ matrix
+    own = np.diag(gram).copy()
+    rank = 0
+    for k in range(gram.shape[0]):
+        left = gram[k, k]
+        if own[k] <= 0 or left < tol * tol * own[k]:
+            continue
+        rank += 1
+        gram -= np.outer(gram[:, k], gram[k, :]) / left
+    return rank
+
+
+def _replicate_domain_df(used: np.ndarray, dom: np.ndarray, n_dom: int, work: pd.DataFrame, design: dict) -> np.ndarray:
+    """Per domain: the rank of the domain's replicate-weight matrix minus one, as R `degf()` gives for a replicate
+    design's subset: the df Korn–Graubard's effective n uses under replicate weights. With JKn replicates that is
+    about PSUs minus strata; replicates calibrated again (raking) make the rank a numerical matter, so it is
+    computed with R's own tolerance rule."""
+    reps = work[design["replicate_columns"]].to_numpy(dtype=float)
+    out = np.zeros(n_dom)
+    for j in range(n_dom):
+        rows = used & (dom == j)
+        if rows.any():
+            out[j] = _rank_as_r(reps[rows]) - 1
+    return out
+
+
 def _flags(n: int, cv: float, deff: float | None, catalogue: Catalogue, *, empty: bool) -> tuple[str, ...]:
     q = catalogue.quality
     if empty or n == 0:
@@ -651,11 +682,13 @@ def _estimate_entry(
         weighted = np.bincount(
             np.where(used & (dom >= 0), dom, 0), weights=np.where(used & (dom >= 0), w, 0.0), minlength=len(keys)
         )
-        domain_df = (
-            _domain_df(used & (dom >= 0), dom, len(keys), built)
-            if entry.statistic in ("proportion", "distribution", "shares")
-            else None
-        )
+        domain_df = None
+        if entry.statistic in ("proportion", "distribution", "shares"):
+            domain_df = (
+                _replicate_domain_df(used & (dom >= 0), dom, len(keys), work, design)
+                if replicated
+                else _domain_df(used & (dom >= 0), dom, len(keys), built)
+            )
         by_key = {r[0]: r for r in results}
         order = ordered_domains if ordered_domains is not None else ["all"]
         for value in order:
