@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, err, guarded, out, print_json, shown
+from toolkit.cli._common import JsonOption, guarded, out, print_json, shown
+from toolkit.cli.render import LangOption, print_issues
 from toolkit.errors import EXIT_OK
 from toolkit.settings import CODEBOOK_FORMATS
 
@@ -27,7 +28,7 @@ def codebook(
     rename_map: Annotated[
         Path | None, typer.Option("--rename-map", help="<form_id>-rename-map.csv from `migkit export`.")
     ] = None,
-    lang: Annotated[str | None, typer.Option("--lang", help='Label language, e.g. "Russian (ru)".')] = None,
+    lang: LangOption = None,
     formats: Annotated[str, typer.Option("--format", help="Comma-separated: html, xlsx, ddi.")] = ",".join(
         CODEBOOK_FORMATS
     ),
@@ -56,6 +57,5 @@ def codebook(
     else:
         for path in result.files:
             out.print(shown(path))
-        for issue in result.issues:
-            err.print(f"warning: {shown(issue.format())}")
+        print_issues(result.issues)
     return EXIT_OK

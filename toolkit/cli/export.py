@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,26 +10,24 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.table import Table
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, err, guarded, out, print_json, progress_bar, shown, usage_error
-from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Severity
+from toolkit.cli._common import JsonOption, guarded, out, print_json, progress_bar, shown, usage_error
+from toolkit.cli.render import FormOption, LangOption, print_issues
+from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK
 from toolkit.settings import CHOICE_NUMERIC_CODE_COLUMN
 
 # Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
 # migkit command, `--help` included, imports this module, so top-level imports would slow each start-up.
 if TYPE_CHECKING:
-    from toolkit import export as export_lib
+    pass
 
 
 @app.command("export")
 @guarded
 def export(
     data_dir: Annotated[Path, typer.Argument(help="The DATA folder written by `migkit ingest`.")],
-    form: Annotated[Path, typer.Option("--form", "-f", help="The XLSForm or XForm of the data.")],
+    form: FormOption,
     formats: Annotated[str, typer.Option("--format", help="Comma-separated: sav, dta, csv.")] = "sav,dta,csv",
-    lang: Annotated[
-        str | None,
-        typer.Option("--lang", help='Label language, e.g. "Russian (ru)" or ru; default the form\'s.'),
-    ] = None,
+    lang: LangOption = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", "-o", help="Output folder; default `export` next to DATA.")
     ] = None,
@@ -108,33 +105,14 @@ def export(
         for file in result.files:
             table.add_row(shown(Path(file.path).name), file.kind, str(file.rows or ""), str(file.variables or ""))
         out.print(table)
-        _print_issues(result)
+        print_issues(
+            result.issues, per_code=_SHOWN_PER_CODE, whole_list="the rename map and --json list them all", tally=True
+        )
     return EXIT_OK if result.ok else EXIT_DATA_PROBLEMS
 
 
 # Per code, the first few issues are shown; renames and cut labels can run into the hundreds on a big form.
 _SHOWN_PER_CODE = 3
-
-
-def _print_issues(result: export_lib.ExportResult) -> None:
-    by_code: dict[str, list] = {}
-    for issue in result.issues:
-        by_code.setdefault(issue.code, []).append(issue)
-    for code, issues in sorted(
-        by_code.items(), key=lambda item: (item[1][0].severity != Severity.ERROR, item[0])
-    ):
-        listed = issues if issues[0].severity == Severity.ERROR else issues[:_SHOWN_PER_CODE]
-        for issue in listed:
-            colour = "red" if issue.severity == Severity.ERROR else "yellow"
-            line = f"[{colour}]{issue.severity}[/]: {shown(issue.format())}"
-            err.print(line, markup=True, highlight=False)
-        if len(issues) > len(listed):
-            err.print(
-                f"  ... {len(issues) - len(listed)} more {code}; the rename map and --json list them all."
-            )
-    counts = Counter(issue.code for issue in result.issues)
-    if counts:
-        err.print("issues: " + ", ".join(f"{code} x{n}" for code, n in sorted(counts.items())))
 
 
 # A bar only for exports that take a while (tables of this many rows and more).

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from toolkit.cli import app
 from toolkit.cli._common import JsonOption, err, guarded, out, print_json, shown, usage_error
+from toolkit.cli.render import print_issues
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Severity
 
 # Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
@@ -83,9 +84,7 @@ def build(
             )
         out.print(table)
         for f in result.forms:
-            for issue in f.issues:
-                colour = "red" if issue.severity == Severity.ERROR else "yellow"
-                err.print(f"[{colour}]{issue.severity}[/]: {shown(issue.format())}", markup=True, highlight=False)
+            print_issues(f.issues)
     if not result.forms:
         err.print("No XLSForms found.")
         return EXIT_DATA_PROBLEMS

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, err, guarded, out, print_json, usage_error
+from toolkit.cli._common import JsonOption, guarded, out, print_json, usage_error
+from toolkit.cli.render import OptionalFormOption, print_issues
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK
 
 # Stage modules are imported inside the command: every migkit command imports this module.
@@ -23,9 +23,7 @@ from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK
 def indicators(
     data: Annotated[Path, typer.Argument(help="DATA folder from `migkit ingest` and `migkit weights`.")],
     catalogue: Annotated[Path, typer.Option("--catalogue", "-c", help="Indicator catalogue (TOML).")],
-    form: Annotated[
-        Path | None, typer.Option("--form", help="The form (XLSForm or XForm): checks choice codes, gives labels.")
-    ] = None,
+    form: OptionalFormOption = None,
     lang: Annotated[str, typer.Option("--lang", help="Language of titles and labels: en or ru.")] = "en",
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("indicators-out"),
     variance: Annotated[
@@ -64,8 +62,7 @@ def indicators(
         out.print(table)
         for path in result.files:
             out.print(path)
-        for issue in result.issues:
-            err.print(f"{issue.severity}: {escape(issue.format())}")
+        print_issues(result.issues)
     return EXIT_OK if result.ok else EXIT_DATA_PROBLEMS
 
 

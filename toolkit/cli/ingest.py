@@ -11,8 +11,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemaini
 from rich.table import Table
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, err, guarded, out, print_json, progress_bar, shown
-from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Severity
+from toolkit.cli._common import JsonOption, guarded, out, print_json, progress_bar, shown
+from toolkit.cli.render import print_issues
+from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK
 
 # Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
 # migkit command, `--help` included, imports this module, so top-level imports would slow each start-up.
@@ -108,14 +109,11 @@ def ingest_command(
             for (code, severity), count in counts.most_common():
                 issue_table.add_row(code, severity, str(count))
             out.print(issue_table)
-        for issue in result.issues[:_ISSUES_SHOWN]:
-            colour = "red" if issue.severity == Severity.ERROR else "yellow"
-            err.print(f"[{colour}]{issue.severity}[/]: {shown(issue.format())}", markup=True, highlight=False)
-        if len(result.issues) > _ISSUES_SHOWN:
-            err.print(
-                f"... and {len(result.issues) - _ISSUES_SHOWN} more; all are listed in "
-                f"{shown(out_dir / ingest_stage.MANIFEST)} and with --json."
-            )
+        print_issues(
+            result.issues,
+            limit=_ISSUES_SHOWN,
+            whole_list=f"all are listed in {shown(out_dir / ingest_stage.MANIFEST)} and with --json",
+        )
     return EXIT_OK if result.valid else EXIT_DATA_PROBLEMS
 
 
@@ -220,6 +218,5 @@ def simulate_command(
         )
         if result.errors_key is not None:
             out.print(f"{result.stats['planted']} planted faults; answer key: {result.errors_key}")
-        for issue in result.issues:
-            err.print(f"[yellow]{issue.severity}[/]: {shown(issue.format())}", markup=True, highlight=False)
+        print_issues(result.issues)
     return EXIT_OK

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from toolkit.cli import app
 from toolkit.cli._common import JsonOption, err, guarded, out, print_json, shown
+from toolkit.cli.render import issue_line
 from toolkit.errors import EXIT_CANNOT_RUN, EXIT_DATA_PROBLEMS, EXIT_OK
 
 # Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
@@ -75,7 +76,7 @@ def run(
         for stage in result.stages:
             listed = [i for i in stage.issues if i.severity == "error"][:5]
             for issue in listed:
-                err.print(f"[yellow]{stage.name}[/]: {shown(issue.format())}", markup=True, highlight=False)
+                err.print(issue_line(issue, prefix=stage.name), markup=True, highlight=False)
             hidden = sum(1 for i in stage.issues if i.severity == "error") - len(listed)
             if hidden > 0:
                 err.print(f"{stage.name}: {hidden} more problems; see the files in {shown(result.out_dir)}")

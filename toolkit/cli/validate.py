@@ -13,6 +13,7 @@ from rich.table import Table
 
 from toolkit.cli import app
 from toolkit.cli._common import JsonOption, err, guarded, out, print_json, progress_bar, shown, usage_error
+from toolkit.cli.render import FormOption, MediaOption, print_issues
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, OUTPUT_UNWRITABLE, ToolkitError, error
 from toolkit.files import write_text_atomic
 
@@ -31,7 +32,7 @@ def validate_command(
             help="Submissions: a folder of instance XMLs (decrypt output), a Central CSV zip, a DATA folder.",
         ),
     ],
-    form: Annotated[Path, typer.Option("--form", "-f", help="The XLSForm (.xlsx/.xls/.md) or XForm (.xml).")],
+    form: FormOption,
     as_json: JsonOption = False,
     report: Annotated[
         Path | None, typer.Option("--report", help="Write a self-contained HTML report here.")
@@ -39,9 +40,7 @@ def validate_command(
     csv_path: Annotated[
         Path | None, typer.Option("--csv", help="Write every finding as a CSV row here.")
     ] = None,
-    media: Annotated[
-        Path | None, typer.Option("--media", help="Folder of the form's attachments (CSV/XML).")
-    ] = None,
+    media: MediaOption = None,
     today: Annotated[
         str | None,
         typer.Option(
@@ -98,8 +97,7 @@ def validate_command(
         print_json(result.to_dict())
     else:
         _print_summary(result)
-    for issue in result.issues:
-        err.print(f"[yellow]{issue.severity}[/]: {shown(issue.format())}", markup=True, highlight=False)
+    print_issues(result.issues)
     if result.stats["instances"] == 0:
         if not result.issues:
             err.print(

@@ -13,13 +13,14 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, err, guarded, out, print_json, progress_bar, shown, usage_error
-from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Severity
+from toolkit.cli._common import JsonOption, guarded, out, print_json, progress_bar, shown, usage_error
+from toolkit.cli.render import print_issues
+from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK
 
 # Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
 # migkit command, `--help` included, imports this module, so top-level imports would slow each start-up.
 if TYPE_CHECKING:
-    from toolkit.errors import Issue
+    pass
 
 
 class _RunByDefault(TyperGroup):
@@ -58,12 +59,6 @@ class LonelyPsu(StrEnum):
     adjust = "adjust"
     average = "average"
     certainty = "certainty"
-
-
-def _print_issues(issues: tuple[Issue, ...] | list[Issue]) -> None:
-    for issue in issues:
-        colour = "red" if issue.severity == Severity.ERROR else "yellow"
-        err.print(f"[{colour}]{issue.severity}[/]: {shown(issue.format())}", markup=True, highlight=False)
 
 
 def _fmt(value: Any) -> str:
@@ -134,7 +129,7 @@ def weights(
         try:
             result = compute_weights(data, design, out_dir=out_dir, progress=progress)
         except WeightingError as exc:
-            _print_issues(exc.issues)
+            print_issues(exc.issues)
             return EXIT_DATA_PROBLEMS
     if as_json:
         print_json(result)
@@ -163,7 +158,7 @@ def weights(
                 f"replicate weights: {result.replicates['n']} × {result.replicates['method']} "
                 f"({shown(result.replicates['columns'])}); estimate with: {shown(result.replicates['estimate'])}"
             )
-        _print_issues(result.issues)
+        print_issues(result.issues)
     return EXIT_OK
 
 
@@ -197,7 +192,7 @@ def rake_command(
             on_nonconvergence=on_nonconvergence.value,
         )
     except WeightingError as exc:
-        _print_issues(exc.issues)
+        print_issues(exc.issues)
         if as_json:
             print_json({"ok": False, "issues": [i.flatten() for i in exc.issues]})
         return EXIT_DATA_PROBLEMS
@@ -233,7 +228,7 @@ def rake_command(
         out.print(table_out)
         out.print(_summary_table("Weights", [(res.column, cal.diagnostics)]))
         out.print(f"wrote {shown(res.output)} (column {shown(res.column)})")
-    _print_issues((*cal.issues, *res.issues))
+    print_issues((*cal.issues, *res.issues))
     return EXIT_OK if cal.converged else EXIT_DATA_PROBLEMS
 
 
@@ -383,5 +378,5 @@ def estimate_command(
                 *([_fmt(r.deff) if r.deff is not None else ""] if show_deff else []),
             )
         out.print(t)
-    _print_issues(result.issues)
+    print_issues(result.issues)
     return EXIT_OK
