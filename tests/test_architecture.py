@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "xml": GROUND,
     "archives": GROUND,
     "spreadsheet": GROUND,
+    "tablefile": GROUND,
     "xpath": GROUND,
     "crypto": GROUND,
     "forms": MODEL,
@@ -47,7 +48,6 @@ LAYERS: dict[str, int] = {
 # a crossing that is gone must be deleted here, and a new one fails the test.
 KNOWN_CROSSINGS: dict[tuple[str, str], str] = {
     ("xform", "forms"): "loading an XLSForm compiles it; forms sits in the same layer, compile could move to xform",
-    ("estimate", "weights"): "estimate reads tables with weights.io.read_table: the reader belongs to a dataset module",
     ("simulate", "validate"): "simulate stores calculations as validate does (wrap_calculated: move to xpath), "
     "checks every draw with validate_submissions and plants faults under validate's codes: the per-instance "
     "rules and their codes move to a rule catalogue below the stages",

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_USAGE, Issue, ToolkitError, define, error, warning
+from toolkit.tablefile import read_table
 
 Statistic = Literal["mean", "total", "proportion", "ratio"]
 LonelyPsu = Literal["error", "adjust", "average", "certainty"]
@@ -1242,13 +1243,6 @@ def _jkn_rscales(reps: np.ndarray, w: np.ndarray, design: Design | None) -> np.n
         factor = float(np.median(reps[changed, r] / w[changed]))
         coefs[r] = 1.0 / factor if factor > 1 else (n_rep - 1) / n_rep
     return coefs
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV, Parquet, SPSS .sav or Stata .dta table (see `toolkit.weights.io.read_table`)."""
-    from toolkit.weights.io import read_table as _read
-
-    return _read(path)
 
 
 def estimate_file(path: Path, **options: object) -> EstimateResult:

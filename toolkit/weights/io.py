@@ -13,15 +13,13 @@ import pandas as pd
 from toolkit.errors import (
     EXIT_CANNOT_RUN,
     EXIT_USAGE,
-    INPUT_MISSING,
-    INPUT_UNREADABLE,
     OUTPUT_UNWRITABLE,
     ToolkitError,
     error,
 )
 from toolkit.files import write_atomic
+from toolkit.tablefile import read_table, unreadable_table_error
 
-READABLE = (".csv", ".parquet", ".sav", ".dta", ".xlsx")
 # Cells pandas reads as missing in a CSV by default (a subset of its list: the spellings survey tools write).
 CSV_MISSING = frozenset({"", "NA", "N/A", "NaN", "nan", "NULL", "null", "None", "#N/A", "-nan"})
 # A double holds every integer up to 2^53 (15 significant digits are always safe): longer digit strings are
@@ -76,47 +74,6 @@ class KeptTable:
     metadata: TableMetadata | None
 
 
-def read_table(path: Path | str) -> pd.DataFrame:
-    """Read a table by its extension: .csv (UTF-8, BOM allowed), .parquet, .sav, .dta or .xlsx (first sheet).
-
-    Parameters:
-        path: the file.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise ToolkitError(error(INPUT_MISSING, "file not found; check the path", file=str(p)), EXIT_USAGE)
-    suffix = p.suffix.lower()
-    try:
-        if suffix == ".csv":
-            return pd.read_csv(p, encoding="utf-8-sig")
-        if suffix == ".parquet":
-            return pd.read_parquet(p)
-        if suffix in (".sav", ".dta"):
-            import pyreadstat
-
-            reader = pyreadstat.read_sav if suffix == ".sav" else pyreadstat.read_dta
-            frame, _meta = reader(str(p))
-            return frame
-        if suffix == ".xlsx":
-            return pd.read_excel(p)
-    except Exception as exc:  # pyreadstat raises its own exception types
-        raise _unreadable(p, exc) from exc
-    raise ToolkitError(
-        error(
-            INPUT_UNREADABLE,
-            f"unknown table format {suffix!r}; use one of {', '.join(READABLE)}",
-            file=str(p),
-        ),
-        EXIT_USAGE,
-    )
-
-
-def _unreadable(path: Path, exc: Exception) -> ToolkitError:
-    known = isinstance(exc, (OSError, ValueError, UnicodeDecodeError))
-    reason = str(exc) if known else f"{type(exc).__name__}: {exc}"
-    return ToolkitError(error(INPUT_UNREADABLE, f"cannot read the table: {reason}", file=str(path)), EXIT_CANNOT_RUN)
-
-
 def read_table_keeping(path: Path | str) -> KeptTable:
     """Read a table to change and write back with nothing lost: .sav/.dta with their labels, user-missing
     definitions, measurement levels and formats; CSV with identifier-like digit columns as text (leading zeros,
@@ -138,7 +95,7 @@ def read_table_keeping(path: Path | str) -> KeptTable:
             kept, meta = reader(str(p), user_missing=True)
             return KeptTable(values, kept, _metadata(meta, suffix))
     except Exception as exc:  # pyreadstat raises its own exception types
-        raise _unreadable(p, exc) from exc
+        raise unreadable_table_error(p, exc) from exc
     return KeptTable(values, values, None)
 
 
