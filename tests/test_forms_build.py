@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from tests.conftest import require_tool, write_md_form
-from toolkit import forms
+from toolkit import forms, xlsform
 from toolkit.cli import app
 
 runner = CliRunner()
@@ -90,7 +90,7 @@ def test_javarosa_rejection_is_an_error(tmp_path: Path) -> None:
 
 
 def test_missing_java_marks_not_validated(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(forms, "java_available", lambda: False)
+    monkeypatch.setattr(xlsform, "java_available", lambda: False)
     form = forms.compile_form(write_md_form(tmp_path, GOOD))
     assert form.validated is None and form.ok
     assert [i.code for i in form.issues] == [forms.FORM_NOT_VALIDATED]

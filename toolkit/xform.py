@@ -654,7 +654,7 @@ def load_form(path: str | os.PathLike[str]) -> FormModel:
                 error(INPUT_UNREADABLE, f"Cannot read the form: {exc.strerror}.", file=str(source))
             ) from None
         return parse_xform(data, source=str(source))
-    from toolkit.forms import compile_form
+    from toolkit.xlsform import compile_form
 
     compiled = compile_form(source, validate=False)
     if compiled.xform is None or not compiled.ok:

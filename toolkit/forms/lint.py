@@ -37,9 +37,9 @@ from toolkit.errors import (
     define,
     error,
 )
-from toolkit.forms import FORM_SUFFIXES, PYXFORM_VERSION, _issue_from_pyxform
 from toolkit.forms.expression import ExpressionError, Node, parse_expression
 from toolkit.report import Report
+from toolkit.xlsform import FORM_SUFFIXES, PYXFORM_VERSION, issue_from_pyxform
 
 LINT_SELECT_MULTIPLE_EQUALS = define(
     "lint.select_multiple_equals", "A select_multiple is compared with = or != instead of selected()"
@@ -1264,7 +1264,7 @@ def _structure_issues(form: _Form, data: Any) -> list[Issue]:
                 workbook["settings"] = [settings_row]
                 workbook["settings_header"] = [dict.fromkeys(settings_row)]
                 continue
-            issue = _issue_from_pyxform(str(exc), form.source, Severity.ERROR, LINT_FORM_INVALID)
+            issue = issue_from_pyxform(str(exc), form.source, Severity.ERROR, LINT_FORM_INVALID)
             column = _COLUMN_IN_MESSAGE.search(str(exc))
             text = issue.message if isinstance(exc, PyXFormError) else f"{type(exc).__name__}: {exc}"
             where = Location(
