@@ -230,3 +230,28 @@ def test_codebook_shows_universe_words_exported_codes_and_an_index(tmp_path: Pat
         ("643", "RUS"),
         ("762", "TJK"),
     ]
+
+
+def test_not_asked_is_counted_apart_from_missing(model, tables, tmp_path) -> None:
+    """A blank where skip logic did not ask the question is "not asked", not "missing"; without relevance the
+    codebook cannot tell them apart and says only "missing"."""
+    import numpy as np
+
+    fav = next(n for n in model.nodes.values() if n.name == "fav")
+    age = next(n for n in model.nodes.values() if n.name == "hl_age")
+    asked = {fav.path: np.array([True, False, False]), age.path: np.array([True, True, True])}
+    codebook, _ = build_codebook(model, tables=tables, asked=asked)
+    by_name = {v.name: v for t in codebook.tables for v in t.variables}
+    assert (by_name["fav"].valid, by_name["fav"].missing, by_name["fav"].not_asked) == (1, 0, 2)
+    assert by_name["hl_age"].not_asked == 0
+    assert by_name["hl_sex"].not_asked is None  # no relevance given for it
+    plain, _ = build_codebook(model, tables=tables)
+    assert {v.name: (v.missing, v.not_asked) for t in plain.tables for v in t.variables}["fav"] == (2, None)
+    assert "1 valid, 0 missing, 2 not asked" in render_html(codebook)
+    document = etree.fromstring(render_ddi(codebook))
+    assert _ddi_schema().validate(document), _ddi_schema().error_log
+    result = write_codebook(model, out_dir=tmp_path, formats=["xlsx"], tables=tables, asked=asked)
+    sheet = load_workbook(result.files[0])["variables"]
+    header = [c.value for c in sheet[1]]
+    row = next(r for r in sheet.iter_rows(values_only=True) if r[1] == "fav")
+    assert (row[header.index("missing")], row[header.index("not_asked")]) == (0, 2)

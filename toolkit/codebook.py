@@ -93,6 +93,7 @@ class VariableEntry:
     stata_name: str | None = None
     valid: int | None = None
     missing: int | None = None
+    not_asked: int | None = None  # rows where skip logic did not ask the question (None: relevance not evaluated)
     dont_know_refused: int | None = None
     minimum: float | None = None
     maximum: float | None = None
@@ -218,12 +219,19 @@ def _numeric(series: pd.Series) -> np.ndarray:
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
-def _stats(node: Node, series: pd.Series | None, categories: list[CategoryStat]) -> dict:
+def _stats(
+    node: Node, series: pd.Series | None, categories: list[CategoryStat], asked: np.ndarray | None = None
+) -> dict:
     if series is None:
         return {}
     present = series.notna() & (series.astype("string").str.strip() != "")
     present = present.fillna(False).to_numpy(dtype=bool)
     stats: dict = {"valid": int(present.sum()), "missing": int((~present).sum())}
+    if asked is not None and len(asked) == len(present):
+        # A question skip logic did not ask is empty by design: "not asked" is not "missing" (no answer where one
+        # was due). An answer kept where the question was not asked still counts as valid (validate reports it).
+        stats["not_asked"] = int((~asked & ~present).sum())
+        stats["missing"] = int((asked & ~present).sum())
     if node.question_type in _NUMERIC_TYPES:
         values = _numeric(series)
         sentinel = np.isin(values, _NUMERIC_SENTINELS)
@@ -258,6 +266,7 @@ def build_codebook(
     tables: Mapping[str, pd.DataFrame] | None = None,
     rename_map: Path | None = None,
     language: str | None = None,
+    asked: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[Codebook, list[Issue]]:
     """Assemble the codebook of a form, with statistics when the ingested tables are given.
 
@@ -266,6 +275,9 @@ def build_codebook(
         tables: table name -> DataFrame as written by `migkit ingest` (optional).
         rename_map: the `<form_id>-rename-map.csv` written by `migkit export` (optional).
         language: the language of the HTML/XLSX texts; default the form's default language. DDI gets all languages.
+        asked: per question path, which rows of its table skip logic asked it (`ValidationResult.asked`, from
+            the relevance validate evaluated on the same tables): blanks are then split into "not asked" and
+            "missing".
     """
     issues: list[Issue] = []
     names = _read_rename_map(rename_map)
@@ -297,7 +309,7 @@ def build_codebook(
                 for c in (choice_list.choices if choice_list else ())
             ]
             column = frame[node.name] if frame is not None and node.name in frame.columns else None
-            stats = _stats(node, column, categories)
+            stats = _stats(node, column, categories, asked.get(node.path) if asked is not None else None)
             spss, stata = names.get((table_name, node.name), (None, None))
             variables.append(
                 VariableEntry(
@@ -423,6 +435,8 @@ def _html_variable(var: VariableEntry, lang: str | None) -> str:
         facts.append(("interviewer instruction", hint))
     if var.valid is not None:
         counts = f"{var.valid} valid, {var.missing} missing"
+        if var.not_asked is not None:
+            counts += f", {var.not_asked} not asked (skipped by the form's logic)"
         if var.dont_know_refused:
             counts += f", {var.dont_know_refused} don't know/refused"
         facts.append(("answers", counts))
@@ -475,6 +489,7 @@ def _write_xlsx(codebook: Codebook, target: Path) -> None:
         "choice_list",
         "valid",
         "missing",
+        "not_asked",
         "dont_know_refused",
         "min",
         "mean",
@@ -500,6 +515,7 @@ def _write_xlsx(codebook: Codebook, target: Path) -> None:
                     v.choice_list,
                     v.valid,
                     v.missing,
+                    v.not_asked,
                     v.dont_know_refused,
                     v.minimum,
                     v.mean,
@@ -644,6 +660,9 @@ def _ddi_var(var: VariableEntry, file_id: str, language: str | None, sub: Callab
     for kind, value in (("min", var.minimum), ("max", var.maximum), ("mean", var.mean), ("stdev", var.stdev)):
         if value is not None:
             sub(element, "sumStat", f"{value:.10g}", type=kind)
+    if var.not_asked is not None:
+        # DDI 2.5 has no "not in universe" statistic (sumStat types are fixed): say it in words.
+        sub(element, "txt", f"Not asked (outside the universe): {var.not_asked} cases.")
     if var.constraint:
         sub(element, "txt", f"Constraint: {var.constraint}")
     for category in var.categories:
@@ -679,6 +698,7 @@ def write_codebook(
     tables: Mapping[str, pd.DataFrame] | None = None,
     rename_map: Path | None = None,
     language: str | None = None,
+    asked: Mapping[str, np.ndarray] | None = None,
 ) -> CodebookResult:
     """Write `<form_id>-codebook.html`, `.xlsx` and `-ddi.xml` into `out_dir`.
 
@@ -689,6 +709,7 @@ def write_codebook(
         tables: ingested tables for statistics (optional).
         rename_map: the export rename map, to list SPSS/Stata names (optional).
         language: language of the HTML/XLSX texts; default the form's default language.
+        asked: per question path, the rows skip logic asked it (see `build_codebook`).
     """
     chosen: Sequence[str] = [f.strip().lower() for f in formats if f.strip()]
     unknown = sorted(set(chosen) - set(CODEBOOK_FORMATS))
@@ -700,7 +721,7 @@ def write_codebook(
             ),
             exit_code=2,
         )
-    codebook, issues = build_codebook(form, tables=tables, rename_map=rename_map, language=language)
+    codebook, issues = build_codebook(form, tables=tables, rename_map=rename_map, language=language, asked=asked)
     out = Path(out_dir)
     files = []
     try:
