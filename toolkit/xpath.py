@@ -70,6 +70,7 @@ __all__ = [
     "to_date",
     "to_number",
     "to_string",
+    "value_function",
 ]
 
 NAN = float("nan")
@@ -1971,6 +1972,23 @@ _SIMPLE: dict[str, tuple[Callable[[str, tuple], None], Callable[..., Any]]] = {
     "randomize": (_any(1, 2), _f_randomize),
     "version": (_any(0), lambda e: e.root.attrs.get("version", "")),
 }
+
+# Functions whose result depends on more than their argument values (a draw, the form's version attribute, the
+# order of a node-set): a column-wise evaluator cannot apply them to one row's values.
+_NOT_ON_VALUES = frozenset({"random", "uuid", "randomize", "version", "now", "today"})
+
+
+def value_function(name: str) -> Callable[..., Any] | None:
+    """The implementation `body(env, *values)` of a library function of plain values, or None.
+
+    For evaluators that hold each argument's value rather than a node-set (the column-wise validator): the
+    result is the one the compiled expression gives for these argument values. None for the functions
+    handled in the compiler itself (if, coalesce, position, count, ...) and those listed in _NOT_ON_VALUES.
+    """
+    if name in _NOT_ON_VALUES:
+        return None
+    impl = _SIMPLE.get(name)
+    return impl[1] if impl is not None else None
 
 
 # ----------------------------------------------------------------------------------------------------

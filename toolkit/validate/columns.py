@@ -42,8 +42,8 @@ from toolkit.xpath import (
     _typed_value,
     compile_xpath,
     java_double_str,
+    value_function,
 )
-from toolkit.xpath import _format_date as fmt_date
 
 S, N, B, D, DT = (
     0,
@@ -458,7 +458,14 @@ class VCompiler:
         compiled = [self._arg(a, context, context_path) for a in args]
         impl = _SCALAR.get(name)
         if impl is None:
-            raise NotVectorizable(name)
+            # Any other function of plain values (trigonometry, digest, geo on a single trace ...): the scalar
+            # implementation, once per distinct tuple of arguments.
+            scalar = value_function(name)
+            if scalar is None:
+                raise NotVectorizable(name)
+            if not compiled:
+                return lambda c, lv: TV.const(scalar(EvalEnv(root=XNode("x"))), lv.size)
+            impl = (None, _on_values(name, scalar))
         arity, body = impl
         if arity is not None and len(args) not in arity:
             raise NotVectorizable(f"{name} arity")
@@ -919,20 +926,30 @@ def _substr(s: str, start: str, end: str | None = None) -> str:
     return _f_substr(EvalEnv(root=XNode("x")), s, start, end)
 
 
+def _question_path(ref_text: str, context_path: str) -> str:
+    """The generic path jr:choice-name() names: predicates dropped, a relative path anchored at the context."""
+    ref = re.sub(r"\[[^\]]*\]", "", ref_text).strip()
+    if ref.startswith("/"):
+        return ref
+    parts = [x for x in context_path.split("/") if x]
+    for step in ref.split("/"):
+        if step == "..":
+            parts = parts[:-1]
+        elif step not in (".", ""):
+            parts.append(step)
+    return "/" + "/".join(parts)
+
+
 def _choice_name(c: Ctx, context_path: str, value: TV, question: TV) -> TV:
-    refs = set(to_str(question))
-    if len(refs) != 1:
-        raise NotVectorizable("jr:choice-name with a computed question")
-    ref = re.sub(r"\[[^\]]*\]", "", next(iter(refs))).strip()
-    if not ref.startswith("/"):
-        parts = [x for x in context_path.split("/") if x]
-        for step in ref.split("/"):
-            if step == "..":
-                parts = parts[:-1]
-            elif step not in (".", ""):
-                parts.append(step)
-        ref = "/" + "/".join(parts)
-    return _str_tv(np.array([c.labels.get((ref, x), "") for x in to_str(value)], dtype=object))
+    """jr:choice-name(value, question): the question is nearly always one literal, but may be computed per row."""
+    answers = to_str(value)
+    out = _empty_str(len(answers))
+    codes, refs = pd.factorize(to_str(question), use_na_sentinel=False)
+    for k, ref_text in enumerate(refs):
+        question_path = _question_path(str(ref_text), context_path)
+        rows = np.flatnonzero(codes == k)
+        out[rows] = per_unique(lambda x, q=question_path: c.labels.get((q, x), ""), answers[rows], object)
+    return _str_tv(out)
 
 
 def _num_fn(fn: Callable[[float], float]) -> Callable[[TV], TV]:
@@ -958,23 +975,6 @@ def _pow(a: TV, b: TV) -> TV:
     )
 
 
-def _format_date(v: TV, fmt: TV) -> TV:
-    formats = set(to_str(fmt))
-    if len(formats) != 1:
-        raise NotVectorizable("format-date with a computed format")
-    f = next(iter(formats))
-    if any("T" in str(x) for x in v.s[v.t == S]):
-        raise NotVectorizable("format-date of a date-time text")
-    dated = _date_fn(v) if ((v.t == S) | (v.t == D)).all() else None
-    if dated is None:
-        raise NotVectorizable("format-date of a dateTime")
-    out = [
-        fmt_date(EPOCH + timedelta(days=int(d)), f, UTC) if t == D else ""
-        for t, d in zip(dated.t, dated.n, strict=True)
-    ]
-    return _str_tv(np.array(out, dtype=object))
-
-
 def _translate(s: str, a: str, b: str) -> str:
     out = []
     for ch in s:
@@ -984,6 +984,67 @@ def _translate(s: str, a: str, b: str) -> str:
         elif k < len(b):
             out.append(b[k])
     return "".join(out)
+
+
+def scalar_at(v: TV, row: int) -> Any:
+    """One row's value as the scalar evaluator holds it (str, float, bool, date, an aware datetime)."""
+    tag = v.t[row]
+    if tag == S:
+        return v.s[row]
+    x = float(v.n[row])
+    if tag == N:
+        return x
+    if tag == B:
+        return x != 0
+    if tag == D:
+        return EPOCH + timedelta(days=int(x))
+    return datetime.fromtimestamp(x * 86400.0, tz=_DEVICE_TZ.get())
+
+
+def tv_of_scalars(values: list[Any]) -> TV:
+    """Scalar results (str, float, bool, date, datetime) as a tagged vector."""
+    size = len(values)
+    t = np.zeros(size, np.int8)
+    s = _empty_str(size)
+    n = np.full(size, np.nan)
+    for i, value in enumerate(values):
+        if isinstance(value, bool):
+            t[i], n[i] = B, float(value)
+        elif isinstance(value, float | int):
+            t[i], n[i] = N, float(value)
+        elif isinstance(value, datetime):
+            t[i], n[i] = DT, value.timestamp() / 86400.0
+        elif isinstance(value, date):
+            t[i], n[i] = D, float((value - EPOCH).days)
+        else:
+            s[i] = value if isinstance(value, str) else str(value)
+    return TV(t, s, n)
+
+
+def _on_values(name: str, body: Callable[..., Any]) -> Callable[..., TV]:
+    """A library function of plain values applied row by row, once per distinct tuple of argument values.
+
+    Its result is the scalar evaluator's own; where that raises for a row (a date that does not parse), the
+    expression is handed to the per-instance evaluator, which reports the error on that submission.
+    """
+
+    def apply(*vs: TV) -> TV:
+        env = EvalEnv(root=XNode("x"), tz=_DEVICE_TZ.get())
+        size = len(vs[0]) if vs else 0
+        done: dict[tuple[Any, ...], Any] = {}
+        out: list[Any] = []
+        for row in range(size):
+            key = tuple(v.s[row] if v.t[row] == S else (int(v.t[row]), float(v.n[row])) for v in vs)
+            result = done.get(key)
+            if result is None:
+                try:
+                    result = done[key] = body(env, *(scalar_at(v, row) for v in vs))
+                except XPathError as exc:
+                    raise NotVectorizable(f"{name}: {exc}") from None
+            out.append(result)
+        return tv_of_scalars(out)
+
+    return apply
 
 
 _SCALAR: dict[str, tuple[tuple[int, ...] | None, Callable[..., TV]]] = {
@@ -1016,9 +1077,10 @@ _SCALAR: dict[str, tuple[tuple[int, ...] | None, Callable[..., TV]]] = {
     "sqrt": ((1,), _num_fn(lambda x: math.sqrt(x) if x >= 0 else math.nan)),
     "log10": ((1,), _num_fn(lambda x: math.log10(x) if x > 0 else (-math.inf if x == 0 else math.nan))),
     "pow": ((2,), _pow),
-    "format-date": ((2,), _format_date),
     "jr:choice-name": ((2,), _choice_name),
 }
+for _name in ("format-date", "format-date-time"):
+    _SCALAR[_name] = ((2,), _on_values(_name, value_function(_name)))  # type: ignore[arg-type]
 
 
 def _decimal_date_time(v: TV) -> TV:
