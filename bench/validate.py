@@ -14,6 +14,11 @@
    of the same instances in one JVM (tests/java/JrCheck.java: populate the form, recompute, relevance,
    required, constraints), JVM start and form parse excluded, after one warm-up pass.
 Prints instances/s for each, and the ratio to JavaRosa.
+4. The three questionnaire templates (forms/*.xlsx: household, women, domestic workers): for each,
+   `--template-n` simulated submissions (no injected faults), judged by `validate_input()` in-process and
+   by JavaRosa in the same run, as in 3; prints both judge rates (submissions/s) and their ratio (target
+   >= 50x on each), which evaluation path migkit took and how many expressions it ran per instance.
+   `--template-n 0` skips this part, `--templates-only` skips 1-3.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from toolkit.validate import compile_form, validate_input  # noqa: E402
 from toolkit.xform import load_form  # noqa: E402
 
 FORM = REPO / "bench" / "validate_form.md"
+TEMPLATES = sorted((REPO / "forms").glob("*.xlsx"))
 MIGKIT = [sys.executable, "-m", "toolkit"]
 
 # (pattern, replacement) faults; each injected instance gets one of them where it applies.
@@ -102,96 +108,147 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it")
     parser.add_argument("--form", type=Path, default=FORM, help="the form (default bench/validate_form.md)")
+    parser.add_argument(
+        "--template-n", type=int, default=1000, help="submissions simulated per template (0: skip the templates)"
+    )
+    parser.add_argument(
+        "--template-jr-sample", type=int, default=300, help="of which JavaRosa checks (per template)"
+    )
+    parser.add_argument("--templates-only", action="store_true", help="only measure the templates")
     args = parser.parse_args()
-    form_path = args.form
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="bench-validate-"))
     work.mkdir(parents=True, exist_ok=True)
-    subs, data = work / "subs", work / "DATA"
-    model = load_form(form_path)
     try:
-        if not any(subs.glob("*/submission.xml")):
-            t = time.perf_counter()
-            simulate(model, args.n, subs, seed=args.seed)
-            injected = _inject(subs, 0.05, args.seed)
-            print(
-                f"simulated {args.n} households in {time.perf_counter() - t:.1f} s; "
-                f"faults injected in {injected}"
-            )
-        files = sorted(subs.glob("*/submission.xml"))
-        n = len(files)
-        members = sum(f.read_text(encoding="utf-8").count("<hl>") for f in files[:2000]) / min(n, 2000)
-        print(
-            f"{n} submissions, {members:.1f} roster members per household on average; {os.cpu_count()} cores"
-        )
-
-        seconds_xml, rss_xml, out_xml = _timed(
-            [*MIGKIT, "validate", str(subs), "--form", str(form_path), "--json"]
-        )
-        result = json.loads(out_xml)
-        print(
-            f"migkit validate FOLDER: {n / seconds_xml:,.0f} instances/s ({seconds_xml:.1f} s, peak RSS "
-            f"{rss_xml:,.0f} MiB), method={result['stats'].get('method')}, "
-            f"findings={result['stats']['findings']}, "
-            f"by code {result['stats']['by_code']}"
-        )
-
-        shutil.rmtree(data, ignore_errors=True)
-        seconds_ingest, rss_ingest, _ = _timed(
-            [*MIGKIT, "ingest", str(subs), "--form", str(form_path), "--out", str(data)]
-        )
-        print(f"migkit ingest (not part of validate): {seconds_ingest:.1f} s, peak RSS {rss_ingest:,.0f} MiB")
-        if not (data / "tables.json").is_file():
-            raise RuntimeError("migkit ingest wrote no DATA folder")
-        seconds_data, rss_data, out_data = _timed(
-            [*MIGKIT, "validate", str(data), "--form", str(form_path), "--json"]
-        )
-        result_data = json.loads(out_data)
-        same = result_data["stats"]["by_code"] == result["stats"]["by_code"]
-        print(
-            f"migkit validate DATA:   {n / seconds_data:,.0f} instances/s ({seconds_data:.1f} s, peak RSS "
-            f"{rss_data:,.0f} MiB), method={result_data['stats'].get('method')}, "
-            f"same findings as FOLDER: {same}"
-        )
-
-        # In-process, as JavaRosa is measured: interpreter start, imports and form compile excluded.
-        form = compile_form(model)
-        t = time.perf_counter()
-        in_data = validate_input(form, data)
-        seconds_lib = time.perf_counter() - t
-        t = time.perf_counter()
-        in_xml = validate_input(form, subs)
-        assert in_xml.stats["findings"] == in_data.stats["findings"]
-        seconds_lib_xml = time.perf_counter() - t
-        print(
-            f"validate_input() in-process: DATA {n / seconds_lib:,.0f} instances/s ({seconds_lib:.1f} s, "
-            f"{in_data.stats['method']}), FOLDER {n / seconds_lib_xml:,.0f} instances/s "
-            f"({seconds_lib_xml:.1f} s)"
-        )
-
-        sample = files[: args.jr_sample]
-        form_xml = work / "form.xml"
-        compiled = compile_xlsform(form_path, validate=False)
-        assert compiled.xform is not None
-        form_xml.write_text(compiled.xform, encoding="utf-8")
-        jr = javarosa_throughput(form_xml, sample, rounds=1, media=form_path.resolve().parent)
-        print(
-            f"JavaRosa (ODK_Validate.jar, {len(sample)} instances, JVM start and form parse excluded): "
-            f"{jr:,.0f} instances/s"
-        )
-        print(
-            f"ratio migkit/JavaRosa, whole command: FOLDER {n / seconds_xml / jr:.1f}x, DATA "
-            f"{n / seconds_data / jr:.1f}x; in-process like JavaRosa's measure: "
-            f"DATA {n / seconds_lib / jr:.1f}x, "
-            f"FOLDER {n / seconds_lib_xml / jr:.1f}x (target >= 20x)"
-        )
-        print(
-            f"N={n}: migkit validate FOLDER {seconds_xml:.1f} s, DATA {seconds_data:.1f} s (target <= 60 s); "
-            f"peak RSS {max(rss_xml, rss_data):,.0f} MiB (target < 4096)"
-        )
+        if not args.templates_only:
+            _bench_form(args, work)
+        if args.template_n > 0:
+            _bench_templates(args, work)
     finally:
         if args.keep is None:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _bench_templates(args: argparse.Namespace, work: Path) -> None:
+    """Judge rate of validate_input() vs JavaRosa on simulated submissions of each template."""
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    rows = []
+    for template in TEMPLATES:
+        subs = work / f"template-{template.stem}"
+        model = load_form(template)
+        if not any(subs.glob("*/submission.xml")):
+            t = time.perf_counter()
+            simulate(model, args.template_n, subs, seed=args.seed, media_dir=template.parent)
+            print(f"{template.stem}: simulated {args.template_n} submissions in {time.perf_counter() - t:.1f} s")
+        files = sorted(subs.glob("*/submission.xml"))
+        form = compile_form(model, media_dir=template.parent)
+        t = time.perf_counter()
+        result = validate_input(form, subs)
+        seconds = time.perf_counter() - t
+        form_xml = work / f"{template.stem}.xml"
+        compiled = compile_xlsform(template, validate=False)
+        assert compiled.xform is not None
+        form_xml.write_text(compiled.xform, encoding="utf-8")
+        jr = javarosa_throughput(form_xml, files[: args.template_jr_sample], rounds=1, media=template.parent)
+        rate = len(files) / seconds
+        rows.append((template.stem, rate, jr))
+        print(
+            f"{template.stem}: migkit validate_input() {rate:,.0f} submissions/s ({len(files)} in {seconds:.1f} s, "
+            f"method={result.stats['method']}, expressions per instance="
+            f"{len(result.stats.get('per_instance', ()))}, findings={result.stats['findings']}); "
+            f"JavaRosa {jr:,.0f} submissions/s ({min(len(files), args.template_jr_sample)} instances); "
+            f"ratio {rate / jr:.1f}x (target >= 50x)"
+        )
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} after the templates")
+    print("template            migkit/s  JavaRosa/s   ratio")
+    for name, rate, jr in rows:
+        print(f"{name:<18} {rate:>9,.0f} {jr:>11,.0f} {rate / jr:>6.1f}x")
+
+
+def _bench_form(args: argparse.Namespace, work: Path) -> None:
+    """Parts 1-3: the benchmark form with injected faults, whole commands and in-process, vs JavaRosa."""
+    form_path = args.form
+    subs, data = work / "subs", work / "DATA"
+    model = load_form(form_path)
+    if not any(subs.glob("*/submission.xml")):
+        t = time.perf_counter()
+        simulate(model, args.n, subs, seed=args.seed)
+        injected = _inject(subs, 0.05, args.seed)
+        print(
+            f"simulated {args.n} households in {time.perf_counter() - t:.1f} s; "
+            f"faults injected in {injected}"
+        )
+    files = sorted(subs.glob("*/submission.xml"))
+    n = len(files)
+    members = sum(f.read_text(encoding="utf-8").count("<hl>") for f in files[:2000]) / min(n, 2000)
+    print(
+        f"{n} submissions, {members:.1f} roster members per household on average; {os.cpu_count()} cores"
+    )
+
+    seconds_xml, rss_xml, out_xml = _timed(
+        [*MIGKIT, "validate", str(subs), "--form", str(form_path), "--json"]
+    )
+    result = json.loads(out_xml)
+    print(
+        f"migkit validate FOLDER: {n / seconds_xml:,.0f} instances/s ({seconds_xml:.1f} s, peak RSS "
+        f"{rss_xml:,.0f} MiB), method={result['stats'].get('method')}, "
+        f"findings={result['stats']['findings']}, "
+        f"by code {result['stats']['by_code']}"
+    )
+
+    shutil.rmtree(data, ignore_errors=True)
+    seconds_ingest, rss_ingest, _ = _timed(
+        [*MIGKIT, "ingest", str(subs), "--form", str(form_path), "--out", str(data)]
+    )
+    print(f"migkit ingest (not part of validate): {seconds_ingest:.1f} s, peak RSS {rss_ingest:,.0f} MiB")
+    if not (data / "tables.json").is_file():
+        raise RuntimeError("migkit ingest wrote no DATA folder")
+    seconds_data, rss_data, out_data = _timed(
+        [*MIGKIT, "validate", str(data), "--form", str(form_path), "--json"]
+    )
+    result_data = json.loads(out_data)
+    same = result_data["stats"]["by_code"] == result["stats"]["by_code"]
+    print(
+        f"migkit validate DATA:   {n / seconds_data:,.0f} instances/s ({seconds_data:.1f} s, peak RSS "
+        f"{rss_data:,.0f} MiB), method={result_data['stats'].get('method')}, "
+        f"same findings as FOLDER: {same}"
+    )
+
+    # In-process, as JavaRosa is measured: interpreter start, imports and form compile excluded.
+    form = compile_form(model)
+    t = time.perf_counter()
+    in_data = validate_input(form, data)
+    seconds_lib = time.perf_counter() - t
+    t = time.perf_counter()
+    in_xml = validate_input(form, subs)
+    assert in_xml.stats["findings"] == in_data.stats["findings"]
+    seconds_lib_xml = time.perf_counter() - t
+    print(
+        f"validate_input() in-process: DATA {n / seconds_lib:,.0f} instances/s ({seconds_lib:.1f} s, "
+        f"{in_data.stats['method']}), FOLDER {n / seconds_lib_xml:,.0f} instances/s "
+        f"({seconds_lib_xml:.1f} s)"
+    )
+
+    sample = files[: args.jr_sample]
+    form_xml = work / "form.xml"
+    compiled = compile_xlsform(form_path, validate=False)
+    assert compiled.xform is not None
+    form_xml.write_text(compiled.xform, encoding="utf-8")
+    jr = javarosa_throughput(form_xml, sample, rounds=1, media=form_path.resolve().parent)
+    print(
+        f"JavaRosa (ODK_Validate.jar, {len(sample)} instances, JVM start and form parse excluded): "
+        f"{jr:,.0f} instances/s"
+    )
+    print(
+        f"ratio migkit/JavaRosa, whole command: FOLDER {n / seconds_xml / jr:.1f}x, DATA "
+        f"{n / seconds_data / jr:.1f}x; in-process like JavaRosa's measure: "
+        f"DATA {n / seconds_lib / jr:.1f}x, "
+        f"FOLDER {n / seconds_lib_xml / jr:.1f}x (target >= 20x)"
+    )
+    print(
+        f"N={n}: migkit validate FOLDER {seconds_xml:.1f} s, DATA {seconds_data:.1f} s (target <= 60 s); "
+        f"peak RSS {max(rss_xml, rss_data):,.0f} MiB (target < 4096)"
+    )
 
 
 if __name__ == "__main__":

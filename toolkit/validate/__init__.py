@@ -1290,7 +1290,7 @@ def validate_input(
         if tables is None:
             tables = ingest.ingest([input_path], model)
         try:
-            findings, count = validate_columns(form, tables, today=today, tz=tz)
+            findings, count, per_instance = validate_columns(form, tables, today=today, tz=tz)
         except NotVectorizable:
             if method == "columns":
                 raise
@@ -1315,6 +1315,8 @@ def validate_input(
                 progress(count)
             result = _result([*form.problems, *carried, *kept], count, time.perf_counter() - started)
             result.stats["method"] = "columns"
+            # The expressions evaluated per instance (kind, node path, why), the others ran by column.
+            result.stats["per_instance"] = [f"{kind} of {path}: {reason}" for kind, path, reason in per_instance]
             return _with_input_issues(result, tables.issues)
     if tables is None:
         result = validate_submissions(

@@ -9,8 +9,9 @@ string vs number, booleans, NaN) apply row by row exactly as in the scalar evalu
 Only expressions whose shape is known are vectorised: references to the same level or an enclosing one,
 aggregates (count, sum, min, max, count-non-empty) over an enclosed repeat with an optional predicate,
 position(..), indexed-repeat() into a child repeat, `instance(...)/root/item[name = expr]/col` lookups and the
-scalar function library. Anything else raises `NotVectorizable` while compiling, and the caller falls back to
-the per-instance validator, which is the reference (and is itself tested against JavaRosa).
+scalar function library. Anything else raises `NotVectorizable` while compiling (or while running, when the
+data does not suit it), and that one expression is evaluated per instance by the scalar evaluator, which is
+the reference (and is itself tested against JavaRosa); the rest of the form still runs by column.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from toolkit.xpath import (
     _typed_value,
     compile_xpath,
     java_double_str,
+    to_boolean,
     value_function,
 )
 
@@ -261,6 +263,7 @@ class Ctx:
     candidate: TV | None = None  # the value `.` reads in a constraint
     media: Any = None  # an EvalEnv whose media_dir serves pulldata()
     item: Mapping[str, str] | None = None  # the choice whose filter is being evaluated
+    rows: np.ndarray | None = None  # the rows whose result is used (a per-instance evaluation skips the rest)
 
 
 VFn = Callable[[Ctx, Level], TV]
@@ -1352,6 +1355,271 @@ def _choice_filter(
     return allowed
 
 
+# --- expressions evaluated per instance -------------------------------------------------------------------
+#
+# An expression the vector compiler does not take (a positional predicate, a node-set outside an aggregate) or
+# that cannot run column-wise on this data (a date that does not parse, a key of mixed types) is evaluated per
+# instance by the scalar evaluator, on instance trees rebuilt from the column state at that point of the
+# evaluation order (stored answers, the calculations and relevance computed so far); every other expression of
+# the form still runs by column.
+
+_FAILED = object()  # the scalar evaluator raised for this row; the caller applies the per-instance default
+
+
+@dataclass
+class ExpressionError:
+    """An expression that fails on one node of one submission (reported as `expression_error`)."""
+
+    path: str  # generic path of the node the expression belongs to
+    row: int  # row of the node's level
+    kind: str  # "relevant", "calculation", "required", "constraint", "choice filter", "repeat choices"
+    text: str | None  # the node's text when the expression was evaluated
+    source: str
+    message: str
+
+
+class InstanceTrees:
+    """Instance trees mirroring the column state, built on first use and brought up to date before each use."""
+
+    def __init__(  # noqa: PLR0917 (the column state it mirrors)
+        self,
+        model: Any,
+        types: Mapping[str, str],
+        ctx: Ctx,
+        stored: Mapping[str, _TextColumn],
+        computed_text: Mapping[str, np.ndarray],
+        labels: Mapping[tuple[str, str], str],
+    ) -> None:
+        self.model, self.types, self.ctx, self.stored = model, types, ctx, stored
+        self.computed_text = computed_text
+        self.labels = labels
+        self.nodes: dict[str, list[XNode]] = {}
+        self.envs: list[EvalEnv] = []
+        self._relevance_seen: dict[str, np.ndarray] = {}
+        self._values_seen: dict[str, np.ndarray] = {}
+
+    def _build(self) -> None:
+        model, levels = self.model, self.ctx.levels
+        roots = [XNode(model.root[1:]) for _ in range(levels[model.root].size)]
+        self.nodes[model.root] = roots
+
+        def fill(path: str, containers: list[XNode]) -> None:
+            for child_path in model.nodes[path].children:
+                child = model.nodes[child_path]
+                if child.kind == "repeat":
+                    lv = levels[child_path]
+                    for container in containers:
+                        container._repeat_names = (container._repeat_names or frozenset()) | {child.name}
+                    items: list[XNode] = [containers[0]] * lv.size if lv.size else []
+                    assert lv.parent_index is not None
+                    for row in np.lexsort((lv.position, lv.parent_index)).tolist():
+                        parent = containers[int(lv.parent_index[row])]
+                        items[row] = parent.append(XNode(child.name, None, parent))
+                elif child.kind == "group":
+                    items = [c.append(XNode(child.name, None, c)) for c in containers]
+                else:
+                    column = self.stored.get(child_path)
+                    texts = column.full.tolist() if column is not None else [""] * len(containers)
+                    dtype = self.types.get(child_path)
+                    items = [
+                        c.append(XNode(child.name, text or None, c, dtype))
+                        for c, text in zip(containers, texts, strict=True)
+                    ]
+                self.nodes[child_path] = items
+                if child.kind != "field":
+                    fill(child_path, items)
+
+        fill(model.root, roots)
+        ctx = self.ctx
+        days = ctx.today
+        shared_cache: dict[str, list[dict[str, str]]] = {}
+        labels = self.labels
+        for row, root in enumerate(roots):
+            day = days if isinstance(days, date) else EPOCH + timedelta(days=int(days[row]))
+            self.envs.append(
+                EvalEnv(
+                    root=root,
+                    secondary=ctx.secondary,
+                    today=day,
+                    tz=_DEVICE_TZ.get(),
+                    choice_name=lambda value, question: labels.get((question, value), ""),
+                    media_dir=ctx.media.media_dir if ctx.media is not None else None,
+                    _pulldata_cache=shared_cache,
+                )
+            )
+
+    def sync(self) -> None:
+        """Bring relevance and calculated values up to the column state."""
+        if not self.envs and not self.nodes:
+            self._build()
+        for path, flags in self.ctx.relevance.items():
+            if self._relevance_seen.get(path) is not flags:
+                self._relevance_seen[path] = flags
+                for node, flag in zip(self.nodes[path], flags.tolist(), strict=True):
+                    node.relevant = flag
+        for path, texts in self.computed_text.items():
+            if self._values_seen.get(path) is not texts:
+                self._values_seen[path] = texts
+                typed = self.ctx.values[path]
+                for row, (node, text) in enumerate(zip(self.nodes[path], texts.tolist(), strict=True)):
+                    node.set(text or None, scalar_at(typed, row) if text else "")
+
+
+class PerInstance:
+    """One bind expression evaluated node by node with the scalar evaluator."""
+
+    def __init__(
+        self, trees: InstanceTrees, expr: Any, path: str, kind: str, errors: list[ExpressionError]
+    ) -> None:
+        self.trees, self.expr, self.path, self.kind, self.errors = trees, expr, path, kind, errors
+
+    def results(self, c: Ctx, lv: Level) -> tuple[np.ndarray, list[Any]]:
+        """(rows evaluated, their raw results or _FAILED): `c.rows` when set, else every row of the level."""
+        trees = self.trees
+        trees.sync()
+        nodes = trees.nodes[self.path]
+        root = c.levels[trees.model.root]
+        main_rows = lv.index_to(root) if lv is not root else np.arange(lv.size)
+        rows = np.flatnonzero(c.rows) if c.rows is not None else np.arange(lv.size)
+        out: list[Any] = []
+        name = self.path.rsplit("/", 1)[-1]
+        for row in rows.tolist():
+            node = nodes[row]
+            env = trees.envs[int(main_rows[row])]
+            env.current = node
+            try:
+                out.append(self.expr.evaluate(node, env=env))
+            except XPathError as exc:
+                self.errors.append(
+                    ExpressionError(
+                        self.path,
+                        row,
+                        self.kind,
+                        node.text,
+                        self.expr.source,
+                        f"{name}: the {self.kind} expression fails on this submission: {exc}",
+                    )
+                )
+                out.append(_FAILED)
+        return rows, out
+
+    def __call__(self, c: Ctx, lv: Level) -> TV:
+        """A boolean per row; where the scalar evaluator fails, the per-instance path's default (a failing
+        relevance or constraint holds, a failing required does not)."""
+        default = self.kind != "required"
+        flags = np.full(lv.size, default)
+        rows, results = self.results(c, lv)
+        if len(rows):
+            flags[rows] = [default if r is _FAILED else to_boolean(r) for r in results]
+        return _bool_tv(flags)
+
+
+@dataclass
+class Expression:
+    """A bind expression: its vector function when it has one, else (or once it fails on the data) per instance."""
+
+    path: str
+    kind: str
+    vector: VFn | None
+    per_instance: PerInstance
+    reason: str | None = None  # why it runs per instance
+
+    def __call__(self, c: Ctx, lv: Level) -> TV:
+        if self.vector is not None:
+            try:
+                return self.vector(c, lv)
+            except (NotVectorizable, RecursionError) as exc:
+                self.vector, self.reason = None, str(exc) or type(exc).__name__
+        return self.per_instance(c, lv)
+
+    def calculated(self, c: Ctx, lv: Level, dtype: str | None) -> tuple[TV, np.ndarray, np.ndarray | None]:
+        """A calculation's stored values and texts, and the rows where it could not be computed (or None)."""
+        if self.vector is not None:
+            try:
+                return (*wrap(self.vector(c, lv), dtype), None)
+            except (NotVectorizable, RecursionError) as exc:
+                self.vector, self.reason = None, str(exc) or type(exc).__name__
+        tz = _DEVICE_TZ.get()
+        texts = self.per_instance.trees.stored[self.path].full.copy()
+        typed = c.values[self.path]  # the stored values, kept where the calculation fails
+        failed = np.zeros(lv.size, dtype=bool)
+        computed: list[Any] = []
+        rows, results = self.per_instance.results(c, lv)
+        for row, result in zip(rows.tolist(), results, strict=True):
+            if result is _FAILED:
+                failed[row] = True
+                computed.append(scalar_at(typed, row) if texts[row] else "")
+            else:
+                texts[row], value = wrap_calculated(result, dtype, tz)
+                computed.append(value)
+        return tv_of_scalars(computed), texts, failed
+
+
+def _compiled(
+    compile_vector: Callable[[], VFn], per_instance: PerInstance, per_instance_list: list[Expression]
+) -> Expression:
+    try:
+        return Expression(per_instance.path, per_instance.kind, compile_vector(), per_instance)
+    except (NotVectorizable, RecursionError) as exc:
+        expression = Expression(per_instance.path, per_instance.kind, None, per_instance, str(exc) or "recursion")
+        per_instance_list.append(expression)
+        return expression
+
+
+class FilterPerInstance:
+    """The choice filter check, per instance: every chosen value is among the items the itemset gives."""
+
+    def __init__(self, per_instance: PerInstance, value_name: str, multiple: bool) -> None:
+        self.per_instance, self.value_name, self.multiple = per_instance, value_name, multiple
+
+    def __call__(self, c: Ctx, lv: Level, answers: TV) -> np.ndarray:
+        del answers  # the answers are read from the tree, as the per-instance path reads them
+        out = np.ones(lv.size, dtype=bool)
+        nodes = self.per_instance.trees.nodes[self.per_instance.path]
+        rows, results = self.per_instance.results(c, lv)
+        for row, items in zip(rows.tolist(), results, strict=True):
+            if not isinstance(items, list):
+                continue
+            names = set()
+            for item in items:
+                child = item.child(self.value_name)
+                names.add(child.string if child is not None else "")
+            text = nodes[row].text or ""
+            chosen = text.split() if self.multiple else [text.strip()]
+            out[row] = all(x in names for x in chosen)
+        return out
+
+
+def _filter_verdicts(  # noqa: PLR0917 (hot internal helper)
+    entry: dict[str, Any], path: str, ctx: Ctx, lv: Level, answers: TV, per_instance: list[Expression]
+) -> np.ndarray:
+    """Per row, whether the chosen values are among those the choice filter allows (by column when it can)."""
+    check = entry.get("filter")
+    if check is not None:
+        try:
+            return check(ctx, lv, answers)
+        except (NotVectorizable, RecursionError) as exc:
+            entry["filter"] = None
+            fallback = entry["filter_by_instance"]
+            per_instance.append(Expression(path, "choice filter", None, fallback.per_instance, str(exc)))
+    return entry["filter_by_instance"](ctx, lv, answers)
+
+
+def _per_instance_in_use(
+    compiled: Mapping[tuple[str, str], Expression],
+    checks: Mapping[str, Mapping[str, Any]],
+    listed: list[Expression],
+) -> list[Expression]:
+    """The expressions that ran per instance: those listed at compile time or later, and those that fell back
+    while running."""
+    found = {id(e): e for e in listed}
+    everything = [*compiled.values(), *(v for entry in checks.values() for v in entry.values())]
+    for item in everything:
+        if isinstance(item, Expression) and item.vector is None:
+            found.setdefault(id(item), item)
+    return list(found.values())
+
+
 def _interview_days(model: Any, main: pd.DataFrame, columns: Mapping[str, str], fallback: date) -> np.ndarray:
     """Per submission, the interview day (`today` or `start` field) in days since EPOCH; else `fallback`."""
     from toolkit.validate import _day_of, interview_day_path
@@ -1369,7 +1637,12 @@ def _interview_days(model: Any, main: pd.DataFrame, columns: Mapping[str, str], 
 
 
 def validate_columns(form: Any, tables: Any, *, today: date | None = None, tz: tzinfo = UTC) -> Any:
-    """Validate ingest tables column-wise; raises NotVectorizable when the form needs the per-instance path.
+    """Validate ingest tables column-wise; returns (findings, submissions, expressions run per instance).
+
+    Every expression runs by column where the vector compiler takes it; the others (and those that cannot run
+    column-wise on this data) run per instance on trees rebuilt from the column state, so one such expression
+    does not take the rest of the form off the column path. Raises NotVectorizable only for forms whose
+    dependencies need the per-instance path's fixpoint iteration, or tables without a main table.
 
     Parameters:
         form: the compiled form (`toolkit.validate.compile_form`).
@@ -1389,6 +1662,7 @@ def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:
         CALCULATE_MISMATCH,
         CHOICE_UNKNOWN,
         CONSTRAINT_VIOLATED,
+        EXPRESSION_ERROR,
         NONRELEVANT_ANSWERED,
         Finding,
         _relevance_chain,
@@ -1495,44 +1769,59 @@ def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:
         if path not in ctx.relevance:
             refresh(path)
 
-    try:
-        compiled: dict[tuple[str, str], VFn] = {}
-        for kind, path in form.order:
-            rule = form.rules[path]
-            expr = rule.relevant if kind == "relevant" else rule.calculate
-            if kind == "calculate" and stored_volatile(expr):
-                continue  # read from the stored column, as the per-instance path does
-            compiled[(kind, path)] = compiler.compile(expr.source, path)
-        checks: dict[str, dict[str, Any]] = {}
-        for path, rule in form.rules.items():
-            if rule.node.kind != "field":
-                continue
-            entry: dict[str, Any] = {}
-            if rule.required is not None:
-                entry["required"] = compiler.compile(rule.required.source, path)
-            if rule.constraint is not None:
-                entry["constraint"] = compiler.compile(rule.constraint.source, path)
-            if rule.itemset is not None:
-                entry["filter"] = _choice_filter(compiler, rule.node, form)
-            if rule.membership is not None:
-                entry["membership"] = compiler.compile(rule.membership.source, path)
-            checks[path] = entry
-    except (NotVectorizable, RecursionError) as exc:
-        raise NotVectorizable(str(exc)) from None
-
     computed_text: dict[str, np.ndarray] = {}
+    computed_failed: dict[str, np.ndarray] = {}
+    errors: list[ExpressionError] = []
+    per_instance: list[Expression] = []
+    trees = InstanceTrees(model, form.types, ctx, stored, computed_text, form.labels)
+
+    def expression(kind: str, path: str, expr: Any, label: str) -> Expression:
+        fallback = PerInstance(trees, expr, path, label, errors)
+        return _compiled(lambda: compiler.compile(expr.source, path), fallback, per_instance)
+
+    compiled: dict[tuple[str, str], Expression] = {}
+    for kind, path in form.order:
+        rule = form.rules[path]
+        expr = rule.relevant if kind == "relevant" else rule.calculate
+        if kind == "calculate" and stored_volatile(expr):
+            continue  # read from the stored column, as the per-instance path does
+        compiled[(kind, path)] = expression(kind, path, expr, "relevant" if kind == "relevant" else "calculation")
+    checks: dict[str, dict[str, Any]] = {}
+    for path, rule in form.rules.items():
+        if rule.node.kind != "field":
+            continue
+        entry: dict[str, Any] = {}
+        if rule.required is not None:
+            entry["required"] = expression("required", path, rule.required, "required")
+        if rule.constraint is not None:
+            entry["constraint"] = expression("constraint", path, rule.constraint, "constraint")
+        if rule.itemset is not None:
+            items = PerInstance(trees, rule.itemset, path, "choice filter", errors)
+            multiple = rule.node.question_type in ("select_multiple", "rank")
+            entry["filter_by_instance"] = FilterPerInstance(items, rule.value_name, multiple)
+            try:
+                entry["filter"] = _choice_filter(compiler, rule.node, form)
+            except (NotVectorizable, RecursionError) as exc:
+                entry["filter"] = None
+                per_instance.append(Expression(path, "choice filter", None, items, str(exc) or "recursion"))
+        if rule.membership is not None:
+            entry["membership"] = expression("membership", path, rule.membership, "repeat choices")
+        checks[path] = entry
+
     for kind, path in form.order:
         if (kind, path) not in compiled:
             continue
         lv = levels[level_of[path]]
-        result = compiled[(kind, path)](ctx, lv)
+        fn = compiled[(kind, path)]
         if kind == "relevant":
-            own[path] = to_bool(result)
+            own[path] = to_bool(fn(ctx, lv))
             refresh(path)
         else:
-            typed, texts = wrap(result, form.rules[path].node.data_type)
+            typed, texts, failed = fn.calculated(ctx, lv, form.rules[path].node.data_type)
             values[path] = typed
             computed_text[path] = texts
+            if failed is not None:
+                computed_failed[path] = failed
 
     # Checks.
     main_level = levels[model.root]
@@ -1640,6 +1929,8 @@ def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:
         if rule.calculate is not None and not rule.calculate.volatile and path in computed_text:
             computed = computed_text[path]
             differ = rel & (computed != texts.full)
+            if path in computed_failed:  # the per-instance path does not compare what it could not compute
+                differ &= ~computed_failed[path]
             rows = [
                 r for r in np.flatnonzero(differ) if not _same_value(texts[r], computed[r], node.data_type)
             ]
@@ -1657,7 +1948,11 @@ def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:
         if "required" in entry:
             need = rel & ~answered
             if need.any():
-                required = to_bool(entry["required"](ctx, lv)) & need
+                ctx.rows = need
+                try:
+                    required = to_bool(entry["required"](ctx, lv)) & need
+                finally:
+                    ctx.rows = None
                 if required.any():
                     code, text = required_finding(node, absent=False)
                     emit(code, path, np.flatnonzero(required), None, node.required, lambda v, t=text: t)
@@ -1689,12 +1984,14 @@ def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:
                         f"{n}: {v!r} is not in the choice list {lst!r}."
                     ),
                 )
-            check = entry.get("filter")
-            if check is not None:
+            if "filter_by_instance" in entry:
                 ok = live & ~unknown
                 if ok.any():
-                    ctx.candidate = None
-                    outside = ok & ~check(ctx, lv, own_value)
+                    ctx.candidate, ctx.rows = None, ok
+                    try:
+                        outside = ok & ~_filter_verdicts(entry, path, ctx, lv, own_value, per_instance)
+                    finally:
+                        ctx.rows = None
                     if outside.any():
                         emit(
                             CHOICE_UNKNOWN,
@@ -1725,14 +2022,38 @@ def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:
         ):
             if key not in entry:
                 continue
-            ctx.candidate = own_value
+            ctx.candidate, ctx.rows = own_value, live
             try:
                 holds = to_bool(entry[key](ctx, lv))
             finally:
-                ctx.candidate = None
+                ctx.candidate, ctx.rows = None, None
             broken = live & ~holds
             if broken.any():
                 emit(code, path, np.flatnonzero(broken), texts, expression, message)
 
+    # Expressions that failed on a node, as the per-instance path reports them (once per node and kind).
+    failures: dict[tuple[str, str], list[ExpressionError]] = {}
+    for failure in errors:
+        failures.setdefault((failure.path, failure.kind), []).append(failure)
+    for (path, _kind), group in failures.items():
+        size = levels[level_of[path]].size
+        node_texts = np.empty(size, dtype=object)
+        rows = np.array([f.row for f in group], dtype=np.int64)
+        node_texts[rows] = [f.text or "" for f in group]
+        emit(
+            EXPRESSION_ERROR,
+            path,
+            rows,
+            node_texts,
+            group[0].source,
+            lambda v, m: m,
+            "warning",
+            details=np.array([f.message for f in group], dtype=object),
+        )
+    for item in per_instance:
+        if item.reason is None:
+            item.reason = "not vectorised"
     records.sort(key=lambda rec: (rec[0], rec[1], rec[2]))
-    return [rec[3] for rec in records], len(main)
+    return [rec[3] for rec in records], len(main), [
+        (e.kind, e.path, e.reason or "") for e in _per_instance_in_use(compiled, checks, per_instance)
+    ]
