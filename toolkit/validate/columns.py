@@ -681,13 +681,18 @@ class VCompiler:
                 candidates = candidates & to_bool(row_filter(c, target))
             keys_t = _eq_keys(c.values[field].blank_where(~c.relevance[field]))
             keys_c = _eq_keys(other(c, lv))
-            owner_t = target.parent_index
-            owner_c = lv.index_to(target.parent)
-            counted = pd.Series(1, index=pd.MultiIndex.from_arrays([owner_t[candidates], keys_t[candidates]]))
-            counts = counted.groupby(level=[0, 1]).sum()
-            wanted = pd.MultiIndex.from_arrays([owner_c, keys_c])
-            found = counts.reindex(wanted).to_numpy(dtype=float, na_value=0.0)
-            return _num_tv(found)
+            owner_t = target.parent_index[candidates].astype(np.int64)
+            owner_c = lv.index_to(target.parent).astype(np.int64)
+            # (owner row, key) pairs as one integer each: count the rows' pairs, look up each context's pair.
+            codes, uniques = pd.factorize(np.concatenate([keys_t[candidates], keys_c]), use_na_sentinel=False)
+            width = len(uniques) + 1
+            pairs_t = owner_t * width + codes[: len(owner_t)]
+            pairs_c = owner_c * width + codes[len(owner_t) :]
+            seen, counts = np.unique(pairs_t, return_counts=True)
+            if not len(seen):
+                return _num_tv(np.zeros(lv.size))
+            at = np.minimum(np.searchsorted(seen, pairs_c), len(seen) - 1)
+            return _num_tv(np.where(seen[at] == pairs_c, counts[at], 0).astype(float))
 
         return count
 
