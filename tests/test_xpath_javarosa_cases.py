@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 from lxml import etree
 
-from toolkit.validate.columns import DT, B, Ctx, D, Level, N, NotVectorizable, S, VCompiler
 from toolkit.xpath import (
     EvalEnv,
     XNode,
@@ -33,6 +32,7 @@ from toolkit.xpath import (
     parse,
     to_string,
 )
+from toolkit.xpath.vector import DT, B, Ctx, D, Level, N, NotVectorizable, S, VCompiler
 
 FIXTURE = Path(__file__).parent / "fixtures" / "javarosa-xpath"
 DOCUMENT = json.loads((FIXTURE / "cases.json").read_text(encoding="utf-8"))

@@ -60,11 +60,9 @@ from toolkit.xpath import (
     _parse_datetime,
     build_tree,
     compile_xpath,
-    java_double_str,
     load_secondary_instance,
     to_boolean,
-    to_string,
-    unpack,
+    wrap_calculated,
 )
 
 NONRELEVANT_ANSWERED = define(
@@ -560,50 +558,6 @@ def _type_ok(text: str, node: Node) -> bool:  # noqa: PLR0911 (one return per Ja
                 return False
         return bool(points)
     return True
-
-
-def wrap_calculated(result: Any, dtype: str | None, tz: tzinfo = UTC) -> tuple[str, Any]:  # noqa: PLR0911 (one return per JavaRosa type rule)
-    """What JavaRosa stores for a calculation's result in a node of this bind type (IAnswerData.wrapData).
-
-    Returns the serialized text (as written to the instance XML, "" for no value) and the in-memory value
-    later expressions read (booleans stay booleans, numbers numbers, dates dates).
-    """
-    if isinstance(result, list):
-        result = unpack(result)
-    if (isinstance(result, str) and result == "") or (isinstance(result, float) and math.isnan(result)):
-        return "", ""
-    dtype = dtype or "string"
-    if dtype == "boolean" or isinstance(result, bool):
-        flag = to_boolean(result)
-        return ("1" if flag else "0"), flag
-    if isinstance(result, float):
-        if math.isinf(result):
-            return ("Infinity" if result > 0 else "-Infinity"), result
-        whole = int(result)
-        if dtype == "int":
-            whole = max(-2147483648, min(2147483647, whole))
-            return str(whole), float(whole)
-        if abs(result - whole) < 1.0e-9:
-            return str(whole), float(whole)
-        return java_double_str(result), result
-    if isinstance(result, datetime | date):
-        if dtype == "date":
-            day = result.astimezone(tz).date() if isinstance(result, datetime) else result
-            return day.isoformat(), day
-        moment = (
-            result
-            if isinstance(result, datetime)
-            else datetime(result.year, result.month, result.day, tzinfo=tz)
-        )
-        moment = moment.astimezone(tz)
-        offset = moment.strftime("%z")
-        offset = "Z" if offset in ("+0000", "") else f"{offset[:3]}:{offset[3:]}"
-        text = moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}" + offset
-        return text, moment
-    text = to_string(result, tz)
-    if not text.strip():
-        return "", ""
-    return text, text
 
 
 def _same_value(stored: str, computed: str, dtype: str | None) -> bool:
