@@ -988,17 +988,6 @@ def _pow(a: TV, b: TV) -> TV:
     )
 
 
-def _translate(s: str, a: str, b: str) -> str:
-    out = []
-    for ch in s:
-        k = a.find(ch)
-        if k == -1:
-            out.append(ch)
-        elif k < len(b):
-            out.append(b[k])
-    return "".join(out)
-
-
 def scalar_at(v: TV, row: int) -> Any:
     """One row's value as the scalar evaluator holds it (str, float, bool, date, an aware datetime)."""
     tag = v.t[row]
@@ -1082,7 +1071,6 @@ _SCALAR: dict[str, tuple[tuple[int, ...] | None, Callable[..., TV]]] = {
     "normalize-space": ((1,), _str_fn(lambda a: " ".join(a.split()), S)),
     "substring-before": ((2,), _str_fn(lambda a, b: a[: a.find(b)] if b in a else "", S)),
     "substring-after": ((2,), _str_fn(lambda a, b: a[a.find(b) + len(b) :] if b in a else "", S)),
-    "translate": ((3,), _str_fn(_translate, S)),
     "substr": ((2, 3), _str_fn(_substr, S)),
     "boolean-from-string": ((1,), _str_fn(lambda a: a.lower() == "true" or a == "1", B)),
     "date": ((1,), _date_fn),
