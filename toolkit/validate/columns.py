@@ -479,10 +479,14 @@ def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:
     order = [p for p in model.nodes if p != model.root]
     own: dict[str, np.ndarray] = {}
 
+    subtree: dict[str, list[str]] = {}  # node path -> it and its descendants, in document order
+    for path in order:
+        for ancestor in [path, *(a.path for a in model.ancestors(path))]:
+            subtree.setdefault(ancestor, []).append(path)
+    subtree[model.root] = order
+
     def refresh(start: str) -> None:
-        for path in order:
-            if path != start and not path.startswith(start + "/"):
-                continue
+        for path in subtree.get(start, ()):
             node = model.nodes[path]
             lv = levels[level_of[path]]
             parent = node.parent or model.root

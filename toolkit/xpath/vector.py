@@ -140,7 +140,7 @@ def to_num(v: TV) -> np.ndarray:
     out = v.n.copy()
     strings = v.t == S
     if strings.any():
-        out[strings] = [_string_to_number(x) for x in v.s[strings]]
+        out[strings] = per_unique(_string_to_number, v.s[strings], float)
     dts = v.t == DT
     if dts.any():
         out[dts] = np.floor(v.n[dts])
@@ -1032,19 +1032,23 @@ def _on_values(name: str, body: Callable[..., Any]) -> Callable[..., TV]:
 
     def apply(*vs: TV) -> TV:
         env = EvalEnv(root=XNode("x"), tz=DEVICE_TZ.get())
-        size = len(vs[0]) if vs else 0
-        done: dict[tuple[Any, ...], Any] = {}
-        out: list[Any] = []
-        for row in range(size):
-            key = tuple(v.s[row] if v.t[row] == S else (int(v.t[row]), float(v.n[row])) for v in vs)
-            result = done.get(key)
-            if result is None:
-                try:
-                    result = done[key] = body(env, *(scalar_at(v, row) for v in vs))
-                except XPathError as exc:
-                    raise NotVectorizable(f"{name}: {exc}") from None
-            out.append(result)
-        return tv_of_scalars(out)
+        size = len(vs[0])
+        # Each row's argument tuple as one small integer: the codes of (type tag, text, number) of each argument,
+        # combined and renumbered argument by argument.
+        combined = np.zeros(size, dtype=np.int64)
+        for v in vs:
+            texts, _ = pd.factorize(np.where(v.t == S, v.s, ""), use_na_sentinel=False)
+            numbers, _ = pd.factorize(v.n, use_na_sentinel=False)
+            for codes in (v.t.astype(np.int64), texts, numbers):
+                combined = np.unique(combined * (int(codes.max(initial=0)) + 1) + codes, return_inverse=True)[1]
+        _, first, back = np.unique(combined, return_index=True, return_inverse=True)
+        results: list[Any] = []
+        for row in first.tolist():
+            try:
+                results.append(body(env, *(scalar_at(v, row) for v in vs)))
+            except XPathError as exc:
+                raise NotVectorizable(f"{name}: {exc}") from None
+        return tv_of_scalars(results).take(back.reshape(-1))
 
     return apply
 
