@@ -148,6 +148,9 @@ def to_num(v: TV) -> np.ndarray:
 
 
 def to_bool(v: TV) -> np.ndarray:
+    bools = v.t == B
+    if bools.all():  # the result of a comparison or of and/or
+        return v.n != 0
     out = np.ones(len(v), dtype=bool)
     strings = v.t == S
     if strings.any():
@@ -156,7 +159,6 @@ def to_bool(v: TV) -> np.ndarray:
     if nums.any():
         x = v.n[nums]
         out[nums] = (np.abs(x) > 1e-12) & ~np.isnan(x)
-    bools = v.t == B
     if bools.any():
         out[bools] = v.n[bools] != 0
     return out
@@ -785,6 +787,8 @@ def _is_numeric_predicate(ast: tuple) -> bool:
 
 
 def _equal(a: TV, b: TV) -> np.ndarray:
+    if not a.t.any() and not b.t.any():  # two string columns (select answers against a code): compared as texts
+        return np.asarray(a.s == b.s, dtype=bool)
     out = np.zeros(len(a), dtype=bool)
     boolish = (a.t == B) | (b.t == B)
     if boolish.any():
