@@ -255,3 +255,30 @@ def test_not_asked_is_counted_apart_from_missing(model, tables, tmp_path) -> Non
     header = [c.value for c in sheet[1]]
     row = next(r for r in sheet.iter_rows(values_only=True) if r[1] == "fav")
     assert (row[header.index("missing")], row[header.index("not_asked")]) == (0, 2)
+
+
+def test_codebook_with_data_counts_not_asked_from_the_forms_skip_logic(tmp_path) -> None:
+    """`migkit codebook --data` evaluates relevance on the DATA folder (through validate's column path): the
+    "not asked" count of a question is the number of rows where its relevance (and its group's) is false,
+    recomputed here from the data by hand."""
+    form = write_md_form(tmp_path, FORM)
+    runner = CliRunner()
+    made = runner.invoke(app, ["simulate", str(form), "--n", "60", "--out", str(tmp_path / "s"), "--seed", "4"])
+    assert made.exit_code == 0, made.output
+    ingested = runner.invoke(app, ["ingest", str(tmp_path / "s"), "--form", str(form), "--out", str(tmp_path / "d")])
+    assert ingested.exit_code == 0, ingested.output
+    done = runner.invoke(
+        app, ["codebook", str(form), "--data", str(tmp_path / "d"), "--out", str(tmp_path / "cb"), "--format", "xlsx"]
+    )
+    assert done.exit_code == 0, done.output
+    sheet = load_workbook(tmp_path / "cb" / "cb-codebook.xlsx")["variables"]
+    header = [c.value for c in sheet[1]]
+    rows = {r[header.index("name")]: dict(zip(header, r, strict=True)) for r in sheet.iter_rows(min_row=2, values_only=True)}
+    roster = pd.read_parquet(tmp_path / "d" / "cb-hl.parquet")
+    age = pd.to_numeric(roster["hl_age"], errors="coerce")
+    not_asked = int((~(age >= 5)).sum())  # blank or below 5: fav's relevance is false
+    answered = roster["fav"].fillna("").str.strip() != ""
+    assert rows["fav"]["not_asked"] == not_asked > 0
+    assert rows["fav"]["missing"] == int(((age >= 5) & ~answered).sum())
+    assert rows["fav"]["valid"] == int(answered.sum())
+    assert rows["consent"]["not_asked"] == 0

@@ -105,7 +105,7 @@ def test_one_expression_per_instance_the_others_by_column(tmp_path: Path) -> Non
     """A positional predicate (not vectorised) runs per instance; every other expression still runs by column."""
     form = compile_form(load_form(write_md_form(tmp_path, ONE_PER_INSTANCE_FORM)))
     subs = _one_per_instance_input(tmp_path, form.model.form_id, bad_date=False)
-    _findings, count, per_instance = validate_columns(form, ingest.ingest([subs], form.model))
+    _findings, count, per_instance, _asked = validate_columns(form, ingest.ingest([subs], form.model))
     assert count == 4
     assert [(kind, path) for kind, path, _why in per_instance] == [("relevant", "/data/y")]
     by_columns = validate_input(form, subs)
@@ -131,7 +131,7 @@ def test_an_expression_that_fails_on_the_data_runs_per_instance(tmp_path: Path) 
     md = ONE_PER_INSTANCE_FORM.replace("${r}[2]/x > 1", "count(${r}) > 1")
     form = compile_form(load_form(write_md_form(tmp_path, md)))
     subs = _one_per_instance_input(tmp_path, form.model.form_id, bad_date=True)
-    _findings, _count, per_instance = validate_columns(form, ingest.ingest([subs], form.model))
+    _findings, _count, per_instance, _asked = validate_columns(form, ingest.ingest([subs], form.model))
     assert [(kind, path) for kind, path, _why in per_instance] == [("calculation", "/data/year")]
     by_columns = validate_input(form, subs)
     by_instances = validate_input(form, subs, method="instances")

@@ -366,7 +366,9 @@ def _stage_ingest(config: SurveyConfig, form: Any, inputs: list[Path], out: Path
     )
 
 
-def _stage_validate(config: SurveyConfig, submissions: Path, target: Path) -> StageOutcome:
+def _stage_validate(
+    config: SurveyConfig, submissions: Path, target: Path, asked: dict[str, Any] | None = None
+) -> StageOutcome:
     from toolkit import validate as validation
     from toolkit.validate.report import findings_csv_text, render_html
 
@@ -376,6 +378,8 @@ def _stage_validate(config: SurveyConfig, submissions: Path, target: Path) -> St
 
         specs = [LinkSpec.parse(text) for text in config.links]
         result = with_link_findings(result, validate_links(submissions, config.form, specs))
+    if asked is not None:
+        asked.update(result.asked)  # the rows skip logic asked each question: the codebook's "not asked"
     # The CSV and the report carry answers (finding values): keep them private like the data.
     write_text_atomic(target / "findings.csv", "\ufeff" + findings_csv_text(result))
     write_text_atomic(target / "report.html", render_html(result, title=f"Validation of {config.name}"))
@@ -493,7 +497,9 @@ def _stage_export(config: SurveyConfig, form: Any, out: Path) -> StageOutcome:
     )
 
 
-def _stage_codebook(config: SurveyConfig, form: Any, out: Path) -> StageOutcome:
+def _stage_codebook(
+    config: SurveyConfig, form: Any, out: Path, asked: dict[str, Any] | None = None
+) -> StageOutcome:
     from toolkit.codebook import write_codebook
     from toolkit.ingest import read_tables
 
@@ -506,6 +512,7 @@ def _stage_codebook(config: SurveyConfig, form: Any, out: Path) -> StageOutcome:
         tables=tables,
         rename_map=rename if rename.is_file() else None,
         language=config.language,
+        asked=asked or None,
     )
     shown = next((Path(f).name for f in result.files if f.endswith(".html")), None)
     summary = counted(len(result.files), "file") + (f"; open codebook/{shown}" if shown else "")
@@ -542,18 +549,19 @@ def run_survey(
     }
     submissions = out / "submissions" if config.decrypts else None
     inputs = [submissions] if submissions is not None else list(config.ingest_inputs)
+    asked: dict[str, Any] = {}
     plan: list[tuple[str, Callable[[], StageOutcome] | None]] = [
         ("decrypt", (lambda: _stage_decrypt(config, out)) if config.decrypts else None),
         ("ingest", lambda: _stage_ingest(config, form, inputs, out)),  # type: ignore[arg-type]
         # The tables ingest wrote: the same findings as from the XML, without parsing every submission again.
-        ("validate", lambda: _stage_validate(config, out / "data", out / "validation")),
+        ("validate", lambda: _stage_validate(config, out / "data", out / "validation", asked)),
         ("weights", (lambda: _stage_weights(config, out)) if config.weights_design else None),
         (
             "indicators",
             (lambda: _stage_indicators(config, form, out)) if config.indicators_catalogue else None,
         ),
         ("export", lambda: _stage_export(config, form, out)),
-        ("codebook", lambda: _stage_codebook(config, form, out)),
+        ("codebook", lambda: _stage_codebook(config, form, out, asked)),
     ]
     for name, step in plan:
         if step is None:

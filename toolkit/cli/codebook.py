@@ -9,7 +9,7 @@ import typer
 
 from toolkit.cli import app
 from toolkit.cli._common import JsonOption, guarded, out, print_json, shown
-from toolkit.cli.render import LangOption, print_issues
+from toolkit.cli.render import LangOption, MediaOption, print_issues
 from toolkit.errors import EXIT_OK
 from toolkit.settings import CODEBOOK_FORMATS
 
@@ -29,6 +29,7 @@ def codebook(
         Path | None, typer.Option("--rename-map", help="<form_id>-rename-map.csv from `migkit export`.")
     ] = None,
     lang: LangOption = None,
+    media: MediaOption = None,
     formats: Annotated[str, typer.Option("--format", help="Comma-separated: html, xlsx, ddi.")] = ",".join(
         CODEBOOK_FORMATS
     ),
@@ -40,10 +41,14 @@ def codebook(
 
     model = load_form(form)
     tables = None
+    asked = None
     if data is not None:
+        from toolkit import validate as validation
         from toolkit.ingest import read_tables
 
         tables = read_tables(data).tables
+        # The form's skip logic evaluated on the same tables tells "not asked" apart from "missing".
+        asked = validation.validate(data, form, media_dir=media).asked or None
     result = write_codebook(
         model,
         out_dir=out_dir,
@@ -51,6 +56,7 @@ def codebook(
         tables=tables,
         rename_map=rename_map,
         language=lang,
+        asked=asked,
     )
     if as_json:
         print_json({"files": result.files, "issues": [i.flatten() for i in result.issues]})

@@ -34,6 +34,7 @@ from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from lxml import etree
 
@@ -177,6 +178,9 @@ class ValidationResult:
     stats: dict[str, Any]
     findings: tuple[Finding, ...]
     issues: tuple[Issue, ...] = ()
+    # Per question path, which rows of its table (in the DATA folder's order) skip logic asked it; filled by the
+    # column path, for the codebook's "not asked" counts. Empty when validation ran per instance.
+    asked: Mapping[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def to_report(self) -> Report:
         return Report(valid=self.valid, stats=self.stats, issues=tuple(f.to_issue() for f in self.findings))
@@ -1244,7 +1248,7 @@ def validate_input(
         if tables is None:
             tables = ingest.ingest([input_path], model)
         try:
-            findings, count, per_instance = validate_columns(form, tables, today=today, tz=tz)
+            findings, count, per_instance, asked = validate_columns(form, tables, today=today, tz=tz)
         except NotVectorizable:
             if method == "columns":
                 raise
@@ -1271,7 +1275,7 @@ def validate_input(
             result.stats["method"] = "columns"
             # The expressions evaluated per instance (kind, node path, why), the others ran by column.
             result.stats["per_instance"] = [f"{kind} of {path}: {reason}" for kind, path, reason in per_instance]
-            return _with_input_issues(result, tables.issues)
+            return replace(_with_input_issues(result, tables.issues), asked=asked)
     if tables is None:
         result = validate_submissions(
             form, iter_instance_files(input_path), today=today, tz=tz, progress=progress

@@ -371,7 +371,8 @@ def _interview_days(model: Any, main: pd.DataFrame, columns: Mapping[str, str], 
 
 
 def validate_columns(form: Any, tables: Any, *, today: date | None = None, tz: tzinfo = UTC) -> Any:
-    """Validate ingest tables column-wise; returns (findings, submissions, expressions run per instance).
+    """Validate ingest tables column-wise; returns (findings, submissions, expressions run per instance, asked),
+    where `asked` holds, per question path, which rows of its table the form's skip logic asked it.
 
     Every expression runs by column where the vector compiler takes it; the others (and those that cannot run
     column-wise on this data) run per instance on trees rebuilt from the column state, so one such expression
@@ -792,6 +793,10 @@ def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:
         if item.reason is None:
             item.reason = "not vectorised"
     records.sort(key=lambda rec: (rec[0], rec[1], rec[2]))
-    return [rec[3] for rec in records], len(main), [
-        (e.kind, e.path, e.reason or "") for e in _per_instance_in_use(compiled, checks, per_instance)
-    ]
+    asked = {node.path: ctx.relevance[node.path] for node in model.fields() if node.path in ctx.relevance}
+    return (
+        [rec[3] for rec in records],
+        len(main),
+        [(e.kind, e.path, e.reason or "") for e in _per_instance_in_use(compiled, checks, per_instance)],
+        asked,
+    )
