@@ -115,7 +115,7 @@ BASE: dict[str, Any] = dict(
     rs_channel=3,
     rs_fee=160,
     rs_fee_cur="RUB",
-    rs_decide=2,
+    rs_dm=2,
     dw_result=1,
 )
 
