@@ -499,7 +499,7 @@ def test_refused_items_count_as_not_yes(women: Template) -> None:
     assert checked.value("fl_n_refused") == str(len(FL_ITEMS))
 
 
-SCREEN_KEYS = ("dw_scr", "dw_scr_abroad", "dw_scr_12m", "dw_ctry", "dw_isco", "dw_type")
+SCREEN_KEYS = ("dw_scr", "dw_scr_abroad", "dw_scr_12m", "dw_scr_now", "dw_ctry", "dw_isco", "dw_type")
 
 
 @pytest.mark.parametrize(
@@ -518,13 +518,13 @@ SCREEN_KEYS = ("dw_scr", "dw_scr_abroad", "dw_scr_12m", "dw_ctry", "dw_isco", "d
             },
             True,
         ),
-        ({"dw_scr": 1, "dw_scr_abroad": 2, "dw_scr_12m": 1, "dw_isco": 5322, "dw_type": 3}, True),
+        ({"dw_scr": 1, "dw_scr_abroad": 2, "dw_scr_12m": 1, "dw_scr_now": 1, "dw_isco": 5322, "dw_type": 3}, True),
         (
-            {"dw_scr": 1, "dw_scr_abroad": 2, "dw_scr_12m": 1, "dw_isco": 2, "dw_type": 1},
+            {"dw_scr": 1, "dw_scr_abroad": 2, "dw_scr_12m": 1, "dw_scr_now": 1, "dw_isco": 2, "dw_type": 1},
             True,
         ),  # household is the employer
         (
-            {"dw_scr": 1, "dw_scr_abroad": 2, "dw_scr_12m": 1, "dw_isco": 2, "dw_type": 2},
+            {"dw_scr": 1, "dw_scr_abroad": 2, "dw_scr_12m": 1, "dw_scr_now": 1, "dw_isco": 2, "dw_type": 2},
             False,
         ),  # e.g. agency nurse
         (
@@ -532,6 +532,7 @@ SCREEN_KEYS = ("dw_scr", "dw_scr_abroad", "dw_scr_12m", "dw_ctry", "dw_isco", "d
                 "dw_scr": 1,
                 "dw_scr_abroad": 2,
                 "dw_scr_12m": 1,
+                "dw_scr_now": 1,
                 "dw_isco": 9,
                 "dw_type": 96,
                 "dw_type_oth": "hotel",
@@ -716,3 +717,19 @@ def test_m6b_reference_period_is_the_last_5_years(
     checked = check(women, {k: v for k, v in answers.items() if v is not None})
     assert checked.value("fl_ref") == ("1" if asked else "0")
     assert checked.relevant("fl_mod") is asked
+
+
+@pytest.mark.parametrize(
+    ("now", "abroad", "where"),
+    [(1, 1, "1"), (2, 1, "2"), (2, 2, "1")],
+)
+def test_m6_describes_the_current_job_when_there_is_one(women: Template, now: int, abroad: int, where: str) -> None:
+    """Issue 12 item 9: a current domestic job here comes first, else the last job abroad, else the last job here."""
+    answers = dict(BASE, dw_scr_abroad=abroad, dw_scr_12m=1, dw_scr_now=now)
+    if where == "1":
+        answers.pop("dw_ctry", None)
+        answers.pop("dw_contract_prior", None)
+    checked = check(women, answers)
+    assert checked.findings == ()
+    assert checked.value("dw_where") == where
+    assert checked.relevant("dw_ctry") is (where == "2")
