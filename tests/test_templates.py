@@ -351,3 +351,47 @@ def test_text_that_looks_like_a_formula_stays_text(tmp_path: Path) -> None:
         ("survey", [("type", "name", "label"), ("note", "n", "= 5 means five")])
     ]
     assert builder().workbook_bytes(sheets) == path.read_bytes()  # same sheets, same bytes
+
+
+# ------------------------------------------------------------------------------- wording (issue 12 item 10)
+
+# The Russian spelling each form keeps for "abroad" and for the polite "you" (one per form, never both).
+RUSSIAN_STYLE = {
+    "household": ("рубеж", "вы"),  # за рубежом / за рубеж / из-за рубежа; «вы» in lower case
+    "women": ("границ", "Вы"),  # за границей / за границу / из-за границы; «Вы» capitalised
+    "domestic_workers": ("границ", "Вы"),
+}
+ABROAD = {"рубеж": r"(?<![а-яё])(?:из-)?за рубеж", "границ": r"(?<![а-яё])(?:из-)?за границ"}
+LOWER_YOU = r"(?<![А-Яа-яЁё])(?:вы|вас|вам|ваш\w*)(?![а-яё])"
+
+
+def _russian_texts(form: str) -> list[str]:
+    texts = []
+    for sheet in ("survey", "choices"):
+        path = FORMS_DIR / "src" / form / f"{sheet}.csv"
+        if path.exists():
+            _, rows = builder().read_csv(path)
+            texts += [v for row in rows for k, v in row.items() if "Russian" in k and v]
+    return texts
+
+
+@pytest.mark.parametrize(("form", "style"), sorted(RUSSIAN_STYLE.items()))
+def test_russian_uses_one_word_for_abroad_and_one_form_of_you_per_form(form: str, style: tuple[str, str]) -> None:
+    abroad, you = style
+    other = next(k for k in ABROAD if k != abroad)
+    texts = _russian_texts(form)
+    assert [t for t in texts if re.search(ABROAD[other], t)] == []
+    if you == "Вы":
+        assert [t for t in texts if re.search(LOWER_YOU, t)] == []
+    else:  # lower case except at the start of a sentence
+        capital = r"(?<![.!?:»\"] )(?<!^)(?<![А-Яа-яЁё])(?:Вы|Вас|Вам|Ваш\w*)(?![а-яё])"
+        assert [t for t in texts if re.search(capital, t)] == []
+
+
+@pytest.mark.parametrize("form", sorted(RUSSIAN_STYLE))
+def test_every_number_that_accepts_the_sentinels_teaches_them_in_its_hint(form: str) -> None:
+    _, rows = builder().read_csv(FORMS_DIR / "src" / form / "survey.csv")
+    for row in rows:
+        if row["type"] in ("integer", "decimal") and "-98" in row["constraint"]:
+            for column in (k for k in row if k.startswith("hint::")):
+                assert "-98" in row[column], (row["name"], column)
