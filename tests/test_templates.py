@@ -395,3 +395,31 @@ def test_every_number_that_accepts_the_sentinels_teaches_them_in_its_hint(form: 
         if row["type"] in ("integer", "decimal") and "-98" in row["constraint"]:
             for column in (k for k in row if k.startswith("hint::")):
                 assert "-98" in row[column], (row["name"], column)
+
+
+@pytest.mark.parametrize("form", sorted(RUSSIAN_STYLE))
+def test_specify_items_name_the_question_they_belong_to(form: str) -> None:
+    """Issue 12 item 10: exports and codebooks tell the many 'Specify' items apart by their labels."""
+    _, rows = builder().read_csv(FORMS_DIR / "src" / form / "survey.csv")
+    specify = [r for r in rows if r["type"] == "text" and r["name"].endswith("_oth")]
+    for column in (k for k in rows[0] if k.startswith("label::")):
+        labels = [r[column] for r in specify]
+        assert len(set(labels)) == len(labels), (form, column)
+
+
+@pytest.mark.parametrize(
+    ("form", "group", "members"),
+    [
+        ("women", "wg_hrs", ("wg_time_intro", "wg_hrs_chores", "wg_hrs_care", "wg_hrs_farm", "wg_hrs_paid")),
+        ("women", "dw_time", ("dw_hours_day", "dw_days_wk")),
+        ("domestic_workers", "dw_time", ("dw_hours_day", "dw_days_wk")),
+    ],
+)
+def test_short_related_items_share_one_screen(form: str, group: str, members: tuple[str, ...]) -> None:
+    """Issue 12 item 10: the hours of yesterday (whose sum is checked) and hours x days go on one field-list screen."""
+    _, rows = builder().read_csv(FORMS_DIR / "src" / form / "survey.csv")
+    names = [r["name"] for r in rows]
+    start = names.index(group)
+    assert rows[start]["appearance"] == "field-list"
+    end = next(i for i in range(start + 1, len(rows)) if rows[i]["type"].replace("_", " ") == "end group")
+    assert tuple(names[start + 1 : end]) == members
