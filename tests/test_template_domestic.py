@@ -51,6 +51,7 @@ BASE: dict[str, Any] = dict(
     dw_scr=1,
     dw_scr_abroad=1,
     dw_scr_12m=1,
+    dw_scr_now=2,
     dw_ctry="RUS",
     dw_isco=5311,
     dw_type=1,
@@ -115,7 +116,7 @@ BASE: dict[str, Any] = dict(
     rs_channel=3,
     rs_fee=160,
     rs_fee_cur="RUB",
-    rs_decide=2,
+    rs_dm=2,
     dw_result=1,
 )
 
@@ -459,3 +460,24 @@ def test_c189_items_and_split_insurance_are_asked_of_every_domestic_worker(dw: T
         assert checked.relevant(name), name
     rows = {r["name"]: r for r in survey_csv(NAME)}
     assert "112" not in rows["dw_days_wk"]["constraint"]  # long live-in hours are a soft check, not rejected
+
+
+@pytest.mark.java
+@pytest.mark.parametrize(("now", "where", "migrant_job"), [(1, "1", "0"), (2, "2", "1")])
+def test_javarosa_agrees_that_a_current_job_here_comes_before_the_last_job_abroad(
+    dw: Template, tmp_path: Path, now: int, where: str, migrant_job: str
+) -> None:
+    """JavaRosa differential for issue 12 item 9: dw_where describes the current job in this country when there is
+    one (a returnee now working here), else the last job abroad."""
+    answers = dict(BASE, dw_scr_now=now)
+    if now == 1:  # the job described is here: no job-abroad questions
+        for name in ("dw_ctry", "dw_contract_prior"):
+            answers.pop(name, None)
+    ours = check(dw, answers)
+    assert [f.variable for f in ours.findings if f.code != "nonrelevant_answered"] == []
+    nodes = javarosa_run(NAME, dw.form, {k: v for k, v in answers.items() if v is not None}, tmp_path, FX_RATES)
+    values = {n.path.rsplit("/", 1)[-1]: n.value for n in nodes if n.relevant}
+    relevant = {n.path.rsplit("/", 1)[-1] for n in nodes if n.relevant}
+    assert values["dw_where"] == ours.value("dw_where") == where
+    assert values["dw_mig_job"] == ours.value("dw_mig_job") == migrant_job
+    assert ("dw_ctry" in relevant) is ours.relevant("dw_ctry") is (where == "2")

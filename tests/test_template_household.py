@@ -421,10 +421,15 @@ ROSTER = [
         "hl_usual": 1,
         "hl_months_away": 12,
         "hl_abroad_now": 1,
+        "hl_away12": 3,
         "hl_cob": "TJK",
         "hl_cit": "TJK",
         "hl_dual": 2,
         "hl_ever_abroad": 1,
+        "hl_abr_longest": 14,
+        "hl_ever_worked": 1,
+        "hl_res1y": 3,
+        "hl_res1y_ctry": "RUS",
         "hl_educ": 3,
     },
     {
@@ -441,8 +446,12 @@ ROSTER = [
         "hl_cit": "TJK",
         "hl_dual": 2,
         "hl_ever_abroad": 2,
+        "hl_res1y": 1,
         "hl_educ": 3,
         "hl_lfs": 2,
+        "hl_lfs_abs": 2,
+        "hl_lfs_look": 3,
+        "hl_lfs_avail": 2,
     },
     # son, came back from Russia in 2025
     {
@@ -459,9 +468,14 @@ ROSTER = [
         "hl_cit": "TJK",
         "hl_dual": 2,
         "hl_ever_abroad": 1,
+        "hl_abr_longest": 20,
+        "hl_ever_worked": 1,
         "hl_ret10": 1,
+        "hl_arr_year": 2025,
+        "hl_arr_month": 6,
         "hl_prev_ctry": "RUS",
         "hl_mig_reason": 7,
+        "hl_res1y": 1,
         "hl_educ": 3,
         "hl_lfs": 1,
     },
@@ -477,6 +491,11 @@ ROSTER = [
         "hl_cob": "TJK",
         "hl_cit": "TJK",
         "hl_dual": 2,
+        "hl_res1y": 1,
+        "hl_mother_st": 1,
+        "hl_mother": "2: Zarina",
+        "hl_father_st": 1,
+        "hl_father": "1: Rustam",
     },
 ]
 ABROAD = {
@@ -1022,8 +1041,9 @@ def _two_women(first_draw: float, second_draw: float) -> list[dict[str, Any]]:
     roster = [dict(r) for r in ROSTER]
     roster[1]["hl_wg_rand"] = first_draw
     roster[3] = dict(
-        roster[1], hl_name="Gulnora", hl_age=19, hl_rel=4, hl_ever_abroad=1, hl_ret10=1, hl_prev_ctry="RUS",
-        hl_mig_reason=7, hl_lfs=2, hl_wg_rand=second_draw,
+        roster[1], hl_name="Gulnora", hl_age=19, hl_rel=4, hl_ever_abroad=1, hl_abr_longest=24, hl_ever_worked=1,
+        hl_ret10=1, hl_arr_year=2026, hl_arr_month=2, hl_prev_ctry="RUS", hl_mig_reason=7, hl_res1y=3,
+        hl_res1y_ctry="RUS", hl_lfs=2, hl_wg_rand=second_draw,
     )
     return roster
 
@@ -1143,3 +1163,257 @@ def test_russian_marital_code_2_is_not_read_as_cohabitation() -> None:
 def _choice_labels_ru(list_name: str) -> dict[str, str]:
     with (FORMS_DIR / "src" / NAME / "choices.csv").open(encoding="utf-8", newline="") as handle:
         return {r["name"]: r["label::Russian (ru)"] for r in csv.DictReader(handle) if r["list_name"] == list_name}
+
+
+# ------------------------------------------------------------------------------- issue 12 item 8: roster and labour
+
+M1 = "/data/m1"
+
+
+def _member(name: str, **answers: Any) -> dict[str, Any]:
+    """An adult son or daughter, born here, at home, with the labour answers given (Zarina's row otherwise)."""
+    row = dict(ROSTER[1], hl_name=name, hl_rel=3, hl_marital=1, hl_age=30, hl_lfs=None, hl_lfs_abs=None,
+               hl_lfs_look=None, hl_lfs_avail=None)
+    row.update(answers)
+    return row
+
+
+# (answers, hl_lfs_emp, hl_lf_status; which of abs3 / look / avail are asked)
+LABOUR = [
+    ({"hl_lfs": 1}, "1", "1", ()),
+    ({"hl_lfs": 2, "hl_lfs_abs": 1, "hl_lfs_absr": 2}, "1", "1", ()),  # sick leave: employed whatever its length
+    ({"hl_lfs": 2, "hl_lfs_abs": 1, "hl_lfs_absr": 7, "hl_lfs_abs3": 1}, "1", "1", ("abs3",)),  # lay-off <= 3 months
+    (
+        {"hl_lfs": 2, "hl_lfs_abs": 1, "hl_lfs_absr": 6, "hl_lfs_abs3": 2, "hl_lfs_look": 1, "hl_lfs_avail": 1},
+        "0", "2", ("abs3", "look", "avail"),
+    ),  # off-season longer than 3 months, looking and available: unemployed
+    ({"hl_lfs": 2, "hl_lfs_abs": 2, "hl_lfs_look": 2, "hl_lfs_avail": 1}, "0", "2", ("look", "avail")),  # starter
+    ({"hl_lfs": 2, "hl_lfs_abs": 2, "hl_lfs_look": 1, "hl_lfs_avail": 2}, "0", "3", ("look", "avail")),
+    ({"hl_lfs": 2, "hl_lfs_abs": 2, "hl_lfs_look": 3, "hl_lfs_avail": 1}, "0", "3", ("look", "avail")),
+    ({"hl_lfs": 2, "hl_lfs_abs": 2, "hl_lfs_look": 98, "hl_lfs_avail": 1}, "0", "", ("look", "avail")),
+    ({"hl_lfs": 98}, "", "", ()),
+]
+
+
+@pytest.mark.parametrize(("answers", "employed", "status", "asked"), LABOUR)
+def test_labour_force_status_follows_the_19th_icls(
+    form: Any, answers: dict[str, int], employed: str, status: str, asked: tuple[str, ...]
+) -> None:
+    """Employed (1 hour, or temporarily absent: leave, illness, maternity/paternity, job training, or any other
+    absence of at most 3 months), unemployed (looked in 4 weeks or starts within 3 months, and available within
+    2 weeks), otherwise outside the labour force."""
+    roster = [dict(r) for r in ROSTER]
+    roster[1] = _member("Zarina", hl_rel=2, hl_marital=2, hl_age=40, **answers)
+    checked = run(form, hl=roster)
+    assert [(f.code, f.variable) for f in checked.findings] == []
+    assert _nth_value(checked, f"{M1}/hl", 2, "hl_lfs_emp") == employed
+    assert _nth_value(checked, f"{M1}/hl", 2, "hl_lf_status") == status
+    for short in ("abs3", "look", "avail"):
+        assert _nth(checked, f"{M1}/hl", 2, f"hl_lfs_{short}").relevant is (short in asked), short
+    assert _nth_value(checked, f"{M1}/hl", 2, "hl_imw") == ("0" if status else "")  # born here, a citizen
+    assert not _nth(checked, f"{M1}/hl", 1, "hl_lfs").relevant  # the head is abroad: no labour questions
+
+
+def _immigrant(**answers: Any) -> dict[str, Any]:
+    """Zarina, born in Afghanistan, came in March 2020."""
+    defaults = {"hl_cob": "AFG", "hl_arr_year": 2020, "hl_arr_month": 3, "hl_prev_ctry": "AFG", "hl_mig_reason": 6}
+    return {**ROSTER[1], **defaults, **answers}
+
+
+@pytest.mark.parametrize(("lfs", "imw"), [({"hl_lfs": 1}, "1"), ({"hl_lfs_avail": 2}, "0")])
+def test_an_immigrant_in_the_labour_force_is_an_international_migrant_worker(
+    form: Any, lfs: dict[str, int], imw: str
+) -> None:
+    """20th ICLS (2018): international migrant workers are international migrants in the labour force."""
+    roster = [dict(r) for r in ROSTER]
+    roster[1] = _immigrant(**dict({"hl_lfs": 2, "hl_lfs_abs": 2, "hl_lfs_look": 1, "hl_lfs_avail": 1}, **lfs))
+    if lfs == {"hl_lfs": 1}:
+        roster[1].update(hl_lfs_abs=None, hl_lfs_look=None, hl_lfs_avail=None)
+    checked = run(form, hl=roster)
+    assert [(f.code, f.variable) for f in checked.findings] == []
+    assert _nth_value(checked, f"{M1}/hl", 2, "hl_immig") == "1"
+    assert _nth_value(checked, f"{M1}/hl", 2, "hl_imw") == imw
+    assert _nth_value(checked, f"{M1}/hl", 2, "hl_arr_dur") == str((2026 - 2020) * 12 + 11 - 3)
+
+
+@pytest.mark.parametrize(
+    ("longest", "worked", "lived", "ret_worker"),
+    [(20, 1, "1", "1"), (5, 1, "0", "1"), (20, 2, "1", "0"), (-98, 1, "", "1")],
+)
+def test_ever_lived_abroad_and_ever_worked_abroad_are_separate(
+    form: Any, longest: int, worked: int, lived: str, ret_worker: str
+) -> None:
+    """hl_ever_abroad (lived or worked 3 months or more) is split: lived = a stay of 12 months or more (UN 2021),
+    worked = return migrant worker (20th ICLS 2018)."""
+    roster = [dict(r) for r in ROSTER]
+    roster[2] = dict(roster[2], hl_abr_longest=longest, hl_ever_worked=worked)
+    checked = run(form, hl=roster)
+    assert [(f.code, f.variable) for f in checked.findings] == []
+    assert _nth_value(checked, f"{M1}/hl", 3, "hl_ever_lived") == lived
+    assert _nth_value(checked, f"{M1}/hl", 3, "hl_ret_worker") == ret_worker
+    assert _nth_value(checked, f"{M1}/hl", 2, "hl_ever_lived") == "0"  # never abroad 3 months
+    assert _nth_value(checked, f"{M1}/hl", 4, "hl_ever_lived") == ""  # a child: not asked
+
+
+@pytest.mark.parametrize(("longest", "ok"), [(3, True), (252, True), (253, False), (2, False), (-99, True)])
+def test_longest_stay_abroad_is_3_months_to_the_age(form: Any, longest: int, ok: bool) -> None:
+    roster = [dict(r) for r in ROSTER]
+    roster[2] = dict(roster[2], hl_abr_longest=longest)  # Firuz is 20: at most 21 years of months
+    checked = run(form, hl=roster)
+    assert any(f.variable == "hl_abr_longest" for f in checked.findings) is not ok
+
+
+@pytest.mark.parametrize(("away", "resid", "n_resid"), [(1, "0", "3"), (2, "0", "3"), (3, "1", "4"), (98, "1", "4")])
+def test_members_abroad_12_months_or_more_are_not_usual_residents(
+    form: Any, away: int, resid: str, n_resid: str
+) -> None:
+    """UN 2021 usual-residence rule: away, or intending to be away, 12 months or more."""
+    roster = [dict(r) for r in ROSTER]
+    roster[0] = dict(roster[0], hl_away12=away)
+    checked = run(form, hl=roster)
+    assert [(f.code, f.variable) for f in checked.findings] == []
+    assert _nth_value(checked, f"{M1}/hl", 1, "hl_resid") == resid
+    assert checked.value(f"{M1}/hh_n_resid") == n_resid
+    assert _nth(checked, f"{M1}/hl", 2, "hl_away12").relevant is False  # asked only of members abroad
+
+
+@pytest.mark.parametrize(
+    ("year", "month", "ok"), [(2026, 11, True), (2026, 12, False), (2025, 12, True), (2026, -98, True)]
+)
+def test_month_of_arrival_is_not_after_the_interview(form: Any, year: int, month: int, ok: bool) -> None:
+    roster = [dict(r) for r in ROSTER]
+    roster[2] = dict(roster[2], hl_arr_year=year, hl_arr_month=month)
+    checked = run(form, hl=roster)
+    assert any(f.variable == "hl_arr_month" for f in checked.findings) is not ok
+    months_since = "" if month < 0 else str((2026 - year) * 12 + 11 - month)
+    assert _nth_value(checked, f"{M1}/hl", 3, "hl_arr_dur") == months_since
+
+
+def test_residence_one_year_ago_gives_the_arrivals_of_the_last_12_months(form: Any) -> None:
+    """UN 2021 core topic: country of usual residence one year before; not asked of babies."""
+    roster = [dict(r) for r in ROSTER]
+    roster[2] = dict(roster[2], hl_res1y=3, hl_res1y_ctry="RUS")
+    roster[3] = dict(roster[3], hl_age=0, hl_res1y=None)
+    checked = run(form, hl=roster)
+    assert [(f.code, f.variable) for f in checked.findings] == []
+    assert [_nth_value(checked, f"{M1}/hl", n, "hl_mig1y") for n in (1, 2, 3, 4)] == ["0", "0", "1", ""]
+    assert _nth(checked, f"{M1}/hl", 4, "hl_res1y").relevant is False
+    assert checked.value(f"{M0}/id_ym1y") == "11.2025"
+    bad = run(form, hl=[dict(r) for r in ROSTER[:2]] + [dict(roster[2], hl_res1y_ctry="TJK")] + [ROSTER[3]])
+    assert any(f.variable == "hl_res1y_ctry" for f in bad.findings)  # abroad is another country
+
+
+M0 = "/data/m0"
+
+
+def test_stateless_is_a_citizenship_code_only() -> None:
+    """A 'stateless' code (ICAO XXA) in the citizenship question; every other country question filters it out."""
+    with (FORMS_DIR / "src" / "lists" / "countries.csv").open(encoding="utf-8", newline="") as handle:
+        codes = {r["name"]: r for r in csv.DictReader(handle)}
+    assert codes["XXA"]["label::English (en)"].startswith("Stateless") and codes["XXA"]["iso_num"] == "900"
+    for form_name in ("household", "women", "domestic_workers"):
+        with (FORMS_DIR / "src" / form_name / "survey.csv").open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                if row["type"] == "select_one countries" and row["name"] not in ("hl_cit", "dw_cit", "id_country"):
+                    assert row["choice_filter"] == "name != 'XXA'", (form_name, row["name"])
+
+
+def test_a_stateless_member_is_not_asked_a_second_citizenship_and_counts_as_non_citizen(form: Any) -> None:
+    roster = [dict(r) for r in ROSTER]
+    roster[1] = _immigrant(hl_cob="TJK", hl_cit="XXA", hl_dual=None, hl_lfs_abs=2, hl_lfs_look=3, hl_lfs_avail=2)
+    checked = run(form, hl=roster)
+    assert [(f.code, f.variable) for f in checked.findings] == []
+    assert _nth_value(checked, f"{M1}/hl", 2, "hl_stateless") == "1"
+    assert _nth(checked, f"{M1}/hl", 2, "hl_dual").relevant is False
+    assert _nth_value(checked, f"{M1}/hl", 2, "hl_immig") == "1"  # not a citizen: foreign population
+
+
+def _children() -> list[dict[str, Any]]:
+    """Madina (mother Zarina at home, father Rustam abroad), Bobur (mother abroad outside the household, father
+    deceased), Nilufar (mother Zarina, father elsewhere in the country), Sitora (mother listed after her)."""
+    base = dict(ROSTER[3], hl_mother_st=None, hl_mother=None, hl_father_st=None, hl_father=None)
+    return [
+        dict(base, hl_name="Madina", hl_mother_st=1, hl_mother="2: Zarina", hl_father_st=1, hl_father="1: Rustam"),
+        dict(base, hl_name="Bobur", hl_sex=1, hl_mother_st=3, hl_father_st=4),
+        dict(base, hl_name="Nilufar", hl_mother_st=1, hl_mother="2: Zarina", hl_father_st=2),
+        dict(base, hl_name="Sitora", hl_age=2, hl_mother_st=1, hl_mother="8: Gulnora", hl_father_st=98),
+    ]
+
+
+CHILD_VALUES = [  # line: (mother line, mother abroad, father abroad, left behind)
+    (4, ("2", "0", "1", "1")),
+    (5, ("", "1", "0", "1")),
+    (6, ("2", "0", "0", "0")),
+    (7, ("8", "1", "", "1")),
+]
+
+
+def _household_with_children() -> dict[str, Any]:
+    gulnora = dict(ROSTER[1], hl_name="Gulnora", hl_rel=4, hl_age=22, hl_abroad_now=1, hl_away12=3, hl_lfs=None,
+                   hl_lfs_abs=None, hl_lfs_look=None, hl_lfs_avail=None, hl_res1y=3, hl_res1y_ctry="RUS")
+    roster = [dict(r) for r in ROSTER[:3]] + _children() + [gulnora]
+    abroad_gulnora = dict(ABROAD, ab_line="8: Gulnora", ab_sex=2, ab_age=22, ab_rel=4, ab_remit12=2)
+    for key in ("ab_remit_n", "ab_remit_amt", "ab_remit_cur", "ab_channel", "ab_fee_usual", "ab_inkind_val"):
+        abroad_gulnora.pop(key)
+    return _clean(dict(BASE, hh_size=len(roster), hl=roster, ab=[dict(ABROAD), abroad_gulnora]))
+
+
+def test_parents_are_roster_lines_and_children_left_behind_are_derived(form: Any) -> None:
+    """MICS-style mother's and father's lines (or 'elsewhere', 'abroad', 'deceased') for members under 18; a
+    child in the country with a parent abroad is a child left behind."""
+    checked = Checked(form, _household_with_children())
+    assert [(f.code, f.variable) for f in checked.findings] == []
+    for line, (mother, mother_abr, father_abr, left_behind) in CHILD_VALUES:
+        got = tuple(_nth_value(checked, f"{M1}/hl", line, n) for n in ("hl_mother_line", "hl_mother_abr",
+                                                                        "hl_father_abr", "hl_lb_child"))
+        assert got == (mother, mother_abr, father_abr, left_behind), line
+    assert checked.value(f"{M1}/hh_n_lb_child") == "3"
+    assert not _nth(checked, f"{M1}/hl", 2, "hl_mother_st").relevant  # adults are not asked
+
+
+@pytest.mark.parametrize(("pick", "ok"), [("2: Zarina", True), ("4: Madina", False)])
+def test_a_child_cannot_be_her_own_mother(form: Any, pick: str, ok: bool) -> None:
+    answers = _household_with_children()
+    answers["hl"][3]["hl_mother"] = pick
+    checked = Checked(form, answers)
+    assert any(f.variable == "hl_mother" for f in checked.findings) is not ok
+
+
+def test_mothers_are_picked_among_women_and_fathers_among_men() -> None:
+    """The parent picks are filtered on the picked row's sex. Neither migkit's check of repeat-sourced answers
+    (it skips selects inside the repeat they pick from: their itemset is relative) nor the JavaRosa driver's
+    choices flag (it does not evaluate repeat-sourced itemsets) checks the filter at run time, so it is checked
+    here as written."""
+    assert survey()["hl_mother"]["choice_filter"] == "${hl_sex} = '2'"
+    assert survey()["hl_father"]["choice_filter"] == "${hl_sex} = '1'"
+    assert {survey()[p]["constraint"] for p in ("hl_mother", "hl_father")} == {". != ${hl_pick}"}
+
+
+@pytest.mark.java
+def test_javarosa_derives_the_same_labour_status_residence_and_children_left_behind(
+    form: Any, tmp_path: Path
+) -> None:
+    """JavaRosa differential for item 8: one household whose members cover the labour-force paths, the
+    12-month residence rule, the lived/worked split and the children's parent lines."""
+    answers = _household_with_children()
+    extra = [_member(f"M{i}", **case[0]) for i, case in enumerate(LABOUR)]
+    answers["hl"] += _clean({"x": extra})["x"]
+    answers["hh_size"] = len(answers["hl"])
+    ours = Checked(form, answers)
+    assert [(f.code, f.variable) for f in ours.findings] == []
+    nodes = javarosa_run(NAME, form, answers, tmp_path, FX_RATES)
+    theirs = {n.path: (n.relevant, n.value if n.relevant else "") for n in nodes}
+    names = ("hl_resid", "hl_ever_lived", "hl_ret_worker", "hl_mig1y", "hl_lfs_emp", "hl_lf_status", "hl_imw",
+             "hl_lfs_abs3", "hl_lfs_look", "hl_lfs_avail", "hl_mother_line", "hl_mother_abr", "hl_father_abr",
+             "hl_lb_child", "hl_stateless")
+    compared = 0
+    for line in range(1, len(answers["hl"]) + 1):
+        for name in names:
+            node = _nth(ours, f"{M1}/hl", line, name)
+            mine = (node.relevant, node.string if node.relevant else "")
+            assert theirs[f"{M1}/hl[{line}]/{name}"] == mine, (line, name)
+            compared += 1
+    for total in ("hh_n_resid", "hh_n_lb_child"):
+        assert theirs[f"{M1}/{total}"] == (True, ours.value(f"{M1}/{total}"))
+    statuses = [_nth_value(ours, f"{M1}/hl", 9 + i, "hl_lf_status") for i in range(len(LABOUR))]
+    assert statuses == [case[2] for case in LABOUR] and compared > 200

@@ -287,12 +287,12 @@ BASE: dict[str, Any] = {
     "wg_rr12": 1,
     "wg_paid12": 2,
     "wg_child18": 1,
-    "wg_dec_remit": 3,
-    "wg_dec_purch": 3,
-    "wg_dec_health": 1,
-    "wg_dec_school": 3,
-    "wg_dec_work": 2,
-    "wg_dec_migr": 4,
+    "wg_dm_remit": 2,
+    "wg_dm_purch": 2,
+    "wg_dm_health": 1,
+    "wg_dm_school": 2,
+    "wg_dm_work": 3,
+    "wg_dm_migr": 5,
     "wg_phone": 1,
     "wg_acct": 1,
     "wg_acct_type": "3",
@@ -499,7 +499,7 @@ def test_refused_items_count_as_not_yes(women: Template) -> None:
     assert checked.value("fl_n_refused") == str(len(FL_ITEMS))
 
 
-SCREEN_KEYS = ("dw_scr", "dw_scr_abroad", "dw_scr_12m", "dw_ctry", "dw_isco", "dw_type")
+SCREEN_KEYS = ("dw_scr", "dw_scr_abroad", "dw_scr_12m", "dw_scr_now", "dw_ctry", "dw_isco", "dw_type")
 
 
 @pytest.mark.parametrize(
@@ -518,13 +518,13 @@ SCREEN_KEYS = ("dw_scr", "dw_scr_abroad", "dw_scr_12m", "dw_ctry", "dw_isco", "d
             },
             True,
         ),
-        ({"dw_scr": 1, "dw_scr_abroad": 2, "dw_scr_12m": 1, "dw_isco": 5322, "dw_type": 3}, True),
+        ({"dw_scr": 1, "dw_scr_abroad": 2, "dw_scr_12m": 1, "dw_scr_now": 1, "dw_isco": 5322, "dw_type": 3}, True),
         (
-            {"dw_scr": 1, "dw_scr_abroad": 2, "dw_scr_12m": 1, "dw_isco": 2, "dw_type": 1},
+            {"dw_scr": 1, "dw_scr_abroad": 2, "dw_scr_12m": 1, "dw_scr_now": 1, "dw_isco": 2, "dw_type": 1},
             True,
         ),  # household is the employer
         (
-            {"dw_scr": 1, "dw_scr_abroad": 2, "dw_scr_12m": 1, "dw_isco": 2, "dw_type": 2},
+            {"dw_scr": 1, "dw_scr_abroad": 2, "dw_scr_12m": 1, "dw_scr_now": 1, "dw_isco": 2, "dw_type": 2},
             False,
         ),  # e.g. agency nurse
         (
@@ -532,6 +532,7 @@ SCREEN_KEYS = ("dw_scr", "dw_scr_abroad", "dw_scr_12m", "dw_ctry", "dw_isco", "d
                 "dw_scr": 1,
                 "dw_scr_abroad": 2,
                 "dw_scr_12m": 1,
+                "dw_scr_now": 1,
                 "dw_isco": 9,
                 "dw_type": 96,
                 "dw_type_oth": "hotel",
@@ -640,20 +641,30 @@ def test_husband_abroad_needs_a_husband(women: Template) -> None:
     assert "constraint_violated" in checked.codes("wg_abr_rel")
 
 
-def test_decision_on_health_cannot_be_the_sender(women: Template) -> None:
-    # 'the migrant who sends the money' (decide 6) is offered only for the use of remittances.
-    assert "choice_unknown" in check(women, dict(BASE, wg_dec_health=6)).codes("wg_dec_health")
-    assert check(women, dict(BASE, wg_dec_remit=6)).findings == ()
+@pytest.mark.parametrize(
+    ("code", "alone_or_jointly"), [(1, "1"), (2, "1"), (4, "1"), (3, "0"), (5, "0"), (6, "0"), (98, "0")]
+)
+def test_decision_codes_do_not_assume_the_sex_and_give_the_dhs_indicator(
+    women: Template, code: int, alone_or_jointly: str
+) -> None:
+    """Issue 12 item 3: 'respondent alone', 'jointly with spouse/partner', 'spouse/partner alone', 'jointly with
+    another member', 'another member', 'someone outside' (no 'husband', no in-law codes); wg_dm_*_aj is the
+    DHS-style 'decides alone or jointly' (don't know counts as not participating)."""
+    checked = check(women, dict(BASE, wg_dm_remit=code))
+    assert checked.findings == ()
+    assert checked.value("wg_dm_remit_aj") == alone_or_jointly
+    assert checked.value("wg_dm_earn_aj") == ""  # not asked: she had no earnings
 
 
-def test_husband_codes_only_for_women_with_a_husband(women: Template) -> None:
+def test_spouse_codes_only_for_women_with_a_spouse_or_partner(women: Template) -> None:
     # wg_abr_rel "husband abroad" also needs a partner, so the unmarried woman here has only a son abroad.
-    single = dict(
-        BASE, wg_partner=2, wg_abr_rel="2", wg_dec_purch=7, wg_dec_school=1, wg_dec_work=4, wg_dec_remit=6
-    )
+    single = dict(BASE, wg_partner=2, wg_abr_rel="2", wg_dm_purch=5, wg_dm_school=1, wg_dm_work=4, wg_dm_remit=6)
     assert check(women, single).findings == ()
-    assert check(women, dict(single, wg_dec_health=3)).codes("wg_dec_health") == ["choice_unknown"]
-    assert check(women, dict(single, wg_dec_remit=2)).codes("wg_dec_remit") == ["choice_unknown"]
+    assert check(women, dict(single, wg_dm_health=3)).codes("wg_dm_health") == ["choice_unknown"]
+    assert check(women, dict(single, wg_dm_remit=2)).codes("wg_dm_remit") == ["choice_unknown"]
+    with (FORMS_DIR / "src" / "lists" / "dec_who.csv").open(encoding="utf-8", newline="") as handle:
+        labels = " ".join(r["label::English (en)"] for r in csv.DictReader(handle)).lower()
+    assert "husband" not in labels and "in-law" not in labels
 
 
 @pytest.mark.parametrize(("reason", "invol"), [(1, "1"), (2, "0"), (99, "1")])
@@ -706,3 +717,19 @@ def test_m6b_reference_period_is_the_last_5_years(
     checked = check(women, {k: v for k, v in answers.items() if v is not None})
     assert checked.value("fl_ref") == ("1" if asked else "0")
     assert checked.relevant("fl_mod") is asked
+
+
+@pytest.mark.parametrize(
+    ("now", "abroad", "where"),
+    [(1, 1, "1"), (2, 1, "2"), (2, 2, "1")],
+)
+def test_m6_describes_the_current_job_when_there_is_one(women: Template, now: int, abroad: int, where: str) -> None:
+    """Issue 12 item 9: a current domestic job here comes first, else the last job abroad, else the last job here."""
+    answers = dict(BASE, dw_scr_abroad=abroad, dw_scr_12m=1, dw_scr_now=now)
+    if where == "1":
+        answers.pop("dw_ctry", None)
+        answers.pop("dw_contract_prior", None)
+    checked = check(women, answers)
+    assert checked.findings == ()
+    assert checked.value("dw_where") == where
+    assert checked.relevant("dw_ctry") is (where == "2")

@@ -351,3 +351,75 @@ def test_text_that_looks_like_a_formula_stays_text(tmp_path: Path) -> None:
         ("survey", [("type", "name", "label"), ("note", "n", "= 5 means five")])
     ]
     assert builder().workbook_bytes(sheets) == path.read_bytes()  # same sheets, same bytes
+
+
+# ------------------------------------------------------------------------------- wording (issue 12 item 10)
+
+# The Russian spelling each form keeps for "abroad" and for the polite "you" (one per form, never both).
+RUSSIAN_STYLE = {
+    "household": ("рубеж", "вы"),  # за рубежом / за рубеж / из-за рубежа; «вы» in lower case
+    "women": ("границ", "Вы"),  # за границей / за границу / из-за границы; «Вы» capitalised
+    "domestic_workers": ("границ", "Вы"),
+}
+ABROAD = {"рубеж": r"(?<![а-яё])(?:из-)?за рубеж", "границ": r"(?<![а-яё])(?:из-)?за границ"}
+LOWER_YOU = r"(?<![А-Яа-яЁё])(?:вы|вас|вам|ваш\w*)(?![а-яё])"
+
+
+def _russian_texts(form: str) -> list[str]:
+    texts = []
+    for sheet in ("survey", "choices"):
+        path = FORMS_DIR / "src" / form / f"{sheet}.csv"
+        if path.exists():
+            _, rows = builder().read_csv(path)
+            texts += [v for row in rows for k, v in row.items() if "Russian" in k and v]
+    return texts
+
+
+@pytest.mark.parametrize(("form", "style"), sorted(RUSSIAN_STYLE.items()))
+def test_russian_uses_one_word_for_abroad_and_one_form_of_you_per_form(form: str, style: tuple[str, str]) -> None:
+    abroad, you = style
+    other = next(k for k in ABROAD if k != abroad)
+    texts = _russian_texts(form)
+    assert [t for t in texts if re.search(ABROAD[other], t)] == []
+    if you == "Вы":
+        assert [t for t in texts if re.search(LOWER_YOU, t)] == []
+    else:  # lower case except at the start of a sentence
+        capital = r"(?<![.!?:»\"] )(?<!^)(?<![А-Яа-яЁё])(?:Вы|Вас|Вам|Ваш\w*)(?![а-яё])"
+        assert [t for t in texts if re.search(capital, t)] == []
+
+
+@pytest.mark.parametrize("form", sorted(RUSSIAN_STYLE))
+def test_every_number_that_accepts_the_sentinels_teaches_them_in_its_hint(form: str) -> None:
+    _, rows = builder().read_csv(FORMS_DIR / "src" / form / "survey.csv")
+    for row in rows:
+        if row["type"] in ("integer", "decimal") and "-98" in row["constraint"]:
+            for column in (k for k in row if k.startswith("hint::")):
+                assert "-98" in row[column], (row["name"], column)
+
+
+@pytest.mark.parametrize("form", sorted(RUSSIAN_STYLE))
+def test_specify_items_name_the_question_they_belong_to(form: str) -> None:
+    """Issue 12 item 10: exports and codebooks tell the many 'Specify' items apart by their labels."""
+    _, rows = builder().read_csv(FORMS_DIR / "src" / form / "survey.csv")
+    specify = [r for r in rows if r["type"] == "text" and r["name"].endswith("_oth")]
+    for column in (k for k in rows[0] if k.startswith("label::")):
+        labels = [r[column] for r in specify]
+        assert len(set(labels)) == len(labels), (form, column)
+
+
+@pytest.mark.parametrize(
+    ("form", "group", "members"),
+    [
+        ("women", "wg_hrs", ("wg_time_intro", "wg_hrs_chores", "wg_hrs_care", "wg_hrs_farm", "wg_hrs_paid")),
+        ("women", "dw_time", ("dw_hours_day", "dw_days_wk")),
+        ("domestic_workers", "dw_time", ("dw_hours_day", "dw_days_wk")),
+    ],
+)
+def test_short_related_items_share_one_screen(form: str, group: str, members: tuple[str, ...]) -> None:
+    """Issue 12 item 10: the hours of yesterday (whose sum is checked) and hours x days go on one field-list screen."""
+    _, rows = builder().read_csv(FORMS_DIR / "src" / form / "survey.csv")
+    names = [r["name"] for r in rows]
+    start = names.index(group)
+    assert rows[start]["appearance"] == "field-list"
+    end = next(i for i in range(start + 1, len(rows)) if rows[i]["type"].replace("_", " ") == "end group")
+    assert tuple(names[start + 1 : end]) == members

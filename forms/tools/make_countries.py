@@ -194,6 +194,18 @@ FILL = {
     "ky": {"MKD": "Түндүк Македония", "SWZ": "Эсватини"},
 }
 
+# XXA is the ICAO Doc 9303 code for a stateless person: a citizenship answer only (the forms filter it out of every
+# other country question), so that statelessness is one code of the citizenship question (UN 2021; IROSS 2023).
+# Its iso_num 900 is from ISO 3166-1's user-assigned numeric range (900-999), so exports keep integer codes.
+STATELESS = (
+    "XXA",
+    "Stateless (no citizenship)",
+    "Лицо без гражданства",
+    "Азаматтығы жоқ адам",
+    "Жарандыгы жок адам",
+    "Шахси бешаҳрвандӣ",
+    "Fuqaroligi yoʻq shaxs",
+)
 TAIL = [
     ("98", "Don't know", "Не знаю", "Білмеймін", "Билбейм", "Намедонам", "Bilmayman"),
     (
@@ -232,6 +244,7 @@ def main() -> None:
         )
     if missing:
         raise SystemExit(f"no translation for {missing}; add them to FILL")
+    rows.append((*STATELESS, "900", "0"))
     rows.extend((*t, "", "0") for t in TAIL)
     with OUT.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
