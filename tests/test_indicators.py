@@ -496,3 +496,17 @@ def test_survey_toml_indicators_section_and_index(tmp_path: Path) -> None:
     )
     page = render_index(result)
     assert 'href="indicators/indicators.html"' in page and "skipped" in page
+
+
+@pytest.mark.parametrize(("rows", "columns", "rank"), [(50, 12, 12), (50, 12, 7), (7, 20, 6), (300, 40, 25), (5, 5, 1)])
+def test_replicate_rank_is_rs_qr_rank(rows: int, columns: int, rank: int) -> None:
+    """The df of Korn–Graubard under replicate weights is R's qr()$rank - 1: columns that are combinations of
+    earlier ones (up to noise far below R's 1e-5 tolerance) do not count, a zero column does not count."""
+    from toolkit.indicators.compute import _rank_as_r
+
+    rng = np.random.default_rng(rows * columns + rank)
+    matrix = rng.uniform(200, 600, (rows, rank)) @ rng.uniform(0, 1, (rank, columns))
+    matrix += rng.normal(0, 1e-9, matrix.shape)  # rounding noise, as calibrated replicates carry
+    assert _rank_as_r(matrix) == rank
+    assert _rank_as_r(np.hstack([np.zeros((rows, 1)), matrix])) == rank  # a zero column never counts
+    assert _rank_as_r(np.zeros((rows, columns))) == 0

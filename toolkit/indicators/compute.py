@@ -534,18 +534,28 @@ def _domain_df(used: np.ndarray, dom: np.ndarray, n_dom: int, built: _LevelFrame
 def _rank_as_r(matrix: np.ndarray, tol: float = 1e-5) -> int:
     """The rank R's `qr(matrix, tol = 1e-5)$rank` gives (LINPACK dqrdc2): columns are taken in order and one counts
     when the part of it not explained by the columns already counted has at least `tol` times its own norm; a zero
-    column never counts. Worked on the Gram matrix (replicates x replicates) by Schur complements, so the cost does
-    not grow with the square of the number of cases."""
-    gram = matrix.T @ matrix
-    own = np.diag(gram).copy()
-    rank = 0
-    for k in range(gram.shape[0]):
-        left = gram[k, k]
-        if own[k] <= 0 or left < tol * tol * own[k]:
+    column never counts.
+
+    The rows are first reduced by a Householder QR (an orthogonal change of basis keeps every norm and
+    projection), so the greedy pass works on a replicates-by-replicates triangle however many cases there are;
+    each residual is orthogonalised twice, which keeps it accurate next to nearly dependent columns.
+    """
+    reduced = np.linalg.qr(matrix, mode="r") if matrix.shape[0] > matrix.shape[1] else matrix
+    basis: list[np.ndarray] = []
+    for k in range(reduced.shape[1]):
+        column = reduced[:, k]
+        norm = float(np.linalg.norm(column))
+        if norm == 0.0:
             continue
-        rank += 1
-        gram -= np.outer(gram[:, k], gram[k, :]) / left
-    return rank
+        residual = column.copy()
+        if basis:
+            stacked = np.array(basis).T
+            for _ in range(2):
+                residual -= stacked @ (stacked.T @ residual)
+        left = float(np.linalg.norm(residual))
+        if left >= tol * norm:
+            basis.append(residual / left)
+    return len(basis)
 
 
 def _replicate_domain_df(used: np.ndarray, dom: np.ndarray, n_dom: int, work: pd.DataFrame, design: dict) -> np.ndarray:
