@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def write_atomic(target: Path, write: Callable[[Path], None], *, shared: bool = False) -> None:
+def write_atomic(target: Path, write: Callable[[Path], object], *, shared: bool = False) -> None:
     """Call `write(temporary_path)`, then rename the temporary file onto `target`.
 
     When `write` raises (or the run is interrupted), the temporary file is removed and an existing `target` is left

@@ -68,5 +68,5 @@ def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     result = frame.copy()
     for position, column in changed.items():
-        result.isetitem(position, column)
+        result.isetitem(position, column)  # type: ignore[arg-type]  # pandas-stubs omit Series, which isetitem takes
     return result

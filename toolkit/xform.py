@@ -47,7 +47,7 @@ _BODY_CONTROLS = {
     "secret",
     "odk:rank",
 }
-_PRELOAD_TYPES = {
+_PRELOAD_TYPES: dict[tuple[str | None, str | None], str] = {
     ("timestamp", "start"): "start",
     ("timestamp", "end"): "end",
     ("date", "today"): "today",
@@ -345,7 +345,7 @@ def _split_itemset(nodeset: str) -> tuple[str | None, Literal["list", "file", "r
 
 
 def _parameters(control: etree._Element) -> dict[str, str]:
-    params = {}
+    params: dict[str, str] = {}
     for key, value in control.attrib.items():
         local = _local(key)
         if local not in {"ref", "appearance", "mediatype", "nodeset"}:
@@ -375,7 +375,7 @@ def parse_xform(xform: str | bytes, *, source: str | None = None) -> FormModel:
             if instance.get("id") is None and len(instance):
                 primary = instance[0]
                 break
-    if model is None or primary is None or body is None:
+    if head is None or model is None or primary is None or body is None:
         raise ToolkitError(
             error(
                 FORM_MODEL_INVALID, "Not an XForm: no model, primary instance or body was found.", file=source

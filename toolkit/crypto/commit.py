@@ -196,6 +196,6 @@ def _same_files(theirs: Mapping[str, str], ours: Mapping[str, str]) -> bool:
 
 
 def _replace(result: SubmissionResult, **changes: Any) -> SubmissionResult:
-    values = {name: getattr(result, name) for name in SubmissionResult.__slots__}  # type: ignore[attr-defined]
+    values = {name: getattr(result, name) for name in SubmissionResult.__slots__}
     values.update(changes)
     return SubmissionResult(**values)

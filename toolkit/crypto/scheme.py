@@ -33,7 +33,7 @@ except (
 ):  # pragma: no cover - older cryptography: the old path still works, with a deprecation warning
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        _CFB = modes.CFB  # type: ignore[misc,assignment]
+        _CFB = modes.CFB  # type: ignore[misc]
 
 AES_KEY_BYTES = 32
 BLOCK = 16
@@ -214,10 +214,10 @@ def _decrypt_file(src: str, dst: str, aes_key: bytes, iv: bytes) -> tuple[str, s
             while chunk := source.read(CHUNK_BYTES):
                 seen.update(chunk)
                 read += len(chunk)
-                plain = held + decryptor.update(chunk)
-                held, plain = plain[-BLOCK:], plain[:-BLOCK]
-                digest.update(plain)
-                target.write(plain)
+                decrypted = held + decryptor.update(chunk)
+                held, decrypted = decrypted[-BLOCK:], decrypted[:-BLOCK]
+                digest.update(decrypted)
+                target.write(decrypted)
             last = _strip_pkcs7(held)
             if last is None:
                 raise _FileProblem("padding", "does not decrypt: its padding is invalid")
@@ -239,7 +239,8 @@ def _read_all(fd: int, size: int, limit: int | None = None) -> bytes:
     """Read an open file known to be small with plain system calls (no buffering layer); stop once more than
     `limit` bytes have come. `size` is what fstat said: the usual case reads it all in one call; where it is 0 or
     stale (files on FUSE or MTP tablet mounts), the rest comes in 64 KiB reads."""
-    chunks, total = [], 0
+    chunks: list[bytes] = []
+    total = 0
     while chunk := os.read(fd, size if not chunks and size > 0 else _READ_CHUNK):
         chunks.append(chunk)
         total += len(chunk)

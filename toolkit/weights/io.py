@@ -140,7 +140,7 @@ def _read_csv_keeping(path: Path) -> pd.DataFrame:
     return pd.DataFrame(columns, index=raw.index)
 
 
-def atomic_write(path: Path, writer: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, writer: Callable[[Path], object]) -> None:
     """`toolkit.files.write_atomic` (0600: weighted tables hold answers), an OS error raised as OUTPUT_UNWRITABLE.
 
     Parameters:
