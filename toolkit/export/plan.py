@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -170,6 +170,13 @@ class Variable:
     width: int = 0  # byte width of a string variable
 
 
+class _Origin(TypedDict):
+    """The form node a variable comes from, shared by every variable made from one question."""
+
+    path: str | None
+    question_type: str | None
+
+
 @dataclass
 class TablePlan:
     """A table ready to write: the export frame (columns named by `Variable.name`) and its variables."""
@@ -192,9 +199,9 @@ class TablePlan:
         """
         if var.name not in self._texts:
             series = self.frame[var.name]
-            self._texts[var.name] = pd.Series(
-                series.to_numpy(dtype=object, na_value=None), index=series.index, dtype=object
-            )
+            # pandas-stubs reject na_value=None, which pandas documents and accepts
+            values = series.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
+            self._texts[var.name] = pd.Series(values, index=series.index, dtype=object)
         return self._texts[var.name]
 
     def sav_args(self, issues: list[Issue] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -552,7 +559,7 @@ def plan_table(
         if qtype in {"note", "group", "repeat"}:
             continue
         label = one_line(node.label(language)) or _default_label(node, form)
-        common = {"path": node.path, "question_type": qtype}
+        common: _Origin = {"path": node.path, "question_type": qtype}
         if qtype == "select_one" and node.choice_source == "list" and node.choice_list in form.choice_lists:
             mapping, labels = _choice_codes(
                 form,
@@ -591,6 +598,7 @@ def plan_table(
         elif (
             qtype == "select_multiple"
             and node.choice_source == "list"
+            and node.choice_list is not None
             and node.choice_list in form.choice_lists
         ):
             add(Variable(column, "string", label, **common), series)

@@ -134,12 +134,12 @@ def read_data_folder(folder: Path, form: FormModel) -> tuple[list[SourceTable], 
         out.append(SourceTable(name, path, parent, frame, column_paths, weights, replicates))
     # `migkit weights` records per table `weights` and `replicate_weights`, and a top-level `design`.
     design_entry = manifest.get("design") or {}
-    replicates = design_entry.get("replicates")
+    design_replicates = design_entry.get("replicates")
     design = Design(
         design_entry.get("weight"),
         design_entry.get("strata"),
         design_entry.get("psu"),
-        replicates if isinstance(replicates, Mapping) else None,
+        design_replicates if isinstance(design_replicates, Mapping) else None,
     )
     return out, design
 

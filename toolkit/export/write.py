@@ -7,6 +7,7 @@ import io
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -262,7 +263,7 @@ def export_tables(
                     continue
                 frame, kwargs = args(issues)
                 target = out / f"{plan.name}.{fmt}"
-                write_atomic(target, lambda p, f=frame, k=kwargs, w=write: w(f, p, **k))
+                write_atomic(target, partial(write, frame, **kwargs))
                 files.append(ExportedFile(str(target), plan.name, fmt, rows, width))
                 step()
                 del frame
