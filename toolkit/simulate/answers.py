@@ -159,7 +159,11 @@ def _finite(value: object) -> bool:
 def _choice_rule(name: str, spec: dict[str, Any], node: Node, form: FormModel, problem: Callable) -> ChoiceRule:
     if set(spec) != {"choices"} or not isinstance(spec["choices"], dict) or not spec["choices"]:
         raise problem(name, 'a select takes one key, choices = { "<choice name>" = <weight>, ... }')
-    if node.choice_source not in (None, "list") or node.choice_list not in form.choice_lists:
+    if (
+        node.choice_source not in (None, "list")
+        or node.choice_list is None
+        or node.choice_list not in form.choice_lists
+    ):
         raise problem(
             name,
             "its choices come from a repeat or an external file, not from the form's choices sheet; they are "

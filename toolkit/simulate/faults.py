@@ -111,7 +111,12 @@ def _valid_answer(form: FormModel, spec: Node, day: date) -> str | None:
     """A value of the question's type that its list accepts (for a field that must stay unanswered)."""
     qtype = spec.question_type
     if qtype in {"select_one", "select_multiple"}:
-        if spec.choice_source not in (None, "list") or spec.choice_filter or spec.choice_list not in form.choice_lists:
+        if (
+            spec.choice_source not in (None, "list")
+            or spec.choice_filter
+            or spec.choice_list is None
+            or spec.choice_list not in form.choice_lists
+        ):
             return None
         names = [n for n in form.choice_lists[spec.choice_list].names if n]
         return names[0] if names else None
@@ -133,7 +138,11 @@ def _out_of_range(spec: Node) -> list[str]:
 
 
 def _unknown_choice(form: FormModel, spec: Node) -> str | None:
-    if spec.choice_source not in (None, "list") or spec.choice_list not in form.choice_lists:
+    if (
+        spec.choice_source not in (None, "list")
+        or spec.choice_list is None
+        or spec.choice_list not in form.choice_lists
+    ):
         return None
     names = [n for n in form.choice_lists[spec.choice_list].names if n]
     numeric = [int(n) for n in names if n.lstrip("-").isdigit()]

@@ -49,6 +49,7 @@ from toolkit.xpath import (
     to_number,
     to_string,
 )
+from toolkit.xpath import _compile as _compile_ast  # the compiler of a syntax tree, for the right side of `. = X`
 
 # Rate of don't know / refused answers where the question offers them (questionnaire.md section 4).
 SENTINEL_RATE = 0.03
@@ -103,10 +104,6 @@ _SENTINEL_CHOICES = (CHOICE_DONT_KNOW, CHOICE_REFUSED)
 _SENTINELS = frozenset({*_SENTINEL_CHOICES, str(NUMERIC_DONT_KNOW), str(NUMERIC_REFUSED)})
 # The context node `.` in the evaluator's syntax tree.
 _SELF = ("path", False, (("self", "*node", ()),), None)
-try:  # the evaluator's compiler of a syntax tree, for the right-hand sides of `. = X` (optional)
-    from toolkit.xpath import _compile as _compile_ast
-except ImportError:  # pragma: no cover
-    _compile_ast = None
 
 
 def _ast_nodes(ast: Any) -> list[tuple]:
@@ -276,7 +273,7 @@ class Generator:
         if cached is not None:
             return cached
         found: list[Any] = []
-        if spec.constraint and _compile_ast is not None:
+        if spec.constraint:
             with contextlib.suppress(XPathError, ValueError):
                 for node in _ast_nodes(compile_xpath(spec.constraint).ast):
                     if node[0] == "bin" and node[1] == "=":
@@ -315,7 +312,7 @@ class Generator:
     # -- values
 
     def _choice_values(self, spec: Node, node: XNode, env: EvalEnv) -> list[str]:
-        if spec.itemset is None and spec.choice_list in self.form.choice_lists:
+        if spec.itemset is None and spec.choice_list is not None and spec.choice_list in self.form.choice_lists:
             cached = self._choices.get(spec.path)
             if cached is None:
                 cached = self._choices[spec.path] = list(self.form.choice_lists[spec.choice_list].names)
@@ -455,11 +452,13 @@ class Generator:
                 return rng.choices(plain, weights=[1 / (k + 1) for k in range(len(plain))])[0]
             if qtype == "rank":
                 return " ".join(rng.sample(plain, len(plain)))
-            picked = set(rng.sample(plain, rng.randint(1, min(3, len(plain)))))
-            return " ".join(v for v in plain if v in picked)  # Collect stores choices in list order
+            ticked = set(rng.sample(plain, rng.randint(1, min(3, len(plain)))))
+            return " ".join(v for v in plain if v in ticked)  # Collect stores choices in list order
         if dtype in {"int", "decimal"} or qtype == "range":
             if "-98" in (spec.constraint or "") and rng.random() < SENTINEL_RATE:
                 return str(rng.choice((NUMERIC_DONT_KNOW, NUMERIC_REFUSED)))
+            low: float | None
+            high: float | None
             if qtype == "range":
                 low, high = float(spec.parameters.get("start", 0)), float(spec.parameters.get("end", 10))
             else:
