@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, tzinfo
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -392,7 +393,7 @@ def compile_form(model: FormModel, *, media_dir: Path | None = None) -> Compiled
         types=types,
         repeats=frozenset(n.path for n in model.repeats()),
         secondary=secondary,
-        media_dir=(_media_candidates(model, media_dir) or [None])[0],
+        media_dir=next(iter(_media_candidates(model, media_dir)), None),
         problems=problems,
         labels=_choice_labels(model, secondary),
         interview_day_path=interview_day_path(model),
@@ -426,13 +427,13 @@ def _static_choices(model: FormModel, node: Node, secondary: Mapping[str, XNode]
     """The allowed values of a select whose list does not depend on the answers (None when unknown)."""
     if not node.is_select:
         return None
-    if node.choice_source == "list" and node.choice_list in model.choice_lists:
+    if node.choice_source == "list" and node.choice_list is not None and node.choice_list in model.choice_lists:
         return frozenset(model.choice_lists[node.choice_list].names)
-    if node.choice_source == "file" and node.choice_list in secondary:
+    if node.choice_source == "file" and node.choice_list is not None and node.choice_list in secondary:
         value_name = (node.choice_value_ref or "name").strip().split("/")[-1] or "name"
         items = list(secondary[node.choice_list].children)
         return frozenset(
-            item.child(value_name).string for item in items if item.child(value_name) is not None
+            value.string for item in items if (value := item.child(value_name)) is not None
         )
     return None
 
@@ -716,8 +717,9 @@ def validate_tree(
     model = form.model
     instance_id = None
     meta = root.child("meta")
-    if meta is not None and meta.child("instanceID") is not None:
-        instance_id = meta.child("instanceID").string or None
+    instance_node = meta.child("instanceID") if meta is not None else None
+    if instance_node is not None:
+        instance_id = instance_node.string or None
     env = EvalEnv(
         root=root,
         secondary=form.secondary,
@@ -837,7 +839,7 @@ def validate_tree(
                 missing = id(xnode) in absent and node.question_type != "note"
                 code, message = required_finding(node, absent=missing)
                 ctx.add(code, xnode, node, None, node.required, message, absent=missing)
-        if not answered or id(xnode) in bad_type:
+        if not text or id(xnode) in bad_type:  # not answered
             continue
         if rule.choices is not None:
             values = text.split() if node.question_type in ("select_multiple", "rank") else [text.strip()]
@@ -1011,6 +1013,12 @@ def _text_of(value: Any, data_type: str | None) -> str | None:  # noqa: PLR0911 
     return text if text != "" else None
 
 
+def _row_position(column: str, row: dict[str, Any]) -> tuple[bool, Any]:
+    """Sort key of a repeat row by its position column; rows without a position go last."""
+    position = row.get(column)
+    return (position is pd.NA, position if position is not pd.NA else 0)
+
+
 def trees_from_tables(form: CompiledForm, tables: Any) -> Iterator[tuple[str, XNode]]:
     """Instance trees rebuilt from ingest tables (an `IngestResult`): one per row of the main table.
 
@@ -1033,9 +1041,7 @@ def trees_from_tables(form: CompiledForm, tables: Any) -> Iterator[tuple[str, XN
             grouped.setdefault(str(row.get("PARENT_KEY")), []).append(row)
         if order_col in frame.columns:
             for rows in grouped.values():
-                rows.sort(
-                    key=lambda r, c=order_col: (r.get(c) is pd.NA, r.get(c) if r.get(c) is not pd.NA else 0)
-                )
+                rows.sort(key=partial(_row_position, order_col))
         children_rows[repeat.path] = grouped
 
     def level(parent: XNode, path: str, row: dict[str, Any], table: str) -> None:
