@@ -79,9 +79,16 @@ class Key:
 Schema = Mapping[str, Key]
 
 
-def table(doc: str = "", /, *, required: bool = False, **keys: Key) -> Key:
-    """A table with fixed keys (keyword arguments), e.g. `table("[survey]", form=Key("str", required=True))`."""
-    return Key("table", doc, required=required, keys=keys)
+def table(doc: str = "", listed: Mapping[str, Key] | None = None, /, *, required: bool = False, **keys: Key) -> Key:
+    """A table with fixed keys, e.g. `table("[survey]", form=Key("str", required=True))`.
+
+    Parameters:
+        doc: what the table holds, for messages and the reference.
+        listed: keys given as a mapping (names built in code, or not Python names such as "from"), before `keys`.
+        required: the table must be present.
+        keys: the keys by name.
+    """
+    return Key("table", doc, required=required, keys={**(listed or {}), **keys})
 
 
 def _is_number(value: Any) -> bool:

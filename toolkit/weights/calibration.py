@@ -566,6 +566,8 @@ def calibrate(
         dw = d
         cell_of_unit = np.arange(len(d))
     else:
+        if cells is None:
+            raise WeightingError([error(TARGET_INVALID, "nothing to calibrate to: give margins or numeric totals")])
         x = np.column_stack(blocks)
         dw = cells.weight
         cell_of_unit = cells.cell

@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from toolkit.config import Key, load_toml, table
 from toolkit.errors import EXIT_USAGE, ToolkitError, define, error
@@ -38,8 +38,7 @@ _CALIBRATION = table(
         "derived calibration variables",
         each=table(
             "one derived variable",
-            required=False,
-            **{
+            {
                 "from": Key("str", "source column", required=True),
                 "breaks": Key("list[number]", "left-closed interval bounds"),
                 "labels": Key("list[str]", "labels of the intervals"),
@@ -60,22 +59,24 @@ DESIGN_SCHEMA: dict[str, Key] = {
     "survey": table("", form_id=Key("str", "the household table"), roster=Key("str", "the roster repeat")),
     "columns": table(
         "column names in the DATA tables",
-        **dict.fromkeys(
+        dict.fromkeys(
             ("key", "parent_key", "hh_id", "stratum", "psu", "hh_no", "result", "listing_group", "selected_among"),
             _COLUMN,
         ),
     ),
     "psu_sample": table(
         "one row per selected PSU",
-        required=True,
-        file=Key("str", "the PSU sample file", required=True),
-        **dict.fromkeys(
-            (
-                "stratum", "psu", "mos", "stratum_mos", "n_h", "certainty", "segments", "segment_mos", "p1",
-                "frame_stratum", "frame_mos",
+        {
+            "file": Key("str", "the PSU sample file", required=True),
+            **dict.fromkeys(
+                (
+                    "stratum", "psu", "mos", "stratum_mos", "n_h", "certainty", "segments", "segment_mos", "p1",
+                    "frame_stratum", "frame_mos",
+                ),
+                _COLUMN,
             ),
-            _COLUMN,
-        ),
+        },
+        required=True,
         frame_file=Key("str", "the full frame"),
     ),
     "listing": table(
@@ -97,7 +98,8 @@ DESIGN_SCHEMA: dict[str, Key] = {
         noninterview_file=Key("str", "selected households without a submission"),
     ),
     "nonresponse": table(
-        "nonresponse adjustment", unknown_to_ineligible=Key("bool", "share unknowns out as ineligible"), **_GUARDRAILS
+        "nonresponse adjustment",
+        {"unknown_to_ineligible": Key("bool", "share unknowns out as ineligible"), **_GUARDRAILS},
     ),
     "trimming": table(
         "weight trimming",
@@ -109,12 +111,14 @@ DESIGN_SCHEMA: dict[str, Key] = {
     "calibration": table("calibration", households=_CALIBRATION, persons=_CALIBRATION),
     "individuals": table(
         "weights for an individual questionnaire",
-        result=_COLUMN,
-        respondent=_CODES,
-        nonrespondent=_CODES,
-        ineligible=_CODES,
-        replicate_prefix=Key("str", "prefix of individual replicate columns"),
-        **_GUARDRAILS,
+        {
+            "result": _COLUMN,
+            "respondent": _CODES,
+            "nonrespondent": _CODES,
+            "ineligible": _CODES,
+            "replicate_prefix": Key("str", "prefix of individual replicate columns"),
+            **_GUARDRAILS,
+        },
     ),
     "replicates": table(
         "replicate weights",
@@ -126,7 +130,7 @@ DESIGN_SCHEMA: dict[str, Key] = {
     ),
     "output": table(
         "names of the columns written",
-        **dict.fromkeys(
+        dict.fromkeys(
             (
                 "base_weight", "status", "household_weight", "person_weight", "variance_stratum", "variance_psu",
                 "individual_weight",
@@ -145,13 +149,13 @@ def _bad(message: str, source: Path) -> ToolkitError:
 class CalibrationSpec:
     """One calibration step: method, margins file, derived variables, tolerance, bounds."""
 
-    method: str = "none"
+    method: Literal["none", "rake", "poststratify", "linear", "linear_bounded", "logit"] = "none"
     margins: Path | None = None
     derive: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     tol: float = 1e-6
     max_iter: int = 100
     bounds: tuple[float, float] = (0.0, math.inf)
-    on_nonconvergence: str = "error"
+    on_nonconvergence: Literal["error", "warn"] = "error"
 
 
 @dataclass(frozen=True)
@@ -211,7 +215,7 @@ class WeightDesign:
         if unknown:
             raise _bad(f"unknown key(s) in [columns]: {', '.join(sorted(unknown))}", source)
         columns.update({k: str(v) for k, v in raw.get("columns", {}).items()})
-        psu = {
+        psu: dict[str, Any] = {  # column names, and the paths of the sample and frame files
             "stratum": "stratum",
             "psu": "psu",
             "mos": "mos",
@@ -232,7 +236,7 @@ class WeightDesign:
             raise _bad(
                 "[psu_sample] needs stratum_mos (a column with M_h) or frame_file (the full frame)", source
             )
-        listing = {"psu": "psu", "group": "", "listed": "listed", "selected": "selected"}
+        listing: dict[str, Any] = {"psu": "psu", "group": "", "listed": "listed", "selected": "selected"}
         listing.update(raw.get("listing", {}))
         listing["file"] = path_of(raw.get("listing", {}).get("file"), "[listing] file")
         disp_raw = raw.get("disposition", {})

@@ -365,8 +365,8 @@ def trim(
 def first_stage_probabilities(
     stratum: np.ndarray | Sequence[Any],
     mos: np.ndarray | Sequence[float],
-    n_h: Mapping[str, float],
-    stratum_mos: Mapping[str, float],
+    n_h: Mapping[Any, float],
+    stratum_mos: Mapping[Any, float],
     *,
     certainty: np.ndarray | Sequence[bool] | None = None,
     ids: Sequence[Any] | None = None,
@@ -408,7 +408,7 @@ def first_stage_probabilities(
         free = idx[~cert[idx]]
         p1[free] = n * m[free] / total if total > 0 else math.nan
     for i in np.flatnonzero(cert):
-        name = level_label(ids[i]) if ids is not None else f"#{i + 1}"
+        name = level_label(ids[int(i)]) if ids is not None else f"#{i + 1}"
         issues.append(
             warning(
                 CERTAINTY_PSU,

@@ -16,7 +16,7 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -291,14 +291,17 @@ def _base_weights(
         }
     )
     short = lst["_L"] < lst["_m"]
-    for row in lst[short].itertuples():
+    shortfall = lst[short]
+    for position, psu, group, listed, selected in zip(
+        shortfall.index, shortfall["_psu"], shortfall["_group"], shortfall["_L"], shortfall["_m"], strict=True
+    ):
         issues.append(
             warning(
                 LISTING_SHORT,
-                f"PSU {row._1} group {row._2 or '-'}: {int(row._4)} selected but only "
-                f"{int(row._3)} listed; p2 set to 1",
+                f"PSU {psu} group {group or '-'}: {int(selected)} selected but only "
+                f"{int(listed)} listed; p2 set to 1",
                 file=li["file"].name,
-                row=int(row.Index) + 2,
+                row=int(position) + 2,
             )
         )
     lst["_p2"] = np.where(lst["_L"] <= lst["_m"], 1.0, lst["_m"] / lst["_L"])
@@ -329,13 +332,15 @@ def _base_weights(
     found = merged.groupby(["_psu", "_group"]).size()
     planned = lst.set_index(["_psu", "_group"])["_m"]
     for key, n in found.items():
-        if key in planned.index and int(planned[key]) != int(n):
+        pair = cast(tuple[str, str], key)  # grouped by two columns
+        psu, group = pair
+        if pair in planned.index and int(planned[pair]) != int(n):
             issues.append(
                 warning(
                     SELECTION_COUNT,
-                    f"PSU {key[0]} group {key[1] or '-'}: {n} households in the data and "
-                    f"non-interview log, {int(planned[key])} selected; complete the non-interview log",
-                    value=key[0],
+                    f"PSU {psu} group {group or '-'}: {n} households in the data and "
+                    f"non-interview log, {int(planned[pair])} selected; complete the non-interview log",
+                    value=psu,
                 )
             )
     stratum = merged["_stratum"].to_numpy(dtype=object)
@@ -430,8 +435,11 @@ def _margins(path: Path) -> tuple:
 
 
 def _calibrate_step(spec: CalibrationSpec, table: pd.DataFrame, w: np.ndarray) -> CalibrationResult:
-    margins = list(_margins(spec.margins))  # type: ignore[arg-type]
-    on = "warn" if spec.on_nonconvergence == "warn" else "error"
+    if spec.method == "none" or spec.margins is None:  # the design file requires margins for any other method
+        raise WeightingError([error(DESIGN_INVALID, f"calibration {spec.method!r} without a margins file")])
+    source = spec.margins.name
+    margins = list(_margins(spec.margins))
+    on: Literal["error", "warn"] = "warn" if spec.on_nonconvergence == "warn" else "error"
     if spec.method == "rake":
         return rake(
             table,
@@ -440,8 +448,8 @@ def _calibrate_step(spec: CalibrationSpec, table: pd.DataFrame, w: np.ndarray) -
             tol=spec.tol,
             max_iter=spec.max_iter,
             on_nonconvergence=on,
-            source=spec.margins.name,
-        )  # type: ignore[union-attr]
+            source=source,
+        )
     if spec.method == "poststratify":
         if len(margins) != 1:
             raise WeightingError(
@@ -454,18 +462,18 @@ def _calibrate_step(spec: CalibrationSpec, table: pd.DataFrame, w: np.ndarray) -
                     )
                 ]
             )
-        return poststratify(table, w, margins[0], source=spec.margins.name)  # type: ignore[union-attr]
+        return poststratify(table, w, margins[0], source=source)
     return calibrate(
         table,
         w,
         margins,
         method=spec.method,
-        bounds=spec.bounds,  # type: ignore[arg-type]
+        bounds=spec.bounds,
         tol=min(spec.tol, 1e-8),
         max_iter=spec.max_iter,
         on_nonconvergence=on,
-        source=spec.margins.name,
-    )  # type: ignore[union-attr]
+        source=source,
+    )
 
 
 def _run_chain(
@@ -723,7 +731,7 @@ def compute_weights(
         n_rep = rf.factors.shape[1]
         hh_reps = np.zeros((len(units.base), n_rep))
         person_reps = np.zeros((len(persons), n_rep)) if persons is not None else None
-        ind_reps = np.zeros((len(persons), n_rep)) if individuals is not None else None
+        ind_reps = np.zeros((len(persons), n_rep)) if persons is not None and individuals is not None else None
         for r in range(n_rep):
             rb = units.base * rf.factors[des.psu, r]
             rc = _run_chain(
@@ -803,7 +811,7 @@ def compute_weights(
         for extra in data.iterdir():
             if extra.is_file() and not (out / extra.name).exists() and extra.suffix in (".json", ".parquet"):
                 # copy2 onto the temporary file: the same mode and times as the ingest output, renamed when whole
-                atomic_write(out / extra.name, lambda p, source=extra: shutil.copy2(source, p))
+                atomic_write(out / extra.name, functools.partial(shutil.copy2, extra))
     _update_manifest(
         out,
         d,
