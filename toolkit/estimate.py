@@ -767,7 +767,7 @@ def estimate(
     rows: list[EstimateRow] = []
     for spec in specs:
         est, z, used, n = _ratio_parts(spec, w, dom, n_dom)
-        if reps is None:
+        if reps is None or coefs is None:  # both None together: Taylor linearisation
             idx = design.psu * n_dom + np.where(used, dom, 0)
             totals = np.bincount(idx, weights=z, minlength=design.n_psu * n_dom).reshape(design.n_psu, n_dom)
             var = taylor_variance(totals, design, lonely_psu=lonely_psu, sampling_fraction=fractions)
@@ -993,12 +993,12 @@ def estimate_with_replicates(
         # A replicate in which a domain has no weight left gives no estimate: it is left out, as R's svrVar does
         # (na.action), with a warning.
         finite = np.isfinite(replicated)
-        for j in np.flatnonzero(~finite.all(axis=1) & finite.any(axis=1)):
+        for partly in np.flatnonzero(~finite.all(axis=1) & finite.any(axis=1)):
             issues.append(
                 warning(
                     EMPTY_DOMAIN,
-                    f"domain {labels[j]!r}: {int((~finite[j]).sum())} replicate(s) have no cases in the domain and "
-                    "are left out of its variance (as R does)",
+                    f"domain {labels[partly]!r}: {int((~finite[partly]).sum())} replicate(s) have no cases in the "
+                    "domain and are left out of its variance (as R does)",
                     variable=spec.label,
                 )
             )
