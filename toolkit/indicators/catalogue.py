@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from toolkit.errors import EXIT_USAGE, INPUT_MISSING, INPUT_UNREADABLE, Issue, ToolkitError, define, error
 from toolkit.indicators.filters import FilterSyntaxError, Node, parse_filter
@@ -387,8 +387,8 @@ def parse_catalogue(raw: Mapping[str, Any], *, where: str = "catalogue") -> Cata
                 definition=reader.languages(spec, "definition", place),
                 source=reader.text(spec, "source", place) or "",
                 level=str(level),
-                statistic=statistic,
-                missing=missing,
+                statistic=cast(Statistic, statistic),  # one of STATISTICS: checked above
+                missing=cast(MissingRule, missing),  # one of MISSING_RULES: checked above
                 variable=variable,
                 denominator=denominator,
                 universe=universe,

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -106,6 +106,18 @@ class IndicatorSummary:
     in_universe: int = 0
 
 
+class _SummaryTexts(TypedDict):
+    """The texts of an entry's summary, the same whatever happened to it."""
+
+    title: str
+    definition: str
+    universe_text: str
+    source: str
+    level: str
+    statistic: str
+    unit: str
+
+
 @dataclass(frozen=True)
 class IndicatorsResult:
     """Every row of every indicator, a summary per entry, and warnings (empty universes, absent tables)."""
@@ -167,7 +179,7 @@ def as_text(series: pd.Series) -> pd.Series:
         if bool(whole.all()):
             out = numbers.astype("Int64").astype("string")
         return out
-    return series.astype("string").str.strip().replace("", pd.NA)
+    return series.astype("string").str.strip().replace("", pd.NA)  # type: ignore[call-overload]  # pandas-stubs reject pd.NA
 
 
 def as_number(series: pd.Series) -> np.ndarray:
@@ -193,7 +205,7 @@ def _build_level(data: _Data, level: Level) -> _LevelFrame:
     design = data.design
     strata, psu = design.get("strata"), design.get("psu")
     reps = design.get("replicates") or {}
-    prefix = reps.get("prefix")
+    prefix: str = reps.get("prefix") or ""  # "": no replicate weights
     for join in level.joins:
         other = data.read(join.table)
         wanted = dict(join.columns)
@@ -222,7 +234,7 @@ def _build_level(data: _Data, level: Level) -> _LevelFrame:
             paths[new] = (join.table, other_paths.get(old, ""))
     has_reps = bool(prefix) and any(str(c).startswith(prefix) for c in frame.columns)
     recorded = _recorded_replicates(data.folder)
-    if strata in frame.columns and psu in frame.columns and level.weight in frame.columns:
+    if strata is not None and psu is not None and {strata, psu, level.weight} <= set(frame.columns):
         frame = _with_every_psu(
             data, frame, strata=strata, psu=psu, weight=level.weight, prefix=prefix if has_reps else None
         )
@@ -316,10 +328,10 @@ def _check(catalogue: Catalogue, levels: Mapping[str, _LevelFrame], form: FormMo
                 )
             )
     for entry in catalogue.indicators:
-        built = levels.get(entry.level)
-        if built is None:
+        table = levels.get(entry.level)
+        if table is None:
             continue
-        columns = [str(c) for c in built.frame.columns]
+        columns = [str(c) for c in table.frame.columns]
         level = catalogue.levels[entry.level]
 
         def need(
@@ -351,14 +363,14 @@ def _check(catalogue: Catalogue, levels: Mapping[str, _LevelFrame], form: FormMo
                     need(column, field_name)
                 for column, code in codes_compared(parse_filter(text)):
                     _check_code(
-                        issues, entry=entry, field_name=field_name, column=column, code=code, built=built, form=form
+                        issues, entry=entry, field_name=field_name, column=column, code=code, built=table, form=form
                     )
         for domain in entry.domains:
             need(_domain_variable(catalogue, domain), f"domains ({domain})")
         for code in entry.yes:
             if entry.variable:
                 _check_code(
-                    issues, entry=entry, field_name="yes", column=entry.variable, code=code, built=built, form=form
+                    issues, entry=entry, field_name="yes", column=entry.variable, code=code, built=table, form=form
                 )
     return issues
 
@@ -444,9 +456,9 @@ def _prepare(
     frame = built.frame
     level = catalogue.levels[entry.level]
     universe = np.ones(len(frame), dtype=bool)
-    for text in (level.universe, entry.universe):
-        if text:
-            universe &= evaluate(parse_filter(text), frame)
+    for condition in (level.universe, entry.universe):
+        if condition:
+            universe &= evaluate(parse_filter(condition), frame)
     universe &= as_number(frame[level.weight]) > 0
     if entry.statistic == "total" and entry.count:
         y = np.where(universe, 1.0, np.nan)
@@ -622,6 +634,16 @@ def _design_frame(built: _LevelFrame, weight: str, variance: str) -> tuple[pd.Da
     return work, design, replicated
 
 
+class _EntryInputs(TypedDict):
+    """What every domain of one indicator entry is estimated from."""
+
+    catalogue: Catalogue
+    built: _LevelFrame
+    prepared: _Prepared
+    language: str
+    variance: str
+
+
 def _estimate_entry(
     entry: Indicator,
     *,
@@ -665,15 +687,19 @@ def _estimate_entry(
             qrows = est.estimate_quantile(
                 work, weight="__w", variable="__y", quantile=entry.quantile, by=by, level=catalogue.confidence, **design
             )
-            results = [(q.domain, q.estimate, q.se, q.ci_low, q.ci_high, None, q.n, q.df) for q in qrows]
+            results: list[tuple[str, float, float, float, float, float | None, int, int]] = [
+                (q.domain, q.estimate, q.se, q.ci_low, q.ci_high, None, q.n, q.df) for q in qrows
+            ]
         else:
-            statistic = {"ratio": "ratio", "total": "total"}.get(entry.statistic, "mean")
+            statistic: Literal["ratio", "total", "mean"] = (
+                "ratio" if entry.statistic == "ratio" else "total" if entry.statistic == "total" else "mean"
+            )
             estimator = est.estimate_with_replicates if replicated else est.estimate
             fitted = estimator(
                 work,
                 weight="__w",
                 statistic=statistic,
-                variable="__y",  # type: ignore[arg-type]
+                variable="__y",
                 denominator="__x" if statistic == "ratio" else None,
                 by=by,
                 level=catalogue.confidence,
@@ -792,7 +818,7 @@ def compute_indicators(
     summaries: list[IndicatorSummary] = []
     for entry in catalogue.indicators:
         level = catalogue.levels[entry.level]
-        texts = {
+        texts: _SummaryTexts = {
             "title": _text(entry.title, language),
             "definition": _text(entry.definition, language),
             "universe_text": " and ".join(f"({t})" for t in (level.universe, entry.universe) if t) or "all rows",
@@ -828,7 +854,7 @@ def compute_indicators(
             continue
         method = "replicates" if variance == "design" else "taylor"
         try:
-            common = {
+            common: _EntryInputs = {
                 "catalogue": catalogue,
                 "built": frame,
                 "prepared": prepared,

@@ -190,10 +190,12 @@ def write_xlsx(result: IndicatorsResult, path: Path) -> Path:
     """One sheet per computed indicator: a publication table and a footnote; a first sheet lists them all."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
+    from openpyxl.worksheet.worksheet import Worksheet
 
     words = _words(result.language)
     book = Workbook()
     index = book.active
+    assert isinstance(index, Worksheet)  # a new workbook has one sheet, a worksheet
     index.title = words["index"][:31]
     index.append([spreadsheet_safe(words["index"]), "", ""])
     index["A1"].font = Font(bold=True, size=13)
