@@ -224,8 +224,8 @@ def _stats(
 ) -> dict:
     if series is None:
         return {}
-    present = series.notna() & (series.astype("string").str.strip() != "")
-    present = present.fillna(False).to_numpy(dtype=bool)
+    answered = series.notna() & (series.astype("string").str.strip() != "")
+    present = answered.fillna(False).to_numpy(dtype=bool)
     stats: dict = {"valid": int(present.sum()), "missing": int((~present).sum())}
     if asked is not None and len(asked) == len(present):
         # A question skip logic did not ask is empty by design: "not asked" is not "missing" (no answer where one
@@ -470,9 +470,11 @@ def _html_variable(var: VariableEntry, lang: str | None) -> str:
 def _write_xlsx(codebook: Codebook, target: Path) -> None:
     from openpyxl import Workbook
     from openpyxl.styles import Font
+    from openpyxl.worksheet.worksheet import Worksheet
 
     book = Workbook()
     sheet = book.active
+    assert isinstance(sheet, Worksheet)  # a new workbook has one sheet, a worksheet
     sheet.title = "variables"
     lang = codebook.language
     header = [
@@ -575,7 +577,7 @@ def render_ddi(codebook: Codebook, *, agency: str = "migkit") -> bytes:
     root.set("{http://www.w3.org/2001/XMLSchema-instance}schemaLocation", DDI_SCHEMA_LOCATION)
 
     def sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
-        child = etree.SubElement(parent, f"{{{DDI_NS}}}{tag}", **attrs)
+        child = etree.SubElement(parent, f"{{{DDI_NS}}}{tag}", attrib=attrs)
         if text is not None:
             child.text = text
         return child
