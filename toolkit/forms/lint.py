@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Required, TypedDict
 
 from pyxform import aliases, constants
 from pyxform.errors import PyXFormError
@@ -103,6 +103,11 @@ _EXPRESSION_COLUMNS: dict[tuple[str, ...], str] = {
     ("bind", "calculate"): "calculation",
     ("choice_filter",): "choice_filter",
     ("control", "jr:count"): "repeat_count",
+}
+# The survey columns of the two messages, named as the XLSForm spec names them.
+_MESSAGE_COLUMNS: dict[tuple[str, ...], str] = {
+    ("bind", "jr:constraintMsg"): "constraint_message",
+    ("bind", "jr:requiredMsg"): "required_message",
 }
 # Families of translatable columns: pyxform tokens without the language part.
 _TRANSLATABLE_FAMILIES: dict[str, frozenset[tuple[str, ...]]] = {
@@ -443,7 +448,17 @@ def _number(text: str) -> float | None:
     return value if value == value else None  # noqa: PLR0124 - NaN is not a number here
 
 
-def _at(expr: _Expression, variable: str | None) -> dict[str, Any]:
+class _Where(TypedDict, total=False):
+    """Where a finding points: the location keywords of `_Linter.add`."""
+
+    sheet: Required[str]
+    row: Required[int | None]
+    column: str | None
+    variable: str | None
+    expression: str | None
+
+
+def _at(expr: _Expression, variable: str | None) -> _Where:
     """Location fields of a finding about an expression."""
     return {
         "sheet": "survey",
@@ -614,7 +629,7 @@ class _Linter:
                 self.check_type(expr, question, shown, literal, where)
 
     def check_choice(
-        self, expr: _Expression, question: _Element, shown: str, literal: str | float, where: dict[str, Any]
+        self, expr: _Expression, question: _Element, shown: str, literal: str | float, where: _Where
     ) -> None:
         names = self.choice_names(question)
         if question.list_name not in self.form.lists:
@@ -636,7 +651,7 @@ class _Linter:
             )
 
     def check_type(
-        self, expr: _Expression, question: _Element, shown: str, literal: str | float, where: dict[str, Any]
+        self, expr: _Expression, question: _Element, shown: str, literal: str | float, where: _Where
     ) -> None:
         if question.value_type == "numeric" and isinstance(literal, str) and _number(literal) is None:
             self.add(
@@ -881,7 +896,7 @@ class _Linter:
             variables = self.export_variables(element)
             if not variables:
                 continue
-            where = {"sheet": "survey", "row": element.row, "column": name_col, "variable": element.name}
+            where: _Where = {"sheet": "survey", "row": element.row, "column": name_col, "variable": element.name}
             for variable, _ in variables:
                 if not _EXPORT_NAME.fullmatch(variable):
                     what = "" if variable == element.name else f" (the export column {variable})"
@@ -959,11 +974,11 @@ class _Linter:
                         else "a name that differs only in case from {first}; SPSS names are unique without "
                         "regard to case"
                     ).format(first=f"{first_variable} (from {first.name}, row {first.row})")
-                    table = f"repeat {table_name}" if table_name else "the main table"
+                    in_table = f"repeat {table_name}" if table_name else "the main table"
                     self.add(
                         LINT_NAME_CASE_COLLISION,
                         Severity.ERROR,
-                        f"The export variable {variable} (from {element.name}) in {table} has {rule}. "
+                        f"The export variable {variable} (from {element.name}) in {in_table} has {rule}. "
                         "Rename one of them (export otherwise renames the second).",
                         sheet="survey",
                         row=element.row,
@@ -1058,7 +1073,7 @@ class _Linter:
         ]
         found: dict[str, tuple[str, ...]] = {}
         for list_name, elements in users.items():
-            filters = [e.cells.get(filter_col or "") for e in elements]
+            filters = [e.cells.get(filter_col or "") or "" for e in elements]
             if not filters or not all(filters):
                 continue  # some question shows the whole list
             read = sorted({c for c in candidates for f in filters if re.search(rf"(?<![$\w{{]){re.escape(c)}\b", f)})
@@ -1184,10 +1199,7 @@ class _Linter:
                         by_language[default if default in languages else None] = header
                 if not by_language:
                     continue
-                shown = {
-                    ("bind", "jr:constraintMsg"): "constraint_message",
-                    ("bind", "jr:requiredMsg"): "required_message",
-                }.get(family, family[-1])
+                shown = _MESSAGE_COLUMNS.get(family, family[-1])
                 absent_rows: dict[str, list[int]] = {}
                 for row_no, cells in sheet.rows:
                     present = [lang for lang, h in by_language.items() if cells.get(h)]
