@@ -102,7 +102,7 @@ def _read_central(
                 if text != "":
                     values[f"{table.path}/{column.replace('-', '/')}"] = text
             if index == 0:
-                status = frame["Status"].iat[row_number] if "Status" in frame.columns else ""
+                status = str(frame["Status"].iat[row_number]) if "Status" in frame.columns else ""
                 if status:
                     issues.append(
                         warning(
@@ -114,8 +114,9 @@ def _read_central(
                             instance=key,
                         )
                     )
-                version = frame["FormVersion"].iat[row_number] if "FormVersion" in frame.columns else None
-                date = frame["SubmissionDate"].iat[row_number] if "SubmissionDate" in frame.columns else None
+                # read as text (dtype=str, no NA values): "" when Central left a cell empty
+                version = str(frame["FormVersion"].iat[row_number]) if "FormVersion" in frame.columns else None
+                date = str(frame["SubmissionDate"].iat[row_number]) if "SubmissionDate" in frame.columns else None
                 records[key] = _Record(
                     source,
                     None,

@@ -62,6 +62,7 @@ def _typed(values: list[str | None], data_type: str) -> tuple[pd.Series, pd.Seri
         lon = pd.to_numeric(parts[1], errors="coerce")
         ok &= (lat.abs() <= 90).fillna(False).astype(bool) & (lon.abs() <= 180).fillna(False).astype(bool)
     clean = raw.where(ok)
+    typed: pd.Series
     if data_type == "int":
         typed = clean.astype("Int64")
     elif data_type == "decimal":

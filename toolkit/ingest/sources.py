@@ -141,6 +141,13 @@ def _raiser(exc: Exception) -> Callable[[], bytes]:
     return load
 
 
+def _holder(data: bytes) -> Callable[[], bytes]:
+    def load() -> bytes:
+        return data
+
+    return load
+
+
 def _xml_sources(input_path: Path) -> list[_Source]:
     """Candidate XML files of a folder (recursive, sorted) or a zip, not yet read."""
     if input_path.is_dir():
@@ -162,7 +169,7 @@ def _xml_sources(input_path: Path) -> list[_Source]:
                 except ToolkitError as exc:
                     sources.append(_Source(name, _raiser(exc)))
                     continue
-                sources.append(_Source(name, lambda data=data: data))
+                sources.append(_Source(name, _holder(data)))
         return sources
     if input_path.is_file():
         return [_Source(str(input_path), partial(read_regular_file, input_path), True)]
@@ -258,5 +265,5 @@ def _media_files(
                 if name.startswith("media/") and not name.lower().endswith((".xml", ".csv")):
                     yield (
                         f"{input_path}!{name}",
-                        lambda info=info: _zip_read(archive, info, ZIP_MAX_MEDIA_BYTES, str(input_path)),
+                        partial(_zip_read, archive, info, ZIP_MAX_MEDIA_BYTES, str(input_path)),
                     )
