@@ -53,12 +53,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from toolkit.config import Key, load_toml, table
+from toolkit.config import Key, Kind, load_toml, table
 from toolkit.errors import Issue, Severity, ToolkitError, define, error
 from toolkit.files import write_text_atomic
 from toolkit.report import counted
+
+if TYPE_CHECKING:  # the stages load the form model when they run (`migkit --help` stays fast)
+    from toolkit.xform import FormModel
 
 CONFIG_INVALID = define(
     "config.invalid", "The survey configuration file is missing a setting or has a wrong one"
@@ -70,7 +73,7 @@ StageStatus = Literal["ok", "problems", "failed", "skipped"]
 STAGES = ("decrypt", "ingest", "validate", "weights", "indicators", "export", "codebook")
 INDEX_NAME = "index.html"
 
-_PATHS = "list[str]"
+_PATHS: Kind = "list[str]"
 # The survey.toml format (docs/survey-toml.md is tested against it). Unknown sections and keys are errors, so that
 # a typo such as [decrpyt] cannot silently skip a stage.
 SURVEY_SCHEMA: dict[str, Key] = {
@@ -347,7 +350,7 @@ def _location(**where: Any):
     return Location(**where)
 
 
-def _stage_ingest(config: SurveyConfig, form: Any, inputs: list[Path], out: Path) -> StageOutcome:
+def _stage_ingest(config: SurveyConfig, form: FormModel, inputs: list[Path], out: Path) -> StageOutcome:
     from toolkit.ingest import ingest, write_tables
 
     result = ingest(inputs, form, media_dir=config.media, workers=config.workers)
@@ -430,7 +433,7 @@ def _stage_weights(config: SurveyConfig, out: Path) -> StageOutcome:
     return StageOutcome("weights", status, summary, figures, tuple(outputs), result.issues)
 
 
-def _stage_indicators(config: SurveyConfig, form: Any, out: Path) -> StageOutcome:
+def _stage_indicators(config: SurveyConfig, form: FormModel, out: Path) -> StageOutcome:
     from toolkit.indicators import make_indicators
 
     result = make_indicators(
@@ -442,8 +445,8 @@ def _stage_indicators(config: SurveyConfig, form: Any, out: Path) -> StageOutcom
         variance=config.indicators_variance,
     )
     counts: dict[str, int] = {}
-    for summary in result.indicators:
-        counts[summary.status] = counts.get(summary.status, 0) + 1
+    for entry in result.indicators:
+        counts[entry.status] = counts.get(entry.status, 0) + 1
     variance = "SEs from replicate weights" if result.variance == "replicates" else "Taylor-linearised SEs"
     summary = f"{counted(len(result.rows), 'row')} ({variance}): " + ", ".join(
         f"{n} {status}" for status, n in sorted(counts.items())
@@ -463,7 +466,7 @@ _EXPORT_WARNINGS = {
 }
 
 
-def _stage_export(config: SurveyConfig, form: Any, out: Path) -> StageOutcome:
+def _stage_export(config: SurveyConfig, form: FormModel, out: Path) -> StageOutcome:
     from toolkit.export import export_tables
 
     result = export_tables(
@@ -498,7 +501,7 @@ def _stage_export(config: SurveyConfig, form: Any, out: Path) -> StageOutcome:
 
 
 def _stage_codebook(
-    config: SurveyConfig, form: Any, out: Path, asked: dict[str, Any] | None = None
+    config: SurveyConfig, form: FormModel, out: Path, asked: dict[str, Any] | None = None
 ) -> StageOutcome:
     from toolkit.codebook import write_codebook
     from toolkit.ingest import read_tables
@@ -552,7 +555,7 @@ def run_survey(
     asked: dict[str, Any] = {}
     plan: list[tuple[str, Callable[[], StageOutcome] | None]] = [
         ("decrypt", (lambda: _stage_decrypt(config, out)) if config.decrypts else None),
-        ("ingest", lambda: _stage_ingest(config, form, inputs, out)),  # type: ignore[arg-type]
+        ("ingest", lambda: _stage_ingest(config, form, inputs, out)),
         # The tables ingest wrote: the same findings as from the XML, without parsing every submission again.
         ("validate", lambda: _stage_validate(config, out / "data", out / "validation", asked)),
         ("weights", (lambda: _stage_weights(config, out)) if config.weights_design else None),
