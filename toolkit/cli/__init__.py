@@ -5,7 +5,7 @@ Each stage's commands live in a module of this package and register themselves o
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -26,7 +26,7 @@ def _plain_usage_names() -> None:
 
     original_type = TyperOption.display_type_rich
 
-    def flag_type(self: TyperOption, ctx: typer.Context) -> str | None:
+    def flag_type(self: TyperOption, ctx: Any) -> str | None:  # a click Context, which Typer 0.29 vendors privately
         return None if self.is_bool_flag else original_type(self, ctx)
 
     TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]

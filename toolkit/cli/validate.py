@@ -149,7 +149,7 @@ def _print_summary(result: validation.ValidationResult) -> None:
     table.add_column("instance")
     table.add_column("findings", justify="right")
     table.add_column("first finding")
-    first = {}
+    first: dict[str | None, validation.Finding] = {}
     for f in result.findings:
         first.setdefault(f.instance_id, f)
     for instance, n in worst.most_common(10):

@@ -334,7 +334,7 @@ def estimate_command(
         except ValueError:
             raise usage_error(f"--rscales {rscales!r}: give numbers separated by commas, e.g. 0.5,0.5,0.75") from None
     statistic, target = chosen[0]
-    variable, denominator = target if statistic == "ratio" else (target, None)  # type: ignore[misc]
+    variable, denominator = target if isinstance(target, tuple) else (target, None)  # --ratio gives NUM and DEN
     result = est.estimate_file(
         table,
         weight=weight,

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -121,7 +122,7 @@ def _column(tables: IngestResult, name: str) -> tuple[str, str] | None:
     return None
 
 
-def _text(value: object) -> str:
+def _text(value: Any) -> str:  # a cell of any dtype
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return ""
     if isinstance(value, float) and value.is_integer():
