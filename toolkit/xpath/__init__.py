@@ -923,7 +923,7 @@ class _Parser:
                 raise XPathSyntaxError(f"'$' must be followed by a variable name in {self.expr!r}")
             raise XPathRejectedError(javarosa_rejection(f"the variable ${name.text}"))
         else:
-            name = tok.text
+            function = tok.text
             self.expect("(")
             args = []
             if not self.at_op(")"):
@@ -932,9 +932,9 @@ class _Parser:
                     self.next()
                     args.append(self.expression())
             self.expect(")")
-            if name == "instance" and (len(args) != 1 or args[0][0] != "str"):
+            if function == "instance" and (len(args) != 1 or args[0][0] != "str"):
                 raise XPathRejectedError(javarosa_rejection("instance() with anything but one quoted name"))
-            node = ("func", name, tuple(args))
+            node = ("func", function, tuple(args))
         if self.at_op("["):
             raise XPathRejectedError(javarosa_rejection("a predicate on a parenthesised expression or function"))
         return node
@@ -1173,7 +1173,7 @@ def _compile_path(node: tuple) -> Fn:
         return plain_absolute
     compiled_steps = [_compile_step(step) for step in steps]
     pinnable = [axis == "child" and name != "*" for axis, name, _ in steps]
-    names = [name.split(":", 1)[-1] for _, name, _ in steps]
+    names = tuple(name.split(":", 1)[-1] for _, name, _ in steps)
 
     def evaluate_path(n: XNode, p: int, s: int, e: EvalEnv) -> list[XNode]:
         chain: list[XNode] = []
@@ -1873,7 +1873,7 @@ def _f_randomize(e: EvalEnv, nodes: Any, seed: Any = None) -> list[XNode]:
     if not isinstance(nodes, list):
         raise XPathEvalError("First argument to randomize must be a nodeset")
     doubles: Iterable[float] = (
-        iter(random.random, None)  # type: ignore[call-overload]  # unseeded: a new order every time
+        iter(random.random, None)  # unseeded: a new order every time
         if seed is None
         else _park_miller_doubles(_seed_of(seed, e.tz))
     )
