@@ -14,8 +14,9 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Reinstall only when the dependency list changes. `make demo` installs what `pip install migkit` gives (the runtime,
-# what a workshop laptop needs); the test oracles and tools (scipy, statsmodels, polars, svy, samplics, pytest, ruff)
-# come only with `make test`. pip shows its progress: the first install takes a few minutes.
+# what a workshop laptop needs); the test oracles and tools (scipy, statsmodels, polars, svy, samplics, pytest, ruff,
+# mypy with the pandas, lxml and openpyxl stubs) come only with `make test`. pip shows its progress: the first install
+# takes a few minutes.
 $(STAMP): pyproject.toml | $(BIN)/python
 	@echo "installing migkit and its runtime dependencies into $(VENV) ..."
 	$(BIN)/python -m pip install --progress-bar on -e .
@@ -56,15 +57,18 @@ codebooks: $(STAMP)
 
 test: $(TEST_STAMP) system-deps
 	$(BIN)/ruff check toolkit tests bench forms examples
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 -q
 
 # The inner loop: everything but the slow tier (coverage simulations, large JavaRosa differential runs), under a
-# minute on 2 cores. CI runs `make test`, the whole suite.
+# minute on 2 cores (mypy first: a few seconds once its cache is warm). CI runs `make test`, the whole suite.
 test-fast: $(TEST_STAMP)
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check toolkit tests bench forms examples
+	$(BIN)/mypy
 
 # Regenerate forms/*.xlsx from their text sources in forms/src/ (the .xlsx are never edited by hand).
 .PHONY: forms
@@ -72,7 +76,7 @@ forms: $(STAMP)
 	$(BIN)/python forms/build_templates.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache build *.egg-info
 
 # A folder of wheels for workshops without internet: migkit itself and every runtime dependency for Linux
 # (x86_64, glibc 2.28+), Windows (64-bit) and macOS (Apple silicon, Intel), Python 3.11-3.13. A trainer copies the
