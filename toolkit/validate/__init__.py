@@ -28,7 +28,7 @@ import re
 import time
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, tzinfo
 from functools import partial
@@ -50,6 +50,7 @@ from toolkit.errors import (
     define,
     error,
 )
+from toolkit.ingest import IngestResult
 from toolkit.report import Report
 from toolkit.xform import XF, FormModel, Node, load_form
 from toolkit.xml import UntrustedXMLError, parse_untrusted
@@ -1013,13 +1014,17 @@ def _text_of(value: Any, data_type: str | None) -> str | None:  # noqa: PLR0911 
     return text if text != "" else None
 
 
-def _row_position(column: str, row: dict[str, Any]) -> tuple[bool, Any]:
+# One row of a DATA table as pandas gives it (`to_dict("records")`), keyed by column name.
+_TableRow = dict[Hashable, Any]
+
+
+def _row_position(column: str, row: _TableRow) -> tuple[bool, Any]:
     """Sort key of a repeat row by its position column; rows without a position go last."""
     position = row.get(column)
     return (position is pd.NA, position if position is not pd.NA else 0)
 
 
-def trees_from_tables(form: CompiledForm, tables: Any) -> Iterator[tuple[str, XNode]]:
+def trees_from_tables(form: CompiledForm, tables: IngestResult) -> Iterator[tuple[str, XNode]]:
     """Instance trees rebuilt from ingest tables (an `IngestResult`): one per row of the main table.
 
     Repeat rows hang under the row whose KEY is their PARENT_KEY, in the order of their `<repeat>_no`.
@@ -1029,13 +1034,13 @@ def trees_from_tables(form: CompiledForm, tables: Any) -> Iterator[tuple[str, XN
     column_of: dict[str, dict[str, str]] = {
         name: {c.path: c.name for c in cols if c.path} for name, cols in tables.columns.items()
     }
-    children_rows: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    children_rows: dict[str, dict[str, list[_TableRow]]] = {}
     for repeat in model.repeats():
         name = by_path.get(repeat.path)
         if name is None:
             continue
         frame = tables.tables[name]
-        grouped: dict[str, list[dict[str, Any]]] = {}
+        grouped: dict[str, list[_TableRow]] = {}
         order_col = f"{repeat.name}_no"
         for row in frame.to_dict("records"):
             grouped.setdefault(str(row.get("PARENT_KEY")), []).append(row)
@@ -1044,7 +1049,7 @@ def trees_from_tables(form: CompiledForm, tables: Any) -> Iterator[tuple[str, XN
                 rows.sort(key=partial(_row_position, order_col))
         children_rows[repeat.path] = grouped
 
-    def level(parent: XNode, path: str, row: dict[str, Any], table: str) -> None:
+    def level(parent: XNode, path: str, row: _TableRow, table: str) -> None:
         for child_path in model.nodes[path].children:
             child = model.nodes[child_path]
             if child.kind == "field":
@@ -1347,7 +1352,7 @@ def _needs_instances(form: CompiledForm) -> bool:
     return form.needs_fixpoint
 
 
-def _tables_input(input_path: Path, model: FormModel) -> Any:
+def _tables_input(input_path: Path, model: FormModel) -> IngestResult | None:
     """The tables when the input is a DATA folder (tables.json) or an ODK Central CSV export; None for XML."""
     if input_path.is_dir() and (input_path / "tables.json").is_file():
         return ingest.read_tables(input_path)
