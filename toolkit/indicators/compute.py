@@ -13,6 +13,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
@@ -104,18 +105,6 @@ class IndicatorSummary:
     not_asked: int = 0
     dont_know: int = 0
     in_universe: int = 0
-
-
-class _SummaryTexts(TypedDict):
-    """The texts of an entry's summary, the same whatever happened to it."""
-
-    title: str
-    definition: str
-    universe_text: str
-    source: str
-    level: str
-    statistic: str
-    unit: str
 
 
 @dataclass(frozen=True)
@@ -818,19 +807,22 @@ def compute_indicators(
     summaries: list[IndicatorSummary] = []
     for entry in catalogue.indicators:
         level = catalogue.levels[entry.level]
-        texts: _SummaryTexts = {
-            "title": _text(entry.title, language),
-            "definition": _text(entry.definition, language),
-            "universe_text": " and ".join(f"({t})" for t in (level.universe, entry.universe) if t) or "all rows",
-            "source": entry.source,
-            "level": _text(level.title, language),
-            "statistic": entry.statistic,
-            "unit": _text(entry.unit, language) if entry.unit else "",
-        }
+        # The entry's summary with its texts, which are the same whatever happens to it.
+        summary_of = partial(
+            IndicatorSummary,
+            entry.id,
+            title=_text(entry.title, language),
+            definition=_text(entry.definition, language),
+            universe_text=" and ".join(f"({t})" for t in (level.universe, entry.universe) if t) or "all rows",
+            source=entry.source,
+            level=_text(level.title, language),
+            statistic=entry.statistic,
+            unit=_text(entry.unit, language) if entry.unit else "",
+        )
         if entry.level in absent:
             message = f"table {absent[entry.level]} is not in this DATA folder (another form's data?)"
             issues.append(warning(TABLE_ABSENT, f"indicator {entry.id}: {message}; skipped", variable=entry.id))
-            summaries.append(IndicatorSummary(entry.id, "skipped", message, **texts))
+            summaries.append(summary_of("skipped", message))
             continue
         frame = built[entry.level]
         labels = _choice_labels(form, frame, entry.variable, language) if entry.variable else {}
@@ -841,11 +833,9 @@ def compute_indicators(
             message = f"no cases: {in_universe} rows in the universe, none with a usable answer"
             issues.append(warning(EMPTY_UNIVERSE, f"indicator {entry.id}: {message}", variable=entry.id))
             summaries.append(
-                IndicatorSummary(
-                    entry.id,
+                summary_of(
                     "empty",
                     message,
-                    **texts,
                     not_asked=prepared.not_asked,
                     dont_know=prepared.dont_know,
                     in_universe=in_universe,
@@ -880,15 +870,13 @@ def compute_indicators(
                 )
         except ToolkitError as exc:
             issues.append(error(ESTIMATE_FAILED, f"indicator {entry.id}: {exc.issue.message}", variable=entry.id))
-            summaries.append(IndicatorSummary(entry.id, "failed", exc.issue.message, **texts))
+            summaries.append(summary_of("failed", exc.issue.message))
             continue
         rows += entry_rows
         summaries.append(
-            IndicatorSummary(
-                entry.id,
+            summary_of(
                 "ok",
                 f"{len(entry_rows)} rows",
-                **texts,
                 not_asked=prepared.not_asked,
                 dont_know=prepared.dont_know,
                 in_universe=in_universe,
