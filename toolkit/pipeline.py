@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from toolkit.config import Key, Kind, load_toml, table
-from toolkit.errors import Issue, Severity, ToolkitError, define, error
+from toolkit.errors import Issue, Location, Severity, ToolkitError, define, error
 from toolkit.files import write_text_atomic
 from toolkit.report import counted
 
@@ -344,9 +344,7 @@ def _stage_decrypt(config: SurveyConfig, out: Path) -> StageOutcome:
     )
 
 
-def _location(**where: Any):
-    from toolkit.errors import Location
-
+def _location(**where: Any) -> Location:
     return Location(**where)
 
 

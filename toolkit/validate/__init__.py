@@ -1002,7 +1002,7 @@ def _text_of(value: Any, data_type: str | None) -> str | None:  # noqa: PLR0911 
         return None
     if isinstance(value, pd.Timestamp | datetime):
         if pd.isna(value):
-            return None
+            return None  # type: ignore[unreachable]  # NaT is a datetime, which pandas-stubs do not know
         return value.date().isoformat() if data_type == "date" else value.isoformat()
     if isinstance(value, bool):
         return "true" if value else "false"

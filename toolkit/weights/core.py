@@ -154,7 +154,9 @@ class AdjustmentResult:
     issues: tuple[Issue, ...]
 
 
-def _class_factors(d: np.ndarray, status: np.ndarray, codes: np.ndarray, k: int, unknown_to_ineligible: bool):
+def _class_factors(
+    d: np.ndarray, status: np.ndarray, codes: np.ndarray, k: int, unknown_to_ineligible: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     def tot(mask: np.ndarray) -> np.ndarray:
         return np.bincount(codes, weights=np.where(mask, d, 0.0), minlength=k)
 
