@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -341,6 +341,29 @@ def test_central_managed_key_record_formats(tmp_path: Path, rsa_key: rsa.RSAPriv
         crypto.load_private_key(
             _write(tmp_path / "m.json", json.dumps(mismatched).encode()), passphrase="supersecret"
         )
+
+
+@pytest.mark.parametrize(
+    ("pubkey", "code"),
+    [
+        (b"-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", crypto.KEY_UNREADABLE),
+        (
+            ed25519.Ed25519PrivateKey.generate()
+            .public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
+            crypto.KEY_PASSPHRASE_WRONG,
+        ),
+    ],
+    ids=["damaged", "not-rsa"],
+)
+def test_central_managed_key_with_an_unusable_pubkey(
+    tmp_path: Path, rsa_key: rsa.RSAPrivateKey, pubkey: bytes, code: str
+) -> None:
+    """The record's pubkey is checked against the decrypted key; one that is not an RSA key is a key problem."""
+    record = dict(central_record(rsa_key, b"supersecret"), pubkey=base64.b64encode(pubkey).decode())
+    with pytest.raises(ToolkitError) as info:
+        crypto.load_private_key(_write(tmp_path / "r.json", json.dumps(record).encode()), passphrase="supersecret")
+    assert info.value.issue.code == code and info.value.exit_code == 3
 
 
 def test_keys_new_cli(tmp_path: Path) -> None:

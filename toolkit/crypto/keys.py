@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -292,7 +293,11 @@ def _load_central_record(text: str, secret: bytes | None, path: Path) -> LoadedK
         expected = _b64(record["pubkey"], "pubkey", path)
         ours = loaded.private_key.public_key()
         if b"BEGIN PUBLIC KEY" in expected:
-            same = serialization.load_pem_public_key(expected).public_numbers() == ours.public_numbers()  # type: ignore[union-attr]
+            try:
+                theirs = serialization.load_pem_public_key(expected)
+            except (ValueError, TypeError, UnsupportedAlgorithm):
+                raise _key_error(KEY_UNREADABLE, "the record's pubkey is not a readable public key.", path) from None
+            same = isinstance(theirs, rsa.RSAPublicKey) and theirs.public_numbers() == ours.public_numbers()
         else:
             same = expected == ours.public_bytes(
                 serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
