@@ -114,12 +114,18 @@ def load_tables(input_path: Path, form_path: Path) -> IngestResult:
     return ingest.ingest([input_path], load_form(form_path))
 
 
-def _column(tables: IngestResult, name: str) -> tuple[str, str] | None:
-    """(column name, node path) of a top-level variable of the main table, None when the form lacks it."""
+def _column(tables: IngestResult, name: str) -> tuple[str, str]:
+    """(column name, node path) of a top-level variable of the main table; a usage error when the data lack it."""
     for info in tables.columns.get(tables.form_id, ()):
         if info.name == name or (info.path and info.path.rsplit("/", 1)[-1] == name):
             return info.name, info.path
-    return None
+    raise ToolkitError(
+        error(
+            LINK_USAGE,
+            f"The {tables.form_id} data has no column {name}: it was collected with an older version "
+            "of the form; the link check needs questionnaires v2 (forms/CHANGES.md, item 5).",
+        )
+    )
 
 
 def _text(value: Any) -> str:  # a cell of any dtype
@@ -142,21 +148,14 @@ def check_links(child: IngestResult, parent: IngestResult) -> tuple[Finding, ...
         (side, name) for pair in rule.agree for side, name in ((child, pair[0]), (parent, pair[1]))
     ]
     for tables, name in needed:
-        if _column(tables, name) is None:
-            raise ToolkitError(
-                error(
-                    LINK_USAGE,
-                    f"The {tables.form_id} data has no column {name}: it was collected with an older version "
-                    "of the form; the link check needs questionnaires v2 (forms/CHANGES.md, item 5).",
-                )
-            )
+        _column(tables, name)  # every column first: a usage error before any finding
     parent_main = parent.tables[parent.form_id]
-    parent_key = _column(parent, rule.key[1])[0]  # type: ignore[index]
+    parent_key = _column(parent, rule.key[1])[0]
     by_key: dict[str, list[pd.Series]] = {}
     for _, row in parent_main.iterrows():
         by_key.setdefault(_text(row[parent_key]), []).append(row)
     child_main = child.tables[child.form_id]
-    child_key, child_key_path = _column(child, rule.key[0])  # type: ignore[misc]
+    child_key, child_key_path = _column(child, rule.key[0])
     findings: list[Finding] = []
     for _, row in child_main.iterrows():
         instance = _text(row.get("KEY"))
@@ -196,8 +195,8 @@ def _disagreements(
     key: str,
 ) -> Iterable[Finding]:
     for child_name, parent_name in rule.agree:
-        column, path = _column(child, child_name)  # type: ignore[misc]
-        parent_column = _column(parent, parent_name)[0]  # type: ignore[index]
+        column, path = _column(child, child_name)
+        parent_column = _column(parent, parent_name)[0]
         ours = _text(row[column])
         theirs = sorted({_text(p[parent_column]) for p in parents})
         if ours in theirs:
