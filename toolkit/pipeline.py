@@ -305,10 +305,10 @@ def _passphrase(config: SurveyConfig) -> bytes | None:
     )
 
 
-def _stage_decrypt(config: SurveyConfig, out: Path) -> StageOutcome:
+def _stage_decrypt(config: SurveyConfig, key_file: Path, out: Path) -> StageOutcome:
     from toolkit.crypto import decrypt, load_private_key
 
-    key = load_private_key(config.key, passphrase=_passphrase(config))  # type: ignore[arg-type]
+    key = load_private_key(key_file, passphrase=_passphrase(config))
     target = out / "submissions"
     result = decrypt(list(config.decrypt_inputs), key=key, out_dir=target, workers=config.workers)
     counts = {status: n for status, n in result.counts.items() if n}
@@ -402,10 +402,10 @@ def _stage_validate(
     )
 
 
-def _stage_weights(config: SurveyConfig, out: Path) -> StageOutcome:
+def _stage_weights(design: Path, out: Path) -> StageOutcome:
     from toolkit.weights import compute_weights
 
-    result = compute_weights(out / "data", config.weights_design, out_dir=out / "data")  # type: ignore[arg-type]
+    result = compute_weights(out / "data", design, out_dir=out / "data")
     # The report and histogram stay in data/ only: the DATA folder's readers (indicators) take the replicate
     # coefficients from it, and a second copy elsewhere could go out of step.
     outputs = [str(result.report), str(result.histogram)]
@@ -431,12 +431,12 @@ def _stage_weights(config: SurveyConfig, out: Path) -> StageOutcome:
     return StageOutcome("weights", status, summary, figures, tuple(outputs), result.issues)
 
 
-def _stage_indicators(config: SurveyConfig, form: FormModel, out: Path) -> StageOutcome:
+def _stage_indicators(config: SurveyConfig, catalogue: Path, form: FormModel, out: Path) -> StageOutcome:
     from toolkit.indicators import make_indicators
 
     result = make_indicators(
         out / "data",
-        config.indicators_catalogue,  # type: ignore[arg-type]
+        catalogue,
         out_dir=out / "indicators",
         form=form,
         language=config.indicators_language,
@@ -551,16 +551,15 @@ def run_survey(
     submissions = out / "submissions" if config.decrypts else None
     inputs = [submissions] if submissions is not None else list(config.ingest_inputs)
     asked: dict[str, Any] = {}
+    # survey.toml requires a key with [decrypt]; the optional stages run when their file is named.
+    key_file, design, catalogue = config.key, config.weights_design, config.indicators_catalogue
     plan: list[tuple[str, Callable[[], StageOutcome] | None]] = [
-        ("decrypt", (lambda: _stage_decrypt(config, out)) if config.decrypts else None),
+        ("decrypt", (lambda: _stage_decrypt(config, key_file, out)) if config.decrypts and key_file else None),
         ("ingest", lambda: _stage_ingest(config, form, inputs, out)),
         # The tables ingest wrote: the same findings as from the XML, without parsing every submission again.
         ("validate", lambda: _stage_validate(config, out / "data", out / "validation", asked)),
-        ("weights", (lambda: _stage_weights(config, out)) if config.weights_design else None),
-        (
-            "indicators",
-            (lambda: _stage_indicators(config, form, out)) if config.indicators_catalogue else None,
-        ),
+        ("weights", (lambda: _stage_weights(design, out)) if design else None),
+        ("indicators", (lambda: _stage_indicators(config, catalogue, form, out)) if catalogue else None),
         ("export", lambda: _stage_export(config, form, out)),
         ("codebook", lambda: _stage_codebook(config, form, out, asked)),
     ]
