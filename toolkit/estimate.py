@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -1057,7 +1057,7 @@ def estimate_quantile(
     quantile: float = 0.5,
     by: str | None = None,
     level: float = 0.95,
-    **design: object,
+    **design: Any,
 ) -> tuple[QuantileRow, ...]:
     """A quantile per domain with Woodruff's interval, as R `svyquantile(interval.type = "mean", qrule = "math",
     df = degf(full design))` on each domain: the distribution function at the estimate, F̂(q̂), is estimated as a
@@ -1106,7 +1106,7 @@ def estimate_quantile(
         variable="__below",
         by="__by" if by is not None else None,
         level=level,
-        **design,  # type: ignore[arg-type]
+        **design,
     )
     rows_out = []
     t = t_quantile(0.5 + level / 2.0, cdf.rows[0].df) if cdf.rows else math.nan
@@ -1245,9 +1245,9 @@ def _jkn_rscales(reps: np.ndarray, w: np.ndarray, design: Design | None) -> np.n
     return coefs
 
 
-def estimate_file(path: Path, **options: object) -> EstimateResult:
+def estimate_file(path: Path, **options: Any) -> EstimateResult:
     """Read a table file and call `estimate` with the given keyword options."""
-    return estimate(read_table(path), **options)  # type: ignore[arg-type]
+    return estimate(read_table(path), **options)
 
 
 __all__: Sequence[str] = (

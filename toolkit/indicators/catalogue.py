@@ -13,10 +13,13 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from toolkit.errors import EXIT_USAGE, INPUT_MISSING, INPUT_UNREADABLE, Issue, ToolkitError, define, error
 from toolkit.indicators.filters import FilterSyntaxError, Node, parse_filter
+
+if TYPE_CHECKING:
+    from toolkit.estimate import ProportionInterval
 
 CATALOGUE_INVALID = define("indicators.catalogue_invalid", "The indicator catalogue has a wrong or missing setting")
 UNKNOWN_VARIABLE = define("indicators.unknown_variable", "A catalogue entry names a variable its table does not have")
@@ -113,7 +116,7 @@ class Indicator:
     count: bool = False
     quantile: float = 0.5
     domains: tuple[str, ...] = ()
-    ci: str = "logit"
+    ci: ProportionInterval = "logit"
     unit: Mapping[str, str] = field(default_factory=dict)
     scale: float = 1.0
 
@@ -397,7 +400,7 @@ def parse_catalogue(raw: Mapping[str, Any], *, where: str = "catalogue") -> Cata
                 count=count,
                 quantile=0.5 if statistic == "median" else quantile,
                 domains=tuple(str(d) for d in entry_domains),
-                ci=str(ci),
+                ci=cast("ProportionInterval", str(ci)),  # one of PROPORTION_CIS: checked above
                 unit=reader.languages(spec, "unit", place, required=False),
                 scale=float(spec.get("scale", 1.0)),
             )

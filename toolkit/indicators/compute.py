@@ -604,9 +604,10 @@ def _design_frame(built: _LevelFrame, weight: str, variance: str) -> tuple[pd.Da
     if built.psu:
         work["__psu"] = frame[built.psu].to_numpy()
         design["psu"] = "__psu"
-    replicated = bool(variance == "replicates" and built.replicate_prefix and built.coefficients)
-    if replicated:
-        rep_columns = _replicate_columns(frame, built.replicate_prefix)  # type: ignore[arg-type]
+    prefix = built.replicate_prefix if variance == "replicates" and built.coefficients else None
+    replicated = bool(prefix)
+    if prefix:
+        rep_columns = _replicate_columns(frame, prefix)
         reps = pd.DataFrame(
             np.nan_to_num(frame[rep_columns].to_numpy(dtype=float, na_value=np.nan)),
             columns=[f"__rep{c}" for c in rep_columns],
@@ -726,7 +727,7 @@ def _estimate_entry(
                     point,
                     se,
                     df=df,
-                    method=entry.ci,  # type: ignore[arg-type]
+                    method=entry.ci,
                     n=n,
                     domain_df=float(domain_df[j]) if domain_df is not None else None,
                     level=catalogue.confidence,

@@ -96,8 +96,8 @@ class _Parser:
 
     def parse(self) -> Node:
         node = self.disjunction()
-        if self.peek() is not None:
-            raise FilterSyntaxError(f"unexpected {self.peek()[1]!r} in {self.text!r}")  # type: ignore[index]
+        if (token := self.peek()) is not None:
+            raise FilterSyntaxError(f"unexpected {token[1]!r} in {self.text!r}")
         return node
 
     def disjunction(self) -> Node:
