@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 from rich.console import Console
@@ -131,7 +131,7 @@ def guarded(command: F) -> F:
             raise typer.Exit(EXIT_CANNOT_RUN) from None
         raise typer.Exit(int(code or 0))
 
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)  # the same signature: functools.wraps hands it to Typer
 
 
 def usage_error(message: str) -> typer.Exit:

@@ -785,7 +785,7 @@ def compute_weights(
     hh_target = out / hh_path.name
     write_table(hh_out, hh_target)
     person_target = None
-    if roster is not None and chain.person_final is not None:
+    if roster is not None and roster_path is not None and chain.person_final is not None:
         p_out = roster.drop(columns=[col for col in roster.columns if str(col).startswith(prefix)])
         p_out[o["variance_stratum"]] = var_stratum[person_unit]
         p_out[o["variance_psu"]] = var_psu[person_unit]
@@ -805,7 +805,7 @@ def compute_weights(
                     ind_reps, columns=[f"{ind_prefix}{i + 1}" for i in range(ind_reps.shape[1])]
                 )
                 p_out = pd.concat([p_out.reset_index(drop=True), reps], axis=1)
-        person_target = out / roster_path.name  # type: ignore[union-attr]
+        person_target = out / roster_path.name
         write_table(p_out, person_target)
     if out.resolve() != data.resolve():
         for extra in data.iterdir():
