@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -223,7 +224,8 @@ class Level:
     position: np.ndarray  # 1-based position among siblings (the `<repeat>_no`)
 
     def ancestors(self) -> list[Level]:
-        chain, cursor = [], self
+        chain: list[Level] = []
+        cursor: Level | None = self
         while cursor is not None:
             chain.append(cursor)
             cursor = cursor.parent
@@ -927,7 +929,7 @@ def _str_fn(fn: Callable[..., Any], kind: int) -> Callable[..., TV]:
         if constant_rest:
             rest = [c[0] if len(c) else "" for c in columns[1:]]
             out_type = bool if kind == B else (float if kind == N else object)
-            values = per_unique(lambda x: fn(x, *rest), columns[0], out_type)
+            values: np.ndarray | list[Any] = per_unique(lambda x: fn(x, *rest), columns[0], out_type)
         else:
             values = [fn(*row) for row in zip(*columns, strict=True)]
         if kind == B:
@@ -957,6 +959,10 @@ def _question_path(ref_text: str, context_path: str) -> str:
     return "/" + "/".join(parts)
 
 
+def _label_of(labels: Mapping[tuple[str, str], str], question_path: str, answer: str) -> str:
+    return labels.get((question_path, answer), "")
+
+
 def _choice_name(c: Ctx, context_path: str, value: TV, question: TV) -> TV:
     """jr:choice-name(value, question): the question is nearly always one literal, but may be computed per row."""
     answers = to_str(value)
@@ -965,7 +971,7 @@ def _choice_name(c: Ctx, context_path: str, value: TV, question: TV) -> TV:
     for k, ref_text in enumerate(refs):
         question_path = _question_path(str(ref_text), context_path)
         rows = np.flatnonzero(codes == k)
-        out[rows] = per_unique(lambda x, q=question_path: c.labels.get((q, x), ""), answers[rows], object)
+        out[rows] = per_unique(partial(_label_of, c.labels, question_path), answers[rows], object)
     return str_tv(out)
 
 
@@ -985,11 +991,16 @@ def _safe(fn: Callable[[float], float], a: float) -> float:
         return math.nan
 
 
+def _safe_pow(base: float, exponent: float) -> float:
+    try:
+        return math.pow(base, exponent)
+    except (ValueError, OverflowError):
+        return math.nan
+
+
 def _pow(a: TV, b: TV) -> TV:
     x, y = to_num(a), to_num(b)
-    return num_tv(
-        np.array([_safe(lambda p, q=q: math.pow(p, q), p) for p, q in zip(x, y, strict=True)], float)
-    )
+    return num_tv(np.array([_safe_pow(p, q) for p, q in zip(x, y, strict=True)], float))
 
 
 def scalar_at(v: TV, row: int) -> Any:
@@ -1277,11 +1288,12 @@ class TextColumn:
     def __init__(self, series: pd.Series | None, size: int, dtype: str | None) -> None:
         self.series, self.size, self.dtype = series, size, dtype
         self._full: np.ndarray | None = None
-        if series is None:
-            self._full = empty_strings(size)
-        elif pd.api.types.is_string_dtype(series.dtype) or series.dtype == object:
-            self._full = series.to_numpy(dtype=object, na_value="")
-        self.present = self._full != "" if self._full is not None else ~series.isna().to_numpy()
+        self.present: np.ndarray
+        if series is None or pd.api.types.is_string_dtype(series.dtype) or series.dtype == object:
+            full = empty_strings(size) if series is None else series.to_numpy(dtype=object, na_value="")
+            self._full, self.present = full, np.not_equal(full, "")
+        else:
+            self.present = ~series.isna().to_numpy()
 
     @property
     def full(self) -> np.ndarray:
@@ -1290,14 +1302,14 @@ class TextColumn:
         return self._full
 
     def take(self, rows: np.ndarray) -> np.ndarray:
-        if self._full is not None:
-            return self._full[rows]
+        if self._full is not None or self.series is None:  # no series: _full was set at the start
+            return self.full[rows]
         return column_texts(self.series.iloc[rows], len(rows), self.dtype)
 
-    def __getitem__(self, row: int) -> str:
-        if self._full is not None:
-            return self._full[row]
-        return column_texts(self.series.iloc[[row]], 1, self.dtype)[0]
+    def __getitem__(self, row: int | np.integer) -> str:
+        if self._full is not None or self.series is None:  # no series: _full was set at the start
+            return self.full[row]
+        return column_texts(self.series.iloc[[int(row)]], 1, self.dtype)[0]
 
 
 class LazyValues(dict):
