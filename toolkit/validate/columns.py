@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -81,9 +82,9 @@ def _choice_filter(
         for k, answer in enumerate(uniques):
             rows = np.flatnonzero(codes == k)
             for token in answer.split() if multiple else [answer.strip()]:
-                verdict = verdicts.get(token)
-                if verdict is not None:
-                    out[rows] &= verdict[rows]
+                passes = verdicts.get(token)
+                if passes is not None:
+                    out[rows] &= passes[rows]
         return out
 
     return allowed
@@ -363,11 +364,17 @@ def _interview_days(model: Any, main: pd.DataFrame, columns: Mapping[str, str], 
     column = columns.get(path) if path is not None else None
     if column is None or column not in main.columns:
         return days
-    for row, value in enumerate(main[column].astype("string").to_numpy(dtype=object, na_value=None)):
+    # pandas-stubs reject na_value=None, which pandas documents and accepts
+    texts = main[column].astype("string").to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
+    for row, value in enumerate(texts):
         day = _day_of(value, DEVICE_TZ.get())
         if day is not None:
             days[row] = float((day - EPOCH).days)
     return days
+
+
+def _has_unknown_choice(allowed: frozenset[str], answer: str) -> bool:
+    return any(token not in allowed for token in answer.split())
 
 
 def validate_columns(form: Any, tables: Any, *, today: date | None = None, tz: tzinfo = UTC) -> Any:
@@ -556,9 +563,9 @@ def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:
             own[path] = to_bool(fn(ctx, lv))
             refresh(path)
         else:
-            typed, texts, failed = fn.calculated(ctx, lv, form.rules[path].node.data_type)
+            typed, as_text, failed = fn.calculated(ctx, lv, form.rules[path].node.data_type)
             values[path] = typed
-            computed_text[path] = texts
+            computed_text[path] = as_text
             if failed is not None:
                 computed_failed[path] = failed
 
@@ -618,7 +625,7 @@ def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:
             else (value[rows] if value is not None else None)
         )
         for k, (r, m) in enumerate(zip(rows, main_rows, strict=True)):
-            v = None if value is None else (batch[k] or None)
+            v = None if batch is None else (batch[k] or None)
             instance = ids[m] if isinstance(ids[m], str) and ids[m] else None
             enumerator = (
                 enumerators[m] if enumerators is not None and isinstance(enumerators[m], str) else None
@@ -670,18 +677,18 @@ def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:
             differ = rel & (computed != texts.full)
             if path in computed_failed:  # the per-instance path does not compare what it could not compute
                 differ &= ~computed_failed[path]
-            rows = [
+            mismatched = [
                 r for r in np.flatnonzero(differ) if not _same_value(texts[r], computed[r], node.data_type)
             ]
-            if rows:
+            if mismatched:
                 emit(
                     CALCULATE_MISMATCH,
                     path,
-                    np.array(rows, dtype=np.int64),
+                    np.array(mismatched, dtype=np.int64),
                     texts,
                     rule.calculate.source,
                     lambda v, c, n=node.name: f"{n}: stored {v or ''!r} but the calculation gives {c!r}.",
-                    details=computed[rows],
+                    details=computed[mismatched],
                 )
         entry = checks.get(path, {})
         if "required" in entry:
@@ -704,9 +711,7 @@ def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:
             if node.question_type in ("select_multiple", "rank"):
                 unknown = np.zeros(lv.size, dtype=bool)
                 rows = np.flatnonzero(live)
-                unknown[rows] = per_unique(
-                    lambda x, a=allowed: any(tok not in a for tok in x.split()), texts.full[rows], bool
-                )
+                unknown[rows] = per_unique(partial(_has_unknown_choice, allowed), texts.full[rows], bool)
             else:
                 full = texts.full
                 unknown = live & ~pd.Series(full, dtype=object).isin(allowed).to_numpy()
@@ -745,7 +750,7 @@ def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:
                             ),
                         )
         # Rules on the answer itself, `.` being each row's own value: the pick from a repeat, then the constraint.
-        for key, code, expression, message in (
+        own_rules: tuple[tuple[str, str, str | None, Callable[..., str]], ...] = (
             (
                 "membership",
                 CHOICE_UNKNOWN,
@@ -758,7 +763,8 @@ def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:
                 node.constraint,
                 lambda v, n=node.name, c=node.constraint: f"{n}: {v!r} breaks the constraint {c}.",
             ),
-        ):
+        )
+        for key, code, source, message in own_rules:
             if key not in entry:
                 continue
             ctx.candidate, ctx.rows = own_value, live
@@ -768,7 +774,7 @@ def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:
                 ctx.candidate, ctx.rows = None, None
             broken = live & ~holds
             if broken.any():
-                emit(code, path, np.flatnonzero(broken), texts, expression, message)
+                emit(code, path, np.flatnonzero(broken), texts, source, message)
 
     # Expressions that failed on a node, as the per-instance path reports them (once per node and kind).
     failures: dict[tuple[str, str], list[ExpressionError]] = {}
