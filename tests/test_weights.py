@@ -292,6 +292,13 @@ def test_rake_refuses_bad_margins(margins: list[Margin], code: str) -> None:
     assert info.value.exit_code == 1
 
 
+def test_calibrate_without_margins_or_totals_is_a_data_problem() -> None:
+    with pytest.raises(WeightingError) as info:
+        calibrate(EDGE, np.ones(len(EDGE)), [])
+    assert [i.code for i in info.value.issues] == ["weights.target_invalid"]
+    assert info.value.exit_code == 1
+
+
 def test_rake_refuses_missing_values() -> None:
     frame = EDGE.copy()
     frame.loc[7, "sex"] = None
