@@ -541,7 +541,8 @@ def _rank_as_r(matrix: np.ndarray, tol: float = 1e-5) -> int:
     projection), so the greedy pass works on a replicates-by-replicates triangle however many cases there are;
     each residual is orthogonalised twice, which keeps it accurate next to nearly dependent columns.
     """
-    reduced = np.linalg.qr(matrix, mode="r") if matrix.shape[0] > matrix.shape[1] else matrix
+    # numpy's stubs type every mode as QRResult; mode="r" returns the triangle R alone, an array
+    reduced: np.ndarray = np.linalg.qr(matrix, mode="r") if matrix.shape[0] > matrix.shape[1] else matrix  # type: ignore[assignment]
     basis: list[np.ndarray] = []
     for k in range(reduced.shape[1]):
         column = reduced[:, k]
