@@ -36,7 +36,7 @@ from toolkit.export.syntax import do_text, sps_text
 from toolkit.export.tables import Design, SourceTable, is_weight, load_tables
 from toolkit.files import write_atomic, write_text_atomic
 from toolkit.settings import CHOICE_NUMERIC_CODE_COLUMN
-from toolkit.spreadsheet import safe_frame, safe_row
+from toolkit.spreadsheet import safe_row, write_csv
 from toolkit.xform import FormModel
 
 # --- results ------------------------------------------------------------------------------------------------
@@ -87,8 +87,7 @@ class ExportResult:
 
 def _write_csv(path: Path, frame: pd.DataFrame) -> None:
     # UTF-8 with BOM, so that Excel shows Cyrillic text; answers that would run as formulas are written as text.
-    safe = safe_frame(frame)
-    write_atomic(path, lambda p: safe.to_csv(p, index=False, encoding="utf-8-sig"))
+    write_atomic(path, lambda p: write_csv(p, frame))
 
 
 def rename_map_text(entries: Sequence[RenameEntry]) -> str:
