@@ -1,4 +1,5 @@
-"""`write_csv` writes the same bytes as pandas' `to_csv` (its faster path must not change a single cell)."""
+"""`write_csv` and `write_csv_pair` write the same bytes as pandas' `to_csv` (their faster path must not change a
+single cell)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolkit import spreadsheet
-from toolkit.spreadsheet import safe_frame, write_csv
+from toolkit.spreadsheet import safe_frame, write_csv, write_csv_pair
 
 
 def pandas_bytes(frame: pd.DataFrame, path: Path) -> bytes:
@@ -48,10 +49,16 @@ def test_same_bytes_as_pandas(rows, chunk, tmp_path_factory):
             "labelled": pd.Series([r[4] for r in rows], dtype=object),
         }
     )
+    # The labelled variant: the code column shown as text labels (some of them formulas), the rest shared.
+    labels = frame["code"].map(lambda v: None if pd.isna(v) else ("=" if v % 2 else "label ") + str(v)).astype(object)
+    variant = frame.assign(code=labels)
     folder = tmp_path_factory.mktemp("csv")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(spreadsheet, "CSV_ROWS_PER_CHUNK", chunk)  # several chunks in a few rows
         assert written_bytes(frame, folder / "fast.csv") == pandas_bytes(frame, folder / "pandas.csv")
+        write_csv_pair(folder / "plain.csv", frame, folder / "labelled.csv", {"code": labels})
+        assert (folder / "plain.csv").read_bytes() == pandas_bytes(frame, folder / "pandas.csv")
+        assert (folder / "labelled.csv").read_bytes() == pandas_bytes(variant, folder / "pandas-labelled.csv")
 
 
 @pytest.mark.parametrize(

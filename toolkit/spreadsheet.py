@@ -12,8 +12,10 @@ runs. Parquet, .sav and .dta keep every value exactly; only files meant for spre
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +87,8 @@ def _csv_cells(column: pd.Series) -> list[Any] | None:
     dtype = column.dtype
     if dtype == np.float64:
         values = column.to_numpy()
-        cells: list[Any] = values.tolist()  # csv.writer writes a float as repr(), as numpy's str() does
+        # repr() is what numpy's str() of a float64 gives; made here once for both files of a pair
+        cells: list[Any] = list(map(repr, values.tolist()))
         for row in np.flatnonzero(np.isnan(values)).tolist():
             cells[row] = ""
         return cells
@@ -115,14 +118,45 @@ def write_csv(path: Path, frame: pd.DataFrame) -> None:
         path: the file to write (the caller makes the write atomic).
         frame: the table; it is not changed.
     """
+    write_csv_pair(path, frame, None, {})
+
+
+def write_csv_pair(path: Path, frame: pd.DataFrame, other: Path | None, replaced: Mapping[str, pd.Series]) -> None:
+    """Write `frame` to `path` as `write_csv` does and, when `other` is given, the same table with the columns of
+    `replaced` in place of frame's columns of those names to `other` (the labelled CSV beside the plain one): the
+    cells the two files share are made once.
+
+    Parameters:
+        path: the file of `frame`.
+        frame: the table; it is not changed.
+        other: the file of the variant, or None.
+        replaced: column name -> the variant's column (same length as `frame`).
+    """
     safe = safe_frame(frame)
-    if not len(safe.columns) or any(_csv_cells(safe.iloc[:0, i]) is None for i in range(len(safe.columns))):
-        safe.to_csv(path, index=False, encoding="utf-8-sig")
+    swaps = safe_frame(pd.DataFrame(dict(replaced), index=frame.index)) if replaced else pd.DataFrame()
+    positions = [(safe.columns.get_loc(name), name) for name in swaps.columns]
+    variant = safe.copy(deep=False) if other is not None else None
+    if variant is not None:
+        for position, name in positions:
+            variant.isetitem(position, swaps[name])
+    tables = [(path, safe)] + ([(other, variant)] if other is not None and variant is not None else [])
+    if not len(safe.columns) or any(
+        _csv_cells(table.iloc[:0, i]) is None for _, table in tables for i in range(len(table.columns))
+    ):
+        for target, table in tables:
+            table.to_csv(target, index=False, encoding="utf-8-sig")
         return
-    with open(path, "w", encoding="utf-8-sig", newline="") as handle:  # noqa: PTH123 - a plain file handle
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow([str(name) for name in safe.columns])
+    with contextlib.ExitStack() as stack:
+        writers = []
+        for target, _ in tables:
+            handle = stack.enter_context(open(target, "w", encoding="utf-8-sig", newline=""))  # noqa: PTH123
+            writers.append(csv.writer(handle, lineterminator="\n"))
+            writers[-1].writerow([str(name) for name in safe.columns])
         for start in range(0, len(safe), CSV_ROWS_PER_CHUNK):
             chunk = safe.iloc[start : start + CSV_ROWS_PER_CHUNK]
             columns = [_csv_cells(chunk.iloc[:, i]) for i in range(len(chunk.columns))]
-            writer.writerows(zip(*columns, strict=True))  # type: ignore[arg-type]
+            writers[0].writerows(zip(*columns, strict=True))  # type: ignore[arg-type]
+            if len(writers) > 1:
+                for position, name in positions:
+                    columns[position] = _csv_cells(swaps[name].iloc[start : start + CSV_ROWS_PER_CHUNK])
+                writers[1].writerows(zip(*columns, strict=True))  # type: ignore[arg-type]

@@ -37,7 +37,7 @@ from toolkit.export.syntax import do_text, sps_text
 from toolkit.export.tables import Design, SourceTable, is_weight, load_tables
 from toolkit.files import write_atomic, write_text_atomic
 from toolkit.settings import CHOICE_NUMERIC_CODE_COLUMN
-from toolkit.spreadsheet import safe_row, write_csv
+from toolkit.spreadsheet import safe_row, write_csv_pair
 from toolkit.xform import FormModel
 
 # --- results ------------------------------------------------------------------------------------------------
@@ -84,11 +84,6 @@ class ExportResult:
 
 
 # --- writing ------------------------------------------------------------------------------------------------
-
-
-def _write_csv(path: Path, frame: pd.DataFrame) -> None:
-    # UTF-8 with BOM, so that Excel shows Cyrillic text; answers that would run as formulas are written as text.
-    write_atomic(path, lambda p: write_csv(p, frame))
 
 
 def rename_map_text(entries: Sequence[RenameEntry]) -> str:
@@ -304,11 +299,17 @@ def _write_job(
     rows, width = len(plan.frame), len(plan.variables)
     issues: list[Issue] = []
     if fmt == "csv":
-        files = []
-        for labelled, suffix, kind in ((False, "", "csv"), (True, "-labelled", "csv-labelled")):
-            target = out / f"{plan.name}{suffix}.csv"
-            _write_csv(target, plan.csv_frame(labelled=labelled))
-            files.append(ExportedFile(str(target), plan.name, kind, rows, width))
+        plain, labelled = out / f"{plan.name}.csv", out / f"{plan.name}-labelled.csv"
+        plain_frame, labels = plan.csv_frame(labelled=False), plan.csv_labels()
+        # Both files in one pass over the rows (they share every cell but the labelled codes); UTF-8 with BOM so
+        # that Excel shows Cyrillic text, answers that would run as formulas written as text.
+        write_atomic(
+            plain, lambda p: write_atomic(labelled, lambda q: write_csv_pair(p, plain_frame, q, labels))
+        )
+        files = [
+            ExportedFile(str(plain), plan.name, "csv", rows, width),
+            ExportedFile(str(labelled), plan.name, "csv-labelled", rows, width),
+        ]
         return files, issues
     args, write, companion, syntax = (
         (plan.sav_args, pyreadstat.write_sav, "sps", sps_text)
