@@ -569,18 +569,18 @@ def _replicate_domain_df(
 
     `cache` is the level table's: the ranks are kept per replicate columns and set of rows, since indicators of
     one table share universes and domains (the catalogue's 103 ranks are 42 distinct ones), and a rank costs a
-    product of the rows with themselves.
+    product of the rows with themselves (the replicate matrix is only read when a rank is not known yet).
     """
     columns = tuple(design["replicate_columns"])
-    if ("replicate_matrix", columns) not in cache:
-        cache["replicate_matrix", columns] = work[list(columns)].to_numpy(dtype=float)
-    reps = cache["replicate_matrix", columns]
+    reps = None  # the matrix is not kept: at 100,000 households it is 230 MB per weight
     out = np.zeros(n_dom)
     for j in range(n_dom):
         rows = used & (dom == j)
         if rows.any():
             key = ("replicate_rank", columns, hashlib.blake2b(np.packbits(rows).tobytes()).digest(), len(rows))
             if key not in cache:
+                if reps is None:
+                    reps = work[list(columns)].to_numpy(dtype=float)
                 cache[key] = _rank_as_r(reps[rows])
             out[j] = cache[key] - 1
     return out
