@@ -569,7 +569,7 @@ def _replicate_domain_df(
 
     `cache` is the level table's: the ranks are kept per replicate columns and set of rows, since indicators of
     one table share universes and domains (the catalogue's 103 ranks are 42 distinct ones), and a rank costs a
-    product of the rows with themselves (the replicate matrix is only read when a rank is not known yet).
+    QR reduction of the rows (the replicate matrix is only read when a rank is not known yet).
     """
     columns = tuple(design["replicate_columns"])
     reps = None  # the matrix is not kept: at 100,000 households it is 230 MB per weight
