@@ -42,6 +42,7 @@ from toolkit import crypto  # noqa: E402
 
 OUT = REPO / "bench" / "out"
 HOUSEHOLDS_PER_EA = 25
+TARGET_HOUSEHOLDS, TARGET_SECONDS, TARGET_MIB = 100_000, 180, 2048
 STRATA = {
     1: ("Sughd", "urban"),
     2: ("Sughd", "rural"),
@@ -111,6 +112,7 @@ def build_survey(n: int, pool_size: int, replicates: int, workers: int) -> Path:
     root = OUT / f"pipeline-{n}"
     survey = root / "survey.toml"
     if survey.is_file():
+        survey.write_text(_survey_toml(workers), encoding="utf-8")  # the corpus is cached, the settings are not
         return survey
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
@@ -177,15 +179,21 @@ def build_survey(n: int, pool_size: int, replicates: int, workers: int) -> Path:
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         pool.map(_encrypt_part, [(submissions, keys.public_path, items[s : s + step]) for s in range(0, n, step)])
     print(f"encrypted {n} households in {time.perf_counter() - started:.0f} s", flush=True)
-    survey.write_text(
+    survey.write_text(_survey_toml(workers), encoding="utf-8")
+    return survey
+
+
+def _survey_toml(workers: int) -> str:
+    # No [validate] today: today() is each submission's interview day, as in the example survey. The simulated
+    # answers are relative to that day (a return within the last 93 days of the interview, rs_date); pinning
+    # today() to one date after every interview made ~12% of households break rs_date's constraint.
+    return (
         '[survey]\nname = "bench"\nform = "../../../forms/household.xlsx"\nmedia = "../../../forms"\nout = "run"\n'
         f'[decrypt]\ninputs = ["submissions"]\nkey = "keys/private.pem"\nworkers = {workers}\n'
-        '[validate]\ntoday = "2026-11-20"\n[weights]\ndesign = "design.toml"\n'
+        '[weights]\ndesign = "design.toml"\n'
         '[indicators]\ncatalogue = "../../../indicators/ncamig.toml"\n'
-        '[export]\nformats = ["sav", "dta", "csv"]\n[codebook]\nformats = ["html", "xlsx", "ddi"]\n',
-        encoding="utf-8",
+        '[export]\nformats = ["sav", "dta", "csv"]\n[codebook]\nformats = ["html", "xlsx", "ddi"]\n'
     )
-    return survey
 
 
 def _peak_kib() -> int:
@@ -261,12 +269,14 @@ def main() -> None:
     survey = build_survey(args.n, args.pool, args.replicates, args.workers)
     out = survey.parent / "run"
     shutil.rmtree(out, ignore_errors=True)
+    load_before = os.getloadavg()
     limit_before = rsa_limit(survey.parent / "keys" / "private.pem", args.workers)
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, __file__, "--child", f"{survey}::{out}"], capture_output=True, text=True, check=False
     )
     wall = time.perf_counter() - started
+    load_after = os.getloadavg()
     limit_after = rsa_limit(survey.parent / "keys" / "private.pem", args.workers)
     if done.returncode != 0:
         sys.exit(f"the run failed:\n{done.stderr[-3000:]}")
@@ -293,8 +303,19 @@ def main() -> None:
         "the limit)"
     )
     peak = max(*(s["peak_mib"] for s in report["stages"]), report["children_peak_mib"])
+    # The target is for 100,000 households; a smaller run is held to its share of the time (linear in N) and to
+    # the whole memory budget.
+    seconds_target = TARGET_SECONDS * args.n / TARGET_HOUSEHOLDS
+    met = wall <= seconds_target and peak <= TARGET_MIB
     print(
-        f"target for 100,000 households on 2 cores: <= 180 s and <= 2048 MiB (this run: {wall:.0f} s, {peak:.0f} MiB)"
+        f"target (issue 13: {TARGET_HOUSEHOLDS:,} households in <= {TARGET_SECONDS} s and <= {TARGET_MIB} MiB on 2 "
+        f"cores; for {args.n:,}: <= {seconds_target:.0f} s): this run {wall:.0f} s, {peak:.0f} MiB -> "
+        f"{'MET' if met else 'NOT MET'}"
+    )
+    print(
+        f"load average (1, 5, 15 min) before the run {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}, "
+        f"after {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f} ({os.cpu_count()} CPUs; above that, other "
+        "work shared the cores and the times are inflated)"
     )
 
 

@@ -859,3 +859,41 @@ def test_ids_with_leading_zeros_stay_text_in_design_columns(tmp_path: Path) -> N
     export_tables(data, form, formats=["dta"], out_dir=tmp_path / "OUT")
     dta, *_ = stata_read(tmp_path / "OUT" / "shapes.dta")
     assert dta["var_psu"].tolist() == ["05016", "02052", "01025"]
+
+
+def _without_timestamps(path: Path) -> bytes:
+    """The file's bytes without the creation time the .sav header and the .dta <timestamp> carry."""
+    data = path.read_bytes()
+    if path.suffix == ".sav":
+        return data[:92] + data[109:]  # creation date (9 bytes) and time (8 bytes) of the header
+    if path.suffix == ".dta":
+        import re
+
+        return re.sub(rb"<timestamp>.*?</timestamp>", b"", data, count=1)
+    return data
+
+
+def test_writer_processes_write_the_same_files_in_the_same_order(form, tmp_path, monkeypatch) -> None:
+    from toolkit.export import write
+
+    monkeypatch.setattr(write, "PARALLEL_MIN_CELLS", 0)  # the tables are small: force the process pool
+    steps: dict[int, list[tuple[int, int, int]]] = {1: [], 2: []}
+    results = {
+        workers: export_tables(
+            _tables(),
+            form,
+            out_dir=tmp_path / str(workers),
+            language="ru",
+            codes_from=None,
+            workers=workers,
+            progress=lambda *step, w=workers: steps[w].append(step),
+        )
+        for workers in (1, 2)
+    }
+    assert [(Path(f.path).name, f.kind, f.rows) for f in results[1].files] == [
+        (Path(f.path).name, f.kind, f.rows) for f in results[2].files
+    ]
+    assert results[1].issues == results[2].issues
+    assert steps[1] == steps[2]
+    for file in results[1].files:
+        assert _without_timestamps(Path(file.path)) == _without_timestamps(tmp_path / "2" / Path(file.path).name)

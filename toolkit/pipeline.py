@@ -468,7 +468,12 @@ def _stage_export(config: SurveyConfig, form: FormModel, out: Path) -> StageOutc
     from toolkit.export import export_tables
 
     result = export_tables(
-        out / "data", form, formats=config.export_formats, language=config.language, out_dir=out / "export"
+        out / "data",
+        form,
+        formats=config.export_formats,
+        language=config.language,
+        out_dir=out / "export",
+        workers=config.workers,
     )
     data_files = [f for f in result.files if f.kind in {"sav", "dta", "csv"}]
     summary = (

@@ -335,19 +335,27 @@ class TablePlan:
                 columns[var.name] = series.dt.strftime("%Y-%m")
             elif var.kind == "datetime":
                 columns[var.name] = series.dt.strftime("%Y-%m-%d %H:%M:%S")
-            elif var.kind == "code" and labelled and var.value_labels:
-                mapped = series.map({float(c): label for c, label in var.value_labels.items()})
-                columns[var.name] = mapped.where(
-                    series.isna() | mapped.notna(), as_integers(series).astype(object)
-                )
-            elif var.kind == "number" and labelled and var.value_labels:
-                mapped = series.map({float(c): label for c, label in var.value_labels.items()})
-                columns[var.name] = mapped.where(mapped.notna(), as_integers(series).astype(object))
             elif var.kind in {"code", "number"}:
                 columns[var.name] = as_integers(series)
             else:
                 columns[var.name] = series
+        if labelled:
+            columns.update(self.csv_labels())
         return pd.DataFrame(columns, copy=False)
+
+    def csv_labels(self) -> dict[str, pd.Series]:
+        """The columns that differ in the labelled CSV: each code (and each labelled number) shown as its label."""
+        columns: dict[str, pd.Series] = {}
+        for var in self.variables:
+            if var.kind not in {"code", "number"} or not var.value_labels:
+                continue
+            series = self.frame[var.name]
+            mapped = series.map({float(c): label for c, label in var.value_labels.items()})
+            if var.kind == "code":
+                columns[var.name] = mapped.where(series.isna() | mapped.notna(), as_integers(series).astype(object))
+            else:
+                columns[var.name] = mapped.where(mapped.notna(), as_integers(series).astype(object))
+        return columns
 
 
 def _fit_label(var: Variable, cut: Callable[[str, int], tuple[str, bool]], limit: int) -> tuple[str, bool]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import multiprocessing as mp
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -37,7 +38,7 @@ from toolkit.export.syntax import do_text, sps_text
 from toolkit.export.tables import Design, SourceTable, is_weight, load_tables
 from toolkit.files import write_atomic, write_text_atomic
 from toolkit.settings import CHOICE_NUMERIC_CODE_COLUMN
-from toolkit.spreadsheet import safe_frame, safe_row
+from toolkit.spreadsheet import safe_row, write_csv_pair
 from toolkit.xform import FormModel
 
 # --- results ------------------------------------------------------------------------------------------------
@@ -84,12 +85,6 @@ class ExportResult:
 
 
 # --- writing ------------------------------------------------------------------------------------------------
-
-
-def _write_csv(path: Path, frame: pd.DataFrame) -> None:
-    # UTF-8 with BOM, so that Excel shows Cyrillic text; answers that would run as formulas are written as text.
-    safe = safe_frame(frame)
-    write_atomic(path, lambda p: safe.to_csv(p, index=False, encoding="utf-8-sig"))
 
 
 def rename_map_text(entries: Sequence[RenameEntry]) -> str:
@@ -213,6 +208,7 @@ def export_tables(
     design: Design | None = None,
     codes_from: str | None = CHOICE_NUMERIC_CODE_COLUMN,
     progress: Callable[[int, int, int], None] | None = None,
+    workers: int = 1,
 ) -> ExportResult:
     """Write labelled .sav/.dta/.csv files (one per table) with companion .sps/.do files and the rename map.
 
@@ -227,6 +223,7 @@ def export_tables(
         codes_from: a choices column with numeric codes for lists whose names are not integers (`iso_num`).
         progress: called as `progress(done, total, rows)` after each data file, `rows` being the largest
             table's row count (for the caller to decide whether to show a bar).
+        workers: processes writing files at once (1 = in this process; large exports only).
     """
     chosen_formats = _check_formats(formats)
     prepared = prepare_export(
@@ -241,43 +238,21 @@ def export_tables(
         ) from None
     issues = list(prepared.issues)
     files: list[ExportedFile] = []
-    per_table = sum(f in chosen_formats for f in ("sav", "dta")) + 2 * ("csv" in chosen_formats)
-    total = per_table * len(prepared.plans)
+    total = sum(_STEPS[fmt] for fmt in chosen_formats) * len(prepared.plans)
     largest = max((len(plan.frame) for plan in prepared.plans), default=0)
     done = 0
-
-    def step() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total, largest)
-
+    jobs = [(index, fmt) for index in range(len(prepared.plans)) for fmt in _FILE_ORDER if fmt in chosen_formats]
     try:
-        for plan in prepared.plans:
-            rows, width = len(plan.frame), len(plan.variables)
-            for fmt, args, write, companion, syntax in (
-                ("sav", plan.sav_args, pyreadstat.write_sav, "sps", sps_text),
-                ("dta", plan.dta_args, pyreadstat.write_dta, "do", do_text),
-            ):
-                if fmt not in chosen_formats:
-                    continue
-                frame, kwargs = args(issues)
-                target = out / f"{plan.name}.{fmt}"
-                write_atomic(target, partial(write, frame, **kwargs))
-                files.append(ExportedFile(str(target), plan.name, fmt, rows, width))
-                step()
-                del frame
-                script = out / f"{plan.name}.{companion}"
-                write_text_atomic(
-                    script, syntax(plan, form=form, language=prepared.language, file_name=target.name)
-                )
-                files.append(ExportedFile(str(script), plan.name, companion))
-            if "csv" in chosen_formats:
-                for labelled, suffix, kind in ((False, "", "csv"), (True, "-labelled", "csv-labelled")):
-                    target = out / f"{plan.name}{suffix}.csv"
-                    _write_csv(target, plan.csv_frame(labelled=labelled))
-                    step()
-                    files.append(ExportedFile(str(target), plan.name, kind, rows, width))
+        # Files, issues and progress in table order, whichever process wrote them.
+        for (_, fmt), (written, found) in zip(
+            jobs, _run_jobs(jobs, prepared, form, out, workers=workers), strict=True
+        ):
+            files.extend(written)
+            issues.extend(found)
+            for _ in range(_STEPS[fmt]):
+                done += 1
+                if progress is not None:
+                    progress(done, total, largest)
         renames = tuple(
             RenameEntry(plan.name, var.name, var.path, var.spss_name, var.stata_name, "; ".join(var.reasons))
             for plan in prepared.plans
@@ -307,6 +282,87 @@ def export_tables(
         recodes=prepared.recodes,
         issues=tuple(issues),
     )
+
+
+# The data files of one table in the order they are listed; `csv` writes the plain and the labelled CSV.
+_FILE_ORDER = ("sav", "dta", "csv")
+_STEPS = {"sav": 1, "dta": 1, "csv": 2}
+# Below this many cells (rows x variables over every table) the export runs in this process: starting workers
+# costs more than it saves.
+PARALLEL_MIN_CELLS = 2_000_000
+
+
+def _write_job(
+    prepared: PreparedExport, form: FormModel, out: Path, index: int, fmt: str
+) -> tuple[list[ExportedFile], list[Issue]]:
+    """Write one table's file(s) of one format: .sav + .sps, .dta + .do, or the two CSVs."""
+    plan = prepared.plans[index]
+    rows, width = len(plan.frame), len(plan.variables)
+    issues: list[Issue] = []
+    if fmt == "csv":
+        plain, labelled = out / f"{plan.name}.csv", out / f"{plan.name}-labelled.csv"
+        plain_frame, labels = plan.csv_frame(labelled=False), plan.csv_labels()
+        # Both files in one pass over the rows (they share every cell but the labelled codes); UTF-8 with BOM so
+        # that Excel shows Cyrillic text, answers that would run as formulas written as text.
+        write_atomic(
+            plain, lambda p: write_atomic(labelled, lambda q: write_csv_pair(p, plain_frame, q, labels))
+        )
+        files = [
+            ExportedFile(str(plain), plan.name, "csv", rows, width),
+            ExportedFile(str(labelled), plan.name, "csv-labelled", rows, width),
+        ]
+        return files, issues
+    args, write, companion, syntax = (
+        (plan.sav_args, pyreadstat.write_sav, "sps", sps_text)
+        if fmt == "sav"
+        else (plan.dta_args, pyreadstat.write_dta, "do", do_text)
+    )
+    frame, kwargs = args(issues)
+    target = out / f"{plan.name}.{fmt}"
+    write_atomic(target, partial(write, frame, **kwargs))
+    del frame  # before the companion: the export copy of a large table is not needed any more
+    script = out / f"{plan.name}.{companion}"
+    write_text_atomic(script, syntax(plan, form=form, language=prepared.language, file_name=target.name))
+    written = [ExportedFile(str(target), plan.name, fmt, rows, width), ExportedFile(str(script), plan.name, companion)]
+    return written, issues
+
+
+# What the forked writer processes need; set in the parent before the pool forks (never pickled).
+_JOB_STATE: tuple[PreparedExport, FormModel, Path] | None = None
+
+
+def _forked_job(job: tuple[int, str]) -> tuple[list[ExportedFile], list[Issue]]:
+    assert _JOB_STATE is not None
+    return _write_job(*_JOB_STATE, *job)
+
+
+def _run_jobs(
+    jobs: list[tuple[int, str]], prepared: PreparedExport, form: FormModel, out: Path, *, workers: int
+) -> Iterator[tuple[list[ExportedFile], list[Issue]]]:
+    """Each job's files and issues, in the order of `jobs`.
+
+    pyreadstat and the CSV writer turn every cell into a Python object and hold the interpreter while they do,
+    so the files are written by `workers` forked processes, each inheriting the planned tables (nothing is
+    copied or pickled but the results), largest tables first.
+    """
+    cells = sum(len(plan.frame) * len(plan.variables) for plan in prepared.plans)
+    if workers <= 1 or len(jobs) < 2 or cells < PARALLEL_MIN_CELLS or "fork" not in mp.get_all_start_methods():
+        for index, fmt in jobs:
+            yield _write_job(prepared, form, out, index, fmt)
+        return
+    global _JOB_STATE  # noqa: PLW0603 - the forked workers read the plans from here
+    _JOB_STATE = (prepared, form, out)
+    try:
+        with mp.get_context("fork").Pool(min(workers, len(jobs))) as pool:
+            size = [len(prepared.plans[index].frame) * len(prepared.plans[index].variables) for index, _ in jobs]
+            pending = {
+                position: pool.apply_async(_forked_job, (jobs[position],))
+                for position in sorted(range(len(jobs)), key=lambda p: -size[p])
+            }
+            for position in range(len(jobs)):
+                yield pending[position].get()
+    finally:
+        _JOB_STATE = None
 
 
 def _check_formats(formats: Iterable[str]) -> tuple[str, ...]:

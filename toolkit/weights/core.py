@@ -173,6 +173,16 @@ def _class_factors(
     return a1, a2, n_er, (s_er, s_en, s_in, s_ue)
 
 
+def _class_level_labels(classes: np.ndarray | Sequence[str]) -> np.ndarray:
+    """`level_label` of every class, computed once per distinct class when the classes are text (the replicates
+    adjust the same classes many times)."""
+    series = pd.Series(classes)
+    codes, uniques = pd.factorize(series)
+    if (codes >= 0).all() and all(isinstance(u, str) for u in uniques):
+        return np.array([level_label(u) for u in uniques], dtype=object)[codes]
+    return series.map(level_label).to_numpy(dtype=object)
+
+
 def nonresponse_adjust(
     weights: np.ndarray | Sequence[float],
     status: np.ndarray | Sequence[str],
@@ -199,7 +209,7 @@ def nonresponse_adjust(
     """
     d = _validated_weights(weights)
     st = np.asarray(status, dtype=object)
-    labels = pd.Series(classes).map(level_label).to_numpy(dtype=object)
+    labels = _class_level_labels(classes)
     collapse = {level_label(k): level_label(v) for k, v in (collapse or {}).items()}
     members: dict[str, set[str]] = {c: {c} for c in set(labels.tolist())}
     done: list[tuple[str, str]] = []

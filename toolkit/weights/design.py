@@ -424,6 +424,14 @@ def _class_labels(frame: pd.DataFrame, columns: list[str], what: str) -> np.ndar
     return out
 
 
+def _nonresponse_classes(design: WeightDesign, frame: pd.DataFrame) -> np.ndarray:
+    """The nonresponse class label of every unit ("all" without class variables)."""
+    classes_cols = list(design.nonresponse["classes"])
+    if classes_cols:
+        return _class_labels(frame, classes_cols, "[nonresponse] classes")
+    return np.full(len(frame), "all", dtype=object)
+
+
 @functools.lru_cache(maxsize=16)
 def _margins_cached(path: Path, _mtime_ns: int) -> tuple:
     return tuple(margins_from_frame(read_table(path), source=path.name))
@@ -476,6 +484,33 @@ def _calibrate_step(spec: CalibrationSpec, table: pd.DataFrame, w: np.ndarray) -
     )
 
 
+def _calibration_table(spec: CalibrationSpec, frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Only the columns a calibration step reads (its margin variables).
+
+    Every replicate filters and encodes the table again; the roster joined with its household has hundreds of
+    text columns, and copying them all 51 times took most of the weighting time. When the margins cannot be
+    read the table is kept whole, so that the calibration step reports the problem where it always did.
+    """
+    if frame is None or spec.method == "none" or spec.margins is None:
+        return frame
+    try:
+        margins = _margins(spec.margins)
+    except (OSError, ValueError, WeightingError):
+        return frame
+    used = frame[list(dict.fromkeys(m.variable for m in margins if m.variable in frame.columns))]
+    # Text levels become categories of their canonical labels once, instead of being hashed again per replicate
+    # (integer codes are already encoded fast, and in their own order).
+    return pd.DataFrame(
+        {
+            column: values
+            if values.to_numpy().dtype.kind in "iub"
+            else values.map(level_label, na_action="ignore").astype("category")
+            for column, values in used.items()
+        },
+        index=used.index,
+    )
+
+
 def _run_chain(
     design: WeightDesign,
     units: _Units,
@@ -487,7 +522,13 @@ def _run_chain(
     k_factor: np.ndarray | None,
     record: bool,
     individuals: tuple[np.ndarray, np.ndarray] | None = None,
+    classes: np.ndarray | None = None,
 ) -> _ChainOut:
+    """The weighting chain on one set of base weights (the full sample's, or a replicate's).
+
+    `classes` are the nonresponse class labels of `units` when the caller has them already (they are the same for
+    every replicate).
+    """
     steps: list[dict[str, Any]] = []
     issues: list[Issue] = []
 
@@ -497,12 +538,8 @@ def _run_chain(
 
     step("base", base, None)
     nr = design.nonresponse
-    classes_cols = list(nr["classes"])
     frame = units.frame
-    if classes_cols:
-        cls = _class_labels(frame, classes_cols, "[nonresponse] classes")
-    else:
-        cls = np.full(len(frame), "all", dtype=object)
+    cls = classes if classes is not None else _nonresponse_classes(design, frame)
     adj = nonresponse_adjust(
         base,
         units.status,
@@ -697,6 +734,9 @@ def compute_weights(
         )
         persons = derive_columns(persons, d.persons.derive) if d.persons.method != "none" else persons
     individuals = _individual_status(d, persons, roster_path) if persons is not None else None
+    hh_cal = _calibration_table(d.households, hh_cal)
+    persons = _calibration_table(d.persons, persons)
+    classes = _nonresponse_classes(d, units.frame)
     chain = _run_chain(
         d,
         units,
@@ -707,6 +747,7 @@ def compute_weights(
         k_factor=k_factor,
         record=True,
         individuals=individuals,
+        classes=classes,
     )
     issues.extend(chain.issues)
     rep_info = None
@@ -744,6 +785,7 @@ def compute_weights(
                 k_factor=k_factor,
                 record=False,
                 individuals=individuals,
+                classes=classes,
             )
             hh_reps[:, r] = rc.hh_final
             if person_reps is not None and rc.person_final is not None:
