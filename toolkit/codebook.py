@@ -625,7 +625,7 @@ def render_ddi(codebook: Codebook, *, agency: str = "migkit") -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
-def _ddi_var(var: VariableEntry, file_id: str, language: str | None, sub: Callable) -> etree._Element:
+def _ddi_var(var: VariableEntry, file_id: str, language: str | None, sub: Callable) -> etree._Element:  # noqa: PLR0912
     element = etree.Element(f"{{{DDI_NS}}}var")
     element.set("ID", _xml_id("V", var.table, var.name))
     element.set("name", var.name)

@@ -621,7 +621,7 @@ def _srs_variance(spec: _Spec, w: np.ndarray, dom: np.ndarray, n_dom: int, used:
     return np.where(weight >= count, srs, np.nan)  # weights that sum below n are not scaled to a population
 
 
-def estimate(
+def estimate(  # noqa: PLR0912, PLR0915
     table: pd.DataFrame,
     *,
     weight: str,

@@ -353,7 +353,7 @@ def _parameters(control: etree._Element) -> dict[str, str]:
     return params
 
 
-def parse_xform(xform: str | bytes, *, source: str | None = None) -> FormModel:
+def parse_xform(xform: str | bytes, *, source: str | None = None) -> FormModel:  # noqa: PLR0912, PLR0915
     """Read XForm text into a FormModel.
 
     Parameters:
@@ -538,7 +538,7 @@ def _bind_attrs(bind: etree._Element | None, itext: dict[str, dict[str, str]]) -
     }
 
 
-def _field_node(
+def _field_node(  # noqa: PLR0912, PLR0915
     path: str,
     *,
     element: etree._Element,

@@ -47,7 +47,7 @@ def _pps_systematic(mos: np.ndarray, n: int, rng: np.random.Generator) -> np.nda
     return np.unique(np.searchsorted(cum, points, side="right"))
 
 
-def build_example(outdir: Path | str, *, seed: int = 7) -> dict[str, Path]:
+def build_example(outdir: Path | str, *, seed: int = 7) -> dict[str, Path]:  # noqa: PLR0912, PLR0915
     """Write the example inputs and a DATA folder; return their paths.
 
     Parameters:

@@ -29,7 +29,7 @@ class _Committer:
         self.out_dir = out_dir
         self.this_run: dict[str, str] = {}  # folder name -> source that put or verified it in this run
 
-    def commit(self, outcome: _Outcome) -> SubmissionResult:
+    def commit(self, outcome: _Outcome) -> SubmissionResult:  # noqa: PLR0912, PLR0915
         result = outcome.result
         if outcome.kind == "skipped":
             if outcome.existing in self.this_run:

@@ -240,7 +240,7 @@ def _b64(value: Any, what: str, path: Path) -> bytes:
         raise _key_error(KEY_UNREADABLE, f"the Central key record's '{what}' is not base64.", path) from None
 
 
-def _load_central_record(text: str, secret: bytes | None, path: Path) -> LoadedKey:
+def _load_central_record(text: str, secret: bytes | None, path: Path) -> LoadedKey:  # noqa: PLR0912
     """Central "managed encryption" (central-backend lib/util/crypto.js getPrivate): the PEM is AES-256-CBC
     encrypted with a PBKDF2-HMAC-SHA256 key (128,000 rounds) over the passphrase."""
     try:

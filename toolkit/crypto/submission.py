@@ -298,7 +298,7 @@ def _manifest_too_big(source: str, size: int) -> _Outcome:
     return _Outcome(_result(None, source, Status.FAILED, MANIFEST_UNSAFE, message), "failed")
 
 
-def _process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | None = None) -> _Outcome:
+def _process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | None = None) -> _Outcome:  # noqa: PLR0912
     """Read one XML file: decrypt it if it is a manifest, copy it if it is a plaintext instance."""
     out_dir, source = task.out_dir, task.source
     try:
@@ -483,7 +483,7 @@ def _decrypt_manifest(
         raise
 
 
-def _decrypt_attempts(
+def _decrypt_attempts(  # noqa: PLR0912, PLR0915
     task: _Task,
     manifest: _Manifest,
     folder: str,

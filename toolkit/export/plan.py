@@ -522,7 +522,7 @@ def _choice_codes(
     return mapping, labels
 
 
-def plan_table(
+def plan_table(  # noqa: PLR0912, PLR0915
     table: SourceTable,
     form: FormModel,
     *,

@@ -61,7 +61,7 @@ _GLUED_OPERATOR = re.compile(r"^(and|or|div|mod)(?=.)")
 _SMART_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'})
 
 
-def tokenize(text: str) -> list[Token]:
+def tokenize(text: str) -> list[Token]:  # noqa: PLR0912, PLR0915
     """Split an XLSForm expression into tokens, ending with an END token.
 
     Parameters:

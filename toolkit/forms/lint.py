@@ -306,7 +306,7 @@ def _read_form(path: Path) -> tuple[_Form, Any]:
     return _Form(source, survey, choices, settings, elements, by_name, lists), data
 
 
-def _survey_elements(survey: _Sheet) -> list[_Element]:
+def _survey_elements(survey: _Sheet) -> list[_Element]:  # noqa: PLR0912, PLR0915
     type_col, name_col = survey.header("type"), survey.header("name")
     elements: list[_Element] = []
     stack: list[tuple[str, str | None]] = []  # (control type, name) of the open groups and repeats
@@ -889,7 +889,7 @@ class _Linter:
             return [(name, False), *((name + suffix, False) for suffix in settings.GEOPOINT_EXPORT_SUFFIXES)]
         return [(name, element.coded)]
 
-    def check_names(self) -> None:
+    def check_names(self) -> None:  # noqa: PLR0912
         name_col = self.form.survey.header("name")
         by_table: dict[str, dict[str, list[tuple[str, _Element]]]] = {}
         for element in self.form.elements:
@@ -988,7 +988,7 @@ class _Linter:
 
     # -- choice lists ---------------------------------------------------------------------------------------
 
-    def check_choices(self) -> None:
+    def check_choices(self) -> None:  # noqa: PLR0912
         choices = self.form.choices
         if choices is None:
             return
@@ -1181,7 +1181,7 @@ class _Linter:
                     found.add(tokens[-1])
         return sorted(found)
 
-    def check_translations(self, languages: list[str]) -> None:
+    def check_translations(self, languages: list[str]) -> None:  # noqa: PLR0912
         if not languages:
             return
         default = self.setting("default_language")

@@ -233,7 +233,7 @@ _INDICATOR_KEYS = {
 }
 
 
-def parse_catalogue(raw: Mapping[str, Any], *, where: str = "catalogue") -> Catalogue:
+def parse_catalogue(raw: Mapping[str, Any], *, where: str = "catalogue") -> Catalogue:  # noqa: PLR0912, PLR0915
     """Build a Catalogue from parsed TOML; every shape problem is collected and raised together."""
     reader = _Reader(where)
     reader.keys(raw, {"catalogue", "defaults", "quality", "levels", "domains", "indicator"}, "top level")

@@ -440,7 +440,7 @@ class _Prepared:
     dont_know: int
 
 
-def _prepare(
+def _prepare(  # noqa: PLR0912, PLR0915
     entry: Indicator, catalogue: Catalogue, built: _LevelFrame, labels: dict[str, str], language: str
 ) -> _Prepared:
     frame = built.frame
@@ -649,7 +649,7 @@ class _EntryInputs(TypedDict):
     variance: str
 
 
-def _estimate_entry(
+def _estimate_entry(  # noqa: PLR0915
     entry: Indicator,
     *,
     catalogue: Catalogue,
@@ -788,7 +788,7 @@ def _estimate_entry(
     return rows
 
 
-def compute_indicators(
+def compute_indicators(  # noqa: PLR0915
     data_dir: str | Path,
     catalogue: Catalogue,
     *,

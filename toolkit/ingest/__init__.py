@@ -112,7 +112,7 @@ def _read_all(
     return records
 
 
-def ingest(
+def ingest(  # noqa: PLR0912, PLR0915
     inputs: Sequence[Path] | Path,
     form: FormModel | Sequence[FormModel],
     *,

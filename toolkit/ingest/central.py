@@ -57,7 +57,7 @@ def _central_columns(plan: _Plan, table: _Table) -> dict[str, tuple[str, int | N
 _POSITION = re.compile(r"\[(\d+)\]")
 
 
-def _read_central(
+def _read_central(  # noqa: PLR0912
     open_member: Callable[[str], bytes | None], plan: _Plan, source: str, issues: list[Issue]
 ) -> list[_Record]:
     """Records from a Central CSV export: `<form>.csv` plus `<form>-<repeat>.csv` per repeat."""

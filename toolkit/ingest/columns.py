@@ -147,7 +147,7 @@ def _deduplicate(records: list[_Record], issues: list[Issue]) -> list[_Record]:
     return kept
 
 
-def _build(
+def _build(  # noqa: PLR0912
     plan: _Plan, records: list[_Record], issues: list[Issue]
 ) -> tuple[dict[str, pd.DataFrame], dict[str, tuple[ColumnInfo, ...]]]:
     records.sort(key=lambda r: r.instance_id)

@@ -157,7 +157,7 @@ def _edited(text: str) -> str:
     return str(int(number) + 1) if number.is_integer() else repr(number + 1)
 
 
-def candidates(
+def candidates(  # noqa: PLR0912
     form: FormModel,
     unread: frozenset[str],
     visited: Iterable[tuple[XNode, Node, bool]],

@@ -414,7 +414,7 @@ class Generator:
             return str(rounded)
         return f"{value:.2f}"
 
-    def _draw(  # noqa: PLR0911 (one return per question type reads as the table it is)
+    def _draw(  # noqa: PLR0911, PLR0912, PLR0915
         self,
         spec: Node,
         node: XNode,
@@ -670,7 +670,7 @@ class Generator:
         text, typed = wrap_calculated(value, spec.data_type, env.tz)
         return (text, typed) if text else (None, None)
 
-    def _fill(  # noqa: PLR0917 (recursive walk state)
+    def _fill(  # noqa: PLR0912, PLR0917
         self,
         spec: Node,
         parent: XNode,

@@ -222,7 +222,7 @@ class _Parser:
             raise self.fail(f"unknown escape \\{char}")
         return char
 
-    def char_class(self) -> _Chars:
+    def char_class(self) -> _Chars:  # noqa: PLR0912
         negated = self.peek() == "^"
         if negated:
             self.at += 1

@@ -694,7 +694,7 @@ def _enumerator(root: XNode) -> str | None:
     return None
 
 
-def validate_tree(
+def validate_tree(  # noqa: PLR0912, PLR0915
     form: CompiledForm,
     root: XNode,
     *,

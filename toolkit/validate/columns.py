@@ -399,7 +399,7 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None, tz: t
         DEVICE_TZ.reset(token)
 
 
-def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:
+def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:  # noqa: PLR0912, PLR0915
     from toolkit.validate import (
         CALCULATE_MISMATCH,
         CHOICE_UNKNOWN,

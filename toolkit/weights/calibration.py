@@ -500,7 +500,7 @@ def _calfun(kind: str, u: np.ndarray, low: float, up: float) -> tuple[np.ndarray
     raise ValueError(f"unknown calibration function {kind!r}")
 
 
-def calibrate(
+def calibrate(  # noqa: PLR0912, PLR0915
     table: pd.DataFrame,
     weights: np.ndarray | Sequence[float],
     margins: Sequence[Margin] = (),

@@ -179,7 +179,7 @@ class WeightDesign:
     individuals: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_file(cls, path: Path | str) -> WeightDesign:
+    def from_file(cls, path: Path | str) -> WeightDesign:  # noqa: PLR0915
         """Load and check a design.toml.
 
         Parameters:

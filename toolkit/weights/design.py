@@ -182,7 +182,7 @@ class _Units:
     n_data: int
 
 
-def _base_weights(
+def _base_weights(  # noqa: PLR0912, PLR0915
     design: WeightDesign, hh: pd.DataFrame, issues: list[Issue]
 ) -> tuple[_Units, dict[str, Any]]:
     c = design.columns
@@ -511,7 +511,7 @@ def _calibration_table(spec: CalibrationSpec, frame: pd.DataFrame | None) -> pd.
     )
 
 
-def _run_chain(
+def _run_chain(  # noqa: PLR0915
     design: WeightDesign,
     units: _Units,
     *,
@@ -666,7 +666,7 @@ class WeightResult:
     issues: tuple[Issue, ...]
 
 
-def compute_weights(
+def compute_weights(  # noqa: PLR0912, PLR0915
     data_dir: Path | str,
     design: WeightDesign | Path | str,
     *,

@@ -368,7 +368,7 @@ _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 
 
-def _format_date(value: date, fmt: str, tz: tzinfo) -> str:
+def _format_date(value: date, fmt: str, tz: tzinfo) -> str:  # noqa: PLR0912
     """JavaRosa's DateUtils.format: %Y %y %m %n %b %d %e %H %h %M %S %3 %a %W."""
     moment = _as_datetime(value, tz).astimezone(tz)
     out: list[str] = []
@@ -861,7 +861,7 @@ class _Parser:
             raise XPathRejectedError(javarosa_rejection("a step after an attribute"))
         return steps
 
-    def step(self) -> tuple:
+    def step(self) -> tuple:  # noqa: PLR0912
         tok = self.next()
         if tok.kind == "op" and tok.text == ".":
             return ("self", "*node", self.predicates(forbidden="'.'"))
@@ -1320,7 +1320,7 @@ def _compiled_regex(pattern: str) -> re.Pattern[str]:
         raise XPathEvalError(f"regex(): invalid pattern {pattern!r}: {exc}") from None
 
 
-def _compile_function(raw_name: str, arg_asts: tuple) -> Fn:  # noqa: PLR0911 (one return per JavaRosa type rule)
+def _compile_function(raw_name: str, arg_asts: tuple) -> Fn:  # noqa: PLR0911, PLR0912, PLR0915
     name = raw_name
     if ":" in name:
         prefix, local = name.split(":", 1)
@@ -2064,7 +2064,7 @@ class _Unresolvable(Exception):
     pass
 
 
-def _collect_refs(ast: tuple, context: list[str], current: list[str], found: set[str]) -> None:
+def _collect_refs(ast: tuple, context: list[str], current: list[str], found: set[str]) -> None:  # noqa: PLR0912
     kind = ast[0]
     if kind in ("num", "str"):
         return

@@ -436,7 +436,7 @@ class VCompiler:
 
         return arithmetic
 
-    def _function(self, raw: str, args: tuple, context: list[str], context_path: str) -> VFn:  # noqa: PLR0911 (one return per JavaRosa type rule)
+    def _function(self, raw: str, args: tuple, context: list[str], context_path: str) -> VFn:  # noqa: PLR0911, PLR0912
         name = raw.split(":", 1)[-1] if not raw.startswith("jr:choice") else "jr:choice-name"
         if name in _VOLATILE:
             raise NotVectorizable(name)
