@@ -16,6 +16,7 @@ from toolkit.cli._common import JsonOption, err, guarded, out, print_json, progr
 from toolkit.cli.render import FormOption, MediaOption, print_issues
 from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, OUTPUT_UNWRITABLE, ToolkitError, error
 from toolkit.files import write_text_atomic
+from toolkit.report import counted
 
 # Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
 # migkit command, `--help` included, imports this module, so top-level imports would slow each start-up.
@@ -121,8 +122,8 @@ def _print_summary(result: validation.ValidationResult) -> None:
     stats = result.stats
     verdict = "[green]valid[/]" if result.valid else "[red]findings[/]"
     out.print(
-        f"{stats['instances']} submissions checked in {stats['seconds']} s: {verdict}, "
-        f"{stats['findings']} findings in {stats['instances_with_findings']} submissions."
+        f"{counted(stats['instances'], 'submission')} checked in {stats['seconds']} s: {verdict}, "
+        f"{counted(stats['findings'], 'finding')} in {counted(stats['instances_with_findings'], 'submission')}."
     )
     if not result.findings:
         return
