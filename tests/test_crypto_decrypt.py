@@ -614,7 +614,7 @@ def test_no_key_material_or_answers_in_log_or_output(
     for text in (
         result.output,
         log,
-        json.dumps(stamps._read_stamp(tmp_path / "out" / "leak-1"), ensure_ascii=False),
+        json.dumps(stamps.read_stamp(tmp_path / "out" / "leak-1"), ensure_ascii=False),
     ):
         assert SECRET_ANSWER not in text and body not in text
     assert json.loads(result.stdout) == rows(tmp_path / "out")
@@ -658,10 +658,10 @@ def test_outputs_recorded_by_an_earlier_build_with_md5_fingerprints_are_still_sk
     made = collect(tmp_path / "in" / "a", key, "uuid:old-1")
     crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")
     folder = tmp_path / "out" / "old-1"
-    record = stamps._read_stamp(folder)
-    record["inputs"] = stamps._fingerprint([made.manifest.parent / n for n in record["inputs"]], algorithm="md5")
+    record = stamps.read_stamp(folder)
+    record["inputs"] = stamps.output_fingerprint([made.manifest.parent / n for n in record["inputs"]], algorithm="md5")
     assert all(len(v.partition(":")[2]) == 32 for v in record["inputs"].values())
-    stamps._write_stamp(folder, record)
+    stamps.write_stamp(folder, record)
     again = crypto.decrypt([tmp_path / "in"], key=key, out_dir=tmp_path / "out")
     assert [r.reason_code for r in again.submissions] == [crypto.ALREADY_DONE]
     photo = made.manifest.parent / "1.jpg.enc"
@@ -893,7 +893,7 @@ def test_hidden_prompt_only_on_a_terminal(
     ],
 )
 def test_plain_name_rule(name: str, ok: bool) -> None:
-    assert crypto_manifest._plain_name_ok(name) is ok
+    assert crypto_manifest.plain_name_ok(name) is ok
 
 
 def test_damaged_plaintext_instance_is_reported_other_xml_ignored(

@@ -20,8 +20,8 @@ from typing import Any
 
 from toolkit.crypto.codes import ALREADY_DONE, CONFLICT, DUPLICATE
 from toolkit.crypto.results import CONFLICT_SEPARATOR, PARTIAL_DIR, Status, SubmissionResult
-from toolkit.crypto.stamps import _content_digest, _existing_folders, _folder_outputs, _read_stamp, _write_stamp
-from toolkit.crypto.submission import _Outcome
+from toolkit.crypto.stamps import content_digest, existing_folders, folder_outputs, read_stamp, write_stamp
+from toolkit.crypto.submission import DecryptOutcome
 
 
 class _Committer:
@@ -29,7 +29,7 @@ class _Committer:
         self.out_dir = out_dir
         self.this_run: dict[str, str] = {}  # folder name -> source that put or verified it in this run
 
-    def commit(self, outcome: _Outcome) -> SubmissionResult:  # noqa: PLR0912, PLR0915
+    def commit(self, outcome: DecryptOutcome) -> SubmissionResult:  # noqa: PLR0912, PLR0915
         result = outcome.result
         if outcome.kind == "skipped":
             if outcome.existing in self.this_run:
@@ -49,7 +49,7 @@ class _Committer:
         if outcome.kind != "written":
             return result
         tmp = Path(outcome.tmp)
-        earlier = (_read_stamp(self.out_dir / outcome.existing) or {}) if outcome.existing else {}
+        earlier = (read_stamp(self.out_dir / outcome.existing) or {}) if outcome.existing else {}
         if (
             outcome.existing
             and outcome.existing not in self.this_run
@@ -59,8 +59,8 @@ class _Committer:
             # unless this copy has fewer files than what is there (a partial pull of a complete submission).
             # A verified output is never replaced by a worse copy: that one is kept beside it as a conflict.
             target = self.out_dir / outcome.existing
-            before = (_read_stamp(target) or {}).get("outputs") or {}
-            ours = (_read_stamp(tmp) or {}).get("outputs") or {}
+            before = (read_stamp(target) or {}).get("outputs") or {}
+            ours = (read_stamp(tmp) or {}).get("outputs") or {}
             if result.status == Status.INCOMPLETE and _same_files(before, ours) and set(ours) < set(before):
                 return self._partial_copy(result, tmp, target.name)
             self._swap_in(tmp, target)
@@ -74,19 +74,19 @@ class _Committer:
         else:
             self.this_run[outcome.folder] = result.source
             return _replace(result, folder=outcome.folder)
-        for existing in _existing_folders(self.out_dir, outcome.folder):
-            stamp = _read_stamp(existing)
+        for existing in existing_folders(self.out_dir, outcome.folder):
+            stamp = read_stamp(existing)
             if stamp is None and existing.name not in self.this_run:
                 # A folder without its record (copied without extended attributes, or an interrupted run):
                 # identical content is adopted, anything else is a conflict.
-                if _content_digest(_folder_outputs(existing)) == outcome.digest:
-                    record = _read_stamp(tmp) or {}
+                if content_digest(folder_outputs(existing)) == outcome.digest:
+                    record = read_stamp(tmp) or {}
                     shutil.rmtree(tmp, ignore_errors=True)
-                    _write_stamp(existing, record)
+                    write_stamp(existing, record)
                     self.this_run[existing.name] = result.source
                     return _replace(result, folder=existing.name)
                 continue
-            if stamp is not None and _content_digest(stamp.get("outputs") or {}) == outcome.digest:
+            if stamp is not None and content_digest(stamp.get("outputs") or {}) == outcome.digest:
                 shutil.rmtree(tmp, ignore_errors=True)
                 if result.status == Status.INCOMPLETE:  # still incomplete: say so rather than "duplicate"
                     return _replace(
@@ -100,7 +100,7 @@ class _Committer:
                 continue
             # The same manifest (same wrapped key and signature) is the same submission: when the copy already
             # there did not verify and this one does, the earlier copy was damaged in transfer; this one wins.
-            mine = _read_stamp(tmp) or {}
+            mine = read_stamp(tmp) or {}
             if (
                 stamp.get("status") == Status.SIGNATURE_INVALID
                 and result.status == Status.OK
@@ -114,7 +114,7 @@ class _Committer:
                     message=f"{result.message}; replaced the copy in {existing.name} whose signature did not "
                     "verify (a copy damaged in transfer)",
                 )
-            theirs, ours = stamp.get("outputs") or {}, (_read_stamp(tmp) or {}).get("outputs") or {}
+            theirs, ours = stamp.get("outputs") or {}, (read_stamp(tmp) or {}).get("outputs") or {}
             if not _same_files(theirs, ours):
                 continue
             # The same submission pulled twice with different media present (a photo that arrived later).
@@ -142,10 +142,10 @@ class _Committer:
         conflict = _replace(
             result, status=Status.CONFLICT, reason_code=CONFLICT, message=message, folder=target.name
         )
-        _write_stamp(
+        write_stamp(
             tmp,
             {
-                **(_read_stamp(tmp) or {}),
+                **(read_stamp(tmp) or {}),
                 "status": str(Status.CONFLICT),
                 "reason_code": CONFLICT,
                 "message": message,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from toolkit.crypto.manifest import _plain_name_ok
-from toolkit.crypto.scheme import AES_KEY_BYTES, _encrypt_bytes, _signature_text, collect_iv, iv_seed, rsa_wrap
+from toolkit.crypto.manifest import plain_name_ok
+from toolkit.crypto.scheme import AES_KEY_BYTES, collect_iv, encrypt_bytes, iv_seed, rsa_wrap, signature_text
 
 COLLECT_NS = "http://www.opendatakit.org/xforms/encrypted"
 OPENROSA_NS = "http://openrosa.org/xforms"
@@ -75,19 +75,19 @@ def encrypt_submission(
     signed: list[tuple[str, str]] = []
     media_names: list[str] = []
     for index, (name, content) in enumerate(media):
-        if not _plain_name_ok(name):
+        if not plain_name_ok(name):
             raise ValueError(f"media name {name!r} is not a plain file name")
         path = out_dir / f"{name}.enc"
-        path.write_bytes(_encrypt_bytes(content, key, collect_iv(seed, index)))
+        path.write_bytes(encrypt_bytes(content, key, collect_iv(seed, index)))
         written.append(path)
         media_names.append(path.name)
         signed.append((name, hashlib.md5(content).hexdigest()))
     xml_path = out_dir / "submission.xml.enc"
-    xml_path.write_bytes(_encrypt_bytes(instance_xml, key, collect_iv(seed, len(media))))
+    xml_path.write_bytes(encrypt_bytes(instance_xml, key, collect_iv(seed, len(media))))
     written.append(xml_path)
     signed.append(("submission.xml", hashlib.md5(instance_xml).hexdigest()))
     digest = hashlib.md5(
-        _signature_text(form_id, version, wrapped, instance_id, signed).encode("utf-8")
+        signature_text(form_id, version, wrapped, instance_id, signed).encode("utf-8")
     ).digest()
     signature = rsa_wrap(public_key, digest)
     version_attr = f' version="{_xml_escape(version, True)}"' if version is not None else ""

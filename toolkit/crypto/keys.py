@@ -36,7 +36,7 @@ from toolkit.crypto.codes import (
     KEY_PUBLIC_GIVEN,
     KEY_UNREADABLE,
 )
-from toolkit.crypto.scheme import BLOCK, _strip_pkcs7
+from toolkit.crypto.scheme import BLOCK, strip_pkcs7
 from toolkit.errors import EXIT_CANNOT_RUN, INPUT_MISSING, OUTPUT_UNWRITABLE, ToolkitError, error
 from toolkit.files import make_private_folder
 from toolkit.settings import PASSPHRASE_ENV  # re-exported: where the CLI reads the passphrase from
@@ -278,7 +278,7 @@ def _load_central_record(text: str, secret: bytes | None, path: Path) -> LoadedK
     wrapping = hashlib.pbkdf2_hmac("sha256", secret, salt, CENTRAL_PBKDF2_ROUNDS, 32)
     decryptor = Cipher(algorithms.AES(wrapping), modes.CBC(iv)).decryptor()
     padded = decryptor.update(ciphertext) + decryptor.finalize()
-    plain = _strip_pkcs7(padded)
+    plain = strip_pkcs7(padded)
     if plain is None:
         raise wrong
     block = _pem_block(plain.decode("latin-1"))

@@ -79,7 +79,7 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _UNSAFE_NAME_RE = re.compile(r"[\x00-\x1f\x7f/\\]|\.\.|^[A-Za-z]:")
 
 
-def _plain_name_ok(name: str) -> bool:
+def plain_name_ok(name: str) -> bool:
     """A plain file name: no separators, no '..', not absolute, no NUL or control characters, not too long."""
     return bool(
         name
@@ -133,7 +133,7 @@ def _read_manifest(root: etree._Element, repaired: bool) -> _Manifest:
     if len(media) > MEDIA_MAX_FILES:
         raise _Refused(MANIFEST_UNSAFE, f"lists {len(media)} media files (limit {MEDIA_MAX_FILES}); refused")
     for name in media:
-        if not _plain_name_ok(name):
+        if not plain_name_ok(name):
             raise _Refused(
                 MANIFEST_UNSAFE,
                 f"lists a media file {name!r} that is not a plain file name (path separators, '..', absolute "
@@ -154,7 +154,7 @@ def _read_manifest(root: etree._Element, repaired: bool) -> _Manifest:
             )
         seen.add(output)
     xml_file = _text(children.get("encryptedXmlFile")) or "submission.xml.enc"
-    if not _plain_name_ok(xml_file):
+    if not plain_name_ok(xml_file):
         raise _Refused(
             MANIFEST_UNSAFE, f"names its encrypted XML {xml_file!r}, which is not a plain file name"
         )

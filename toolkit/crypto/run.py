@@ -38,7 +38,7 @@ from toolkit.crypto.outdir import (
 )
 from toolkit.crypto.results import LOG_NAME, PARTIAL_DIR, DecryptResult, Status, SubmissionResult
 from toolkit.crypto.scheme import PRIVATE_FOLDER_MODE
-from toolkit.crypto.submission import _Outcome, _safe_process, _Task
+from toolkit.crypto.submission import DecryptOutcome, DecryptTask, safe_process
 from toolkit.errors import INPUT_MISSING, ToolkitError, error
 
 # --- Finding submissions in folders and zips
@@ -85,10 +85,10 @@ def _label(path: Path, base: Path, prefix: str) -> str:
     return f"{prefix}!{rel}" if prefix else str(path)
 
 
-def _discover(inputs: Sequence[Path], out_dir: Path, scratch: Path) -> Iterator[_Task | SubmissionResult]:
+def _discover(inputs: Sequence[Path], out_dir: Path, scratch: Path) -> Iterator[DecryptTask | SubmissionResult]:
     zips = 0
 
-    def from_zip(archive: Path) -> Iterator[_Task | SubmissionResult]:
+    def from_zip(archive: Path) -> Iterator[DecryptTask | SubmissionResult]:
         nonlocal zips
         zips += 1
         target = scratch / f"zip{zips}"
@@ -116,19 +116,19 @@ def _discover(inputs: Sequence[Path], out_dir: Path, scratch: Path) -> Iterator[
             )
         for file in _walk(target, out_dir):
             if file[-4:].lower() == ".xml":
-                yield _Task(file, _label(Path(file), target, str(archive)), str(out_dir))
+                yield DecryptTask(file, _label(Path(file), target, str(archive)), str(out_dir))
 
     for item in inputs:
         if item.is_file() and item.suffix.lower() == ".zip":
             yield from from_zip(item)
         elif item.is_file():
-            yield _Task(str(item), str(item), str(out_dir))
+            yield DecryptTask(str(item), str(item), str(out_dir))
         else:
             out = str(out_dir)
             for file in _walk(item, out_dir):
                 suffix = file[-4:].lower()
                 if suffix == ".xml":
-                    yield _Task(file, file, out)
+                    yield DecryptTask(file, file, out)
                 elif suffix == ".zip":
                     yield from from_zip(Path(file))
 
@@ -169,9 +169,9 @@ def _init_worker(private_der: bytes) -> None:
     _WORKER_KEY = key
 
 
-def _worker_batch(tasks: Sequence[_Task]) -> list[_Outcome]:
+def _worker_batch(tasks: Sequence[DecryptTask]) -> list[DecryptOutcome]:
     assert _WORKER_KEY is not None
-    return [_safe_process(task, _WORKER_KEY) for task in tasks]
+    return [safe_process(task, _WORKER_KEY) for task in tasks]
 
 
 # --- Public entry points
@@ -203,12 +203,12 @@ def decrypt_submission(
     """
     out_dir = Path(out_dir)
     with locked_output(out_dir):
-        task = _Task(str(manifest), source or str(manifest), str(out_dir))
-        outcome = _safe_process(task, _as_key(key), files)
+        task = DecryptTask(str(manifest), source or str(manifest), str(out_dir))
+        outcome = safe_process(task, _as_key(key), files)
         return _commit_one(_Committer(out_dir), outcome)
 
 
-def _commit_one(committer: _Committer, outcome: _Outcome) -> SubmissionResult:
+def _commit_one(committer: _Committer, outcome: DecryptOutcome) -> SubmissionResult:
     """Commit one outcome; an error moving it into place is its own failed row (a full disk stops the run)."""
     try:
         return committer.commit(outcome)
@@ -300,13 +300,13 @@ IN_FLIGHT_PER_WORKER = 256
 
 
 def _outcomes(
-    found: Iterator[_Task | SubmissionResult], key: rsa.RSAPrivateKey, workers: int
-) -> Iterator[_Outcome | SubmissionResult]:
+    found: Iterator[DecryptTask | SubmissionResult], key: rsa.RSAPrivateKey, workers: int
+) -> Iterator[DecryptOutcome | SubmissionResult]:
     """Results in input order. With workers > 1, batches go to a process pool with a bounded window, so memory
     stays flat however many submissions there are."""
     if workers <= 1:
         for item in found:
-            yield item if isinstance(item, SubmissionResult) else _safe_process(item, key)
+            yield item if isinstance(item, SubmissionResult) else safe_process(item, key)
         return
     # Batches grow from 8 to 128 submissions: a small run is still spread over every worker, a large one pays for
     # inter-process traffic rarely (128 per batch costs about 6% less CPU per submission than 32). Submissions in
@@ -326,21 +326,21 @@ def _outcomes(
 
 
 def _pooled(
-    found: Iterator[_Task | SubmissionResult], pool: concurrent.futures.ProcessPoolExecutor, workers: int
-) -> Iterator[_Outcome | SubmissionResult]:
+    found: Iterator[DecryptTask | SubmissionResult], pool: concurrent.futures.ProcessPoolExecutor, workers: int
+) -> Iterator[DecryptOutcome | SubmissionResult]:
     """Feed the pool in growing batches with a bounded window; results in input order."""
     batch_size, largest_batch = 8, 128
     in_flight_limit = workers * IN_FLIGHT_PER_WORKER
-    pending: deque[tuple[concurrent.futures.Future[list[_Outcome]] | list[SubmissionResult], int]] = deque()
+    pending: deque[tuple[concurrent.futures.Future[list[DecryptOutcome]] | list[SubmissionResult], int]] = deque()
     in_flight = 0
-    batch: list[_Task] = []
+    batch: list[DecryptTask] = []
 
-    def submit(tasks: list[_Task]) -> None:
+    def submit(tasks: list[DecryptTask]) -> None:
         nonlocal in_flight
         pending.append((pool.submit(_worker_batch, tasks), len(tasks)))
         in_flight += len(tasks)
 
-    def drain(limit: int) -> Iterator[_Outcome | SubmissionResult]:
+    def drain(limit: int) -> Iterator[DecryptOutcome | SubmissionResult]:
         nonlocal in_flight
         while pending and in_flight > limit:
             head, size = pending.popleft()

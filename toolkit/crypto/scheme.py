@@ -164,7 +164,7 @@ def enketo_legacy_seed(instance_id: str, aes_key: bytes) -> bytes:
     return forge_md5(_utf16_units(instance_id) + list(aes_key))
 
 
-def _strip_pkcs7(data: bytes) -> bytes | None:
+def strip_pkcs7(data: bytes) -> bytes | None:
     """Strict PKCS#7 check (pad 1..16, all pad bytes equal); None when it fails."""
     if not data or len(data) % BLOCK:
         return None
@@ -203,7 +203,7 @@ def _decrypt_file(src: str, dst: str, aes_key: bytes, iv: bytes) -> tuple[str, s
             ciphertext = _read_all(fd, size)
             fingerprint = f"{len(ciphertext)}:{hashlib.sha256(ciphertext).hexdigest()}"
             padded = decryptor.update(ciphertext)
-            if len(ciphertext) % BLOCK or _strip_pkcs7(padded[-BLOCK:]) is None:  # the pad is in the last block
+            if len(ciphertext) % BLOCK or strip_pkcs7(padded[-BLOCK:]) is None:  # the pad is in the last block
                 raise _FileProblem("padding", "does not decrypt: its padding is invalid")
             plain = memoryview(padded)[: len(padded) - padded[-1]]  # no copy of the plaintext
             _write_new_file(dst, plain)
@@ -218,7 +218,7 @@ def _decrypt_file(src: str, dst: str, aes_key: bytes, iv: bytes) -> tuple[str, s
                 held, decrypted = decrypted[-BLOCK:], decrypted[:-BLOCK]
                 digest.update(decrypted)
                 target.write(decrypted)
-            last = _strip_pkcs7(held)
+            last = strip_pkcs7(held)
             if last is None:
                 raise _FileProblem("padding", "does not decrypt: its padding is invalid")
             digest.update(last)
@@ -264,14 +264,14 @@ def _write_new_file(path: str, data: bytes | memoryview) -> None:
         os.close(fd)
 
 
-def _encrypt_bytes(data: bytes, aes_key: bytes, iv: bytes) -> bytes:
+def encrypt_bytes(data: bytes, aes_key: bytes, iv: bytes) -> bytes:
     padder = padding.PKCS7(128).padder()
     padded = padder.update(data) + padder.finalize()
     encryptor = Cipher(algorithms.AES(aes_key), _CFB(iv)).encryptor()
     return encryptor.update(padded) + encryptor.finalize()
 
 
-def _signature_text(
+def signature_text(
     form_id: str,
     version: str | None,
     encrypted_key_b64: str,

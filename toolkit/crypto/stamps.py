@@ -30,11 +30,11 @@ def _md5_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _content_digest(outputs: Mapping[str, str]) -> str:
+def content_digest(outputs: Mapping[str, str]) -> str:
     return hashlib.sha256("".join(f"{n}:{m}\n" for n, m in sorted(outputs.items())).encode()).hexdigest()
 
 
-def _write_stamp(folder: str | Path, stamp: Mapping[str, Any]) -> None:
+def write_stamp(folder: str | Path, stamp: Mapping[str, Any]) -> None:
     """Record what a work folder holds, before it is renamed into place (so it is never seen half-written).
 
     The record is an extended attribute of the folder where the file system has them (Linux): creating one more file per
@@ -52,7 +52,7 @@ def _write_stamp(folder: str | Path, stamp: Mapping[str, Any]) -> None:
         handle.write(data)
 
 
-def _read_stamp(folder: str | Path) -> dict[str, Any] | None:
+def read_stamp(folder: str | Path) -> dict[str, Any] | None:
     raw: bytes | None = None
     if hasattr(os, "getxattr"):
         with contextlib.suppress(OSError):
@@ -69,14 +69,14 @@ def _read_stamp(folder: str | Path) -> dict[str, Any] | None:
     return stamp if isinstance(stamp, dict) else None
 
 
-def _folder_outputs(folder: Path) -> dict[str, str]:
+def folder_outputs(folder: Path) -> dict[str, str]:
     """MD5 of every output file of a folder that has no record (copied without extended attributes)."""
     return {
         e.name: _md5_file(Path(e.path)) for e in os.scandir(folder) if e.is_file() and e.name != STAMP_NAME
     }
 
 
-def _existing_folders(out_dir: str | Path, folder: str) -> Iterator[Path]:
+def existing_folders(out_dir: str | Path, folder: str) -> Iterator[Path]:
     """OUT/<id>, then the conflict copies OUT/<id>__2, __3, ... that exist."""
     if not os.path.isdir(os.path.join(out_dir, folder)):
         return  # conflict copies exist only next to the first folder
@@ -98,7 +98,7 @@ def _verified(folder: Path, stamp: Mapping[str, Any]) -> bool:
     return all(_md5_file(folder / name) == md5 for name, md5 in outputs.items())
 
 
-def _fingerprint(paths: Iterable[str | Path], *, algorithm: str = "sha256") -> dict[str, str]:
+def output_fingerprint(paths: Iterable[str | Path], *, algorithm: str = "sha256") -> dict[str, str]:
     """Size and digest of each input file ("size:hex"). Sizes alone are not enough: a copy damaged in transfer
     keeps its size, and would then pass for the copy already decrypted (and hide a good copy found later)."""
     out: dict[str, str] = {}
@@ -120,16 +120,16 @@ def _inputs_unchanged(recorded: Any, paths: Iterable[str | Path]) -> bool:
     if not isinstance(recorded, dict):
         return False
     md5 = any(len(str(value).partition(":")[2]) == 32 for value in recorded.values())
-    return recorded == _fingerprint(paths, algorithm="md5" if md5 else "sha256")
+    return recorded == output_fingerprint(paths, algorithm="md5" if md5 else "sha256")
 
 
-def _already_done(
+def already_decrypted(
     out_dir: str | Path, folder: str, manifest_sha: str, inputs: Iterable[str | Path]
 ) -> tuple[Path | None, Path | None]:
     """Look for an earlier run's output of the same manifest: (verified folder, None) when it is intact and
     the inputs are unchanged, (None, folder to replace) when not, (None, None) when there is none."""
-    for existing in _existing_folders(out_dir, folder):
-        stamp = _read_stamp(existing)
+    for existing in existing_folders(out_dir, folder):
+        stamp = read_stamp(existing)
         if stamp is None or stamp.get("manifest_sha256") != manifest_sha:
             continue
         if _inputs_unchanged(stamp.get("inputs"), inputs) and _verified(existing, stamp):

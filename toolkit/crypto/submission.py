@@ -54,11 +54,11 @@ from toolkit.crypto.manifest import (
     _local,
     _Manifest,
     _parse_xml,
-    _plain_name_ok,
     _read_manifest,
     _Refused,
     _text,
     instance_folder,
+    plain_name_ok,
 )
 from toolkit.crypto.outdir import DISK_FULL_ERRNOS
 from toolkit.crypto.results import PARTIAL_DIR, Status, SubmissionResult
@@ -74,7 +74,6 @@ from toolkit.crypto.scheme import (
     _read_all,
     _rsa_unwrap,
     _signature_digest,
-    _signature_text,
     _utf16_units,
     _write_new_file,
     collect_iv,
@@ -82,8 +81,9 @@ from toolkit.crypto.scheme import (
     enketo_legacy_seed,
     forge_md5,
     iv_seed,
+    signature_text,
 )
-from toolkit.crypto.stamps import _already_done, _content_digest, _fingerprint, _read_stamp, _write_stamp
+from toolkit.crypto.stamps import already_decrypted, content_digest, output_fingerprint, read_stamp, write_stamp
 from toolkit.errors import OUTPUT_UNWRITABLE
 
 # Manifests are a few KB (one line per media file); anything far larger is not a manifest.
@@ -94,14 +94,14 @@ PLAINTEXT_XML_MAX_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
-class _Task:
+class DecryptTask:
     path: str  # the XML file on disk
     source: str  # how the log names it (zip members as archive.zip!member)
     out_dir: str
 
 
 @dataclass(frozen=True)
-class _Outcome:
+class DecryptOutcome:
     result: SubmissionResult
     kind: str  # "none" (not a submission), "failed", "written", "skipped"
     tmp: str = ""
@@ -245,7 +245,7 @@ def _signature_candidates(
                 files = [*zip(names, media_md5, strict=True), ("submission.xml", xml_md5)]
                 if hashing != "utf8":
                     files[-1] = ("submission.xml", legacy_xml_md5)
-                text = _signature_text(
+                text = signature_text(
                     manifest.form_id, version, manifest.encrypted_key, attempt.instance_id, files
                 )
                 if hashing == "utf8":
@@ -293,12 +293,12 @@ def _result(
     )
 
 
-def _manifest_too_big(source: str, size: int) -> _Outcome:
+def _manifest_too_big(source: str, size: int) -> DecryptOutcome:
     message = f"is a manifest of {size} bytes (limit {MANIFEST_MAX_BYTES}); refused"
-    return _Outcome(_result(None, source, Status.FAILED, MANIFEST_UNSAFE, message), "failed")
+    return DecryptOutcome(_result(None, source, Status.FAILED, MANIFEST_UNSAFE, message), "failed")
 
 
-def _process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | None = None) -> _Outcome:  # noqa: PLR0912
+def _process(task: DecryptTask, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | None = None) -> DecryptOutcome:  # noqa: PLR0912
     """Read one XML file: decrypt it if it is a manifest, copy it if it is a plaintext instance."""
     out_dir, source = task.out_dir, task.source
     try:
@@ -310,7 +310,7 @@ def _process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | No
             os.close(fd)
         size = max(size, len(data))
         if size > PLAINTEXT_XML_MAX_BYTES:
-            return _Outcome(
+            return DecryptOutcome(
                 _result(
                     None,
                     source,
@@ -321,7 +321,7 @@ def _process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | No
                 "failed",
             )
     except OSError as exc:
-        return _Outcome(
+        return DecryptOutcome(
             _result(None, source, Status.FAILED, MANIFEST_INVALID, f"cannot be read: {exc.strerror}"),
             "failed",
         )
@@ -334,10 +334,10 @@ def _process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | No
         if not looks_like_manifest and refused.code == MANIFEST_INVALID and b"instanceID" not in data:
             # Some other broken XML file (not a submission): not ours to report. A damaged instance (it
             # names an instanceID) is reported below.
-            return _Outcome(_result(None, source, Status.FAILED, refused.code, refused.message), "none")
-        return _Outcome(_result(None, source, Status.FAILED, refused.code, refused.message), "failed")
+            return DecryptOutcome(_result(None, source, Status.FAILED, refused.code, refused.message), "none")
+        return DecryptOutcome(_result(None, source, Status.FAILED, refused.code, refused.message), "failed")
     if _local(root) == "html":
-        return _Outcome(_result(None, source, Status.FAILED, "", "form definition"), "none")  # an XForm
+        return DecryptOutcome(_result(None, source, Status.FAILED, "", "form definition"), "none")  # an XForm
     if not _is_manifest(root):
         return _copy_plaintext(task, root, data)
     if size > MANIFEST_MAX_BYTES:  # a manifest whose markers were pushed past the first MB (leading comments)
@@ -351,7 +351,7 @@ def _process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | No
         if not manifest.encrypted_key:
             raise _Refused(MANIFEST_INVALID, "has no base64EncryptedKey")
     except _Refused as refused:
-        return _Outcome(
+        return DecryptOutcome(
             _result(manifest, source, Status.FAILED, refused.code, f"manifest {refused.message}"), "failed"
         )
     names = [*manifest.media, manifest.xml_file]
@@ -360,14 +360,14 @@ def _process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | No
     paths = {i: path for i, (path, _) in located.items() if path}
     unfound = {i: why for i, (path, why) in located.items() if not path}
     manifest_sha = hashlib.sha256(data).hexdigest()
-    done, replace = _already_done(out_dir, folder, manifest_sha, paths.values())
+    done, replace = already_decrypted(out_dir, folder, manifest_sha, paths.values())
     if done is not None:
         return _skipped(manifest, source, folder, done)
     return _decrypt_manifest(task, manifest, folder, paths, unfound, key, manifest_sha, replace)
 
 
-def _skipped(manifest: _Manifest, source: str, folder: str, done: Path) -> _Outcome:
-    stamp = _read_stamp(done) or {}
+def _skipped(manifest: _Manifest, source: str, folder: str, done: Path) -> DecryptOutcome:
+    stamp = read_stamp(done) or {}
     status = str(stamp.get("status", Status.OK))
     result = _result(
         manifest,
@@ -376,11 +376,11 @@ def _skipped(manifest: _Manifest, source: str, folder: str, done: Path) -> _Outc
         str(stamp.get("reason_code", "")),
         str(stamp.get("message", "")),
     )
-    return _Outcome(result, "skipped", folder=folder, existing=done.name, stamp=stamp)
+    return DecryptOutcome(result, "skipped", folder=folder, existing=done.name, stamp=stamp)
 
 
 def _decrypt_manifest(
-    task: _Task,
+    task: DecryptTask,
     manifest: _Manifest,
     folder: str,
     paths: dict[int, str],
@@ -388,7 +388,7 @@ def _decrypt_manifest(
     key: rsa.RSAPrivateKey,
     manifest_sha: str,
     replace: Path | None,
-) -> _Outcome:
+) -> DecryptOutcome:
     source, out_dir = task.source, task.out_dir
     n_media = len(manifest.media)
     notes: list[tuple[str, str]] = []  # (code, sentence) of secondary facts
@@ -403,7 +403,7 @@ def _decrypt_manifest(
     try:
         wrapped = base64.b64decode(manifest.encrypted_key, validate=True)
     except (binascii.Error, ValueError):
-        return _Outcome(
+        return DecryptOutcome(
             _result(
                 manifest,
                 source,
@@ -422,7 +422,7 @@ def _decrypt_manifest(
             and len(wrapped) in RSA_BLOCK_SIZES
             and _signature_digest(key, manifest.signature) is None
         ):
-            return _Outcome(
+            return DecryptOutcome(
                 _result(
                     manifest,
                     source,
@@ -436,7 +436,7 @@ def _decrypt_manifest(
                 ),
                 "failed",
             )
-        return _Outcome(
+        return DecryptOutcome(
             _result(
                 manifest,
                 source,
@@ -452,7 +452,7 @@ def _decrypt_manifest(
         notes.append((MGF1_SHA1, "the AES key was wrapped with OAEP MGF1-SHA1 (a SunJCE-style encryptor)"))
     xml_index = n_media
     if xml_index not in paths:
-        return _Outcome(
+        return DecryptOutcome(
             _result(
                 manifest,
                 source,
@@ -484,7 +484,7 @@ def _decrypt_manifest(
 
 
 def _decrypt_attempts(  # noqa: PLR0912, PLR0915
-    task: _Task,
+    task: DecryptTask,
     manifest: _Manifest,
     folder: str,
     paths: dict[int, str],
@@ -495,7 +495,7 @@ def _decrypt_attempts(  # noqa: PLR0912, PLR0915
     partial: str,
     manifest_sha: str,
     replace: Path | None,
-) -> _Outcome:
+) -> DecryptOutcome:
     source, n_media = task.source, len(manifest.media)
     xml_index = n_media
     expected = _signature_digest(key, manifest.signature)
@@ -553,7 +553,7 @@ def _decrypt_attempts(  # noqa: PLR0912, PLR0915
     if xml_index not in winner.md5s:
         shutil.rmtree(partial, ignore_errors=True)
         problem = winner.problems.get(xml_index)
-        return _Outcome(
+        return DecryptOutcome(
             _result(
                 manifest,
                 source,
@@ -614,7 +614,7 @@ def _decrypt_attempts(  # noqa: PLR0912, PLR0915
         "version": 1,
         "manifest_sha256": manifest_sha,
         "inputs": {
-            **_fingerprint(paths[i] for i in paths if i not in attempts[0].fingerprints),
+            **output_fingerprint(paths[i] for i in paths if i not in attempts[0].fingerprints),
             **{os.path.basename(paths[i]): attempts[0].fingerprints[i] for i in attempts[0].fingerprints},
         },
         "outputs": outputs,
@@ -623,13 +623,13 @@ def _decrypt_attempts(  # noqa: PLR0912, PLR0915
         "message": message,
         "source": source,
     }
-    _write_stamp(partial, stamp)
-    return _Outcome(
+    write_stamp(partial, stamp)
+    return DecryptOutcome(
         result,
         "written",
         tmp=str(partial),
         folder=folder,
-        digest=_content_digest(outputs),
+        digest=content_digest(outputs),
         existing=str(replace.name) if replace else "",
     )
 
@@ -638,13 +638,13 @@ def _referenced_media(root: etree._Element, folder: Path, xml_name: str) -> list
     """Plaintext instances name their media files as answer values (Collect stores the file name)."""
     values = {(el.text or "").strip() for el in root.iter() if isinstance(el.tag, str) and len(el) == 0}
     found = []
-    for name in sorted(v for v in values if v and _plain_name_ok(v) and v != xml_name):
+    for name in sorted(v for v in values if v and plain_name_ok(v) and v != xml_name):
         if not name.endswith((".xml", ".enc")) and _regular(folder / name):
             found.append(folder / name)
     return found
 
 
-def _copy_plaintext(task: _Task, root: etree._Element, data: bytes) -> _Outcome:
+def _copy_plaintext(task: DecryptTask, root: etree._Element, data: bytes) -> DecryptOutcome:
     path, out_dir, source = Path(task.path), Path(task.out_dir), task.source
     meta_id = ""
     for element in root.iter():
@@ -654,7 +654,7 @@ def _copy_plaintext(task: _Task, root: etree._Element, data: bytes) -> _Outcome:
     instance_id = meta_id or _attr(root, "instanceID") or ""
     form_id = _attr(root, "id") or ""
     if not instance_id and not form_id:
-        return _Outcome(_result(None, source, Status.FAILED, "", "not a submission"), "none")
+        return DecryptOutcome(_result(None, source, Status.FAILED, "", "not a submission"), "none")
     m = _Manifest(
         form_id=form_id[:ID_MAX_CHARS],
         version=_attr(root, "version"),
@@ -669,7 +669,7 @@ def _copy_plaintext(task: _Task, root: etree._Element, data: bytes) -> _Outcome:
     folder = instance_folder(instance_id) if instance_id else "noid-" + hashlib.sha1(source.encode()).hexdigest()[:12]
     media = _referenced_media(root, path.parent, path.name)
     manifest_sha = hashlib.sha256(data).hexdigest()
-    done, replace = _already_done(out_dir, folder, manifest_sha, media)
+    done, replace = already_decrypted(out_dir, folder, manifest_sha, media)
     if done is not None:
         return _skipped(m, source, folder, done)
     partial = Path(_new_partial(out_dir))
@@ -692,24 +692,24 @@ def _copy_plaintext(task: _Task, root: etree._Element, data: bytes) -> _Outcome:
         "message": message,
         "source": source,
     }
-    _write_stamp(partial, stamp)
-    return _Outcome(
+    write_stamp(partial, stamp)
+    return DecryptOutcome(
         _result(m, source, Status.PLAINTEXT, PLAINTEXT, message),
         "written",
         tmp=str(partial),
         folder=folder,
-        digest=_content_digest(outputs),
+        digest=content_digest(outputs),
         existing=replace.name if replace else "",
     )
 
 
-def _safe_process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | None = None) -> _Outcome:
+def safe_process(task: DecryptTask, key: rsa.RSAPrivateKey, files: Mapping[str, Path] | None = None) -> DecryptOutcome:
     try:
         return _process(task, key, files)
     except OSError as exc:
         if exc.errno in DISK_FULL_ERRNOS:
             raise  # every later submission would fail alike: the run stops, with its log
-        return _Outcome(
+        return DecryptOutcome(
             _result(
                 None,
                 task.source,
@@ -721,7 +721,7 @@ def _safe_process(task: _Task, key: rsa.RSAPrivateKey, files: Mapping[str, Path]
         )
     except Exception as exc:  # one odd file from the field must not stop a run of thousands
         # Only the exception type is reported: its text could quote decrypted content.
-        return _Outcome(
+        return DecryptOutcome(
             _result(
                 None,
                 task.source,
