@@ -433,6 +433,11 @@ def test_write_and_read_tables_round_trip(tmp_path, xml_result) -> None:
 
 def test_process_pool_gives_the_same_tables(tmp_path, model, monkeypatch) -> None:
     subs = {f"s{i}": SUB_A.replace("uuid:aaaa", f"uuid:{i:04d}") for i in range(12)}
+    # copies in other batches than their originals: one identical (dropped), one with other answers (kept under
+    # KEY ~dup2, its repeat rows too), and a submission without instanceID (keyed by its file, rows included)
+    subs["z_same"] = subs["s1"]
+    subs["z_other"] = subs["s2"].replace(">34<", ">35<")
+    subs["z_no_id"] = SUB_A.replace("<orx:instanceID>uuid:aaaa</orx:instanceID>", "")
     folder = write_submissions(tmp_path, subs)
     serial = ingest([folder], model, workers=1)
     monkeypatch.setattr(ingest_stage, "POOL_MIN_FILES", 4)
@@ -440,7 +445,15 @@ def test_process_pool_gives_the_same_tables(tmp_path, model, monkeypatch) -> Non
     pooled = ingest([folder], model, workers=2)
     for name, frame in serial.tables.items():
         pd.testing.assert_frame_equal(pooled.tables[name], frame)
-    assert len(serial.tables["hh-trip"]) == 24
+    assert pooled.counts_by_code() == serial.counts_by_code() == {"duplicate_instance": 2, "ingest.instance_id_missing": 1}
+    trips = pooled.tables["hh-trip"]
+    assert len(trips) == 2 * 14
+    assert trips["KEY"].str.startswith("uuid:0002~dup2/").sum() == 2
+    assert (trips["PARENT_KEY"] == "uuid:0002~dup2/g/hl[1]").sum() == 2
+    no_id = pooled.tables["hh"]["KEY"].str.startswith("file:")
+    assert no_id.sum() == 1
+    file_key = pooled.tables["hh"].loc[no_id, "KEY"].iloc[0]
+    assert (pooled.tables["hh-hl"]["PARENT_KEY"] == file_key).sum() == 2
 
 
 @pytest.mark.parametrize(

@@ -30,10 +30,11 @@ from toolkit.errors import (
     error,
     warning,
 )
-from toolkit.ingest.central import _central_opener, _read_central
-from toolkit.ingest.columns import _build, _deduplicate, _rekey
-from toolkit.ingest.parse import _init_worker, _read_chunk, _read_item, _Record
-from toolkit.ingest.plan import _Plan, _plan
+from toolkit.ingest.blocks import Block, init_worker, pack, read_and_pack
+from toolkit.ingest.central import central_opener, read_central
+from toolkit.ingest.columns import build_tables, deduplicate, rekey
+from toolkit.ingest.parse import Record, read_batch
+from toolkit.ingest.plan import Plan, make_plan
 from toolkit.ingest.result import (
     DUPLICATE_INSTANCE,
     ENCRYPTED_SKIPPED,
@@ -52,10 +53,10 @@ from toolkit.ingest.result import (
     write_tables,
 )
 from toolkit.ingest.sources import (
-    _copy_media,
-    _media_files,
-    _xml_sources,
+    copy_media,
     iter_submission_xml,
+    media_files,
+    xml_sources,
 )
 from toolkit.xform import FormModel
 
@@ -86,30 +87,33 @@ _CHUNK = 250
 
 def _read_all(
     items: list[tuple[str, bytes | None]],
-    plan: _Plan,
+    plan: Plan,
     *,
+    first_number: int,
     workers: int,
     progress: Callable[[int], None] | None,
-) -> list[_Record]:
+) -> tuple[list[Record], list[list[Block | None]]]:
+    """Read every candidate file: the records (without rows) and their rows packed per batch of _CHUNK files."""
+    chunks = [(first_number + i, items[i : i + _CHUNK]) for i in range(0, len(items), _CHUNK)]
+    records: list[Record] = []
+    batches: list[list[Block | None]] = []
     if workers <= 1 or len(items) < POOL_MIN_FILES:
-        out = []
-        for number, (name, data) in enumerate(items, start=1):
-            out.append(_read_item(name, data, plan))
-            if progress is not None and number % 100 == 0:
-                progress(100)
-        if progress is not None:
-            progress(len(items) % 100)
-        return out
-    chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
-    records: list[_Record] = []
-    with concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, initializer=_init_worker, initargs=(plan,)
-    ) as pool:
-        for chunk_records in pool.map(_read_chunk, chunks):
-            records.extend(chunk_records)
+        for number, chunk in chunks:
+            bare, blocks = pack(read_batch(chunk, plan), plan, number)
+            records += bare
+            batches.append(blocks)
             if progress is not None:
-                progress(len(chunk_records))
-    return records
+                progress(len(chunk))
+        return records, batches
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers, initializer=init_worker, initargs=(plan,)
+    ) as pool:
+        for bare, blocks in pool.map(read_and_pack, chunks):
+            records += bare
+            batches.append(blocks)
+            if progress is not None:
+                progress(len(bare))
+    return records, batches
 
 
 def ingest(  # noqa: PLR0912, PLR0915
@@ -138,10 +142,11 @@ def ingest(  # noqa: PLR0912, PLR0915
     forms = [form] if isinstance(form, FormModel) else list(form)
     if not forms:
         raise ValueError("ingest needs at least one form model")
-    plan = _plan(forms)
+    plan = make_plan(forms)
     paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(p) for p in inputs]
     issues: list[Issue] = []
-    records: list[_Record] = []
+    records: list[Record] = []
+    batches: list[list[Block | None]] = []
     items: list[tuple[str, bytes | None]] = []
     skipped: Counter[str] = Counter()
     other_ids: Counter[str] = Counter()
@@ -150,12 +155,14 @@ def ingest(  # noqa: PLR0912, PLR0915
             raise ToolkitError(
                 error(INPUT_MISSING, "The input does not exist; check the path.", file=str(path))
             )
-        opener = _central_opener(path)
+        opener = central_opener(path)
         if opener is not None and opener(f"{plan.tables[0].name}.csv") is not None:
-            records += _read_central(opener, plan, str(path), issues)
+            bare, blocks = pack(read_central(opener, plan, str(path), issues), plan, len(records))
+            records += bare
+            batches.append(blocks)
             continue
         try:
-            sources = _xml_sources(path)
+            sources = xml_sources(path)
         except (OSError, zipfile.BadZipFile) as exc:
             raise ToolkitError(
                 error(INPUT_UNREADABLE, f"Cannot read the input: {exc}.", file=str(path))
@@ -180,7 +187,11 @@ def ingest(  # noqa: PLR0912, PLR0915
             progress(done, total)
 
     submission_files: list[str] = []
-    for record in _read_all(items, plan, workers=workers or os.cpu_count() or 1, progress=tick):
+    read, read_batches = _read_all(
+        items, plan, first_number=len(records), workers=workers or os.cpu_count() or 1, progress=tick
+    )
+    batches += read_batches
+    for record in read:
         if record.kind == "other_form":
             other_ids[record.form_id or ""] += 1
         elif record.kind == "doctype":
@@ -212,12 +223,12 @@ def ingest(  # noqa: PLR0912, PLR0915
                         file=record.source,
                     )
                 )
-                record = _rekey(record, f"file:{record.source}")  # noqa: PLW2901 (the re-keyed copy is kept)
+                record = rekey(record, f"file:{record.source}")  # noqa: PLW2901 (the re-keyed copy is kept)
             records.append(record)
     del media_dir  # see the docstring: the form's attachments do not change how answers are read
     if attachments_dir is not None:
         for path in paths:
-            _copy_media(_media_files(path, submission_files), Path(attachments_dir), issues)
+            copy_media(media_files(path, submission_files), Path(attachments_dir), issues)
     if skipped["encrypted"]:
         issues.append(
             warning(
@@ -229,7 +240,7 @@ def ingest(  # noqa: PLR0912, PLR0915
     if other_ids:
         listed = ", ".join(f"{k or '?'} ({v})" for k, v in sorted(other_ids.items()))
         issues.append(warning(OTHER_FORM, f"Files of other forms were skipped: {listed}."))
-    records = _deduplicate(records, issues)
+    records = deduplicate(records, issues)
     if not records:
         issues.append(
             error(
@@ -239,7 +250,7 @@ def ingest(  # noqa: PLR0912, PLR0915
                 file=", ".join(map(str, paths)),
             )
         )
-    tables, columns = _build(plan, records, issues)
+    tables, columns = build_tables(plan, records, batches, issues)
     versions = tuple(sorted({r.version for r in records if r.version}))
     stats = {
         "submissions": len(records),

@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 
 from toolkit.errors import INPUT_UNREADABLE, Issue, error, warning
-from toolkit.ingest.parse import _Record
-from toolkit.ingest.plan import _Plan, _Table
+from toolkit.ingest.parse import Record
+from toolkit.ingest.plan import Plan, TablePlan
 from toolkit.ingest.result import NOT_DECRYPTED, ORPHAN_ROW
-from toolkit.ingest.sources import ZIP_MAX_CSV_BYTES, _open_zip, _zip_infos, _zip_read
+from toolkit.ingest.sources import ZIP_MAX_CSV_BYTES, open_zip, zip_infos, zip_read
 
 # Central "All data" export columns that carry no answer (lib/data/briefcase.js in getodk/central-backend).
 _CENTRAL_META = {
@@ -34,7 +34,7 @@ _CENTRAL_META = {
 _GEO_PARTS = ("Latitude", "Longitude", "Altitude", "Accuracy")
 
 
-def _central_columns(plan: _Plan, table: _Table) -> dict[str, tuple[str, int | None]]:
+def _central_columns(plan: Plan, table: TablePlan) -> dict[str, tuple[str, int | None]]:
     """CSV header -> (field path, geopoint part index).
 
     Central writes group paths joined by '-' relative to the table (its default) or bare names
@@ -57,11 +57,11 @@ def _central_columns(plan: _Plan, table: _Table) -> dict[str, tuple[str, int | N
 _POSITION = re.compile(r"\[(\d+)\]")
 
 
-def _read_central(  # noqa: PLR0912
-    open_member: Callable[[str], bytes | None], plan: _Plan, source: str, issues: list[Issue]
-) -> list[_Record]:
+def read_central(  # noqa: PLR0912
+    open_member: Callable[[str], bytes | None], plan: Plan, source: str, issues: list[Issue]
+) -> list[Record]:
     """Records from a Central CSV export: `<form>.csv` plus `<form>-<repeat>.csv` per repeat."""
-    records: dict[str, _Record] = {}
+    records: dict[str, Record] = {}
     order: list[str] = []
     for index, table in enumerate(plan.tables):
         data = open_member(f"{table.name}.csv")
@@ -117,7 +117,7 @@ def _read_central(  # noqa: PLR0912
                 # read as text (dtype=str, no NA values): "" when Central left a cell empty
                 version = str(frame["FormVersion"].iat[row_number]) if "FormVersion" in frame.columns else None
                 date = str(frame["SubmissionDate"].iat[row_number]) if "SubmissionDate" in frame.columns else None
-                records[key] = _Record(
+                records[key] = Record(
                     source,
                     None,
                     version or None,
@@ -152,7 +152,7 @@ def _read_central(  # noqa: PLR0912
     ]
 
 
-def _central_opener(input_path: Path) -> Callable[[str], bytes | None] | None:
+def central_opener(input_path: Path) -> Callable[[str], bytes | None] | None:
     """A reader of members by name when `input_path` is a Central CSV export (zip or folder), else None."""
     if input_path.is_dir():
 
@@ -162,10 +162,10 @@ def _central_opener(input_path: Path) -> Callable[[str], bytes | None] | None:
 
         return read_file if any(input_path.glob("*.csv")) else None
     if zipfile.is_zipfile(input_path):
-        with _open_zip(input_path) as archive:
+        with open_zip(input_path) as archive:
             tables = {
-                info.filename: _zip_read(archive, info, ZIP_MAX_CSV_BYTES, str(input_path))
-                for info in _zip_infos(archive, str(input_path))
+                info.filename: zip_read(archive, info, ZIP_MAX_CSV_BYTES, str(input_path))
+                for info in zip_infos(archive, str(input_path))
                 if info.filename.lower().endswith(".csv") and "/" not in info.filename
             }
         return tables.get if tables else None

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
+from operator import itemgetter
+from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from toolkit.errors import (
     Issue,
     error,
     warning,
 )
-from toolkit.ingest.parse import _Record
-from toolkit.ingest.plan import _Field, _Plan
+from toolkit.ingest.blocks import NO_POSITION, Block
+from toolkit.ingest.parse import Record
+from toolkit.ingest.plan import FieldPlan, Plan
 from toolkit.ingest.result import (
     DUPLICATE_INSTANCE,
     TYPE_INVALID,
@@ -29,8 +35,10 @@ _DATETIME = rf"\d{{4}}-\d{{2}}-\d{{2}}T{_CLOCK}{_ZONE}"
 _TIME = rf"{_CLOCK}{_ZONE}"
 _NUM = r"-?\d+(?:\.\d+)?"
 _GEOPOINT = rf"{_NUM} {_NUM}(?: {_NUM}){{0,2}}"
-_STRING = pd.StringDtype("python")
-_ARROW_STRING = pd.StringDtype("pyarrow")
+# Text columns are Arrow-backed: one buffer per column instead of a Python object per cell, which is what keeps
+# 100,000 households' tables within memory (readers of the DATA folder choose their own storage, tables.json
+# records only "string").
+_STRING = pd.StringDtype("pyarrow")
 _PATTERNS = {
     "int": _INT,
     "decimal": _DECIMAL,
@@ -45,14 +53,13 @@ _PATTERNS = {
 CENTRAL_EDIT_META = "meta/deprecatedID"
 
 
-def _typed(values: list[str | None], data_type: str) -> tuple[pd.Series, pd.Series | None]:
+def _typed(text: pd.Series, data_type: str) -> tuple[pd.Series, pd.Series | None]:
     """The typed column for a bind type and the mask of values that do not parse (None when all do)."""
     pattern = _PATTERNS.get(data_type)
     if pattern is None:
-        raw = pd.Series(values, dtype=_STRING)
-        return raw.mask(raw == ""), None
+        return text.mask(text == ""), None
     # Checked with Arrow's vectorised string kernels (RE2 accepts these patterns), then typed.
-    raw = pd.Series(values, dtype=_ARROW_STRING).str.strip()
+    raw = text.str.strip()
     raw = raw.mask(raw == "")
     present = raw.notna()
     ok = raw.str.fullmatch(pattern).fillna(False).astype(bool)
@@ -99,28 +106,25 @@ def _unique_name(name: str, group: str, taken: set[str]) -> str:
     return candidate
 
 
-def _rekey(record: _Record, new_id: str) -> _Record:
-    """The record with KEY `new_id` in place of its instanceID, on every row."""
-    old = record.instance_id
-    rows = [
-        (t, new_id + k[len(old) :], None if p is None else new_id + p[len(old) :], n, v, x)
-        for t, k, p, n, v, x in record.rows
-    ]
-    return record._replace(instance_id=new_id, rows=rows)
+def rekey(record: Record, new_id: str) -> Record:
+    """The record with KEY `new_id` in place of its instanceID (its rows' keys are rewritten when the tables are
+    built)."""
+    original = record.instance_id if record.keyed_from is None else record.keyed_from
+    return record._replace(instance_id=new_id, keyed_from=original)
 
 
-def _deduplicate(records: list[_Record], issues: list[Issue]) -> list[_Record]:
+def deduplicate(records: list[Record], issues: list[Issue]) -> list[Record]:
     """One record per instanceID: identical copies are dropped (warning); differing ones are kept with KEY
     `<instanceID>~dup<n>` (error), so that no answer is lost and the conflict stays visible."""
-    by_id: dict[str, list[_Record]] = defaultdict(list)
+    by_id: dict[str, list[Record]] = defaultdict(list)
     for record in records:
         by_id[record.instance_id].append(record)
-    kept: list[_Record] = []
+    kept: list[Record] = []
     for instance_id, copies in by_id.items():
         kept.append(copies[0])
-        variants: list[_Record] = [copies[0]]
+        variants: list[Record] = [copies[0]]
         for copy in copies[1:]:
-            same = next((v for v in variants if v.rows == copy.rows and v.version == copy.version), None)
+            same = next((v for v in variants if v.digest == copy.digest and v.version == copy.version), None)
             if same is not None:
                 issues.append(
                     warning(
@@ -143,31 +147,90 @@ def _deduplicate(records: list[_Record], issues: list[Issue]) -> list[_Record]:
                     file=copy.source,
                 )
             )
-            kept.append(_rekey(copy, new_id))
+            kept.append(rekey(copy, new_id))
     return kept
 
 
-def _build(  # noqa: PLR0912
-    plan: _Plan, records: list[_Record], issues: list[Issue]
+def _ordered(blocks: list[Block], hh_of: np.ndarray) -> tuple[np.ndarray, pa.Array]:
+    """Row order of a table: by household (records sorted by instanceID), rows of one record as read; rows of
+    dropped copies left out. Returns each kept row's record number and the positions to take."""
+    record = np.concatenate([block.record for block in blocks])
+    household = hh_of[record]
+    kept = np.flatnonzero(household > 0)
+    order = kept[np.argsort(household[kept], kind="stable")]
+    return record[order], pa.array(order, type=pa.int64())
+
+
+def _strings(
+    blocks: list[Block], pick: Callable[[Any], pa.Array], take: pa.Array, *, values: bool = False
+) -> pd.Series:
+    """One text column of a table: `pick` chooses it from each block (from its field values when `values`)."""
+    arrays = [pick(block.values if values else block) for block in blocks]
+    arrays = [pa.nulls(len(b.record), pa.string()) if a is None else a for a, b in zip(arrays, blocks, strict=True)]
+    return pd.Series(pd.arrays.ArrowStringArray(pa.concat_arrays(arrays).take(take)))
+
+
+def _rekeyed(keys: pd.Series, record: np.ndarray, renamed: dict[int, tuple[str, str]]) -> pd.Series:
+    """KEY or PARENT_KEY of re-keyed records' rows: the new instanceID in place of the old one."""
+    hits = np.flatnonzero(np.isin(record, np.fromiter(renamed, dtype=np.int64)))
+    if not hits.size:
+        return keys
+    keys = keys.copy()
+    for position in map(int, hits):
+        old, new = renamed[int(record[position])]
+        text = keys.iat[position]
+        if isinstance(text, str):
+            keys.iat[position] = new + text[len(old) :]
+    return keys
+
+
+def _positions(blocks: list[Block], level: int, take: pa.Array) -> pd.Series:
+    numbers = np.concatenate([block.positions[level] for block in blocks])[take.to_numpy()]
+    return pd.Series(pd.array(numbers, dtype="Int64")).mask(numbers == NO_POSITION)
+
+
+def _extra_values(blocks: list[Block], path: str, take: pa.Array) -> pd.Series:
+    """A column of an element the form does not define, from the rows' extras."""
+    starts = np.cumsum([0] + [len(block.record) for block in blocks])
+    inverse = np.full(starts[-1], -1, dtype=np.int64)
+    inverse[take.to_numpy()] = np.arange(len(take))
+    values: list[str | None] = [None] * len(take)
+    for start, block in zip(starts, blocks, strict=False):
+        for position, extra in block.extras:
+            row = inverse[start + position]
+            if row >= 0:
+                values[row] = extra.get(path)
+    return pd.Series(values, dtype=_STRING)
+
+
+def build_tables(  # noqa: PLR0912, PLR0915
+    plan: Plan, records: list[Record], batches: list[list[Block | None]], issues: list[Issue]
 ) -> tuple[dict[str, pd.DataFrame], dict[str, tuple[ColumnInfo, ...]]]:
     records.sort(key=lambda r: r.instance_id)
-    per_table: list[list[tuple[int, tuple]]] = [[] for _ in plan.tables]
+    numbered = [int(block.record.max()) for batch in batches for block in batch if block is not None]
+    numbered += [r.number for r in records]
+    hh_of = np.zeros(max(numbered, default=-1) + 1, dtype=np.int64)  # 0: a copy left out
     for hh_id, record in enumerate(records, start=1):
-        for row in record.rows:
-            per_table[row[0]].append((hh_id, row))
+        hh_of[record.number] = hh_id
+    renamed = {r.number: (r.keyed_from, r.instance_id) for r in records if r.keyed_from is not None}
     unknown_seen: Counter[tuple[int, str]] = Counter(u for r in records for u in r.unknown)
     tables: dict[str, pd.DataFrame] = {}
     infos: dict[str, tuple[ColumnInfo, ...]] = {}
     with_dates = any(r.submission_date for r in records)
     for index, table in enumerate(plan.tables):
-        rows = per_table[index]
-        keys = [row[1] for _, row in rows]
-        data: dict[str, pd.Series] = {"KEY": pd.Series(keys, dtype=_STRING)}
+        blocks = [block for batch in batches if (block := batch[index]) is not None and len(hh_of)]
+        if blocks:
+            row_record, take = _ordered(blocks, hh_of)
+        else:
+            row_record, take = np.zeros(0, dtype=np.int64), pa.array([], type=pa.int64())
+        keys = _strings(blocks, lambda b: b.key, take) if blocks else pd.Series([], dtype=_STRING)
+        keys = _rekeyed(keys, row_record, renamed) if renamed else keys
+        data: dict[str, pd.Series] = {"KEY": keys}
         columns = [ColumnInfo("KEY", "", "key", "string")]
+        households = pd.Series(pd.array(hh_of[row_record], dtype="Int64"))
         if index == 0:
-            data["hh_id"] = pd.Series([hh for hh, _ in rows], dtype="Int64")
-            versions = [r.version for r in records]
-            data["FormVersion"] = pd.Series(versions, dtype=_STRING)
+            data["hh_id"] = households
+            data["FormVersion"] = pd.Series([r.version for r in records], dtype=_STRING)
             columns += [
                 ColumnInfo("hh_id", "", "key", "Int64"),
                 ColumnInfo("FormVersion", "", "meta", "string"),
@@ -176,17 +239,16 @@ def _build(  # noqa: PLR0912
                 data["SubmissionDate"] = pd.Series([r.submission_date for r in records], dtype=_STRING)
                 columns.append(ColumnInfo("SubmissionDate", "", "meta", "string"))
         else:
-            data["PARENT_KEY"] = pd.Series([row[2] for _, row in rows], dtype=_STRING)
-            data["hh_id"] = pd.Series([hh for hh, _ in rows], dtype="Int64")
+            parents = _strings(blocks, lambda b: b.parent, take) if blocks else pd.Series([], dtype=_STRING)
+            data["PARENT_KEY"] = _rekeyed(parents, row_record, renamed) if renamed else parents
+            data["hh_id"] = households
             columns += [
                 ColumnInfo("PARENT_KEY", "", "key", "string"),
                 ColumnInfo("hh_id", "", "key", "Int64"),
             ]
             for depth, repeat_name in enumerate(table.repeats):
                 name = f"{repeat_name}_no"
-                data[name] = pd.Series(
-                    [row[3][depth] if len(row[3]) > depth else None for _, row in rows], dtype="Int64"
-                )
+                data[name] = _positions(blocks, depth, take) if blocks else pd.Series([], dtype="Int64")
                 columns.append(ColumnInfo(name, "", "key", "Int64"))
         taken = set(data)
         specs = list(table.fields)
@@ -195,9 +257,9 @@ def _build(  # noqa: PLR0912
             if table_index == index and path not in known:
                 parent, _, name = path.rpartition("/")
                 if path == f"{table.path}/{CENTRAL_EDIT_META}":
-                    specs.append(_Field(path, name, parent.rsplit("/", 1)[-1], "deprecatedID", "string"))
+                    specs.append(FieldPlan(path, name, parent.rsplit("/", 1)[-1], "deprecatedID", "string"))
                     continue
-                specs.append(_Field(path, name, parent.rsplit("/", 1)[-1], "unknown", "string"))
+                specs.append(FieldPlan(path, name, parent.rsplit("/", 1)[-1], "unknown", "string"))
                 issues.append(
                     warning(
                         UNKNOWN_FIELD,
@@ -207,31 +269,34 @@ def _build(  # noqa: PLR0912
                         path=path,
                     )
                 )
-        # The rows' value tuples transposed into columns; undefined elements come from the rows' extras.
-        known_columns = list(zip(*(row[4] for _, row in rows), strict=True)) if rows else []
         for position_in_table, spec in enumerate(specs):
-            if position_in_table < len(table.fields):
-                values = list(known_columns[position_in_table]) if rows else []
+            if not blocks:
+                text = pd.Series([], dtype=_STRING)
+            elif position_in_table < len(table.fields):
+                text = _strings(blocks, itemgetter(position_in_table), take, values=True)
             else:
-                values = [row[5].get(spec.path) if row[5] else None for _, row in rows]
-            series, bad = _typed(values, spec.data_type)
+                text = _extra_values(blocks, spec.path, take)
+            series, bad = _typed(text, spec.data_type)
             name = _unique_name(spec.name, spec.parent_name, taken)
             data[name] = series
             columns.append(ColumnInfo(name, spec.path, spec.question_type, _dtype_name(series)))
             if bad is not None:
-                for position in bad.to_numpy().nonzero()[0]:
-                    key = keys[position]
+                for position in map(int, bad.to_numpy().nonzero()[0]):
+                    key = str(keys.iat[position])
+                    value = text.iat[position]
                     issues.append(
                         error(
                             TYPE_INVALID,
-                            f"'{values[position]}' is not a valid {spec.data_type} for {spec.name}; the "
+                            f"'{value}' is not a valid {spec.data_type} for {spec.name}; the "
                             "cell is left empty. Correct the submission or the form's type.",
                             instance=key.split("/", 1)[0],
                             path=_indexed_path(plan.root, key, table.path, spec.path),
                             variable=name,
-                            value=values[position],
+                            value=value,
                         )
                     )
         tables[table.name] = pd.DataFrame(data)
         infos[table.name] = tuple(columns)
+        for batch in batches:  # the packed rows of this table are no longer needed
+            batch[index] = None
     return tables, infos

@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from lxml import etree
 
 from toolkit.files import read_regular_file
-from toolkit.ingest.plan import _EMPTY_PLAN, _FIELD, _GROUP, _JR_TEMPLATE, _Plan
-from toolkit.ingest.sources import UNREADABLE_HINTS, UNREADABLE_KINDS, _classify, as_utf8
+from toolkit.ingest.plan import EMPTY_PLAN, FIELD, GROUP, JR_TEMPLATE, Plan
+from toolkit.ingest.sources import UNREADABLE_HINTS, UNREADABLE_KINDS, as_utf8, classify
 from toolkit.xml import UntrustedXMLError, parse_untrusted
 
 
-class _Record(NamedTuple):
+class Record(NamedTuple):
     source: str
     form_id: str | None
     version: str | None
     instance_id: str
-    rows: list[tuple]  # (table, KEY, PARENT_KEY, positions, values, extra), see _Plan.freeze; main first
+    rows: list[tuple]  # (table, KEY, PARENT_KEY, positions, values, extra), see Plan.freeze; main first
     unknown: frozenset[tuple[int, str]]
     submission_date: str | None = None
     problem: str | None = None  # set when the file could not be read
     kind: str = "instance"  # else encrypted, other, other_form, doctype, unreadable: nothing to keep
-
-
-_WORKER_PLAN: _Plan | None = None
-
-
-def _init_worker(plan: _Plan) -> None:
-    global _WORKER_PLAN  # noqa: PLW0603 (a process-pool initializer can only hand data over through a global)
-    _WORKER_PLAN = plan
+    number: int = -1  # the record's number in the run: its rows are packed by it (blocks.pack)
+    digest: bytes = b""  # of the rows, to tell identical copies of a submission from differing ones
+    keyed_from: str | None = None  # the instanceID its rows' keys start with, when it was re-keyed
 
 
 def _local(tag: str) -> str:
@@ -74,7 +70,7 @@ def _walk(  # noqa: PLR0917 (the hot loop: positional arguments are the cheapest
             if len(child):
                 _walk(
                     child,
-                    _EMPTY_PLAN,
+                    EMPTY_PLAN,
                     path,
                     values,
                     key,
@@ -91,15 +87,15 @@ def _walk(  # noqa: PLR0917 (the hot loop: positional arguments are the cheapest
                     values[path] = child.text
             continue
         kind = spec[0]
-        if kind == _FIELD:
+        if kind == FIELD:
             text = child.text
             if text is not None:
                 values[spec[1]] = text
-        elif kind == _GROUP:
+        elif kind == GROUP:
             _walk(
                 child, spec[3], spec[1], values, key, f"{prefix}/{tag}", counters, nos, rows, unknown, table
             )
-        elif child.get(_JR_TEMPLATE) is None:  # a repeat template copied into an instance is not an answer
+        elif child.get(JR_TEMPLATE) is None:  # a repeat template copied into an instance is not an answer
             # Central numbers repeat instances 1.. among the siblings in one parent (keyForStacks).
             n = counters.get(spec[1], 0) + 1
             counters[spec[1]] = n
@@ -110,44 +106,46 @@ def _walk(  # noqa: PLR0917 (the hot loop: positional arguments are the cheapest
             _walk(child, spec[3], spec[1], row_values, row_key, "", {}, row_nos, rows, unknown, spec[2])
 
 
-def _read_submission(source: str, data: bytes, plan: _Plan) -> _Record:
+def _read_submission(source: str, data: bytes, plan: Plan, shared: dict | None = None) -> Record:
     try:
         root = parse_untrusted(data)
     except UntrustedXMLError as exc:
         problem = "it declares a DOCTYPE; refusing it" if exc.reason == "doctype" else f"it {exc.message}"
         if exc.reason == "syntax":
             problem += "; a cut-off copy is the usual cause: copy it again"
-        return _Record(source, None, None, "", [], frozenset(), problem=problem)
+        return Record(source, None, None, "", [], frozenset(), problem=problem)
     instance_id = _instance_id(root) or ""
     values: dict[str, str] = {}
     rows: list[tuple] = [(0, instance_id, None, (), values)]
     unknown: set[tuple[int, str]] = set()
     _walk(root, plan.tree, plan.root, values, instance_id, "", {}, (), rows, unknown, 0)
-    rows = plan.freeze(rows, with_unknown=bool(unknown))
-    return _Record(source, root.get("id"), root.get("version"), instance_id, rows, frozenset(unknown))
+    rows = plan.freeze(rows, with_unknown=bool(unknown), shared=shared)
+    return Record(source, root.get("id"), root.get("version"), instance_id, rows, frozenset(unknown))
 
 
-def _read_item(name: str, data: bytes | None, plan: _Plan) -> _Record:
+def _read_item(name: str, data: bytes | None, plan: Plan, shared: dict | None = None) -> Record:
     """Read (when `data` is None, from the file `name`), classify and parse one candidate file."""
     if data is None:
         try:
             data = read_regular_file(name)
         except OSError as exc:
             problem = str(exc.strerror)
-            return _Record(name, None, None, "", [], frozenset(), problem=problem, kind="unreadable")
+            return Record(name, None, None, "", [], frozenset(), problem=problem, kind="unreadable")
     utf8 = as_utf8(data)
     if utf8 is None:
-        return _Record(name, None, None, "", [], frozenset(), problem=UNREADABLE_HINTS["utf16"], kind="unreadable")
-    kind, attrs = _classify(utf8)
+        return Record(name, None, None, "", [], frozenset(), problem=UNREADABLE_HINTS["utf16"], kind="unreadable")
+    kind, attrs = classify(utf8)
     if kind in UNREADABLE_KINDS:
-        return _Record(name, None, None, "", [], frozenset(), problem=UNREADABLE_HINTS[kind], kind="unreadable")
+        return Record(name, None, None, "", [], frozenset(), problem=UNREADABLE_HINTS[kind], kind="unreadable")
     if kind == "instance" and attrs.get("id") not in plan.form_ids:
         kind = "other_form"
     if kind != "instance":
-        return _Record(name, attrs.get("id"), None, "", [], frozenset(), kind=kind)
-    return _read_submission(name, utf8, plan)
+        return Record(name, attrs.get("id"), None, "", [], frozenset(), kind=kind)
+    return _read_submission(name, utf8, plan, shared)
 
 
-def _read_chunk(chunk: list[tuple[str, bytes | None]]) -> list[_Record]:
-    assert _WORKER_PLAN is not None
-    return [_read_item(name, data, _WORKER_PLAN) for name, data in chunk]
+def read_batch(items: Sequence[tuple[str, bytes | None]], plan: Plan) -> list[Record]:
+    """Read a batch of candidate files; equal answer texts in the batch become one string object (see
+    `Plan.freeze`)."""
+    shared: dict[str | None, str | None] = {}
+    return [_read_item(name, data, plan, shared) for name, data in items]

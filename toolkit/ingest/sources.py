@@ -30,7 +30,7 @@ ZIP_MAX_CSV_BYTES = 2 * 1024 * 1024 * 1024
 ZIP_MAX_MEDIA_BYTES = 2 * 1024 * 1024 * 1024
 ZIP_MAX_RATIO = ARCHIVE_MAX_RATIO
 
-# What `_classify` calls files that cannot be read as XML at all; how to fix each is in UNREADABLE_HINTS.
+# What `classify` calls files that cannot be read as XML at all; how to fix each is in UNREADABLE_HINTS.
 UNREADABLE_KINDS = frozenset({"empty", "binary"})
 UNREADABLE_HINTS = {
     "empty": "the file is empty; copy it again from the tablet or the server (or run `migkit decrypt` again)",
@@ -70,7 +70,7 @@ def as_utf8(data: bytes) -> bytes | None:
     return _UTF16_DECLARATION.sub(rb"\1\2UTF-8\2", text.encode("utf-8"), count=1)
 
 
-def _classify(data: bytes) -> tuple[str, dict[str, str]]:  # noqa: PLR0911 (one return per kind of file)
+def classify(data: bytes) -> tuple[str, dict[str, str]]:  # noqa: PLR0911 (one return per kind of file)
     """What an XML file is, from its head: instance, encrypted (an ODK manifest), doctype, other (XML that is no
     submission: an XForm, a log), empty, or binary (not XML text at all). UTF-16 goes through `as_utf8` first."""
     head = data[:65536].lstrip(b"\xef\xbb\xbf")
@@ -105,7 +105,7 @@ class _Source(NamedTuple):
     is_file: bool = False  # a plain file, which a worker process can read by its name
 
 
-def _open_zip(path: Path) -> SafeZip:
+def open_zip(path: Path) -> SafeZip:
     """Open an input zip under the shared caps; ToolkitError when it cannot be read or is refused whole."""
     try:
         return SafeZip(path, max_ratio=ZIP_MAX_RATIO)
@@ -113,7 +113,7 @@ def _open_zip(path: Path) -> SafeZip:
         raise ToolkitError(error(INPUT_UNREADABLE, f"The zip {exc.message}.", file=str(path))) from None
 
 
-def _zip_read(archive: SafeZip, info: zipfile.ZipInfo, cap: int, source: str) -> bytes:
+def zip_read(archive: SafeZip, info: zipfile.ZipInfo, cap: int, source: str) -> bytes:
     """Read one zip entry under a size cap and a compression-ratio cap; ToolkitError when it breaks one."""
     try:
         return archive.read(info, cap)
@@ -128,7 +128,7 @@ def _zip_read(archive: SafeZip, info: zipfile.ZipInfo, cap: int, source: str) ->
         ) from None
 
 
-def _zip_infos(archive: SafeZip, source: str) -> list[zipfile.ZipInfo]:
+def zip_infos(archive: SafeZip, source: str) -> list[zipfile.ZipInfo]:
     """The entries that may be read (regular files with safe names); `source` names the zip in messages."""
     del source  # the archive was checked when it was opened
     return archive.members
@@ -148,7 +148,7 @@ def _holder(data: bytes) -> Callable[[], bytes]:
     return load
 
 
-def _xml_sources(input_path: Path) -> list[_Source]:
+def xml_sources(input_path: Path) -> list[_Source]:
     """Candidate XML files of a folder (recursive, sorted) or a zip, not yet read."""
     if input_path.is_dir():
         found: list[str] = []
@@ -160,12 +160,12 @@ def _xml_sources(input_path: Path) -> list[_Source]:
     if zipfile.is_zipfile(input_path):
         # Submissions in a zip are small: read them all while the archive is open.
         sources = []
-        with _open_zip(input_path) as archive:
-            infos = [i for i in _zip_infos(archive, str(input_path)) if i.filename.lower().endswith(".xml")]
+        with open_zip(input_path) as archive:
+            infos = [i for i in zip_infos(archive, str(input_path)) if i.filename.lower().endswith(".xml")]
             for info in sorted(infos, key=lambda i: i.filename):
                 name = f"{input_path}!{info.filename}"
                 try:
-                    data = _zip_read(archive, info, ZIP_MAX_XML_BYTES, str(input_path))
+                    data = zip_read(archive, info, ZIP_MAX_XML_BYTES, str(input_path))
                 except ToolkitError as exc:
                     sources.append(_Source(name, _raiser(exc)))
                     continue
@@ -190,20 +190,20 @@ def iter_submission_xml(input_path: Path, *, form_id: str | None = None) -> Iter
             as UTF-8.
         form_id: when given, only instances whose root `id` is this form id.
     """
-    for source in _xml_sources(Path(input_path)):
+    for source in xml_sources(Path(input_path)):
         raw = source.load()
         data = as_utf8(raw)
         if data is None:
             yield source.name, raw
             continue
-        kind, attrs = _classify(data)
+        kind, attrs = classify(data)
         if kind in UNREADABLE_KINDS or kind == "doctype" or (
             kind == "instance" and (form_id is None or attrs.get("id") == form_id)
         ):
             yield source.name, data
 
 
-def _copy_media(
+def copy_media(
     files: Iterable[tuple[str, Callable[[], bytes]]], target_dir: Path, issues: list[Issue]
 ) -> int:
     """Copy attachments flat into `target_dir` (Collect names them by capture time, so names rarely clash)."""
@@ -231,7 +231,7 @@ def _copy_media(
     return copied
 
 
-def _media_files(
+def media_files(
     input_path: Path, submission_sources: list[str]
 ) -> Iterator[tuple[str, Callable[[], bytes]]]:
     if input_path.is_dir():
@@ -259,11 +259,11 @@ def _media_files(
             ]
         yield from files
     elif zipfile.is_zipfile(input_path):
-        with _open_zip(input_path) as archive:  # open while the caller copies, one entry at a time
-            for info in _zip_infos(archive, str(input_path)):
+        with open_zip(input_path) as archive:  # open while the caller copies, one entry at a time
+            for info in zip_infos(archive, str(input_path)):
                 name = info.filename
                 if name.startswith("media/") and not name.lower().endswith((".xml", ".csv")):
                     yield (
                         f"{input_path}!{name}",
-                        partial(_zip_read, archive, info, ZIP_MAX_MEDIA_BYTES, str(input_path)),
+                        partial(zip_read, archive, info, ZIP_MAX_MEDIA_BYTES, str(input_path)),
                     )
