@@ -144,3 +144,15 @@ def test_piped_output_has_no_blank_lines_where_progress_bars_were(tmp_path) -> N
     assert done.returncode == 0, done.stderr
     shown = done.stderr + done.stdout
     assert shown.strip() and not shown.startswith("\n") and "\n\n\n" not in shown, repr(shown[:200])
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "1"), ("2", "2")])
+def test_command_line_keeps_blas_to_one_thread_unless_the_user_sets_it(given: str | None, expected: str) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"}}
+    if given is not None:
+        env["OPENBLAS_NUM_THREADS"] = given
+    code = "import os, toolkit.cli; print(os.environ['OPENBLAS_NUM_THREADS'], os.environ['OMP_NUM_THREADS'])"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=env, check=True)
+    assert run.stdout.split() == [expected, "1"]
