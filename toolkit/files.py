@@ -7,8 +7,10 @@ import contextlib
 import errno
 import os
 import secrets
+import shutil
 import stat
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -32,6 +34,32 @@ def write_atomic(target: Path, write: Callable[[Path], object], *, shared: bool 
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+def write_together_atomic(folder: Path, writers: Sequence[tuple[str, Callable[[Path], object]]]) -> list[Path]:
+    """Write several files of one folder as a set: each whole into one hidden temporary folder inside `folder`, then
+    renamed into place in the given order (put the file that names the others last). A failed write leaves the
+    previous set as it was; only a failure during the renames themselves can leave new files beside old ones.
+    The files are private (0600).
+
+    Parameters:
+        folder: where the files go (created when missing).
+        writers: (file name, function writing the whole file to the path it is given), in rename order.
+    Returns the written paths, in that order.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(prefix=".write-", dir=folder))
+    try:
+        for name, write in writers:
+            write(temp / name)
+            (temp / name).chmod(0o600)
+        written = []
+        for name, _ in writers:
+            (temp / name).replace(folder / name)
+            written.append(folder / name)
+        return written
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def _new_temporary(target: Path, mode: int) -> Path:

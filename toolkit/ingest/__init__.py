@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from toolkit.dataset import MANIFEST
 from toolkit.errors import (
     INPUT_MISSING,
     INPUT_UNREADABLE,
@@ -38,7 +39,6 @@ from toolkit.ingest.plan import Plan, make_plan
 from toolkit.ingest.result import (
     DUPLICATE_INSTANCE,
     ENCRYPTED_SKIPPED,
-    MANIFEST,
     MEDIA_CONFLICT,
     NO_INSTANCE_ID,
     NO_SUBMISSIONS,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,18 +9,12 @@ from typing import Any
 
 import pandas as pd
 
-from toolkit.dataset import MANIFEST, read_manifest
+from toolkit.dataset import Column, DataFolder, Table
 from toolkit.errors import (
-    INPUT_UNREADABLE,
-    OUTPUT_UNWRITABLE,
     Issue,
-    Location,
     Severity,
-    ToolkitError,
     define,
-    error,
 )
-from toolkit.spreadsheet import safe_frame
 
 # Shared with validate (same code, same title: define() refuses a second title).
 TYPE_INVALID = define("type_invalid", "A value does not parse as the question's type")
@@ -78,35 +69,34 @@ class IngestResult:
         return dict(Counter(issue.code for issue in self.issues))
 
 
-# Text columns of the DATA folder are Arrow-backed in memory, as ingest builds them: one buffer per column rather
-# than a Python object per cell (what lets every stage hold 100,000 households' tables within 2 GB).
-_STRING = pd.StringDtype("pyarrow")
-
-
-def _manifest(result: IngestResult, files: dict[str, str]) -> dict[str, Any]:
-    return {
-        "form_id": result.form_id,
-        "form_versions": list(result.form_versions),
-        "tables": {
-            name: {
-                "file": files[name],
-                "path": result.table_paths[name],
-                "parent": result.parents.get(name),
-                "rows": len(frame),
-                "columns": [
-                    {"name": c.name, "path": c.path, "question_type": c.question_type, "dtype": c.dtype}
-                    for c in result.columns.get(name, ())
-                ],
-            }
-            for name, frame in result.tables.items()
-        },
-        "stats": result.stats,
-        "issues": [issue.flatten() for issue in result.issues],
-    }
+def data_folder(result: IngestResult, out_dir: Path) -> DataFolder:
+    """The DATA folder record of an ingest result: one table per level, with its columns and row count."""
+    tables = tuple(
+        Table(
+            name=name,
+            file=f"{name}.parquet",
+            path=result.table_paths[name],
+            parent=result.parents.get(name),
+            rows=len(frame),
+            columns=tuple(
+                Column(c.name, c.path, c.question_type, c.dtype) for c in result.columns.get(name, ())
+            ),
+        )
+        for name, frame in result.tables.items()
+    )
+    return DataFolder(
+        folder=Path(out_dir),
+        form_id=result.form_id,
+        tables=tables,
+        form_versions=result.form_versions,
+        stats=result.stats,
+        issues=result.issues,
+    )
 
 
 def write_tables(result: IngestResult, out_dir: Path, *, csv: bool = False) -> list[Path]:
-    """Write the tables (Parquet, plus CSV with a BOM when asked) and tables.json into `out_dir`, atomically.
+    """Write the tables (Parquet, plus CSV with a BOM when asked) and tables.json into `out_dir`, atomically
+    (`DataFolder.write`: a failed write leaves the previous set as it was).
 
     Parameters:
         result: what `ingest` returned.
@@ -114,86 +104,30 @@ def write_tables(result: IngestResult, out_dir: Path, *, csv: bool = False) -> l
         csv: also write `<table>.csv` (UTF-8 with BOM, so Excel shows Cyrillic).
     Returns the written paths, tables.json last.
     """
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        # Not toolkit.files: the tables and tables.json are written whole in one temporary folder before the
-        # first is renamed into place (tables.json last), so a failed write leaves the previous set as it was
-        # (a failure during the renames themselves can leave new tables beside the previous tables.json).
-        temp = Path(tempfile.mkdtemp(prefix=".ingest-", dir=out_dir))
-    except OSError as exc:
-        raise ToolkitError(
-            error(OUTPUT_UNWRITABLE, f"Cannot create the output folder: {exc}.", file=str(out_dir))
-        ) from None
-    try:
-        names: list[str] = []
-        files: dict[str, str] = {}
-        for name, frame in result.tables.items():
-            files[name] = f"{name}.parquet"
-            frame.to_parquet(temp / files[name], index=False)
-            names.append(files[name])
-            if csv:
-                # For spreadsheets: answers that would run as formulas are written as text (Parquet keeps them).
-                safe_frame(frame).to_csv(temp / f"{name}.csv", index=False, encoding="utf-8-sig")
-                names.append(f"{name}.csv")
-        (temp / MANIFEST).write_text(
-            json.dumps(_manifest(result, files), ensure_ascii=False, indent=2, default=str), encoding="utf-8"
-        )
-        names.append(MANIFEST)
-        written = []
-        for name in names:
-            (temp / name).chmod(0o600)  # the tables hold answers: private, as every other output with answers
-            (temp / name).replace(out_dir / name)
-            written.append(out_dir / name)
-        return written
-    except OSError as exc:
-        raise ToolkitError(
-            error(OUTPUT_UNWRITABLE, f"Cannot write the tables: {exc}.", file=str(out_dir))
-        ) from None
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
-
-
-def _restore(frame: pd.DataFrame, columns: list[dict[str, Any]]) -> pd.DataFrame:
-    for column in columns:
-        name, dtype = column["name"], column["dtype"]
-        if name in frame.columns:
-            frame[name] = frame[name].astype(_STRING if dtype == "string" else dtype)
-    return frame
+    return data_folder(result, out_dir).write(result.tables, csv=csv)
 
 
 def read_tables(data_dir: Path) -> IngestResult:
-    """Read a DATA folder written by `write_tables` back into an IngestResult (dtypes as in tables.json).
+    """Read a DATA folder back into an IngestResult (dtypes as in tables.json).
 
     Parameters:
         data_dir: the folder holding tables.json and the Parquet files.
     """
-    data_dir = Path(data_dir)
-    manifest = read_manifest(data_dir)
-    try:
-        tables = {
-            name: _restore(pd.read_parquet(data_dir / meta["file"]), meta["columns"])
-            for name, meta in manifest["tables"].items()
-        }
-    except (OSError, ValueError, KeyError) as exc:
-        raise ToolkitError(
-            error(INPUT_UNREADABLE, f"Cannot read the tables: {exc}.", file=str(data_dir))
-        ) from None
-    issues = []
-    for stored in manifest.get("issues", []):
-        flat = dict(stored)
-        code, severity, message = flat.pop("code"), Severity(flat.pop("severity")), flat.pop("message")
-        value = flat.pop("value", None)
-        issues.append(Issue(code, severity, message, Location(**flat), value))
+    return from_data_folder(DataFolder.read(data_dir))
+
+
+def from_data_folder(data: DataFolder) -> IngestResult:
+    """The IngestResult of a DATA folder that `DataFolder.read` checked (its tables loaded with their dtypes)."""
     return IngestResult(
-        form_id=manifest["form_id"],
-        tables=tables,
-        table_paths={name: meta["path"] for name, meta in manifest["tables"].items()},
-        issues=tuple(issues),
-        stats=manifest.get("stats", {}),
-        parents={name: meta.get("parent") for name, meta in manifest["tables"].items()},
+        form_id=data.form_id,
+        tables=data.load_all(recorded_dtypes=True),
+        table_paths={t.name: t.path for t in data.tables},
+        issues=data.issues,
+        stats=dict(data.stats),
+        parents={t.name: t.parent for t in data.tables},
         columns={
-            name: tuple(ColumnInfo(**c) for c in meta["columns"]) for name, meta in manifest["tables"].items()
+            t.name: tuple(ColumnInfo(c.name, c.path or "", c.question_type or "", c.dtype) for c in t.columns)
+            for t in data.tables
         },
-        form_versions=tuple(manifest.get("form_versions", [])),
+        form_versions=data.form_versions,
     )
