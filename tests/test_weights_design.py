@@ -644,7 +644,7 @@ def test_manifest_records_weights_and_design(weighted: tuple[Path, dict]) -> Non
     out, _ = weighted
     manifest = json.loads((out / "tables.json").read_text(encoding="utf-8"))
     assert manifest["form_id"] == "household"  # what ingest wrote is kept
-    entries = {e["file"]: e for e in manifest["tables"]}
+    entries = {e["file"]: e for e in manifest["tables"].values()}  # the example's list layout comes back as ingest's
     assert entries["household.parquet"]["weights"] == ["weight_base", "weight_hh"]
     assert entries["household-hl.parquet"]["weights"] == ["weight_hh", "weight_person"]
     assert "repw_1" in {c["name"] for c in entries["household-hl.parquet"]["columns"]}
@@ -725,7 +725,7 @@ def test_individual_interview_weights(example: dict[str, Path], tmp_path: Path) 
     ).rows[0]
     assert 15 <= row.estimate < 65 and row.se > 0
     manifest = json.loads((tmp_path / "out" / "tables.json").read_text(encoding="utf-8"))
-    entry = next(e for e in manifest["tables"] if e["file"] == "household-hl.parquet")
+    entry = manifest["tables"]["household-hl"]
     assert "weight_individual" in entry["weights"]
     assert "individuals" in [s["step"] for s in res.steps]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -10,7 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from toolkit.dataset import MANIFEST, read_manifest
+from toolkit.dataset import MANIFEST, DataFolder
+from toolkit.dataset import Design as DataDesign
 from toolkit.errors import (
     EXIT_USAGE,
     INPUT_UNREADABLE,
@@ -96,52 +98,37 @@ def load_tables(data: Any, form: FormModel) -> tuple[list[SourceTable], Design]:
 
 
 def read_data_folder(folder: Path, form: FormModel) -> tuple[list[SourceTable], Design]:
-    """Tables, column paths, weights and design from a DATA folder (tables.json and its Parquet files)."""
-    manifest = read_manifest(folder)
-    manifest_path = folder / MANIFEST
-    if manifest.get("form_id") not in (None, form.form_id):
+    """Tables, column paths, weights and design from a DATA folder (`DataFolder`: tables.json and its Parquet files)."""
+    data = DataFolder.read(folder)
+    if data.form_id != form.form_id:
         raise ToolkitError(
             error(
                 INPUT_UNREADABLE,
-                f"The DATA folder is for form {manifest.get('form_id')!r}, not {form.form_id!r}; pass the "
-                "matching --form.",
-                file=str(manifest_path),
+                f"The DATA folder is for form {data.form_id!r}, not {form.form_id!r}; pass the matching --form.",
+                file=str(folder / MANIFEST),
             ),
             EXIT_USAGE,
         )
-    entries = manifest.get("tables", {})
-    if isinstance(entries, list):
-        entries = {entry.get("name") or Path(entry["file"]).stem: entry for entry in entries}
-    global_weights = tuple(manifest.get("weights") or ())
     out = []
-    for name, entry in entries.items():
-        file = folder / entry.get("file", f"{name}.parquet")
-        try:
-            frame = pd.read_parquet(file)
-        except (OSError, ValueError) as exc:
-            raise ToolkitError(
-                error(INPUT_UNREADABLE, f"Cannot read the table: {exc}", file=str(file))
-            ) from None
-        column_paths = {c["name"]: c["path"] for c in entry.get("columns", []) if c.get("path")}
-        path = entry.get("path") or resolve_table_path(name, form)
+    for table in data.tables:
+        path = table.path or resolve_table_path(table.name, form)
         if path not in form.nodes:
-            path = resolve_table_path(name, form)
-        weights = tuple(entry.get("weights") or ()) + global_weights
-        replicates = tuple(entry.get("replicate_weights") or ())
-        parent = entry.get("parent")
-        if isinstance(parent, str) and parent.endswith(".parquet"):
-            parent = parent.removesuffix(".parquet")  # some writers name the parent by its file
-        out.append(SourceTable(name, path, parent, frame, column_paths, weights, replicates))
-    # `migkit weights` records per table `weights` and `replicate_weights`, and a top-level `design`.
-    design_entry = manifest.get("design") or {}
-    design_replicates = design_entry.get("replicates")
-    design = Design(
-        design_entry.get("weight"),
-        design_entry.get("strata"),
-        design_entry.get("psu"),
-        design_replicates if isinstance(design_replicates, Mapping) else None,
-    )
-    return out, design
+            path = resolve_table_path(table.name, form)
+        out.append(
+            SourceTable(
+                table.name,
+                path,
+                table.parent,
+                data.load(table.name),
+                table.column_paths,
+                table.weights,
+                table.replicate_weights,
+            )
+        )
+    # `migkit weights` records per table `weights` and `replicate_weights`, and the variance `design`.
+    recorded = data.design or DataDesign()
+    replicates = dataclasses.asdict(recorded.replicates) if recorded.replicates else None
+    return out, Design(recorded.weight, recorded.strata, recorded.psu, replicates)
 
 
 # --- building a table's variables ---------------------------------------------------------------------------

@@ -21,6 +21,8 @@ from typing import Any, Literal, cast
 import numpy as np
 import pandas as pd
 
+from toolkit.dataset import Column, DataFolder, Replicates, TableWeights
+from toolkit.dataset import Design as DataDesign
 from toolkit.errors import EXIT_USAGE, INPUT_MISSING, Issue, ToolkitError, define, error, warning
 from toolkit.estimate import make_design
 from toolkit.weights.calibration import CalibrationResult, calibrate, margins_from_frame, poststratify, rake
@@ -66,30 +68,23 @@ HISTOGRAM_NAME = "weights-histogram.png"
 
 
 def _find_tables(data_dir: Path, design: WeightDesign) -> tuple[Path, Path | None]:
+    """The household table and the roster (None when there is none): by tables.json when the folder has one,
+    else by the Parquet file names ingest uses (`<form_id>.parquet`, `<form_id>-<roster>.parquet`)."""
     if not data_dir.is_dir():
         raise ToolkitError(
             error(INPUT_MISSING, "DATA folder not found; run `migkit ingest` first", file=str(data_dir)),
             EXIT_USAGE,
         )
-    form_id = design.form_id
-    if form_id is None:
-        mains = [
-            p
-            for p in sorted(data_dir.glob("*.parquet"))
-            if any(q.name.startswith(p.stem + "-") for q in data_dir.glob("*.parquet"))
-        ]
-        if not mains:
-            mains = [p for p in sorted(data_dir.glob("*.parquet")) if "-" not in p.stem]
-        if len(mains) != 1:
+    if DataFolder.exists(data_dir):
+        data = DataFolder.read(data_dir)
+        form_id = design.form_id or data.form_id
+        files = {t.name: data_dir / t.file for t in data.tables}
+        if form_id not in files:
             raise ToolkitError(
-                error(
-                    TABLE_MISSING,
-                    "cannot tell which table is the household level; set [survey] form_id in the design file",
-                    file=str(data_dir),
-                ),
-                EXIT_USAGE,
+                error(TABLE_MISSING, f"household table {form_id}.parquet not found", file=str(data_dir)), EXIT_USAGE
             )
-        form_id = mains[0].stem
+        return files[form_id], files.get(f"{form_id}-{design.roster}")
+    form_id = design.form_id or _main_table_name(data_dir)
     hh = data_dir / f"{form_id}.parquet"
     if not hh.is_file():
         raise ToolkitError(
@@ -97,6 +92,27 @@ def _find_tables(data_dir: Path, design: WeightDesign) -> tuple[Path, Path | Non
         )
     roster = data_dir / f"{form_id}-{design.roster}.parquet"
     return hh, roster if roster.is_file() else None
+
+
+def _main_table_name(data_dir: Path) -> str:
+    """The household table of a folder of Parquet files without tables.json: the one other tables are named after."""
+    mains = [
+        p
+        for p in sorted(data_dir.glob("*.parquet"))
+        if any(q.name.startswith(p.stem + "-") for q in data_dir.glob("*.parquet"))
+    ]
+    if not mains:
+        mains = [p for p in sorted(data_dir.glob("*.parquet")) if "-" not in p.stem]
+    if len(mains) != 1:
+        raise ToolkitError(
+            error(
+                TABLE_MISSING,
+                "cannot tell which table is the household level; set [survey] form_id in the design file",
+                file=str(data_dir),
+            ),
+            EXIT_USAGE,
+        )
+    return mains[0].stem
 
 
 def _labels(series: pd.Series) -> np.ndarray:
@@ -942,65 +958,46 @@ def _update_manifest(
     n_replicates: int,
     individuals: bool = False,
 ) -> None:
-    """Record the new columns in tables.json: per table `weights` (export keeps and labels them) and the
-    variance `design` (weight, strata, PSU), keeping every other key ingest wrote."""
-    path = out / "tables.json"
-    if not path.is_file():
+    """Record the new columns in tables.json (`DataFolder.with_weights`): per table `weights` (export keeps and
+    labels them) and the variance `design` (weight, strata, PSU), keeping everything ingest recorded."""
+    if not DataFolder.exists(out):
         return
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    if not isinstance(manifest, dict):
-        return
+    data = DataFolder.read(out)
     o = d.output
     prefix = str(d.replicates["prefix"])
-    reps = [f"{prefix}{i + 1}" for i in range(n_replicates)]
+    reps = tuple(f"{prefix}{i + 1}" for i in range(n_replicates))
     new_columns = {
-        hh_file: [
-            o["base_weight"],
-            o["status"],
-            o["household_weight"],
-            o["variance_stratum"],
-            o["variance_psu"],
-        ],
-        person_file: [o["household_weight"], o["person_weight"], o["variance_stratum"], o["variance_psu"]],
+        hh_file: [o["base_weight"], o["status"], o["household_weight"], o["variance_stratum"], o["variance_psu"]],
     }
-    weights = {
-        hh_file: [o["base_weight"], o["household_weight"]],
-        person_file: [o["household_weight"], o["person_weight"]],
-    }
-    if individuals and person_file is not None:
-        ind_reps = [f"{d.individuals['replicate_prefix']}{i + 1}" for i in range(n_replicates)]
-        new_columns[person_file] += [o["individual_weight"], *ind_reps]
-        weights[person_file].append(o["individual_weight"])
-    entries = manifest.get("tables")
-    items = entries if isinstance(entries, list) else list((entries or {}).values())
-    for entry in items:
-        if not isinstance(entry, dict) or entry.get("file") not in new_columns or entry.get("file") is None:
-            continue
-        file = entry["file"]
-        entry["weights"] = weights[file]
-        entry["replicate_weights"] = reps
-        columns = entry.setdefault("columns", [])
-        known = {c.get("name") for c in columns if isinstance(c, dict)}
-        for name in [*new_columns[file], *reps]:
-            if name not in known:
-                dtype = (
-                    "string" if name in (o["status"], o["variance_stratum"], o["variance_psu"]) else "float64"
-                )
-                columns.append({"name": name, "path": None, "question_type": None, "dtype": dtype})
-    manifest["design"] = {
-        "weight": o["household_weight"],
-        "strata": o["variance_stratum"],
-        "psu": o["variance_psu"],
-        "replicates": {"prefix": prefix, "method": d.replicates["method"], "n": n_replicates}
-        if n_replicates
-        else None,
-    }
-    atomic_write(
-        path, lambda p: p.write_text(json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8")
+    weights = {hh_file: [o["base_weight"], o["household_weight"]]}
+    if person_file is not None:
+        new_columns[person_file] = [o["household_weight"], o["person_weight"], o["variance_stratum"], o["variance_psu"]]
+        weights[person_file] = [o["household_weight"], o["person_weight"]]
+        if individuals:
+            ind_reps = [f"{d.individuals['replicate_prefix']}{i + 1}" for i in range(n_replicates)]
+            new_columns[person_file] += [o["individual_weight"], *ind_reps]
+            weights[person_file].append(o["individual_weight"])
+    text = {o["status"], o["variance_stratum"], o["variance_psu"]}
+    added = [
+        TableWeights(
+            table.name,
+            tuple(weights[table.file]),
+            reps,
+            tuple(
+                Column(name, None, None, "string" if name in text else "float64")
+                for name in [*new_columns[table.file], *reps]
+            ),
+        )
+        for table in data.tables
+        if table.file in new_columns
+    ]
+    design = DataDesign(
+        o["household_weight"],
+        o["variance_stratum"],
+        o["variance_psu"],
+        Replicates(prefix, str(d.replicates["method"]), n_replicates) if n_replicates else None,
     )
+    data.with_weights(added, design).write()
 
 
 def _jsonable(value: Any) -> Any:
