@@ -72,6 +72,7 @@ INPUT_MISSING_CHECK = define("pipeline.input_missing", "An input folder named in
 StageStatus = Literal["ok", "problems", "failed", "skipped"]
 STAGES = ("decrypt", "ingest", "validate", "weights", "indicators", "export", "codebook")
 INDEX_NAME = "index.html"
+DATA_FOLDER = "data"  # OUT/data: the DATA folder (docs/tables.md) every stage after ingest reads
 
 _PATHS: Kind = "list[str]"
 # The survey.toml format (docs/survey-toml.md is tested against it). Unknown sections and keys are errors, so that
@@ -359,7 +360,7 @@ def _stage_ingest(config: SurveyConfig, form: FormModel, inputs: list[Path], out
                 "ingest", "failed", f"No submissions of form {form.form_id} were found.", issues=result.issues
             )
         )
-    written = write_tables(result, out / "data")
+    written = write_tables(result, out / DATA_FOLDER)
     summary = ", ".join(f"{name}: {counted(n, 'row')}" for name, n in rows.items())
     status: StageStatus = "ok" if result.valid else "problems"
     return StageOutcome(
@@ -405,7 +406,7 @@ def _stage_validate(
 def _stage_weights(design: Path, out: Path) -> StageOutcome:
     from toolkit.weights import compute_weights
 
-    result = compute_weights(out / "data", design, out_dir=out / "data")
+    result = compute_weights(out / DATA_FOLDER, design, out_dir=out / DATA_FOLDER)
     # The report and histogram stay in data/ only: the DATA folder's readers (indicators) take the replicate
     # coefficients from it, and a second copy elsewhere could go out of step.
     outputs = [str(result.report), str(result.histogram)]
@@ -435,7 +436,7 @@ def _stage_indicators(config: SurveyConfig, catalogue: Path, form: FormModel, ou
     from toolkit.indicators import make_indicators
 
     result = make_indicators(
-        out / "data",
+        out / DATA_FOLDER,
         catalogue,
         out_dir=out / "indicators",
         form=form,
@@ -468,7 +469,7 @@ def _stage_export(config: SurveyConfig, form: FormModel, out: Path) -> StageOutc
     from toolkit.export import export_tables
 
     result = export_tables(
-        out / "data",
+        out / DATA_FOLDER,
         form,
         formats=config.export_formats,
         language=config.language,
@@ -507,9 +508,9 @@ def _stage_codebook(
     config: SurveyConfig, form: FormModel, out: Path, asked: dict[str, Any] | None = None
 ) -> StageOutcome:
     from toolkit.codebook import write_codebook
-    from toolkit.ingest import read_tables
+    from toolkit.dataset import DataFolder
 
-    tables = read_tables(out / "data").tables
+    tables = DataFolder.read(out / DATA_FOLDER).load_all(recorded_dtypes=True)
     rename = out / "export" / f"{form.form_id}-rename-map.csv"
     result = write_codebook(
         form,
@@ -562,7 +563,7 @@ def run_survey(
         ("decrypt", (lambda: _stage_decrypt(config, key_file, out)) if config.decrypts and key_file else None),
         ("ingest", lambda: _stage_ingest(config, form, inputs, out)),
         # The tables ingest wrote: the same findings as from the XML, without parsing every submission again.
-        ("validate", lambda: _stage_validate(config, out / "data", out / "validation", asked)),
+        ("validate", lambda: _stage_validate(config, out / DATA_FOLDER, out / "validation", asked)),
         ("weights", (lambda: _stage_weights(design, out)) if design else None),
         ("indicators", (lambda: _stage_indicators(config, catalogue, form, out)) if catalogue else None),
         ("export", lambda: _stage_export(config, form, out)),

@@ -44,9 +44,9 @@ def codebook(
     asked = None
     if data is not None:
         from toolkit import validate as validation
-        from toolkit.ingest import read_tables
+        from toolkit.dataset import DataFolder
 
-        tables = read_tables(data).tables
+        tables = DataFolder.read(data).load_all(recorded_dtypes=True)
         # The form's skip logic evaluated on the same tables tells "not asked" apart from "missing".
         asked = validation.validate(data, form, media_dir=media).asked or None
     result = write_codebook(

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit import estimate as est
-from toolkit.dataset import read_manifest
+from toolkit.dataset import DataFolder, Design
 from toolkit.errors import Issue, ToolkitError, define, error, warning
 from toolkit.indicators.catalogue import (
     NO_WEIGHT,
@@ -133,31 +133,34 @@ class IndicatorsResult:
 
 @dataclass(frozen=True)
 class _Data:
-    folder: Path
-    manifest: Mapping[str, Any]
+    """The DATA folder with each table read once."""
+
+    contents: DataFolder
     cache: dict[str, pd.DataFrame] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
-    def tables(self) -> Mapping[str, Any]:
-        tables = self.manifest.get("tables") or {}
-        return tables if isinstance(tables, dict) else {t.get("name", t.get("file")): t for t in tables}
+    def folder(self) -> Path:
+        return self.contents.folder
 
     @property
-    def design(self) -> Mapping[str, Any]:
-        return self.manifest.get("design") or {}
+    def tables(self) -> frozenset[str]:
+        return frozenset(self.contents.names)
+
+    @property
+    def design(self) -> Design:
+        return self.contents.design or Design()
 
     def read(self, name: str) -> pd.DataFrame:
         if name not in self.cache:
-            self.cache[name] = pd.read_parquet(self.folder / self.tables[name]["file"])
+            self.cache[name] = self.contents.load(name)
         return self.cache[name]
 
     def paths(self, name: str) -> dict[str, str]:
-        return {c["name"]: c.get("path") or "" for c in self.tables[name].get("columns", []) if isinstance(c, dict)}
+        return {c.name: c.path or "" for c in self.contents.table(name).columns}
 
 
 def _read_data(folder: Path) -> _Data:
-    manifest = read_manifest(folder)
-    return _Data(folder, manifest)
+    return _Data(DataFolder.read(folder))
 
 
 def as_text(series: pd.Series) -> pd.Series:
@@ -193,9 +196,8 @@ def _build_level(data: _Data, level: Level) -> _LevelFrame:
     frame = data.read(level.table)
     paths = {name: (level.table, path) for name, path in data.paths(level.table).items()}
     design = data.design
-    strata, psu = design.get("strata"), design.get("psu")
-    reps = design.get("replicates") or {}
-    prefix: str = reps.get("prefix") or ""  # "": no replicate weights
+    strata, psu = design.strata, design.psu
+    prefix = design.replicates.prefix if design.replicates else ""  # "": no replicate weights
     for join in level.joins:
         other = data.read(join.table)
         wanted = dict(join.columns)
@@ -234,7 +236,7 @@ def _build_level(data: _Data, level: Level) -> _LevelFrame:
         strata=strata if strata in frame.columns else None,
         psu=psu if psu in frame.columns else None,
         replicate_prefix=prefix if has_reps else None,
-        replicate_method=str(reps.get("method")) if has_reps else None,
+        replicate_method=design.replicates.method if has_reps and design.replicates else None,
         coefficients=tuple(recorded.get("coefficients") or ()) if has_reps else (),
         centre_on_mean=bool(recorded.get("centre_on_mean", False)),
     )
@@ -262,8 +264,8 @@ def _with_every_psu(
     """Add one row of weight 0 for every PSU of the household sample that has no row in this table (a PSU without
     return migrants still is a PSU of the design): its z is 0, and the PSU counts per stratum and the degrees of
     freedom stay those of the design, as in R for a domain of the household sample."""
-    main = data.manifest.get("form_id")
-    if not main or main not in data.tables:
+    main = data.contents.form_id
+    if main not in data.tables:
         return frame
     sample = data.read(main)
     if strata not in sample.columns or psu not in sample.columns:

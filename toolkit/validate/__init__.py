@@ -40,6 +40,7 @@ import pandas as pd
 from lxml import etree
 
 from toolkit import ingest
+from toolkit.dataset import DataFolder
 from toolkit.errors import (
     INPUT_MISSING,
     INPUT_UNREADABLE,
@@ -1354,7 +1355,7 @@ def _needs_instances(form: CompiledForm) -> bool:
 
 def _tables_input(input_path: Path, model: FormModel) -> IngestResult | None:
     """The tables when the input is a DATA folder (tables.json) or an ODK Central CSV export; None for XML."""
-    if input_path.is_dir() and (input_path / "tables.json").is_file():
+    if input_path.is_dir() and DataFolder.exists(input_path):
         return ingest.read_tables(input_path)
     central = False
     if input_path.is_file() and zipfile.is_zipfile(input_path):

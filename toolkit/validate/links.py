@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from toolkit import ingest
-from toolkit.dataset import MANIFEST
+from toolkit.dataset import DataFolder
 from toolkit.errors import INPUT_MISSING, ToolkitError, define, error
 from toolkit.ingest.result import IngestResult
 from toolkit.validate import Finding, ValidationResult
@@ -109,7 +109,7 @@ def load_tables(input_path: Path, form_path: Path) -> IngestResult:
         raise ToolkitError(
             error(INPUT_MISSING, "The linked data does not exist; check the path after '='.", file=str(input_path))
         )
-    if input_path.is_dir() and (input_path / MANIFEST).is_file():
+    if input_path.is_dir() and DataFolder.exists(input_path):
         return ingest.read_tables(input_path)
     return ingest.ingest([input_path], load_form(form_path))
 
