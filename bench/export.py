@@ -12,7 +12,6 @@ The two alternate `--repeat` times and the fastest of each counts. Target: ratio
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ import numpy as np
 import pandas as pd
 import pyreadstat
 
+from toolkit.dataset import Column, DataFolder, Table
 from toolkit.export import prepare_export
 from toolkit.xform import load_form
 
@@ -154,19 +154,18 @@ def make_tables(households: int, seed: int = 7) -> dict[str, pd.DataFrame]:
 
 
 def write_data_folder(tables: dict[str, pd.DataFrame], folder: Path) -> None:
-    manifest = {"form_id": "bench_hh", "form_versions": ["2026112701"], "tables": {}}
-    for name, frame in tables.items():
-        frame.to_parquet(folder / f"{name}.parquet")
-        manifest["tables"][name] = {
-            "file": f"{name}.parquet",
-            "rows": len(frame),
-            "path": "/data" if name == "bench_hh" else "/data/hl",
-            "parent": None if name == "bench_hh" else "bench_hh",
-            "columns": [
-                {"name": c, "path": "", "question_type": "", "dtype": str(frame[c].dtype)} for c in frame
-            ],
-        }
-    (folder / "tables.json").write_text(json.dumps(manifest), encoding="utf-8")
+    entries = tuple(
+        Table(
+            name,
+            f"{name}.parquet",
+            "/data" if name == "bench_hh" else "/data/hl",
+            None if name == "bench_hh" else "bench_hh",
+            len(frame),
+            tuple(Column(str(c), "", "", str(frame[c].dtype)) for c in frame),
+        )
+        for name, frame in tables.items()
+    )
+    DataFolder(folder, "bench_hh", entries, ("2026112701",)).write(tables)
 
 
 def bare_writes(data: Path, form_path: Path, target: Path) -> float:
