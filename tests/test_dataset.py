@@ -120,7 +120,7 @@ def test_load_reads_selected_columns_and_recorded_dtypes(tmp_path: Path) -> None
     data.write({"hh": frame, "hh-hl": pd.DataFrame({"KEY": ["a/hl[1]", "a/hl[2]", "b/hl[1]"]})})
     assert list(data.load("hh", columns=["age"]).columns) == ["age"]
     typed = DataFolder.read(tmp_path).load("hh", recorded_dtypes=True)
-    assert str(typed["age"].dtype) == "Int64" and typed["KEY"].dtype == pd.StringDtype("python")
+    assert str(typed["age"].dtype) == "Int64" and typed["KEY"].dtype == pd.StringDtype("pyarrow")
     with pytest.raises(ToolkitError) as caught:
         data.load("hh", columns=["nope"])
     assert caught.value.issue.code == INPUT_UNREADABLE and caught.value.issue.location.file == str(tmp_path / "hh.parquet")
