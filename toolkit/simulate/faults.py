@@ -27,8 +27,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from toolkit.settings import NUMERIC_DONT_KNOW, NUMERIC_REFUSED
-from toolkit.validate import (
+from toolkit.checks.rules import (
     CALCULATE_MISMATCH,
     CHOICE_UNKNOWN,
     CONSTRAINT_VIOLATED,
@@ -36,6 +35,7 @@ from toolkit.validate import (
     NONRELEVANT_ANSWERED,
     REQUIRED_MISSING,
 )
+from toolkit.settings import NUMERIC_DONT_KNOW, NUMERIC_REFUSED
 from toolkit.xform import FormModel, Node
 from toolkit.xpath import VOLATILE_FUNCTIONS, XNode, XPathError, compile_xpath
 

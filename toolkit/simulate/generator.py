@@ -15,6 +15,8 @@ from typing import Any
 
 from lxml import etree
 
+from toolkit.checks import CompiledForm, Finding, compile_form, validate_submissions
+from toolkit.checks.rules import DUPLICATE_INSTANCE, EXPRESSION_ERROR, EXPRESSION_UNSUPPORTED
 from toolkit.settings import (
     CHOICE_DONT_KNOW,
     CHOICE_OTHER,
@@ -25,16 +27,6 @@ from toolkit.settings import (
 from toolkit.simulate.answers import RULE_DRAW_SHARE, TRUNCATION_DRAWS, AnswerRule, ChoiceRule, DateRule, NumberRule
 from toolkit.simulate.faults import PlantedFault, candidates, unread_fields
 from toolkit.simulate.regex import RegexUnsupported, check_pattern, matching_string
-from toolkit.validate import (
-    DUPLICATE_INSTANCE,
-    EXPRESSION_ERROR,
-    EXPRESSION_UNSUPPORTED,
-    CompiledForm,
-    Finding,
-    compile_form,
-    validate_submissions,
-    wrap_calculated,
-)
 from toolkit.xform import XF, FormModel, Node
 from toolkit.xml import parse_untrusted
 from toolkit.xpath import (
@@ -48,6 +40,7 @@ from toolkit.xpath import (
     to_boolean,
     to_number,
     to_string,
+    wrap_calculated,
 )
 from toolkit.xpath import _compile as _compile_ast  # the compiler of a syntax tree, for the right side of `. = X`
 

@@ -21,6 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from toolkit.checks.compiled import BindRules, CompiledForm, day_of, interview_day_path, stored_volatile
+from toolkit.checks.fields import MULTIPLE_SELECTS, check_field, same_value, unknown_values
+from toolkit.checks.rules import EXPRESSION_FAILS, Finding, Rule, Where, finding
+from toolkit.xform import FormModel, Node
 from toolkit.xpath import EPOCH, EvalEnv, XNode, XPathError, compile_xpath, to_boolean, wrap_calculated
 from toolkit.xpath.vector import (
     DEVICE_TZ,
@@ -41,10 +45,12 @@ from toolkit.xpath.vector import (
     wrap,
 )
 
+# A choice filter check: per row whether every chosen value is among the choices the filter allows there, and
+# for the rows where some is not, those values (space-separated).
+FilterCheck = Callable[[Ctx, Level, TV], tuple[np.ndarray, dict[int, str]]]
 
-def _choice_filter(
-    compiler: VCompiler, node: Any, form: Any
-) -> Callable[[Ctx, Level, TV], np.ndarray] | None:
+
+def _choice_filter(compiler: VCompiler, node: Node, form: CompiledForm) -> FilterCheck | None:
     """A vector check "every chosen value is among the choices the filter allows for this row".
 
     The filter is evaluated once per choice of the list (a handful) over all rows, with the choice's columns
@@ -61,9 +67,9 @@ def _choice_filter(
     items: list[dict[str, str]] = []
     for item in form.secondary[node.choice_list].children:
         items.append({child.name: child.string for child in item.children})
-    multiple = node.question_type in ("select_multiple", "rank")
+    multiple = node.question_type in MULTIPLE_SELECTS
 
-    def allowed(c: Ctx, lv: Level, answers: TV) -> np.ndarray:
+    def allowed(c: Ctx, lv: Level, answers: TV) -> tuple[np.ndarray, dict[int, str]]:
         verdicts: dict[str, np.ndarray] = {}
         saved = c.item
         try:
@@ -77,6 +83,7 @@ def _choice_filter(
         finally:
             c.item = saved
         out = np.ones(lv.size, dtype=bool)
+        outside: dict[int, list[str]] = {}
         texts = to_str(answers)
         codes, uniques = pd.factorize(texts, use_na_sentinel=False)
         for k, answer in enumerate(uniques):
@@ -84,8 +91,11 @@ def _choice_filter(
             for token in answer.split() if multiple else [answer.strip()]:
                 passes = verdicts.get(token)
                 if passes is not None:
-                    out[rows] &= passes[rows]
-        return out
+                    failing = rows[~passes[rows]]
+                    out[failing] = False
+                    for row in failing.tolist():
+                        outside.setdefault(row, []).append(token)
+        return out, {row: " ".join(tokens) for row, tokens in outside.items()}
 
     return allowed
 
@@ -110,7 +120,7 @@ class ExpressionError:
     kind: str  # "relevant", "calculation", "required", "constraint", "choice filter", "repeat choices"
     text: str | None  # the node's text when the expression was evaluated
     source: str
-    message: str
+    error: str  # what the evaluator said
 
 
 class InstanceTrees:
@@ -217,7 +227,6 @@ class PerInstance:
         main_rows = lv.index_to(root) if lv is not root else np.arange(lv.size)
         rows = np.flatnonzero(c.rows) if c.rows is not None else np.arange(lv.size)
         out: list[Any] = []
-        name = self.path.rsplit("/", 1)[-1]
         for row in rows.tolist():
             node = nodes[row]
             env = trees.envs[int(main_rows[row])]
@@ -226,14 +235,7 @@ class PerInstance:
                 out.append(self.expr.evaluate(node, env=env))
             except XPathError as exc:
                 self.errors.append(
-                    ExpressionError(
-                        self.path,
-                        row,
-                        self.kind,
-                        node.text,
-                        self.expr.source,
-                        f"{name}: the {self.kind} expression fails on this submission: {exc}",
-                    )
+                    ExpressionError(self.path, row, self.kind, node.text, self.expr.source, str(exc))
                 )
                 out.append(_FAILED)
         return rows, out
@@ -307,9 +309,10 @@ class FilterPerInstance:
     def __init__(self, per_instance: PerInstance, value_name: str, multiple: bool) -> None:
         self.per_instance, self.value_name, self.multiple = per_instance, value_name, multiple
 
-    def __call__(self, c: Ctx, lv: Level, answers: TV) -> np.ndarray:
+    def __call__(self, c: Ctx, lv: Level, answers: TV) -> tuple[np.ndarray, dict[int, str]]:
         del answers  # the answers are read from the tree, as the per-instance path reads them
         out = np.ones(lv.size, dtype=bool)
+        rejected: dict[int, str] = {}
         nodes = self.per_instance.trees.nodes[self.per_instance.path]
         rows, results = self.per_instance.results(c, lv)
         for row, items in zip(rows.tolist(), results, strict=True):
@@ -321,13 +324,16 @@ class FilterPerInstance:
                 names.add(child.string if child is not None else "")
             text = nodes[row].text or ""
             chosen = text.split() if self.multiple else [text.strip()]
-            out[row] = all(x in names for x in chosen)
-        return out
+            outside = [x for x in chosen if x not in names]
+            if outside:
+                out[row] = False
+                rejected[row] = " ".join(outside)
+        return out, rejected
 
 
 def _filter_verdicts(  # noqa: PLR0917 (hot internal helper)
     entry: dict[str, Any], path: str, ctx: Ctx, lv: Level, answers: TV, per_instance: list[Expression]
-) -> np.ndarray:
+) -> tuple[np.ndarray, dict[int, str]]:
     """Per row, whether the chosen values are among those the choice filter allows (by column when it can)."""
     check = entry.get("filter")
     if check is not None:
@@ -357,8 +363,6 @@ def _per_instance_in_use(
 
 def _interview_days(model: Any, main: pd.DataFrame, columns: Mapping[str, str], fallback: date) -> np.ndarray:
     """Per submission, the interview day (`today` or `start` field) in days since EPOCH; else `fallback`."""
-    from toolkit.validate import _day_of, interview_day_path
-
     days = np.full(len(main), float((fallback - EPOCH).days))
     path = interview_day_path(model)
     column = columns.get(path) if path is not None else None
@@ -367,7 +371,7 @@ def _interview_days(model: Any, main: pd.DataFrame, columns: Mapping[str, str], 
     # pandas-stubs reject na_value=None, which pandas documents and accepts
     texts = main[column].astype("string").to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
     for row, value in enumerate(texts):
-        day = _day_of(value, DEVICE_TZ.get())
+        day = day_of(value, DEVICE_TZ.get())
         if day is not None:
             days[row] = float((day - EPOCH).days)
     return days
@@ -375,6 +379,217 @@ def _interview_days(model: Any, main: pd.DataFrame, columns: Mapping[str, str], 
 
 def _has_unknown_choice(allowed: frozenset[str], answer: str) -> bool:
     return any(token not in allowed for token in answer.split())
+
+
+class _ColumnFindings:
+    """The findings of the column path, made with the catalogue's `finding()`, in the order the per-instance path
+    gives them (submission, then the node's place in the form, then the repeat row)."""
+
+    def __init__(
+        self,
+        model: FormModel,
+        levels: Mapping[str, Level],
+        level_of: Mapping[str, str],
+        main: pd.DataFrame,
+        columns: Mapping[str, str],
+    ) -> None:
+        self.model, self.levels, self.level_of = model, levels, level_of
+        id_col = columns.get(f"{model.root}/meta/instanceID")
+        self.ids = (main[id_col] if id_col in main.columns else main["KEY"]).astype(object).to_numpy()
+        self.keys = main["KEY"].astype(object).to_numpy()
+        enum_col = next(
+            (columns.get(p) for p in (f"{model.root}/id_int", f"{model.root}/deviceid") if columns.get(p)), None
+        )
+        for node in model.fields():
+            if node.name == "id_int" and node.repeat is None:
+                enum_col = columns.get(node.path) or enum_col
+        self.enumerators = main[enum_col].astype(object).to_numpy() if enum_col in main.columns else None
+        self.row_paths: dict[str, dict[int, str]] = {}
+        self.records: list[tuple[int, int, int, Finding]] = []
+
+    def row_path(self, level_path: str, row: int) -> str:
+        """The absolute path of a row of a level, with 1-based repeat indexes (/data/hl[2])."""
+        if level_path == self.model.root:
+            return self.model.root
+        cache = self.row_paths.setdefault(level_path, {})
+        text = cache.get(row)
+        if text is None:
+            lv = self.levels[level_path]
+            parent = lv.parent
+            assert parent is not None and lv.parent_index is not None
+            parent_text = self.row_path(parent.path, int(lv.parent_index[row]))
+            text = parent_text + level_path[len(parent.path) :] + f"[{int(lv.position[row])}]"
+            cache[row] = text
+        return text
+
+    def emit(  # noqa: PLR0917 (hot internal helper)
+        self,
+        rule: Rule,
+        path: str,
+        rows: np.ndarray,
+        value: np.ndarray | TextColumn | None,
+        expression: str | None,
+        fields: Mapping[str, Any],
+        *,
+        absent: bool = False,
+    ) -> None:
+        """Findings of `rule` for `rows` of `path`; a field given as an array holds one value per row of the level."""
+        node = self.model.nodes[path]
+        lv_path = self.level_of[path]
+        main_level = self.levels[self.model.root]
+        main_rows = self.levels[lv_path].index_to(main_level)[rows] if lv_path != self.model.root else rows
+        batch = value.take(rows) if isinstance(value, TextColumn) else (value[rows] if value is not None else None)
+        per_row = {key: item for key, item in fields.items() if isinstance(item, np.ndarray)}
+        same = {key: item for key, item in fields.items() if key not in per_row}
+        ids, enumerators = self.ids, self.enumerators
+        for k, (r, m) in enumerate(zip(rows.tolist(), main_rows.tolist(), strict=True)):
+            instance = ids[m] if isinstance(ids[m], str) and ids[m] else None
+            enumerator = enumerators[m] if enumerators is not None and isinstance(enumerators[m], str) else None
+            node_path = self.row_path(lv_path, r) + path[len(lv_path) :]
+            where = Where(instance, node_path, node.name, str(self.keys[m]), enumerator)
+            detail = {key: item[r] for key, item in per_row.items()}
+            made = finding(
+                rule,
+                where,
+                None if batch is None else batch[k],
+                expression=expression,
+                absent=absent,
+                **same,
+                **detail,
+            )
+            self.records.append((m, node.order, r, made))
+
+    def expression_errors(self, errors: list[ExpressionError]) -> None:
+        """Expressions that failed on a node, as the per-instance path reports them (once per node and kind)."""
+        failures: dict[tuple[str, str], list[ExpressionError]] = {}
+        for failure in errors:
+            failures.setdefault((failure.path, failure.kind), []).append(failure)
+        for (path, kind), group in failures.items():
+            size = self.levels[self.level_of[path]].size
+            rows = np.array([f.row for f in group], dtype=np.int64)
+            texts = np.empty(size, dtype=object)
+            texts[rows] = [f.text or "" for f in group]
+            messages = np.empty(size, dtype=object)
+            messages[rows] = [f.error for f in group]
+            self.emit(EXPRESSION_FAILS, path, rows, texts, group[0].source, {"kind": kind, "error": messages})
+
+    def in_order(self) -> list[Finding]:
+        self.records.sort(key=lambda rec: (rec[0], rec[1], rec[2]))
+        return [rec[3] for rec in self.records]
+
+
+@dataclass
+class _FieldState:
+    """The column state one field's checks read."""
+
+    ctx: Ctx
+    lv: Level
+    texts: TextColumn  # the stored values
+    entry: dict[str, Any]  # its compiled required, constraint, membership and filter checks
+    computed_text: Mapping[str, np.ndarray]
+    computed_failed: Mapping[str, np.ndarray]
+    per_instance: list[Expression]
+
+
+class _ColumnField:
+    """`FieldBackend` over one column of every submission: masks are numpy arrays, one row per node."""
+
+    def __init__(self, path: str, rule: BindRules, state: _FieldState, found: _ColumnFindings) -> None:
+        self.path, self.rule, self.state, self.found = path, rule, state, found
+        self.size = state.lv.size
+
+    def relevant(self) -> np.ndarray:
+        return self.state.ctx.relevance[self.path]
+
+    def answered(self) -> np.ndarray:
+        return self.state.texts.present
+
+    def unreadable(self) -> np.ndarray:
+        return np.zeros(self.size, dtype=bool)  # ingest read such values as empty and reported them
+
+    def absent(self) -> np.ndarray:
+        return np.zeros(self.size, dtype=bool)  # the tables do not keep it; validate_input marks them after
+
+    def both(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return first & second
+
+    def without(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        return first & ~second
+
+    def none(self, mask: np.ndarray) -> bool:
+        return not mask.any()
+
+    def holds(self, kind: str, where: np.ndarray) -> np.ndarray:
+        ctx, lv = self.state.ctx, self.state.lv
+        ctx.candidate = None if kind == "required" else self.state.ctx.values[self.path]
+        ctx.rows = where
+        try:
+            return to_bool(self.state.entry[kind](ctx, lv))
+        finally:
+            ctx.candidate, ctx.rows = None, None
+
+    def calculation_differs(self, where: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        computed = self.state.computed_text.get(self.path)
+        differ = np.zeros(self.size, dtype=bool)
+        if computed is None:
+            return differ, None
+        texts = self.state.texts
+        candidates = where & (computed != texts.full)
+        failed = self.state.computed_failed.get(self.path)
+        if failed is not None:  # the per-instance path does not compare what it could not compute
+            candidates &= ~failed
+        dtype = self.rule.node.data_type
+        for r in np.flatnonzero(candidates).tolist():
+            differ[r] = not same_value(texts[r], computed[r], dtype)
+        return differ, computed
+
+    def unknown_choices(self, where: np.ndarray, allowed: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
+        full = self.state.texts.full
+        question_type = self.rule.node.question_type
+        if question_type in MULTIPLE_SELECTS:
+            unknown = np.zeros(self.size, dtype=bool)
+            rows = np.flatnonzero(where)
+            unknown[rows] = per_unique(partial(_has_unknown_choice, allowed), full[rows], bool)
+        else:
+            unknown = where & ~pd.Series(full, dtype=object).isin(allowed).to_numpy()
+            if unknown.any():  # surrounding blanks are not part of the value
+                unknown[unknown] = [x.strip() not in allowed for x in full[unknown]]
+        values = np.empty(self.size, dtype=object)
+        for r in np.flatnonzero(unknown).tolist():
+            values[r] = unknown_values(full[r], allowed, question_type)
+        return unknown, values
+
+    def filter_rejects(self, where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        state = self.state
+        ctx = state.ctx
+        values = np.empty(self.size, dtype=object)
+        if not where.any():
+            return where, values
+        ctx.candidate, ctx.rows = None, where
+        try:
+            ok, outside = _filter_verdicts(
+                state.entry, self.path, ctx, state.lv, ctx.values[self.path], state.per_instance
+            )
+        finally:
+            ctx.rows = None
+        rejected = where & ~ok
+        for r in np.flatnonzero(rejected).tolist():
+            values[r] = outside.get(r, "")
+        return rejected, values
+
+    def report(
+        self,
+        rule: Rule,
+        where: np.ndarray,
+        *,
+        expression: str | None,
+        stored: bool = True,
+        absent: bool = False,
+        **fields: Any,
+    ) -> None:
+        if where.any():
+            value = self.state.texts if stored else None
+            self.found.emit(rule, self.path, np.flatnonzero(where), value, expression, fields, absent=absent)
 
 
 def validate_columns(form: Any, tables: Any, *, today: date | None = None, tz: tzinfo = UTC) -> Any:
@@ -400,20 +615,6 @@ def validate_columns(form: Any, tables: Any, *, today: date | None = None, tz: t
 
 
 def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:  # noqa: PLR0912, PLR0915
-    from toolkit.validate import (
-        CALCULATE_MISMATCH,
-        CHOICE_UNKNOWN,
-        CONSTRAINT_VIOLATED,
-        EXPRESSION_ERROR,
-        NONRELEVANT_ANSWERED,
-        Finding,
-        _relevance_chain,
-        _same_value,
-        repeat_choice_message,
-        required_finding,
-        stored_volatile,
-    )
-
     if form.needs_fixpoint:
         raise NotVectorizable("dependencies that cannot be ordered statically")
     model = form.model
@@ -543,7 +744,7 @@ def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:  # 
             entry["constraint"] = expression("constraint", path, rule.constraint, "constraint")
         if rule.itemset is not None:
             items = PerInstance(trees, rule.itemset, path, "choice filter", errors)
-            multiple = rule.node.question_type in ("select_multiple", "rank")
+            multiple = rule.node.question_type in MULTIPLE_SELECTS
             entry["filter_by_instance"] = FilterPerInstance(items, rule.value_name, multiple)
             try:
                 entry["filter"] = _choice_filter(compiler, rule.node, form)
@@ -569,239 +770,20 @@ def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:  # 
             if failed is not None:
                 computed_failed[path] = failed
 
-    # Checks.
-    main_level = levels[model.root]
-    id_col = columns_of.get(main_name, {}).get(f"{model.root}/meta/instanceID")
-    ids = (main[id_col] if id_col in main.columns else main["KEY"]).astype(object).to_numpy()
-    keys = main["KEY"].astype(object).to_numpy()
-    enum_col = next(
-        (
-            columns_of.get(main_name, {}).get(p)
-            for p in (f"{model.root}/id_int", f"{model.root}/deviceid")
-            if columns_of.get(main_name, {}).get(p)
-        ),
-        None,
-    )
-    for node in model.fields():
-        if node.name == "id_int" and node.repeat is None:
-            enum_col = columns_of.get(main_name, {}).get(node.path) or enum_col
-    enumerators = main[enum_col].astype(object).to_numpy() if enum_col in main.columns else None
-    row_paths: dict[str, dict[int, str]] = {}
-
-    def row_path(level_path: str, row: int) -> str:
-        if level_path == model.root:
-            return model.root
-        cache = row_paths.setdefault(level_path, {})
-        text = cache.get(row)
-        if text is None:
-            lv = levels[level_path]
-            parent = lv.parent
-            assert parent is not None and lv.parent_index is not None
-            parent_text = row_path(parent.path, int(lv.parent_index[row]))
-            text = parent_text + level_path[len(parent.path) :] + f"[{int(lv.position[row])}]"
-            cache[row] = text
-        return text
-
-    records: list[tuple[int, int, int, Finding]] = []
-
-    def emit(  # noqa: PLR0917 (hot internal helper)
-        code: str,
-        path: str,
-        rows: np.ndarray,
-        value: np.ndarray | TextColumn | None,
-        expr: str | None,
-        message: Callable[..., str],
-        severity: str = "error",
-        details: np.ndarray | None = None,
-    ) -> None:
-        """Findings for `rows` of `path`: `message(value)`, or `message(value, detail)` per row."""
-        node = model.nodes[path]
-        lv_path = level_of[path]
-        lv = levels[lv_path]
-        main_rows = lv.index_to(main_level)[rows] if lv_path != model.root else rows
-        batch = (
-            value.take(rows)
-            if isinstance(value, TextColumn)
-            else (value[rows] if value is not None else None)
-        )
-        for k, (r, m) in enumerate(zip(rows, main_rows, strict=True)):
-            v = None if batch is None else (batch[k] or None)
-            instance = ids[m] if isinstance(ids[m], str) and ids[m] else None
-            enumerator = (
-                enumerators[m] if enumerators is not None and isinstance(enumerators[m], str) else None
-            )
-            records.append(
-                (
-                    int(m),
-                    node.order,
-                    int(r),
-                    Finding(
-                        instance,
-                        row_path(lv_path, int(r)) + path[len(lv_path) :],
-                        code,
-                        v,
-                        expr,
-                        message(v) if details is None else message(v, details[k]),
-                        severity,
-                        node.name,
-                        str(keys[m]),
-                        enumerator,
-                    ),
-                )
-            )
-
+    found = _ColumnFindings(model, levels, level_of, main, columns_of.get(main_name, {}))
     for path, rule in form.rules.items():
-        node = rule.node
-        if node.kind != "field":
-            continue
         lv = levels[level_of[path]]
-        if lv.size == 0:
+        if rule.node.kind != "field" or lv.size == 0:
             continue
-        rel = ctx.relevance[path]
-        texts = stored[path]
-        answered = texts.present
-        bad = ~rel & answered
-        if bad.any():
-            emit(
-                NONRELEVANT_ANSWERED,
-                path,
-                np.flatnonzero(bad),
-                texts,
-                _relevance_chain(model, node),
-                lambda v, n=node.name: (
-                    f"{n}: answered ({v!r}) but not relevant, so Collect would not have kept it."
-                ),
-            )
-        if rule.calculate is not None and not rule.calculate.volatile and path in computed_text:
-            computed = computed_text[path]
-            differ = rel & (computed != texts.full)
-            if path in computed_failed:  # the per-instance path does not compare what it could not compute
-                differ &= ~computed_failed[path]
-            mismatched = [
-                r for r in np.flatnonzero(differ) if not _same_value(texts[r], computed[r], node.data_type)
-            ]
-            if mismatched:
-                emit(
-                    CALCULATE_MISMATCH,
-                    path,
-                    np.array(mismatched, dtype=np.int64),
-                    texts,
-                    rule.calculate.source,
-                    lambda v, c, n=node.name: f"{n}: stored {v or ''!r} but the calculation gives {c!r}.",
-                    details=computed[mismatched],
-                )
-        entry = checks.get(path, {})
-        if "required" in entry:
-            need = rel & ~answered
-            if need.any():
-                ctx.rows = need
-                try:
-                    required = to_bool(entry["required"](ctx, lv)) & need
-                finally:
-                    ctx.rows = None
-                if required.any():
-                    code, text = required_finding(node, absent=False)
-                    emit(code, path, np.flatnonzero(required), None, node.required, lambda v, t=text: t)
-        live = rel & answered
-        if not live.any():
-            continue
-        own_value = values[path]
-        if rule.choices is not None:
-            allowed = rule.choices
-            if node.question_type in ("select_multiple", "rank"):
-                unknown = np.zeros(lv.size, dtype=bool)
-                rows = np.flatnonzero(live)
-                unknown[rows] = per_unique(partial(_has_unknown_choice, allowed), texts.full[rows], bool)
-            else:
-                full = texts.full
-                unknown = live & ~pd.Series(full, dtype=object).isin(allowed).to_numpy()
-                if unknown.any():  # surrounding blanks are not part of the value
-                    unknown[unknown] = [x.strip() not in allowed for x in full[unknown]]
-            if unknown.any():
-                emit(
-                    CHOICE_UNKNOWN,
-                    path,
-                    np.flatnonzero(unknown),
-                    texts,
-                    node.itemset,
-                    lambda v, n=node.name, lst=node.choice_list: (
-                        f"{n}: {v!r} is not in the choice list {lst!r}."
-                    ),
-                )
-            if "filter_by_instance" in entry:
-                ok = live & ~unknown
-                if ok.any():
-                    ctx.candidate, ctx.rows = None, ok
-                    try:
-                        outside = ok & ~_filter_verdicts(entry, path, ctx, lv, own_value, per_instance)
-                    finally:
-                        ctx.rows = None
-                    if outside.any():
-                        emit(
-                            CHOICE_UNKNOWN,
-                            path,
-                            np.flatnonzero(outside),
-                            texts,
-                            node.choice_filter,
-                            lambda v, n=node.name, lst=node.choice_list, f=node.choice_filter: (
-                                f"{n}: {v!r} is in the list {lst!r} but not among the choices its filter "
-                                f"({f}) "
-                                "allows here."
-                            ),
-                        )
-        # Rules on the answer itself, `.` being each row's own value: the pick from a repeat, then the constraint.
-        own_rules: tuple[tuple[str, str, str | None, Callable[..., str]], ...] = (
-            (
-                "membership",
-                CHOICE_UNKNOWN,
-                node.itemset,
-                lambda v, n=node.name, spec=node: repeat_choice_message(n, v, spec),
-            ),
-            (
-                "constraint",
-                CONSTRAINT_VIOLATED,
-                node.constraint,
-                lambda v, n=node.name, c=node.constraint: f"{n}: {v!r} breaks the constraint {c}.",
-            ),
-        )
-        for key, code, source, message in own_rules:
-            if key not in entry:
-                continue
-            ctx.candidate, ctx.rows = own_value, live
-            try:
-                holds = to_bool(entry[key](ctx, lv))
-            finally:
-                ctx.candidate, ctx.rows = None, None
-            broken = live & ~holds
-            if broken.any():
-                emit(code, path, np.flatnonzero(broken), texts, source, message)
-
-    # Expressions that failed on a node, as the per-instance path reports them (once per node and kind).
-    failures: dict[tuple[str, str], list[ExpressionError]] = {}
-    for failure in errors:
-        failures.setdefault((failure.path, failure.kind), []).append(failure)
-    for (path, _kind), group in failures.items():
-        size = levels[level_of[path]].size
-        node_texts = np.empty(size, dtype=object)
-        rows = np.array([f.row for f in group], dtype=np.int64)
-        node_texts[rows] = [f.text or "" for f in group]
-        emit(
-            EXPRESSION_ERROR,
-            path,
-            rows,
-            node_texts,
-            group[0].source,
-            lambda v, m: m,
-            "warning",
-            details=np.array([f.message for f in group], dtype=object),
-        )
+        state = _FieldState(ctx, lv, stored[path], checks.get(path, {}), computed_text, computed_failed, per_instance)
+        check_field(rule, _ColumnField(path, rule, state, found))
+    found.expression_errors(errors)
     for item in per_instance:
         if item.reason is None:
             item.reason = "not vectorised"
-    records.sort(key=lambda rec: (rec[0], rec[1], rec[2]))
     asked = {node.path: ctx.relevance[node.path] for node in model.fields() if node.path in ctx.relevance}
     return (
-        [rec[3] for rec in records],
+        found.in_order(),
         len(main),
         [(e.kind, e.path, e.reason or "") for e in _per_instance_in_use(compiled, checks, per_instance)],
         asked,
