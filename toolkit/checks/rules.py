@@ -119,6 +119,21 @@ EXPRESSION_FAILS = Rule(
     EXPRESSION_ERROR, "{name}: the {kind} expression fails on this submission: {error}", "warning"
 )
 
+# The rules on the answers that both evaluators run (`toolkit.checks.fields.check_field`, the expression failures
+# of both); TYPE is checked by the per-instance evaluator itself and by ingest for the column one.
+ANSWER_RULES = (
+    NONRELEVANT,
+    CALCULATION_EDITED,
+    REQUIRED_EMPTY,
+    REQUIRED_ABSENT,
+    HARD_STOP,
+    CONSTRAINT,
+    NOT_IN_LIST,
+    FILTERED_OUT,
+    NOT_A_ROW,
+    EXPRESSION_FAILS,
+)
+
 # --- the form itself ----------------------------------------------------------------------------------------
 
 # Fields of both: `kind` (relevant, required, constraint, calculation, choice filter, repeat choices).

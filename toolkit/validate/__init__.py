@@ -17,6 +17,10 @@ For every submission this answers "would ODK Collect accept this instance as it 
 
 Expressions that cannot be evaluated are findings too (`expression_unsupported`, `expression_error`), never a
 crash.
+
+The rules, their codes and messages, and the per-instance evaluator are in `toolkit.checks` (simulate checks its
+draws with them too); this module reads the inputs and chooses the evaluator, `toolkit.validate.columns` is the
+column one.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Column-wise validation: every rule evaluated once per column over all submissions, as JavaRosa does.
 
-The per-instance validator (`toolkit.validate.validate_tree`) walks one instance tree at a time. Here the same
-rules run over the ingest tables (one row per submission, one table per repeat): each bind expression is
-compiled by the column evaluator (`toolkit.xpath.vector`) into one numpy computation over all rows of its level.
+The per-instance validator (`toolkit.checks.instance.validate_tree`) walks one instance tree at a time. Here the
+same rules (`toolkit.checks.fields.check_field`, through `_ColumnField`) run over the ingest tables (one row per
+submission, one table per repeat): each bind expression is compiled by the column evaluator
+(`toolkit.xpath.vector`) into one numpy computation over all rows of its level.
 
 An expression the column evaluator does not take (a positional predicate, a node-set outside an aggregate), or
 that cannot run column-wise on this data, is evaluated per instance by the scalar evaluator, which is the
