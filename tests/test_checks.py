@@ -52,17 +52,16 @@ CHOICES_FORM = """
 """
 PICK_FORM = """
 | survey |
-| | type | name | label | calculation | choice_filter |
-| | begin_repeat | hl | Member | | |
-| | text | hl_name | Name | | |
-| | integer | hl_adult | Adult (1/0) | | |
-| | calculate | hl_pick | | concat(position(..), ': ', ${hl_name}) | |
-| | end_repeat | | | | |
-| | select_one ${hl_pick} | resp | Respondent | | ${hl_adult} = 1 |
+| | type | name | label | calculation |
+| | begin_repeat | roster | Member | |
+| | text | member | Name | |
+| | calculate | line | | concat(position(..), '-', ${member}) |
+| | end_repeat | | | |
+| | select_one ${line} | head | Head of household | |
 """
 ROSTER = (
-    "<hl><hl_name>Aziz</hl_name><hl_adult>1</hl_adult><hl_pick>1: Aziz</hl_pick></hl>"
-    "<hl><hl_name>Olga</hl_name><hl_adult>0</hl_adult><hl_pick>2: Olga</hl_pick></hl>"
+    "<roster><member>Aziz</member><line>1-Aziz</line></roster>"
+    "<roster><member>Olga</member><line>2-Olga</line></roster>"
 )
 FINE_AGE = "<age>30</age><job>baker</job><name>A</name><stop/><seen/>"
 
@@ -107,7 +106,7 @@ CASES: dict[str, tuple[str, dict[str, str]]] = {
     ),
     "NOT_A_ROW": (
         PICK_FORM,
-        {"ok": f"{ROSTER}<resp>1: Aziz</resp>", "child": f"{ROSTER}<resp>2: Olga</resp>", "gone": f"{ROSTER}<resp>3: X</resp>"},
+        {"ok": f"{ROSTER}<head>2-Olga</head>", "edited": f"{ROSTER}<head>2-Olgaa</head>", "gone": f"{ROSTER}<head>3-X</head>"},
     ),
 }
 
