@@ -70,12 +70,22 @@ def _choice_filter(compiler: VCompiler, node: Node, form: CompiledForm) -> Filte
         items.append({child.name: child.string for child in item.children})
     multiple = node.question_type in MULTIPLE_SELECTS
 
+    def tokens(answer: str) -> list[str]:
+        return answer.split() if multiple else [answer.strip()]
+
     def allowed(c: Ctx, lv: Level, answers: TV) -> tuple[np.ndarray, dict[int, str]]:
+        codes, uniques = pd.factorize(to_str(answers), use_na_sentinel=False)
+        # Only the answers of the rows checked matter, and only the choices they name need the filter's verdict
+        # (a list of countries has hundreds, a column of answers a few dozen).
+        chosen = np.unique(codes[c.rows]) if c.rows is not None else np.arange(len(uniques))
+        wanted = {token for k in chosen.tolist() for token in tokens(uniques[k])}
         verdicts: dict[str, np.ndarray] = {}
         saved = c.item
         try:
             for item in items:
                 value = item.get(value_name, "")
+                if value not in wanted:
+                    continue
                 c.item = item
                 verdict = to_bool(fn(c, lv))
                 # Lists with allow_choice_duplicates reuse a name under several parents (the same district
@@ -85,18 +95,16 @@ def _choice_filter(compiler: VCompiler, node: Node, form: CompiledForm) -> Filte
             c.item = saved
         out = np.ones(lv.size, dtype=bool)
         outside: dict[int, list[str]] = {}
-        texts = to_str(answers)
-        codes, uniques = pd.factorize(texts, use_na_sentinel=False)
-        for k, answer in enumerate(uniques):
+        for k in chosen.tolist():
             rows = np.flatnonzero(codes == k)
-            for token in answer.split() if multiple else [answer.strip()]:
+            for token in tokens(uniques[k]):
                 passes = verdicts.get(token)
                 if passes is not None:
                     failing = rows[~passes[rows]]
                     out[failing] = False
                     for row in failing.tolist():
                         outside.setdefault(row, []).append(token)
-        return out, {row: " ".join(tokens) for row, tokens in outside.items()}
+        return out, {row: " ".join(found) for row, found in outside.items()}
 
     return allowed
 
