@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from tests.conftest import ODK_FIXTURES, write_md_form
-from toolkit import ingest as ingest_stage
+from toolkit import submissions as reader
 from toolkit.cli import app
 from toolkit.cli import ingest as cli_ingest
 from toolkit.errors import Severity
 from toolkit.ingest import ingest, iter_submission_xml, read_tables, write_tables
-from toolkit.ingest import sources as ingest_sources
+from toolkit.submissions import sources as ingest_sources
 from toolkit.xform import load_form
 
 FORM = """
@@ -440,8 +440,8 @@ def test_process_pool_gives_the_same_tables(tmp_path, model, monkeypatch) -> Non
     subs["z_no_id"] = SUB_A.replace("<orx:instanceID>uuid:aaaa</orx:instanceID>", "")
     folder = write_submissions(tmp_path, subs)
     serial = ingest([folder], model, workers=1)
-    monkeypatch.setattr(ingest_stage, "POOL_MIN_FILES", 4)
-    monkeypatch.setattr(ingest_stage, "_CHUNK", 5)
+    monkeypatch.setattr(reader, "POOL_MIN_FILES", 4)
+    monkeypatch.setattr(reader, "_CHUNK", 5)
     pooled = ingest([folder], model, workers=2)
     for name, frame in serial.tables.items():
         pd.testing.assert_frame_equal(pooled.tables[name], frame)

@@ -43,6 +43,7 @@ def main() -> None:
         import toolkit.forms
         import toolkit.ingest
         import toolkit.pipeline
+        import toolkit.submissions
         import toolkit.validate
         import toolkit.weights
         import toolkit.xform  # noqa: F401 (imported to be instrumented)

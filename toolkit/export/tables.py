@@ -72,7 +72,7 @@ def load_tables(data: Any, form: FormModel) -> tuple[list[SourceTable], Design]:
         raise TypeError(
             "data must be a DATA folder, a mapping of table name -> DataFrame, or an IngestResult"
         )
-    # An IngestResult (toolkit.ingest) also carries table paths, parents and column paths.
+    # An IngestResult (toolkit.submissions) also carries table paths, parents and column paths.
     table_paths: Mapping[str, str] = getattr(data, "table_paths", None) or {}
     parents: Mapping[str, str | None] = getattr(data, "parents", None) or {}
     column_infos: Mapping[str, Any] = getattr(data, "columns", None) or {}

@@ -39,7 +39,7 @@ from typing import Any
 import pandas as pd
 from lxml import etree
 
-from toolkit import ingest
+from toolkit import submissions
 from toolkit.checks.compiled import CompiledForm, compile_form
 from toolkit.checks.instance import (
     instance_id_of,
@@ -68,7 +68,7 @@ from toolkit.checks.rules import (
 )
 from toolkit.dataset import DataFolder
 from toolkit.errors import INPUT_MISSING, INPUT_UNREADABLE, Issue, ToolkitError, error
-from toolkit.ingest import IngestResult
+from toolkit.submissions import IngestResult
 from toolkit.xform import FormModel, load_form
 from toolkit.xpath import XNode, wrap_calculated
 
@@ -79,7 +79,7 @@ from toolkit.xpath import XNode, wrap_calculated
 
 def iter_instance_files(input_path: Path) -> Iterator[tuple[str, bytes]]:
     """(name, XML bytes) of every submission in a folder (recursively), a zip of instance XMLs, or one XML."""
-    yield from ingest.iter_submission_xml(input_path)
+    yield from submissions.iter_submission_xml(input_path)
 
 
 def _text_of(value: Any, data_type: str | None) -> str | None:  # noqa: PLR0911 (one return per JavaRosa type rule)
@@ -218,7 +218,7 @@ def validate_input(
     from_xml = tables is None
     if method != "instances" and not _needs_instances(form):
         if tables is None:
-            tables = ingest.ingest([input_path], model)
+            tables = submissions.read_submissions([input_path], model)
         try:
             findings, count, per_instance, asked = validate_columns(form, tables, today=today, tz=tz)
         except NotVectorizable:
@@ -318,14 +318,14 @@ def _needs_instances(form: CompiledForm) -> bool:
 def _tables_input(input_path: Path, model: FormModel) -> IngestResult | None:
     """The tables when the input is a DATA folder (tables.json) or an ODK Central CSV export; None for XML."""
     if input_path.is_dir() and DataFolder.exists(input_path):
-        return ingest.read_tables(input_path)
+        return submissions.read_tables(input_path)
     central = False
     if input_path.is_file() and zipfile.is_zipfile(input_path):
         with zipfile.ZipFile(input_path) as archive:
             central = any(n.rsplit("/", 1)[-1] == f"{model.form_id}.csv" for n in archive.namelist())
     elif input_path.is_dir():
         central = (input_path / f"{model.form_id}.csv").is_file()
-    return ingest.ingest([input_path], model) if central else None
+    return submissions.read_submissions([input_path], model) if central else None
 
 
 # What ingest reports about submissions that validate reports as findings: a file that cannot be read is a

@@ -25,10 +25,10 @@ from typing import Any
 
 import pandas as pd
 
-from toolkit import ingest
+from toolkit import submissions
 from toolkit.dataset import DataFolder
 from toolkit.errors import INPUT_MISSING, ToolkitError, define, error
-from toolkit.ingest.result import IngestResult
+from toolkit.submissions.result import IngestResult
 from toolkit.validate import Finding, ValidationResult
 from toolkit.xform import load_form
 
@@ -110,8 +110,8 @@ def load_tables(input_path: Path, form_path: Path) -> IngestResult:
             error(INPUT_MISSING, "The linked data does not exist; check the path after '='.", file=str(input_path))
         )
     if input_path.is_dir() and DataFolder.exists(input_path):
-        return ingest.read_tables(input_path)
-    return ingest.ingest([input_path], load_form(form_path))
+        return submissions.read_tables(input_path)
+    return submissions.read_submissions([input_path], load_form(form_path))
 
 
 def _column(tables: IngestResult, name: str) -> tuple[str, str]:

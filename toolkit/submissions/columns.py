@@ -16,10 +16,10 @@ from toolkit.errors import (
     error,
     warning,
 )
-from toolkit.ingest.blocks import NO_POSITION, Block
-from toolkit.ingest.parse import Record
-from toolkit.ingest.plan import FieldPlan, Plan
-from toolkit.ingest.result import (
+from toolkit.submissions.blocks import NO_POSITION, Block
+from toolkit.submissions.parse import Record
+from toolkit.submissions.plan import FieldPlan, Plan
+from toolkit.submissions.result import (
     DUPLICATE_INSTANCE,
     TYPE_INVALID,
     UNKNOWN_FIELD,

@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 
 from toolkit.errors import INPUT_UNREADABLE, Issue, error, warning
-from toolkit.ingest.parse import Record
-from toolkit.ingest.plan import Plan, TablePlan
-from toolkit.ingest.result import NOT_DECRYPTED, ORPHAN_ROW
-from toolkit.ingest.sources import ZIP_MAX_CSV_BYTES, open_zip, zip_infos, zip_read
+from toolkit.submissions.parse import Record
+from toolkit.submissions.plan import Plan, TablePlan
+from toolkit.submissions.result import NOT_DECRYPTED, ORPHAN_ROW
+from toolkit.submissions.sources import ZIP_MAX_CSV_BYTES, open_zip, zip_infos, zip_read
 
 # Central "All data" export columns that carry no answer (lib/data/briefcase.js in getodk/central-backend).
 _CENTRAL_META = {

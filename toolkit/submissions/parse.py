@@ -8,8 +8,8 @@ from typing import NamedTuple
 from lxml import etree
 
 from toolkit.files import read_regular_file
-from toolkit.ingest.plan import EMPTY_PLAN, FIELD, GROUP, JR_TEMPLATE, Plan
-from toolkit.ingest.sources import UNREADABLE_HINTS, UNREADABLE_KINDS, as_utf8, classify
+from toolkit.submissions.plan import EMPTY_PLAN, FIELD, GROUP, JR_TEMPLATE, Plan
+from toolkit.submissions.sources import UNREADABLE_HINTS, UNREADABLE_KINDS, as_utf8, classify
 from toolkit.xml import UntrustedXMLError, parse_untrusted
 
 

@@ -17,8 +17,8 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from toolkit.ingest.parse import Record, read_batch
-from toolkit.ingest.plan import Plan
+from toolkit.submissions.parse import Record, read_batch
+from toolkit.submissions.plan import Plan
 
 # Repeat position not given for a depth (a row of an outer level): stored as -1, shown as missing.
 NO_POSITION = -1

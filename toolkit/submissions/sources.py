@@ -21,7 +21,7 @@ from toolkit.errors import (
     warning,
 )
 from toolkit.files import NotRegularFile, read_regular_file, write_bytes_atomic
-from toolkit.ingest.result import LINK_REFUSED, MEDIA_CONFLICT
+from toolkit.submissions.result import LINK_REFUSED, MEDIA_CONFLICT
 
 # Zip inputs are untrusted: entries are read into memory (never extracted by their own names) under the caps of
 # toolkit.archives and these.
