@@ -617,7 +617,9 @@ def test_no_key_material_or_answers_in_log_or_output(
         json.dumps(stamps.read_stamp(tmp_path / "out" / "leak-1"), ensure_ascii=False),
     ):
         assert SECRET_ANSWER not in text and body not in text
-    assert json.loads(result.stdout) == rows(tmp_path / "out")
+    payload = json.loads(result.stdout)
+    assert (payload["command"], payload["ok"], payload["issues"]) == ("decrypt", True, [])
+    assert payload["submissions"] == rows(tmp_path / "out")
 
 
 # --- re-runs, workers, CLI
@@ -1212,7 +1214,7 @@ def test_an_instance_id_with_a_slash_is_shown_whole(tmp_path: Path, key: rsa.RSA
         app, ["decrypt", str(tmp_path / "in"), "--key", str(key_file), "--out", str(tmp_path / "out")], terminal_width=400
     )
     assert cli.exit_code == 1
-    assert "conflict uuid:region/7/hh-12 (" in cli.output
+    assert "instance uuid:region/7/hh-12: " in cli.output and "[decrypt.conflict]" in cli.output
     logged = rows(tmp_path / "out")
     assert [r["instance_id"] for r in logged] == ["uuid:region/7/hh-12"] * 2
     assert logged[0]["folder"] == crypto.instance_folder("uuid:region/7/hh-12")

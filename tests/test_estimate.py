@@ -195,7 +195,9 @@ def _estimate_cli(path: Path, *args: str):
 def test_cli_estimate_json_rows() -> None:
     result = _estimate_cli(_nhanes_path(), "--mean", "zinc", "--by", "race", "--json")
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)
+    payload = json.loads(result.stdout)
+    assert (payload["command"], payload["ok"], payload["method"], payload["issues"]) == ("estimate", True, "taylor", [])
+    rows = payload["rows"]
     assert [r["domain"] for r in rows] == ["1", "2", "3"]
     assert set(rows[0]) == {
         "domain",

@@ -157,6 +157,6 @@ def test_cli_repeated_fpc_and_psu(tmp_path: Path) -> None:
     assert two.exit_code == 0, two.output
     expected = est.estimate(table, weight="w", statistic="mean", variable="y", strata="stratum", psu=["psu", "ssu"],
                             fpc=["fpc1", "fpc2"]).rows[0].se
-    assert json.loads(two.stdout)[0]["se"] == pytest.approx(expected, rel=1e-12)
+    assert json.loads(two.stdout)["rows"][0]["se"] == pytest.approx(expected, rel=1e-12)
     repeated = runner.invoke(app, [*base, "--psu", "psu", "--fpc", "fpc1", "--fpc", "fpc2"])
     assert repeated.exit_code == 2 and "one --fpc per --psu" in repeated.output.replace("\n", " ")

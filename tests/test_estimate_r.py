@@ -245,9 +245,9 @@ def test_cli_fpc_option(tmp_path: Path) -> None:
     with_fpc = runner.invoke(app, [*base, "--fpc", "n_pop"])
     without = runner.invoke(app, base)
     assert with_fpc.exit_code == 0 and without.exit_code == 0, with_fpc.output
-    se_fpc = json.loads(with_fpc.stdout)[0]["se"]
+    se_fpc = json.loads(with_fpc.stdout)["rows"][0]["se"]
     assert se_fpc == pytest.approx(ours(table, statistic="mean", variable="y", fpc="n_pop")[0][1], rel=1e-12)
-    assert se_fpc < json.loads(without.stdout)[0]["se"]
+    assert se_fpc < json.loads(without.stdout)["rows"][0]["se"]
     bad = runner.invoke(app, [*base, "--fpc", "nope"])
     assert bad.exit_code == 2 and "nope" in bad.output
 
@@ -269,4 +269,4 @@ def test_cli_deff_column(tmp_path: Path) -> None:
     assert plain.exit_code == 0 and with_deff.exit_code == 0 and as_json.exit_code == 0, with_deff.output
     deff = _rows(table, statistic="mean", variable="y")[0].deff
     assert "deff" not in plain.stdout and "deff" in with_deff.stdout
-    assert json.loads(as_json.stdout)[0]["deff"] == pytest.approx(deff, rel=1e-12)
+    assert json.loads(as_json.stdout)["rows"][0]["deff"] == pytest.approx(deff, rel=1e-12)

@@ -163,7 +163,7 @@ def test_cli_mse_scale_and_rscales(tmp_path: Path) -> None:
     def se(*extra: str) -> float:
         result = _cli(path, "--method", "bootstrap", *extra)
         assert result.exit_code == 0, result.output
-        return float(json.loads(result.stdout)[0]["se"])
+        return float(json.loads(result.stdout)["rows"][0]["se"])
 
     common = {"weight": "w", "statistic": "mean", "variable": "y", "replicate_prefix": "rep_", "method": "bootstrap"}
     for extra, options in [

@@ -575,12 +575,13 @@ def test_cli_flags_every_rule_on_a_broken_form(tmp_path: Path) -> None:
     result = runner.invoke(app, ["forms", "lint", str(path), "--json"])
     assert result.exit_code == 1, result.output
     payload = json.loads(result.stdout)
-    assert payload["valid"] is False
-    codes = {f["code"] for f in payload["findings"]}
+    assert (payload["command"], payload["ok"], payload["exit_code"], payload["valid"]) == ("forms lint", False, 1, False)
+    codes = {f["code"] for f in payload["issues"]}
     every_rule = {code for code in CATALOGUE if code.startswith("lint.")}
     assert codes == every_rule, every_rule - codes
-    first = payload["findings"][0]
+    first = payload["issues"][0]
     assert set(first) >= {"code", "severity", "message", "sheet", "row", "column", "expression", "variable"}
+    assert first["topic"] == "lint" and first["qualified_code"] == first["code"]
     assert first["severity"] in {"error", "warning"}
 
 
@@ -636,7 +637,7 @@ def test_cli_unbalanced_group_exits_1_naming_row(tmp_path: Path) -> None:
     path = write_md_form(tmp_path, form("| | end_group | | | | | | | |"))
     result = runner.invoke(app, ["forms", "lint", str(path), "--json"])
     assert result.exit_code == 1
-    (finding,) = json.loads(result.stdout)["findings"]
+    (finding,) = json.loads(result.stdout)["issues"]
     assert (finding["code"], finding["sheet"], finding["row"]) == (forms.LINT_FORM_INVALID, "survey", 5)
 
 
@@ -816,7 +817,7 @@ def test_policy_rules_are_warnings_unless_house_profile_or_strict(
     path = write_md_form(tmp_path, THIRD_PARTY)
     result = runner.invoke(app, ["forms", "lint", str(path), *options, "--json"])
     assert result.exit_code == exit_code, result.output
-    findings = json.loads(result.stdout)["findings"]
+    findings = json.loads(result.stdout)["issues"]
     assert {f["code"] for f in findings} == POLICY_FOUND
     assert {f["severity"] for f in findings} == {severity}
 

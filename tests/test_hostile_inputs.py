@@ -90,7 +90,7 @@ def test_validate_cli_reports_the_unreadable_file_in_json_csv_and_report(tmp_pat
     assert done.exit_code == 1, done.output
     payload = json.loads(done.stdout)
     assert payload["valid"] is False
-    assert [f["code"] for f in payload["findings"]] == ["instance_unreadable"]
+    assert [f["code"] for f in payload["issues"]] == ["instance_unreadable"]
     rows = list(csv.DictReader(io.StringIO((tmp_path / "f.csv").read_text(encoding="utf-8-sig"))))
     assert [r["code"] for r in rows] == ["instance_unreadable"] and "cut" in rows[0]["source"]
     assert "instance_unreadable" in (tmp_path / "r.html").read_text(encoding="utf-8")

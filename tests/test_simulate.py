@@ -742,7 +742,7 @@ def test_cli_errors_writes_the_key_that_validate_finds(tmp_path) -> None:
     assert reported["errors_key"] == str(key) and reported["stats"]["planted"] == len(_key(key)) > 10
     run = runner.invoke(app, ["validate", str(out), "--form", str(form), "--json"])
     assert run.exit_code == 1, run.output
-    found = {(f["instance_id"], f["path"], f["code"]) for f in json.loads(run.stdout)["findings"]}
+    found = {(f["instance"], f["path"], f["code"]) for f in json.loads(run.stdout)["issues"]}
     assert found == _key(key)
     assert runner.invoke(app, [*args[:-1], "1.5"]).exit_code == 2
 

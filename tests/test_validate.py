@@ -279,14 +279,17 @@ def test_cli_json_csv_and_report(tmp_path: Path) -> None:
     assert done.exit_code == 1, done.output
     payload = json.loads(done.stdout)
     assert payload["valid"] is False and payload["stats"]["instances"] == 2
-    (finding,) = payload["findings"]
-    assert {k: finding[k] for k in ("instance_id", "path", "code", "value")} == {
-        "instance_id": "uuid:b",
+    assert (payload["command"], payload["ok"], payload["exit_code"]) == ("validate", False, 1)
+    (finding,) = payload["issues"]
+    assert {k: finding[k] for k in ("instance", "path", "code", "qualified_code", "value", "enumerator")} == {
+        "instance": "uuid:b",
         "path": "/data/age",
         "code": "constraint_violated",
+        "qualified_code": "validate.constraint_violated",
         "value": "130",
+        "enumerator": "E7",
     }
-    assert set(finding) >= {"instance_id", "path", "code", "value", "expression", "message"}
+    assert set(finding) >= {"instance", "path", "code", "value", "expression", "message", "absent"}
     assert "constraint_violated" in (tmp_path / "f.csv").read_text(encoding="utf-8-sig")
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "Findings by enumerator" in page and "E7" in page and "http" not in page.replace("http-equiv", "")

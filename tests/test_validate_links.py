@@ -77,7 +77,7 @@ def test_cli_merges_link_findings_into_the_validation(inputs: tuple[Path, Path])
     )
     assert result.exit_code == 1, result.output
     payload = json.loads(result.stdout)
-    codes = [f["code"] for f in payload["findings"]]
+    codes = [f["code"] for f in payload["issues"]]
     assert codes.count(LINK_MISMATCH) == 2 and codes.count(LINK_MISSING) == 1
     assert payload["stats"]["link_findings"] == 3
     assert payload["valid"] is False

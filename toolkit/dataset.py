@@ -22,8 +22,6 @@ from toolkit.errors import (
     INPUT_UNREADABLE,
     OUTPUT_UNWRITABLE,
     Issue,
-    Location,
-    Severity,
     ToolkitError,
     error,
 )
@@ -500,10 +498,7 @@ def _issues(stored: object, problems: list[str]) -> tuple[Issue, ...]:
         try:
             if not isinstance(flat, dict):
                 raise TypeError
-            where = dict(flat)
-            code, severity, message = where.pop("code"), Severity(where.pop("severity")), where.pop("message")
-            value = where.pop("value", None)
-            issues.append(Issue(code, severity, message, Location(**where), value))
+            issues.append(Issue.from_flat(flat))
         except (TypeError, ValueError, KeyError):
             problems.append(f"tables.json: an ingest issue cannot be read ({flat!r}); run `migkit ingest` again.")
             break

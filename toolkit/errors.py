@@ -8,6 +8,7 @@ objects; only a problem that stops the whole run is raised, wrapped in `ToolkitE
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -44,7 +45,8 @@ def define(code: str, title: str) -> str:
 
 @dataclass(frozen=True)
 class Location:
-    """Where a problem is: any combination of file, sheet, row, column, variable, instance and node path."""
+    """Where a problem is: any combination of file, sheet, row, column, variable, instance, node path and the
+    enumerator who filled the submission (so that a supervisor knows whom to call back)."""
 
     file: str | None = None
     sheet: str | None = None
@@ -55,6 +57,7 @@ class Location:
     instance: str | None = None
     path: str | None = None
     expression: str | None = None
+    enumerator: str | None = None
 
     def describe(self) -> str:
         parts = []
@@ -74,6 +77,8 @@ class Location:
             parts.append(self.path)
         elif self.variable:
             parts.append(f"variable {self.variable}")
+        if self.enumerator:
+            parts.append(f"enumerator {self.enumerator}")
         return ", ".join(parts)
 
 
@@ -81,7 +86,9 @@ class Location:
 class Issue:
     """A problem found in a form, a key, a submission or a table.
 
-    The message says what is wrong and how to fix it; `location` says where.
+    The message says what is wrong and how to fix it; `location` says where. Codes carry their topic as a prefix
+    (`decrypt.wrong_key`, `weights.negative_weights`); validate's codes were published before the rule and stay
+    short (`required_missing`): `topic` names their stage, and `qualified_code` is the prefixed form of either.
     """
 
     code: str
@@ -89,17 +96,47 @@ class Issue:
     message: str
     location: Location = field(default_factory=Location)
     value: Any = None
+    topic: str | None = None
+
+    @property
+    def qualified_code(self) -> str:
+        """The code with its topic in front (`validate.required_missing`); a prefixed code as it is."""
+        if "." in self.code or not self.topic:
+            return self.code
+        return f"{self.topic}.{self.code}"
 
     def format(self) -> str:
         where = self.location.describe()
         return f"{where}: {self.message} [{self.code}]" if where else f"{self.message} [{self.code}]"
 
     def flatten(self) -> dict[str, Any]:
-        flat: dict[str, Any] = {"code": self.code, "severity": str(self.severity), "message": self.message}
+        """One flat dict: code (as published, short for validate), topic, qualified_code, severity, message, then
+        the location fields and the value when there is one. This is the shape of every `issues` list in `--json`."""
+        qualified = self.qualified_code
+        flat: dict[str, Any] = {
+            "code": self.code,
+            "topic": qualified.split(".", 1)[0] if "." in qualified else None,
+            "qualified_code": qualified,
+            "severity": str(self.severity),
+            "message": self.message,
+        }
         flat.update(dataclasses.asdict(self.location))
         if self.value is not None:
             flat["value"] = self.value
         return flat
+
+    @classmethod
+    def from_flat(cls, flat: dict[str, Any]) -> Issue:
+        """The issue `flatten()` gave (as stored in tables.json); keys of older or newer versions are ignored."""
+        where = {f.name: flat[f.name] for f in dataclasses.fields(Location) if f.name in flat}
+        return cls(
+            flat["code"],
+            Severity(flat["severity"]),
+            flat["message"],
+            Location(**where),
+            flat.get("value"),
+            flat.get("topic") if "." not in flat["code"] else None,
+        )
 
 
 def error(code: str, message: str, **where: Any) -> Issue:
@@ -112,6 +149,13 @@ def warning(code: str, message: str, **where: Any) -> Issue:
     """Build a warning-level Issue; keyword arguments are Location fields (and `value`)."""
     value = where.pop("value", None)
     return Issue(code, Severity.WARNING, message, Location(**where), value)
+
+
+def with_topic(issues: Iterable[Issue], topic: str) -> tuple[Issue, ...]:
+    """The issues with `topic` set where a short code has none (the stage that found them names it)."""
+    return tuple(
+        issue if issue.topic or "." in issue.code else dataclasses.replace(issue, topic=topic) for issue in issues
+    )
 
 
 class ToolkitError(Exception):

@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from toolkit.config import Key, Kind, load_toml, table
-from toolkit.errors import Issue, Location, Severity, ToolkitError, define, error
+from toolkit.errors import Issue, Severity, ToolkitError, define, error, with_topic
 from toolkit.files import write_text_atomic
 from toolkit.report import counted
 
@@ -313,16 +313,7 @@ def _stage_decrypt(config: SurveyConfig, key_file: Path, out: Path) -> StageOutc
     target = out / "submissions"
     result = decrypt(list(config.decrypt_inputs), key=key, out_dir=target, workers=config.workers)
     counts = {status: n for status, n in result.counts.items() if n}
-    issues = tuple(
-        Issue(
-            row.reason_code or "decrypt." + str(row.status),
-            Severity.ERROR,
-            row.message,
-            _location(instance=row.instance_id, file=row.source),
-        )
-        for row in result.submissions
-        if not row.good
-    )
+    issues = tuple(row.to_issue() for row in result.submissions if not row.good)
     summary = f"{counted(result.total, 'submission')}: " + ", ".join(
         f"{n} {status}" for status, n in sorted(counts.items())
     )
@@ -343,10 +334,6 @@ def _stage_decrypt(config: SurveyConfig, key_file: Path, out: Path) -> StageOutc
         (str(target), str(result.log_path)),
         issues,
     )
-
-
-def _location(**where: Any) -> Location:
-    return Location(**where)
 
 
 def _stage_ingest(config: SurveyConfig, form: FormModel, inputs: list[Path], out: Path) -> StageOutcome:
@@ -596,7 +583,7 @@ def run_survey(
             outcome.summary,
             outcome.figures,
             outcome.outputs,
-            outcome.issues,
+            with_topic(outcome.issues, outcome.name),
             round(elapsed, 3),
         )
         if outcome.status == "failed":

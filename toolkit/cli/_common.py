@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import math
 import os
 import re
 import sys
@@ -25,7 +26,7 @@ from rich.markup import escape
 from rich.progress import Progress, ProgressColumn
 from typer.exceptions import TyperException
 
-from toolkit.errors import EXIT_CANNOT_RUN, EXIT_USAGE, ToolkitError
+from toolkit.errors import EXIT_CANNOT_RUN, EXIT_USAGE, Issue, ToolkitError
 
 # Machine output (JSON, tables asked for) goes to stdout; messages and progress go to stderr.
 # Piped or under make, rich would squeeze tables to 80 columns: use a wider page unless COLUMNS says otherwise.
@@ -42,22 +43,30 @@ class _State:
 state = _State()
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
-OutDirOption = Annotated[Path, typer.Option("--out", "-o", help="Output folder.")]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _to_jsonable(value: Any) -> Any:
+def to_jsonable(value: Any) -> Any:
+    """A result object as JSON values; every `Issue` inside it in the one flat shape of `Issue.flatten()`."""
+    if isinstance(value, Issue):
+        return value.flatten()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
-        return {str(k): _to_jsonable(v) for k, v in value.items()}
+        return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [_to_jsonable(v) for v in value]
+        return [to_jsonable(v) for v in value]
+    return _json_scalar(value)
+
+
+def _json_scalar(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN: an estimate that does not exist (empty domain, no variance) is null
     return value
 
 
@@ -84,7 +93,7 @@ def shown(value: object) -> str:
 
 def print_json(value: Any) -> None:
     """Print a result object (dataclass, dict, list) as JSON on stdout, non-ASCII text kept as it is."""
-    sys.stdout.write(json.dumps(_to_jsonable(value), ensure_ascii=False, indent=2, default=str))
+    sys.stdout.write(json.dumps(to_jsonable(value), ensure_ascii=False, indent=2, default=str))
     sys.stdout.write("\n")
     sys.stdout.flush()
 

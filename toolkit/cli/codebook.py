@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, guarded, out, print_json, shown
-from toolkit.cli.render import LangOption, MediaOption, print_issues
-from toolkit.errors import EXIT_OK
+from toolkit.cli._common import JsonOption, guarded, out, shown
+from toolkit.cli.render import LangOption, MediaOption, out_option, print_issues, render
 from toolkit.settings import CODEBOOK_FORMATS
 
 # Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
@@ -21,7 +20,7 @@ from toolkit.settings import CODEBOOK_FORMATS
 @guarded
 def codebook(
     form: Annotated[Path, typer.Argument(help="XLSForm (.xlsx/.xls/.md) or compiled XForm (.xml).")],
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("codebook"),
+    out_dir: Annotated[Path, out_option("Output folder.")] = Path("codebook"),
     data: Annotated[
         Path | None, typer.Option("--data", help="DATA folder from `migkit ingest`, for statistics.")
     ] = None,
@@ -40,15 +39,7 @@ def codebook(
     from toolkit.xform import load_form
 
     model = load_form(form)
-    tables = None
-    asked = None
-    if data is not None:
-        from toolkit import validate as validation
-        from toolkit.dataset import DataFolder
-
-        tables = DataFolder.read(data).load_all(recorded_dtypes=True)
-        # The form's skip logic evaluated on the same tables tells "not asked" apart from "missing".
-        asked = validation.validate(data, form, media_dir=media).asked or None
+    tables, asked = _data_for_codebook(data, form, media) if data is not None else (None, None)
     result = write_codebook(
         model,
         out_dir=out_dir,
@@ -58,10 +49,20 @@ def codebook(
         language=lang,
         asked=asked,
     )
-    if as_json:
-        print_json({"files": result.files, "issues": [i.flatten() for i in result.issues]})
-    else:
+
+    def people() -> None:
         for path in result.files:
             out.print(shown(path))
         print_issues(result.issues)
-    return EXIT_OK
+
+    return render("codebook", {"files": result.files}, result.issues, ok=True, as_json=as_json, people=people)
+
+
+def _data_for_codebook(data: Path, form: Path, media: Path | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The DATA folder's tables, and per question the rows skip logic asked it (to tell "not asked" from
+    "missing": the form's skip logic evaluated on the same tables)."""
+    from toolkit import validate as validation
+    from toolkit.dataset import DataFolder
+
+    tables = DataFolder.read(data).load_all(recorded_dtypes=True)
+    return tables, dict(validation.validate(data, form, media_dir=media).asked) or None

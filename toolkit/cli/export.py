@@ -10,15 +10,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsed
 from rich.table import Table
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, guarded, out, print_json, progress_bar, shown, usage_error
-from toolkit.cli.render import FormOption, LangOption, print_issues
-from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK
+from toolkit.cli._common import JsonOption, guarded, out, progress_bar, shown, usage_error
+from toolkit.cli.render import FormOption, LangOption, fields_of, out_option, print_issues, progress_from, render
 from toolkit.settings import CHOICE_NUMERIC_CODE_COLUMN
 
 # Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
 # migkit command, `--help` included, imports this module, so top-level imports would slow each start-up.
 if TYPE_CHECKING:
-    pass
+    from toolkit.export import ExportResult
 
 
 @app.command("export")
@@ -28,14 +27,10 @@ def export(
     form: FormOption,
     formats: Annotated[str, typer.Option("--format", help="Comma-separated: sav, dta, csv.")] = "sav,dta,csv",
     lang: LangOption = None,
-    out_dir: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Output folder; default `export` next to DATA.")
-    ] = None,
+    out_dir: Annotated[Path | None, out_option("Output folder; default `export` next to DATA.")] = None,
     choice_missing: Annotated[
         str | None,
-        typer.Option(
-            "--choice-missing", help='Choice codes that are missing, e.g. "98=d,99=r,97=n" (Stata letters).'
-        ),
+        typer.Option("--choice-missing", help='Choice codes that are missing, e.g. "98=d,99=r,97=n" (Stata letters).'),
     ] = None,
     number_missing: Annotated[
         str | None, typer.Option("--number-missing", help='Numeric sentinels, e.g. "-98=d,-99=r".')
@@ -59,22 +54,7 @@ def export(
     except ValueError as exc:
         raise usage_error(str(exc)) from None
     model = load_form(form)
-    with progress_bar(
-        TextColumn("exporting"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    ) as bar:
-        task = None
-
-        def progress(done: int, total: int, rows: int) -> None:
-            nonlocal task
-            if rows < _PROGRESS_MIN_ROWS:
-                return
-            if task is None:
-                task = bar.add_task("export", total=total)
-            bar.update(task, completed=done)
-
+    with progress_bar(TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
         result = export_lib.export_tables(
             data_dir,
             model,
@@ -83,32 +63,23 @@ def export(
             out_dir=out_dir or data_dir.parent / "export",
             missing_codes=codes,
             codes_from=codes_from,
-            progress=progress,
+            progress=progress_from(bar, "export", shown_from=_PROGRESS_MIN_ROWS),
         )
-    if as_json:
-        print_json(
-            {
-                "ok": result.ok,
-                "form_id": result.form_id,
-                "language": result.language,
-                "out_dir": result.out_dir,
-                "files": result.files,
-                "renamed": [r for r in result.renames if r.reason],
-                "recodes": result.recodes,
-                "issues": [issue.flatten() for issue in result.issues],
-            }
-        )
-    else:
-        table = Table(title=shown(f"Export of {result.form_id} (labels: {result.language or 'form default'})"))
-        for column in ("file", "kind", "rows", "variables"):
-            table.add_column(column, justify="right" if column in {"rows", "variables"} else "left")
-        for file in result.files:
-            table.add_row(shown(Path(file.path).name), file.kind, str(file.rows or ""), str(file.variables or ""))
-        out.print(table)
-        print_issues(
-            result.issues, per_code=_SHOWN_PER_CODE, whole_list="the rename map and --json list them all", tally=True
-        )
-    return EXIT_OK if result.ok else EXIT_DATA_PROBLEMS
+    fields = {**fields_of(result), "renamed": [r for r in result.renames if r.reason]}
+    del fields["renames"]  # every variable's entry is in the rename map file; --json lists the renamed ones
+    return render("export", fields, result.issues, ok=result.ok, as_json=as_json, people=lambda: _show_export(result))
+
+
+def _show_export(result: ExportResult) -> None:
+    table = Table(title=shown(f"Export of {result.form_id} (labels: {result.language or 'form default'})"))
+    for column in ("file", "kind", "rows", "variables"):
+        table.add_column(column, justify="right" if column in {"rows", "variables"} else "left")
+    for file in result.files:
+        table.add_row(shown(Path(file.path).name), file.kind, str(file.rows or ""), str(file.variables or ""))
+    out.print(table)
+    print_issues(
+        result.issues, per_code=_SHOWN_PER_CODE, whole_list="the rename map and --json list them all", tally=True
+    )
 
 
 # Per code, the first few issues are shown; renames and cut labels can run into the hundreds on a big form.

@@ -9,14 +9,15 @@ import typer
 from rich.table import Table
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, err, guarded, out, print_json, shown, usage_error
-from toolkit.cli.render import print_issues
-from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, Severity
+from toolkit.cli._common import JsonOption, err, guarded, out, shown, usage_error
+from toolkit.cli.render import out_option, print_issues, render
+from toolkit.errors import Severity
 
 # Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
 # migkit command, `--help` included, imports this module, so top-level imports would slow each start-up.
 if TYPE_CHECKING:
     from toolkit import forms
+    from toolkit.report import Report
 
 forms_app = typer.Typer(help="Compile and check XLSForms.", no_args_is_help=True)
 app.add_typer(forms_app, name="forms")
@@ -33,10 +34,8 @@ def _verdict(form: forms.CompiledForm) -> str:
 @forms_app.command("build")
 @guarded
 def build(
-    form_files: Annotated[
-        list[Path] | None, typer.Argument(help="XLSForms; default every form in forms/.")
-    ] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Folder for the XForms.")] = None,
+    form_files: Annotated[list[Path] | None, typer.Argument(help="XLSForms; default every form in forms/.")] = None,
+    out_dir: Annotated[Path | None, out_option("Folder for the XForms.")] = None,
     strict: Annotated[bool, typer.Option("--strict", help="Treat pyxform warnings as errors.")] = False,
     no_validate: Annotated[bool, typer.Option("--no-validate", help="Skip ODK Validate.")] = False,
     as_json: JsonOption = False,
@@ -45,50 +44,46 @@ def build(
     from toolkit import forms
 
     result = forms.build_forms(form_files or None, out_dir=out_dir, validate=not no_validate, strict=strict)
-    if as_json:
-        print_json(
-            {
-                "ok": result.ok,
-                "pyxform_version": result.pyxform_version,
-                "forms": [
-                    {
-                        "source": f.source,
-                        "form_id": f.form_id,
-                        "version": f.version,
-                        "title": f.title,
-                        "xform_path": f.xform_path,
-                        "compiled": f.xform is not None,
-                        "odk_validate": {True: "valid", False: "invalid", None: "not validated"}[f.validated],
-                        "ok": f.ok,
-                        "issues": [i.flatten() for i in f.issues],
-                    }
-                    for f in result.forms
-                ],
-            }
+    fields = {"pyxform_version": result.pyxform_version, "forms": [_form_fields(f) for f in result.forms]}
+    issues = [issue for f in result.forms for issue in f.issues]
+    ok = result.ok and bool(result.forms)
+    return render("forms build", fields, issues, ok=ok, as_json=as_json, people=lambda: _show_build(result))
+
+
+def _form_fields(form: forms.CompiledForm) -> dict[str, object]:
+    return {
+        "source": form.source,
+        "form_id": form.form_id,
+        "version": form.version,
+        "title": form.title,
+        "xform_path": form.xform_path,
+        "compiled": form.xform is not None,
+        "odk_validate": {True: "valid", False: "invalid", None: "not validated"}[form.validated],
+        "ok": form.ok,
+    }
+
+
+def _show_build(result: forms.BuildResult) -> None:
+    table = Table(title=f"Forms (pyxform {result.pyxform_version})")
+    for column in ("form", "form_id", "version", "verdict", "errors", "warnings", "XForm"):
+        table.add_column(column)
+    for f in result.forms:
+        n_err = sum(i.severity == Severity.ERROR for i in f.issues)
+        n_warn = sum(i.severity == Severity.WARNING for i in f.issues)
+        table.add_row(
+            shown(Path(f.source).name),
+            shown(f.form_id or ""),
+            shown(f.version or ""),
+            _verdict(f),
+            str(n_err),
+            str(n_warn),
+            shown(f.xform_path or ""),
         )
-    else:
-        table = Table(title=f"Forms (pyxform {result.pyxform_version})")
-        for column in ("form", "form_id", "version", "verdict", "errors", "warnings", "XForm"):
-            table.add_column(column)
-        for f in result.forms:
-            n_err = sum(i.severity == Severity.ERROR for i in f.issues)
-            n_warn = sum(i.severity == Severity.WARNING for i in f.issues)
-            table.add_row(
-                shown(Path(f.source).name),
-                shown(f.form_id or ""),
-                shown(f.version or ""),
-                _verdict(f),
-                str(n_err),
-                str(n_warn),
-                shown(f.xform_path or ""),
-            )
-        out.print(table)
-        for f in result.forms:
-            print_issues(f.issues)
+    out.print(table)
+    for f in result.forms:
+        print_issues(f.issues)
     if not result.forms:
         err.print("No XLSForms found.")
-        return EXIT_DATA_PROBLEMS
-    return EXIT_OK if result.ok else EXIT_DATA_PROBLEMS
 
 
 @forms_app.command("lint")
@@ -113,61 +108,48 @@ def lint(
     if profile is not None and profile not in PROFILES:
         raise usage_error(f"--profile must be one of: {', '.join(PROFILES)} (got {profile!r}).")
     report = forms.lint_form(form_file, profile=profile, strict=strict)
-    if as_json:
-        print_json(
-            {
-                "valid": report.valid,
-                "stats": report.stats,
-                "findings": [
-                    {
-                        "code": i.code,
-                        "severity": str(i.severity),
-                        "message": i.message,
-                        "file": i.location.file,
-                        "sheet": i.location.sheet,
-                        "row": i.location.row,
-                        "column": i.location.column,
-                        "variable": i.location.variable,
-                        "expression": i.location.expression,
-                    }
-                    for i in report.issues
-                ],
-            }
+    return render(
+        "forms lint",
+        {"valid": report.valid, "stats": report.stats},
+        report.issues,
+        ok=report.valid,
+        as_json=as_json,
+        people=lambda: _show_lint(report, form_file),
+    )
+
+
+def _show_lint(report: Report, form_file: Path) -> None:
+    stats = report.stats
+    table = Table(
+        title=shown(
+            f"{form_file.name}: {stats['questions']} questions, {stats['choice_lists']} choice lists, "
+            f"languages: {', '.join(stats['languages']) or 'one (no language columns)'}"
         )
-    else:
-        stats = report.stats
-        table = Table(
-            title=shown(
-                f"{form_file.name}: {stats['questions']} questions, {stats['choice_lists']} choice lists, "
-                f"languages: {', '.join(stats['languages']) or 'one (no language columns)'}"
+    )
+    table.add_column("where", no_wrap=True)
+    table.add_column("code", no_wrap=True)
+    table.add_column("finding", ratio=1, overflow="fold")
+    for i in report.issues:
+        colour = "red" if i.severity == Severity.ERROR else "yellow"
+        where = " ".join(
+            part
+            for part in (
+                i.location.sheet,
+                None if i.location.row is None else f"row {i.location.row}",
+                i.location.column,
             )
+            if part
         )
-        table.add_column("where", no_wrap=True)
-        table.add_column("code", no_wrap=True)
-        table.add_column("finding", ratio=1, overflow="fold")
-        for i in report.issues:
-            colour = "red" if i.severity == Severity.ERROR else "yellow"
-            where = " ".join(
-                part
-                for part in (
-                    i.location.sheet,
-                    None if i.location.row is None else f"row {i.location.row}",
-                    i.location.column,
-                )
-                if part
-            )
-            table.add_row(
-                shown(where),
-                f"[{colour}]{i.code}[/]",
-                shown(i.message)
-                + (f"\n[dim]{shown(i.location.expression)}[/]" if i.location.expression else ""),
-            )
-        if report.issues:
-            out.print(table)
-        verdict = (
-            "[green]no problems[/]"
-            if not report.issues
-            else (f"[red]{len(report.errors)} error(s)[/], [yellow]{len(report.warnings)} warning(s)[/]")
+        table.add_row(
+            shown(where),
+            f"[{colour}]{i.code}[/]",
+            shown(i.message) + (f"\n[dim]{shown(i.location.expression)}[/]" if i.location.expression else ""),
         )
-        err.print(f"{shown(str(form_file))}: {verdict}", markup=True, highlight=False)
-    return EXIT_OK if report.valid else EXIT_DATA_PROBLEMS
+    if report.issues:
+        out.print(table)
+    verdict = (
+        "[green]no problems[/]"
+        if not report.issues
+        else (f"[red]{len(report.errors)} error(s)[/], [yellow]{len(report.warnings)} warning(s)[/]")
+    )
+    err.print(f"{shown(str(form_file))}: {verdict}", markup=True, highlight=False)

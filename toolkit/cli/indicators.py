@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, guarded, out, print_json, usage_error
-from toolkit.cli.render import OptionalFormOption, print_issues
-from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK
+from toolkit.cli._common import JsonOption, guarded, out, usage_error
+from toolkit.cli.render import OptionalFormOption, fields_of, out_option, print_issues, render
+
+if TYPE_CHECKING:
+    from toolkit.indicators import IndicatorsResult
 
 # Stage modules are imported inside the command: every migkit command imports this module.
 
@@ -25,7 +25,7 @@ def indicators(
     catalogue: Annotated[Path, typer.Option("--catalogue", "-c", help="Indicator catalogue (TOML).")],
     form: OptionalFormOption = None,
     lang: Annotated[str, typer.Option("--lang", help="Language of titles and labels: en or ru.")] = "en",
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("indicators-out"),
+    out_dir: Annotated[Path, out_option("Output folder.")] = Path("indicators-out"),
     variance: Annotated[
         str, typer.Option("--variance", help="design (replicate weights when present) or taylor.")
     ] = "design",
@@ -41,36 +41,32 @@ def indicators(
 
     model = load_form(form) if form is not None else None
     result = make_indicators(data, catalogue, out_dir=out_dir, form=model, language=lang, variance=variance)
-    if as_json:
-        # JSON has no NaN: an estimate that does not exist (empty domain, no variance) is null
-        print_json(_finite_or_null(dataclasses.asdict(result)))
-    else:
-        table = Table(title=f"indicators ({result.variance} standard errors)")
-        for column in ("indicator", "category", "domain", "estimate", "95% CI", "n", "flags"):
-            table.add_column(column)
-        for row in result.rows:
-            scale = 100.0 if row.statistic in ("proportion", "distribution", "shares") else 1.0
-            table.add_row(
-                row.indicator,
-                row.category_label,
-                "all" if row.domain == "all" else f"{row.domain}={row.domain_label}",
-                f"{row.estimate * scale:.1f}",
-                f"{row.ci_low * scale:.1f}–{row.ci_high * scale:.1f}",
-                str(row.n),
-                " ".join(row.flags),
-            )
-        out.print(table)
-        for path in result.files:
-            out.print(path)
-        print_issues(result.issues)
-    return EXIT_OK if result.ok else EXIT_DATA_PROBLEMS
+    return render(
+        "indicators",
+        fields_of(result),
+        result.issues,
+        ok=result.ok,
+        as_json=as_json,
+        people=lambda: _show_indicators(result),
+    )
 
 
-def _finite_or_null(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_null(v) for v in value]
-    return value
+def _show_indicators(result: IndicatorsResult) -> None:
+    table = Table(title=f"indicators ({result.variance} standard errors)")
+    for column in ("indicator", "category", "domain", "estimate", "95% CI", "n", "flags"):
+        table.add_column(column)
+    for row in result.rows:
+        scale = 100.0 if row.statistic in ("proportion", "distribution", "shares") else 1.0
+        table.add_row(
+            row.indicator,
+            row.category_label,
+            "all" if row.domain == "all" else f"{row.domain}={row.domain_label}",
+            f"{row.estimate * scale:.1f}",
+            f"{row.ci_low * scale:.1f}–{row.ci_high * scale:.1f}",
+            str(row.n),
+            " ".join(row.flags),
+        )
+    out.print(table)
+    for path in result.files:
+        out.print(path)
+    print_issues(result.issues)

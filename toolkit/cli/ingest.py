@@ -4,23 +4,57 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, guarded, out, print_json, progress_bar, shown
-from toolkit.cli.render import print_issues
-from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK
+from toolkit.cli._common import JsonOption, guarded, out, progress_bar, shown
+from toolkit.cli.render import FormVersionsOption, fields_of, out_option, print_issues, progress_from, render
 
 # Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
 # migkit command, `--help` included, imports this module, so top-level imports would slow each start-up.
+if TYPE_CHECKING:
+    from toolkit.ingest import IngestResult
+    from toolkit.simulate import SimulateResult
 
 # Show a progress bar from this many submission files on.
 _PROGRESS_MIN_FILES = 500
 _ISSUES_SHOWN = 20
+
+
+def _ingest_fields(result: IngestResult, out_dir: Path, written: list[Path]) -> dict[str, Any]:
+    return {
+        "form_id": result.form_id,
+        "form_versions": list(result.form_versions),
+        "out": out_dir,
+        "files": written,
+        "tables": {name: {"rows": len(frame), "columns": len(frame.columns)} for name, frame in result.tables.items()},
+        "stats": result.stats,
+        "issues_by_code": result.counts_by_code(),
+    }
+
+
+def _show_ingest(result: IngestResult, out_dir: Path, manifest: str) -> None:
+    table = Table(title=shown(f"{result.form_id}: {result.stats.get('submissions', 0)} submissions -> {out_dir}"))
+    for column in ("table", "level", "rows", "columns"):
+        table.add_column(column, justify="right" if column in {"rows", "columns"} else "left")
+    for name, frame in result.tables.items():
+        table.add_row(shown(name), shown(result.table_paths[name]), str(len(frame)), str(len(frame.columns)))
+    out.print(table)
+    if result.issues:
+        issue_table = Table(title="Issues")
+        for column in ("code", "severity", "count"):
+            issue_table.add_column(column)
+        counts = Counter((issue.code, str(issue.severity)) for issue in result.issues)
+        for (code, severity), count in counts.most_common():
+            issue_table.add_row(code, severity, str(count))
+        out.print(issue_table)
+    print_issues(
+        result.issues, limit=_ISSUES_SHOWN, whole_list=f"all are listed in {shown(out_dir / manifest)} and with --json"
+    )
 
 
 @app.command("ingest")
@@ -33,19 +67,9 @@ def ingest_command(
             "instance XMLs), zips of them, or ODK Central CSV export zips."
         ),
     ],
-    form: Annotated[
-        list[Path],
-        typer.Option(
-            "--form",
-            "-f",
-            help="The form (XLSForm .xlsx/.xls/.md or XForm .xml); "
-            "repeat it for older versions, newest first, to merge them.",
-        ),
-    ],
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="The DATA folder to write the tables into.")],
-    csv: Annotated[
-        bool, typer.Option("--csv", help="Also write each table as CSV (UTF-8 with BOM).")
-    ] = False,
+    form: FormVersionsOption,
+    out_dir: Annotated[Path, out_option("The DATA folder to write the tables into.")],
+    csv: Annotated[bool, typer.Option("--csv", help="Also write each table as CSV (UTF-8 with BOM).")] = False,
     attachments: Annotated[
         Path | None, typer.Option("--attachments", help="Copy the submissions' attachments into this folder.")
     ] = None,
@@ -57,64 +81,19 @@ def ingest_command(
 
     models = [load_form(path) for path in form]
     with progress_bar(
-        TextColumn("reading submissions"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
+        TextColumn("reading submissions"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
     ) as bar:
-        task = None
-
-        def progress(done: int, total: int) -> None:
-            nonlocal task
-            if total < _PROGRESS_MIN_FILES:
-                return
-            if task is None:
-                task = bar.add_task("ingest", total=total)
-            bar.update(task, completed=done)
-
+        progress = progress_from(bar, "ingest", shown_from=_PROGRESS_MIN_FILES)
         result = ingest_stage.ingest(inputs, models, attachments_dir=attachments, progress=progress)
     written = ingest_stage.write_tables(result, out_dir, csv=csv)
-    by_code = result.counts_by_code()
-    if as_json:
-        print_json(
-            {
-                "ok": result.valid,
-                "form_id": result.form_id,
-                "form_versions": list(result.form_versions),
-                "out": str(out_dir),
-                "files": [str(p) for p in written],
-                "tables": {
-                    name: {"rows": len(frame), "columns": len(frame.columns)}
-                    for name, frame in result.tables.items()
-                },
-                "stats": result.stats,
-                "issues_by_code": by_code,
-                "issues": [issue.flatten() for issue in result.issues],
-            }
-        )
-    else:
-        table = Table(
-            title=shown(f"{result.form_id}: {result.stats.get('submissions', 0)} submissions -> {out_dir}")
-        )
-        for column in ("table", "level", "rows", "columns"):
-            table.add_column(column, justify="right" if column in {"rows", "columns"} else "left")
-        for name, frame in result.tables.items():
-            table.add_row(shown(name), shown(result.table_paths[name]), str(len(frame)), str(len(frame.columns)))
-        out.print(table)
-        if by_code:
-            issue_table = Table(title="Issues")
-            for column in ("code", "severity", "count"):
-                issue_table.add_column(column)
-            counts = Counter((issue.code, str(issue.severity)) for issue in result.issues)
-            for (code, severity), count in counts.most_common():
-                issue_table.add_row(code, severity, str(count))
-            out.print(issue_table)
-        print_issues(
-            result.issues,
-            limit=_ISSUES_SHOWN,
-            whole_list=f"all are listed in {shown(out_dir / ingest_stage.MANIFEST)} and with --json",
-        )
-    return EXIT_OK if result.valid else EXIT_DATA_PROBLEMS
+    return render(
+        "ingest",
+        _ingest_fields(result, out_dir, written),
+        result.issues,
+        ok=result.valid,
+        as_json=as_json,
+        people=lambda: _show_ingest(result, out_dir, ingest_stage.MANIFEST),
+    )
 
 
 @app.command("simulate")
@@ -122,9 +101,7 @@ def ingest_command(
 def simulate_command(
     form: Annotated[Path, typer.Argument(help="The form (XLSForm .xlsx/.xls/.md or XForm .xml).")],
     n: Annotated[int, typer.Option("--n", "-n", min=1, help="Number of submissions.")] = 100,
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for <uuid>/submission.xml.")] = Path(
-        "sim"
-    ),
+    out_dir: Annotated[Path, out_option("Folder for <uuid>/submission.xml.")] = Path("sim"),
     seed: Annotated[int, typer.Option("--seed", help="Seed; the same seed gives the same submissions.")] = 0,
     encrypt_with: Annotated[
         Path | None,
@@ -175,18 +152,7 @@ def simulate_command(
 
     model = load_form(form)
     rules = simulate_stage.load_answers(answers, model) if answers is not None else None
-    with progress_bar(
-        TextColumn("simulating"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    ) as bar:
-        task = bar.add_task("simulate", total=n) if n >= _PROGRESS_MIN_FILES else None
-
-        def progress(done: int, total: int) -> None:
-            if task is not None:
-                bar.update(task, completed=done)
-
+    with progress_bar(TextColumn("simulating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()) as bar:
         result = simulate_stage.simulate(
             model,
             n,
@@ -194,29 +160,26 @@ def simulate_command(
             seed=seed,
             encrypt_with=encrypt_with,
             media_dir=media,
-            progress=progress,
+            progress=progress_from(bar, "simulate", shown_from=_PROGRESS_MIN_FILES),
             answers=rules,
             errors=errors,
             errors_key=errors_key,
         )
-    if as_json:
-        print_json(
-            {
-                "form_id": result.form_id,
-                "out": str(result.out_dir),
-                "encrypted": result.encrypted,
-                "stats": result.stats,
-                "errors_key": str(result.errors_key) if result.errors_key is not None else None,
-                "issues": [i.flatten() for i in result.issues],
-            }
-        )
-    else:
-        out.print(
-            f"{result.stats['instances']} submissions of {shown(result.form_id)} "
-            f"({result.stats['repeat_rows']} repeat rows{', encrypted' if result.encrypted else ''}) "
-            f"-> {shown(result.out_dir)} in {result.stats['seconds']} s"
-        )
-        if result.errors_key is not None:
-            out.print(f"{result.stats['planted']} planted faults; answer key: {result.errors_key}")
-        print_issues(result.issues)
-    return EXIT_OK
+    fields = {name: value for name, value in fields_of(result).items() if name not in _SIMULATE_NOT_SHOWN}
+    return render("simulate", fields, result.issues, ok=True, as_json=as_json, people=lambda: _show_simulation(result))
+
+
+# Kept out of simulate's --json: the instance IDs (one per submission: the folders list them) and the answer key
+# itself (the CSV at errors_key has it).
+_SIMULATE_NOT_SHOWN = frozenset({"instance_ids", "planted"})
+
+
+def _show_simulation(result: SimulateResult) -> None:
+    out.print(
+        f"{result.stats['instances']} submissions of {shown(result.form_id)} "
+        f"({result.stats['repeat_rows']} repeat rows{', encrypted' if result.encrypted else ''}) "
+        f"-> {shown(result.out_dir)} in {result.stats['seconds']} s"
+    )
+    if result.errors_key is not None:
+        out.print(f"{result.stats['planted']} planted faults; answer key: {result.errors_key}")
+    print_issues(result.issues)

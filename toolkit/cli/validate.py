@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -12,9 +13,9 @@ from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, err, guarded, out, print_json, progress_bar, shown, usage_error
-from toolkit.cli.render import FormOption, MediaOption, print_issues
-from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK, OUTPUT_UNWRITABLE, ToolkitError, error
+from toolkit.cli._common import JsonOption, err, guarded, out, progress_bar, shown, usage_error
+from toolkit.cli.render import FormOption, MediaOption, print_issues, render
+from toolkit.errors import OUTPUT_UNWRITABLE, Issue, ToolkitError, error
 from toolkit.files import write_text_atomic
 from toolkit.report import counted
 
@@ -35,12 +36,8 @@ def validate_command(
     ],
     form: FormOption,
     as_json: JsonOption = False,
-    report: Annotated[
-        Path | None, typer.Option("--report", help="Write a self-contained HTML report here.")
-    ] = None,
-    csv_path: Annotated[
-        Path | None, typer.Option("--csv", help="Write every finding as a CSV row here.")
-    ] = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Write a self-contained HTML report here.")] = None,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Write every finding as a CSV row here.")] = None,
     media: MediaOption = None,
     today: Annotated[
         str | None,
@@ -60,52 +57,65 @@ def validate_command(
     ] = None,
 ) -> int:
     """Check every submission against the form: relevance, required, constraints, types, choices, calcs."""
-    from toolkit import validate as validation
-    from toolkit.validate.report import findings_csv_text, render_html
-
     try:
         fixed_today = date.fromisoformat(today) if today else None
     except ValueError:
         raise usage_error(f"--today takes a date such as 2026-11-20, not {today!r}.") from None
-    with progress_bar(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        quiet=as_json,
-    ) as bar:
+    result = _validated(input_path, form, media, fixed_today, link or [], quiet=as_json)
+    _write_outputs(result, csv_path, report, title=f"Validation of {input_path.name} against {form.name}")
+    findings = [finding_issue(f) for f in result.findings]
+    return render(
+        "validate",
+        {"valid": result.valid, "stats": result.stats},
+        [*findings, *result.issues],
+        ok=result.valid and result.stats["instances"] > 0,
+        as_json=as_json,
+        people=lambda: _print_summary(result, input_path),
+        issue_extras=[{"absent": f.absent} for f in result.findings],
+    )
+
+
+def finding_issue(finding: validation.Finding) -> Issue:
+    """A finding as the one problem record: `Finding.to_issue()` with the enumerator and the topic `validate`."""
+    issue = finding.to_issue()
+    where = dataclasses.replace(issue.location, enumerator=finding.enumerator)
+    return dataclasses.replace(issue, location=where, topic="validate")
+
+
+def _validated(
+    input_path: Path, form: Path, media: Path | None, today: date | None, links: list[str], *, quiet: bool
+) -> validation.ValidationResult:
+    """Validate with a spinner on stderr; with --link, add the findings of the links between forms."""
+    from toolkit import validate as validation
+
+    with progress_bar(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), quiet=quiet) as bar:
         task = bar.add_task("validating", total=None)
         result = validation.validate(
             input_path,
             form,
             media_dir=media,
-            today=fixed_today,
+            today=today,
             progress=lambda done: (
                 bar.update(task, description=f"validating: {done} submissions") if done % 200 == 0 else None
             ),
         )
-    if link:
+    if links:
         from toolkit.validate.links import LinkSpec, validate_links, with_link_findings
 
-        specs = [LinkSpec.parse(text) for text in link]
+        specs = [LinkSpec.parse(text) for text in links]
         result = with_link_findings(result, validate_links(input_path, form, specs))
+    return result
+
+
+def _write_outputs(
+    result: validation.ValidationResult, csv_path: Path | None, report: Path | None, *, title: str
+) -> None:
+    from toolkit.validate.report import findings_csv_text, render_html
+
     if csv_path is not None:
         _write_output(csv_path, findings_csv_text(result))
     if report is not None:
-        _write_output(
-            report, render_html(result, title=f"Validation of {input_path.name} against {form.name}")
-        )
-    if as_json:
-        print_json(result.to_dict())
-    else:
-        _print_summary(result)
-    print_issues(result.issues)
-    if result.stats["instances"] == 0:
-        if not result.issues:
-            err.print(
-                f"[yellow]warning[/]: no submission of this form was found in {shown(input_path)}.", markup=True
-            )
-        return EXIT_DATA_PROBLEMS
-    return EXIT_OK if result.valid else EXIT_DATA_PROBLEMS
+        _write_output(report, render_html(result, title=title))
 
 
 def _write_output(path: Path, text: str) -> None:
@@ -118,7 +128,14 @@ def _write_output(path: Path, text: str) -> None:
         ) from None
 
 
-def _print_summary(result: validation.ValidationResult) -> None:
+def _print_summary(result: validation.ValidationResult, input_path: Path) -> None:
+    _print_tables(result)
+    print_issues(result.issues)
+    if result.stats["instances"] == 0 and not result.issues:
+        err.print(f"[yellow]warning[/]: no submission of this form was found in {shown(input_path)}.", markup=True)
+
+
+def _print_tables(result: validation.ValidationResult) -> None:
     stats = result.stats
     verdict = "[green]valid[/]" if result.valid else "[red]findings[/]"
     out.print(

@@ -13,14 +13,15 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from toolkit.cli import app
-from toolkit.cli._common import JsonOption, guarded, out, print_json, progress_bar, shown, usage_error
-from toolkit.cli.render import print_issues
-from toolkit.errors import EXIT_DATA_PROBLEMS, EXIT_OK
+from toolkit.cli._common import JsonOption, guarded, out, progress_bar, shown, usage_error
+from toolkit.cli.render import fields_of, out_option, print_issues, render
+from toolkit.errors import Issue
 
 # Stage modules (pandas, pyxform, openpyxl, lxml ...) are imported inside the commands that use them: every
 # migkit command, `--help` included, imports this module, so top-level imports would slow each start-up.
 if TYPE_CHECKING:
-    pass
+    from toolkit.estimate import EstimateResult
+    from toolkit.weights import RakeFileResult, WeightResult
 
 
 class _RunByDefault(TyperGroup):
@@ -101,14 +102,40 @@ def _summary_table(title: str, rows: list[tuple[str, dict[str, Any]]]) -> Table:
     return table
 
 
+def _show_weights(result: WeightResult) -> None:
+    out.print(_summary_table("Weight diagnostics after every step", [(s["step"], s["summary"]) for s in result.steps]))
+    for s in result.steps:
+        if "margins" in s:
+            worst = max((m["rel_error"] for m in s["margins"]), default=0.0)
+            out.print(
+                f"{s['step']}: {s.get('method')} in {s.get('iterations')} iteration(s), "
+                f"converged={s.get('converged')}, max relative margin error {worst:.2e}"
+            )
+        if s["step"] == "nonresponse" and s.get("collapsed"):
+            out.print(f"nonresponse classes collapsed: {shown(s['collapsed'])}")
+    out.print(
+        f"wrote {shown(result.household_table)}" + (f", {shown(result.person_table)}" if result.person_table else "")
+    )
+    out.print(f"report {shown(result.report)}, histogram {shown(result.histogram)}")
+    if result.replicates:
+        out.print(
+            f"replicate weights: {result.replicates['n']} × {result.replicates['method']} "
+            f"({shown(result.replicates['columns'])}); estimate with: {shown(result.replicates['estimate'])}"
+        )
+    print_issues(result.issues)
+
+
+def _refused(command: str, issues: tuple[Issue, ...], as_json: bool) -> int:
+    """A weighting the data do not allow (`WeightingError`): its problems, exit code 1."""
+    return render(command, {}, issues, ok=False, as_json=as_json, people=lambda: print_issues(issues))
+
+
 @weights_app.command("run")
 @guarded
 def weights(
     data: Annotated[Path, typer.Argument(help="The DATA folder written by `migkit ingest`.")],
     design: Annotated[Path, typer.Option("--design", help="design.toml (see docs/weights.md).")],
-    out_dir: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Output folder (default: DATA).")
-    ] = None,
+    out_dir: Annotated[Path | None, out_option("Output folder (default: DATA).")] = None,
     as_json: JsonOption = False,
 ) -> int:
     """Compute household and person weights for an ingested survey from a design file (the default:
@@ -116,50 +143,52 @@ def weights(
     from toolkit.weights import WeightingError, compute_weights
 
     with progress_bar(
-        TextColumn("replicates"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeRemainingColumn(),
+        TextColumn("replicates"), BarColumn(), TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn()
     ) as bar:
         task = bar.add_task("replicates", total=None)
-
-        def progress(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
         try:
-            result = compute_weights(data, design, out_dir=out_dir, progress=progress)
+            result = compute_weights(
+                data,
+                design,
+                out_dir=out_dir,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
         except WeightingError as exc:
-            print_issues(exc.issues)
-            return EXIT_DATA_PROBLEMS
-    if as_json:
-        print_json(result)
-    else:
-        out.print(
-            _summary_table(
-                "Weight diagnostics after every step", [(s["step"], s["summary"]) for s in result.steps]
-            )
+            return _refused("weights", exc.issues, as_json)
+    return render(
+        "weights", fields_of(result), result.issues, ok=True, as_json=as_json, people=lambda: _show_weights(result)
+    )
+
+
+def _rake_fields(res: RakeFileResult) -> dict[str, Any]:
+    cal = res.calibration
+    return {
+        "output": res.output,
+        "column": res.column,
+        "iterations": cal.iterations,
+        "converged": cal.converged,
+        "max_rel_error": cal.max_rel_error,
+        "diagnostics": cal.diagnostics,
+        "margins": list(cal.margins),
+    }
+
+
+def _show_rake(res: RakeFileResult) -> None:
+    cal = res.calibration
+    table_out = Table(
+        title=f"Raking: {cal.iterations} iterations, converged={cal.converged}, "
+        f"max relative margin error {cal.max_rel_error:.2e}"
+    )
+    for col in ("variable", "level", "target", "achieved", "rel. error"):
+        table_out.add_column(col, justify="left" if col in ("variable", "level") else "right", overflow="fold")
+    for m in cal.margins:
+        table_out.add_row(
+            shown(m["variable"]), shown(m["level"]), _fmt(m["target"]), _fmt(m["achieved"]), f"{m['rel_error']:.2e}"
         )
-        for s in result.steps:
-            if "margins" in s:
-                worst = max((m["rel_error"] for m in s["margins"]), default=0.0)
-                out.print(
-                    f"{s['step']}: {s.get('method')} in {s.get('iterations')} iteration(s), "
-                    f"converged={s.get('converged')}, max relative margin error {worst:.2e}"
-                )
-            if s["step"] == "nonresponse" and s.get("collapsed"):
-                out.print(f"nonresponse classes collapsed: {shown(s['collapsed'])}")
-        out.print(
-            f"wrote {shown(result.household_table)}"
-            + (f", {shown(result.person_table)}" if result.person_table else "")
-        )
-        out.print(f"report {shown(result.report)}, histogram {shown(result.histogram)}")
-        if result.replicates:
-            out.print(
-                f"replicate weights: {result.replicates['n']} × {result.replicates['method']} "
-                f"({shown(result.replicates['columns'])}); estimate with: {shown(result.replicates['estimate'])}"
-            )
-        print_issues(result.issues)
-    return EXIT_OK
+    out.print(table_out)
+    out.print(_summary_table("Weights", [(res.column, cal.diagnostics)]))
+    out.print(f"wrote {shown(res.output)} (column {shown(res.column)})")
+    print_issues((*cal.issues, *res.issues))
 
 
 @weights_app.command("rake")
@@ -168,7 +197,7 @@ def rake_command(
     table: Annotated[Path, typer.Argument(help="Table to rake: CSV, Parquet, .sav or .dta.")],
     weight: Annotated[str, typer.Option("--weight", help="Starting weight column.")],
     margins: Annotated[Path, typer.Option("--margins", help="CSV with columns variable,level,target.")],
-    out_path: Annotated[Path, typer.Option("--out", "-o", help="Output table (format from the extension).")],
+    out_path: Annotated[Path, out_option("Output table (format from the extension).")],
     tol: Annotated[float, typer.Option("--tol", help="Stop when max |Σw−T|/T ≤ tol.")] = 1e-6,
     max_iter: Annotated[int, typer.Option("--max-iter", help="Maximum sweeps.")] = 100,
     name: Annotated[str, typer.Option("--name", help="Name of the new weight column.")] = "weight_raked",
@@ -178,7 +207,7 @@ def rake_command(
     as_json: JsonOption = False,
 ) -> int:
     """Rake any table to one-way margins (iterative proportional fitting), refusing inconsistent margins."""
-    from toolkit.weights import WeightingError, rake_file, weight_summary
+    from toolkit.weights import WeightingError, rake_file
 
     try:
         res = rake_file(
@@ -192,44 +221,12 @@ def rake_command(
             on_nonconvergence=on_nonconvergence.value,
         )
     except WeightingError as exc:
-        print_issues(exc.issues)
-        if as_json:
-            print_json({"ok": False, "issues": [i.flatten() for i in exc.issues]})
-        return EXIT_DATA_PROBLEMS
-    cal = res.calibration
-    diag = weight_summary(cal.weights)
-    if as_json:
-        print_json(
-            {
-                "ok": True,
-                "output": str(res.output),
-                "column": res.column,
-                "iterations": cal.iterations,
-                "converged": cal.converged,
-                "max_rel_error": cal.max_rel_error,
-                "diagnostics": diag,
-                "margins": list(cal.margins),
-                "issues": [i.flatten() for i in (*cal.issues, *res.issues)],
-            }
-        )
-    else:
-        table_out = Table(
-            title=f"Raking: {cal.iterations} iterations, converged={cal.converged}, "
-            f"max relative margin error {cal.max_rel_error:.2e}"
-        )
-        for col in ("variable", "level", "target", "achieved", "rel. error"):
-            table_out.add_column(
-                col, justify="left" if col in ("variable", "level") else "right", overflow="fold"
-            )
-        for m in cal.margins:
-            table_out.add_row(
-                shown(m["variable"]), shown(m["level"]), _fmt(m["target"]), _fmt(m["achieved"]), f"{m['rel_error']:.2e}"
-            )
-        out.print(table_out)
-        out.print(_summary_table("Weights", [(res.column, cal.diagnostics)]))
-        out.print(f"wrote {shown(res.output)} (column {shown(res.column)})")
-    print_issues((*cal.issues, *res.issues))
-    return EXIT_OK if cal.converged else EXIT_DATA_PROBLEMS
+        return _refused("weights rake", exc.issues, as_json)
+    issues = (*res.calibration.issues, *res.issues)
+    converged = res.calibration.converged
+    return render(
+        "weights rake", _rake_fields(res), issues, ok=converged, as_json=as_json, people=lambda: _show_rake(res)
+    )
 
 
 @app.command("estimate")
@@ -248,9 +245,7 @@ def estimate_command(
     ] = None,
     mean: Annotated[str | None, typer.Option("--mean", help="Estimate the mean of VAR.")] = None,
     total: Annotated[str | None, typer.Option("--total", help="Estimate the total of VAR.")] = None,
-    proportion: Annotated[
-        str | None, typer.Option("--proportion", help="Proportions of every level of VAR.")
-    ] = None,
+    proportion: Annotated[str | None, typer.Option("--proportion", help="Proportions of every level of VAR.")] = None,
     ratio: Annotated[
         tuple[str, str] | None,
         typer.Option("--ratio", help="Ratio of weighted totals NUM/DEN.", metavar="NUM DEN"),
@@ -312,29 +307,8 @@ def estimate_command(
     intervals)."""
     from toolkit import estimate as est
 
-    chosen = [
-        (k, v)
-        for k, v in (("mean", mean), ("total", total), ("proportion", proportion), ("ratio", ratio))
-        if v is not None
-    ]
-    if len(chosen) != 1:
-        raise usage_error("give exactly one of --mean, --total, --proportion, --ratio")
-    if (replicate_weights is None) != (method is None):
-        raise usage_error("--replicate-weights and --method go together")
-    if fay and (method is None or method != RepMethod.brr):
-        raise usage_error("--fay applies to --method brr only")
-    if not (math.isfinite(fay) and 0.0 <= fay < 1.0):
-        raise usage_error(f"--fay {fay:g} is outside [0, 1): Fay's ρ must be at least 0 and below 1")
-    if (scale is not None or rscales is not None or mse is not None) and replicate_weights is None:
-        raise usage_error("--mse/--no-mse, --scale and --rscales apply to --replicate-weights")
-    replicate_scales = None
-    if rscales is not None:
-        try:
-            replicate_scales = [float(part) for part in rscales.split(",")]
-        except ValueError:
-            raise usage_error(f"--rscales {rscales!r}: give numbers separated by commas, e.g. 0.5,0.5,0.75") from None
-    statistic, target = chosen[0]
-    variable, denominator = target if isinstance(target, tuple) else (target, None)  # --ratio gives NUM and DEN
+    statistic, variable, denominator = _one_statistic(mean, total, proportion, ratio)
+    replicate_scales = _replicate_options(replicate_weights, method, fay, mse, scale, rscales)
     result = est.estimate_file(
         table,
         weight=weight,
@@ -353,30 +327,74 @@ def estimate_command(
         rscales=replicate_scales,
         lonely_psu=lonely_psu.value,
     )
-    if as_json:
-        print_json(list(result.rows))
-    else:
-        t = Table(title=f"Estimates ({result.method}; 95% t intervals)")
-        columns = ["domain", "statistic", "variable", "estimate", "se", "ci_low", "ci_high", "df", "n"]
-        for col in [*columns, "deff"] if show_deff else columns:
-            t.add_column(
-                col,
-                justify="left" if col in ("domain", "statistic", "variable") else "right",
-                overflow="fold",
-            )
-        for r in result.rows:
-            t.add_row(
-                shown(r.domain),
-                r.statistic,
-                shown(r.variable),
-                _fmt(r.estimate),
-                _fmt(r.se),
-                _fmt(r.ci_low),
-                _fmt(r.ci_high),
-                str(r.df),
-                str(r.n),
-                *([_fmt(r.deff) if r.deff is not None else ""] if show_deff else []),
-            )
-        out.print(t)
+    return render(
+        "estimate",
+        fields_of(result),
+        result.issues,
+        ok=True,
+        as_json=as_json,
+        people=lambda: _show_estimates(result, show_deff=show_deff),
+    )
+
+
+def _one_statistic(
+    mean: str | None, total: str | None, proportion: str | None, ratio: tuple[str, str] | None
+) -> tuple[str, str, str | None]:
+    """The statistic asked for, its variable and (for --ratio) the denominator; exactly one must be given."""
+    chosen = [
+        (k, v)
+        for k, v in (("mean", mean), ("total", total), ("proportion", proportion), ("ratio", ratio))
+        if v is not None
+    ]
+    if len(chosen) != 1:
+        raise usage_error("give exactly one of --mean, --total, --proportion, --ratio")
+    statistic, target = chosen[0]
+    variable, denominator = target if isinstance(target, tuple) else (target, None)  # --ratio gives NUM and DEN
+    return statistic, variable, denominator
+
+
+def _replicate_options(
+    replicate_weights: str | None,
+    method: RepMethod | None,
+    fay: float,
+    mse: bool | None,
+    scale: float | None,
+    rscales: str | None,
+) -> list[float] | None:
+    """Check the replicate options go together; return the per-replicate multipliers of --rscales."""
+    if (replicate_weights is None) != (method is None):
+        raise usage_error("--replicate-weights and --method go together")
+    if fay and (method is None or method != RepMethod.brr):
+        raise usage_error("--fay applies to --method brr only")
+    if not (math.isfinite(fay) and 0.0 <= fay < 1.0):
+        raise usage_error(f"--fay {fay:g} is outside [0, 1): Fay's ρ must be at least 0 and below 1")
+    if (scale is not None or rscales is not None or mse is not None) and replicate_weights is None:
+        raise usage_error("--mse/--no-mse, --scale and --rscales apply to --replicate-weights")
+    if rscales is None:
+        return None
+    try:
+        return [float(part) for part in rscales.split(",")]
+    except ValueError:
+        raise usage_error(f"--rscales {rscales!r}: give numbers separated by commas, e.g. 0.5,0.5,0.75") from None
+
+
+def _show_estimates(result: EstimateResult, *, show_deff: bool) -> None:
+    t = Table(title=f"Estimates ({result.method}; 95% t intervals)")
+    columns = ["domain", "statistic", "variable", "estimate", "se", "ci_low", "ci_high", "df", "n"]
+    for col in [*columns, "deff"] if show_deff else columns:
+        t.add_column(col, justify="left" if col in ("domain", "statistic", "variable") else "right", overflow="fold")
+    for r in result.rows:
+        t.add_row(
+            shown(r.domain),
+            r.statistic,
+            shown(r.variable),
+            _fmt(r.estimate),
+            _fmt(r.se),
+            _fmt(r.ci_low),
+            _fmt(r.ci_high),
+            str(r.df),
+            str(r.n),
+            *([_fmt(r.deff) if r.deff is not None else ""] if show_deff else []),
+        )
+    out.print(t)
     print_issues(result.issues)
-    return EXIT_OK

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from toolkit.errors import Issue, Location, Severity
+
 LOG_NAME = "decrypt-log.csv"
 LOG_COLUMNS = ("instance_id", "form_id", "version", "source", "status", "reason_code", "message", "folder")
 STAMP_XATTR = "user.migkit.decrypt"  # what an output folder holds, as an extended attribute (Linux)
@@ -49,6 +51,17 @@ class SubmissionResult:
     @property
     def good(self) -> bool:
         return self.status in GOOD_STATUSES
+
+    def to_issue(self) -> Issue:
+        """This row as a problem (for a submission that is not ok, plaintext or a duplicate): the reason code
+        (topic `decrypt`), the message, and where: the source file and the instance."""
+        return Issue(
+            self.reason_code or f"decrypt.{self.status}",
+            Severity.ERROR,
+            self.message,
+            Location(file=self.source, instance=self.instance_id or None),
+            topic="decrypt",
+        )
 
 
 @dataclass(frozen=True)
