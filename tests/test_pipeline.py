@@ -86,6 +86,17 @@ def test_cli_json_and_wrong_key(survey: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", str(survey / "wrong.toml"), "--out", str(tmp_path / "w")])
     assert result.exit_code == 3, result.output
     assert "Traceback" not in result.output
+    # The same as JSON: the decrypt stage's problems are Issues, one per submission, in the shape of every command.
+    result = runner.invoke(app, ["run", str(survey / "wrong.toml"), "--out", str(tmp_path / "w2"), "--json"])
+    payload = json.loads(result.stdout)
+    assert (payload["command"], payload["ok"], payload["exit_code"]) == ("run", False, 3)
+    (decrypt,) = [stage for stage in payload["stages"] if stage["name"] == "decrypt"]
+    assert decrypt["issues"] == payload["issues"][:25] and len(decrypt["issues"]) == 25
+    assert {(i["qualified_code"], i["topic"], i["severity"]) for i in decrypt["issues"]} == {
+        ("decrypt.wrong_key", "decrypt", "error")
+    }
+    assert all(i["instance"] and i["file"] for i in decrypt["issues"])
+    assert [i["code"] for i in payload["issues"][25:]] == ["ingest.no_submissions"]
 
 
 @pytest.mark.parametrize(

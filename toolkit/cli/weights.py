@@ -229,78 +229,90 @@ def rake_command(
     )
 
 
+# The options of `migkit estimate` that need more than a line.
+PsuOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--psu",
+        help="PSU (cluster) column; repeat it for every sampling stage, first stage first (with one --fpc "
+        "per stage: multistage variance as R svydesign(ids = ~psu + ssu, fpc = ~fpc1 + fpc2)).",
+    ),
+]
+RatioOption = Annotated[
+    tuple[str, str] | None,
+    typer.Option("--ratio", help="Ratio of weighted totals NUM/DEN.", metavar="NUM DEN"),
+]
+ReplicateWeightsOption = Annotated[
+    str | None, typer.Option("--replicate-weights", help="Prefix of the replicate weight columns.")
+]
+MseOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--mse/--no-mse",
+        help="Centre replicate variances on the full-sample estimate (--mse) or on the mean of the "
+        "replicates (--no-mse, the default of R svrepdesign for every method).",
+    ),
+]
+ScaleOption = Annotated[
+    float | None,
+    typer.Option(
+        "--scale",
+        help="Overall replicate variance multiplier, for replicates made elsewhere (default as R "
+        "svrepdesign: jk1 (R-1)/R, bootstrap 1/(R-1), brr 1/R, Fay 1/(R(1-ρ)²), jkn 1).",
+    ),
+]
+RscalesOption = Annotated[
+    str | None,
+    typer.Option(
+        "--rscales",
+        help="Per-replicate multipliers, comma-separated: one for all or one per replicate column in "
+        "natural order (default 1; jkn (n_h-1)/n_h).",
+        metavar="R1,R2,...",
+    ),
+]
+LonelyPsuOption = Annotated[
+    LonelyPsu, typer.Option("--lonely-psu", help="Single-PSU strata: error, adjust, average, certainty.")
+]
+DeffOption = Annotated[
+    bool,
+    typer.Option(
+        "--deff",
+        help="Add the design effect: the variance over that of a simple random sample of the same size "
+        "(as R svymean(deff = TRUE)); --json always has it.",
+    ),
+]
+FpcOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--fpc",
+        help="Finite population correction for Taylor: column with each stratum's population size (PSUs) "
+        "or sampling fraction; with several --psu stages, one --fpc per stage (the number or fraction of "
+        "clusters sampled inside each cluster of the stage above).",
+    ),
+]
+
+
 @app.command("estimate")
 @guarded
 def estimate_command(
     table: Annotated[Path, typer.Argument(help="Table: CSV, Parquet, .sav or .dta.")],
     weight: Annotated[str, typer.Option("--weight", help="Analysis weight column.")],
     strata: Annotated[str | None, typer.Option("--strata", help="Stratum column.")] = None,
-    psu: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--psu",
-            help="PSU (cluster) column; repeat it for every sampling stage, first stage first (with one --fpc "
-            "per stage: multistage variance as R svydesign(ids = ~psu + ssu, fpc = ~fpc1 + fpc2)).",
-        ),
-    ] = None,
+    psu: PsuOption = None,
     mean: Annotated[str | None, typer.Option("--mean", help="Estimate the mean of VAR.")] = None,
     total: Annotated[str | None, typer.Option("--total", help="Estimate the total of VAR.")] = None,
     proportion: Annotated[str | None, typer.Option("--proportion", help="Proportions of every level of VAR.")] = None,
-    ratio: Annotated[
-        tuple[str, str] | None,
-        typer.Option("--ratio", help="Ratio of weighted totals NUM/DEN.", metavar="NUM DEN"),
-    ] = None,
+    ratio: RatioOption = None,
     by: Annotated[str | None, typer.Option("--by", help="Domain column (no subsetting).")] = None,
-    replicate_weights: Annotated[
-        str | None, typer.Option("--replicate-weights", help="Prefix of the replicate weight columns.")
-    ] = None,
+    replicate_weights: ReplicateWeightsOption = None,
     method: Annotated[RepMethod | None, typer.Option("--method", help="Replicate method.")] = None,
     fay: Annotated[float, typer.Option("--fay", help="Fay's coefficient ρ for BRR, 0 ≤ ρ < 1.")] = 0.0,
-    mse: Annotated[
-        bool | None,
-        typer.Option(
-            "--mse/--no-mse",
-            help="Centre replicate variances on the full-sample estimate (--mse) or on the mean of the "
-            "replicates (--no-mse, the default of R svrepdesign for every method).",
-        ),
-    ] = None,
-    scale: Annotated[
-        float | None,
-        typer.Option(
-            "--scale",
-            help="Overall replicate variance multiplier, for replicates made elsewhere (default as R "
-            "svrepdesign: jk1 (R-1)/R, bootstrap 1/(R-1), brr 1/R, Fay 1/(R(1-ρ)²), jkn 1).",
-        ),
-    ] = None,
-    rscales: Annotated[
-        str | None,
-        typer.Option(
-            "--rscales",
-            help="Per-replicate multipliers, comma-separated: one for all or one per replicate column in "
-            "natural order (default 1; jkn (n_h-1)/n_h).",
-            metavar="R1,R2,...",
-        ),
-    ] = None,
-    lonely_psu: Annotated[
-        LonelyPsu, typer.Option("--lonely-psu", help="Single-PSU strata: error, adjust, average, certainty.")
-    ] = LonelyPsu.error,
-    show_deff: Annotated[
-        bool,
-        typer.Option(
-            "--deff",
-            help="Add the design effect: the variance over that of a simple random sample of the same size "
-            "(as R svymean(deff = TRUE)); --json always has it.",
-        ),
-    ] = False,
-    fpc: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--fpc",
-            help="Finite population correction for Taylor: column with each stratum's population size (PSUs) "
-            "or sampling fraction; with several --psu stages, one --fpc per stage (the number or fraction of "
-            "clusters sampled inside each cluster of the stage above).",
-        ),
-    ] = None,
+    mse: MseOption = None,
+    scale: ScaleOption = None,
+    rscales: RscalesOption = None,
+    lonely_psu: LonelyPsuOption = LonelyPsu.error,
+    show_deff: DeffOption = False,
+    fpc: FpcOption = None,
     as_json: JsonOption = False,
 ) -> int:
     """Design-based mean, total, proportion or ratio with Taylor or replicate standard errors (95% t
