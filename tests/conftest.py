@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import textwrap
 from pathlib import Path
@@ -21,6 +22,16 @@ def write_md_form(tmp_path: Path, md: str, name: str = "form.md") -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(md).strip() + "\n", encoding="utf-8")
     return path
+
+
+def build_weights_example(folder: Path) -> dict[str, Path]:
+    """The weighting example of examples/weights/ (a DATA folder, design.toml, frame, controls) built in `folder`;
+    file names to paths."""
+    spec = importlib.util.spec_from_file_location("make_example", REPO / "examples" / "weights" / "make_example.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.build_example(folder)
 
 
 def require_tool(name: str, package: str) -> str:

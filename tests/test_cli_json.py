@@ -7,7 +7,6 @@ weights example, a table to rake), then each command runs on it through the CLI.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from tests.conftest import write_md_form
+from tests.conftest import build_weights_example, write_md_form
 from toolkit.cli import app
 from toolkit.crypto import generate_keypair
 from toolkit.errors import Issue, Location, Severity
@@ -52,14 +51,6 @@ FORM = """
 ISSUE_KEYS = {"code", "topic", "qualified_code", "severity", "message"} | {
     field.name for field in dataclasses.fields(Location)
 }
-
-
-def _weights_example(folder: Path) -> dict[str, Path]:
-    spec = importlib.util.spec_from_file_location("make_example", REPO / "examples" / "weights" / "make_example.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_example(folder)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +88,7 @@ def survey(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     manifest = json.loads((weighted / "tables.json").read_text(encoding="utf-8"))
     manifest["design"] = {"weight": "w", "strata": None, "psu": None, "replicates": None}
     (weighted / "tables.json").write_text(json.dumps(manifest), encoding="utf-8")
-    example = _weights_example(root / "wex")
+    example = build_weights_example(root / "wex")
     return {
         "root": root,
         "form": form,

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import tomllib
@@ -15,7 +14,7 @@ import pyreadstat
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import REPO
+from tests.conftest import build_weights_example
 from toolkit.cli import app
 from toolkit.config import check_config, line_numbers, schema_paths
 from toolkit.errors import ToolkitError
@@ -26,19 +25,9 @@ from toolkit.weights.config import DESIGN_SCHEMA
 runner = CliRunner()
 
 
-def _build_example(folder: Path) -> dict[str, Path]:
-    spec = importlib.util.spec_from_file_location(
-        "make_example", REPO / "examples" / "weights" / "make_example.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.build_example(folder)
-
-
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return _build_example(tmp_path_factory.mktemp("wex"))
+    return build_weights_example(tmp_path_factory.mktemp("wex"))
 
 
 @pytest.fixture(scope="module")
