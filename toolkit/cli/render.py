@@ -91,14 +91,14 @@ def json_shape(
     *,
     ok: bool,
     code: int,
-    topic: str | None = None,
     issue_extras: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """The one `--json` object: command, ok, exit_code, the result fields, issues (short codes get `topic`).
+    """The one `--json` object: command, ok, exit_code, the result fields, issues (a short code gets the command's
+    first word as its topic: `validate`).
 
     `issue_extras` adds fields a command's own problems have beyond `Issue` (validate's `absent`), one mapping
     per issue from the first on."""
-    named = topic or command.split(maxsplit=1)[0]
+    named = command.split(maxsplit=1)[0]
     shape: dict[str, Any] = {"command": command, "ok": ok, "exit_code": code}
     shape.update((name, value) for name, value in fields.items() if name not in shape and name != "issues")
     flat = [issue.flatten() for issue in with_topic(issues, named)]
@@ -117,14 +117,13 @@ def render(
     as_json: bool,
     people: Callable[[], None],
     code: int | None = None,
-    topic: str | None = None,
     issue_extras: Sequence[Mapping[str, Any]] = (),
 ) -> int:
     """Show a command's result: the `--json` object on stdout, or what `people` prints (tables, problems); return
     the exit code (by default 0 when `ok`, else 1)."""
     chosen = exit_code(ok) if code is None else code
     if as_json:
-        print_json(json_shape(command, fields, issues, ok=ok, code=chosen, topic=topic, issue_extras=issue_extras))
+        print_json(json_shape(command, fields, issues, ok=ok, code=chosen, issue_extras=issue_extras))
     else:
         people()
     return chosen
