@@ -232,8 +232,10 @@ def test_absent_is_in_the_json_of_the_cli(tmp_path: Path) -> None:
     )
     result = CliRunner().invoke(app, ["validate", str(folder), "--form", str(form_path), "--json"])
     assert result.exit_code == 1, result.output
-    findings = json.loads(result.stdout)["findings"]
-    assert [(f["variable"], f["code"], f["absent"]) for f in findings] == [("spouse", "required_missing", True)]
+    findings = json.loads(result.stdout)["issues"]
+    assert [(f["variable"], f["qualified_code"], f["absent"]) for f in findings] == [
+        ("spouse", "validate.required_missing", True)
+    ]
 
 
 # --- also seen on real forms ---------------------------------------------------------------------------------
