@@ -17,8 +17,8 @@ from tests.conftest import write_md_form
 from toolkit import forms
 from toolkit.cli import app
 from toolkit.errors import CATALOGUE
-from toolkit.forms.expression import ExpressionError, parse_expression
 from toolkit.report import Report
+from toolkit.xpath.syntax import Binary, XPathSyntaxError, parse_xlsform, walk
 
 runner = CliRunner()
 
@@ -518,22 +518,24 @@ FAILS = [
 
 @pytest.mark.parametrize("text", PARSES)
 def test_parser_accepts(text: str) -> None:
-    assert parse_expression(text).kind
+    assert parse_xlsform(text)
 
 
 @pytest.mark.parametrize(("text", "position", "words"), FAILS)
 def test_parser_rejects_with_position(text: str, position: int, words: str) -> None:
-    with pytest.raises(ExpressionError) as caught:
-        parse_expression(text)
+    with pytest.raises(XPathSyntaxError) as caught:
+        parse_xlsform(text)
     assert caught.value.position == position and words in str(caught.value)
 
 
 def test_parser_precedence() -> None:
-    tree = parse_expression("${a} = 1 or ${b} > 2 and ${c} + 1 * 2 != 3")
-    assert (tree.kind, tree.text) == ("binary", "or")
-    right = tree.children[1]
-    assert right.text == "and" and right.children[1].text == "!="
-    assert right.children[1].children[0].children[1].text == "*"
+    tree = parse_xlsform("${a} = 1 or ${b} > 2 and ${c} + 1 * 2 != 3")
+    assert isinstance(tree, Binary) and tree.op == "or"
+    right = tree.right
+    assert isinstance(right, Binary) and right.op == "and"
+    assert isinstance(right.right, Binary) and right.right.op == "!="
+    assert isinstance(right.right.left, Binary) and isinstance(right.right.left.right, Binary)
+    assert right.right.left.right.op == "*"
 
 
 # --- CLI ----------------------------------------------------------------------------------------------------
@@ -735,11 +737,11 @@ PIECES = [*"${}()[]'\"./@*=!<>+-|, \n:", " and ", "or", "div", "x", "1", "q9", "
 @settings(max_examples=300, deadline=None)
 def test_parser_never_fails_with_anything_but_expression_error(text: str) -> None:
     try:
-        tree = parse_expression(text)
-    except ExpressionError as exc:
+        tree = parse_xlsform(text)
+    except XPathSyntaxError as exc:
         assert 0 <= exc.position <= len(text)
     else:
-        assert all(node.kind for node in tree.walk())
+        assert all(0 <= node.pos <= len(text) for node in walk(tree))
 
 
 def test_dot_in_a_predicate_is_the_filtered_node(tmp_path: Path) -> None:

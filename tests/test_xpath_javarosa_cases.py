@@ -32,6 +32,7 @@ from toolkit.xpath import (
     parse,
     to_string,
 )
+from toolkit.xpath.syntax import Binary, Call, Expr, LocationPath, Negate, Number, String
 from toolkit.xpath.vector import DT, B, Ctx, D, Level, N, NotVectorizable, S, VCompiler
 
 FIXTURE = Path(__file__).parent / "fixtures" / "javarosa-xpath"
@@ -153,45 +154,41 @@ def test_column_evaluator_agrees_with_javarosa_where_it_vectorises(case: dict[st
 _JR_OPERATORS = {"=": "==", "div": "/", "mod": "%", "|": "union"}
 
 
-def _jr_tree(ast: tuple) -> str:
-    kind = ast[0]
-    if kind == "num":
-        return "{num:" + java_double_str(ast[1]) + "}"
-    if kind == "str":
-        return "{str:'" + ast[1] + "'}"
-    if kind == "neg":
-        return "{unop-expr:num-neg," + _jr_tree(ast[1]) + "}"
-    if kind in ("bin", "union"):
-        op, left, right = ("|", ast[1], ast[2]) if kind == "union" else ast[1:]
-        if op in ("and", "or"):  # JavaRosa nests and/or chains to the right (same value)
-            chain = [right]
-            while left[0] == "bin" and left[1] == op:
-                chain.insert(0, left[3])
-                left = left[2]
+def _jr_tree(ast: Expr) -> str:
+    match ast:
+        case Number(value=value):
+            return "{num:" + java_double_str(value) + "}"
+        case String(value=value):
+            return "{str:'" + value + "'}"
+        case Negate(operand=operand):
+            return "{unop-expr:num-neg," + _jr_tree(operand) + "}"
+        case Binary(op=op, left=left, right=right) if op in ("and", "or"):
+            # JavaRosa nests and/or chains to the right (same value)
+            chain: list[Expr] = [right]
+            while isinstance(left, Binary) and left.op == op:
+                chain.insert(0, left.right)
+                left = left.left
             chain.insert(0, left)
             text = _jr_tree(chain[-1])
             for item in reversed(chain[:-1]):
                 text = "{binop-expr:" + op + "," + _jr_tree(item) + "," + text + "}"
             return text
-        return "{binop-expr:" + _JR_OPERATORS.get(op, op) + "," + _jr_tree(left) + "," + _jr_tree(right) + "}"
-    if kind == "func":
-        return "{func-expr:" + ast[1] + ",{" + ",".join(_jr_tree(a) for a in ast[2]) + "}}"
-    if kind == "filter":
-        return "{filt-expr:" + _jr_tree(ast[1]) + ",{" + ",".join(_jr_tree(p) for p in ast[2]) + "}}"
-    _, absolute, steps, base = ast
-    if base is not None:
-        head = "{filt-expr:" + _jr_tree(base[1]) + ",{" + ",".join(_jr_tree(p) for p in base[2]) + "}}" \
-            if base[0] == "filter" else "{filt-expr:" + _jr_tree(base) + ",{}}"
-    else:
-        head = "abs" if absolute else "rel"
-    parts = []
-    for axis, name, predicates in steps:
-        test = {"*node": "node()", "*text": "text()"}.get(name, name)
-        text = "{step:" + axis + "," + test
-        if predicates:
-            text += ",{" + ",".join(_jr_tree(p) for p in predicates) + "}"
-        parts.append(text + "}")
-    return "{path-expr:" + head + ",{" + ",".join(parts) + "}}"
+        case Binary(op=op, left=left, right=right):
+            return "{binop-expr:" + _JR_OPERATORS.get(op, op) + "," + _jr_tree(left) + "," + _jr_tree(right) + "}"
+        case Call(name=name, args=args):
+            return "{func-expr:" + name + ",{" + ",".join(_jr_tree(a) for a in args) + "}}"
+        case LocationPath(absolute=absolute, steps=steps, base=base):
+            head = "abs" if absolute else "rel"
+            if base is not None:
+                head = "{filt-expr:" + _jr_tree(base) + ",{}}"
+            parts = []
+            for step in steps:
+                text = "{step:" + step.axis + "," + step.name
+                if step.predicates:
+                    text += ",{" + ",".join(_jr_tree(p) for p in step.predicates) + "}"
+                parts.append(text + "}")
+            return "{path-expr:" + head + ",{" + ",".join(parts) + "}}"
+    raise TypeError(ast)
 
 
 @pytest.mark.parametrize("case", PARSE_CASES, ids=[c["id"] for c in PARSE_CASES])

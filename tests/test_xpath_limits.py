@@ -1,7 +1,7 @@
 """What lint, validate and simulate do with expressions JavaRosa refuses, nested too deep, or in a calculate loop.
 
-One rule for both parsers (toolkit.xpath for evaluation, toolkit.forms.expression for lint): the messages and
-the depth limit come from toolkit.xpath, so that every command says the same.
+One parser in two dialects (toolkit.xpath.syntax: parse for the evaluator, parse_xlsform for lint): the messages and
+the depth limit are the same, so that every command says the same.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import pytest
 
 from tests.conftest import require_tool, write_md_form
 from toolkit.forms import compile_form as compile_xlsform
-from toolkit.forms.expression import ExpressionError, parse_expression
 from toolkit.forms.lint import LINT_CALCULATION_CYCLE, LINT_EXPRESSION_INVALID, lint_form
 from toolkit.simulate import simulate
 from toolkit.validate import compile_form
@@ -25,6 +24,7 @@ from toolkit.xpath import (
     compile_xpath,
     parse,
 )
+from toolkit.xpath.syntax import Binary, Call, XPathSyntaxError, parse_xlsform
 
 DEEP = "(" * 3000 + "1" + ")" * 3000
 
@@ -42,8 +42,8 @@ DEEP = "(" * 3000 + "1" + ")" * 3000
 def test_deep_nesting_is_a_clear_error_in_both_parsers(expr: str) -> None:
     with pytest.raises(XPathRejectedError, match=f"more than {MAX_EXPRESSION_DEPTH} levels"):
         compile_xpath(expr)
-    with pytest.raises(ExpressionError, match=f"more than {MAX_EXPRESSION_DEPTH} levels"):
-        parse_expression(expr.replace("/data/x", "${x}"))
+    with pytest.raises(XPathSyntaxError, match=f"more than {MAX_EXPRESSION_DEPTH} levels"):
+        parse_xlsform(expr.replace("/data/x", "${x}"))
 
 
 def test_nesting_up_to_the_limit_parses_and_evaluates() -> None:
@@ -54,7 +54,7 @@ def test_nesting_up_to_the_limit_parses_and_evaluates() -> None:
     assert compile_xpath(nested_if).evaluate(env=env) == 7.0
     assert compile_xpath(parens).evaluate(env=env) is True
     assert compile_xpath("-" * depth + "3").evaluate(env=env) == 3.0
-    assert parse_expression(nested_if.replace("1 > 0", "${a} > 0")).kind == "call"
+    assert isinstance(parse_xlsform(nested_if.replace("1 > 0", "${a} > 0")), Call)
 
 
 @pytest.mark.parametrize(
@@ -71,8 +71,8 @@ def test_nesting_up_to_the_limit_parses_and_evaluates() -> None:
     ],
 )
 def test_what_javarosa_refuses_is_refused_with_the_same_message(text: str, xpath_text: str, construct: str) -> None:
-    with pytest.raises(ExpressionError) as lint_error:
-        parse_expression(text)
+    with pytest.raises(XPathSyntaxError) as lint_error:
+        parse_xlsform(text)
     with pytest.raises(XPathRejectedError) as compile_error:
         parse(xpath_text)
     assert construct in str(lint_error.value) and "ODK Collect (JavaRosa) cannot evaluate" in str(lint_error.value)
@@ -84,9 +84,10 @@ def test_what_javarosa_refuses_is_refused_with_the_same_message(text: str, xpath
     [("3mod4", "mod"), ("6and${a}", "and"), ("${a} div2", "div"), ("(5or2)", "or")],
 )
 def test_glued_operators_parse_as_javarosa_parses_them(text: str, shape: str) -> None:
-    tree = parse_expression(text)
-    assert tree.kind == "binary" and tree.text == shape
-    assert parse(text.replace("${a}", "/data/a"))[:2] == ("bin", shape)
+    tree = parse_xlsform(text)
+    assert isinstance(tree, Binary) and tree.op == shape
+    evaluated = parse(text.replace("${a}", "/data/a"))
+    assert isinstance(evaluated, Binary) and evaluated.op == shape
 
 
 SURVEY = """

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from toolkit.xform import FormModel, Node
-from toolkit.xpath import XPathError, parse
+from toolkit.xpath.syntax import Binary, Call, Expr, LocationPath, Number, String, XPathError, parse
 
 _LABEL_MAX = 60
 # The words around the labels, in the codebook's language (English when the language has no entry yet).
@@ -77,66 +77,64 @@ class _Worder:
         code = _LANGUAGE_CODE.search(language or "")
         self.words = _WORDS.get(code.group(1) if code else (language or "en")[:2].lower(), _WORDS["en"])
 
-    def word(self, tree: tuple, *, top: bool = False) -> str:
-        kind = tree[0]
-        if kind == "bin" and tree[1] == "and":
-            # A chain of `and` at the top reads as a list of conditions: "Contact made = Yes; Age ≥ 15".
-            left, right = self.word(tree[2], top=top), self.word(tree[3], top=top)
-            return f"{left}; {right}" if top else f"{left} {self.words['and']} {right}"
-        if kind == "bin" and tree[1] == "or":
-            left, right = self.word(tree[2]), self.word(tree[3])
-            either = f"{left} {self.words['or']} {right}"
-            return either if top else f"({either})"
-        if kind == "bin" and tree[1] in _SYMBOLS:
-            return self.comparison(tree[1], tree[2], tree[3])
-        if kind == "func":
-            return self.function(tree[1], tree[2])
-        if kind == "path":
-            return f"{self.label(self.node(tree))} {self.words['answered']}"
+    def word(self, tree: Expr, *, top: bool = False) -> str:
+        match tree:
+            case Binary(op="and", left=left, right=right):
+                # A chain of `and` at the top reads as a list of conditions: "Contact made = Yes; Age ≥ 15".
+                first, second = self.word(left, top=top), self.word(right, top=top)
+                return f"{first}; {second}" if top else f"{first} {self.words['and']} {second}"
+            case Binary(op="or", left=left, right=right):
+                either = f"{self.word(left)} {self.words['or']} {self.word(right)}"
+                return either if top else f"({either})"
+            case Binary(op=op, left=left, right=right) if op in _SYMBOLS:
+                return self.comparison(op, left, right)
+            case Call(name=name, args=args):
+                return self.function(name, args)
+            case LocationPath():
+                return f"{self.label(self.node(tree))} {self.words['answered']}"
         raise _NotWordable
 
-    def comparison(self, op: str, left: tuple, right: tuple) -> str:
-        if left[0] != "path" and right[0] == "path":
+    def comparison(self, op: str, left: Expr, right: Expr) -> str:
+        if not isinstance(left, LocationPath) and isinstance(right, LocationPath):
             left, right, op = right, left, _FLIPPED[op]
-        if left[0] == "func" and left[1] == "count" and right[0] == "num":
-            counted = self.node(left[2][0]) if len(left[2]) == 1 and left[2][0][0] == "path" else None
-            if counted is None:
-                raise _NotWordable
-            return f"{self.words['count']} «{self.label(counted)}» {_SYMBOLS[op]} {_number(right[1])}"
-        if left[0] != "path" or right[0] not in {"str", "num"}:
-            raise _NotWordable
-        node = self.node(left)
-        value = right[1]
-        if right[0] == "str" and value == "" and op in {"=", "!="}:
-            return f"{self.label(node)} {self.words['unanswered' if op == '=' else 'answered']}"
-        return f"{self.label(node)} {_SYMBOLS[op]} {self.value(node, value)}"
-
-    def function(self, name: str, args: tuple) -> str:
-        if name == "selected" and len(args) == 2 and args[0][0] == "path" and args[1][0] in {"str", "num"}:
-            node = self.node(args[0])
-            return f"{self.label(node)} {self.words['includes']} {self.value(node, args[1][1])}"
-        if name == "not" and len(args) == 1:
-            inner = args[0]
-            if inner[0] == "func" and inner[1] == "selected" and len(inner[2]) == 2 and inner[2][0][0] == "path":
-                node = self.node(inner[2][0])
-                return f"{self.label(node)} {self.words['excludes']} {self.value(node, inner[2][1][1])}"
-            return f"{self.words['not']} ({self.word(inner)})"
-        if name in {"true", "false"} and not args:
-            return self.words["always" if name == "true" else "never"]
+        match left, right:
+            case Call(name="count", args=args), Number(value=number):
+                if len(args) != 1 or not isinstance(args[0], LocationPath):
+                    raise _NotWordable
+                counted = self.node(args[0])
+                return f"{self.words['count']} «{self.label(counted)}» {_SYMBOLS[op]} {_number(number)}"
+            case LocationPath(), String(value="") if op in {"=", "!="}:
+                return f"{self.label(self.node(left))} {self.words['unanswered' if op == '=' else 'answered']}"
+            case LocationPath(), String(value=value) | Number(value=value):
+                node = self.node(left)
+                return f"{self.label(node)} {_SYMBOLS[op]} {self.value(node, value)}"
         raise _NotWordable
 
-    def node(self, path: tuple) -> Node:
-        _, absolute, steps, base = path
-        if base is not None or any(step[2] for step in steps):
+    def function(self, name: str, args: tuple[Expr, ...]) -> str:
+        match name, args:
+            case "selected", (LocationPath() as path, String(value=value) | Number(value=value)):
+                node = self.node(path)
+                return f"{self.label(node)} {self.words['includes']} {self.value(node, value)}"
+            case "not", (Call(name="selected", args=(LocationPath() as path, String() | Number() as literal)),):
+                node = self.node(path)
+                return f"{self.label(node)} {self.words['excludes']} {self.value(node, literal.value)}"
+            case "not", (inner,):
+                return f"{self.words['not']} ({self.word(inner)})"
+            case "true" | "false", ():
+                return self.words["always" if name == "true" else "never"]
+        raise _NotWordable
+
+    def node(self, path: LocationPath) -> Node:
+        if path.base is not None or any(step.predicates for step in path.steps):
             raise _NotWordable  # predicates, or a path from a function (instance('...')/...)
-        parts = [] if absolute else self.context.split("/")[1:]
-        for axis, name, _predicates in steps:
-            if axis == "parent":
+        parts = [] if path.absolute else self.context.split("/")[1:]
+        for step in path.steps:
+            if step.axis == "parent":
                 parts = parts[:-1]
-            elif axis == "self":
+            elif step.axis == "self":
                 continue
-            elif axis == "child" and not name.startswith("*"):
-                parts.append(name)
+            elif step.axis == "child" and not step.name.startswith("*"):
+                parts.append(step.name)
             else:
                 raise _NotWordable
         found = self.form.nodes.get("/" + "/".join(parts))

@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
-from typing import Any
 
 from lxml import etree
 
@@ -36,6 +35,7 @@ from toolkit.xpath import (
     compile_xpath,
     load_secondary_instance,
 )
+from toolkit.xpath.syntax import Call, Expr, walk
 
 # Question types whose value the device fills in; they are never recomputed or required.
 PRELOADED = {
@@ -327,12 +327,8 @@ def stored_volatile(expr: CompiledExpr) -> bool:
     return bool(expr.functions & _DRAWN_FUNCTIONS) or _unseeded_randomize(expr.ast)
 
 
-def _unseeded_randomize(ast: Any) -> bool:
-    if not isinstance(ast, tuple):
-        return False
-    if ast[:2] == ("func", "randomize") and len(ast[2]) < 2:
-        return True
-    return any(_unseeded_randomize(part) for part in ast if isinstance(part, tuple))
+def _unseeded_randomize(ast: Expr) -> bool:
+    return any(isinstance(node, Call) and node.name == "randomize" and len(node.args) < 2 for node in walk(ast))
 
 
 def relevance_chain(model: FormModel, node: Node) -> str | None:

@@ -2,7 +2,7 @@
 
 The XLSForm is read with pyxform's own sheet readers and header parser (so aliases such as `relevance` or
 `label::English (en)` mean what they mean to pyxform) while keeping spreadsheet row numbers (header = row 1).
-Expressions are parsed into trees (toolkit.forms.expression) and the rules walk those trees.
+Expressions are parsed into typed syntax trees (toolkit.xpath.syntax.parse_xlsform) and the rules walk those trees.
 """
 
 from __future__ import annotations
@@ -37,9 +37,26 @@ from toolkit.errors import (
     define,
     error,
 )
-from toolkit.forms.expression import ExpressionError, Node, parse_expression
 from toolkit.report import Report
 from toolkit.xlsform import FORM_SUFFIXES, PYXFORM_VERSION, issue_from_pyxform
+from toolkit.xpath.syntax import (
+    Binary,
+    Call,
+    Expr,
+    Filter,
+    Negate,
+    Number,
+    Reference,
+    Step,
+    String,
+    XPathSyntaxError,
+    children,
+    is_context,
+    parse_xlsform,
+    unparse,
+    walk,
+)
+from toolkit.xpath.syntax import Node as SyntaxNode
 
 LINT_SELECT_MULTIPLE_EQUALS = define(
     "lint.select_multiple_equals", "A select_multiple is compared with = or != instead of selected()"
@@ -411,32 +428,32 @@ class _Expression:
     column: str  # the header as written in the sheet
     role: str  # relevant, constraint, required, calculation, choice_filter, repeat_count
     text: str
-    tree: Node
+    tree: Expr
     # '.' inside a predicate is the node the predicate filters: the question of ${q}[...] or an unknown node.
     in_predicates: dict[int, _Element | None] = field(default_factory=dict)
 
 
 def _predicate_contexts(
-    node: Node,
+    node: SyntaxNode,
     by_name: dict[str, _Element],
     out: dict[int, _Element | None],
     owner: tuple[_Element | None] | None = None,
 ) -> dict[int, _Element | None]:
     """Map each '.' that sits inside a predicate (by node id) to the element the predicate filters."""
-    if node.kind == "context" and owner is not None:
+    if is_context(node) and owner is not None:
         out[id(node)] = owner[0]
-    if node.kind == "path" and node.text == "predicate":
-        primary, *predicates = node.children
-        _predicate_contexts(primary, by_name, out, owner)
-        filtered = by_name.get(primary.text) if primary.kind == "ref" else None
-        for predicate in predicates:
-            _predicate_contexts(predicate, by_name, out, (filtered,))
-    elif node.kind == "step":
-        for predicate in node.children:
-            _predicate_contexts(predicate, by_name, out, (None,))
-    else:
-        for child in node.children:
-            _predicate_contexts(child, by_name, out, owner)
+    match node:
+        case Filter(base=base, predicates=predicates):
+            _predicate_contexts(base, by_name, out, owner)
+            filtered = by_name.get(base.name) if isinstance(base, Reference) else None
+            for predicate in predicates:
+                _predicate_contexts(predicate, by_name, out, (filtered,))
+        case Step(predicates=predicates):
+            for predicate in predicates:
+                _predicate_contexts(predicate, by_name, out, (None,))
+        case _:
+            for child in children(node):
+                _predicate_contexts(child, by_name, out, owner)
     return out
 
 
@@ -470,12 +487,12 @@ def _at(expr: _Expression, variable: str | None) -> _Where:
 
 
 def _walk_with_calls(
-    node: Node, calls: tuple[tuple[str, int], ...] = ()
-) -> Iterable[tuple[Node, tuple[tuple[str, int], ...]]]:
+    node: SyntaxNode, calls: tuple[tuple[str, int], ...] = ()
+) -> Iterable[tuple[SyntaxNode, tuple[tuple[str, int], ...]]]:
     """Every node with the (function, argument index) pairs it sits inside, innermost last."""
     yield node, calls
-    for index, child in enumerate(node.children):
-        inner = (*calls, (node.text, index)) if node.kind == "call" else calls
+    for index, child in enumerate(children(node)):
+        inner = (*calls, (node.name, index)) if isinstance(node, Call) else calls
         yield from _walk_with_calls(child, inner)
 
 
@@ -485,7 +502,7 @@ class _Linter:
         self.per_choice = per_choice  # one choice_not_integer per choice (house rules) or one per list
         self.issues: list[Issue] = []
         self.expressions: list[_Expression] = []
-        self.calculations: dict[str | None, Node] | None = (
+        self.calculations: dict[str | None, Expr] | None = (
             None  # calculation tree by question name, built lazily
         )
         self.answers: dict[str, _Element | None] = {}  # answered_by() of each calculation
@@ -531,8 +548,8 @@ class _Linter:
                 if role == "required" and text in aliases.yes_no:
                     continue
                 try:
-                    tree = parse_expression(text)
-                except ExpressionError as exc:
+                    tree = parse_xlsform(text)
+                except XPathSyntaxError as exc:
                     if _LOOP_PLACEHOLDER.search(text):
                         continue  # a loop body: the expression only exists once pyxform fills it in
                     self.add(
@@ -552,10 +569,10 @@ class _Linter:
 
     # -- helpers --------------------------------------------------------------------------------------------
 
-    def resolve(self, node: Node, expr: _Expression) -> _Element | None:
-        if node.kind == "ref" and not node.text.startswith("last-saved#"):
-            return self.form.by_name.get(node.text)
-        if node.kind == "context" and node.text == ".":
+    def resolve(self, node: SyntaxNode, expr: _Expression) -> _Element | None:
+        if isinstance(node, Reference) and not node.name.startswith("last-saved#"):
+            return self.form.by_name.get(node.name)
+        if is_context(node):
             if id(node) in expr.in_predicates:
                 return expr.in_predicates[id(node)]
             if expr.role not in {"choice_filter", "repeat_count"} and expr.element.kind == "question":
@@ -563,13 +580,14 @@ class _Linter:
         return None
 
     @staticmethod
-    def literal(node: Node) -> str | float | None:
-        if node.kind == "string":
-            return node.text
-        if node.kind == "number":
-            return float(node.text)
-        if node.kind == "unary" and node.children[0].kind == "number":
-            return -float(node.children[0].text)
+    def literal(node: SyntaxNode) -> str | float | None:
+        match node:
+            case String(value=text):
+                return text
+            case Number(value=number):
+                return number
+            case Negate(operand=Number(value=number)):
+                return -number
         return None
 
     def choice_names(self, element: _Element) -> set[str]:
@@ -579,16 +597,18 @@ class _Linter:
         return names
 
     @staticmethod
-    def show(node: Node, element: _Element | None) -> str:
-        if node.kind == "context":
+    def show(node: SyntaxNode, element: _Element | None) -> str:
+        if is_context(node):
             return f". ({element.name})" if element is not None else "."
-        return f"${{{element.name}}}" if element is not None else node.text
+        if element is not None:
+            return f"${{{element.name}}}"
+        return node.name if isinstance(node, Reference) else unparse(node)
 
-    def comparisons(self, expr: _Expression) -> Iterable[tuple[Node, Node, Node]]:
+    def comparisons(self, expr: _Expression) -> Iterable[tuple[Binary, SyntaxNode, SyntaxNode]]:
         """(comparison, question side, other side) for every comparison with a question on one side."""
-        for node in expr.tree.walk():
-            if node.kind == "binary" and node.text in {"=", "!=", "<", ">", "<=", ">="}:
-                left, right = node.children
+        for node in walk(expr.tree):
+            if isinstance(node, Binary) and node.op in {"=", "!=", "<", ">", "<=", ">="}:
+                left, right = node.left, node.right
                 if self.resolve(left, expr) is not None:
                     yield node, left, right
                 if self.resolve(right, expr) is not None:
@@ -606,16 +626,16 @@ class _Linter:
             shown = self.show(side, question)
             lit_text = f"'{literal}'" if isinstance(literal, str) else f"{literal:g}"
             where = _at(expr, question.name)
-            if comparison.text in {"=", "!="} and question.value_type == "select_multiple":
+            if comparison.op in {"=", "!="} and question.value_type == "select_multiple":
                 code = literal if isinstance(literal, str) else f"{literal:g}"
-                ref = "." if side.kind == "context" else f"${{{question.name}}}"
+                ref = "." if is_context(side) else f"${{{question.name}}}"
                 fix = f"selected({ref}, '{code}')"
-                if comparison.text == "!=":
+                if comparison.op == "!=":
                     fix = f"not({fix})"
                 self.add(
                     LINT_SELECT_MULTIPLE_EQUALS,
                     Severity.ERROR,
-                    f"{shown} is a select_multiple, so '{comparison.text}' compares the whole "
+                    f"{shown} is a select_multiple, so '{comparison.op}' compares the whole "
                     "space-separated "
                     f"answer with {lit_text} and is wrong once two choices are ticked. Use {fix} instead.",
                     **where,
@@ -623,7 +643,7 @@ class _Linter:
                 if question.coded:  # the fix compares choice names as text, so check the name as text
                     self.check_choice(expr, question, shown, code.strip(), where)
                 continue
-            if comparison.text in {"=", "!="} and question.coded:
+            if comparison.op in {"=", "!="} and question.coded:
                 self.check_choice(expr, question, shown, literal, where)
             if expr.role in {"relevant", "constraint"}:
                 self.check_type(expr, question, shown, literal, where)
@@ -673,33 +693,33 @@ class _Linter:
             )
 
     def check_selected_calls(self, expr: _Expression) -> None:
-        for node in expr.tree.walk():
-            if node.kind != "call" or node.text not in {"selected", "selected-at"} or not node.children:
+        for node in walk(expr.tree):
+            if not isinstance(node, Call) or node.name not in {"selected", "selected-at"} or not node.args:
                 continue
-            question = self.resolve(node.children[0], expr)
+            question = self.resolve(node.args[0], expr)
             if question is None or not question.coded:
                 continue
-            shown = self.show(node.children[0], question)
+            shown = self.show(node.args[0], question)
             where = _at(expr, question.name)
-            if node.text == "selected" and len(node.children) == 2:
-                literal = self.literal(node.children[1])
+            if node.name == "selected" and len(node.args) == 2:
+                literal = self.literal(node.args[1])
                 if isinstance(literal, float):
                     literal = f"{literal:g}"
                 if literal and literal.strip():
                     self.check_choice(expr, question, shown, literal.strip(), where)
 
     def check_selected_at_comparisons(self, expr: _Expression) -> None:
-        for node in expr.tree.walk():
-            if node.kind != "binary" or node.text not in {"=", "!="}:
+        for node in walk(expr.tree):
+            if not isinstance(node, Binary) or node.op not in {"=", "!="}:
                 continue
-            for side, other in (node.children, node.children[::-1]):
-                if side.kind == "call" and side.text == "selected-at" and side.children:
-                    question = self.resolve(side.children[0], expr)
+            for side, other in ((node.left, node.right), (node.right, node.left)):
+                if isinstance(side, Call) and side.name == "selected-at" and side.args:
+                    question = self.resolve(side.args[0], expr)
                     literal = self.literal(other)
                     if question is not None and question.coded and literal not in (None, ""):
                         where = _at(expr, question.name)
                         self.check_choice(
-                            expr, question, self.show(side.children[0], question), literal, where
+                            expr, question, self.show(side.args[0], question), literal, where
                         )
 
     def check_references(self, expr: _Expression) -> None:
@@ -713,21 +733,21 @@ class _Linter:
             source_repeats = source.repeats if source else None
         reported: set[tuple[str, str]] = set()
         for node, calls in _walk_with_calls(expr.tree):
-            if node.kind != "ref" or node.text.startswith("last-saved#"):
+            if not isinstance(node, Reference) or node.name.startswith("last-saved#"):
                 continue
-            target = self.form.by_name.get(node.text)
+            target = self.form.by_name.get(node.name)
             if target is None:
                 continue  # pyxform reports unknown names (lint.form_invalid)
-            where = _at(expr, node.text)
+            where = _at(expr, node.name)
             answer = self.answered_by(target)
             if (
                 expr.role in {"relevant", "constraint"}
                 and answer is not None
                 and answer.row > element.row
                 and element not in (target, answer)
-                and ("forward", node.text) not in reported
+                and ("forward", node.name) not in reported
             ):
-                reported.add(("forward", node.text))
+                reported.add(("forward", node.name))
                 what = (
                     f"which is asked later (row {answer.row})"
                     if answer is target
@@ -737,7 +757,7 @@ class _Linter:
                     LINT_FORWARD_REFERENCE,
                     Severity.ERROR,
                     f"The {expr.role} of {element.name or 'this row'} (row {element.row}) refers to "
-                    f"${{{node.text}}}, {what}, so it is still empty when this is evaluated. Move the "
+                    f"${{{node.name}}}, {what}, so it is still empty when this is evaluated. Move the "
                     "question "
                     "before this row, or change the logic.",
                     **where,
@@ -752,9 +772,9 @@ class _Linter:
                 for f, i in calls
             ):
                 continue
-            if ("repeat", node.text) in reported:
+            if ("repeat", node.name) in reported:
                 continue
-            reported.add(("repeat", node.text))
+            reported.add(("repeat", node.name))
             outer = next(
                 r
                 for i, r in enumerate(target_repeats)
@@ -764,10 +784,10 @@ class _Linter:
             self.add(
                 LINT_REPEAT_REFERENCE,
                 Severity.ERROR,
-                f"The {expr.role} of {element.name or 'this row'} ({inside}) refers to ${{{node.text}}} in "
+                f"The {expr.role} of {element.name or 'this row'} ({inside}) refers to ${{{node.name}}} in "
                 f"repeat {outer}, which has one value per {outer} entry: ODK Collect stops with 'This field "
                 "is "
-                f"repeated' once there are two. Use indexed-repeat(${{{node.text}}}, ${{{outer}}}, n) to "
+                f"repeated' once there are two. Use indexed-repeat(${{{node.name}}}, ${{{outer}}}, n) to "
                 "pick "
                 "one entry, or an aggregate such as count() or sum().",
                 **where,
@@ -786,7 +806,9 @@ class _Linter:
             name = expr.element.name
             if expr.role != "calculation" or not name or any(expr.element.cells.get(h) for h in triggers):
                 continue
-            refs = (n.text for n in expr.tree.walk() if n.kind == "ref" and not n.text.startswith("last-saved#"))
+            refs = (
+                n.name for n in walk(expr.tree) if isinstance(n, Reference) and not n.name.startswith("last-saved#")
+            )
             uses[name] = list(dict.fromkeys(refs))
             where[name] = expr
         state: dict[str, bool] = {}  # True while on the current path, False when finished
@@ -843,8 +865,8 @@ class _Linter:
             self.calculations = {e.element.name: e.tree for e in self.expressions if e.role == "calculation"}
         tree = self.calculations.get(target.name)
         if tree is not None:
-            for node in tree.walk():
-                dependency = self.form.by_name.get(node.text) if node.kind == "ref" else None
+            for node in walk(tree):
+                dependency = self.form.by_name.get(node.name) if isinstance(node, Reference) else None
                 if dependency is None or dependency is target:
                     continue
                 answer = self.answered_by(dependency, seen | {target.name})
@@ -856,14 +878,10 @@ class _Linter:
     def lists_named_in_expressions(self) -> set[str]:
         named: set[str] = set()
         for expr in self.expressions:
-            for node in expr.tree.walk():
-                if (
-                    node.kind == "call"
-                    and node.text == "instance"
-                    and node.children
-                    and node.children[0].kind == "string"
-                ):
-                    named.add(node.children[0].text)
+            for node in walk(expr.tree):
+                match node:
+                    case Call(name="instance", args=(String(value=name), *_)):
+                        named.add(name)
         return named
 
     # -- export names ---------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from toolkit.xpath import (
     XNode,
     XPathError,
     build_tree,
+    compile_tree,
     compile_xpath,
     load_secondary_instance,
     to_boolean,
@@ -42,7 +43,8 @@ from toolkit.xpath import (
     to_string,
     wrap_calculated,
 )
-from toolkit.xpath import _compile as _compile_ast  # the compiler of a syntax tree, for the right side of `. = X`
+from toolkit.xpath.syntax import NODE_TEST, Binary, Call, Expr, LocationPath, Negate, Number, Step, String, children
+from toolkit.xpath.syntax import Node as SyntaxNode
 
 # Rate of don't know / refused answers where the question offers them (questionnaire.md section 4).
 SENTINEL_RATE = 0.03
@@ -96,18 +98,17 @@ _BOUND = re.compile(r"(?<![\w/.])\.\s*(>=|<=|>|<)\s*(-?\d+(?:\.\d+)?|(?:\.\./|/)
 _SENTINEL_CHOICES = (CHOICE_DONT_KNOW, CHOICE_REFUSED)
 _SENTINELS = frozenset({*_SENTINEL_CHOICES, str(NUMERIC_DONT_KNOW), str(NUMERIC_REFUSED)})
 # The context node `.` in the evaluator's syntax tree.
-_SELF = ("path", False, (("self", "*node", ()),), None)
+_SELF = LocationPath(False, (Step("self", NODE_TEST),))
 
 
-def _ast_nodes(ast: Any) -> list[tuple]:
-    """Every tuple node of an evaluator syntax tree."""
-    out, stack = [], [ast]
+def _ast_nodes(ast: Expr) -> list[SyntaxNode]:
+    """Every node of a syntax tree, each before its sub-nodes, the last sub-node first."""
+    out: list[SyntaxNode] = []
+    stack: list[SyntaxNode] = [ast]
     while stack:
         item = stack.pop()
-        if isinstance(item, tuple):
-            if item and isinstance(item[0], str):
-                out.append(item)
-            stack.extend(x for x in item if isinstance(x, tuple))
+        out.append(item)
+        stack.extend(children(item))
     return out
 
 
@@ -269,11 +270,11 @@ class Generator:
         if spec.constraint:
             with contextlib.suppress(XPathError, ValueError):
                 for node in _ast_nodes(compile_xpath(spec.constraint).ast):
-                    if node[0] == "bin" and node[1] == "=":
-                        for this, other in ((node[2], node[3]), (node[3], node[2])):
+                    if isinstance(node, Binary) and node.op == "=":
+                        for this, other in ((node.left, node.right), (node.right, node.left)):
                             if this == _SELF and not any(n == _SELF for n in _ast_nodes(other)):
-                                literal = other[0] in {"num", "str", "neg"}
-                                compiled = CompiledExpr(source="", ast=other, fn=_compile_ast(other))
+                                literal = isinstance(other, Number | String | Negate)
+                                compiled = CompiledExpr(source="", ast=other, fn=compile_tree(other))
                                 found.append((compiled, literal))
         self._equalities[spec.path] = tuple(found)
         return self._equalities[spec.path]
@@ -287,12 +288,11 @@ class Generator:
         if spec.constraint and "regex" in spec.constraint:
             with contextlib.suppress(XPathError, ValueError):
                 for node in _ast_nodes(compile_xpath(spec.constraint).ast):
-                    if node[0] == "func" and node[1] == "regex" and len(node[2]) == 2:
-                        subject, pattern = node[2]
-                        if subject == _SELF and pattern[0] == "str":
+                    match node:
+                        case Call(name="regex", args=(subject, String(value=pattern))) if subject == _SELF:
                             with contextlib.suppress(RegexUnsupported):
-                                check_pattern(pattern[1])
-                                found.append(pattern[1])
+                                check_pattern(pattern)
+                                found.append(pattern)
         self._patterns[spec.path] = tuple(found)
         return self._patterns[spec.path]
 

@@ -27,6 +27,7 @@ from toolkit.checks.fields import MULTIPLE_SELECTS, check_field, same_value, unk
 from toolkit.checks.rules import EXPRESSION_FAILS, Finding, Rule, Where, finding
 from toolkit.xform import FormModel, Node
 from toolkit.xpath import EPOCH, EvalEnv, XNode, XPathError, compile_xpath, to_boolean, wrap_calculated
+from toolkit.xpath.syntax import LocationPath, Step
 from toolkit.xpath.vector import (
     DEVICE_TZ,
     TV,
@@ -59,11 +60,13 @@ def _choice_filter(compiler: VCompiler, node: Node, form: CompiledForm) -> Filte
     """
     if not node.choice_filter or node.choice_list not in form.secondary:
         return None
-    pred = compile_xpath(f"x[{node.choice_filter}]").ast
-    if pred[0] != "path" or len(pred[2]) != 1 or len(pred[2][0][2]) != 1:
-        raise NotVectorizable("choice filter shape")
+    match compile_xpath(f"x[{node.choice_filter}]").ast:
+        case LocationPath(steps=(Step(predicates=(condition,)),)):
+            pass
+        case _:
+            raise NotVectorizable("choice filter shape")
     item_compiler = VCompiler(compiler.level_of, compiler.node_kinds, compiler.root, item_mode=True)
-    fn = item_compiler.compile_ast(pred[2][0][2][0], node.path)
+    fn = item_compiler.compile_ast(condition, node.path)
     value_name = (node.choice_value_ref or "name").strip().split("/")[-1] or "name"
     items: list[dict[str, str]] = []
     for item in form.secondary[node.choice_list].children:

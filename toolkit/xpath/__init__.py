@@ -51,8 +51,32 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.xml import UntrustedXMLError, parse_untrusted
+from toolkit.xpath.syntax import (
+    MAX_EXPRESSION_DEPTH,
+    NODE_TYPE_TESTS,
+    XPATH_AXES,
+    Binary,
+    Call,
+    Expr,
+    LocationPath,
+    Negate,
+    Number,
+    Step,
+    String,
+    XPathError,
+    XPathRejectedError,
+    XPathSyntaxError,
+    javarosa_rejection,
+    nesting_too_deep,
+    parse,
+    too_deep_message,
+    walk,
+)
 
 __all__ = [
+    "MAX_EXPRESSION_DEPTH",
+    "NODE_TYPE_TESTS",
+    "XPATH_AXES",
     "CompiledExpr",
     "EvalEnv",
     "XNode",
@@ -62,14 +86,17 @@ __all__ = [
     "XPathSyntaxError",
     "XPathUnsupportedError",
     "build_tree",
+    "compile_tree",
     "compile_xpath",
     "javarosa_rejection",
     "load_secondary_instance",
     "nesting_too_deep",
+    "parse",
     "to_boolean",
     "to_date",
     "to_number",
     "to_string",
+    "too_deep_message",
     "value_function",
     "wrap_calculated",
 ]
@@ -77,14 +104,6 @@ __all__ = [
 NAN = float("nan")
 EPOCH = date(1970, 1, 1)
 DAY_SECONDS = 86400.0
-
-
-class XPathError(Exception):
-    """Base class of evaluator errors."""
-
-
-class XPathSyntaxError(XPathError):
-    """The expression does not parse."""
 
 
 class XPathUnsupportedError(XPathError):
@@ -596,366 +615,6 @@ def to_date(value: Any, *, preserve_time: bool = False, tz: tzinfo = UTC) -> Any
 
 
 # ----------------------------------------------------------------------------------------------------
-# Tokenizer and parser
-# ----------------------------------------------------------------------------------------------------
-
-_TOKEN_RE = re.compile(
-    r"""
-    (?P<ws>\s+)
-  | (?P<number>\d+(?:\.\d*)?|\.\d+)
-  | (?P<string>"[^"]*"|'[^']*')
-  | (?P<op>//|\.\.|!=|<=|>=|::|[/\[\]\(\)@,|.=<>+\-*$])
-  |
-  (?P<name>[A-Za-z_\u00c0-\uffff][\w.\-\u00b7\u00c0-\uffff]*(?::(?:[A-Za-z_\u00c0-\uffff][\w.\-\u00b7\u00c0-\uffff]*|\*))?)
-    """,
-    re.VERBOSE,
-)
-
-_OPERATOR_NAMES = {"and", "or", "div", "mod"}
-# JavaRosa's lexer reads an operator name glued to what follows when an operator is due: `3mod4` is 3 mod 4,
-# `6andpath` is 6 and path, `5 divx` is 5 div x.
-_GLUED_OPERATOR = re.compile(r"^(and|or|div|mod)(?=.)")
-
-# Nesting (parentheses, brackets, unary minus) beyond this is refused with a clear message instead of
-# exhausting Python's stack; real forms stay far below it (a 40-branch nested if() is 40 levels).
-MAX_EXPRESSION_DEPTH = 100
-
-# Every XPath 1.0 axis; JavaRosa evaluates child, self and parent (only as `.` and `..`) and attribute (by
-# name), and refuses the others when it loads the form.
-XPATH_AXES = frozenset(
-    {
-        "ancestor",
-        "ancestor-or-self",
-        "attribute",
-        "child",
-        "descendant",
-        "descendant-or-self",
-        "following",
-        "following-sibling",
-        "namespace",
-        "parent",
-        "preceding",
-        "preceding-sibling",
-        "self",
-    }
-)
-NODE_TYPE_TESTS = frozenset({"node", "text", "comment", "processing-instruction"})
-
-
-def javarosa_rejection(construct: str) -> str:
-    """The message for valid XPath 1.0 that ODK Collect (JavaRosa) refuses, shared by lint and the evaluator.
-
-    Parameters:
-        construct: what the expression uses, e.g. "the union operator '|'" or "the ancestor:: axis".
-    """
-    return (
-        f"{construct} is XPath 1.0 but ODK Collect (JavaRosa) cannot evaluate it; use paths of child names, "
-        "'.', '..', '@name', instance('list')/root/item[...] or current()/..."
-    )
-
-
-def nesting_too_deep(text: str) -> int | None:
-    """The 0-based position where `text` nests deeper than MAX_EXPRESSION_DEPTH, or None.
-
-    Counts open parentheses and brackets outside quoted strings, and runs of unary minus signs.
-    """
-    depth = 0
-    minus_run = 0
-    quote = ""
-    for position, char in enumerate(text):
-        if quote:
-            if char == quote:
-                quote = ""
-            continue
-        if char in "'\"":
-            quote = char
-        elif char in "([":
-            depth += 1
-            if depth > MAX_EXPRESSION_DEPTH:
-                return position
-        elif char in ")]":
-            depth -= 1
-        if char == "-":
-            minus_run += 1
-            if minus_run > MAX_EXPRESSION_DEPTH:
-                return position
-        elif not char.isspace():
-            minus_run = 0
-    return None
-
-
-def too_deep_message(position: int) -> str:
-    return (
-        f"the expression nests more than {MAX_EXPRESSION_DEPTH} levels deep (at character {position + 1}); "
-        "split it into several calculations"
-    )
-
-
-class XPathRejectedError(XPathSyntaxError):
-    """Valid XPath 1.0 that JavaRosa refuses (unions, axes, //, node tests, filter paths, variables), or an
-    expression nested too deeply to evaluate."""
-
-
-@dataclass(frozen=True)
-class Tok:
-    kind: str  # number, string, op, name, opname, mul, star, end
-    text: str
-
-
-def tokenize(expr: str) -> list[Tok]:
-    tokens: list[Tok] = []
-    pos = 0
-    while pos < len(expr):
-        m = _TOKEN_RE.match(expr, pos)
-        if not m:
-            raise XPathSyntaxError(f"unexpected character {expr[pos]!r} at {pos} in {expr!r}")
-        pos = m.end()
-        kind = m.lastgroup or ""
-        text = m.group(kind)
-        if kind == "ws":
-            continue
-        if kind == "string":
-            text = text[1:-1]
-        prev = tokens[-1] if tokens else None
-        # XPath 1.0 3.7: after a token that ends an operand, '*' is multiplication and and/or/div/mod are
-        # operators.
-        operand_before = prev is not None and not (
-            prev.kind in ("opname", "mul") or (prev.kind == "op" and prev.text not in (")", "]", ".", ".."))
-        )
-        if kind == "op" and text == "*":
-            kind = "mul" if operand_before else "star"
-        elif kind == "name" and operand_before:
-            glued = _GLUED_OPERATOR.match(text)
-            if text in _OPERATOR_NAMES:
-                kind = "opname"
-            elif glued:
-                tokens.append(Tok("opname", glued.group(1)))
-                pos = m.start() + len(glued.group(1))
-                continue
-        tokens.append(Tok(kind, text))
-    tokens.append(Tok("end", ""))
-    return tokens
-
-
-# AST nodes are tuples: (kind, ...). Kinds: num, str, func, neg, bin, path, filter.
-# path: ("path", absolute: bool, steps, base) where base is a function call (instance() or current()) or None;
-# step: (axis, name, predicates) with axis in child, self, parent, attribute; "*node" is node().
-
-# Binary operators by precedence (XPath 1.0 3.4-3.5), loosest first.
-_PRECEDENCE = {
-    "or": 1,
-    "and": 2,
-    "=": 3,
-    "!=": 3,
-    "<": 4,
-    "<=": 4,
-    ">": 4,
-    ">=": 4,
-    "+": 5,
-    "-": 5,
-    "*": 6,
-    "div": 6,
-    "mod": 6,
-}
-_PATH_FUNCTIONS = ("instance", "current")
-
-
-class _Parser:
-    def __init__(self, expr: str) -> None:
-        self.expr = expr
-        self.tokens = tokenize(expr)
-        self.i = 0
-
-    def peek(self, offset: int = 0) -> Tok:
-        return self.tokens[min(self.i + offset, len(self.tokens) - 1)]
-
-    def next(self) -> Tok:
-        tok = self.tokens[self.i]
-        self.i = min(self.i + 1, len(self.tokens) - 1)
-        return tok
-
-    def expect(self, text: str) -> None:
-        tok = self.next()
-        if tok.text != text or tok.kind in ("string",):
-            raise XPathSyntaxError(f"expected {text!r} but found {tok.text!r} in {self.expr!r}")
-
-    def at_op(self, *texts: str) -> bool:
-        tok = self.peek()
-        return tok.kind in ("op", "opname", "mul") and tok.text in texts
-
-    def parse(self) -> tuple:
-        node = self.expression()
-        if self.peek().kind != "end":
-            raise XPathSyntaxError(f"unexpected {self.peek().text!r} in {self.expr!r}")
-        return node
-
-    def expression(self, min_precedence: int = 1) -> tuple:
-        """Binary operators by precedence climbing (left-associative), one stack frame per level of it."""
-        left = self.unary_expr()
-        while True:
-            tok = self.peek()
-            precedence = _PRECEDENCE.get(tok.text) if tok.kind in ("op", "opname", "mul") else None
-            if precedence is None or precedence < min_precedence:
-                return left
-            self.next()
-            left = ("bin", tok.text, left, self.expression(precedence + 1))
-
-    def unary_expr(self) -> tuple:
-        negations = 0
-        while self.at_op("-"):
-            self.next()
-            negations += 1
-        node = self.union_expr()
-        for _ in range(negations):
-            node = ("neg", node)
-        return node
-
-    def union_expr(self) -> tuple:
-        node = self.path_expr()
-        if self.at_op("|"):
-            self.next()
-            self.path_expr()  # what follows must parse: `8|-9` is a syntax error, `a | b` a refusal
-            raise XPathRejectedError(javarosa_rejection("the union operator '|'"))
-        return node
-
-    def path_expr(self) -> tuple:
-        tok = self.peek()
-        if (
-            tok.kind in ("number", "string")
-            or (tok.kind == "op" and tok.text in ("(", "$"))
-            or (tok.kind == "name" and self.peek(1).text == "(" and tok.text not in NODE_TYPE_TESTS)
-        ):
-            base = self.filter_expr()
-            if self.at_op("/", "//"):
-                steps = self.relative_steps(after_slash=True)
-                if base[0] != "func" or base[1] not in _PATH_FUNCTIONS:
-                    raise XPathRejectedError(
-                        javarosa_rejection("a path after an expression other than instance() or current()")
-                    )
-                return ("path", False, tuple(steps), base)
-            return base
-        if tok.kind == "op" and tok.text == "//":
-            self.relative_steps(after_slash=True)  # `//` alone is a syntax error, `//x` a refusal
-        if tok.kind == "op" and tok.text == "/":
-            self.next()
-            nxt = self.peek()
-            if nxt.kind in ("name", "star", "opname") or (nxt.kind == "op" and nxt.text in (".", "..", "@")):
-                steps = self.relative_steps(after_slash=False)
-            else:
-                steps = []
-            if steps and steps[0][0] == "parent":
-                raise XPathRejectedError(javarosa_rejection("'..' right after the root '/'"))
-            return ("path", True, tuple(steps), None)
-        steps = self.relative_steps(after_slash=False)
-        return ("path", False, tuple(steps), None)
-
-    def relative_steps(self, *, after_slash: bool) -> list[tuple]:
-        descendant = after_slash and self.next().text == "//"
-        steps = [self.step()]
-        while self.at_op("/", "//"):
-            descendant = self.next().text == "//" or descendant
-            steps.append(self.step())
-        if descendant:
-            raise XPathRejectedError(javarosa_rejection("'//' (a descendant at any depth)"))
-        if any(axis == "attribute" for axis, _, _ in steps[:-1]):
-            raise XPathRejectedError(javarosa_rejection("a step after an attribute"))
-        return steps
-
-    def step(self) -> tuple:  # noqa: PLR0912
-        tok = self.next()
-        if tok.kind == "op" and tok.text == ".":
-            return ("self", "*node", self.predicates(forbidden="'.'"))
-        if tok.kind == "op" and tok.text == "..":
-            return ("parent", "*node", self.predicates(forbidden="'..'"))
-        axis = "child"
-        if tok.kind == "op" and tok.text == "@":
-            axis = "attribute"
-            tok = self.next()
-        elif tok.kind in ("name", "opname") and self.peek().text == "::":
-            axis = tok.text
-            self.next()
-            tok = self.next()
-            if axis not in XPATH_AXES:
-                raise XPathSyntaxError(f"unknown axis {axis}:: in {self.expr!r}")
-        if tok.kind == "star":
-            name = "*"
-        elif tok.kind in ("name", "opname"):
-            name = tok.text
-            if self.peek().text == "(" and name in NODE_TYPE_TESTS:
-                self.next()
-                literal = self.peek().kind == "string" and name == "processing-instruction"
-                if literal:
-                    self.next()
-                self.expect(")")
-                if name == "node" and axis in ("self", "parent"):
-                    return (axis, "*node", self.predicates())
-                raise XPathRejectedError(javarosa_rejection(f"the node test {name}()"))
-        else:
-            raise XPathSyntaxError(f"expected a step but found {tok.text!r} in {self.expr!r}")
-        if axis not in ("child", "attribute"):
-            raise XPathRejectedError(javarosa_rejection(f"the {axis}:: axis"))
-        if name.endswith("*") and (axis == "attribute" or name != "*"):
-            raise XPathRejectedError(javarosa_rejection(f"the wildcard {'@' if axis == 'attribute' else ''}{name}"))
-        return (axis, name, self.predicates())
-
-    def predicates(self, forbidden: str | None = None) -> tuple:
-        found = []
-        while self.at_op("["):
-            if forbidden is not None:
-                raise XPathSyntaxError(f"a predicate cannot follow {forbidden} in {self.expr!r}")
-            self.next()
-            found.append(self.expression())
-            self.expect("]")
-        return tuple(found)
-
-    def filter_expr(self) -> tuple:
-        tok = self.next()
-        if tok.kind == "number":
-            node: tuple = ("num", float(tok.text))
-        elif tok.kind == "string":
-            node = ("str", tok.text)
-        elif tok.text == "(":
-            node = self.expression()
-            self.expect(")")
-        elif tok.text == "$":
-            name = self.next()
-            if name.kind not in ("name", "opname") or "*" in name.text:
-                raise XPathSyntaxError(f"'$' must be followed by a variable name in {self.expr!r}")
-            raise XPathRejectedError(javarosa_rejection(f"the variable ${name.text}"))
-        else:
-            function = tok.text
-            self.expect("(")
-            args = []
-            if not self.at_op(")"):
-                args.append(self.expression())
-                while self.at_op(","):
-                    self.next()
-                    args.append(self.expression())
-            self.expect(")")
-            if function == "instance" and (len(args) != 1 or args[0][0] != "str"):
-                raise XPathRejectedError(javarosa_rejection("instance() with anything but one quoted name"))
-            node = ("func", function, tuple(args))
-        if self.at_op("["):
-            raise XPathRejectedError(javarosa_rejection("a predicate on a parenthesised expression or function"))
-        return node
-
-
-def parse(expr: str) -> tuple:
-    """The AST of an expression (nested tuples).
-
-    Raises XPathSyntaxError when it does not parse, XPathRejectedError (a subclass) for what JavaRosa refuses
-    or for nesting deeper than MAX_EXPRESSION_DEPTH.
-    """
-    too_deep = nesting_too_deep(expr)
-    if too_deep is not None:
-        raise XPathRejectedError(too_deep_message(too_deep))
-    try:
-        return _Parser(expr).parse()
-    except RecursionError:  # a chain of operators that the nesting count does not see
-        raise XPathRejectedError(too_deep_message(0)) from None
-
-
-# ----------------------------------------------------------------------------------------------------
 # Evaluation environment
 # ----------------------------------------------------------------------------------------------------
 
@@ -1039,24 +698,23 @@ Fn = Callable[[XNode, int, int, EvalEnv], Any]
 VOLATILE_FUNCTIONS = frozenset({"now", "today", "random", "uuid", "randomize", "once", "property"})
 
 
-def _compile(node: tuple) -> Fn:
-    kind = node[0]
-    if kind == "num":
-        number = node[1]
-        return lambda n, p, s, e: number
-    if kind == "str":
-        text = node[1]
-        return lambda n, p, s, e: text
-    if kind == "neg":
-        inner = _compile(node[1])
-        return lambda n, p, s, e: -to_number(inner(n, p, s, e), e.tz)
-    if kind == "bin":
-        return _compile_binary(node[1], _compile(node[2]), _compile(node[3]))
-    if kind == "func":
-        return _compile_function(node[1], node[2])
-    if kind == "path":
-        return _compile_path(node)
-    raise XPathSyntaxError(f"unknown expression node {kind}")
+def compile_tree(node: Expr) -> Fn:
+    """The evaluation function `fn(context, position, size, env)` of a syntax tree."""
+    match node:
+        case Number(value=number):
+            return lambda n, p, s, e: number
+        case String(value=text):
+            return lambda n, p, s, e: text
+        case Negate(operand=operand):
+            inner = compile_tree(operand)
+            return lambda n, p, s, e: -to_number(inner(n, p, s, e), e.tz)
+        case Binary(op=op, left=left, right=right):
+            return _compile_binary(op, compile_tree(left), compile_tree(right))
+        case Call(name=name, args=args):
+            return _compile_function(name, args)
+        case LocationPath():
+            return _compile_path(node)
+    raise XPathSyntaxError(f"{type(node).__name__} cannot stand in an XForm expression", node.pos)
 
 
 def _apply_predicates(nodes: list[XNode], predicates: tuple[Fn, ...], env: EvalEnv) -> list[XNode]:
@@ -1074,11 +732,11 @@ def _apply_predicates(nodes: list[XNode], predicates: tuple[Fn, ...], env: EvalE
     return nodes
 
 
-def _compile_step(step: tuple) -> Callable[[list[XNode], EvalEnv], list[XNode]]:
+def _compile_step(step: Step) -> Callable[[list[XNode], EvalEnv], list[XNode]]:
     """One step of the axes JavaRosa evaluates: child (by name or *), attribute (by name), '.' and '..'."""
-    axis, name, predicate_asts = step
-    predicates = tuple(_compile(p) for p in predicate_asts)
-    local = name.split(":", 1)[1] if ":" in name else name
+    axis = step.axis
+    predicates = tuple(compile_tree(p) for p in step.predicates)
+    local = step.local_name
 
     def select(node: XNode) -> list[XNode]:
         if axis == "child":
@@ -1140,17 +798,17 @@ def _pinned_children(nodes: list[XNode], name: str, pin: XNode | None) -> list[X
     return [c for x in nodes for c in x.children if c.name == name and c.index == pin.index]
 
 
-def _compile_path(node: tuple) -> Fn:
+def _compile_path(node: LocationPath) -> Fn:
     """A path. An absolute path is pinned to the context's repeat instances, as JavaRosa contextualizes it:
     each leading child step (without a predicate) whose name is the context's ancestor at that depth takes
     that ancestor's position, so `/data/outer/q` evaluated inside `/data/outer[2]/...` reads
     `/data/outer[2]/q` (TreeReference.contextualize; pinning stops at the first name that differs)."""
-    _, absolute, steps, base_ast = node
-    base = _compile(base_ast) if base_ast is not None else None
+    absolute, steps = node.absolute, node.steps
+    base = compile_tree(node.base) if node.base is not None else None
     # Fast path: an absolute path of plain child steps without predicates (most references in binds).
-    plain = all(axis == "child" and not preds and name != "*" for axis, name, preds in steps)
+    plain = all(step.axis == "child" and not step.predicates and step.name != "*" for step in steps)
     if absolute and base is None and plain:
-        names = tuple(name.split(":", 1)[-1] for _, name, _ in steps)
+        names = tuple(step.local_name for step in steps)
         if not names:
             return lambda n, p, s, e: [e.root]
 
@@ -1172,8 +830,8 @@ def _compile_path(node: tuple) -> Fn:
 
         return plain_absolute
     compiled_steps = [_compile_step(step) for step in steps]
-    pinnable = [axis == "child" and name != "*" for axis, name, _ in steps]
-    names = tuple(name.split(":", 1)[-1] for _, name, _ in steps)
+    pinnable = [step.axis == "child" and step.name != "*" for step in steps]
+    names = tuple(step.local_name for step in steps)
 
     def evaluate_path(n: XNode, p: int, s: int, e: EvalEnv) -> list[XNode]:
         chain: list[XNode] = []
@@ -1194,7 +852,7 @@ def _compile_path(node: tuple) -> Fn:
             if chain and depth > 0:
                 if not pinnable[depth] or depth >= len(chain) or chain[depth].name != names[depth]:
                     chain = []
-                elif not steps[depth][2]:
+                elif not steps[depth].predicates:
                     pin = chain[depth]
             current = _pinned_children(current, pin.name, pin) if pin is not None else step(current, e)
             if not current:
@@ -1320,12 +978,12 @@ def _compiled_regex(pattern: str) -> re.Pattern[str]:
         raise XPathEvalError(f"regex(): invalid pattern {pattern!r}: {exc}") from None
 
 
-def _compile_function(raw_name: str, arg_asts: tuple) -> Fn:  # noqa: PLR0911, PLR0912, PLR0915
+def _compile_function(raw_name: str, arg_asts: tuple[Expr, ...]) -> Fn:  # noqa: PLR0911, PLR0912, PLR0915
     name = raw_name
     if ":" in name:
         prefix, local = name.split(":", 1)
         name = "jr:choice-name" if prefix == "jr" and local == "choice-name" else local
-    args = tuple(_compile(a) for a in arg_asts)
+    args = tuple(compile_tree(a) for a in arg_asts)
     n_args = len(args)
 
     # Short-circuiting and path-aware functions first.
@@ -1411,32 +1069,34 @@ def _compile_function(raw_name: str, arg_asts: tuple) -> Fn:  # noqa: PLR0911, P
     return lambda n, p, s, e: body(e, *(a(n, p, s, e) for a in args))
 
 
-def _compile_indexed_repeat(arg_asts: tuple, args: tuple[Fn, ...]) -> Fn:
+def _compile_indexed_repeat(arg_asts: tuple[Expr, ...], args: tuple[Fn, ...]) -> Fn:
+    paths: dict[int, LocationPath] = {}
     for i in [0, *range(1, len(arg_asts), 2)]:
-        if arg_asts[i][0] != "path":
-            raise XPathSyntaxError(f"indexed-repeat(): argument {i + 1} must be a path")
+        argument = arg_asts[i]
+        if not isinstance(argument, LocationPath):
+            raise XPathSyntaxError(f"indexed-repeat(): argument {i + 1} must be a path", argument.pos)
+        paths[i] = argument
 
-    def steps_of(ast: tuple, context: XNode) -> list[str]:
-        _, absolute, steps, base = ast
-        if base is not None:
+    def steps_of(path: LocationPath, context: XNode) -> list[str]:
+        if path.base is not None:
             raise XPathEvalError("indexed-repeat(): paths must be plain references")
-        if absolute:
+        if path.absolute:
             names: list[str] = []
         else:
             names = [x for x in context.generic_path().split("/") if x]
-        for axis, name, _ in steps:
-            if axis == "parent":
+        for step in path.steps:
+            if step.axis == "parent":
                 names.pop()
-            elif axis == "self":
+            elif step.axis == "self":
                 continue
-            elif axis == "child":
-                names.append(name.split(":", 1)[-1])
+            elif step.axis == "child":
+                names.append(step.local_name)
             else:
                 raise XPathEvalError("indexed-repeat(): paths must use child steps and ..")
         return names
 
-    target_ast = arg_asts[0]
-    pairs = [(arg_asts[i], args[i + 1]) for i in range(1, len(arg_asts), 2)]
+    target_ast = paths[0]
+    pairs = [(paths[i], args[i + 1]) for i in range(1, len(arg_asts), 2)]
 
     def indexed_repeat(n: XNode, p: int, s: int, e: EvalEnv) -> list[XNode]:
         target = steps_of(target_ast, n)
@@ -2041,74 +1701,57 @@ def value_function(name: str) -> Callable[..., Any] | None:
 # ----------------------------------------------------------------------------------------------------
 
 
-def _walk(ast: tuple) -> Iterable[tuple]:
-    yield ast
-    kind = ast[0]
-    if kind == "bin":
-        yield from _walk(ast[2])
-        yield from _walk(ast[3])
-    elif kind in ("neg",):
-        yield from _walk(ast[1])
-    elif kind == "func":
-        for a in ast[2]:
-            yield from _walk(a)
-    elif kind == "path":
-        if ast[3] is not None:
-            yield from _walk(ast[3])
-        for _, _, preds in ast[2]:
-            for pred in preds:
-                yield from _walk(pred)
-
-
 class _Unresolvable(Exception):
     pass
 
 
-def _collect_refs(ast: tuple, context: list[str], current: list[str], found: set[str]) -> None:  # noqa: PLR0912
-    kind = ast[0]
-    if kind in ("num", "str"):
-        return
-    if kind == "bin":
-        _collect_refs(ast[2], context, current, found)
-        _collect_refs(ast[3], context, current, found)
-    elif kind == "neg":
-        _collect_refs(ast[1], context, current, found)
-    elif kind == "func":
-        if ast[1] in ("instance",):
+def _collect_refs(node: Expr, context: list[str], current: list[str], found: set[str]) -> None:
+    match node:
+        case Binary(left=left, right=right):
+            _collect_refs(left, context, current, found)
+            _collect_refs(right, context, current, found)
+        case Negate(operand=operand):
+            _collect_refs(operand, context, current, found)
+        case Call(name="instance"):
             return
-        if (ast[1] in ("string-length", "normalize-space", "once") and not ast[2]) or ast[1] == "once":
-            found.add("/" + "/".join(context))
-        for arg in ast[2]:
-            _collect_refs(arg, context, current, found)
-    elif kind == "path":
-        _, absolute, steps, base = ast
-        if base is not None:
-            if base[0] == "func" and base[1] == "instance":
-                names = [
-                    "#instance"
-                ]  # secondary instances never change; only their predicates may read the form
-            elif base[0] == "func" and base[1] == "current":
-                names = list(current)
-            else:
+        case Call(name=name, args=args):
+            if (name in ("string-length", "normalize-space") and not args) or name == "once":
+                found.add("/" + "/".join(context))
+            for arg in args:
+                _collect_refs(arg, context, current, found)
+        case LocationPath():
+            _collect_path_refs(node, context, current, found)
+
+
+def _path_base_names(path: LocationPath, context: list[str], current: list[str]) -> list[str]:
+    match path.base:
+        case None:
+            return [] if path.absolute else list(context)
+        case Call(name="instance"):
+            return ["#instance"]  # secondary instances never change; only their predicates may read the form
+        case Call(name="current"):
+            return list(current)
+    raise _Unresolvable
+
+
+def _collect_path_refs(path: LocationPath, context: list[str], current: list[str], found: set[str]) -> None:
+    names = _path_base_names(path, context, current)
+    for step in path.steps:
+        if step.axis == "self":
+            pass
+        elif step.axis == "parent":
+            if not names:
                 raise _Unresolvable
+            names.pop()
+        elif step.axis == "child" and not step.name.startswith("*") and step.name != "*":
+            names.append(step.local_name)
+        elif step.axis == "attribute":
+            return
         else:
-            names = [] if absolute else list(context)
-        for axis, name, preds in steps:
-            if axis == "self":
-                pass
-            elif axis == "parent":
-                if not names:
-                    raise _Unresolvable
-                names.pop()
-            elif axis == "child" and not name.startswith("*") and name != "*":
-                names.append(name.split(":", 1)[-1])
-            elif axis == "attribute":
-                return
-            else:
-                raise _Unresolvable
-            for pred in preds:
-                _collect_refs(pred, list(names), current, found)
-            found.add("/" + "/".join(names))
+            raise _Unresolvable
+        for predicate in step.predicates:
+            _collect_refs(predicate, list(names), current, found)
+        found.add("/" + "/".join(names))
 
 
 @dataclass(frozen=True)
@@ -2120,7 +1763,7 @@ class CompiledExpr:
     """
 
     source: str
-    ast: tuple = field(repr=False)
+    ast: Expr = field(repr=False)
     fn: Fn = field(repr=False, compare=False)
     functions: frozenset[str] = frozenset()
 
@@ -2168,9 +1811,9 @@ class CompiledExpr:
     def references(self) -> tuple[str, ...]:
         """Absolute plain paths the expression reads (for dependency ordering); relative ones are skipped."""
         refs = []
-        for node in _walk(self.ast):
-            if node[0] == "path" and node[1] and node[3] is None:
-                refs.append("/" + "/".join(step[1].split(":", 1)[-1] for step in node[2]))
+        for node in walk(self.ast):
+            if isinstance(node, LocationPath) and node.absolute and node.base is None:
+                refs.append("/" + "/".join(step.local_name for step in node.steps))
         return tuple(refs)
 
 
@@ -2183,8 +1826,8 @@ def compile_xpath(expr: str) -> CompiledExpr:
     """
     ast = parse(expr)
     functions = frozenset(
-        (n[1].split(":", 1)[-1] if not n[1].startswith("jr:choice") else n[1])
-        for n in _walk(ast)
-        if n[0] == "func"
+        (n.name.split(":", 1)[-1] if not n.name.startswith("jr:choice") else n.name)
+        for n in walk(ast)
+        if isinstance(n, Call)
     )
-    return CompiledExpr(source=expr, ast=ast, fn=_compile(ast), functions=functions)
+    return CompiledExpr(source=expr, ast=ast, fn=compile_tree(ast), functions=functions)

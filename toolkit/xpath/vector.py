@@ -48,6 +48,7 @@ from toolkit.xpath import (
     value_function,
     wrap_calculated,
 )
+from toolkit.xpath.syntax import NODE_TEST, Binary, Call, Expr, LocationPath, Negate, Number, Step, String, walk
 
 S, N, B, D, DT = (
     0,
@@ -276,43 +277,51 @@ _VOLATILE = frozenset({"now", "random", "uuid", "once", "randomize", "property"}
 _AGGREGATES = frozenset({"count", "sum", "max", "min", "count-non-empty"})
 
 
-def _resolve(steps: tuple, base: list[str]) -> list[str]:
+_SELF = LocationPath(False, (Step("self", NODE_TEST),))
+
+
+def _resolve(steps: tuple[Step, ...], base: list[str]) -> list[str]:
     names = list(base)
-    for axis, name, preds in steps:
-        if preds:
+    for step in steps:
+        if step.predicates:
             raise NotVectorizable("predicate")
-        if axis == "self":
+        if step.axis == "self":
             continue
-        if axis == "parent":
+        if step.axis == "parent":
             if not names:
                 raise NotVectorizable("above the root")
             names.pop()
-        elif axis == "child" and not name.startswith("*") and name != "*":
-            names.append(name.split(":", 1)[-1])
+        elif step.axis == "child" and not step.name.startswith("*") and step.name != "*":
+            names.append(step.local_name)
         else:
-            raise NotVectorizable(f"axis {axis}")
+            raise NotVectorizable(f"axis {step.axis}")
     return names
 
 
-def _path_of(ast: tuple, context: list[str]) -> tuple[str, tuple | None]:
+def _path_of(ast: Expr, context: list[str]) -> tuple[str, Expr | None]:
     """The generic path a path expression points to, and a predicate on its last step (or None)."""
-    if ast[0] != "path":
+    if not isinstance(ast, LocationPath):
         raise NotVectorizable("not a path")
-    _, absolute, steps, base = ast
-    if base is not None:
-        if base[0] == "func" and base[1] == "current" and not base[2]:
+    steps = ast.steps
+    match ast.base:
+        case None:
+            start = [] if ast.absolute else list(context)
+        case Call(name="current", args=()):
             start = list(context)
-        else:
+        case _:
             raise NotVectorizable("path from an expression")
-    else:
-        start = [] if absolute else list(context)
     predicate = None
-    if steps and steps[-1][2]:
-        if len(steps[-1][2]) != 1:
+    if steps and steps[-1].predicates:
+        if len(steps[-1].predicates) != 1:
             raise NotVectorizable("several predicates")
-        predicate = steps[-1][2][0]
-        steps = (*steps[:-1], (steps[-1][0], steps[-1][1], ()))
+        predicate = steps[-1].predicates[0]
+        steps = (*steps[:-1], Step(steps[-1].axis, steps[-1].name))
     return "/" + "/".join(_resolve(steps, start)), predicate
+
+
+def _is_lookup(ast: Expr) -> bool:
+    """instance('list')/root/item[...]/column."""
+    return isinstance(ast, LocationPath) and isinstance(ast.base, Call) and ast.base.name == "instance"
 
 
 class VCompiler:
@@ -336,7 +345,7 @@ class VCompiler:
         """The vector function of `expr` evaluated at the node `context_path` (raises NotVectorizable)."""
         return self.compile_ast(compile_xpath(expr).ast, context_path)
 
-    def compile_ast(self, ast: tuple, context_path: str) -> VFn:
+    def compile_ast(self, ast: Expr, context_path: str) -> VFn:
         """The vector function of a parsed expression (`compile_xpath(...).ast`) at the node `context_path`."""
         return self._c(ast, [x for x in context_path.split("/") if x], context_path)
 
@@ -346,36 +355,31 @@ class VCompiler:
             raise NotVectorizable(f"unknown node {path}")
         return level
 
-    def _c(self, ast: tuple, context: list[str], context_path: str) -> VFn:  # noqa: PLR0911 (one return per JavaRosa type rule)
-        kind = ast[0]
-        if kind == "num":
-            value = ast[1]
-            return lambda c, lv: TV.const(value, lv.size)
-        if kind == "str":
-            text = ast[1]
-            return lambda c, lv: TV.const(text, lv.size)
-        if kind == "neg":
-            inner = self._c(ast[1], context, context_path)
-            return lambda c, lv: num_tv(-to_num(inner(c, lv)))
-        if kind == "bin":
-            return self._binary(
-                ast[1], self._c(ast[2], context, context_path), self._c(ast[3], context, context_path)
-            )
-        if kind == "path":
-            if ast[3] is not None and ast[3][0] == "func" and ast[3][1] == "instance":
+    def _c(self, ast: Expr, context: list[str], context_path: str) -> VFn:
+        match ast:
+            case Number(value=value) | String(value=value):
+                return lambda c, lv: TV.const(value, lv.size)
+            case Negate(operand=operand):
+                inner = self._c(operand, context, context_path)
+                return lambda c, lv: num_tv(-to_num(inner(c, lv)))
+            case Binary(op=op, left=left, right=right):
+                return self._binary(op, self._c(left, context, context_path), self._c(right, context, context_path))
+            case LocationPath() if _is_lookup(ast):
                 return self._lookup(ast, context, context_path)
-            return self._reference(ast, context, context_path)
-        if kind == "func":
-            return self._function(ast[1], ast[2], context, context_path)
-        raise NotVectorizable(kind)
+            case LocationPath():
+                return self._reference(ast, context, context_path)
+            case Call(name=name, args=args):
+                return self._function(name, args, context, context_path)
+        raise NotVectorizable(type(ast).__name__)
 
-    def _reference(self, ast: tuple, context: list[str], context_path: str) -> VFn:
-        if self.item_mode and not ast[1] and ast[3] is None and len(ast[2]) == 1 and ast[2][0][0] == "child":
-            column = ast[2][0][1]
-            if ast[2][0][2] or column.startswith("*"):
+    def _reference(self, ast: LocationPath, context: list[str], context_path: str) -> VFn:
+        relative = not ast.absolute and ast.base is None
+        if self.item_mode and relative and len(ast.steps) == 1 and ast.steps[0].axis == "child":
+            column = ast.steps[0].name
+            if ast.steps[0].predicates or column.startswith("*"):
                 raise NotVectorizable("choice filter step")
             return lambda c, lv: TV.const(c.item.get(column, "") if c.item is not None else "", lv.size)
-        if self.item_mode and not ast[1] and ast[3] is None:
+        if self.item_mode and relative:
             raise NotVectorizable("relative path in a choice filter")
         path, predicate = _path_of(ast, context)
         if predicate is not None:
@@ -436,7 +440,7 @@ class VCompiler:
 
         return arithmetic
 
-    def _function(self, raw: str, args: tuple, context: list[str], context_path: str) -> VFn:  # noqa: PLR0911, PLR0912
+    def _function(self, raw: str, args: tuple[Expr, ...], context: list[str], context_path: str) -> VFn:  # noqa: PLR0911, PLR0912
         name = raw.split(":", 1)[-1] if not raw.startswith("jr:choice") else "jr:choice-name"
         if name in _VOLATILE:
             raise NotVectorizable(name)
@@ -464,9 +468,9 @@ class VCompiler:
 
             return today_of
         if name == "current" and not args:
-            return self._reference(("path", False, (("self", "*node", ()),), None), context, context_path)
+            return self._reference(_SELF, context, context_path)
         if name in ("string-length", "normalize-space") and not args:
-            args = (("path", False, (("self", "*node", ()),), None),)
+            args = (_SELF,)
         compiled = [self._arg(a, context, context_path) for a in args]
         impl = _SCALAR.get(name)
         if impl is None:
@@ -488,16 +492,17 @@ class VCompiler:
             return lambda c, lv: body(c, context_path, *(f(c, lv) for f in compiled))
         return lambda c, lv: body(*(f(c, lv) for f in compiled))
 
-    def _arg(self, ast: tuple, context: list[str], context_path: str) -> VFn:
+    def _arg(self, ast: Expr, context: list[str], context_path: str) -> VFn:
         # instance('list')/root/item[name = expr]/column: a lookup by key
-        if ast[0] == "path" and ast[3] is not None and ast[3][0] == "func" and ast[3][1] == "instance":
+        if isinstance(ast, LocationPath) and _is_lookup(ast):
             return self._lookup(ast, context, context_path)
         return self._c(ast, context, context_path)
 
-    def _pulldata(self, args: tuple, context: list[str], context_path: str) -> VFn:
-        if len(args) != 4 or any(a[0] != "str" for a in args[:3]):
+    def _pulldata(self, args: tuple[Expr, ...], context: list[str], context_path: str) -> VFn:
+        names = [a.value for a in args[:3] if isinstance(a, String)]
+        if len(args) != 4 or len(names) != 3:
             raise NotVectorizable("pulldata with computed file or column names")
-        name, column, key_column = (a[1] for a in args[:3])
+        name, column, key_column = names
         key_fn = self._c(args[3], context, context_path)
 
         def pulldata(c: Ctx, lv: Level) -> TV:
@@ -514,20 +519,25 @@ class VCompiler:
 
         return pulldata
 
-    def _lookup(self, ast: tuple, context: list[str], context_path: str) -> VFn:
-        _, _, steps, base = ast
-        ident_ast = base[2][0] if base[2] else None
-        if ident_ast is None or ident_ast[0] != "str" or len(steps) != 3:
-            raise NotVectorizable("instance lookup shape")
-        (_, _root_name, p0), (_, item_name, preds), (_, column, p2) = steps
-        if p0 or p2 or len(preds) != 1 or preds[0][0] != "bin" or preds[0][1] != "=":
+    def _lookup(self, ast: LocationPath, context: list[str], context_path: str) -> VFn:
+        steps = ast.steps
+        match ast.base:
+            case Call(args=(String(value=ident),)) if len(steps) == 3:
+                pass
+            case _:
+                raise NotVectorizable("instance lookup shape")
+        root_step, item_step, column_step = steps
+        item_name, column, preds = item_step.name, column_step.name, item_step.predicates
+        if root_step.predicates or column_step.predicates or len(preds) != 1:
             raise NotVectorizable("instance lookup predicate")
-        key_ast, expr_ast = preds[0][2], preds[0][3]
-        if key_ast[0] != "path" or key_ast[1] or len(key_ast[2]) != 1 or key_ast[3] is not None:
-            raise NotVectorizable("instance lookup key")
-        key_name = key_ast[2][0][1]
+        match preds[0]:
+            case Binary(op="=", left=LocationPath(absolute=False, base=None, steps=(key_step,)), right=expr_ast):
+                key_name = key_step.name
+            case Binary(op="="):
+                raise NotVectorizable("instance lookup key")
+            case _:
+                raise NotVectorizable("instance lookup predicate")
         value_fn = self._c(expr_ast, context, context_path)
-        ident = ident_ast[1]
 
         def lookup(c: Ctx, lv: Level) -> TV:
             inst = c.secondary.get(ident)
@@ -551,7 +561,7 @@ class VCompiler:
         return lookup
 
     def _child_rows(  # noqa: PLR0917 (hot internal helper)
-        self, c: Ctx, lv: Level, path: str, predicate: tuple | None, context: list[str], pred_fn: VFn | None
+        self, c: Ctx, lv: Level, path: str, predicate: Expr | None, context: list[str], pred_fn: VFn | None
     ) -> tuple[Level, np.ndarray, np.ndarray]:
         """Rows of a descendant level under each row of `lv`: (level, counted rows, owner row in lv)."""
         target = c.levels[self._level(path)]
@@ -562,7 +572,7 @@ class VCompiler:
             mask &= to_bool(pred_fn(c, target))
         return target, mask, target.index_to(lv)
 
-    def _aggregate(self, name: str, args: tuple, context: list[str], context_path: str) -> VFn:
+    def _aggregate(self, name: str, args: tuple[Expr, ...], context: list[str], context_path: str) -> VFn:
         if len(args) > 1 and name in ("max", "min"):
             parts = [self._c(a, context, context_path) for a in args]
 
@@ -594,7 +604,7 @@ class VCompiler:
                 raise NotVectorizable("positional predicate")
         if name in ("sum", "max", "min", "count-non-empty") and kind != "field":
             raise NotVectorizable(f"{name} of a group")
-        absolute = args[0][0] == "path" and args[0][1] and args[0][3] is None
+        absolute = isinstance(args[0], LocationPath) and args[0].absolute and args[0].base is None
         own_level, target_level = self._level(context_path), self._level(path)
         if absolute and predicate is None and (own_level + "/").startswith(target_level + "/"):
             return self._pinned_aggregate(name, path, target_level)
@@ -646,35 +656,35 @@ class VCompiler:
 
         return single
 
-    def _count_matching(self, repeat: str, predicate: tuple, context_path: str) -> VFn:
+    def _count_matching(self, repeat: str, predicate: Expr, context_path: str) -> VFn:
         """count(repeat[field = current()/...]): rows whose field equals this row's value (uniqueness checks such
         as `count(../../ab[ab_line = current()/.]) = 1`, or an answer picked from another repeat's rows), by
         grouping instead of pairing rows. The predicate may also be `(filter) and field = current()/...`, the
         filter not mentioning current(): only the rows it allows count."""
         row_filter: VFn | None = None
-        if predicate[0] == "bin" and predicate[1] == "and":
-            first, second = predicate[2], predicate[3]
+        if isinstance(predicate, Binary) and predicate.op == "and":
+            first, second = predicate.left, predicate.right
             if _mentions_current(first):
                 first, second = second, first
             if _mentions_current(first) or _is_numeric_predicate(first):
                 raise NotVectorizable("current() predicate shape")
             row_filter = self._c(first, [x for x in repeat.split("/") if x], repeat)
             predicate = second
-        if predicate[0] != "bin" or predicate[1] != "=":
+        if not isinstance(predicate, Binary) or predicate.op != "=":
             raise NotVectorizable("current() predicate shape")
-        left, right = predicate[2], predicate[3]
+        left, right = predicate.left, predicate.right
         if _mentions_current(left):
             left, right = right, left
         if (
             _mentions_current(left)
-            or left[0] != "path"
-            or left[1]
-            or left[3] is not None
-            or len(left[2]) != 1
+            or not isinstance(left, LocationPath)
+            or left.absolute
+            or left.base is not None
+            or len(left.steps) != 1
         ):
             raise NotVectorizable("current() predicate shape")
-        field = repeat + "/" + left[2][0][1].split(":", 1)[-1]
-        if self.node_kinds.get(field) != "field" or left[2][0][2]:
+        field = repeat + "/" + left.steps[0].local_name
+        if self.node_kinds.get(field) != "field" or left.steps[0].predicates:
             raise NotVectorizable("current() predicate field")
         here = [x for x in context_path.split("/") if x]
         other = self._c(right, here, context_path)
@@ -705,7 +715,7 @@ class VCompiler:
 
         return count
 
-    def _position(self, args: tuple, context: list[str], context_path: str) -> VFn:
+    def _position(self, args: tuple[Expr, ...], context: list[str], context_path: str) -> VFn:
         if not args:
             raise NotVectorizable("position() outside a predicate")
         path, predicate = _path_of(args[0], context)
@@ -723,7 +733,7 @@ class VCompiler:
 
         return position
 
-    def _indexed_repeat(self, args: tuple, context: list[str], context_path: str) -> VFn:
+    def _indexed_repeat(self, args: tuple[Expr, ...], context: list[str], context_path: str) -> VFn:
         if len(args) != 3:
             raise NotVectorizable("indexed-repeat with nested repeats")
         field, p1 = _path_of(args[0], context)
@@ -763,12 +773,8 @@ class VCompiler:
         return indexed
 
 
-def _mentions_current(ast: Any) -> bool:
-    if isinstance(ast, tuple):
-        if ast and ast[0] == "func" and ast[1] == "current":
-            return True
-        return any(_mentions_current(x) for x in ast)
-    return False
+def _mentions_current(ast: Expr) -> bool:
+    return any(isinstance(node, Call) and node.name == "current" for node in walk(ast))
 
 
 def _eq_keys(v: TV) -> np.ndarray:
@@ -784,8 +790,10 @@ def _eq_keys(v: TV) -> np.ndarray:
     return keys
 
 
-def _is_numeric_predicate(ast: tuple) -> bool:
-    return ast[0] in ("num", "neg") or (ast[0] == "bin" and ast[1] in ("+", "-", "*", "div", "mod"))
+def _is_numeric_predicate(ast: Expr) -> bool:
+    return isinstance(ast, Number | Negate) or (
+        isinstance(ast, Binary) and ast.op in ("+", "-", "*", "div", "mod")
+    )
 
 
 def _equal(a: TV, b: TV) -> np.ndarray:
