@@ -51,7 +51,9 @@ def _trees(*, xlsform: bool) -> st.SearchStrategy[Expr]:
         bases = st.sampled_from([Call("current", ()), Call("instance", (String("list"),))])
         if xlsform:
             references = st.builds(Reference, NAMES)
-            bases = bases | references | st.builds(Filter, references, st.lists(inner, min_size=1, max_size=2).map(tuple))
+            bases = (
+                bases | references | st.builds(Filter, references, st.lists(inner, min_size=1, max_size=2).map(tuple))
+            )
         paths = (
             st.builds(LocationPath, st.just(True), steps.filter(lambda s: s[0].axis == "child"))  # no `/..`
             | st.builds(LocationPath, st.just(False), steps)

@@ -30,7 +30,7 @@ from toolkit.checks.rules import (
     Rule,
 )
 from toolkit.xform import Node
-from toolkit.xpath import _parse_datetime
+from toolkit.xpath import parse_datetime
 
 if TYPE_CHECKING:
     from toolkit.checks.compiled import BindRules
@@ -211,6 +211,6 @@ def same_value(stored: str, computed: str, dtype: str | None) -> bool:
     if dtype == "boolean" and a.lower() in truthy and b.lower() in truthy:
         return truthy[a.lower()] == truthy[b.lower()]
     if _DATETIME_RE.match(a) and _DATETIME_RE.match(b):
-        pa, pb = _parse_datetime(a), _parse_datetime(b)
+        pa, pb = parse_datetime(a), parse_datetime(b)
         return pa is not None and pa == pb
     return False

@@ -18,262 +18,85 @@ instance with the scalar evaluator, which is the reference (validate does so in 
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Callable, Mapping
-from contextvars import ContextVar
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
-from functools import partial
-from typing import Any
+from collections.abc import Mapping
+from datetime import date
 
 import numpy as np
 import pandas as pd
 
-from toolkit.xpath import (
-    EPOCH,
-    EvalEnv,
-    XNode,
-    XPathError,
-    _f_substr,
-    _java_round,
-    _number_to_string,
-    _parse_datetime,
-    _pulldata_rows,
-    _regex,
-    _string_to_number,
-    _typed_value,
-    compile_xpath,
-    java_double_str,
-    value_function,
-    wrap_calculated,
+from toolkit.xpath.columns import (
+    DEVICE_TZ,
+    DT,
+    TV,
+    B,
+    Ctx,
+    D,
+    LazyValues,
+    Level,
+    N,
+    NotVectorizable,
+    S,
+    TextColumn,
+    VFn,
+    bool_tv,
+    empty_strings,
+    num_tv,
+    on_values,
+    per_unique,
+    scalar_at,
+    str_tv,
+    to_bool,
+    to_num,
+    to_str,
+    tv_of_scalars,
+    where,
+    wrap,
 )
-from toolkit.xpath.syntax import NODE_TEST, Binary, Call, Expr, LocationPath, Negate, Number, Step, String, walk
+from toolkit.xpath.functions import FUNCTIONS, value_function
+from toolkit.xpath.instance import EvalEnv, XNode, pulldata_rows
+from toolkit.xpath.scalar import compile_xpath
+from toolkit.xpath.syntax import (
+    NODE_TEST,
+    Binary,
+    Call,
+    Expr,
+    LocationPath,
+    Negate,
+    Number,
+    Step,
+    String,
+    XPathError,
+    walk,
+)
 
-S, N, B, D, DT = (
-    0,
-    1,
-    2,
-    3,
-    4,
-)  # type tags: string, number, boolean, date (days), dateTime (fractional UTC days)
-
-
-# The devices' time zone for this validation run. dateTime payloads are instants (fractional days since the epoch,
-# UTC); their calendar day, their text and a date's midnight are taken in this zone, as JavaRosa does on the device.
-DEVICE_TZ: ContextVar[tzinfo] = ContextVar("migkit_device_tz", default=UTC)
-
-
-def _local_days(n: np.ndarray) -> np.ndarray:
-    """Instants (fractional UTC days) -> the whole local days of the devices' time zone."""
-    tz = DEVICE_TZ.get()
-    if tz is UTC:
-        return np.floor(n)
-
-    def day(x: float) -> float:
-        if math.isnan(x):
-            return x
-        return float((datetime.fromtimestamp(x * 86400.0, tz=tz).date() - EPOCH).days)
-
-    return per_unique(day, n, float)
-
-
-class NotVectorizable(Exception):
-    """The expression's shape is not handled column-wise; the caller validates per instance."""
-
-
-class TV:
-    """A tagged vector: per row a JavaRosa value type `t`, a string payload `s` and a number payload `n`."""
-
-    __slots__ = ("n", "s", "t")
-
-    def __init__(self, t: np.ndarray, s: np.ndarray, n: np.ndarray) -> None:
-        self.t, self.s, self.n = t, s, n
-
-    @classmethod
-    def const(cls, value: Any, size: int) -> TV:
-        if isinstance(value, bool):
-            return cls(np.full(size, B, np.int8), empty_strings(size), np.full(size, float(value)))
-        if isinstance(value, float):
-            return cls(np.full(size, N, np.int8), empty_strings(size), np.full(size, value))
-        if isinstance(value, datetime):
-            return cls(
-                np.full(size, DT, np.int8), empty_strings(size), np.full(size, value.timestamp() / 86400.0)
-            )
-        if isinstance(value, date):
-            return cls(
-                np.full(size, D, np.int8), empty_strings(size), np.full(size, float((value - EPOCH).days))
-            )
-        s = np.empty(size, dtype=object)
-        s[:] = value
-        return cls(np.zeros(size, np.int8), s, np.full(size, np.nan))
-
-    def take(self, index: np.ndarray) -> TV:
-        return TV(self.t[index], self.s[index], self.n[index])
-
-    def blank_where(self, mask: np.ndarray) -> TV:
-        """Rows in `mask` read as the empty string (non-relevant nodes in JavaRosa)."""
-        if not mask.any():
-            return self
-        t, s, n = self.t.copy(), self.s.copy(), self.n.copy()
-        t[mask] = S
-        s[mask] = ""
-        n[mask] = np.nan
-        return TV(t, s, n)
-
-    def __len__(self) -> int:
-        return len(self.t)
-
-
-def empty_strings(size: int) -> np.ndarray:
-    s = np.empty(size, dtype=object)
-    s[:] = ""
-    return s
-
-
-def where(cond: np.ndarray, a: TV, b: TV) -> TV:
-    return TV(np.where(cond, a.t, b.t), np.where(cond, a.s, b.s), np.where(cond, a.n, b.n))
-
-
-# --- coercions ----------------------------------------------------------------------------------------------
-
-
-def to_num(v: TV) -> np.ndarray:
-    out = v.n.copy()
-    strings = v.t == S
-    if strings.any():
-        out[strings] = per_unique(_string_to_number, v.s[strings], float)
-    dts = v.t == DT
-    if dts.any():
-        out[dts] = np.floor(v.n[dts])
-    return out
-
-
-def to_bool(v: TV) -> np.ndarray:
-    bools = v.t == B
-    if bools.all():  # the result of a comparison or of and/or
-        return v.n != 0
-    out = np.ones(len(v), dtype=bool)
-    strings = v.t == S
-    if strings.any():
-        out[strings] = v.s[strings].astype(bool)
-    nums = v.t == N
-    if nums.any():
-        x = v.n[nums]
-        out[nums] = (np.abs(x) > 1e-12) & ~np.isnan(x)
-    if bools.any():
-        out[bools] = v.n[bools] != 0
-    return out
-
-
-_NUM_TEXT: dict[float, str] = {}
-
-
-def _num_text(x: float) -> str:
-    text = _NUM_TEXT.get(x)
-    if text is None:
-        text = _number_to_string(x)
-        if len(_NUM_TEXT) < 200_000:
-            _NUM_TEXT[x] = text
-    return text
-
-
-def _days_text(days: float) -> str:
-    return (EPOCH + timedelta(days=math.floor(days))).isoformat()
-
-
-def to_str(v: TV) -> np.ndarray:
-    out = v.s.copy()
-    nums = v.t == N
-    if nums.any():
-        out[nums] = [_num_text(x) for x in v.n[nums].tolist()]
-    bools = v.t == B
-    if bools.any():
-        out[bools] = np.where(v.n[bools] != 0, "true", "false")
-    dates = v.t == D
-    if dates.any():
-        out[dates] = [_days_text(x) for x in v.n[dates]]
-    moments = v.t == DT
-    if moments.any():
-        out[moments] = [_days_text(x) for x in _local_days(v.n[moments])]
-    return out
-
-
-def bool_tv(values: np.ndarray) -> TV:
-    return TV(np.full(len(values), B, np.int8), empty_strings(len(values)), values.astype(float))
-
-
-def num_tv(values: np.ndarray) -> TV:
-    return TV(np.full(len(values), N, np.int8), empty_strings(len(values)), values.astype(float))
-
-
-def str_tv(values: np.ndarray) -> TV:
-    return TV(np.zeros(len(values), np.int8), values.astype(object), np.full(len(values), np.nan))
-
-
-# --- levels -------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Level:
-    """One table: the rows of a repeat (or the submissions), with the index of each row's parent row."""
-
-    path: str  # generic path of the repeat, or the root
-    size: int
-    parent: Level | None
-    parent_index: np.ndarray | None  # row in parent level, per row
-    position: np.ndarray  # 1-based position among siblings (the `<repeat>_no`)
-
-    def ancestors(self) -> list[Level]:
-        chain: list[Level] = []
-        cursor: Level | None = self
-        while cursor is not None:
-            chain.append(cursor)
-            cursor = cursor.parent
-        return chain
-
-    def index_to(self, ancestor: Level) -> np.ndarray:
-        """For each row of this level, the row of `ancestor` (an enclosing level) it sits in."""
-        memo = self.__dict__.setdefault("_memo", {})
-        found = memo.get(id(ancestor))
-        if found is None:
-            found = memo[id(ancestor)] = self._index_to(ancestor)
-        return found
-
-    def _index_to(self, ancestor: Level) -> np.ndarray:
-        index = np.arange(self.size)
-        cursor: Level = self
-        while cursor is not ancestor:
-            if cursor.parent is None or cursor.parent_index is None:
-                raise NotVectorizable("not an enclosing level")
-            index = cursor.parent_index[index]
-            cursor = cursor.parent
-        return index
-
-
-# --- the vector compiler ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Ctx:
-    """What a vector expression reads: levels, columns (typed values), relevance, secondary instances."""
-
-    levels: Mapping[str, Level]
-    level_of: Mapping[str, str]  # generic node path -> its level path
-    values: dict[str, TV]  # field path -> typed values at its level (in-memory values, calculations updated)
-    relevance: dict[str, np.ndarray]  # node path -> inherited relevance at its level
-    secondary: Mapping[str, XNode]
-    today: date | np.ndarray  # one date, or per submission (main-table row) days since EPOCH
-    labels: Mapping[tuple[str, str], str]
-    node_kinds: Mapping[str, str]
-    candidate: TV | None = None  # the value `.` reads in a constraint
-    media: Any = None  # an EvalEnv whose media_dir serves pulldata()
-    item: Mapping[str, str] | None = None  # the choice whose filter is being evaluated
-    rows: np.ndarray | None = None  # the rows whose result is used (a per-instance evaluation skips the rest)
-
-
-VFn = Callable[[Ctx, Level], TV]
 _VOLATILE = frozenset({"now", "random", "uuid", "once", "randomize", "property"})
+
+# What the column evaluator offers its callers (validate), its tagged vectors and levels included.
+__all__ = [
+    "DEVICE_TZ",
+    "DT",
+    "TV",
+    "B",
+    "Ctx",
+    "D",
+    "LazyValues",
+    "Level",
+    "N",
+    "NotVectorizable",
+    "S",
+    "TextColumn",
+    "VCompiler",
+    "VFn",
+    "bool_tv",
+    "per_unique",
+    "scalar_at",
+    "to_bool",
+    "to_str",
+    "tv_of_scalars",
+    "wrap",
+]
+
+
 _AGGREGATES = frozenset({"count", "sum", "max", "min", "count-non-empty"})
 
 
@@ -472,8 +295,12 @@ class VCompiler:
         if name in ("string-length", "normalize-space") and not args:
             args = (_SELF,)
         compiled = [self._arg(a, context, context_path) for a in args]
-        impl = _SCALAR.get(name)
-        if impl is None:
+        if name == "if":
+            cond, yes, no = compiled
+            return lambda c, lv: where(to_bool(cond(c, lv)), yes(c, lv), no(c, lv))
+        function = FUNCTIONS.get(name)
+        body = function.vector if function is not None else None
+        if body is None:
             # Any other function of plain values (trigonometry, digest, geo on a single trace ...): the scalar
             # implementation, once per distinct tuple of arguments.
             scalar = value_function(name)
@@ -481,13 +308,7 @@ class VCompiler:
                 raise NotVectorizable(name)
             if not compiled:
                 return lambda c, lv: TV.const(scalar(EvalEnv(root=XNode("x"))), lv.size)
-            impl = (None, _on_values(name, scalar))
-        arity, body = impl
-        if arity is not None and len(args) not in arity:
-            raise NotVectorizable(f"{name} arity")
-        if name == "if":
-            cond, yes, no = compiled
-            return lambda c, lv: where(to_bool(cond(c, lv)), yes(c, lv), no(c, lv))
+            body = on_values(name, scalar)
         if name == "jr:choice-name":
             return lambda c, lv: body(c, context_path, *(f(c, lv) for f in compiled))
         return lambda c, lv: body(*(f(c, lv) for f in compiled))
@@ -507,7 +328,7 @@ class VCompiler:
 
         def pulldata(c: Ctx, lv: Level) -> TV:
             try:
-                rows = _pulldata_rows(c.media, name)
+                rows = pulldata_rows(c.media, name)
             except XPathError as exc:
                 raise NotVectorizable(str(exc)) from None
             table: dict[str, str] = {}
@@ -581,9 +402,7 @@ class VCompiler:
                 found = ~np.isnan(xs).all(axis=0)
                 start = 5e-324 if name == "max" else 1.7976931348623157e308
                 with np.errstate(invalid="ignore"):
-                    best = (np.fmax if name == "max" else np.fmin).reduce(
-                        np.vstack([np.full(lv.size, start), xs])
-                    )
+                    best = (np.fmax if name == "max" else np.fmin).reduce(np.vstack([np.full(lv.size, start), xs]))
                 return num_tv(np.where(found, best, np.nan))
 
             return extreme
@@ -791,9 +610,7 @@ def _eq_keys(v: TV) -> np.ndarray:
 
 
 def _is_numeric_predicate(ast: Expr) -> bool:
-    return isinstance(ast, Number | Negate) or (
-        isinstance(ast, Binary) and ast.op in ("+", "-", "*", "div", "mod")
-    )
+    return isinstance(ast, Number | Negate) or (isinstance(ast, Binary) and ast.op in ("+", "-", "*", "div", "mod"))
 
 
 def _equal(a: TV, b: TV) -> np.ndarray:
@@ -811,525 +628,3 @@ def _equal(a: TV, b: TV) -> np.ndarray:
     if rest.any():
         out[rest] = to_str(a)[rest] == to_str(b)[rest]
     return out
-
-
-def per_unique(fn: Callable[[Any], Any], values: np.ndarray, dtype: Any) -> np.ndarray:
-    """fn applied once per distinct value (answers repeat a lot across submissions), spread back to rows."""
-    if len(values) == 0:
-        return np.empty(0, dtype=dtype)
-    codes, uniques = pd.factorize(values, use_na_sentinel=False)
-    return np.array([fn(u) for u in uniques], dtype=dtype)[codes]
-
-
-# --- scalar library, element-wise ---------------------------------------------------------------------------
-
-
-def _map_str(fn: Callable[[str], Any], v: TV) -> list[Any]:
-    return [fn(x) for x in to_str(v)]
-
-
-def _selected(a: TV, b: TV) -> TV:
-    if (b.t != S).any():
-        raise NotVectorizable("selected() with a non-string choice")
-    wanted = set(b.s.tolist())
-    if len(wanted) == 1:
-        w = f" {next(iter(wanted)).strip()} "
-        return bool_tv(per_unique(lambda x: w in f" {x} ", to_str(a), bool))
-    return bool_tv(
-        np.array([f" {w.strip()} " in f" {x} " for x, w in zip(to_str(a), b.s, strict=True)], bool)
-    )
-
-
-def _count_selected(a: TV) -> TV:
-    return num_tv(per_unique(lambda x: float(len(x.split())), to_str(a), float))
-
-
-def _selected_at(a: TV, i: TV) -> TV:
-    idx = to_num(i)
-    out = []
-    for x, k in zip(to_str(a), idx, strict=True):
-        items = x.split()
-        j = int(k) if not math.isnan(k) else 0
-        out.append(items[j] if 0 <= j < len(items) else "")
-    return str_tv(np.array(out, dtype=object))
-
-
-def _regex_fn(a: TV, p: TV) -> TV:
-    patterns = set(p.s[p.t == S]) if (p.t == S).all() else None
-    if patterns is None or len(patterns) != 1:
-        raise NotVectorizable("regex with a computed pattern")
-    pattern = _regex(next(iter(patterns)))
-    cache: dict[str, bool] = {}
-    out = []
-    for x in to_str(a):
-        r = cache.get(x)
-        if r is None:
-            r = cache[x] = pattern.fullmatch(x) is not None
-        out.append(r)
-    return bool_tv(np.array(out, dtype=bool))
-
-
-def _concat(*vs: TV) -> TV:
-    parts = [to_str(v) for v in vs]
-    if not parts:
-        return TV.const("", 0)
-    out = parts[0].copy()
-    for p in parts[1:]:
-        out = out + p
-    return str_tv(out)
-
-
-def _int_fn(v: TV) -> TV:
-    x = to_num(v)
-    with np.errstate(invalid="ignore"):
-        return num_tv(np.where(np.isfinite(x), np.trunc(x), x))
-
-
-def _round_fn(v: TV, places: TV | None = None) -> TV:
-    x = to_num(v)
-    p = to_num(places) if places is not None else np.zeros(len(x))
-    digits = set(p.tolist())
-    if len(digits) <= 1:
-        d = next(iter(digits), 0.0)
-        k = int(d) if not math.isnan(d) else 0
-        return num_tv(per_unique(lambda a: _java_round(float(a), k), x, float))
-    out = [_java_round(float(a), int(b) if not math.isnan(b) else 0) for a, b in zip(x, p, strict=True)]
-    return num_tv(np.array(out, dtype=float))
-
-
-def _coalesce(a: TV, b: TV) -> TV:
-    empty = ((a.t == S) & (a.s == "")) | ((a.t == N) & np.isnan(a.n))
-    return where(empty, b, a)
-
-
-def _date_fn(v: TV) -> TV:
-    if (v.t == B).any():
-        raise NotVectorizable("date() of a boolean")  # a type error in JavaRosa, raised per instance
-    t = v.t.copy()
-    n = v.n.copy()
-    s = v.s.copy()
-    strings = (v.t == S) & (v.s != "")
-    if strings.any():
-
-        def days_of(text: str) -> float:
-            parsed = _parse_datetime(str(text).strip())
-            if parsed is None:
-                raise NotVectorizable("unparseable date")
-            if isinstance(parsed, datetime):
-                parsed = parsed.date()
-            return float((parsed - EPOCH).days)
-
-        rows = np.flatnonzero(strings)
-        t[rows], n[rows], s[rows] = D, per_unique(days_of, v.s[rows], float), ""
-    nums = v.t == N
-    n[nums] = np.where(np.isnan(v.n[nums]), np.nan, np.trunc(v.n[nums]))
-    t[nums & ~np.isnan(v.n)] = D
-    dts = v.t == DT
-    n[dts] = _local_days(v.n[dts])
-    t[dts] = D
-    return TV(t, s, n)
-
-
-def _str_fn(fn: Callable[..., Any], kind: int) -> Callable[..., TV]:
-    def apply(*vs: TV) -> TV:
-        columns = [to_str(v) for v in vs]
-        constant_rest = all(len(set(c.tolist())) <= 1 for c in columns[1:])
-        if constant_rest:
-            rest = [c[0] if len(c) else "" for c in columns[1:]]
-            out_type = bool if kind == B else (float if kind == N else object)
-            values: np.ndarray | list[Any] = per_unique(lambda x: fn(x, *rest), columns[0], out_type)
-        else:
-            values = [fn(*row) for row in zip(*columns, strict=True)]
-        if kind == B:
-            return bool_tv(np.array(values, dtype=bool))
-        if kind == N:
-            return num_tv(np.array(values, dtype=float))
-        return str_tv(np.array(values, dtype=object))
-
-    return apply
-
-
-def _substr(s: str, start: str, end: str | None = None) -> str:
-    return _f_substr(EvalEnv(root=XNode("x")), s, start, end)
-
-
-def _question_path(ref_text: str, context_path: str) -> str:
-    """The generic path jr:choice-name() names: predicates dropped, a relative path anchored at the context."""
-    ref = re.sub(r"\[[^\]]*\]", "", ref_text).strip()
-    if ref.startswith("/"):
-        return ref
-    parts = [x for x in context_path.split("/") if x]
-    for step in ref.split("/"):
-        if step == "..":
-            parts = parts[:-1]
-        elif step not in (".", ""):
-            parts.append(step)
-    return "/" + "/".join(parts)
-
-
-def _label_of(labels: Mapping[tuple[str, str], str], question_path: str, answer: str) -> str:
-    return labels.get((question_path, answer), "")
-
-
-def _choice_name(c: Ctx, context_path: str, value: TV, question: TV) -> TV:
-    """jr:choice-name(value, question): the question is nearly always one literal, but may be computed per row."""
-    answers = to_str(value)
-    out = empty_strings(len(answers))
-    codes, refs = pd.factorize(to_str(question), use_na_sentinel=False)
-    for k, ref_text in enumerate(refs):
-        question_path = _question_path(str(ref_text), context_path)
-        rows = np.flatnonzero(codes == k)
-        out[rows] = per_unique(partial(_label_of, c.labels, question_path), answers[rows], object)
-    return str_tv(out)
-
-
-def _num_fn(fn: Callable[[float], float]) -> Callable[[TV], TV]:
-    def apply(v: TV) -> TV:
-        x = v.n.copy() if (v.t == D).all() else to_num(v)
-        with np.errstate(all="ignore"):
-            return num_tv(np.array([_safe(fn, a) for a in x], dtype=float))
-
-    return apply
-
-
-def _safe(fn: Callable[[float], float], a: float) -> float:
-    try:
-        return fn(a)
-    except (ValueError, OverflowError):
-        return math.nan
-
-
-def _safe_pow(base: float, exponent: float) -> float:
-    try:
-        return math.pow(base, exponent)
-    except (ValueError, OverflowError):
-        return math.nan
-
-
-def _pow(a: TV, b: TV) -> TV:
-    x, y = to_num(a), to_num(b)
-    return num_tv(np.array([_safe_pow(p, q) for p, q in zip(x, y, strict=True)], float))
-
-
-def scalar_at(v: TV, row: int) -> Any:
-    """One row's value as the scalar evaluator holds it (str, float, bool, date, an aware datetime)."""
-    tag = v.t[row]
-    if tag == S:
-        return v.s[row]
-    x = float(v.n[row])
-    if tag == N:
-        return x
-    if tag == B:
-        return x != 0
-    if tag == D:
-        return EPOCH + timedelta(days=int(x))
-    return datetime.fromtimestamp(x * 86400.0, tz=DEVICE_TZ.get())
-
-
-def tv_of_scalars(values: list[Any]) -> TV:
-    """Scalar results (str, float, bool, date, datetime) as a tagged vector."""
-    size = len(values)
-    t = np.zeros(size, np.int8)
-    s = empty_strings(size)
-    n = np.full(size, np.nan)
-    for i, value in enumerate(values):
-        if isinstance(value, bool):
-            t[i], n[i] = B, float(value)
-        elif isinstance(value, float | int):
-            t[i], n[i] = N, float(value)
-        elif isinstance(value, datetime):
-            t[i], n[i] = DT, value.timestamp() / 86400.0
-        elif isinstance(value, date):
-            t[i], n[i] = D, float((value - EPOCH).days)
-        else:
-            s[i] = value if isinstance(value, str) else str(value)
-    return TV(t, s, n)
-
-
-def _on_values(name: str, body: Callable[..., Any]) -> Callable[..., TV]:
-    """A library function of plain values applied row by row, once per distinct tuple of argument values.
-
-    Its result is the scalar evaluator's own; where that raises for a row (a date that does not parse), the
-    expression is handed to the per-instance evaluator, which reports the error on that submission.
-    """
-
-    def apply(*vs: TV) -> TV:
-        env = EvalEnv(root=XNode("x"), tz=DEVICE_TZ.get())
-        size = len(vs[0])
-        # Each row's argument tuple as one small integer: the codes of (type tag, text, number) of each argument,
-        # combined and renumbered argument by argument.
-        combined = np.zeros(size, dtype=np.int64)
-        for v in vs:
-            texts, _ = pd.factorize(np.where(v.t == S, v.s, ""), use_na_sentinel=False)
-            numbers, _ = pd.factorize(v.n, use_na_sentinel=False)
-            for codes in (v.t.astype(np.int64), texts, numbers):
-                combined = np.unique(combined * (int(codes.max(initial=0)) + 1) + codes, return_inverse=True)[1]
-        _, first, back = np.unique(combined, return_index=True, return_inverse=True)
-        results: list[Any] = []
-        for row in first.tolist():
-            try:
-                results.append(body(env, *(scalar_at(v, row) for v in vs)))
-            except XPathError as exc:
-                raise NotVectorizable(f"{name}: {exc}") from None
-        return tv_of_scalars(results).take(back.reshape(-1))
-
-    return apply
-
-
-_SCALAR: dict[str, tuple[tuple[int, ...] | None, Callable[..., TV]]] = {
-    "not": ((1,), lambda a: bool_tv(~to_bool(a))),
-    "boolean": ((1,), lambda a: bool_tv(to_bool(a))),
-    "number": ((1,), lambda a: num_tv(to_num(a))),
-    "string": ((1,), lambda a: str_tv(to_str(a))),
-    "int": ((1,), _int_fn),
-    "round": ((1, 2), _round_fn),
-    "if": ((3,), lambda *a: a[0]),
-    "coalesce": ((2,), _coalesce),
-    "selected": ((2,), _selected),
-    "is-selected": ((2,), _selected),
-    "count-selected": ((1,), _count_selected),
-    "selected-at": ((2,), _selected_at),
-    "regex": ((2,), _regex_fn),
-    "concat": (None, _concat),
-    "contains": ((2,), _str_fn(lambda a, b: b in a, B)),
-    "starts-with": ((2,), _str_fn(lambda a, b: a.startswith(b), B)),
-    "ends-with": ((2,), _str_fn(lambda a, b: a.endswith(b), B)),
-    "string-length": ((1,), _str_fn(lambda a: float(len(a)), N)),
-    "normalize-space": ((1,), _str_fn(lambda a: " ".join(a.split()), S)),
-    "substring-before": ((2,), _str_fn(lambda a, b: a[: a.find(b)] if b in a else "", S)),
-    "substring-after": ((2,), _str_fn(lambda a, b: a[a.find(b) + len(b) :] if b in a else "", S)),
-    "substr": ((2, 3), _str_fn(_substr, S)),
-    "boolean-from-string": ((1,), _str_fn(lambda a: a.lower() == "true" or a == "1", B)),
-    "date": ((1,), _date_fn),
-    "abs": ((1,), _num_fn(abs)),
-    "sqrt": ((1,), _num_fn(lambda x: math.sqrt(x) if x >= 0 else math.nan)),
-    "log10": ((1,), _num_fn(lambda x: math.log10(x) if x > 0 else (-math.inf if x == 0 else math.nan))),
-    "pow": ((2,), _pow),
-    "jr:choice-name": ((2,), _choice_name),
-}
-for _name in ("format-date", "format-date-time"):
-    _SCALAR[_name] = ((2,), _on_values(_name, value_function(_name)))  # type: ignore[arg-type]
-
-
-def _decimal_date_time(v: TV) -> TV:
-    out = v.n.copy()
-    t = np.where((v.t == D) | (v.t == DT) | (v.t == N), N, S).astype(np.int8)
-    s = empty_strings(len(v))
-    for i in np.flatnonzero(v.t == S):
-        text = str(v.s[i])
-        if text == "":
-            continue
-        tz = DEVICE_TZ.get()
-        parsed = _parse_datetime(text.strip(), tz)
-        if parsed is None:
-            raise NotVectorizable("unparseable date")
-        moment = (
-            parsed
-            if isinstance(parsed, datetime)
-            else datetime(parsed.year, parsed.month, parsed.day, tzinfo=tz)
-        )
-        out[i], t[i] = moment.timestamp() / 86400.0, N
-    dates = v.t == D
-    tz = DEVICE_TZ.get()
-    if dates.any() and tz is not UTC:  # a date is its local midnight
-
-        def midnight(days: float) -> float:
-            day = EPOCH + timedelta(days=int(days))
-            return datetime(day.year, day.month, day.day, tzinfo=tz).timestamp() / 86400.0
-
-        out[dates] = per_unique(midnight, v.n[dates], float)
-    bools = v.t == B
-    if bools.any():
-        raise NotVectorizable("decimal-date-time of a boolean")
-    return TV(t, s, out)
-
-
-_SCALAR["decimal-date-time"] = ((1,), _decimal_date_time)
-
-
-# --- wrapping calculated results (IAnswerData.wrapData), column-wise ----------------------------------------
-
-
-def wrap(result: TV, dtype: str | None) -> tuple[TV, np.ndarray]:
-    """The in-memory values and serialized texts JavaRosa stores for calculated results of a bind type."""
-    size = len(result)
-    texts = np.empty(size, dtype=object)
-    t, s, n = result.t.copy(), result.s.copy(), result.n.copy()
-    dtype = dtype or "string"
-    strings = t == S
-    nums = t == N
-    bools = t == B
-    if dtype == "boolean":
-        flags = to_bool(result)
-        empty = (strings & (s == "")) | (nums & np.isnan(n))
-        t[:] = B
-        n = flags.astype(float)
-        texts[:] = np.where(flags, "1", "0")
-        t[empty], texts[empty], s[empty], n[empty] = S, "", "", np.nan
-        return TV(t, s, n), texts
-    if bools.any():
-        texts[bools] = np.where(n[bools] != 0, "1", "0")
-    if nums.any():
-        x = n[nums]
-        finite = np.isfinite(x)
-        whole = np.where(finite, np.trunc(x), 0)
-        if dtype == "int":
-            whole = np.clip(whole, -2147483648, 2147483647)
-            values = np.where(finite, whole, x)
-            integral = finite
-            n[nums] = np.where(np.isnan(x), np.nan, values)
-        else:
-            integral = finite & (np.abs(x - whole) < 1e-9)
-            values = np.where(integral, whole, x)
-            n[nums] = values
-        text = np.empty(len(x), dtype=object)
-        text[integral] = values[integral].astype(np.int64).astype(str)
-        others = ~integral
-        text[others] = per_unique(
-            lambda v: "" if math.isnan(v) else _number_text_wrapped(float(v), False), values[others], object
-        )
-        texts[nums] = text
-        nan = nums & np.isnan(n)
-        t[nan], s[nan] = S, ""
-    if strings.any():
-        values = s[strings]
-        blank = np.array([not x or x.isspace() for x in values], dtype=bool)
-        values = values.copy()
-        values[blank] = ""
-        s[strings] = values
-        texts[strings] = values
-    dates = t >= D
-    if dates.any():
-        tz = DEVICE_TZ.get()
-        for i in np.flatnonzero(dates):
-            value: Any = (
-                (EPOCH + timedelta(days=int(n[i]))) if t[i] == D else datetime.fromtimestamp(n[i] * 86400.0, tz=tz)
-            )
-            text_i, _typed = wrap_calculated(value, dtype, tz)
-            texts[i] = text_i
-    return TV(t, s, n), texts
-
-
-def _number_text_wrapped(value: float, integral: bool) -> str:
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    if integral:
-        return str(int(value))
-    return java_double_str(value)
-
-
-# --- columns of the ingest tables as tagged vectors --------------------------------------------------------
-
-
-def column_texts(series: pd.Series | None, size: int, dtype: str | None) -> np.ndarray:
-    """Stored texts of one table column ("" when empty)."""
-    if series is None:
-        return empty_strings(size)
-    if dtype == "date" and pd.api.types.is_datetime64_any_dtype(series.dtype):
-        out = np.datetime_as_string(series.to_numpy(dtype="datetime64[D]"), unit="D").astype(object)
-        out[series.isna().to_numpy()] = ""
-        return out
-    if pd.api.types.is_string_dtype(series.dtype) or series.dtype == object:
-        return series.to_numpy(dtype=object, na_value="")
-    out = empty_strings(size)
-    present = ~series.isna().to_numpy()
-    if pd.api.types.is_integer_dtype(series.dtype):
-        out[present] = series.to_numpy(dtype="float64", na_value=0)[present].astype(np.int64).astype(str)
-    elif pd.api.types.is_float_dtype(series.dtype):
-        out[present] = [repr(v) for v in series.to_numpy(dtype="float64", na_value=0)[present].tolist()]
-    else:
-        out[present] = [str(v) for v in series[present].tolist()]
-    return out
-
-
-def column_typed(  # noqa: PLR0911 (one return per JavaRosa type rule)
-    series: pd.Series | None, column: TextColumn, dtype: str | None
-) -> TV:
-    """Typed values of one column as JavaRosa reads them (numbers, dates, booleans; "" when empty)."""
-    size = column.size
-    if series is None:
-        return TV.const("", size)
-    present = column.present
-    t = np.zeros(size, np.int8)
-    n = np.full(size, np.nan)
-    if dtype in ("int", "decimal") and pd.api.types.is_numeric_dtype(series.dtype):
-        x = series.to_numpy(dtype=float, na_value=np.nan)
-        t[present], n[present] = N, x[present]
-        return TV(t, empty_strings(size), n)
-    if dtype == "date" and pd.api.types.is_datetime64_any_dtype(series.dtype):
-        days = series.to_numpy(dtype="datetime64[D]").astype("int64").astype(float)
-        t[present], n[present] = D, days[present]
-        return TV(t, empty_strings(size), n)
-    texts = column.full
-    s = texts.copy()
-    if dtype == "dateTime" and present.any():
-        stamps = pd.to_datetime(
-            pd.Series(texts[present], dtype=object), utc=True, format="ISO8601", errors="coerce"
-        )
-        ok = ~stamps.isna().to_numpy()
-        rows = np.flatnonzero(present)[ok]
-        t[rows] = DT
-        n[rows] = stamps[ok].to_numpy(dtype="datetime64[ns]").astype("int64") / 1e9 / 86400.0
-        s[rows] = ""
-        return TV(t, s, n)
-    if dtype == "boolean":
-        rows = np.flatnonzero(present)
-        t[rows] = B
-        n[rows] = [float(x.strip().lower() in ("true", "1")) for x in texts[rows]]
-        s[rows] = ""
-        return TV(t, s, n)
-    if dtype in ("int", "decimal", "date"):
-        # A column that ingest could not type: read the texts as the scalar evaluator would.
-        for i in np.flatnonzero(present):
-            value = _typed_value(texts[i], dtype)
-            if isinstance(value, float):
-                t[i], n[i], s[i] = N, value, ""
-            elif isinstance(value, date):
-                t[i], n[i], s[i] = D, float((value - EPOCH).days), ""
-        return TV(t, s, n)
-    return TV(t, s, n)
-
-
-class TextColumn:
-    """Stored texts of one column: which rows are answered at once, the texts only when needed."""
-
-    def __init__(self, series: pd.Series | None, size: int, dtype: str | None) -> None:
-        self.series, self.size, self.dtype = series, size, dtype
-        self._full: np.ndarray | None = None
-        self.present: np.ndarray
-        if series is None or pd.api.types.is_string_dtype(series.dtype) or series.dtype == object:
-            full = empty_strings(size) if series is None else series.to_numpy(dtype=object, na_value="")
-            self._full, self.present = full, np.not_equal(full, "")
-        else:
-            self.present = ~series.isna().to_numpy()
-
-    @property
-    def full(self) -> np.ndarray:
-        if self._full is None:
-            self._full = column_texts(self.series, self.size, self.dtype)
-        return self._full
-
-    def take(self, rows: np.ndarray) -> np.ndarray:
-        if self._full is not None or self.series is None:  # no series: _full was set at the start
-            return self.full[rows]
-        return column_texts(self.series.iloc[rows], len(rows), self.dtype)
-
-    def __getitem__(self, row: int | np.integer) -> str:
-        if self._full is not None or self.series is None:  # no series: _full was set at the start
-            return self.full[row]
-        return column_texts(self.series.iloc[[int(row)]], 1, self.dtype)[0]
-
-
-class LazyValues(dict):
-    """Typed column values built on first use (most columns are only ever read as texts)."""
-
-    def __init__(self, sources: dict[str, tuple[pd.Series | None, TextColumn, str | None]]) -> None:
-        super().__init__()
-        self.sources = sources
-
-    def __missing__(self, path: str) -> TV:
-        series, texts, dtype = self.sources[path]
-        value = self[path] = column_typed(series, texts, dtype)
-        return value
-
-
