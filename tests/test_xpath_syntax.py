@@ -72,6 +72,9 @@ def _trees(*, xlsform: bool) -> st.SearchStrategy[Expr]:
     return st.recursive(leaves, extend, max_leaves=8)
 
 
+TREES = {xlsform: _trees(xlsform=xlsform) for xlsform in (False, True)}
+
+
 def _token_at(text: str, node: Expr | Step) -> bool:
     """Whether the node's position points at the token it starts with."""
     match node:
@@ -102,20 +105,13 @@ def _token_at(text: str, node: Expr | Step) -> bool:
     return False
 
 
-@given(_trees(xlsform=False))
-@settings(max_examples=150, deadline=None)
-def test_xform_trees_round_trip_through_their_text(tree: Expr) -> None:
+@pytest.mark.parametrize("xlsform", [False, True], ids=["xform", "xlsform"])
+@given(data=st.data())
+@settings(max_examples=100, deadline=None)
+def test_trees_round_trip_through_their_text(xlsform: bool, data: st.DataObject) -> None:
+    tree = data.draw(TREES[xlsform], label="tree")
     text = unparse(tree)
-    parsed = parse(text)
-    assert parsed == tree
-    assert all(_token_at(text, node) for node in walk(parsed))
-
-
-@given(_trees(xlsform=True))
-@settings(max_examples=150, deadline=None)
-def test_xlsform_trees_round_trip_through_their_text(tree: Expr) -> None:
-    text = unparse(tree)
-    parsed = parse_xlsform(text)
+    parsed = parse_xlsform(text) if xlsform else parse(text)
     assert parsed == tree
     assert all(_token_at(text, node) for node in walk(parsed))
 

@@ -31,6 +31,7 @@ from toolkit.checks.rules import (
 )
 from toolkit.xform import Node
 from toolkit.xpath import parse_datetime
+from toolkit.xpath.values import DATE_TEXT, DATETIME_TEXT, DECIMAL_RE, INT_TEXT, TIME_TEXT
 
 if TYPE_CHECKING:
     from toolkit.checks.compiled import BindRules
@@ -38,11 +39,11 @@ if TYPE_CHECKING:
 Mask = TypeVar("Mask")
 
 # JavaRosa's lexical forms of the bind types (IntegerData, DecimalData, DateData, TimeData, DateTimeData).
-_INT_RE = re.compile(r"^\s*[-+]?\d+\s*$")
-_DEC_RE = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TIME_RE = re.compile(r"^\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?$")
-_DATETIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)?$")
+_INT_RE = re.compile(rf"^\s*{INT_TEXT}\s*$")
+_DEC_RE = DECIMAL_RE
+_DATE_RE = re.compile(rf"^{DATE_TEXT}$")
+_TIME_RE = re.compile(rf"^{TIME_TEXT}$")
+_DATETIME_RE = re.compile(rf"^{DATETIME_TEXT}$")
 # Select types whose value is a space-separated list of choices.
 MULTIPLE_SELECTS = frozenset({"select_multiple", "rank"})
 

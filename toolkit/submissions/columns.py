@@ -25,14 +25,10 @@ from toolkit.submissions.result import (
     UNKNOWN_FIELD,
     ColumnInfo,
 )
+from toolkit.xpath.values import DATE_TEXT, DATETIME_TEXT, DECIMAL_TEXT, INT64_TEXT, TIME_TEXT
 
-_INT = r"[+-]?\d{1,18}"
-_DECIMAL = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
-_DATE = r"\d{4}-\d{2}-\d{2}(?:T.*)?"
-_ZONE = r"(?:Z|[+-]\d{2}(?::?\d{2})?)?"
-_CLOCK = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
-_DATETIME = rf"\d{{4}}-\d{{2}}-\d{{2}}T{_CLOCK}{_ZONE}"
-_TIME = rf"{_CLOCK}{_ZONE}"
+# A date answer may carry a time part (older Collect versions): the column keeps the date.
+_DATE = rf"{DATE_TEXT}(?:T.*)?"
 _NUM = r"-?\d+(?:\.\d+)?"
 _GEOPOINT = rf"{_NUM} {_NUM}(?: {_NUM}){{0,2}}"
 # Text columns are Arrow-backed: one buffer per column instead of a Python object per cell, which is what keeps
@@ -40,11 +36,11 @@ _GEOPOINT = rf"{_NUM} {_NUM}(?: {_NUM}){{0,2}}"
 # records only "string").
 _STRING = pd.StringDtype("pyarrow")
 _PATTERNS = {
-    "int": _INT,
-    "decimal": _DECIMAL,
+    "int": INT64_TEXT,
+    "decimal": DECIMAL_TEXT,
     "date": _DATE,
-    "dateTime": _DATETIME,
-    "time": _TIME,
+    "dateTime": DATETIME_TEXT,
+    "time": TIME_TEXT,
     "geopoint": _GEOPOINT,
 }
 

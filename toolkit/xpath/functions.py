@@ -46,7 +46,7 @@ from toolkit.xpath.instance import EvalEnv, XNode, pulldata_rows
 from toolkit.xpath.syntax import XPathError, XPathSyntaxError
 from toolkit.xpath.values import (
     DAY_SECONDS,
-    DECIMAL_TEXT,
+    DECIMAL_RE,
     NAN,
     XPathEvalError,
     as_datetime,
@@ -342,7 +342,7 @@ EARTH_EQUATORIAL_CIRCUMFERENCE_METERS = 2 * EARTH_EQUATORIAL_RADIUS_METERS * mat
 def _geopoint(text: str, function: str) -> tuple[float, float]:
     """(latitude, longitude) of a geopoint "lat lon [alt [accuracy]]" (GeoPointData.cast); empty reads as 0 0."""
     parts = [x for x in text.split(" ") if x]
-    if len(parts) > 4 or not all(DECIMAL_TEXT.match(x) for x in parts):
+    if len(parts) > 4 or not all(DECIMAL_RE.match(x) for x in parts):
         raise XPathEvalError(f"The function '{function}' received a value that does not represent GPS coordinates")
     numbers = [float(x) for x in parts] + [0.0, 0.0]
     return numbers[0], numbers[1]

@@ -51,19 +51,33 @@ def typed_value(text: str | None, dtype: str | None) -> Any:  # noqa: PLR0911 (o
     return text
 
 
-DECIMAL_TEXT = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+# --- the lexical rules of stored answers ----------------------------------------------------------------------
+# The one definition of a valid int, decimal, date, time and dateTime answer (XML Schema's lexical forms as ODK
+# Collect writes them), used by ingest (typing columns), validate (type checks) and this package. Patterns without
+# anchors, over the stripped text, written so that RE2 accepts them too (ingest checks them with Arrow's kernels).
+INT_TEXT = r"[+-]?\d+"
+# An int that fits the 64-bit integer columns of the DATA tables (ingest).
+INT64_TEXT = r"[+-]?\d{1,18}"
+DECIMAL_TEXT = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+DATE_TEXT = r"\d{4}-\d{2}-\d{2}"
+CLOCK_TEXT = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
+ZONE_TEXT = r"(?:Z|[+-]\d{2}(?::?\d{2})?)?"
+TIME_TEXT = CLOCK_TEXT + ZONE_TEXT
+DATETIME_TEXT = f"{DATE_TEXT}T{CLOCK_TEXT}{ZONE_TEXT}"
+# JavaRosa's IntegerData/DecimalData cast reads a number with blanks around it.
+DECIMAL_RE = re.compile(rf"^\s*{DECIMAL_TEXT}\s*$")
 
 
 def parse_decimal(text: str) -> float | None:
     """A stored int/decimal answer as JavaRosa's IntegerData/DecimalData cast reads it."""
-    if not DECIMAL_TEXT.match(text):
+    if not DECIMAL_RE.match(text):
         return None
     return float(text)
 
 
+# How the evaluator reads a date or dateTime value (JavaRosa's DateUtils): more leniently than the lexical rules
+# above (signed and longer years, a space for the T, a comma before the fraction), with the parts captured.
 _DATE_RE = re.compile(r"^(-?\d{4,})-(\d{2})-(\d{2})$")
-
-
 _DATETIME_RE = re.compile(
     r"^(-?\d{4,})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?\s*(Z|[+-]\d{2}(?::?\d{2})?)?$"
 )
