@@ -268,12 +268,12 @@ def _compile_function(raw_name: str, arg_asts: tuple[Expr, ...]) -> Fn:  # noqa:
     if ":" in name:
         prefix, local = name.split(":", 1)
         name = "jr:choice-name" if prefix == "jr" and local == "choice-name" else local
+    args = tuple(compile_tree(a) for a in arg_asts)  # the innermost unsupported function is the one reported
+    n_args = len(args)
     function = FUNCTIONS.get(name)
     if function is None:
         raise XPathUnsupportedError(raw_name)
-    function.check_arity(len(arg_asts))
-    args = tuple(compile_tree(a) for a in arg_asts)
-    n_args = len(args)
+    function.check_arity(n_args)
 
     # Short-circuiting and path-aware functions first.
     if name == "if":
