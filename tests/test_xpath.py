@@ -178,6 +178,14 @@ def _same(actual, expected) -> bool:
         ("round(1234.5, -2)", 1200.0),
         ("abs(-2)", 2.0),
         ("pow(2, 10)", 1024.0),
+        # Java's Math.pow where Python's math.pow raises: +0 to a negative power, a negative base to a fractional
+        # power, and overflow signed as the exact result (java.lang.Math.pow's documented special cases)
+        ("pow(0, -3)", math.inf),
+        ("pow(-8, 0.5)", math.nan),
+        ("pow(10, 400)", math.inf),
+        ("pow(-10, 401)", -math.inf),
+        ("pow(-10, 400)", math.inf),
+        ("substr('abc', true())", "bc"),
         ("sqrt(16)", 4.0),
         ("log10(1000)", 3.0),
         ("exp10(2)", 100.0),

@@ -20,10 +20,12 @@ from toolkit.xpath.syntax import XPathError
 from toolkit.xpath.values import (
     EPOCH,
     java_double_str,
+    java_pow,
     java_round,
     number_to_string,
     parse_datetime,
     string_to_number,
+    substring,
     typed_value,
     wrap_calculated,
     xpath_regex,
@@ -418,16 +420,16 @@ def _safe(fn: Callable[[float], float], a: float) -> float:
         return math.nan
 
 
-def _safe_pow(base: float, exponent: float) -> float:
-    try:
-        return math.pow(base, exponent)
-    except (ValueError, OverflowError):
-        return math.nan
-
-
 def power(a: TV, b: TV) -> TV:
     x, y = to_num(a), to_num(b)
-    return num_tv(np.array([_safe_pow(p, q) for p, q in zip(x, y, strict=True)], float))
+    return num_tv(np.array([java_pow(float(p), float(q)) for p, q in zip(x, y, strict=True)], float))
+
+
+def substring_columns(*vs: TV) -> TV:
+    """substr() over columns: the text as a string, the positions as numbers (true() is 1), as the scalar one."""
+    texts, positions = to_str(vs[0]), [to_num(v) for v in vs[1:]]
+    values = [substring(text, *numbers) for text, *numbers in zip(texts, *positions, strict=True)]
+    return str_tv(np.array(values, dtype=object))
 
 
 def scalar_at(v: TV, row: int) -> Any:

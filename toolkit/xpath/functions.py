@@ -38,6 +38,7 @@ from toolkit.xpath.columns import (
     selected_at,
     str_tv,
     string_function,
+    substring_columns,
     to_bool,
     to_num,
     to_str,
@@ -52,6 +53,7 @@ from toolkit.xpath.values import (
     as_datetime,
     format_date,
     fractional_days,
+    java_pow,
     java_round,
     substring,
     to_boolean,
@@ -275,11 +277,7 @@ def _java_pow(e: EvalEnv, a: Any, b: Any) -> float:
     va, vb = unpack(a), unpack(b)
     x = fractional_days(va, e.tz) if isinstance(va, date) else to_number(va, e.tz)
     y = fractional_days(vb, e.tz) if isinstance(vb, date) else to_number(vb, e.tz)
-    try:
-        result = math.pow(x, y)
-    except (ValueError, OverflowError):
-        return NAN if x < 0 else math.inf
-    return result
+    return java_pow(x, y)
 
 
 STRING_FUNCTIONS: dict[str, Callable[[str], Any]] = {
@@ -596,7 +594,7 @@ FUNCTIONS: Mapping[str, Function] = _table(
         2,
         3,
         lambda e, text, start, end=None: substring(text, start, end, e.tz),
-        vector=string_function(substring, S),
+        vector=substring_columns,
     ),
     Function(
         "substring-before",

@@ -437,6 +437,21 @@ def wrap_calculated(result: Any, dtype: str | None, tz: tzinfo = UTC) -> tuple[s
     return text, text
 
 
+def java_pow(x: float, y: float) -> float:
+    """pow(x, y) as Java's Math.pow (JavaRosa's): where Python's math.pow raises, Java returns an infinity or NaN.
+    0 to a negative power is +Infinity (-Infinity for -0 and an odd integer power); a negative base to a
+    fractional power is NaN; an overflow is an infinity signed as the exact result would be."""
+    odd_integer = y.is_integer() and y % 2 == 1
+    try:
+        return math.pow(x, y)
+    except OverflowError:
+        return -math.inf if x < 0 and odd_integer else math.inf
+    except ValueError:
+        if x == 0:
+            return -math.inf if odd_integer and math.copysign(1.0, x) < 0 else math.inf
+        return math.nan
+
+
 def substring(text: Any, start: Any, end: Any = None, tz: tzinfo = UTC) -> str:
     """substr(text, start, end) as JavaRosa reads it: 0-based, negative positions count from the end."""
     s = to_string(text, tz)
