@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable
-from operator import itemgetter
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -150,20 +147,17 @@ def deduplicate(records: list[Record], issues: list[Issue]) -> list[Record]:
 def _ordered(blocks: list[Block], hh_of: np.ndarray) -> tuple[np.ndarray, pa.Array]:
     """Row order of a table: by household (records sorted by instanceID), rows of one record as read; rows of
     dropped copies left out. Returns each kept row's record number and the positions to take."""
-    record = np.concatenate([block.record for block in blocks])
+    record = np.concatenate([block.record for block in blocks]) if blocks else np.zeros(0, dtype=np.int64)
     household = hh_of[record]
     kept = np.flatnonzero(household > 0)
     order = kept[np.argsort(household[kept], kind="stable")]
     return record[order], pa.array(order, type=pa.int64())
 
 
-def _strings(
-    blocks: list[Block], pick: Callable[[Any], pa.Array], take: pa.Array, *, values: bool = False
-) -> pd.Series:
-    """One text column of a table: `pick` chooses it from each block (from its field values when `values`)."""
-    arrays = [pick(block.values if values else block) for block in blocks]
-    arrays = [pa.nulls(len(b.record), pa.string()) if a is None else a for a, b in zip(arrays, blocks, strict=True)]
-    return pd.Series(pd.arrays.ArrowStringArray(pa.concat_arrays(arrays).take(take)))
+def _text(arrays: list[pa.Array | None], blocks: list[Block], take: pa.Array) -> pd.Series:
+    """One text column of a table from its array in each block (None: no answer in that block), in row order."""
+    whole = [pa.nulls(len(b.record), pa.string()) if a is None else a for a, b in zip(arrays, blocks, strict=True)]
+    return pd.Series(pd.arrays.ArrowStringArray(pa.concat_arrays(whole or [pa.array([], pa.string())]).take(take)))
 
 
 def _rekeyed(keys: pd.Series, record: np.ndarray, renamed: dict[int, tuple[str, str]]) -> pd.Series:
@@ -181,7 +175,8 @@ def _rekeyed(keys: pd.Series, record: np.ndarray, renamed: dict[int, tuple[str, 
 
 
 def _positions(blocks: list[Block], level: int, take: pa.Array) -> pd.Series:
-    numbers = np.concatenate([block.positions[level] for block in blocks])[take.to_numpy()]
+    numbers = np.concatenate([np.zeros(0, dtype=np.int64), *(block.positions[level] for block in blocks)])
+    numbers = numbers[take.to_numpy()]
     return pd.Series(pd.array(numbers, dtype="Int64")).mask(numbers == NO_POSITION)
 
 
@@ -214,12 +209,9 @@ def build_tables(  # noqa: PLR0912, PLR0915
     infos: dict[str, tuple[ColumnInfo, ...]] = {}
     with_dates = any(r.submission_date for r in records)
     for index, table in enumerate(plan.tables):
-        blocks = [block for batch in batches if (block := batch[index]) is not None and len(hh_of)]
-        if blocks:
-            row_record, take = _ordered(blocks, hh_of)
-        else:
-            row_record, take = np.zeros(0, dtype=np.int64), pa.array([], type=pa.int64())
-        keys = _strings(blocks, lambda b: b.key, take) if blocks else pd.Series([], dtype=_STRING)
+        blocks = [block for batch in batches if (block := batch[index]) is not None]
+        row_record, take = _ordered(blocks, hh_of)
+        keys = _text([b.key for b in blocks], blocks, take)
         keys = _rekeyed(keys, row_record, renamed) if renamed else keys
         data: dict[str, pd.Series] = {"KEY": keys}
         columns = [ColumnInfo("KEY", "", "key", "string")]
@@ -235,7 +227,7 @@ def build_tables(  # noqa: PLR0912, PLR0915
                 data["SubmissionDate"] = pd.Series([r.submission_date for r in records], dtype=_STRING)
                 columns.append(ColumnInfo("SubmissionDate", "", "meta", "string"))
         else:
-            parents = _strings(blocks, lambda b: b.parent, take) if blocks else pd.Series([], dtype=_STRING)
+            parents = _text([b.parent for b in blocks], blocks, take)
             data["PARENT_KEY"] = _rekeyed(parents, row_record, renamed) if renamed else parents
             data["hh_id"] = households
             columns += [
@@ -244,7 +236,7 @@ def build_tables(  # noqa: PLR0912, PLR0915
             ]
             for depth, repeat_name in enumerate(table.repeats):
                 name = f"{repeat_name}_no"
-                data[name] = _positions(blocks, depth, take) if blocks else pd.Series([], dtype="Int64")
+                data[name] = _positions(blocks, depth, take)
                 columns.append(ColumnInfo(name, "", "key", "Int64"))
         taken = set(data)
         specs = list(table.fields)
@@ -266,10 +258,8 @@ def build_tables(  # noqa: PLR0912, PLR0915
                     )
                 )
         for position_in_table, spec in enumerate(specs):
-            if not blocks:
-                text = pd.Series([], dtype=_STRING)
-            elif position_in_table < len(table.fields):
-                text = _strings(blocks, itemgetter(position_in_table), take, values=True)
+            if position_in_table < len(table.fields):
+                text = _text([b.values[position_in_table] for b in blocks], blocks, take)
             else:
                 text = _extra_values(blocks, spec.path, take)
             series, bad = _typed(text, spec.data_type)
