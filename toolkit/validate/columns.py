@@ -40,12 +40,16 @@ from toolkit.xpath.vector import (
     VFn,
     bool_tv,
     per_unique,
+    reads_only_the_choice,
     scalar_at,
     to_bool,
     to_str,
     tv_of_scalars,
     wrap,
 )
+
+# The level a choice filter that reads only the choice's own columns is evaluated on: its verdict holds on every row.
+_ONE_ROW = Level("", 1, None, None, np.ones(1, dtype=np.int64))
 
 # A choice filter check: per row whether every chosen value is among the choices the filter allows there, and
 # for the rows where some is not, those values (space-separated).
@@ -72,6 +76,7 @@ def _choice_filter(compiler: VCompiler, node: Node, form: CompiledForm) -> Filte
     for item in form.secondary[node.choice_list].children:
         items.append({child.name: child.string for child in item.children})
     multiple = node.question_type in MULTIPLE_SELECTS
+    same_on_every_row = reads_only_the_choice(condition)
 
     def tokens(answer: str) -> list[str]:
         return answer.split() if multiple else [answer.strip()]
@@ -90,7 +95,10 @@ def _choice_filter(compiler: VCompiler, node: Node, form: CompiledForm) -> Filte
                 if value not in wanted:
                     continue
                 c.item = item
-                verdict = to_bool(fn(c, lv))
+                if same_on_every_row:
+                    verdict = np.broadcast_to(to_bool(fn(c, _ONE_ROW))[0], lv.size)
+                else:
+                    verdict = to_bool(fn(c, lv))
                 # Lists with allow_choice_duplicates reuse a name under several parents (the same district
                 # name in two regions): a value is allowed where any of its rows passes the filter.
                 verdicts[value] = verdicts[value] | verdict if value in verdicts else verdict

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, tzinfo
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -74,13 +74,13 @@ class TV:
     @classmethod
     def const(cls, value: Any, size: int) -> TV:
         if isinstance(value, bool):
-            return cls(np.full(size, B, np.int8), empty_strings(size), np.full(size, float(value)))
+            return cls(np.full(size, B, np.int8), no_texts(size), np.full(size, float(value)))
         if isinstance(value, float):
-            return cls(np.full(size, N, np.int8), empty_strings(size), np.full(size, value))
+            return cls(np.full(size, N, np.int8), no_texts(size), np.full(size, value))
         if isinstance(value, datetime):
-            return cls(np.full(size, DT, np.int8), empty_strings(size), np.full(size, value.timestamp() / 86400.0))
+            return cls(np.full(size, DT, np.int8), no_texts(size), np.full(size, value.timestamp() / 86400.0))
         if isinstance(value, date):
-            return cls(np.full(size, D, np.int8), empty_strings(size), np.full(size, float((value - EPOCH).days)))
+            return cls(np.full(size, D, np.int8), no_texts(size), np.full(size, float((value - EPOCH).days)))
         s = np.empty(size, dtype=object)
         s[:] = value
         return cls(np.zeros(size, np.int8), s, np.full(size, np.nan))
@@ -105,6 +105,15 @@ class TV:
 def empty_strings(size: int) -> np.ndarray:
     s = np.empty(size, dtype=object)
     s[:] = ""
+    return s
+
+
+@lru_cache(maxsize=16)
+def no_texts(size: int) -> np.ndarray:
+    """The string payload of a tagged vector whose rows are all numbers, booleans or dates: one read-only array
+    per size, shared (a level of 600,000 repeat rows would otherwise carry 5 MB of pointers per column)."""
+    s = empty_strings(size)
+    s.flags.writeable = False
     return s
 
 
@@ -160,25 +169,25 @@ def to_str(v: TV) -> np.ndarray:
     out = v.s.copy()
     nums = v.t == N
     if nums.any():
-        out[nums] = [_num_text(x) for x in v.n[nums].tolist()]
+        out[nums] = per_unique(_num_text, v.n[nums], object)
     bools = v.t == B
     if bools.any():
         out[bools] = np.where(v.n[bools] != 0, "true", "false")
     dates = v.t == D
     if dates.any():
-        out[dates] = [_days_text(x) for x in v.n[dates]]
+        out[dates] = per_unique(_days_text, v.n[dates], object)
     moments = v.t == DT
     if moments.any():
-        out[moments] = [_days_text(x) for x in _local_days(v.n[moments])]
+        out[moments] = per_unique(_days_text, _local_days(v.n[moments]), object)
     return out
 
 
 def bool_tv(values: np.ndarray) -> TV:
-    return TV(np.full(len(values), B, np.int8), empty_strings(len(values)), values.astype(float))
+    return TV(np.full(len(values), B, np.int8), no_texts(len(values)), values.astype(float))
 
 
 def num_tv(values: np.ndarray) -> TV:
-    return TV(np.full(len(values), N, np.int8), empty_strings(len(values)), values.astype(float))
+    return TV(np.full(len(values), N, np.int8), no_texts(len(values)), values.astype(float))
 
 
 def str_tv(values: np.ndarray) -> TV:
@@ -527,10 +536,13 @@ def decimal_date_time(v: TV) -> TV:
 
 
 def wrap(result: TV, dtype: str | None) -> tuple[TV, np.ndarray]:
-    """The in-memory values and serialized texts JavaRosa stores for calculated results of a bind type."""
+    """The in-memory values and serialized texts JavaRosa stores for calculated results of a bind type.
+
+    The result's arrays are shared with the values returned where nothing changes (a calculation's values live
+    until the end of validation: copies of a 600,000-row level add up)."""
     size = len(result)
     texts = np.empty(size, dtype=object)
-    t, s, n = result.t.copy(), result.s.copy(), result.n.copy()
+    t, s, n = result.t, result.s, result.n
     dtype = dtype or "string"
     strings = t == S
     nums = t == N
@@ -538,52 +550,86 @@ def wrap(result: TV, dtype: str | None) -> tuple[TV, np.ndarray]:
     if dtype == "boolean":
         flags = to_bool(result)
         empty = (strings & (s == "")) | (nums & np.isnan(n))
-        t[:] = B
-        n = flags.astype(float)
+        t = np.where(empty, S, B).astype(np.int8)
+        n = np.where(empty, np.nan, flags.astype(float))
         texts[:] = np.where(flags, "1", "0")
-        t[empty], texts[empty], s[empty], n[empty] = S, "", "", np.nan
-        return TV(t, s, n), texts
+        texts[empty] = ""
+        return TV(t, _blanked(s, empty), n), texts
     if bools.any():
         texts[bools] = np.where(n[bools] != 0, "1", "0")
     if nums.any():
-        x = n[nums]
-        finite = np.isfinite(x)
-        whole = np.where(finite, np.trunc(x), 0)
-        if dtype == "int":
-            whole = np.clip(whole, -2147483648, 2147483647)
-            values = np.where(finite, whole, x)
-            integral = finite
-            n[nums] = np.where(np.isnan(x), np.nan, values)
-        else:
-            integral = finite & (np.abs(x - whole) < 1e-9)
-            values = np.where(integral, whole, x)
-            n[nums] = values
-        text = np.empty(len(x), dtype=object)
-        text[integral] = values[integral].astype(np.int64).astype(str)
-        others = ~integral
-        text[others] = per_unique(
-            lambda v: "" if math.isnan(v) else _number_text_wrapped(float(v), False), values[others], object
-        )
-        texts[nums] = text
+        n = n.copy()
+        texts[nums] = _number_texts(n, nums, dtype)
         nan = nums & np.isnan(n)
-        t[nan], s[nan] = S, ""
+        if nan.any():
+            t = t.copy()
+            t[nan] = S
+            s = _blanked(s, nan)
     if strings.any():
         values = s[strings]
-        blank = np.array([not x or x.isspace() for x in values], dtype=bool)
-        values = values.copy()
-        values[blank] = ""
-        s[strings] = values
+        blank = per_unique(_is_blank, values, bool) & (values != "")
+        if blank.any():  # whitespace only: no answer
+            values[blank] = ""
+            s = s.copy()
+            s[strings] = values
         texts[strings] = values
     dates = t >= D
     if dates.any():
-        tz = DEVICE_TZ.get()
-        for i in np.flatnonzero(dates):
-            value: Any = (
-                (EPOCH + timedelta(days=int(n[i]))) if t[i] == D else datetime.fromtimestamp(n[i] * 86400.0, tz=tz)
-            )
-            text_i, _typed = wrap_calculated(value, dtype, tz)
-            texts[i] = text_i
+        texts[dates] = _date_texts(t[dates], n[dates], dtype)
     return TV(t, s, n), texts
+
+
+def _blanked(s: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """`s` with "" at `rows` (a copy only when one of them holds a text)."""
+    if not (s[rows] != "").any():
+        return s
+    s = s.copy()
+    s[rows] = ""
+    return s
+
+
+def _number_texts(n: np.ndarray, nums: np.ndarray, dtype: str) -> np.ndarray:
+    """The stored texts of calculated numbers at `nums`; `n` takes the stored values (int: truncated, clipped)."""
+    x = n[nums]
+    finite = np.isfinite(x)
+    whole = np.where(finite, np.trunc(x), 0)
+    if dtype == "int":
+        whole = np.clip(whole, -2147483648, 2147483647)
+        values = np.where(finite, whole, x)
+        integral = finite
+        n[nums] = np.where(np.isnan(x), np.nan, values)
+    else:
+        integral = finite & (np.abs(x - whole) < 1e-9)
+        values = np.where(integral, whole, x)
+        n[nums] = values
+    text = np.empty(len(x), dtype=object)
+    text[integral] = per_unique(_integral_text, values[integral], object)
+    others = ~integral
+    text[others] = per_unique(
+        lambda v: "" if math.isnan(v) else _number_text_wrapped(float(v), False), values[others], object
+    )
+    return text
+
+
+def _date_texts(tags: np.ndarray, days: np.ndarray, dtype: str) -> np.ndarray:
+    """The stored texts of calculated dates and dateTimes (days since EPOCH), once per distinct value."""
+    tz = DEVICE_TZ.get()
+
+    def text(tagged: complex) -> str:
+        day, tag = tagged.real, tagged.imag
+        value: Any = (EPOCH + timedelta(days=int(day))) if tag == D else datetime.fromtimestamp(day * 86400.0, tz=tz)
+        return str(wrap_calculated(value, dtype, tz)[0])
+
+    # a date and a dateTime on the same day are different texts: the type tag rides along as the imaginary part
+    return per_unique(text, days + 1j * tags, object)
+
+
+def _integral_text(value: float) -> str:
+    return str(int(value))
+
+
+def _is_blank(text: str) -> bool:
+    return not text or text.isspace()
 
 
 def _number_text_wrapped(value: float, integral: bool) -> str:
@@ -602,8 +648,10 @@ def column_texts(series: pd.Series | None, size: int, dtype: str | None) -> np.n
         out = np.datetime_as_string(series.to_numpy(dtype="datetime64[D]"), unit="D").astype(object)
         out[series.isna().to_numpy()] = ""
         return out
-    if pd.api.types.is_string_dtype(series.dtype) or series.dtype == object:
+    if series.dtype == object:
         return series.to_numpy(dtype=object, na_value="")
+    if pd.api.types.is_string_dtype(series.dtype):
+        return _shared_texts(series)
     out = empty_strings(size)
     present = ~series.isna().to_numpy()
     if pd.api.types.is_integer_dtype(series.dtype):
@@ -613,6 +661,16 @@ def column_texts(series: pd.Series | None, size: int, dtype: str | None) -> np.n
     else:
         out[present] = [str(v) for v in series[present].tolist()]
     return out
+
+
+def _shared_texts(series: pd.Series) -> np.ndarray:
+    """A text column as Python strings, one string object per distinct answer: hundreds of thousands of rows
+    repeat a few dozen answers, and a string object per row would cost tens of megabytes per column."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    table = np.empty(len(uniques) + 1, dtype=object)
+    table[:-1] = uniques.to_numpy(dtype=object, na_value="")
+    table[-1] = ""  # code -1: no answer
+    return table[codes]
 
 
 def column_typed(  # noqa: PLR0911 (one return per JavaRosa type rule)
@@ -628,11 +686,11 @@ def column_typed(  # noqa: PLR0911 (one return per JavaRosa type rule)
     if dtype in ("int", "decimal") and pd.api.types.is_numeric_dtype(series.dtype):
         x = series.to_numpy(dtype=float, na_value=np.nan)
         t[present], n[present] = N, x[present]
-        return TV(t, empty_strings(size), n)
+        return TV(t, no_texts(size), n)
     if dtype == "date" and pd.api.types.is_datetime64_any_dtype(series.dtype):
         days = series.to_numpy(dtype="datetime64[D]").astype("int64").astype(float)
         t[present], n[present] = D, days[present]
-        return TV(t, empty_strings(size), n)
+        return TV(t, no_texts(size), n)
     texts = column.full
     s = texts.copy()
     if dtype == "dateTime" and present.any():
@@ -668,9 +726,11 @@ class TextColumn:
         self.series, self.size, self.dtype = series, size, dtype
         self._full: np.ndarray | None = None
         self.present: np.ndarray
-        if series is None or pd.api.types.is_string_dtype(series.dtype) or series.dtype == object:
+        if series is None or series.dtype == object:
             full = empty_strings(size) if series is None else series.to_numpy(dtype=object, na_value="")
             self._full, self.present = full, np.not_equal(full, "")
+        elif pd.api.types.is_string_dtype(series.dtype):  # Arrow-backed: the texts only when read
+            self.present = series.ne("").fillna(False).to_numpy(dtype=bool)
         else:
             self.present = ~series.isna().to_numpy()
 

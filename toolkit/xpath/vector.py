@@ -39,7 +39,7 @@ from toolkit.xpath.columns import (
     TextColumn,
     VFn,
     bool_tv,
-    empty_strings,
+    no_texts,
     num_tv,
     on_values,
     per_unique,
@@ -89,6 +89,7 @@ __all__ = [
     "VFn",
     "bool_tv",
     "per_unique",
+    "reads_only_the_choice",
     "scalar_at",
     "to_bool",
     "to_str",
@@ -145,6 +146,29 @@ def _path_of(ast: Expr, context: list[str]) -> tuple[str, Expr | None]:
 def _is_lookup(ast: Expr) -> bool:
     """instance('list')/root/item[...]/column."""
     return isinstance(ast, LocationPath) and isinstance(ast.base, Call) and ast.base.name == "instance"
+
+
+def reads_only_the_choice(ast: Expr) -> bool:
+    """Whether a choice filter's condition reads nothing but the choice's own columns (`name != 'XXA'`,
+    `nca = '1'`): its verdict is then the same on every row, and one evaluation per choice serves them all."""
+    for node in walk(ast):
+        match node:
+            case LocationPath(absolute=False, base=None, steps=(Step(axis="child", predicates=()) as step,)):
+                if step.name.startswith("*"):
+                    return False
+            case LocationPath():
+                return False
+            case Call(name=name):
+                function = FUNCTIONS.get(name)
+                if name not in ("if", "coalesce") and (
+                    function is None or function.scalar is None or not function.on_values
+                ):
+                    return False
+            case Number() | String() | Negate() | Binary() | Step():
+                pass
+            case _:
+                return False
+    return True
 
 
 class VCompiler:
@@ -287,7 +311,7 @@ class VCompiler:
                 if isinstance(c.today, date):
                     return TV.const(c.today, lv.size)
                 days = c.today[lv.index_to(c.levels[root])]  # each submission's interview day
-                return TV(np.full(lv.size, D, np.int8), empty_strings(lv.size), days)
+                return TV(np.full(lv.size, D, np.int8), no_texts(lv.size), days)
 
             return today_of
         if name == "current" and not args:
