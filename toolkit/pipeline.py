@@ -577,6 +577,7 @@ def run_survey(
         except ToolkitError as exc:
             outcome = StageOutcome(name, "failed", exc.issue.message, issues=(exc.issue,))
         elapsed = time.perf_counter() - started
+        _give_memory_back()
         outcome = StageOutcome(
             outcome.name,
             outcome.status,
@@ -592,6 +593,25 @@ def run_survey(
     result = PipelineResult(config.name, str(out), tuple(outcomes))
     write_text_atomic(out / INDEX_NAME, render_index(result), shared=True)
     return result
+
+
+def _give_memory_back() -> None:
+    """Return the memory a finished stage freed to the operating system before the next stage starts.
+
+    Each stage reads the DATA folder afresh, so nothing is carried over; but the C allocators keep freed pages
+    for reuse (glibc's heap below its top, Arrow's memory pool), and at 100,000 households that is a gigabyte
+    the next stage would start with.
+    """
+    import contextlib
+    import ctypes
+    import gc
+
+    import pyarrow as pa
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): the allocator keeps its pages
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _check_form(config: SurveyConfig) -> StageOutcome:
