@@ -510,3 +510,23 @@ def test_replicate_rank_is_rs_qr_rank(rows: int, columns: int, rank: int) -> Non
     assert _rank_as_r(matrix) == rank
     assert _rank_as_r(np.hstack([np.zeros((rows, 1)), matrix])) == rank  # a zero column never counts
     assert _rank_as_r(np.zeros((rows, columns))) == 0
+
+
+@pytest.mark.parametrize(("households", "columns", "rank"), [(40, 12, 12), (40, 12, 7), (6, 20, 5), (300, 40, 25)])
+def test_replicate_rank_on_distinct_rows_is_the_rank_on_every_row(households: int, columns: int, rank: int) -> None:
+    """Members of a household share their replicate weights; the rank is taken on each distinct row once, scaled by
+    the square root of its count (the same Gram matrix), and equals the rank over every row, for any subset."""
+    from toolkit.indicators.compute import _DistinctRows, _rank_as_r
+
+    rng = np.random.default_rng(households * columns + rank)
+    per_household = rng.uniform(200, 600, (households, rank)) @ rng.uniform(0, 1, (rank, columns))
+    per_household += rng.normal(0, 1e-9, per_household.shape)
+    matrix = np.repeat(per_household, rng.integers(1, 9, households), axis=0)
+    distinct = _DistinctRows.of(matrix)
+    assert len(distinct.rows) == households
+    for selected in (np.ones(len(matrix), dtype=bool), rng.random(len(matrix)) < 0.3):
+        assert _rank_as_r(distinct.gram_equivalent(selected)) == _rank_as_r(matrix[selected])
+        assert np.allclose(
+            distinct.gram_equivalent(selected).T @ distinct.gram_equivalent(selected),
+            matrix[selected].T @ matrix[selected],
+        )

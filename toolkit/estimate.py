@@ -1038,14 +1038,22 @@ def _replicate_points(spec: _Spec, reps: np.ndarray, dom: np.ndarray, n_dom: int
     x = np.ones_like(y) if spec.x is None else spec.x
     used = np.isfinite(y) & np.isfinite(x) & (dom >= 0)
     out = np.full((n_dom, reps.shape[1]), np.nan)
+    # With finite replicate weights everywhere, a domain's totals are products with y zeroed outside it: no copy
+    # of the domain's rows of the matrix (230 MB for the persons of 100,000 households) per domain.
+    masked = bool(np.isfinite(reps).all())
     for j in range(n_dom):
         rows = used & (dom == j)
-        totals_y = y[rows] @ reps[rows]
-        if spec.x is None:
+        if masked:
+            totals_y = np.where(rows, y, 0.0) @ reps
+            totals_x = np.where(rows, x, 0.0) @ reps if spec.x is not None else None
+        else:
+            totals_y = y[rows] @ reps[rows]
+            totals_x = x[rows] @ reps[rows] if spec.x is not None else None
+        if totals_x is None:
             out[j] = totals_y
         else:
             with np.errstate(invalid="ignore", divide="ignore"):
-                out[j] = totals_y / (x[rows] @ reps[rows])
+                out[j] = totals_y / totals_x
     return out
 
 

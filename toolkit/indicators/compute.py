@@ -166,13 +166,20 @@ def _read_data(folder: Path) -> _Data:
 def as_text(series: pd.Series) -> pd.Series:
     """Codes as text ('1' for 1, 1.0 and '1'), missing as <NA>: numeric and text columns compare alike."""
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        numbers = series.astype("Float64")
-        whole = numbers.dropna() == numbers.dropna().round()
-        out = numbers.astype("string")
-        if bool(whole.all()):
-            out = numbers.astype("Int64").astype("string")
-        return out
+        # each distinct number is written once: a column of 600,000 rows holds a few dozen codes
+        codes, distinct = pd.factorize(series, use_na_sentinel=True)
+        texts = _numbers_as_text(pd.Series(distinct, dtype=series.dtype))
+        return pd.Series(texts.array.take(codes, allow_fill=True), index=series.index)
     return series.astype("string").str.strip().replace("", pd.NA)  # type: ignore[call-overload]  # pandas-stubs reject pd.NA
+
+
+def _numbers_as_text(series: pd.Series) -> pd.Series:
+    """Whole numbers without a decimal point when every number of the column is whole."""
+    numbers = series.astype("Float64")
+    whole = numbers.dropna() == numbers.dropna().round()
+    if bool(whole.all()):
+        return numbers.astype("Int64").astype("string")
+    return numbers.astype("string")
 
 
 def as_number(series: pd.Series) -> np.ndarray:
@@ -270,7 +277,8 @@ def _with_every_psu(
     sample = data.read(main)
     if strata not in sample.columns or psu not in sample.columns:
         return frame
-    have = set(zip(as_text(frame[strata]).fillna(""), as_text(frame[psu]).fillna(""), strict=True))
+    present = frame[[strata, psu]].drop_duplicates()
+    have = set(zip(as_text(present[strata]).fillna(""), as_text(present[psu]).fillna(""), strict=True))
     pairs = sample[[strata, psu]].drop_duplicates()
     keys = zip(as_text(pairs[strata]).fillna(""), as_text(pairs[psu]).fillna(""), strict=True)
     ghosts = pairs[[key not in have for key in keys]]
@@ -426,7 +434,9 @@ def _domain_series(domain: Domain | None, name: str, frame: pd.DataFrame) -> pd.
         return cut.astype("string")
     text = as_text(raw)
     if domain is not None and domain.map:
-        return text.map(lambda v: domain.map.get(v, pd.NA) if not pd.isna(v) else pd.NA).astype("string")
+        codes, distinct = pd.factorize(text, use_na_sentinel=True)
+        mapped = pd.array([domain.map.get(v, pd.NA) for v in distinct], dtype="string")
+        return pd.Series(mapped.take(codes, allow_fill=True), index=text.index)
     return text
 
 
@@ -576,18 +586,49 @@ def _replicate_domain_df(
     QR reduction of the rows (the replicate matrix is only read when a rank is not known yet).
     """
     columns = tuple(design["replicate_columns"])
-    reps = None  # the matrix is not kept: at 100,000 households it is 230 MB per weight
+    distinct: _DistinctRows | None = None  # read from the table only when a rank is not known yet
     out = np.zeros(n_dom)
     for j in range(n_dom):
         rows = used & (dom == j)
         if rows.any():
             key = ("replicate_rank", columns, hashlib.blake2b(np.packbits(rows).tobytes()).digest(), len(rows))
             if key not in cache:
-                if reps is None:
-                    reps = work[list(columns)].to_numpy(dtype=float)
-                cache[key] = _rank_as_r(reps[rows])
+                if distinct is None:
+                    distinct = cache.get(("distinct_rows", columns))
+                    if distinct is None:
+                        distinct = cache[("distinct_rows", columns)] = _DistinctRows.of(
+                            work[list(columns)].to_numpy(dtype=float)
+                        )
+                cache[key] = _rank_as_r(distinct.gram_equivalent(rows))
             out[j] = cache[key] - 1
     return out
+
+
+@dataclass(frozen=True)
+class _DistinctRows:
+    """A replicate-weight matrix as its distinct rows (the members of a household, and often the households of an
+    EA, carry the same replicate weights) and, per original row, the index of its distinct row."""
+
+    rows: np.ndarray
+    index: np.ndarray
+
+    @staticmethod
+    def of(matrix: np.ndarray) -> _DistinctRows:
+        hashed = pd.util.hash_pandas_object(pd.DataFrame(matrix), index=False).to_numpy()
+        index, _ = pd.factorize(hashed)
+        _, first = np.unique(index, return_index=True)  # the first row of each distinct hash
+        distinct = matrix[first]
+        if not np.array_equal(distinct[index], matrix):  # two different rows with one 64-bit hash: keep them all
+            return _DistinctRows(matrix, np.arange(len(matrix)))
+        return _DistinctRows(distinct, index)
+
+    def gram_equivalent(self, selected: np.ndarray) -> np.ndarray:
+        """A small matrix with the same Gram matrix (M'M) as the selected rows of the original: each distinct row
+        once, scaled by the square root of how often it is selected. QR's R, hence every norm and projection R's
+        rank rule reads, depends on the rows only through M'M."""
+        counts = np.bincount(self.index[selected], minlength=len(self.rows))
+        present = counts > 0
+        return self.rows[present] * np.sqrt(counts[present])[:, None]
 
 
 def _flags(n: int, cv: float, deff: float | None, catalogue: Catalogue, *, empty: bool) -> tuple[str, ...]:

@@ -192,7 +192,9 @@ def codes_compared(node: Node) -> list[tuple[str, str]]:
 
 def _as_text(series: pd.Series) -> pd.Series:
     if pd.api.types.is_float_dtype(series):
-        return series.map(lambda v: None if pd.isna(v) else (str(int(v)) if float(v).is_integer() else str(v)))
+        codes, distinct = pd.factorize(series, use_na_sentinel=True)  # each distinct number written once
+        texts = np.array([*(str(int(v)) if float(v).is_integer() else str(v) for v in distinct), None], dtype=object)
+        return pd.Series(texts[codes], index=series.index, dtype=object)  # code -1 (missing): the last, None
     return series.astype("string")
 
 
