@@ -6,7 +6,7 @@ already holds, and renames work folders into place.
 # PTH: every submission is committed with os-level calls on strings; pathlib objects cost measurable time per
 #      file at tens of thousands of submissions (bench/decrypt.py).
 # PLR0911: a commit returns one log row per decision.
-# ruff: noqa: PTH104, PTH105, PTH118, PLR0911
+# ruff: noqa: PTH104, PTH105, PLR0911
 
 from __future__ import annotations
 
@@ -23,10 +23,14 @@ from toolkit.crypto.results import CONFLICT_SEPARATOR, PARTIAL_DIR, Status, Subm
 from toolkit.crypto.stamps import content_digest, existing_folders, folder_outputs, read_stamp, write_stamp
 from toolkit.crypto.submission import DecryptOutcome
 
+# rename() of a work folder onto OUT/<id> fails with one of these when OUT/<id> is already taken.
+_TAKEN_ERRNOS = frozenset({errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR})
+
 
 class _Committer:
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = out_dir
+        self._out_prefix = f"{out_dir}{os.sep}"  # + an instance folder name (never a path)
         self.this_run: dict[str, str] = {}  # folder name -> source that put or verified it in this run
 
     def commit(self, outcome: DecryptOutcome) -> SubmissionResult:  # noqa: PLR0912, PLR0915
@@ -48,32 +52,19 @@ class _Committer:
             )
         if outcome.kind != "written":
             return result
-        tmp = Path(outcome.tmp)
-        earlier = (read_stamp(self.out_dir / outcome.existing) or {}) if outcome.existing else {}
-        if (
-            outcome.existing
-            and outcome.existing not in self.this_run
-            and not (earlier.get("status") == Status.OK and result.status != Status.OK)
-        ):
-            # Same manifest as an earlier run whose outputs changed or whose inputs grew: replace atomically,
-            # unless this copy has fewer files than what is there (a partial pull of a complete submission).
-            # A verified output is never replaced by a worse copy: that one is kept beside it as a conflict.
-            target = self.out_dir / outcome.existing
-            before = (read_stamp(target) or {}).get("outputs") or {}
-            ours = (read_stamp(tmp) or {}).get("outputs") or {}
-            if result.status == Status.INCOMPLETE and _same_files(before, ours) and set(ours) < set(before):
-                return self._partial_copy(result, tmp, target.name)
-            self._swap_in(tmp, target)
-            self.this_run[target.name] = result.source
-            return _replace(result, folder=target.name)
+        if outcome.existing and outcome.existing not in self.this_run:
+            replaced = self._replace_earlier(outcome)
+            if replaced is not None:
+                return replaced
         try:  # the usual case: a new instanceID. Fails when OUT/<id> exists (not empty).
-            os.rename(outcome.tmp, os.path.join(self.out_dir, outcome.folder))
+            os.rename(outcome.tmp, self._out_prefix + outcome.folder)
         except OSError as exc:
-            if exc.errno not in {errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR}:
+            if exc.errno not in _TAKEN_ERRNOS:
                 raise
         else:
             self.this_run[outcome.folder] = result.source
             return _replace(result, folder=outcome.folder)
+        tmp = Path(outcome.tmp)
         for existing in existing_folders(self.out_dir, outcome.folder):
             stamp = read_stamp(existing)
             if stamp is None and existing.name not in self.this_run:
@@ -154,6 +145,23 @@ class _Committer:
         os.replace(tmp, target)
         self.this_run[target.name] = result.source
         return conflict
+
+    def _replace_earlier(self, outcome: DecryptOutcome) -> SubmissionResult | None:
+        """Same manifest as an earlier run whose outputs changed or whose inputs grew: replace atomically, unless
+        this copy has fewer files than what is there (a partial pull of a complete submission). A verified output is
+        never replaced by a worse copy: None, and that one is kept beside it as a conflict."""
+        result, target = outcome.result, self.out_dir / outcome.existing
+        earlier = read_stamp(target) or {}
+        if earlier.get("status") == Status.OK and result.status != Status.OK:
+            return None
+        tmp = Path(outcome.tmp)
+        before = earlier.get("outputs") or {}
+        ours = (read_stamp(tmp) or {}).get("outputs") or {}
+        if result.status == Status.INCOMPLETE and _same_files(before, ours) and set(ours) < set(before):
+            return self._partial_copy(result, tmp, target.name)
+        self._swap_in(tmp, target)
+        self.this_run[target.name] = result.source
+        return _replace(result, folder=target.name)
 
     def _swap_in(self, tmp: Path, target: Path) -> None:
         """Replace an output folder by a new one: the old one is moved aside first, so that OUT/<id> is always a

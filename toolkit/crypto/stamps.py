@@ -78,7 +78,7 @@ def folder_outputs(folder: Path) -> dict[str, str]:
 
 def existing_folders(out_dir: str | Path, folder: str) -> Iterator[Path]:
     """OUT/<id>, then the conflict copies OUT/<id>__2, __3, ... that exist."""
-    if not os.path.isdir(os.path.join(out_dir, folder)):
+    if not os.path.isdir(f"{out_dir}{os.sep}{folder}"):
         return  # conflict copies exist only next to the first folder
     yield Path(out_dir, folder)
     n = 2

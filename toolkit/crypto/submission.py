@@ -9,7 +9,7 @@ rules known encryptors use, and record the outcome. The main process then commit
 # S324: MD5 is fixed by the ODK format (the signature) and SHA-1 only names folders of instances without an
 #      instanceID; nothing here relies on them for security that the format does not already.
 # PLR0911, PLR0917: the private decrypt steps return one log row per outcome and pass their state explicitly.
-# ruff: noqa: PTH102, PTH105, PTH108, PTH112, PTH118, PTH119, PTH123, S324, PLR0911, PLR0917
+# ruff: noqa: PTH102, PTH105, PTH108, PTH118, PTH119, PTH123, S324, PLR0911, PLR0917
 
 from __future__ import annotations
 
@@ -200,16 +200,18 @@ def _run_attempt(
     seed: bytes,
     iv_rule: Callable[[bytes, int], bytes],
     attempt: _Attempt,
+    *,
+    create_folder: bool,
 ) -> None:
     names = [*manifest.media, manifest.xml_file]
-    if not os.path.isdir(attempt.folder):  # the first attempt writes straight into the work folder
+    if create_folder:  # the first attempt writes straight into the work folder, which exists
         os.mkdir(attempt.folder, PRIVATE_FOLDER_MODE)
     for index, listed in enumerate(names):
         src = paths.get(index)
         if src is None:
             continue
         target_name = "submission.xml" if index == len(manifest.media) else _signed_name(listed)
-        dst = os.path.join(attempt.folder, target_name)
+        dst = attempt.folder + os.sep + target_name  # a plain name (manifest rules)
         try:
             attempt.md5s[index], attempt.fingerprints[index] = _decrypt_file(src, dst, aes_key, iv_rule(seed, index))
         except _FileProblem as problem:
@@ -274,7 +276,7 @@ def _copy_private(source: Path, target: Path) -> tuple[str, str]:
 
 
 def _new_partial(out_dir: Path | str) -> str:
-    partial = os.path.join(out_dir, PARTIAL_DIR, f"{os.getpid()}-{next(_PARTIAL_COUNTER)}")
+    partial = f"{out_dir}{os.sep}{PARTIAL_DIR}{os.sep}{os.getpid()}-{next(_PARTIAL_COUNTER)}"
     os.mkdir(partial, PRIVATE_FOLDER_MODE)
     return partial
 
@@ -521,7 +523,7 @@ def _decrypt_attempts(  # noqa: PLR0912, PLR0915
     chosen: tuple[_Attempt, tuple[str, ...]] | None = None
     for n, (label, instance_id, rule, seed) in enumerate(derivations()):
         attempt = _Attempt(label, instance_id, str(partial) if n == 0 else f"{partial}-{n}")
-        _run_attempt(manifest, paths, aes_key, seed, rule, attempt)
+        _run_attempt(manifest, paths, aes_key, seed, rule, attempt, create_folder=n > 0)
         attempts.append(attempt)
         if xml_index not in attempt.md5s:
             continue  # a different IV derivation may still open a file of 16 bytes or less
