@@ -8,12 +8,17 @@ processes cannot go faster than (RSA private-key operations per second on W proc
 shared), and the decrypt rate is printed as a fraction of it. Target: at least 0.5 on 2 cores for N = 20,000. Peak
 memory is the largest resident set of the decrypt process and its workers.
 
-Decryption also creates a folder and two or three files per submission. On a rested disk that costs about 0.1 ms
-per submission; for minutes after many files were deleted, ext4 mounted with `discard` (as on the build VM) can take
-1 to 3 ms for the same work. So each run also times creating the same folders and files under the same OUT with no
-decryption (the file-system limit), after the decrypt run, and prints the rate against both limits together; with
---repeat on such a disk, the runs after the first meet the previous run's deletions. `--out-root /dev/shm`
-(memory-backed) leaves the disk out and compares the decryptor with RSA alone.
+Decryption also creates a folder and two or three files per submission. On a rested disk that costs about 0.1 ms per
+submission; for minutes after many files were deleted, the same work can take 1 to 3 ms. On the build VM the cause
+is ext4 without a journal: the search for each new inode (a folder, a file) walks past every free inode of its block
+group that was deleted in the last minute, or six minutes while its inode table is not yet written back
+(`recently_deleted` in the kernel's ialloc.c; perf puts over half of the kernel time of creating folders there). So
+each run also times creating the same folders and files under the same OUT with no decryption (the file-system
+limit), after the decrypt run, and prints the rate against both limits together; with --repeat on such a disk, the
+runs after the first meet the previous run's deletions, and so does any benchmark that deletes a large earlier
+output just before it starts. `--out-root /dev/shm` (memory-backed) leaves the disk out and compares the decryptor
+with RSA alone. The CPU time is printed split into user time (migkit and its libraries, RSA included) and kernel
+time (mostly creating files).
 
 The corpus is generated once with `toolkit.crypto.encrypt_submission` and cached in bench/out/ (gitignored).
 
