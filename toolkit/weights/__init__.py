@@ -1,11 +1,14 @@
 """Survey weights: base weights, nonresponse adjustment, trimming, calibration, replicates (specs/weights.md).
 
 `core` (diagnostics, nonresponse, trimming, base weights) and `calibration` (raking, post-stratification,
-GREG) hold the numpy routines that work on any table, `design` the full chain driven by design.toml for an
-ingested survey, `config` parses design.toml, `replicates` builds PSU-level replicate factors and `io` reads
-and writes tables.
+GREG) hold the numpy routines that work on any table; the full chain driven by design.toml for an ingested
+survey is `base` (tables, derived columns, base weights), `chain` (nonresponse, trimming, calibration, rerun per
+replicate) and `run` (`compute_weights`: the chain, the DATA folder's new columns, report and histogram; and
+`rake_file`); `config` parses design.toml, `replicates` builds PSU-level replicate factors and `io` reads and
+writes tables.
 """
 
+from toolkit.weights.base import derive_columns
 from toolkit.weights.calibration import (
     CalibrationResult,
     Margin,
@@ -15,6 +18,7 @@ from toolkit.weights.calibration import (
     poststratify,
     rake,
 )
+from toolkit.weights.config import WeightDesign
 from toolkit.weights.core import (
     AdjustmentResult,
     TrimResult,
@@ -26,16 +30,9 @@ from toolkit.weights.core import (
     trim_cap,
     weight_summary,
 )
-from toolkit.weights.design import (
-    RakeFileResult,
-    WeightDesign,
-    WeightResult,
-    compute_weights,
-    derive_columns,
-    rake_file,
-)
 from toolkit.weights.io import read_table, write_table
 from toolkit.weights.replicates import ReplicateFactors, replicate_factors
+from toolkit.weights.run import RakeFileResult, WeightResult, compute_weights, rake_file
 
 __all__ = [
     "AdjustmentResult",
