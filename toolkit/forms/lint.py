@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
@@ -18,27 +18,18 @@ from typing import Any, Required, TypedDict
 
 from pyxform import aliases, constants
 from pyxform.errors import PyXFormError
-from pyxform.parsing.sheet_headers import process_header
-from pyxform.question import MultipleChoiceQuestion, Option
-from pyxform.question_type_dictionary import QUESTION_TYPE_DICT
-from pyxform.survey import Survey
-from pyxform.xls2json import RE_BEGIN_CONTROL, RE_END_CONTROL, RE_SELECT
-from pyxform.xls2json_backends import get_xlsform
 from pyxform.xls2xform import convert
 
 from toolkit import settings
 from toolkit.errors import (
-    INPUT_MISSING,
-    INPUT_UNREADABLE,
     Issue,
     Location,
     Severity,
-    ToolkitError,
     define,
-    error,
 )
+from toolkit.forms.sheets import Choice, Element, SheetForm, read_form
 from toolkit.report import Report
-from toolkit.xlsform import FORM_SUFFIXES, PYXFORM_VERSION, issue_from_pyxform
+from toolkit.xlsform import PYXFORM_VERSION, issue_from_pyxform
 from toolkit.xpath.syntax import (
     Binary,
     Call,
@@ -61,9 +52,7 @@ from toolkit.xpath.syntax import Node as SyntaxNode
 LINT_SELECT_MULTIPLE_EQUALS = define(
     "lint.select_multiple_equals", "A select_multiple is compared with = or != instead of selected()"
 )
-LINT_CHOICE_UNKNOWN = define(
-    "lint.choice_unknown", "A literal compared with a select is not a choice name of its list"
-)
+LINT_CHOICE_UNKNOWN = define("lint.choice_unknown", "A literal compared with a select is not a choice name of its list")
 LINT_FORWARD_REFERENCE = define(
     "lint.forward_reference", "A relevant or constraint refers to a question that comes later in the form"
 )
@@ -90,16 +79,10 @@ LINT_CHOICE_NOT_INTEGER = define(
     "lint.choice_not_integer",
     "A choice name of a coded list is not an integer (value labels need integer codes)",
 )
-LINT_CHOICE_DUPLICATE_NAME = define(
-    "lint.choice_duplicate_name", "Two choices of one list have the same name/code"
-)
-LINT_CHOICE_DUPLICATE_LABEL = define(
-    "lint.choice_duplicate_label", "Two choices of one list have the same label"
-)
+LINT_CHOICE_DUPLICATE_NAME = define("lint.choice_duplicate_name", "Two choices of one list have the same name/code")
+LINT_CHOICE_DUPLICATE_LABEL = define("lint.choice_duplicate_label", "Two choices of one list have the same label")
 LINT_LIST_UNUSED = define("lint.list_unused", "A choice list is not used by any question")
-LINT_TRANSLATION_MISSING = define(
-    "lint.translation_missing", "A text is missing in one of the form's languages"
-)
+LINT_TRANSLATION_MISSING = define("lint.translation_missing", "A text is missing in one of the form's languages")
 LINT_NO_PUBLIC_KEY = define(
     "lint.no_public_key", "The form has no public_key: submissions are not encrypted on the device"
 )
@@ -108,9 +91,6 @@ LINT_FORM_INVALID = define("lint.form_invalid", "pyxform rejects the form struct
 LINT_CALCULATION_CYCLE = define(
     "lint.calculation_cycle", "Calculations depend on each other in a loop (ODK Collect refuses the form)"
 )
-
-
-# --- Reading the XLSForm with its spreadsheet row numbers -------------------------------------------------
 
 # pyxform's canonical header tokens for the columns lint reads (after its alias handling).
 _EXPRESSION_COLUMNS: dict[tuple[str, ...], str] = {
@@ -147,7 +127,6 @@ _TRANSLATABLE_FAMILIES: dict[str, frozenset[tuple[str, ...]]] = {
 }
 # Functions that take a whole node-set, so a reference to every instance of a repeated field is meant.
 _NODESET_FUNCTIONS = frozenset({"count", "sum", "min", "max", "join", "count-non-empty", "distinct-values"})
-_MEDIA_EXTENSIONS = (".csv", ".xml", ".geojson")
 _INTEGER_NAME = re.compile(r"-?[0-9]+")
 _EXPORT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 # Stata accepts a leading underscore (its own temporary names use it); SPSS does not.
@@ -170,275 +149,26 @@ POLICY_CODES = frozenset(
 PROFILES = ("ncamig",)
 
 
-@dataclass(frozen=True)
-class _Sheet:
-    """One XLSForm sheet: original headers with pyxform's parsed tokens, non-empty rows by spreadsheet row."""
-
-    name: str
-    columns: dict[str, tuple[str, ...]]
-    rows: tuple[tuple[int, dict[str, str]], ...]
-
-    def header(self, *tokens: str) -> str | None:
-        """The original header with these pyxform tokens (e.g. 'relevance' for ('bind', 'relevant'))."""
-        return next((h for h, t in self.columns.items() if t == tokens), None)
-
-
-@dataclass
-class _Element:
-    """A survey row: a question, a group or repeat boundary, with where it sits."""
-
-    row: int
-    order: int
-    name: str | None
-    kind: str  # question, note, begin_group, begin_repeat, end, unknown
-    value_type: str | None  # select_one, select_multiple, rank, numeric, text, geopoint, other
-    list_name: str | None = None
-    list_source: str | None = None  # choices, file, repeat, external
-    or_other: bool = False
-    repeats: tuple[str, ...] = ()  # enclosing repeats, outermost first; a begin_repeat row includes itself
-    cells: dict[str, str] = field(default_factory=dict)
-    # False for rows without a control: calculate/hidden (computed whenever their inputs change, wherever the
-    # row is) and preloaded metadata such as start or today (set when the form opens).
-    answered: bool = True
-
-    @property
-    def coded(self) -> bool:
-        """Answers are codes from the choices sheet, exported with value labels."""
-        return self.value_type in {"select_one", "select_multiple"} and self.list_source == "choices"
-
-
-@dataclass(frozen=True)
-class _Choice:
-    row: int
-    list_name: str
-    name: str | None
-    cells: dict[str, str]
-
-
-@dataclass
-class _Form:
-    source: str
-    survey: _Sheet
-    choices: _Sheet | None
-    settings: _Sheet | None
-    elements: list[_Element]
-    by_name: dict[str, _Element]
-    lists: dict[str, list[_Choice]]
-
-
-def _cannot_read(source: str, message: str) -> ToolkitError:
-    return ToolkitError(error(INPUT_UNREADABLE, message, file=source))
-
-
-def _sheet(
-    name: str,
-    rows: Sequence[dict[str, str]] | None,
-    header: Sequence[dict[str, Any]] | None,
-    header_aliases: dict[str, Any],
-    known: set[str],
-) -> _Sheet:
-
-    headers = list(header[0]) if header else list(dict.fromkeys(k for r in rows or () for k in r))
-    double_colon = any("::" in h for h in headers)
-    columns = {
-        h: process_header(
-            header=h, use_double_colon=double_colon, header_aliases=header_aliases, header_columns=known
-        )[1]
-        for h in headers
-    }
-    # The pyxform readers keep blank rows between data rows (and drop trailing ones), so list index i is
-    # spreadsheet row i + 2 (header = row 1); markdown and CSV tables count the same way within the table.
-    kept = tuple(
-        (index + 2, {k: str(v).strip() for k, v in row.items() if v is not None and str(v).strip()})
-        for index, row in enumerate(rows or ())
-    )
-    return _Sheet(name, columns, tuple((n, r) for n, r in kept if r))
-
-
-def _read_form(path: Path) -> tuple[_Form, Any]:
-    source = str(path)
-    if not path.is_file():
-        raise ToolkitError(
-            error(INPUT_MISSING, "The XLSForm file does not exist; check the path.", file=source)
-        )
-    if path.suffix.lower() not in FORM_SUFFIXES:
-        raise _cannot_read(source, f"Not an XLSForm: the file name must end in {', '.join(FORM_SUFFIXES)}.")
-    try:
-        data = get_xlsform(path, file_type=path.suffix.lower())
-    except Exception as exc:  # pyxform's readers raise PyXFormError, openpyxl/xlrd their own errors
-        raise _cannot_read(
-            source,
-            f"This file cannot be read as an XLSForm ({' '.join(str(exc).split())}). Open and re-save it "
-            "as .xlsx, or check that it is the questionnaire and not a data export.",
-        ) from None
-    if not data.survey and not data.survey_header:
-        sheets = ", ".join(data.sheet_names or ()) or "none"
-        raise _cannot_read(source, f"Not an XLSForm: there is no sheet named survey (sheets: {sheets}).")
-    survey = _sheet(
-        "survey",
-        data.survey,
-        data.survey_header,
-        aliases.survey_header,
-        set(MultipleChoiceQuestion.get_slot_names()),
-    )
-    if survey.header("type") is None or survey.header("name") is None:
-        raise _cannot_read(
-            source,
-            "Not an XLSForm: the survey sheet has no 'type' and 'name' columns in its first row "
-            f"(found: {', '.join(list(survey.columns)[:8]) or 'nothing'}).",
-        )
-    choices = (
-        _sheet(
-            "choices", data.choices, data.choices_header, aliases.list_header, set(Option.get_slot_names())
-        )
-        if data.choices
-        else None
-    )
-    settings = (
-        _sheet(
-            "settings",
-            data.settings,
-            data.settings_header,
-            aliases.settings_header,
-            set(Survey.get_slot_names()),
-        )
-        if data.settings
-        else None
-    )
-    elements = _survey_elements(survey)
-    by_name: dict[str, _Element] = {}
-    for element in elements:
-        if element.name and element.kind != "end":
-            by_name.setdefault(element.name, element)
-    lists: dict[str, list[_Choice]] = {}
-    if choices is not None:
-        list_col = choices.header(constants.LIST_NAME_S)
-        name_col = choices.header("name")
-        for row_no, cells in choices.rows:
-            list_name = cells.get(list_col or "")
-            if list_name:
-                lists.setdefault(list_name, []).append(
-                    _Choice(row_no, list_name, cells.get(name_col or ""), cells)
-                )
-    return _Form(source, survey, choices, settings, elements, by_name, lists), data
-
-
-def _survey_elements(survey: _Sheet) -> list[_Element]:  # noqa: PLR0912, PLR0915
-    type_col, name_col = survey.header("type"), survey.header("name")
-    elements: list[_Element] = []
-    stack: list[tuple[str, str | None]] = []  # (control type, name) of the open groups and repeats
-    for order, (row_no, cells) in enumerate(survey.rows):
-        type_text = " ".join(cells.get(type_col or "", "").split())
-        name = cells.get(name_col or "") or None
-        repeats = tuple(n or "" for kind, n in stack if kind == constants.REPEAT)
-        begin = RE_BEGIN_CONTROL.search(type_text)
-        end = RE_END_CONTROL.search(type_text)
-        select = RE_SELECT.search(type_text)
-        if not type_text:
-            continue
-        if begin:
-            control = aliases.control[begin.group("type")]
-            is_repeat = control == constants.REPEAT
-            stack.append((control, name))
-            elements.append(
-                _Element(
-                    row_no,
-                    order,
-                    name,
-                    "begin_repeat" if is_repeat else "begin_group",
-                    None,
-                    repeats=(*repeats, name or "") if is_repeat else repeats,
-                    cells=cells,
-                )
-            )
-        elif end:
-            if stack:  # unbalanced begin/end pairs are reported from pyxform's own check
-                stack.pop()
-            elements.append(_Element(row_no, order, name, "end", None, repeats=repeats, cells=cells))
-        elif select:
-            command = aliases.select[select.group("select_command")]
-            list_name = select.group("list_name")
-            value_type = {
-                constants.SELECT_ONE: "select_one",
-                constants.SELECT_ONE_EXTERNAL: "select_one",
-                constants.SELECT_ALL_THAT_APPLY: "select_multiple",
-                constants.RANK: "rank",
-            }[command]
-            if command == constants.SELECT_ONE_EXTERNAL:
-                source = "external"
-            elif list_name.startswith("${"):
-                source = "repeat"
-            elif list_name.lower().endswith(_MEDIA_EXTENSIONS):
-                source = "file"
-            else:
-                source = "choices"
-            elements.append(
-                _Element(
-                    row_no,
-                    order,
-                    name,
-                    "question",
-                    value_type,
-                    list_name,
-                    source,
-                    bool(select.group("specify_other")),
-                    repeats,
-                    cells,
-                )
-            )
-        else:
-            qtype = aliases._type_alias_map.get(type_text, type_text)
-            definition = QUESTION_TYPE_DICT.get(qtype)
-            if definition is None:
-                elements.append(_Element(row_no, order, name, "unknown", None, repeats=repeats, cells=cells))
-                continue
-            bind = definition.get("bind", {})
-            control = definition.get("control", {})
-            if bind.get("readonly") == "true()" and control.get("tag") == "input":
-                kind, value_type = "note", None
-            elif bind.get("type") in {"int", "decimal"}:
-                kind, value_type = "question", "numeric"
-            elif bind.get("type") == "string" and control.get("tag") == "input":
-                kind, value_type = "question", "text"
-            elif bind.get("type") == "geopoint":
-                kind, value_type = "question", "geopoint"
-            else:
-                kind, value_type = "question", "other"
-            elements.append(
-                _Element(
-                    row_no,
-                    order,
-                    name,
-                    kind,
-                    value_type,
-                    repeats=repeats,
-                    cells=cells,
-                    answered="control" in definition,
-                )
-            )
-    return elements
-
-
 # --- Rules on expressions ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class _Expression:
-    element: _Element
+    element: Element
     column: str  # the header as written in the sheet
     role: str  # relevant, constraint, required, calculation, choice_filter, repeat_count
     text: str
     tree: Expr
     # '.' inside a predicate is the node the predicate filters: the question of ${q}[...] or an unknown node.
-    in_predicates: dict[int, _Element | None] = field(default_factory=dict)
+    in_predicates: dict[int, Element | None] = field(default_factory=dict)
 
 
 def _predicate_contexts(
     node: SyntaxNode,
-    by_name: dict[str, _Element],
-    out: dict[int, _Element | None],
-    owner: tuple[_Element | None] | None = None,
-) -> dict[int, _Element | None]:
+    by_name: dict[str, Element],
+    out: dict[int, Element | None],
+    owner: tuple[Element | None] | None = None,
+) -> dict[int, Element | None]:
     """Map each '.' that sits inside a predicate (by node id) to the element the predicate filters."""
     if is_context(node) and owner is not None:
         out[id(node)] = owner[0]
@@ -497,15 +227,13 @@ def _walk_with_calls(
 
 
 class _Linter:
-    def __init__(self, form: _Form, *, per_choice: bool = True) -> None:
+    def __init__(self, form: SheetForm, *, per_choice: bool = True) -> None:
         self.form = form
         self.per_choice = per_choice  # one choice_not_integer per choice (house rules) or one per list
         self.issues: list[Issue] = []
         self.expressions: list[_Expression] = []
-        self.calculations: dict[str | None, Expr] | None = (
-            None  # calculation tree by question name, built lazily
-        )
-        self.answers: dict[str, _Element | None] = {}  # answered_by() of each calculation
+        self.calculations: dict[str | None, Expr] | None = None  # calculation tree by question name, built lazily
+        self.answers: dict[str, Element | None] = {}  # answered_by() of each calculation
 
     def add(
         self,
@@ -569,7 +297,7 @@ class _Linter:
 
     # -- helpers --------------------------------------------------------------------------------------------
 
-    def resolve(self, node: SyntaxNode, expr: _Expression) -> _Element | None:
+    def resolve(self, node: SyntaxNode, expr: _Expression) -> Element | None:
         if isinstance(node, Reference) and not node.name.startswith("last-saved#"):
             return self.form.by_name.get(node.name)
         if is_context(node):
@@ -590,14 +318,14 @@ class _Linter:
                 return -number
         return None
 
-    def choice_names(self, element: _Element) -> set[str]:
+    def choice_names(self, element: Element) -> set[str]:
         names = {c.name for c in self.form.lists.get(element.list_name or "", []) if c.name}
         if element.or_other:
             names.add("other")
         return names
 
     @staticmethod
-    def show(node: SyntaxNode, element: _Element | None) -> str:
+    def show(node: SyntaxNode, element: Element | None) -> str:
         if is_context(node):
             return f". ({element.name})" if element is not None else "."
         if element is not None:
@@ -649,7 +377,7 @@ class _Linter:
                 self.check_type(expr, question, shown, literal, where)
 
     def check_choice(
-        self, expr: _Expression, question: _Element, shown: str, literal: str | float, where: _Where
+        self, expr: _Expression, question: Element, shown: str, literal: str | float, where: _Where
     ) -> None:
         names = self.choice_names(question)
         if question.list_name not in self.form.lists:
@@ -670,9 +398,7 @@ class _Linter:
                 **where,
             )
 
-    def check_type(
-        self, expr: _Expression, question: _Element, shown: str, literal: str | float, where: _Where
-    ) -> None:
+    def check_type(self, expr: _Expression, question: Element, shown: str, literal: str | float, where: _Where) -> None:
         if question.value_type == "numeric" and isinstance(literal, str) and _number(literal) is None:
             self.add(
                 LINT_TYPE_MISMATCH,
@@ -718,9 +444,7 @@ class _Linter:
                     literal = self.literal(other)
                     if question is not None and question.coded and literal not in (None, ""):
                         where = _at(expr, question.name)
-                        self.check_choice(
-                            expr, question, self.show(side.args[0], question), literal, where
-                        )
+                        self.check_choice(expr, question, self.show(side.args[0], question), literal, where)
 
     def check_references(self, expr: _Expression) -> None:
         element = expr.element
@@ -767,18 +491,13 @@ class _Linter:
                 continue  # same repeat instance or an ancestor: one value
             if target_repeats == source_repeats:
                 continue  # a choice_filter over a repeat-sourced list filters that repeat's own rows
-            if any(
-                f in _NODESET_FUNCTIONS or (f == "indexed-repeat" and (i == 0 or i % 2 == 1))
-                for f, i in calls
-            ):
+            if any(f in _NODESET_FUNCTIONS or (f == "indexed-repeat" and (i == 0 or i % 2 == 1)) for f, i in calls):
                 continue
             if ("repeat", node.name) in reported:
                 continue
             reported.add(("repeat", node.name))
             outer = next(
-                r
-                for i, r in enumerate(target_repeats)
-                if i >= len(context_repeats) or context_repeats[i] != r
+                r for i, r in enumerate(target_repeats) if i >= len(context_repeats) or context_repeats[i] != r
             )
             inside = f"inside repeat {context_repeats[-1]}" if context_repeats else "outside every repeat"
             self.add(
@@ -848,7 +567,7 @@ class _Linter:
             **_at(expr, first),
         )
 
-    def answered_by(self, target: _Element, seen: frozenset[str] = frozenset()) -> _Element | None:
+    def answered_by(self, target: Element, seen: frozenset[str] = frozenset()) -> Element | None:
         """The last-asked question a value depends on.
 
         That is the question itself, or for a calculation the latest question among its inputs (ODK recomputes
@@ -860,7 +579,7 @@ class _Linter:
             return None
         if target.name in self.answers:
             return self.answers[target.name]
-        latest: _Element | None = None
+        latest: Element | None = None
         if self.calculations is None:
             self.calculations = {e.element.name: e.tree for e in self.expressions if e.role == "calculation"}
         tree = self.calculations.get(target.name)
@@ -886,7 +605,7 @@ class _Linter:
 
     # -- export names ---------------------------------------------------------------------------------------
 
-    def export_variables(self, element: _Element) -> list[tuple[str, bool]]:
+    def export_variables(self, element: Element) -> list[tuple[str, bool]]:
         """The columns an export makes of a question: (name, carries value labels)."""
 
         name = element.name
@@ -909,7 +628,7 @@ class _Linter:
 
     def check_names(self) -> None:  # noqa: PLR0912
         name_col = self.form.survey.header("name")
-        by_table: dict[str, dict[str, list[tuple[str, _Element]]]] = {}
+        by_table: dict[str, dict[str, list[tuple[str, Element]]]] = {}
         for element in self.form.elements:
             variables = self.export_variables(element)
             if not variables:
@@ -949,8 +668,7 @@ class _Linter:
                 variable, labelled = max(too_long, key=lambda item: len(item[0]))
                 limit = _name_limit(labelled)
                 why = (
-                    f"a labelled variable may have at most {limit} characters (pyreadstat adds a label-set "
-                    "number)"
+                    f"a labelled variable may have at most {limit} characters (pyreadstat adds a label-set number)"
                     if labelled
                     else f"Stata allows {limit} characters"
                 )
@@ -1013,7 +731,7 @@ class _Linter:
         name_col = choices.header("name")
         list_col = choices.header(constants.LIST_NAME_S)
         code_col = choices.header(settings.CHOICE_NUMERIC_CODE_COLUMN)
-        users: dict[str, list[_Element]] = {}
+        users: dict[str, list[Element]] = {}
         for element in self.form.elements:
             if element.list_source == "choices" and element.list_name:
                 users.setdefault(element.list_name, []).append(element)
@@ -1035,7 +753,7 @@ class _Linter:
                 )
             if coded:
                 self.check_codes(list_name, items, coded[0], name_col, code_col)
-            seen: dict[str, _Choice] = {}
+            seen: dict[str, Choice] = {}
             for item in items:
                 if item.name is None:
                     continue
@@ -1056,7 +774,7 @@ class _Linter:
                     )
             columns = filter_columns.get(list_name)
             for header in label_cols:
-                labels: dict[tuple[str, ...], _Choice] = {}
+                labels: dict[tuple[str, ...], Choice] = {}
                 for item in items:
                     text = item.cells.get(header)
                     if not text or columns == ():
@@ -1080,7 +798,7 @@ class _Linter:
                             column=header,
                         )
 
-    def filter_columns(self, users: dict[str, list[_Element]]) -> dict[str, tuple[str, ...]]:
+    def filter_columns(self, users: dict[str, list[Element]]) -> dict[str, tuple[str, ...]]:
         """Per list shown through a choice_filter, the choices columns its filters read (empty tuple when
         they read none that lint can tell, e.g. a filter on the position)."""
         choices = self.form.choices
@@ -1099,7 +817,7 @@ class _Linter:
         return found
 
     def check_codes(
-        self, list_name: str, items: list[_Choice], user: _Element, name_col: str | None, code_col: str | None
+        self, list_name: str, items: list[Choice], user: Element, name_col: str | None, code_col: str | None
     ) -> None:
         """Value labels need integer codes: the choice names, or the numeric-code column if names are not."""
 
@@ -1111,8 +829,8 @@ class _Linter:
 
         names_are_codes = all(as_code(item.name) is not None for item in items if item.name is not None)
         use_code_col = not names_are_codes and code_col is not None
-        codes: dict[int, _Choice] = {}
-        not_integer: list[_Choice] = []
+        codes: dict[int, Choice] = {}
+        not_integer: list[Choice] = []
         for item in items:
             if item.name is None:
                 continue
@@ -1211,9 +929,7 @@ class _Linter:
                 for header, tokens in sheet.columns.items():
                     if tokens[:-1] == family:
                         by_language[tokens[-1]] = header
-                    elif (
-                        tokens == family
-                    ):  # no language: pyxform files it under default_language or "default"
+                    elif tokens == family:  # no language: pyxform files it under default_language or "default"
                         by_language[default if default in languages else None] = header
                 if not by_language:
                     continue
@@ -1278,7 +994,7 @@ _COLUMN_IN_MESSAGE = re.compile(r"the '([^']+)' (?:value|column)", re.IGNORECASE
 _PYXFORM_DUPLICATE_CHOICES = "Choice names must be unique"
 
 
-def _structure_issues(form: _Form, data: Any) -> list[Issue]:
+def _structure_issues(form: SheetForm, data: Any) -> list[Issue]:
     """Compile with pyxform (no ODK Validate) and turn its error into lint.form_invalid.
 
     pyxform stops at its first error. When that is the duplicate-choice check, which lint reports row by row,
@@ -1338,7 +1054,7 @@ def lint_form(
     Returns a Report whose issues carry file, sheet, spreadsheet row (header = row 1), column, variable and
     expression. Raises ToolkitError (exit 3) when the file is missing or is not an XLSForm at all.
     """
-    form, data = _read_form(Path(path))
+    form, data = read_form(Path(path))
     linter = _Linter(form, per_choice=strict or profile == "ncamig")
     linter.parse_expressions()
     for expr in linter.expressions:
@@ -1352,9 +1068,7 @@ def lint_form(
     languages = linter.languages()
     linter.check_translations(languages)
     linter.check_public_key()
-    issues = sorted(
-        linter.issues, key=lambda i: (_SHEET_ORDER.get(i.location.sheet or "", 3), i.location.row or 0)
-    )
+    issues = sorted(linter.issues, key=lambda i: (_SHEET_ORDER.get(i.location.sheet or "", 3), i.location.row or 0))
     if structure:
         issues = _structure_issues(form, data) + issues
     if profile is not None and profile not in PROFILES:
