@@ -1,8 +1,7 @@
 """`migkit forms lint`: static checks of skip logic and export readiness that pyxform does not make.
 
-The XLSForm is read with pyxform's own sheet readers and header parser (so aliases such as `relevance` or
-`label::English (en)` mean what they mean to pyxform) while keeping spreadsheet row numbers (header = row 1).
-Expressions are parsed into typed syntax trees (toolkit.xpath.syntax.parse_xlsform) and the rules walk those trees.
+The XLSForm is read by `toolkit.forms.sheets` (pyxform's own sheet readers and header parser, spreadsheet row
+numbers kept). Expressions are parsed into typed syntax trees (toolkit.xpath.syntax.parse_xlsform) and the rules walk those trees.
 """
 
 from __future__ import annotations
