@@ -1,7 +1,8 @@
 """`migkit forms lint`: static checks of skip logic and export readiness that pyxform does not make.
 
 The XLSForm is read by `toolkit.forms.sheets` (pyxform's own sheet readers and header parser, spreadsheet row
-numbers kept). Expressions are parsed into typed syntax trees (toolkit.xpath.syntax.parse_xlsform) and the rules walk those trees.
+numbers kept). Expressions are parsed into typed syntax trees (toolkit.xpath.syntax.parse_xlsform) and the rules
+walk those trees.
 """
 
 from __future__ import annotations
