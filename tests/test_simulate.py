@@ -216,9 +216,7 @@ LOOKUPS = """
 def test_choice_names_pulldata_and_external_lists_from_the_form_media(tmp_path) -> None:
     form = write_md_form(tmp_path, LOOKUPS, "lookups.md")
     (tmp_path / "lookups-media").mkdir()
-    (tmp_path / "lookups-media" / "rates.csv").write_text(
-        "code,usd\n643,0.011\n398,0.002\n", encoding="utf-8"
-    )
+    (tmp_path / "lookups-media" / "rates.csv").write_text("code,usd\n643,0.011\n398,0.002\n", encoding="utf-8")
     (tmp_path / "lookups-media" / "banks.csv").write_text("name,label\nb1,One\nb2,Two\n", encoding="utf-8")
     model = load_form(form)
     result = simulate(model, 8, tmp_path / "out", seed=3, workers=1)
@@ -278,7 +276,6 @@ def test_calculations_are_stored_as_javarosa_stores_them(tmp_path: Path) -> None
         assert not findings, (instance_id, [(f.code, f.path, f.value) for f in findings])
 
 
-
 def test_month_year_and_year_dates_are_stored_as_collect_stores_them(tmp_path: Path) -> None:
     """Collect's month-year widget records the first of the month, the year widget the first of January; the
     simulator gives the same, also under an answers-file date rule."""
@@ -291,7 +288,7 @@ def test_month_year_and_year_dates_are_stored_as_collect_stores_them(tmp_path: P
     """
     form = load_form(write_md_form(tmp_path, md))
     rules = tmp_path / "answers.toml"
-    rules.write_text('[arrived]\ndays_before = [40, 400]\n', encoding="utf-8")
+    rules.write_text("[arrived]\ndays_before = [40, 400]\n", encoding="utf-8")
     answers = simulate_stage.load_answers(rules, form)
     days = set()
     for _, xml in generate_instances(form, 40, seed=5, answers=answers):
@@ -758,3 +755,29 @@ def test_docs_answers_reference_loads_against_the_household_form() -> None:
     answers.write_text(block.group(1), encoding="utf-8")
     rules = simulate_stage.load_answers(answers, load_form(repo / "forms" / "household.xlsx"))
     assert set(rules) == {"hl_abroad_now", "ru_use", "ab_remit_amt", "hl_age", "rs_date"}
+
+
+def test_bounds_are_whole_expressions_of_other_answers_on_either_side(tmp_path: Path) -> None:
+    """`. >= ${year} - ${age} - 1` bounds the answer by the whole expression (the birth year), not by `${year}`
+    alone; `0 < .` bounds it as `. > 0` does."""
+    md = """
+    | survey |
+    | | type | name | label | constraint |
+    | | integer | year | Interview year | . >= 2020 and . <= 2026 |
+    | | integer | age | Age | . >= 0 and . <= 90 |
+    | | integer | arrived | Year of arrival | . >= ${year} - ${age} - 1 and . <= ${year} |
+    | | integer | rooms | Rooms | 0 < . and 6 >= . |
+    """
+    form = load_form(write_md_form(tmp_path, md))
+    arrivals, rooms = [], []
+    for _, xml in generate_instances(form, 60, seed=4):
+        values = {
+            name: int(re.search(rf"<{name}>(-?\d+)</{name}>".encode(), xml).group(1))
+            for name in ("year", "age", "arrived", "rooms")
+        }
+        assert values["year"] - values["age"] - 1 <= values["arrived"] <= values["year"]
+        assert 1 <= values["rooms"] <= 6
+        arrivals.append(values["arrived"] < values["year"])
+        rooms.append(values["rooms"])
+    # drawn between the bounds, not pinned to the upper one (arrival in the interview year every time)
+    assert sum(arrivals) > 30 and len(set(rooms)) > 3

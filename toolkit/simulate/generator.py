@@ -93,8 +93,9 @@ _WORDS = (
     "school",
     "clinic",
 )
-# `. >= 1950`, `. <= /data/dw_year`, `. < ../hh_size`: a bound on the answer, a number or another answer.
-_BOUND = re.compile(r"(?<![\w/.])\.\s*(>=|<=|>|<)\s*(-?\d+(?:\.\d+)?|(?:\.\./|/)[\w./-]*\w)")
+# `. >= 1950`, `. <= /data/dw_year`, `. >= /data/id_year - ../hl_age - 1`, `0 < .`: a bound on the answer, a
+# number or an expression of other answers; the operator as seen from the answer (`0 < .` is `. > 0`).
+_FLIPPED = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
 _SENTINEL_CHOICES = (CHOICE_DONT_KNOW, CHOICE_REFUSED)
 _SENTINELS = frozenset({*_SENTINEL_CHOICES, str(NUMERIC_DONT_KNOW), str(NUMERIC_REFUSED)})
 # The context node `.` in the evaluator's syntax tree.
@@ -123,6 +124,7 @@ def _resolve(ref: str, anchor: str) -> str:
         elif step not in {"", "."}:
             parts.append(step)
     return "/".join(parts)
+
 
 # Attempts at an interview Collect could finalise (see Generator.instance).
 MAX_INSTANCE_ATTEMPTS = 30
@@ -220,6 +222,7 @@ class Generator:
                         else:
                             self.counts.setdefault(path, kind)
         self._equalities: dict[str, tuple[Any, ...]] = {}
+        self._bound_terms: dict[str, tuple[tuple[str, Any, bool], ...]] = {}
 
     @staticmethod
     def _secondary_instances(form: FormModel, media_dir: Path | None) -> dict[str, XNode]:
@@ -329,19 +332,40 @@ class Generator:
             self._choices[spec.path] = values
         return values
 
+    def _comparisons(self, spec: Node) -> tuple[tuple[str, Any, bool], ...]:
+        """The comparisons of the answer with something else in the constraint: (operator seen from the answer,
+        the other side compiled, whether it is a number literal)."""
+        cached = self._bound_terms.get(spec.path)
+        if cached is not None:
+            return cached
+        found: list[tuple[str, Any, bool]] = []
+        if spec.constraint:
+            with contextlib.suppress(XPathError, ValueError):
+                for node in _ast_nodes(compile_xpath(spec.constraint).ast):
+                    if not (isinstance(node, Binary) and node.op in _FLIPPED):
+                        continue
+                    for this, other, op in (
+                        (node.left, node.right, node.op),
+                        (node.right, node.left, _FLIPPED[node.op]),
+                    ):
+                        if this == _SELF and not any(n == _SELF for n in _ast_nodes(other)):
+                            literal = isinstance(other, Number) or (
+                                isinstance(other, Negate) and isinstance(other.operand, Number)
+                            )
+                            found.append((op, CompiledExpr(source="", ast=other, fn=compile_tree(other)), literal))
+        self._bound_terms[spec.path] = tuple(found)
+        return self._bound_terms[spec.path]
+
     def _bounds(self, spec: Node, node: XNode, env: EvalEnv) -> tuple[float | None, float | None]:
         """The bounds a constraint states for the answer; bounds that are other answers are evaluated."""
         low = high = None
-        for op, operand in _BOUND.findall(spec.constraint or ""):
-            if operand[0] in "./":
-                raw = self._eval(operand, node, env, spec.path)
-                value = to_number(raw) if raw is not None and raw != "" else float("nan")
-                if math.isnan(value) or value < 0:
-                    continue  # not answered, or a don't know / refused sentinel
-            else:
-                value = float(operand)
-                if value in (NUMERIC_DONT_KNOW, NUMERIC_REFUSED):
-                    continue
+        for op, compiled, literal in self._comparisons(spec):
+            raw = self._eval_compiled(compiled, node, env, spec.path)
+            value = to_number(raw) if raw is not None and raw != "" else float("nan")
+            if math.isnan(value):
+                continue  # not answered
+            if (value in (NUMERIC_DONT_KNOW, NUMERIC_REFUSED)) if literal else value < 0:
+                continue  # a don't know / refused sentinel, or computed from one
             if op in (">=", ">"):
                 bound = value + (1 if op == ">" and spec.data_type == "int" else 0)
                 low = bound if low is None else max(low, bound)
@@ -459,9 +483,7 @@ class Generator:
             if spec.path in self.counts:
                 roster = self.counts[spec.path] == "roster"
                 size = self._household_size(rng) if roster else rng.choice((0, 0, 0, 1, 1, 2, 3))
-                return str(
-                    size if (low is None or size >= low) and (high is None or size <= high) else int(low or 0)
-                )
+                return str(size if (low is None or size >= low) and (high is None or size <= high) else int(low or 0))
             if low is None:
                 low = 0.0 if high is None or high >= 0 else high - 100
             if high is None:
@@ -636,9 +658,7 @@ class Generator:
             media_dir=self.media_dir,
         )
         calculations: list[tuple[XNode, Node]] = []
-        rows = self._fill(
-            form.nodes[form.root], root, env, rng, when, instance_id, calculations, relevant=True
-        )
+        rows = self._fill(form.nodes[form.root], root, env, rng, when, instance_id, calculations, relevant=True)
         # Collect recomputes every calculation when the form is saved, in dependency order; a few passes in
         # document order reach the same values (a calculation may read one that comes later in the form).
         for _ in range(MAX_RECOMPUTE_PASSES):
@@ -689,9 +709,7 @@ class Generator:
                     parent.children.remove(probe)
                 for _ in range(count):
                     node = parent.append(XNode(child.name))
-                    rows += 1 + self._fill(
-                        child, node, env, rng, when, instance_id, calculations, relevant=True
-                    )
+                    rows += 1 + self._fill(child, node, env, rng, when, instance_id, calculations, relevant=True)
                 continue
             node = parent.append(XNode(child.name, None, None, child.data_type))
             here = relevant and self._true(child.relevant, node, env, child.path, default=True)
@@ -872,4 +890,3 @@ def _as_collect_stores(spec: Node, value: str | None) -> str | None:
     if "year" in appearance:
         return value[:5] + "01-01"
     return value
-
