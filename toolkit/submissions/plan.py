@@ -45,24 +45,16 @@ class Plan:
         self.field_paths = [tuple(f.path for f in t.fields) for t in self.tables]
         self.known = [frozenset(f.path for f in (*t.fields, *t.notes)) for t in self.tables]
 
-    def freeze(self, rows: list[tuple], *, with_unknown: bool, shared: dict | None = None) -> list[tuple]:
-        """Rows with `{path: text}` -> rows with the table's values as a tuple in column order (compact to
-        send between processes), plus a dict of the values of undefined elements (None when there are none).
-
-        `shared` maps each answer text to one string object for a batch of submissions: answers repeat a
-        handful of codes ("1", "yes"), and one object per distinct text is pickled once per batch and kept
-        once in the parent, which cuts the memory of 100,000 households' rows several times.
-        """
+    def freeze(self, rows: list[tuple], *, with_unknown: bool) -> list[tuple]:
+        """Rows with `{path: text}` -> rows with the table's values as a tuple in column order, plus a dict of the
+        values of undefined elements (None when there are none)."""
         frozen = []
         for table, key, parent, nos, values in rows:
             extra = None
             if with_unknown:
                 known = self.known[table]
                 extra = {path: text for path, text in values.items() if path not in known} or None
-            row = tuple(map(values.get, self.field_paths[table]))
-            if shared is not None:
-                row = tuple(map(shared.setdefault, row, row))
-            frozen.append((table, key, parent, nos, row, extra))
+            frozen.append((table, key, parent, nos, tuple(map(values.get, self.field_paths[table])), extra))
         return frozen
 
 
