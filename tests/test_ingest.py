@@ -197,6 +197,19 @@ def test_finds_instances_and_skips_manifests_xforms_and_logs(tmp_path, model) ->
     assert result.valid
 
 
+def test_xml_files_are_listed_folder_by_folder_in_name_order(tmp_path) -> None:
+    folder = tmp_path / "in"
+    for name in ("a/1.xml", "a/b/2.XML", "a/b.xml", "a-b/4.xml", "a.b/3.xml", "a0.xml", "9.xml", "x/y/z/6.xml",
+                 ".work/5.xml", ".h.xml", "a/notes.txt"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("<x/>", encoding="utf-8")
+    (folder / "linked").symlink_to(folder / "a", target_is_directory=True)  # not entered
+    (folder / "l.xml").symlink_to(folder / "a" / "1.xml")  # listed: reading it refuses the link
+    names = [Path(source.name).relative_to(folder).as_posix() for source in ingest_sources.xml_sources(folder)]
+    assert names == ["9.xml", "a/1.xml", "a/b/2.XML", "a/b.xml", "a-b/4.xml", "a.b/3.xml", "a0.xml", "l.xml",
+                     "x/y/z/6.xml"]
+
+
 @pytest.mark.parametrize(
     ("content", "needle"),
     [
