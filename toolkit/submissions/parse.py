@@ -57,15 +57,15 @@ def _walk(  # noqa: PLR0917 (the hot loop: positional arguments are the cheapest
     """Put the answers under `element` into `values`; start a new row for each repeat instance.
 
     About 600 elements a household: the loop looks the tag up as it comes (no namespace in ODK's instances) and
-    takes a field's text before anything else; namespaced, non-element and unknown nodes take the slower way.
+    takes a field's text before anything else; namespaced and unknown elements take the slower way.
     """
     lookup = plan.get
     for child in element:
         tag = child.tag
+        if tag.__class__ is not str:  # a comment or processing instruction
+            continue
         spec = lookup(tag)
         if spec is None:
-            if tag.__class__ is not str:
-                continue
             if tag[0] == "{":
                 tag = tag[tag.index("}") + 1 :]
                 spec = lookup(tag)
