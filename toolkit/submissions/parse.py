@@ -69,8 +69,14 @@ def _walk(  # noqa: PLR0917 (the hot loop: positional arguments are the cheapest
             if tag[0] == "{":
                 tag = tag[tag.index("}") + 1 :]
                 spec = lookup(tag)
-            if spec is None:
-                _walk_unknown(child, tag, base, values, key, prefix, counters, nos, rows, unknown, table)
+            if spec is None:  # an element the form does not define: kept under its path
+                path = f"{base}/{tag}"
+                if len(child):
+                    _walk(child, EMPTY_PLAN, path, values, key, f"{prefix}/{tag}", counters, nos, rows, unknown, table)
+                else:
+                    unknown.add((table, path))
+                    if child.text:
+                        values[path] = child.text
                 continue
         kind = spec[0]
         if kind == FIELD:
@@ -90,29 +96,6 @@ def _walk(  # noqa: PLR0917 (the hot loop: positional arguments are the cheapest
             row_nos = (*nos, n)
             rows.append((spec[2], row_key, key, row_nos, row_values))
             _walk(child, spec[3], spec[1], row_values, row_key, "", {}, row_nos, rows, unknown, spec[2])
-
-
-def _walk_unknown(  # noqa: PLR0917 (called from the hot loop, as _walk)
-    element: etree._Element,
-    tag: str,
-    base: str,
-    values: dict[str, str],
-    key: str,
-    prefix: str,
-    counters: dict[str, int],
-    nos: tuple[int, ...],
-    rows: list[tuple],
-    unknown: set[tuple[int, str]],
-    table: int,
-) -> None:
-    """An element the form does not define: its text (or, for a container, its descendants' texts) under its path."""
-    path = f"{base}/{tag}"
-    if len(element):
-        _walk(element, EMPTY_PLAN, path, values, key, f"{prefix}/{tag}", counters, nos, rows, unknown, table)
-        return
-    unknown.add((table, path))
-    if element.text:
-        values[path] = element.text
 
 
 def _read_submission(source: str, data: bytes, plan: Plan) -> Record:
