@@ -23,6 +23,7 @@ from lxml import etree
 
 from toolkit import ingest as ingest_stage
 from toolkit.simulate import simulate
+from toolkit.submissions import POOL_MIN_FILES
 from toolkit.xform import load_form
 
 # A household questionnaire shaped like the survey's (cover, consent, roster with age/sex-driven skips and
@@ -190,7 +191,7 @@ def main() -> None:
         paths = sorted(str(p) for p in subs.rglob("submission.xml"))
         _parse_files(paths[:200])  # warm the page cache equally for both
         serial = _bare_parse(paths, 1)
-        pooled = _bare_parse(paths, args.workers) if len(paths) >= ingest_stage.POOL_MIN_FILES else serial
+        pooled = _bare_parse(paths, args.workers) if len(paths) >= POOL_MIN_FILES else serial
         started = time.perf_counter()
         result = ingest_stage.ingest([subs], form, workers=args.workers)
         ingest_s = time.perf_counter() - started
