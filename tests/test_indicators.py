@@ -530,3 +530,22 @@ def test_replicate_rank_on_distinct_rows_is_the_rank_on_every_row(households: in
             distinct.gram_equivalent(selected).T @ distinct.gram_equivalent(selected),
             matrix[selected].T @ matrix[selected],
         )
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype", "texts"),
+    [
+        ([1.0, 2.0, None, 1.0], "Float64", ["1", "2", None, "1"]),
+        ([1.0, 2.5, None, 1.0], "Float64", ["1.0", "2.5", None, "1.0"]),
+        ([0.0, -0.0, 1.5], "Float64", ["0.0", "-0.0", "1.5"]),  # hashing takes -0.0 for 0.0: kept apart
+        ([0.0, -0.0, 1.0], "float64", ["0", "0", "1"]),
+        ([3, None, 3, 7], "Int64", ["3", None, "3", "7"]),
+        ([" 2", "", None, "x "], "string", ["2", None, None, "x"]),
+    ],
+)
+def test_codes_as_text(values: list, dtype: str, texts: list) -> None:
+    """Codes compare as text: numbers written once per distinct value, each row as its own value would be."""
+    from toolkit.indicators.compute import as_text
+
+    found = as_text(pd.Series(values, dtype=dtype)).tolist()
+    assert [None if pd.isna(v) else v for v in found] == texts

@@ -166,7 +166,11 @@ def _read_data(folder: Path) -> _Data:
 def as_text(series: pd.Series) -> pd.Series:
     """Codes as text ('1' for 1, 1.0 and '1'), missing as <NA>: numeric and text columns compare alike."""
     if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        # each distinct number is written once: a column of 600,000 rows holds a few dozen codes
+        # each distinct number is written once: a column of 600,000 rows holds a few dozen codes (but hashing
+        # takes -0.0 for 0.0, and a column of fractions writes them apart)
+        numbers = series.to_numpy(dtype=float, na_value=np.nan)
+        if bool(np.any((numbers == 0) & np.signbit(numbers))):
+            return _numbers_as_text(series)
         codes, distinct = pd.factorize(series, use_na_sentinel=True)
         texts = _numbers_as_text(pd.Series(distinct, dtype=series.dtype))
         return pd.Series(texts.array.take(codes, allow_fill=True), index=series.index)
