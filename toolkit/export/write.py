@@ -26,6 +26,7 @@ from toolkit.errors import (
 )
 from toolkit.export.codes import EXPORT_FORMAT, EXPORT_NO_TABLES, EXPORT_ORPHAN_ROWS, FORMATS
 from toolkit.export.columns import arrow_strings
+from toolkit.export.csvfile import write_csv_files
 from toolkit.export.plan import (
     MissingCodes,
     RecodeEntry,
@@ -38,7 +39,7 @@ from toolkit.export.syntax import do_text, sps_text
 from toolkit.export.tables import Design, SourceTable, is_weight, load_tables
 from toolkit.files import write_atomic, write_text_atomic
 from toolkit.settings import CHOICE_NUMERIC_CODE_COLUMN
-from toolkit.spreadsheet import safe_row, write_csv_pair
+from toolkit.spreadsheet import safe_row
 from toolkit.xform import FormModel
 
 # --- results ------------------------------------------------------------------------------------------------
@@ -305,7 +306,7 @@ def _write_job(
         # Both files in one pass over the rows (they share every cell but the labelled codes); UTF-8 with BOM so
         # that Excel shows Cyrillic text, answers that would run as formulas written as text.
         write_atomic(
-            plain, lambda p: write_atomic(labelled, lambda q: write_csv_pair(p, plain_frame, q, labels))
+            plain, lambda p: write_atomic(labelled, lambda q: write_csv_files(p, plain_frame, q, labels))
         )
         files = [
             ExportedFile(str(plain), plan.name, "csv", rows, width),

@@ -1,0 +1,134 @@
+"""The plain and labelled CSV of a table, formatted and joined by Arrow (the bytes `spreadsheet.write_csv_pair` writes).
+
+`write_csv_pair` hands every cell to Python's `csv.writer`, which took most of an export's time at 100,000
+households. Here each column becomes an Arrow string array (numbers formatted once per distinct value, as
+`csv.writer` formats them; text quoted as its QUOTE_MINIMAL dialect quotes it) and Arrow joins the rows. A table
+with a column this writer does not know (or with a single column, which `csv.writer` writes differently) goes to
+`write_csv_pair`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from toolkit.spreadsheet import safe_frame, write_csv_pair
+
+# Rows formatted and written at a time: bounds the Arrow buffers held for a large table (a row of the person
+# table is about 1 kB of text).
+ROWS_PER_CHUNK = 50_000
+# What csv.writer's QUOTE_MINIMAL quotes, with "\n" as the line terminator: the delimiter, the quote character and
+# the line terminator (a lone "\r" is written as it is).
+_NEEDS_QUOTES = (",", '"', "\n")
+_EMPTY = pa.scalar("", pa.string())
+
+
+def write_csv_files(path: Path, frame: pd.DataFrame, other: Path, replaced: Mapping[str, pd.Series]) -> None:
+    """Write `frame` to `path` and the same table with the columns of `replaced` swapped in to `other`.
+
+    The same bytes as `toolkit.spreadsheet.write_csv_pair(path, frame, other, replaced)`: UTF-8 with BOM, text cells
+    that would run as formulas made safe, missing values empty, numbers as `csv.writer` writes them.
+
+    Parameters:
+        path: the plain CSV.
+        frame: the table; it is not changed.
+        other: the variant (the labelled CSV).
+        replaced: column name -> the variant's column (same length as `frame`).
+    """
+    safe = safe_frame(frame)
+    swaps = safe_frame(pd.DataFrame(dict(replaced), index=frame.index)) if replaced else pd.DataFrame()
+    columns = [safe.iloc[:, i] for i in range(len(safe.columns))]
+    positions = {int(safe.columns.get_indexer(pd.Index([name]))[0]): name for name in swaps.columns}
+    if len(columns) < 2 or any(not _supported(c) for c in [*columns, *(swaps[n] for n in swaps.columns)]):
+        write_csv_pair(path, frame, other, replaced)
+        return
+    header = _header([str(name) for name in safe.columns])
+    with path.open("wb") as plain, other.open("wb") as labelled:
+        for handle in (plain, labelled):
+            handle.write(header)
+        for start in range(0, len(safe), ROWS_PER_CHUNK):
+            rows = slice(start, start + ROWS_PER_CHUNK)
+            cells = [_cells(column.iloc[rows]) for column in columns]
+            plain.write(_lines(cells))
+            for position, name in positions.items():
+                cells[position] = _cells(swaps[name].iloc[rows])
+            labelled.write(_lines(cells))
+
+
+def _header(names: list[str]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(names)
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def _supported(column: pd.Series) -> bool:
+    dtype = column.dtype
+    return (
+        dtype == np.float64
+        or isinstance(dtype, (pd.Int64Dtype, pd.StringDtype))
+        or pd.api.types.is_object_dtype(dtype)
+    )
+
+
+def _lines(cells: list[pa.Array]) -> memoryview:
+    """The rows of a chunk as CSV lines, each ending in "\\n" (a view of Arrow's buffer)."""
+    rows = pc.binary_join_element_wise(*cells, ",")
+    lines = pc.binary_join_element_wise(rows, _EMPTY, "\n")
+    if not len(lines):
+        return memoryview(b"")
+    offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)[lines.offset : lines.offset + len(lines) + 1]
+    return memoryview(lines.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
+
+
+def _cells(column: pd.Series) -> pa.Array:
+    """One column's cells as csv.writer writes them: a non-null Arrow string array, quoted where needed."""
+    dtype = column.dtype
+    if dtype == np.float64:
+        return _floats(column.to_numpy())
+    if isinstance(dtype, pd.Int64Dtype):
+        return pc.cast(pa.array(column), pa.string()).fill_null("")
+    if isinstance(dtype, pd.StringDtype) or pd.api.types.infer_dtype(column, skipna=True) in {"string", "empty"}:
+        text = pa.array(column, type=pa.string(), from_pandas=True)
+        if isinstance(text, pa.ChunkedArray):
+            text = text.combine_chunks()
+        return _quoted(text.fill_null(""))
+    # Mixed Python objects (labels beside codes without one): formatted one by one, as csv.writer does.
+    values = column.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
+    missing = pd.isna(values)
+    return _quoted(pa.array(["" if gone else _text(value) for value, gone in zip(values, missing, strict=True)]))
+
+
+def _text(value: object) -> str:
+    """A cell as csv.writer formats it: text as it is, floats by repr(), anything else by str()."""
+    if isinstance(value, str):
+        return value
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _floats(values: np.ndarray) -> pa.Array:
+    """float64 cells by repr() (what csv.writer writes), each distinct value formatted once; NaN empty."""
+    if np.any((values == 0) & np.signbit(values)):
+        # -0.0 and 0.0 are one value to a hash table but two texts.
+        return pa.array(["" if np.isnan(v) else repr(v) for v in values.tolist()], type=pa.string())
+    codes, distinct = pd.factorize(values)
+    texts = pa.array([repr(v) for v in distinct.tolist()] + [""], type=pa.string())
+    codes[codes < 0] = len(distinct)
+    return texts.take(pa.array(codes))
+
+
+def _quoted(text: pa.Array) -> pa.Array:
+    """Cells holding a delimiter, quote or newline put in quotes, inner quotes doubled (QUOTE_MINIMAL)."""
+    needs = pc.match_substring(text, _NEEDS_QUOTES[0])
+    for needle in _NEEDS_QUOTES[1:]:
+        needs = pc.or_(needs, pc.match_substring(text, needle))
+    if not pc.any(needs).as_py():
+        return text
+    quoted = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
+    return pc.if_else(needs, quoted, text)
