@@ -94,7 +94,15 @@ def all_numeric(series: pd.Series) -> bool:
     present = series.dropna()
     if present.empty:
         return False
-    return bool(pd.to_numeric(present, errors="coerce").notna().all())
+    return bool(pd.to_numeric(pd.Series(present.unique()), errors="coerce").notna().all())
+
+
+def text_numbers(series: pd.Series) -> np.ndarray:
+    """The numbers of a text column whose every present value reads as one (`all_numeric`), as float64 (NaN where
+    missing); each distinct text is parsed once."""
+    codes, distinct = pd.factorize(series)
+    numbers = pd.to_numeric(pd.Series(distinct)).to_numpy(dtype="float64")
+    return np.append(numbers, np.nan)[codes]
 
 
 def byte_width(series: pd.Series) -> int:

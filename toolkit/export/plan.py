@@ -42,6 +42,7 @@ from toolkit.export.columns import (
     split_geopoint,
     stata_tagging,
     tagged,
+    text_numbers,
     to_dates,
 )
 from toolkit.export.names import (
@@ -199,8 +200,14 @@ class TablePlan:
         """
         if var.name not in self._texts:
             series = self.frame[var.name]
-            # pandas-stubs reject na_value=None, which pandas documents and accepts
-            values = series.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
+            if isinstance(series.dtype, pd.StringDtype):
+                # Answers repeat: one Python string per distinct answer, shared by its rows (a table of 600,000
+                # rows held a few GB of copies of the same strings).
+                codes, distinct = pd.factorize(series)
+                values = np.append(np.asarray(distinct, dtype=object), None)[codes]
+            else:
+                # pandas-stubs reject na_value=None, which pandas documents and accepts
+                values = series.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
             self._texts[var.name] = pd.Series(values, index=series.index, dtype=object)
         return self._texts[var.name]
 
@@ -736,7 +743,7 @@ def plan_table(  # noqa: PLR0912, PLR0915
         elif qtype == "calculate" and all_numeric(series):
             add(
                 Variable(column, "number", label, measure="scale", **common),
-                pd.to_numeric(series).astype("float64"),
+                text_numbers(series),
             )
         else:
             add(Variable(column, "string", label, **common), series)
