@@ -28,6 +28,7 @@ ROWS_PER_CHUNK = 50_000
 # the line terminator (a lone "\r" is written as it is).
 _NEEDS_QUOTES = (",", '"', "\n")
 _EMPTY = pa.scalar("", pa.string())
+_TYPE_OF = np.frompyfunc(type, 1, 1)
 
 
 def write_csv_files(path: Path, frame: pd.DataFrame, other: Path, replaced: Mapping[str, pd.Series]) -> None:
@@ -99,10 +100,27 @@ def _cells(column: pd.Series) -> pa.Array:
         if isinstance(text, pa.ChunkedArray):
             text = text.combine_chunks()
         return _quoted(text.fill_null(""))
-    # Mixed Python objects (labels beside codes without one): formatted one by one, as csv.writer does.
+    return _quoted(pa.array(_object_texts(column), type=pa.string()))
+
+
+def _object_texts(column: pd.Series) -> np.ndarray:
+    """Mixed Python objects (labels beside codes without one) as csv.writer formats them, each distinct value of
+    each type formatted once (1, 1.0 and True are one value to a hash table but three texts)."""
     values = column.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
-    missing = pd.isna(values)
-    return _quoted(pa.array(["" if gone else _text(value) for value, gone in zip(values, missing, strict=True)]))
+    texts = np.full(len(values), "", dtype=object)
+    present = ~pd.isna(values)
+    types = _TYPE_OF(values)
+    for kind in pd.unique(types[present]):
+        rows = present & (types == kind)
+        if kind is str:
+            texts[rows] = values[rows]
+            continue
+        codes, distinct = pd.factorize(values[rows])
+        if issubclass(kind, (float, np.floating)) and np.any((distinct == 0) & np.signbit(distinct.astype("float64"))):
+            texts[rows] = [_text(value) for value in values[rows]]  # -0.0 hashes as 0.0
+            continue
+        texts[rows] = np.array([_text(value) for value in distinct] + [""], dtype=object)[codes]
+    return texts
 
 
 def _text(value: object) -> str:
