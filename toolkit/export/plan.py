@@ -204,7 +204,9 @@ class TablePlan:
                 # Answers repeat: one Python string per distinct answer, shared by its rows (a table of 600,000
                 # rows held a few GB of copies of the same strings).
                 codes, distinct = pd.factorize(series)
-                values = np.append(np.asarray(distinct, dtype=object), None)[codes]
+                shared = np.empty(len(distinct) + 1, dtype=object)  # the last one (None) for missing rows
+                shared[: len(distinct)] = np.asarray(distinct, dtype=object)
+                values = shared[codes]
             else:
                 # pandas-stubs reject na_value=None, which pandas documents and accepts
                 values = series.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
