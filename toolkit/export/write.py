@@ -342,8 +342,9 @@ def _run_jobs(
 ) -> Iterator[tuple[list[ExportedFile], list[Issue]]]:
     """Each job's files and issues, in the order of `jobs`.
 
-    pyreadstat and the CSV writer turn every cell into a Python object and hold the interpreter while they do,
-    so the files are written by `workers` forked processes, each inheriting the planned tables (nothing is
+    pyreadstat turns every cell into a Python object and holds the interpreter while it does (and the CSV pair is
+    formatted by Arrow, still a few seconds for a large table), so the files are written by `workers` forked
+    processes, each inheriting the planned tables (nothing is
     copied or pickled but the results), largest tables first.
     """
     cells = sum(len(plan.frame) * len(plan.variables) for plan in prepared.plans)
