@@ -1,5 +1,5 @@
-"""`write_csv` and `write_csv_pair` write the same bytes as pandas' `to_csv` (their faster path must not change a
-single cell)."""
+"""`write_csv` and `write_csv_pair` write the same bytes as pandas' `to_csv`, and the export's Arrow writer the same
+bytes as `write_csv_pair` (their faster paths must not change a single cell)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolkit import spreadsheet
+from toolkit.export import csvfile
+from toolkit.export.csvfile import write_csv_files
 from toolkit.spreadsheet import safe_frame, write_csv, write_csv_pair
 
 
@@ -59,6 +61,11 @@ def test_same_bytes_as_pandas(rows, chunk, tmp_path_factory):
         write_csv_pair(folder / "plain.csv", frame, folder / "labelled.csv", {"code": labels})
         assert (folder / "plain.csv").read_bytes() == pandas_bytes(frame, folder / "pandas.csv")
         assert (folder / "labelled.csv").read_bytes() == pandas_bytes(variant, folder / "pandas-labelled.csv")
+        # The export's Arrow writer of the same pair (toolkit.export.csvfile), chunked as finely.
+        patch.setattr(csvfile, "ROWS_PER_CHUNK", chunk)
+        write_csv_files(folder / "arrow.csv", frame, folder / "arrow-labelled.csv", {"code": labels})
+        assert (folder / "arrow.csv").read_bytes() == (folder / "plain.csv").read_bytes()
+        assert (folder / "arrow-labelled.csv").read_bytes() == (folder / "labelled.csv").read_bytes()
 
 
 @pytest.mark.parametrize(

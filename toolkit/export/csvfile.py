@@ -115,10 +115,11 @@ def _object_texts(column: pd.Series) -> np.ndarray:
         if kind is str:
             texts[rows] = values[rows]
             continue
-        codes, distinct = pd.factorize(values[rows])
-        if issubclass(kind, (float, np.floating)) and np.any((distinct == 0) & np.signbit(distinct.astype("float64"))):
-            texts[rows] = [_text(value) for value in values[rows]]  # -0.0 hashes as 0.0
+        chosen = values[rows]
+        if issubclass(kind, (float, np.floating)) and _has_negative_zero(chosen.astype("float64")):
+            texts[rows] = [_text(value) for value in chosen]
             continue
+        codes, distinct = pd.factorize(chosen)
         texts[rows] = np.array([_text(value) for value in distinct] + [""], dtype=object)[codes]
     return texts
 
@@ -132,13 +133,17 @@ def _text(value: object) -> str:
 
 def _floats(values: np.ndarray) -> pa.Array:
     """float64 cells by repr() (what csv.writer writes), each distinct value formatted once; NaN empty."""
-    if np.any((values == 0) & np.signbit(values)):
-        # -0.0 and 0.0 are one value to a hash table but two texts.
+    if _has_negative_zero(values):
         return pa.array(["" if np.isnan(v) else repr(v) for v in values.tolist()], type=pa.string())
     codes, distinct = pd.factorize(values)
     texts = pa.array([repr(v) for v in distinct.tolist()] + [""], type=pa.string())
     codes[codes < 0] = len(distinct)
     return texts.take(pa.array(codes))
+
+
+def _has_negative_zero(values: np.ndarray) -> bool:
+    """Whether -0.0 occurs: -0.0 and 0.0 are one value to a hash table but two texts."""
+    return bool(np.any((values == 0) & np.signbit(values)))
 
 
 def _quoted(text: pa.Array) -> pa.Array:

@@ -344,8 +344,8 @@ def _run_jobs(
 
     pyreadstat turns every cell into a Python object and holds the interpreter while it does (and the CSV pair is
     formatted by Arrow, still a few seconds for a large table), so the files are written by `workers` forked
-    processes, each inheriting the planned tables (nothing is
-    copied or pickled but the results), largest tables first.
+    processes, each inheriting the planned tables (nothing is copied or pickled but the results), largest tables
+    first.
     """
     cells = sum(len(plan.frame) * len(plan.variables) for plan in prepared.plans)
     if workers <= 1 or len(jobs) < 2 or cells < PARALLEL_MIN_CELLS or "fork" not in mp.get_all_start_methods():
