@@ -866,9 +866,16 @@ def compute_indicators(  # noqa: PLR0915
     problems = _check(catalogue, built, form)
     if problems:
         raise CatalogueError(problems)
+    has_reps = any(b.replicate_prefix for b in built.values())
+    # Each level's frame (with its replicate weights) is freed after its last indicator, and the tables it was
+    # joined from as soon as every level is built: at 100,000 households the person level alone is a gigabyte.
+    data.cache.clear()
+    last_use = {e.level: i for i, e in enumerate(catalogue.indicators)}
     rows: list[IndicatorRow] = []
     summaries: list[IndicatorSummary] = []
-    for entry in catalogue.indicators:
+    for index, entry in enumerate(catalogue.indicators):
+        for done in [name for name in built if last_use[name] < index]:
+            del built[done]
         level = catalogue.levels[entry.level]
         # The entry's summary with its texts, which are the same whatever happens to it.
         summary_of = partial(
@@ -945,7 +952,6 @@ def compute_indicators(  # noqa: PLR0915
                 in_universe=in_universe,
             )
         )
-    has_reps = any(b.replicate_prefix for b in built.values())
     return IndicatorsResult(
         catalogue=catalogue.path,
         data_dir=str(data_dir),
