@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_string_dtype
 
 from toolkit.xpath.instance import EvalEnv, XNode
 from toolkit.xpath.syntax import XPathError
@@ -252,10 +253,16 @@ class Ctx:
 VFn = Callable[[Ctx, Level], TV]
 
 
+# Below this many rows, calling a function on each row costs less than finding the distinct values first.
+_HASHING_PAYS_FROM = 256
+
+
 def per_unique(fn: Callable[[Any], Any], values: np.ndarray, dtype: Any) -> np.ndarray:
     """fn applied once per distinct value (answers repeat a lot across submissions), spread back to rows."""
-    if len(values) == 0:
-        return np.empty(0, dtype=dtype)
+    if len(values) < _HASHING_PAYS_FROM:
+        out = np.empty(len(values), dtype=dtype)
+        out[:] = [fn(v) for v in values]
+        return out
     codes, uniques = pd.factorize(values, use_na_sentinel=False)
     return np.array([fn(u) for u in uniques], dtype=dtype)[codes]
 
@@ -666,6 +673,8 @@ def column_texts(series: pd.Series | None, size: int, dtype: str | None) -> np.n
 def _shared_texts(series: pd.Series) -> np.ndarray:
     """A text column as Python strings, one string object per distinct answer: hundreds of thousands of rows
     repeat a few dozen answers, and a string object per row would cost tens of megabytes per column."""
+    if len(series) < _HASHING_PAYS_FROM:
+        return series.to_numpy(dtype=object, na_value="")
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     table = np.empty(len(uniques) + 1, dtype=object)
     table[:-1] = uniques.to_numpy(dtype=object, na_value="")
@@ -719,6 +728,11 @@ def column_typed(  # noqa: PLR0911 (one return per JavaRosa type rule)
     return TV(t, s, n)
 
 
+# From this many rows a text column's Python strings are made only when something reads them (a large table holds
+# hundreds of text columns that no expression reads); below it, at once (cheaper than asking Arrow twice).
+_TEXTS_ON_DEMAND_FROM = 50_000
+
+
 class TextColumn:
     """Stored texts of one column: which rows are answered at once, the texts only when needed."""
 
@@ -726,10 +740,10 @@ class TextColumn:
         self.series, self.size, self.dtype = series, size, dtype
         self._full: np.ndarray | None = None
         self.present: np.ndarray
-        if series is None or series.dtype == object:
-            full = empty_strings(size) if series is None else series.to_numpy(dtype=object, na_value="")
+        if series is None or series.dtype == object or (size < _TEXTS_ON_DEMAND_FROM and is_string_dtype(series.dtype)):
+            full = empty_strings(size) if series is None else column_texts(series, size, dtype)
             self._full, self.present = full, np.not_equal(full, "")
-        elif pd.api.types.is_string_dtype(series.dtype):  # Arrow-backed: the texts only when read
+        elif is_string_dtype(series.dtype):  # Arrow-backed: the texts only when read
             self.present = series.ne("").fillna(False).to_numpy(dtype=bool)
         else:
             self.present = ~series.isna().to_numpy()
