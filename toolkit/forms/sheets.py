@@ -23,53 +23,9 @@ from toolkit.errors import (
     INPUT_MISSING,
     INPUT_UNREADABLE,
     ToolkitError,
-    define,
     error,
 )
 from toolkit.xlsform import FORM_SUFFIXES
-
-LINT_SELECT_MULTIPLE_EQUALS = define(
-    "lint.select_multiple_equals", "A select_multiple is compared with = or != instead of selected()"
-)
-LINT_CHOICE_UNKNOWN = define("lint.choice_unknown", "A literal compared with a select is not a choice name of its list")
-LINT_FORWARD_REFERENCE = define(
-    "lint.forward_reference", "A relevant or constraint refers to a question that comes later in the form"
-)
-LINT_TYPE_MISMATCH = define(
-    "lint.type_mismatch", "A numeric question is compared with text, or a text question with a number"
-)
-LINT_REPEAT_REFERENCE = define(
-    "lint.repeat_reference",
-    "A reference to a field of a repeat the row is not inside, without indexed-repeat()",
-)
-LINT_NAME_TOO_LONG = define("lint.name_too_long", "An exported variable name is longer than Stata allows")
-LINT_NAME_TOO_LONG_WIDE = define(
-    "lint.name_too_long_wide", "A variable name is too long for Stata once wide repeat suffixes are added"
-)
-LINT_NAME_INVALID = define(
-    "lint.name_invalid",
-    "An exported variable name is not a plain ASCII letter followed by letters, digits or _",
-)
-LINT_NAME_CASE_COLLISION = define(
-    "lint.name_case_collision", "Two exported variables of one table have the same name ignoring case (SPSS)"
-)
-LINT_RESERVED_WORD = define("lint.reserved_word", "A variable name is an SPSS or Stata reserved word")
-LINT_CHOICE_NOT_INTEGER = define(
-    "lint.choice_not_integer",
-    "A choice name of a coded list is not an integer (value labels need integer codes)",
-)
-LINT_CHOICE_DUPLICATE_NAME = define("lint.choice_duplicate_name", "Two choices of one list have the same name/code")
-LINT_CHOICE_DUPLICATE_LABEL = define("lint.choice_duplicate_label", "Two choices of one list have the same label")
-LINT_LIST_UNUSED = define("lint.list_unused", "A choice list is not used by any question")
-LINT_TRANSLATION_MISSING = define("lint.translation_missing", "A text is missing in one of the form's languages")
-LINT_NO_PUBLIC_KEY = define(
-    "lint.no_public_key", "The form has no public_key: submissions are not encrypted on the device"
-)
-LINT_EXPRESSION_INVALID = define("lint.expression_invalid", "An expression cannot be parsed")
-LINT_FORM_INVALID = define("lint.form_invalid", "pyxform rejects the form structure (e.g. unbalanced groups)")
-LINT_CALCULATION_CYCLE = define(
-    "lint.calculation_cycle", "Calculations depend on each other in a loop (ODK Collect refuses the form)"
-)
 
 _MEDIA_EXTENSIONS = (".csv", ".xml", ".geojson")
 
