@@ -220,7 +220,7 @@ def _build_level(data: _Data, level: Level) -> _LevelFrame:
         if lacks_reps and (level.weight in wanted.values() or level.weight in wanted):
             wanted.update({c: c for c in other.columns if str(c).startswith(prefix)})
         left_keys = [f"__key{i}" for i in range(len(join.on))]
-        left = frame.copy()
+        left = frame.copy(deep=False)  # the join key columns are added to this frame only
         right = other[[*join.on.values(), *dict.fromkeys(wanted.values())]].copy()
         for i, (mine, theirs) in enumerate(join.on.items()):
             left[left_keys[i]] = as_text(frame[mine])

@@ -128,7 +128,7 @@ def derive_columns(frame: pd.DataFrame, derive: Mapping[str, Mapping[str, Any]])
         frame: the table.
         derive: new column → {from = column, breaks = [...], labels = [...]} or {from, map = {code = label}}.
     """
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy-on-write (pandas 3): the new columns go to this frame only
     for name, rule in derive.items():
         src = rule.get("from")
         if src not in out.columns:
@@ -170,7 +170,7 @@ def base_weights(  # noqa: PLR0912, PLR0915
     c = design.columns
     ps = design.psu_sample
     require(hh, [c["psu"], c["result"], c["listing_group"]], "household table")
-    units = hh.copy()
+    units = hh.copy(deep=False)
     units["_source"] = "data"
     if design.noninterview_file is not None:
         extra = read_table(design.noninterview_file)
