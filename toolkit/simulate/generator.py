@@ -221,8 +221,7 @@ class Generator:
                             pending.append((target.calculate, path))
                         else:
                             self.counts.setdefault(path, kind)
-        self._equalities: dict[str, tuple[Any, ...]] = {}
-        self._bound_terms: dict[str, tuple[tuple[str, Any, bool], ...]] = {}
+        self._compared: dict[str, tuple[tuple[str, Any, Expr], ...]] = {}
 
     @staticmethod
     def _secondary_instances(form: FormModel, media_dir: Path | None) -> dict[str, XNode]:
@@ -264,23 +263,32 @@ class Generator:
         except (XPathError, ValueError, TypeError, ZeroDivisionError):
             return None
 
-    def _equality_values(self, spec: Node) -> tuple[Any, ...]:
-        """Compiled right-hand sides of `. = X` in the constraint (X not using the answer itself)."""
-        cached = self._equalities.get(spec.path)
+    def _comparisons(self, spec: Node) -> tuple[tuple[str, Any, Expr], ...]:
+        """The comparisons of the answer with something that does not read it, in the constraint: (operator seen
+        from the answer, `=` or a bound; the other side compiled; its syntax tree)."""
+        cached = self._compared.get(spec.path)
         if cached is not None:
             return cached
-        found: list[Any] = []
+        found: list[tuple[str, Any, Expr]] = []
         if spec.constraint:
             with contextlib.suppress(XPathError, ValueError):
                 for node in _ast_nodes(compile_xpath(spec.constraint).ast):
-                    if isinstance(node, Binary) and node.op == "=":
-                        for this, other in ((node.left, node.right), (node.right, node.left)):
-                            if this == _SELF and not any(n == _SELF for n in _ast_nodes(other)):
-                                literal = isinstance(other, Number | String | Negate)
-                                compiled = CompiledExpr(source="", ast=other, fn=compile_tree(other))
-                                found.append((compiled, literal))
-        self._equalities[spec.path] = tuple(found)
-        return self._equalities[spec.path]
+                    if not (isinstance(node, Binary) and (node.op == "=" or node.op in _FLIPPED)):
+                        continue
+                    flipped = _FLIPPED.get(node.op, node.op)
+                    for this, other, op in ((node.left, node.right, node.op), (node.right, node.left, flipped)):
+                        if this == _SELF and not any(n == _SELF for n in _ast_nodes(other)):
+                            found.append((op, CompiledExpr(source="", ast=other, fn=compile_tree(other)), other))
+        self._compared[spec.path] = tuple(found)
+        return self._compared[spec.path]
+
+    def _equality_values(self, spec: Node) -> tuple[tuple[Any, bool], ...]:
+        """Compiled right-hand sides of `. = X` in the constraint, and whether X is a literal."""
+        return tuple(
+            (compiled, isinstance(other, Number | String | Negate))
+            for op, compiled, other in self._comparisons(spec)
+            if op == "="
+        )
 
     def _regex_patterns(self, spec: Node) -> tuple[str, ...]:
         """The patterns of `regex(., 'pattern')` calls in the constraint that the generator can produce."""
@@ -332,34 +340,13 @@ class Generator:
             self._choices[spec.path] = values
         return values
 
-    def _comparisons(self, spec: Node) -> tuple[tuple[str, Any, bool], ...]:
-        """The comparisons of the answer with something else in the constraint: (operator seen from the answer,
-        the other side compiled, whether it is a number literal)."""
-        cached = self._bound_terms.get(spec.path)
-        if cached is not None:
-            return cached
-        found: list[tuple[str, Any, bool]] = []
-        if spec.constraint:
-            with contextlib.suppress(XPathError, ValueError):
-                for node in _ast_nodes(compile_xpath(spec.constraint).ast):
-                    if not (isinstance(node, Binary) and node.op in _FLIPPED):
-                        continue
-                    for this, other, op in (
-                        (node.left, node.right, node.op),
-                        (node.right, node.left, _FLIPPED[node.op]),
-                    ):
-                        if this == _SELF and not any(n == _SELF for n in _ast_nodes(other)):
-                            literal = isinstance(other, Number) or (
-                                isinstance(other, Negate) and isinstance(other.operand, Number)
-                            )
-                            found.append((op, CompiledExpr(source="", ast=other, fn=compile_tree(other)), literal))
-        self._bound_terms[spec.path] = tuple(found)
-        return self._bound_terms[spec.path]
-
     def _bounds(self, spec: Node, node: XNode, env: EvalEnv) -> tuple[float | None, float | None]:
         """The bounds a constraint states for the answer; bounds that are other answers are evaluated."""
         low = high = None
-        for op, compiled, literal in self._comparisons(spec):
+        for op, compiled, other in self._comparisons(spec):
+            if op == "=":
+                continue
+            literal = isinstance(other, Number) or (isinstance(other, Negate) and isinstance(other.operand, Number))
             raw = self._eval_compiled(compiled, node, env, spec.path)
             value = to_number(raw) if raw is not None and raw != "" else float("nan")
             if math.isnan(value):
