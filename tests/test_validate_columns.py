@@ -242,3 +242,46 @@ def test_a_pick_from_a_repeat_must_name_one_of_its_rows(tmp_path: Path, method: 
     ]
     assert {f.code for f in result.findings} == {"choice_unknown"}
     assert "not the value of any row of the repeat" in result.findings[0].message
+
+
+@pytest.mark.parametrize("template", sorted(FORMS_DIR.glob("*.xlsx")), ids=lambda p: p.stem)
+def test_templates_free_each_column_after_its_last_use(
+    tmp_path: Path, template: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large levels free a column's texts and values after the last step that reads it (the suite frees from the
+    first row, tests/conftest.py): on each template most columns are freed, and the findings stay the instance
+    path's (the test above)."""
+    from toolkit.validate import columns
+
+    freed: list[str] = []
+    plan = columns._ColumnRelease.plan.__func__  # type: ignore[attr-defined]
+
+    def spying_plan(cls, *args):  # type: ignore[no-untyped-def]
+        release = plan(cls, *args)
+        freed.extend(path for paths in release.due.values() for path in paths)
+        return release
+
+    monkeypatch.setattr(columns._ColumnRelease, "plan", classmethod(spying_plan))
+    model = load_form(template)
+    form = compile_form(model, media_dir=template.parent)
+    subs = tmp_path / "subs"
+    simulate(model, 12, subs, seed=9, workers=1, media_dir=template.parent, errors=0.5)
+    validate_input(form, subs, method="columns")
+    fields = list(model.fields())
+    assert len(set(freed)) == len(freed)
+    assert len(freed) > len(fields) // 2
+
+
+def test_calculated_values_read_after_they_were_freed_fail_loudly() -> None:
+    """A calculation's values cannot be read again from the table: a read after the planned last use is a bug."""
+    import numpy as np
+
+    from toolkit.xpath.vector import TV, LazyValues, TextColumn
+
+    values = LazyValues({"/data/x": (None, TextColumn(None, 2, "int"), "int")})
+    values["/data/x"] = TV(np.zeros(2, np.int8), np.array(["1", "2"], dtype=object), np.zeros(2))
+    values.retire("/data/x")
+    with pytest.raises(RuntimeError, match="after their last use"):
+        values["/data/x"]
+    values["/data/x"] = TV.const("", 2)  # a new calculation of it may be read again
+    assert values["/data/x"].s.tolist() == ["", ""]

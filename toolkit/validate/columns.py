@@ -612,6 +612,90 @@ class _ColumnField:
             self.found.emit(rule, self.path, np.flatnonzero(where), value, expression, fields, absent=absent)
 
 
+# From this many rows in a level, a column's texts and typed values are freed after the last step that reads them.
+# Below it they stay cached: small data costs nothing to keep, and freeing it would only cost time.
+FREE_COLUMNS_FROM_ROWS = 50_000
+
+
+class _ColumnRelease:
+    """Frees each large column's cached texts and typed values after the last step that reads it.
+
+    At 100,000 households a roster level has 600,000 rows, and each column read as texts and as typed values holds
+    about 15 MB; kept to the end, the columns a form reads add up to more than a gigabyte. The steps are the
+    relevance conditions and calculations in their order, then each field's checks in the form's order; what a step
+    reads comes from its expressions' static dependencies (`CompiledExpr.dependencies`). When some dependency
+    cannot be known statically, nothing is freed.
+
+    A stored column freed too early would only be read again from its table. A calculation's values cannot be
+    recomputed from the table, so reading one after it was freed raises instead of silently reading the stored
+    answers (`LazyValues.retired`).
+    """
+
+    def __init__(self, due: dict[int, list[str]], release: Callable[[str], None]) -> None:
+        self.due, self.release = due, release
+
+    @classmethod
+    def plan(  # noqa: PLR0917 (the column state it frees)
+        cls,
+        form: Any,
+        compiled: Mapping[tuple[str, str], Expression],
+        levels: Mapping[str, Level],
+        level_of: Mapping[str, str],
+        values: LazyValues,
+        stored: Mapping[str, TextColumn],
+        computed_text: dict[str, np.ndarray],
+        computed_failed: dict[str, np.ndarray],
+    ) -> _ColumnRelease:
+        steps: list[set[str]] = []
+        for kind, path in form.order:
+            if (kind, path) in compiled:
+                rule = form.rules[path]
+                steps.append({path, *_dependencies(rule.relevant if kind == "relevant" else rule.calculate, path)})
+        for path, rule in form.rules.items():
+            if rule.node.kind == "field" and levels[level_of[path]].size:
+                reads = {path}
+                for expr in (rule.required, rule.constraint, rule.itemset, rule.membership):
+                    reads |= _dependencies(expr, path)
+                steps.append(reads)
+        if any(_UNKNOWN in reads for reads in steps):
+            return cls({}, lambda path: None)
+        last: dict[str, int] = {}
+        for index, reads in enumerate(steps):
+            for path in reads:
+                last[path] = index
+        due: dict[int, list[str]] = {}
+        for path, index in last.items():
+            level = level_of.get(path)
+            if path in stored and level is not None and levels[level].size >= FREE_COLUMNS_FROM_ROWS:
+                due.setdefault(index, []).append(path)
+        calculated = {path for kind, path in compiled if kind == "calculate"}
+
+        def release(path: str) -> None:
+            stored[path].forget()
+            if path in calculated:
+                values.retire(path)
+                computed_text.pop(path, None)
+                computed_failed.pop(path, None)
+            else:
+                values.pop(path, None)
+
+        return cls(due, release)
+
+    def after(self, step: int) -> None:
+        for path in self.due.get(step, ()):
+            self.release(path)
+
+
+_UNKNOWN = "?"  # a step that reads something its expressions' static dependencies do not name
+
+
+def _dependencies(expr: Any, path: str) -> set[str]:
+    if expr is None:
+        return set()
+    found = expr.dependencies(path)
+    return {_UNKNOWN} if found is None else set(found)
+
+
 def validate_columns(form: Any, tables: Any, *, today: date | None = None, tz: tzinfo = UTC) -> Any:
     """Validate ingest tables column-wise; returns (findings, submissions, expressions run per instance, asked),
     where `asked` holds, per question path, which rows of its table the form's skip logic asked it.
@@ -775,6 +859,8 @@ def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:  # 
             entry["membership"] = expression("membership", path, rule.membership, "repeat choices")
         checks[path] = entry
 
+    release = _ColumnRelease.plan(form, compiled, levels, level_of, values, stored, computed_text, computed_failed)
+    step = 0
     for kind, path in form.order:
         if (kind, path) not in compiled:
             continue
@@ -789,6 +875,8 @@ def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:  # 
             computed_text[path] = as_text
             if failed is not None:
                 computed_failed[path] = failed
+        release.after(step)
+        step += 1
 
     found = _ColumnFindings(model, levels, level_of, main, columns_of.get(main_name, {}))
     for path, rule in form.rules.items():
@@ -797,6 +885,8 @@ def _validate_columns(form: Any, tables: Any, *, today: date | None) -> Any:  # 
             continue
         state = _FieldState(ctx, lv, stored[path], checks.get(path, {}), computed_text, computed_failed, per_instance)
         check_field(rule, _ColumnField(path, rule, state, found))
+        release.after(step)
+        step += 1
     found.expression_errors(errors)
     for item in per_instance:
         if item.reason is None:

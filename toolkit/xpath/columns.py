@@ -84,7 +84,7 @@ class TV:
             return cls(np.full(size, D, np.int8), no_texts(size), np.full(size, float((value - EPOCH).days)))
         s = np.empty(size, dtype=object)
         s[:] = value
-        return cls(np.zeros(size, np.int8), s, np.full(size, np.nan))
+        return cls(np.zeros(size, np.int8), s, no_numbers(size))
 
     def take(self, index: np.ndarray) -> TV:
         return TV(self.t[index], self.s[index], self.n[index])
@@ -118,8 +118,22 @@ def no_texts(size: int) -> np.ndarray:
     return s
 
 
+@lru_cache(maxsize=16)
+def no_numbers(size: int) -> np.ndarray:
+    """The number payload of a tagged vector whose rows are all texts: one read-only array of NaN per size,
+    shared like `no_texts`."""
+    n = np.full(size, np.nan)
+    n.flags.writeable = False
+    return n
+
+
 def where(cond: np.ndarray, a: TV, b: TV) -> TV:
-    return TV(np.where(cond, a.t, b.t), np.where(cond, a.s, b.s), np.where(cond, a.n, b.n))
+    # a payload both sides share (the read-only `no_texts`/`no_numbers`, or one column) is kept, not copied
+    return TV(
+        np.where(cond, a.t, b.t),
+        a.s if a.s is b.s else np.where(cond, a.s, b.s),
+        a.n if a.n is b.n else np.where(cond, a.n, b.n),
+    )
 
 
 def to_num(v: TV) -> np.ndarray:
@@ -579,6 +593,8 @@ def wrap(result: TV, dtype: str | None) -> tuple[TV, np.ndarray]:
             values[blank] = ""
             s = s.copy()
             s[strings] = values
+        if strings.all():  # texts only: the stored texts are the values themselves
+            return TV(t, s, n), s
         texts[strings] = values
     dates = t >= D
     if dates.any():
@@ -691,16 +707,21 @@ def column_typed(  # noqa: PLR0911 (one return per JavaRosa type rule)
         return TV.const("", size)
     present = column.present
     t = np.zeros(size, np.int8)
-    n = np.full(size, np.nan)
     if dtype in ("int", "decimal") and pd.api.types.is_numeric_dtype(series.dtype):
+        n = np.full(size, np.nan)
         x = series.to_numpy(dtype=float, na_value=np.nan)
         t[present], n[present] = N, x[present]
         return TV(t, no_texts(size), n)
     if dtype == "date" and pd.api.types.is_datetime64_any_dtype(series.dtype):
+        n = np.full(size, np.nan)
         days = series.to_numpy(dtype="datetime64[D]").astype("int64").astype(float)
         t[present], n[present] = D, days[present]
         return TV(t, no_texts(size), n)
     texts = column.full
+    if dtype not in ("dateTime", "boolean", "int", "decimal", "date") or not present.any():
+        # texts as they are: the values share the column's texts (read-only) and the shared NaN payload
+        return TV(t, texts, no_numbers(size))
+    n = np.full(size, np.nan)
     s = texts.copy()
     if dtype == "dateTime" and present.any():
         stamps = pd.to_datetime(pd.Series(texts[present], dtype=object), utc=True, format="ISO8601", errors="coerce")
@@ -752,7 +773,14 @@ class TextColumn:
     def full(self) -> np.ndarray:
         if self._full is None:
             self._full = column_texts(self.series, self.size, self.dtype)
+        # shared by the typed values of text columns (`column_typed`): never changed in place
+        self._full.flags.writeable = False
         return self._full
+
+    def forget(self) -> None:
+        """Drop the texts made from the table (read again when next needed)."""
+        if self.series is not None:
+            self._full = None
 
     def take(self, rows: np.ndarray) -> np.ndarray:
         if self._full is not None or self.series is None:  # no series: _full was set at the start
@@ -771,8 +799,20 @@ class LazyValues(dict):
     def __init__(self, sources: dict[str, tuple[pd.Series | None, TextColumn, str | None]]) -> None:
         super().__init__()
         self.sources = sources
+        self.retired: set[str] = set()
+
+    def retire(self, path: str) -> None:
+        """Free a calculation's values after their last use; reading them again is a bug, not a table read."""
+        self.pop(path, None)
+        self.retired.add(path)
+
+    def __setitem__(self, path: str, value: TV) -> None:
+        self.retired.discard(path)
+        super().__setitem__(path, value)
 
     def __missing__(self, path: str) -> TV:
+        if path in self.retired:
+            raise RuntimeError(f"the calculated values of {path} were read after their last use was planned")
         series, texts, dtype = self.sources[path]
         value = self[path] = column_typed(series, texts, dtype)
         return value
