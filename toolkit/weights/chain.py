@@ -5,6 +5,7 @@ trimming with trim–calibrate cycles (§4.4), household and person calibration 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -158,6 +159,20 @@ def calibration_table(spec: CalibrationSpec, frame: pd.DataFrame | None) -> pd.D
         },
         index=used.index,
     )
+
+
+def columns_read(spec: CalibrationSpec, also: Iterable[str] = ()) -> set[str] | None:
+    """The columns a calibration step reads from its table (its derived variables' sources and its margin
+    variables) and `also`; None when the margins cannot be read (then the whole table is kept, and the step
+    reports the problem)."""
+    if spec.method == "none":
+        return set(also)
+    try:
+        margins = _margins(spec.margins) if spec.margins is not None else ()
+    except (OSError, ValueError, WeightingError):
+        return None
+    sources = {str(rule.get("from")) for rule in spec.derive.values()}
+    return sources | {m.variable for m in margins} | set(also)
 
 
 def run_chain(  # noqa: PLR0915
