@@ -137,6 +137,8 @@ class _Data:
 
     contents: DataFolder
     cache: dict[str, pd.DataFrame] = field(default_factory=dict, compare=False, hash=False, repr=False)
+    # per table, the columns the catalogue reads (replicate weights always); a table not named here is read whole
+    wanted: Mapping[str, frozenset[str]] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def folder(self) -> Path:
@@ -152,15 +154,59 @@ class _Data:
 
     def read(self, name: str) -> pd.DataFrame:
         if name not in self.cache:
-            self.cache[name] = self.contents.load(name)
+            wanted = self.wanted.get(name)
+            columns = None
+            if wanted is not None:
+                prefix = self.design.replicates.prefix if self.design.replicates else None
+                columns = [
+                    c for c in self.paths(name) if c in wanted or (prefix and c.startswith(prefix))
+                ]
+            self.cache[name] = self.contents.load(name, columns=columns)
         return self.cache[name]
 
     def paths(self, name: str) -> dict[str, str]:
         return {c.name: c.path or "" for c in self.contents.table(name).columns}
 
 
-def _read_data(folder: Path) -> _Data:
-    return _Data(DataFolder.read(folder))
+def _read_data(folder: Path, catalogue: Catalogue | None = None) -> _Data:
+    """The DATA folder; with a catalogue, each table is read with only the columns the catalogue reads from it
+    (the tables have hundreds of columns and an indicator reads a few: at 100,000 households the roster alone
+    is most of a gigabyte)."""
+    contents = DataFolder.read(folder)
+    return _Data(contents, wanted=_columns_read(catalogue, contents) if catalogue is not None else {})
+
+
+def _columns_read(catalogue: Catalogue, contents: DataFolder) -> dict[str, frozenset[str]]:
+    """Per table, every column the catalogue's levels and indicators name, with the design's strata and PSU.
+
+    A name that is not a column is kept too: the checks before computing report it with the close matches."""
+    design = contents.design or Design()
+    variance_columns = {c for c in (design.strata, design.psu) if c}
+    wanted: dict[str, set[str]] = {}
+    by_level: dict[str, set[str]] = {}
+    for entry in catalogue.indicators:
+        names = by_level.setdefault(entry.level, set())
+        names.update(c for c in (entry.variable, entry.denominator) if c)
+        names.update(_domain_variable(catalogue, d) for d in entry.domains)
+        for text in (entry.universe, entry.condition):
+            if text:
+                names.update(variables(parse_filter(text)))
+    for name, names in by_level.items():
+        level = catalogue.levels.get(name)
+        if level is None:
+            continue
+        if level.universe:
+            names.update(variables(parse_filter(level.universe)))
+        names.update({level.weight, *variance_columns})
+        wanted.setdefault(level.table, set()).update(names)
+        for join in level.joins:
+            wanted[level.table].update(join.on)
+            wanted.setdefault(join.table, set()).update(
+                {*join.on.values(), *join.columns.values(), level.weight, *variance_columns}
+            )
+    if contents.form_id:  # every PSU of the household sample (`_with_every_psu`)
+        wanted.setdefault(contents.form_id, set()).update(variance_columns)
+    return {table: frozenset(names) for table, names in wanted.items()}
 
 
 def as_text(series: pd.Series) -> pd.Series:
@@ -319,12 +365,12 @@ def _check(catalogue: Catalogue, levels: Mapping[str, _LevelFrame], form: FormMo
     for name, built in levels.items():
         level = catalogue.levels[name]
         if level.weight not in built.frame.columns:
-            weights = [c for c in built.frame.columns if "weight" in str(c).lower()]
+            weights = [c for c in built.paths if "weight" in str(c).lower()]
             issues.append(
                 error(
                     NO_WEIGHT,
                     f"[levels.{name}] weight: column {level.weight!r} is not in table {level.table}"
-                    f"{close_matches(level.weight, [str(c) for c in built.frame.columns])}; "
+                    f"{close_matches(level.weight, [str(c) for c in built.paths])}; "
                     "run `migkit weights` first, "
                     f"or join the weight from the household or roster table (weight-like columns here: "
                     f"{', '.join(map(str, weights)) or 'none'})",
@@ -335,7 +381,7 @@ def _check(catalogue: Catalogue, levels: Mapping[str, _LevelFrame], form: FormMo
         table = levels.get(entry.level)
         if table is None:
             continue
-        columns = [str(c) for c in table.frame.columns]
+        columns = [str(c) for c in table.paths]  # every column of the level, read or not
         level = catalogue.levels[entry.level]
 
         def need(
@@ -852,7 +898,7 @@ def compute_indicators(  # noqa: PLR0915
         language: "en" or "ru": titles, definitions and labels.
         variance: "design" (the replicate weights when the weighting made them, else Taylor) or "taylor".
     """
-    data = _read_data(Path(data_dir))
+    data = _read_data(Path(data_dir), catalogue)
     issues: list[Issue] = []
     built: dict[str, _LevelFrame] = {}
     absent: dict[str, str] = {}
@@ -981,7 +1027,7 @@ def analysis_frames(
         catalogue: the catalogue.
         form: the form, for the category order.
     """
-    data = _read_data(Path(data_dir))
+    data = _read_data(Path(data_dir), catalogue)
     frames: dict[str, pd.DataFrame] = {}
     built: dict[str, _LevelFrame] = {}
     for entry in catalogue.indicators:
