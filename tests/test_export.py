@@ -897,3 +897,22 @@ def test_writer_processes_write_the_same_files_in_the_same_order(form, tmp_path,
     assert steps[1] == steps[2]
     for file in results[1].files:
         assert _without_timestamps(Path(file.path)) == _without_timestamps(tmp_path / "2" / Path(file.path).name)
+
+
+@pytest.mark.parametrize("rows_per_part", [1, 2, 50_000])
+def test_csv_written_in_parts_is_the_csv_of_the_whole_table(form, tmp_path, rows_per_part) -> None:
+    """A large table's CSV pair is formatted a part of its rows at a time; whether a column is written as integers
+    is still decided on the whole column (income is 1.5 in the first row and -99 in the second: -99.0 in both)."""
+    from toolkit.export import prepare_export
+    from toolkit.export.csvfile import write_csv_parts
+    from toolkit.spreadsheet import write_csv_pair
+
+    prepared = prepare_export(_tables(), form, language="ru", codes_from=None)
+    written = {}
+    for plan in prepared.plans:
+        write_csv_pair(tmp_path / "whole.csv", plan.csv_frame(labelled=False), tmp_path / "whole-l.csv", plan.csv_labels())
+        write_csv_parts(tmp_path / "parts.csv", tmp_path / "parts-l.csv", plan.csv_parts(rows_per_part))
+        assert (tmp_path / "parts.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes(), plan.name
+        assert (tmp_path / "parts-l.csv").read_bytes() == (tmp_path / "whole-l.csv").read_bytes(), plan.name
+        written[plan.name] = (tmp_path / "parts.csv").read_text(encoding="utf-8-sig")
+    assert ",1.5," in written["exp"] and ",-99.0," in written["exp"]

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from toolkit.export.csvfile import write_csv_files
+from toolkit.export.csvfile import write_csv_files, write_csv_parts
 from toolkit.spreadsheet import write_csv_pair
 
 
@@ -52,3 +52,11 @@ codes = pd.array([1, 2, None, 3, -98], dtype="Int64")
 )
 def test_edge_tables(frame, replaced, tmp_path):
     assert_same_bytes(frame, replaced, tmp_path)
+    # the same table given two rows at a time (what the export does with a large table)
+    parts = [
+        (frame.iloc[start : start + 2], {name: column.iloc[start : start + 2] for name, column in replaced.items()})
+        for start in range(0, max(len(frame), 1), 2)
+    ]
+    write_csv_parts(tmp_path / "parts.csv", tmp_path / "parts-labelled.csv", parts)
+    assert (tmp_path / "parts.csv").read_bytes() == (tmp_path / "plain.csv").read_bytes()
+    assert (tmp_path / "parts-labelled.csv").read_bytes() == (tmp_path / "labelled.csv").read_bytes()

@@ -38,12 +38,29 @@ _ODK_DATETIME = (
 )
 
 
-def as_integers(series: pd.Series) -> pd.Series:
-    """Whole-number floats as nullable integers (so that CSV shows 2, not 2.0); other series unchanged."""
+def as_integers(series: pd.Series, whole: bool | None = None) -> pd.Series:
+    """Whole-number floats as nullable integers (so that CSV shows 2, not 2.0); other series unchanged.
+
+    Parameters:
+        series: the column (or some of its rows).
+        whole: whether every number of the whole column is whole (`all_whole`), when `series` is a part of it;
+            None decides on `series` itself.
+    """
     values = series.to_numpy(dtype="float64", na_value=np.nan)
-    if np.all(np.isnan(values) | (values == np.round(values))):
+    if whole is None:
+        whole = _whole(values)
+    if whole:
         return pd.Series(pd.array(values, dtype="Float64").astype("Int64"), index=series.index)
     return series
+
+
+def all_whole(series: pd.Series) -> bool:
+    """Every number of the column is whole (or missing): `as_integers` writes it as integers."""
+    return _whole(series.to_numpy(dtype="float64", na_value=np.nan))
+
+
+def _whole(values: np.ndarray) -> bool:
+    return bool(np.all(np.isnan(values) | (values == np.round(values))))
 
 
 def seconds_since(series: pd.Series, epoch: np.datetime64) -> np.ndarray:

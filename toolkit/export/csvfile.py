@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping
+import itertools
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -43,24 +44,48 @@ def write_csv_files(path: Path, frame: pd.DataFrame, other: Path, replaced: Mapp
         other: the variant (the labelled CSV).
         replaced: column name -> the variant's column (same length as `frame`).
     """
-    safe = safe_frame(frame)
-    swaps = safe_frame(pd.DataFrame(dict(replaced), index=frame.index)) if replaced else pd.DataFrame()
-    columns = [safe.iloc[:, i] for i in range(len(safe.columns))]
-    positions = {int(safe.columns.get_indexer(pd.Index([name]))[0]): name for name in swaps.columns}
-    if len(columns) < 2 or any(not _supported(c) for c in [*columns, *(swaps[n] for n in swaps.columns)]):
-        write_csv_pair(path, frame, other, replaced)
-        return
-    header = _header([str(name) for name in safe.columns])
+    write_csv_parts(path, other, [(frame, replaced)])
+
+
+def write_csv_parts(
+    path: Path, other: Path, parts: Iterable[tuple[pd.DataFrame, Mapping[str, pd.Series]]]
+) -> None:
+    """`write_csv_files` of a table given as consecutive parts of its rows (the same columns and dtypes in each),
+    so that only one part is held as text at a time.
+
+    Parameters:
+        path: the plain CSV.
+        other: the variant (the labelled CSV).
+        parts: (rows of the table, their replaced columns), in row order; at least one (it may have no rows).
+    """
+    pending = iter(parts)
+    first = next(pending)
     with path.open("wb") as plain, other.open("wb") as labelled:
-        for handle in (plain, labelled):
-            handle.write(header)
-        for start in range(0, len(safe), ROWS_PER_CHUNK):
-            rows = slice(start, start + ROWS_PER_CHUNK)
-            cells = [_cells(column.iloc[rows]) for column in columns]
-            plain.write(_lines(cells))
-            for position, name in positions.items():
-                cells[position] = _cells(swaps[name].iloc[rows])
-            labelled.write(_lines(cells))
+        for number, (frame, replaced) in enumerate(itertools.chain([first], pending)):
+            safe = safe_frame(frame)
+            swaps = safe_frame(pd.DataFrame(dict(replaced), index=frame.index)) if replaced else pd.DataFrame()
+            columns = [safe.iloc[:, i] for i in range(len(safe.columns))]
+            if number == 0:
+                if len(columns) < 2 or any(not _supported(c) for c in [*columns, *(swaps[n] for n in swaps.columns)]):
+                    break
+                header = _header([str(name) for name in safe.columns])
+                for handle in (plain, labelled):
+                    handle.write(header)
+            positions = {int(safe.columns.get_indexer(pd.Index([name]))[0]): name for name in swaps.columns}
+            for start in range(0, len(safe), ROWS_PER_CHUNK):
+                rows = slice(start, start + ROWS_PER_CHUNK)
+                cells = [_cells(column.iloc[rows]) for column in columns]
+                plain.write(_lines(cells))
+                for position, name in positions.items():
+                    cells[position] = _cells(swaps[name].iloc[rows])
+                labelled.write(_lines(cells))
+        else:
+            return
+    # A column this writer does not know: csv.writer writes the whole table.
+    whole = [first, *pending]
+    frame = pd.concat([part for part, _ in whole]) if len(whole) > 1 else first[0]
+    replaced = {name: pd.concat([swap[name] for _, swap in whole]) for name in first[1]} if len(whole) > 1 else first[1]
+    write_csv_pair(path, frame, other, replaced)
 
 
 def _header(names: list[str]) -> bytes:

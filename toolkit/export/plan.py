@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -32,6 +32,7 @@ from toolkit.export.columns import (
     SPSS_EPOCH,
     STATA_EPOCH,
     all_numeric,
+    all_whole,
     as_integers,
     byte_width,
     check_multiple,
@@ -333,11 +334,30 @@ class TablePlan:
             "version": 14,
         }
 
-    def csv_frame(self, *, labelled: bool) -> pd.DataFrame:
-        """The table for CSV: export names as the header, ISO dates, integer codes (or their labels)."""
+    def csv_parts(self, rows_per_part: int) -> Iterator[tuple[pd.DataFrame, dict[str, pd.Series]]]:
+        """The plain CSV table and the labelled CSV's columns (`csv_frame`, `csv_labels`) of `rows_per_part` rows
+        at a time: a whole copy of a 600,000-row table as text was a gigabyte. Whether a column is written as
+        integers is decided on the whole column, so the parts join into the whole table's CSV."""
+        whole = {var.name: all_whole(self.frame[var.name]) for var in self.variables if var.kind in {"code", "number"}}
+        for start in range(0, max(len(self.frame), 1), rows_per_part):
+            part = self.frame.iloc[start : start + rows_per_part]
+            yield self.csv_frame(labelled=False, rows=part, whole=whole), self.csv_labels(rows=part, whole=whole)
+
+    def csv_frame(
+        self, *, labelled: bool, rows: pd.DataFrame | None = None, whole: Mapping[str, bool] | None = None
+    ) -> pd.DataFrame:
+        """The table for CSV: export names as the header, ISO dates, integer codes (or their labels).
+
+        Parameters:
+            labelled: codes shown as their labels.
+            rows: some rows of the plan's frame (default all).
+            whole: per code or number column, whether the whole column is written as integers (see `csv_parts`).
+        """
+        frame = self.frame if rows is None else rows
+        whole = whole or {}
         columns: dict[str, Any] = {}
         for var in self.variables:
-            series = self.frame[var.name]
+            series = frame[var.name]
             if var.kind == "date":
                 columns[var.name] = series.dt.strftime("%Y-%m-%d")
             elif var.kind == "month":
@@ -345,25 +365,35 @@ class TablePlan:
             elif var.kind == "datetime":
                 columns[var.name] = series.dt.strftime("%Y-%m-%d %H:%M:%S")
             elif var.kind in {"code", "number"}:
-                columns[var.name] = as_integers(series)
+                columns[var.name] = as_integers(series, whole.get(var.name))
             else:
                 columns[var.name] = series
         if labelled:
-            columns.update(self.csv_labels())
+            columns.update(self.csv_labels(rows=rows, whole=whole))
         return pd.DataFrame(columns, copy=False)
 
-    def csv_labels(self) -> dict[str, pd.Series]:
-        """The columns that differ in the labelled CSV: each code (and each labelled number) shown as its label."""
+    def csv_labels(
+        self, *, rows: pd.DataFrame | None = None, whole: Mapping[str, bool] | None = None
+    ) -> dict[str, pd.Series]:
+        """The columns that differ in the labelled CSV: each code (and each labelled number) shown as its label.
+
+        Parameters:
+            rows: some rows of the plan's frame (default all).
+            whole: as for `csv_frame`.
+        """
+        frame = self.frame if rows is None else rows
+        whole = whole or {}
         columns: dict[str, pd.Series] = {}
         for var in self.variables:
             if var.kind not in {"code", "number"} or not var.value_labels:
                 continue
-            series = self.frame[var.name]
+            series = frame[var.name]
             mapped = series.map({float(c): label for c, label in var.value_labels.items()})
+            integers = as_integers(series, whole.get(var.name)).astype(object)
             if var.kind == "code":
-                columns[var.name] = mapped.where(series.isna() | mapped.notna(), as_integers(series).astype(object))
+                columns[var.name] = mapped.where(series.isna() | mapped.notna(), integers)
             else:
-                columns[var.name] = mapped.where(mapped.notna(), as_integers(series).astype(object))
+                columns[var.name] = mapped.where(mapped.notna(), integers)
         return columns
 
 

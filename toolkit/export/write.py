@@ -26,7 +26,7 @@ from toolkit.errors import (
 )
 from toolkit.export.codes import EXPORT_FORMAT, EXPORT_NO_TABLES, EXPORT_ORPHAN_ROWS, FORMATS
 from toolkit.export.columns import arrow_strings
-from toolkit.export.csvfile import write_csv_files
+from toolkit.export.csvfile import ROWS_PER_CHUNK, write_csv_parts
 from toolkit.export.plan import (
     MissingCodes,
     RecodeEntry,
@@ -302,12 +302,10 @@ def _write_job(
     issues: list[Issue] = []
     if fmt == "csv":
         plain, labelled = out / f"{plan.name}.csv", out / f"{plan.name}-labelled.csv"
-        plain_frame, labels = plan.csv_frame(labelled=False), plan.csv_labels()
+        parts = plan.csv_parts(ROWS_PER_CHUNK)
         # Both files in one pass over the rows (they share every cell but the labelled codes); UTF-8 with BOM so
         # that Excel shows Cyrillic text, answers that would run as formulas written as text.
-        write_atomic(
-            plain, lambda p: write_atomic(labelled, lambda q: write_csv_files(p, plain_frame, q, labels))
-        )
+        write_atomic(plain, lambda p: write_atomic(labelled, lambda q: write_csv_parts(p, q, parts)))
         files = [
             ExportedFile(str(plain), plan.name, "csv", rows, width),
             ExportedFile(str(labelled), plan.name, "csv-labelled", rows, width),
