@@ -503,3 +503,22 @@ def _issues(stored: object, problems: list[str]) -> tuple[Issue, ...]:
             problems.append(f"tables.json: an ingest issue cannot be read ({flat!r}); run `migkit ingest` again.")
             break
     return tuple(issues)
+
+
+def release_freed_memory() -> None:
+    """Return memory that was freed to the operating system.
+
+    The C allocators keep freed pages for reuse (glibc's heap below its top, Arrow's memory pool). At 100,000
+    households that is a gigabyte after a stage, which the next stage would start with, and half a gigabyte after
+    the export has planned its tables, which every process it forks would start with.
+    """
+    import contextlib
+    import ctypes
+    import gc
+
+    import pyarrow as pa
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): the allocator keeps its pages
+        ctypes.CDLL("libc.so.6").malloc_trim(0)

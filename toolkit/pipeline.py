@@ -526,6 +526,7 @@ def run_survey(
         out_dir: output folder; default the configuration's `out`.
         on_stage: called with a stage's name when it starts (progress display).
     """
+    from toolkit.dataset import release_freed_memory
     from toolkit.xform import load_form
 
     out = Path(out_dir) if out_dir is not None else config.out
@@ -577,7 +578,8 @@ def run_survey(
         except ToolkitError as exc:
             outcome = StageOutcome(name, "failed", exc.issue.message, issues=(exc.issue,))
         elapsed = time.perf_counter() - started
-        _give_memory_back()
+        # Each stage reads the DATA folder afresh: what a finished stage freed goes back before the next starts.
+        release_freed_memory()
         outcome = StageOutcome(
             outcome.name,
             outcome.status,
@@ -593,25 +595,6 @@ def run_survey(
     result = PipelineResult(config.name, str(out), tuple(outcomes))
     write_text_atomic(out / INDEX_NAME, render_index(result), shared=True)
     return result
-
-
-def _give_memory_back() -> None:
-    """Return the memory a finished stage freed to the operating system before the next stage starts.
-
-    Each stage reads the DATA folder afresh, so nothing is carried over; but the C allocators keep freed pages
-    for reuse (glibc's heap below its top, Arrow's memory pool), and at 100,000 households that is a gigabyte
-    the next stage would start with.
-    """
-    import contextlib
-    import ctypes
-    import gc
-
-    import pyarrow as pa
-
-    gc.collect()
-    pa.default_memory_pool().release_unused()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): the allocator keeps its pages
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _check_form(config: SurveyConfig) -> StageOutcome:

@@ -214,6 +214,10 @@ class TablePlan:
             self._texts[var.name] = pd.Series(values, index=series.index, dtype=object)
         return self._texts[var.name]
 
+    def forget_texts(self) -> None:
+        """Drop the text columns made for the writers (`text`)."""
+        self._texts.clear()
+
     def sav_args(self, issues: list[Issue] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
         """The frame and keyword arguments for `pyreadstat.write_sav`."""
         sink: list[Issue] = [] if issues is None else issues

@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow.compute as pc
 import pyreadstat
 
+from toolkit.dataset import release_freed_memory
 from toolkit.errors import (
     EXIT_USAGE,
     OUTPUT_UNWRITABLE,
@@ -332,7 +333,13 @@ _JOB_STATE: tuple[PreparedExport, FormModel, Path] | None = None
 
 def _forked_job(job: tuple[int, str]) -> tuple[list[ExportedFile], list[Issue]]:
     assert _JOB_STATE is not None
-    return _write_job(*_JOB_STATE, *job)
+    try:
+        return _write_job(*_JOB_STATE, *job)
+    finally:
+        # A worker writes several tables: the texts of this one (a few hundred MB for the person table) are made
+        # again by the process that writes its other format rather than kept to the end.
+        _JOB_STATE[0].plans[job[0]].forget_texts()
+        release_freed_memory()
 
 
 def _run_jobs(
@@ -352,6 +359,7 @@ def _run_jobs(
         return
     global _JOB_STATE  # noqa: PLW0603 - the forked workers read the plans from here
     _JOB_STATE = (prepared, form, out)
+    release_freed_memory()  # what planning freed would otherwise be a part of every worker's memory
     try:
         with mp.get_context("fork").Pool(min(workers, len(jobs))) as pool:
             size = [len(prepared.plans[index].frame) * len(prepared.plans[index].variables) for index, _ in jobs]
