@@ -73,6 +73,30 @@ def test_run_all_stages(survey: Path) -> None:
     assert len(list((out / "submissions").glob("*/submission.xml"))) == 25
 
 
+def test_the_codebook_gets_the_rows_skip_logic_asked(survey: Path, tmp_path: Path, monkeypatch) -> None:
+    """The run keeps validate's asked rows (one bit per row) until the codebook: the codebook gets them whole."""
+    import numpy as np
+
+    import toolkit.codebook
+    from toolkit import validate as validation
+
+    handed: dict = {}
+    write_codebook = toolkit.codebook.write_codebook
+
+    def spying_write_codebook(*args, **kwargs):  # type: ignore[no-untyped-def]
+        handed.update(kwargs["asked"] or {})
+        return write_codebook(*args, **kwargs)
+
+    monkeypatch.setattr(toolkit.codebook, "write_codebook", spying_write_codebook)
+    config = SurveyConfig.from_file(survey / "survey.toml")
+    run_survey(config, out_dir=tmp_path / "out")
+    expected = validation.validate(tmp_path / "out" / "data", config.form, today=config.today).asked
+    assert handed.keys() == expected.keys() and len(expected) > 3
+    for path, rows in expected.items():
+        assert handed[path].dtype == bool and np.array_equal(handed[path], rows), path
+    assert any(not rows.all() for rows in expected.values())
+
+
 def test_cli_json_and_wrong_key(survey: Path, tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["run", str(survey / "survey.toml"), "--out", str(tmp_path / "o"), "--json"])

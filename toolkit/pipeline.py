@@ -368,7 +368,12 @@ def _stage_validate(
         specs = [LinkSpec.parse(text) for text in config.links]
         result = with_link_findings(result, validate_links(submissions, config.form, specs))
     if asked is not None:
-        asked.update(result.asked)  # the rows skip logic asked each question: the codebook's "not asked"
+        # The rows skip logic asked each question (the codebook's "not asked"), kept until the codebook runs as
+        # one bit per row: a byte per row of every question of 100,000 households is 100 MB held through weights,
+        # indicators and export.
+        import numpy as np
+
+        asked.update({path: (np.packbits(rows), len(rows)) for path, rows in result.asked.items()})
     # The CSV and the report carry answers (finding values): keep them private like the data.
     write_text_atomic(target / "findings.csv", "\ufeff" + findings_csv_text(result))
     write_text_atomic(target / "report.html", render_html(result, title=f"Validation of {config.name}"))
@@ -494,6 +499,8 @@ def _stage_export(config: SurveyConfig, form: FormModel, out: Path) -> StageOutc
 def _stage_codebook(
     config: SurveyConfig, form: FormModel, out: Path, asked: dict[str, Any] | None = None
 ) -> StageOutcome:
+    import numpy as np
+
     from toolkit.codebook import write_codebook
     from toolkit.dataset import DataFolder
 
@@ -506,7 +513,9 @@ def _stage_codebook(
         tables=tables,
         rename_map=rename if rename.is_file() else None,
         language=config.language,
-        asked=asked or None,
+        asked={path: np.unpackbits(bits, count=rows).astype(bool) for path, (bits, rows) in asked.items()}
+        if asked
+        else None,
     )
     shown = next((Path(f).name for f in result.files if f.endswith(".html")), None)
     summary = counted(len(result.files), "file") + (f"; open codebook/{shown}" if shown else "")
