@@ -211,7 +211,7 @@ class TablePlan:
             else:
                 # pandas-stubs reject na_value=None, which pandas documents and accepts
                 values = series.to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
-            self._texts[var.name] = pd.Series(values, index=series.index, dtype=object)
+            self._texts[var.name] = pd.Series(values, index=series.index, dtype=object, copy=False)
         return self._texts[var.name]
 
     def forget_texts(self) -> None:
