@@ -20,6 +20,7 @@ from typing import Any, Literal, TypedDict
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from toolkit import estimate as est
 from toolkit.dataset import DataFolder, Design
@@ -158,11 +159,16 @@ class _Data:
             columns = None
             if wanted is not None:
                 prefix = self.design.replicates.prefix if self.design.replicates else None
-                columns = [
-                    c for c in self.paths(name) if c in wanted or (prefix and c.startswith(prefix))
-                ]
+                columns = [c for c in self.columns(name) if c in wanted or (prefix and c.startswith(prefix))]
             self.cache[name] = self.contents.load(name, columns=columns)
         return self.cache[name]
+
+    def columns(self, name: str) -> list[str]:
+        """Every column of a table's Parquet file (a column added by hand is not in tables.json)."""
+        try:
+            return list(pq.read_schema(self.folder / self.contents.table(name).file).names)
+        except (OSError, ValueError):  # the read itself reports it
+            return list(self.paths(name))
 
     def paths(self, name: str) -> dict[str, str]:
         return {c.name: c.path or "" for c in self.contents.table(name).columns}
@@ -240,6 +246,7 @@ def as_number(series: pd.Series) -> np.ndarray:
 class _LevelFrame:
     frame: pd.DataFrame
     paths: Mapping[str, tuple[str, str]]  # column -> (table, form path)
+    columns: tuple[str, ...]  # every column of the level, read or not (for the checks' close matches)
     strata: str | None
     psu: str | None
     replicate_prefix: str | None
@@ -290,6 +297,7 @@ def _build_level(data: _Data, level: Level) -> _LevelFrame:
     return _LevelFrame(
         frame=frame.reset_index(drop=True),
         paths=paths,
+        columns=tuple(dict.fromkeys([*data.columns(level.table), *(str(c) for c in frame.columns)])),
         strata=strata if strata in frame.columns else None,
         psu=psu if psu in frame.columns else None,
         replicate_prefix=prefix if has_reps else None,
@@ -365,12 +373,12 @@ def _check(catalogue: Catalogue, levels: Mapping[str, _LevelFrame], form: FormMo
     for name, built in levels.items():
         level = catalogue.levels[name]
         if level.weight not in built.frame.columns:
-            weights = [c for c in built.paths if "weight" in str(c).lower()]
+            weights = [c for c in built.columns if "weight" in str(c).lower()]
             issues.append(
                 error(
                     NO_WEIGHT,
                     f"[levels.{name}] weight: column {level.weight!r} is not in table {level.table}"
-                    f"{close_matches(level.weight, [str(c) for c in built.paths])}; "
+                    f"{close_matches(level.weight, list(built.columns))}; "
                     "run `migkit weights` first, "
                     f"or join the weight from the household or roster table (weight-like columns here: "
                     f"{', '.join(map(str, weights)) or 'none'})",
@@ -381,7 +389,7 @@ def _check(catalogue: Catalogue, levels: Mapping[str, _LevelFrame], form: FormMo
         table = levels.get(entry.level)
         if table is None:
             continue
-        columns = [str(c) for c in table.paths]  # every column of the level, read or not
+        columns = list(table.columns)
         level = catalogue.levels[entry.level]
 
         def need(
