@@ -331,14 +331,14 @@ def _write_job(
 _JOB_STATE: tuple[PreparedExport, FormModel, Path] | None = None
 
 
-def _forked_job(job: tuple[int, str]) -> tuple[list[ExportedFile], list[Issue]]:
+def _forked_jobs(jobs: list[tuple[int, str]]) -> list[tuple[list[ExportedFile], list[Issue]]]:
     assert _JOB_STATE is not None
     try:
-        return _write_job(*_JOB_STATE, *job)
+        return [_write_job(*_JOB_STATE, *job) for job in jobs]
     finally:
-        # A worker writes several tables: the texts of this one (a few hundred MB for the person table) are made
-        # again by the process that writes its other format rather than kept to the end.
-        _JOB_STATE[0].plans[job[0]].forget_texts()
+        # A worker writes several tables: their texts (a few hundred MB for the person table) are not kept.
+        for index in {index for index, _ in jobs}:
+            _JOB_STATE[0].plans[index].forget_texts()
         release_freed_memory()
 
 
@@ -350,25 +350,36 @@ def _run_jobs(
     pyreadstat turns every cell into a Python object and holds the interpreter while it does (and the CSV pair is
     formatted by Arrow, still a few seconds for a large table), so the files are written by `workers` forked
     processes, each inheriting the planned tables (nothing is copied or pickled but the results), largest tables
-    first.
+    first. A table's .sav and .dta are written one after the other by one process: each needs the table's text
+    columns as Python strings beside the table, and the two of the person table at once took 0.7 GB.
     """
     cells = sum(len(plan.frame) * len(plan.variables) for plan in prepared.plans)
     if workers <= 1 or len(jobs) < 2 or cells < PARALLEL_MIN_CELLS or "fork" not in mp.get_all_start_methods():
         for index, fmt in jobs:
             yield _write_job(prepared, form, out, index, fmt)
         return
+    tasks: dict[tuple[int, bool], list[tuple[int, str]]] = {}
+    for index, fmt in jobs:
+        tasks.setdefault((index, fmt == "csv"), []).append((index, fmt))
     global _JOB_STATE  # noqa: PLW0603 - the forked workers read the plans from here
     _JOB_STATE = (prepared, form, out)
     release_freed_memory()  # what planning freed would otherwise be a part of every worker's memory
     try:
-        with mp.get_context("fork").Pool(min(workers, len(jobs))) as pool:
-            size = [len(prepared.plans[index].frame) * len(prepared.plans[index].variables) for index, _ in jobs]
+        with mp.get_context("fork").Pool(min(workers, len(tasks))) as pool:
+
+            def size(task: tuple[int, bool]) -> int:
+                plan = prepared.plans[task[0]]
+                return len(plan.frame) * len(plan.variables) * len(tasks[task])
+
             pending = {
-                position: pool.apply_async(_forked_job, (jobs[position],))
-                for position in sorted(range(len(jobs)), key=lambda p: -size[p])
+                task: pool.apply_async(_forked_jobs, (tasks[task],)) for task in sorted(tasks, key=size, reverse=True)
             }
-            for position in range(len(jobs)):
-                yield pending[position].get()
+            results: dict[tuple[int, str], tuple[list[ExportedFile], list[Issue]]] = {}
+            for job in jobs:
+                if job not in results:
+                    task = (job[0], job[1] == "csv")
+                    results.update(zip(tasks[task], pending[task].get(), strict=True))
+                yield results.pop(job)
     finally:
         _JOB_STATE = None
 
