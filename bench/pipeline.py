@@ -236,16 +236,24 @@ class TreeMemory:
 
     def __init__(self) -> None:
         self.peak = 0
+        self._lock = threading.Lock()
+        self._stage = 0  # a sample taken across a stage boundary counts for neither stage
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
         me = os.getpid()
         while not self._stop.wait(0.1):
-            self.peak = max(self.peak, sum(_pss_kib(pid) for pid in _process_tree(me)))
+            stage = self._stage
+            total = sum(_pss_kib(pid) for pid in _process_tree(me))
+            with self._lock:
+                if stage == self._stage:
+                    self.peak = max(self.peak, total)
 
     def reset(self) -> int:
-        peak, self.peak = self.peak, 0
+        with self._lock:
+            peak, self.peak = self.peak, 0
+            self._stage += 1
         return peak
 
     def __enter__(self) -> TreeMemory:
