@@ -60,8 +60,9 @@ test: $(TEST_STAMP) system-deps
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 -q
 
-# The inner loop: everything but the slow tier (coverage simulations, large JavaRosa differential runs), under a
-# minute on 2 cores (mypy first: a few seconds once its cache is warm). CI runs `make test`, the whole suite.
+# The inner loop: everything but the slow tier (coverage simulations, large JavaRosa differential runs, the R
+# comparisons, the templates' JavaRosa checks, whole `migkit run`s; tests/conftest.py), under a minute on 2 cores
+# (mypy first: a few seconds once its cache is warm). CI runs `make test`, the whole suite.
 test-fast: $(TEST_STAMP)
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2 -q -m "not slow"

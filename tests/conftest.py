@@ -50,3 +50,29 @@ def require_tool(name: str, package: str) -> str:
     if found is None:
         pytest.fail(f"{name} is required for this test; install the Debian package {package} (make test does).")
     return found
+
+
+# Modules whose every test runs an independent implementation (R `survey`, JavaRosa on the templates) or the
+# whole `migkit run`: the full suite's (`make test`, CI), not the inner loop's (`make test-fast`, under a minute).
+_WHOLE_MODULES_SLOW = frozenset(
+    {
+        "test_pipeline.py",
+        "test_template_household.py",
+        "test_template_domestic.py",
+        "test_template_women.py",
+        "test_templates.py",
+        "test_estimate_r.py",
+        "test_estimate_replicates_r.py",
+        "test_estimate_multistage_r.py",
+        "test_indicators_r.py",
+        "test_validate_links.py",
+        "test_weights_design.py",
+        "test_export_templates.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in _WHOLE_MODULES_SLOW:
+            item.add_marker(pytest.mark.slow)
