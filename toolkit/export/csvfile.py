@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -61,18 +60,22 @@ def write_csv_parts(
     """
     pending = iter(parts)
     first = next(pending)
+    safe, swaps = _made_safe(*first)
+    columns = [safe.iloc[:, i] for i in range(len(safe.columns))]
+    if len(columns) < 2 or any(not _supported(c) for c in [*columns, *(swaps[n] for n in swaps.columns)]):
+        # A column this writer does not know: csv.writer writes the whole table.
+        whole = [first, *pending]
+        frame = pd.concat([part for part, _ in whole])
+        replaced = {name: pd.concat([swap[name] for _, swap in whole]) for name in first[1]}
+        write_csv_pair(path, frame, other, replaced)
+        return
+    header = _header([str(name) for name in safe.columns])
+    positions = {int(safe.columns.get_indexer(pd.Index([name]))[0]): name for name in swaps.columns}
     with path.open("wb") as plain, other.open("wb") as labelled:
-        for number, (frame, replaced) in enumerate(itertools.chain([first], pending)):
-            safe = safe_frame(frame)
-            swaps = safe_frame(pd.DataFrame(dict(replaced), index=frame.index)) if replaced else pd.DataFrame()
+        for handle in (plain, labelled):
+            handle.write(header)
+        while True:
             columns = [safe.iloc[:, i] for i in range(len(safe.columns))]
-            if number == 0:
-                if len(columns) < 2 or any(not _supported(c) for c in [*columns, *(swaps[n] for n in swaps.columns)]):
-                    break
-                header = _header([str(name) for name in safe.columns])
-                for handle in (plain, labelled):
-                    handle.write(header)
-            positions = {int(safe.columns.get_indexer(pd.Index([name]))[0]): name for name in swaps.columns}
             for start in range(0, len(safe), ROWS_PER_CHUNK):
                 rows = slice(start, start + ROWS_PER_CHUNK)
                 cells = [_cells(column.iloc[rows]) for column in columns]
@@ -80,13 +83,16 @@ def write_csv_parts(
                 for position, name in positions.items():
                     cells[position] = _cells(swaps[name].iloc[rows])
                 labelled.write(_lines(cells))
-        else:
-            return
-    # A column this writer does not know: csv.writer writes the whole table.
-    whole = [first, *pending]
-    frame = pd.concat([part for part, _ in whole]) if len(whole) > 1 else first[0]
-    replaced = {name: pd.concat([swap[name] for _, swap in whole]) for name in first[1]} if len(whole) > 1 else first[1]
-    write_csv_pair(path, frame, other, replaced)
+            part = next(pending, None)
+            if part is None:
+                return
+            safe, swaps = _made_safe(*part)
+
+
+def _made_safe(frame: pd.DataFrame, replaced: Mapping[str, pd.Series]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A part and its replaced columns with their text cells made safe (`safe_frame`)."""
+    swaps = safe_frame(pd.DataFrame(dict(replaced), index=frame.index)) if replaced else pd.DataFrame()
+    return safe_frame(frame), swaps
 
 
 def _header(names: list[str]) -> bytes:

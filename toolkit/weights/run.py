@@ -139,7 +139,7 @@ def compute_weights(  # noqa: PLR0912, PLR0915
             k_factor = pd.to_numeric(roster[c["selected_among"]], errors="coerce").fillna(0).to_numpy(float)
         # Each person row carries the household columns the person steps read: copying all of them onto 600,000
         # roster rows took 800 MB at 100,000 households.
-        wanted = columns_read(d.persons, also=[d.individuals["result"] or "", *d.individuals["classes"]])
+        wanted = columns_read(d.persons, also=[c for c in (d.individuals["result"], *d.individuals["classes"]) if c])
         hh_cols = [
             col
             for col in units.frame.columns
